@@ -1,0 +1,105 @@
+"""The destination plugin interface.
+
+A destination receives batches of `RowOp`s and answers one `RowResult` per op. It knows
+nothing of YAML, state or diffs: the runner decides *what* to send, the destination only
+*how*. Raising `DestinationError` fails the whole batch (nothing in it is marked delivered,
+so it is resent next run); per-row problems are `RowResult(ok=False, error=...)`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OpKind = Literal["upsert", "insert", "update", "remove"]
+
+
+class RowOp(BaseModel):
+    """One change to apply at the destination."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: OpKind
+    key: str = Field(description="The sync's key for this row (stable across runs).")
+    values: dict[str, Any] = Field(
+        default_factory=dict, description="Mapped destination fields (for remove: the last delivered)."
+    )
+    previous: dict[str, Any] | None = Field(
+        default=None, description="What was delivered last time (update and remove)."
+    )
+    changed_fields: list[str] | None = Field(
+        default=None, description="For update/upsert of a known row: fields whose value changed."
+    )
+    dest_id: str | None = Field(default=None, description="The destination's id, if known.")
+
+
+class RowResult(BaseModel):
+    key: str
+    ok: bool
+    dest_id: str | None = None
+    error: str | None = None
+
+
+class SyncTarget(BaseModel):
+    """What a destination needs to know about the sync it serves."""
+
+    sync: str
+    object: str | None = None
+    mode: str
+    match_fields: list[str] = Field(default_factory=list)
+    fields: list[str] = Field(default_factory=list)
+
+
+class DestinationError(Exception):
+    """The whole batch failed (after retries); nothing in it was acknowledged."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ConfigError(Exception):
+    """The destination cannot serve this sync as configured (caught by `validate`)."""
+
+
+class Destination(ABC):
+    """Base class of every destination plugin."""
+
+    type: ClassVar[str]
+    #: Modes this destination can serve.
+    modes: ClassVar[frozenset[str]] = frozenset({"upsert", "update", "insert", "mirror", "audience"})
+    #: Largest batch the API accepts; the runner never sends more.
+    max_batch_size: ClassVar[int] = 1000
+
+    def __init__(self, name: str, spec: Any, project_dir: str) -> None:
+        self.name = name
+        self.spec = spec
+        self.project_dir = project_dir
+
+    def batch_size(self, requested: int | None) -> int:
+        configured = getattr(self.spec, "batch_size", None) or self.max_batch_size
+        return min(requested or configured, self.max_batch_size)
+
+    def check_target(self, target: SyncTarget) -> None:
+        """Raise ConfigError when this destination cannot serve `target` (no network)."""
+        if target.mode not in self.modes:
+            raise ConfigError(
+                f"destination type {self.type!r} does not support mode {target.mode!r} "
+                f"(supported: {', '.join(sorted(self.modes))})"
+            )
+
+    def check_remote(self, target: SyncTarget) -> list[str]:
+        """Check credentials and fields against the live API; return problems found."""
+        return []
+
+    def open(self, target: SyncTarget) -> None:
+        """Called once before the first batch of a sync."""
+
+    @abstractmethod
+    def push(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
+        """Apply `ops`; return one result per op, in any order, keyed by `RowOp.key`."""
+
+    def close(self) -> None:
+        """Called once after the last batch (also after a failure)."""

@@ -1,0 +1,169 @@
+"""Classify every key of a sync's model against what was delivered.
+
+Two engines, one output (`DiffRow`s in key order, unchanged rows left out):
+- `SqlDiffer`: the delivered table is in the warehouse; one set-based FULL OUTER JOIN on
+  the key, comparing row hashes, runs there and only differing rows travel.
+- `MergeDiffer`: the state store is elsewhere (SQLite, another Postgres); both sides are
+  streamed in key order and merged, memory bounded by the batch.
+Row hashes are computed by the warehouse in both, so both agree by construction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy.engine import Connection
+
+from activation.state.store import StateStore
+from activation.warehouse.base import Warehouse
+
+DiffKind = Literal["added", "changed", "removed", "null_key", "duplicate_key"]
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    kind: DiffKind
+    key: str | None
+    row: dict[str, Any] | None  # model columns the mapping reads (None when removed)
+    row_hash: str | None
+    stored_values: dict[str, Any] | None  # what was delivered (None when new)
+    stored_hash: str | None
+    dest_id: str | None
+
+
+@dataclass(frozen=True)
+class DiffQuery:
+    sync: str
+    model_sql: str
+    key: list[str]
+    columns: list[str]  # model columns to hash and bring back
+    salt: str  # fingerprint of the mapping: a changed mapping changes every hash
+
+
+class Differ:
+    def __init__(self, warehouse: Warehouse, state: StateStore) -> None:
+        self.wh = warehouse
+        self.state = state
+
+    def model_cte(self, q: DiffQuery) -> str:
+        wh = self.wh
+        key = wh.key_expr(q.key, "src")
+        cols = ", ".join(f"src.{wh.quote(c)} AS __c{i}" for i, c in enumerate(q.columns))
+        return (
+            f"SELECT {key} AS __key, {wh.hash_expr(q.columns, 'src', q.salt)} AS __hash, "
+            f"COUNT(*) OVER (PARTITION BY {key}) AS __n{', ' + cols if cols else ''}\n"
+            f"FROM ({q.model_sql}) AS src"
+        )
+
+    def rows(self, conn: Connection, q: DiffQuery, batch: int = 5000) -> Iterator[DiffRow]:
+        raise NotImplementedError
+
+    def count_model(self, conn: Connection, q: DiffQuery) -> int:
+        return int(self.wh.execute(conn, f"SELECT COUNT(*) FROM ({q.model_sql}) AS m").scalar() or 0)
+
+
+def _row(q: DiffQuery, values: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(q.columns, values))
+
+
+class SqlDiffer(Differ):
+    """The diff as one query in the warehouse (state lives there too)."""
+
+    def sql(self, q: DiffQuery) -> str:
+        wh = self.wh
+        if self.state.initialised:
+            delivered = f"SELECT row_key, row_hash, row_values, dest_id FROM {self.state.delivered_relation()} WHERE sync_name = :sync"
+        else:  # nothing delivered yet, and a dry run must not create the table
+            delivered = (
+                "SELECT CAST(NULL AS VARCHAR) AS row_key, CAST(NULL AS VARCHAR) AS row_hash, "
+                "CAST(NULL AS VARCHAR) AS row_values, CAST(NULL AS VARCHAR) AS dest_id WHERE 1 = 0"
+            )
+        cols = "".join(f", m.__c{i}" for i in range(len(q.columns)))
+        return f"""WITH m AS (
+{self.model_cte(q)}
+), s AS (
+{delivered}
+), d AS (
+SELECT CASE
+    WHEN m.__hash IS NULL THEN 'removed'
+    WHEN m.__key IS NULL THEN 'null_key'
+    WHEN m.__n > 1 THEN 'duplicate_key'
+    WHEN s.row_key IS NULL THEN 'added'
+    WHEN m.__hash <> s.row_hash THEN 'changed'
+    ELSE 'unchanged' END AS __kind,
+  COALESCE(m.__key, s.row_key) AS __k, m.__hash, s.row_values, s.row_hash, s.dest_id{cols}
+FROM m FULL OUTER JOIN s ON m.__key = s.row_key
+)
+SELECT * FROM d WHERE __kind <> 'unchanged' ORDER BY {wh.order_key('__k')} NULLS FIRST"""
+
+    def rows(self, conn: Connection, q: DiffQuery, batch: int = 5000) -> Iterator[DiffRow]:
+        for chunk in self.wh.stream(conn, self.sql(q), {"sync": q.sync}, batch=batch):
+            for r in chunk:
+                kind, key, h, values, stored_hash, dest_id = r[:6]
+                yield DiffRow(
+                    kind, key,
+                    None if kind == "removed" else _row(q, r[6:]),
+                    h, json.loads(values) if values is not None else None, stored_hash, dest_id,
+                )
+
+
+class MergeDiffer(Differ):
+    """Sorted merge of the model (from the warehouse) and the delivered rows (state store)."""
+
+    def model_sql(self, q: DiffQuery) -> str:
+        return f"SELECT * FROM ({self.model_cte(q)}) AS m ORDER BY {self.wh.order_key('__key')} NULLS FIRST"
+
+    def rows(self, conn: Connection, q: DiffQuery, batch: int = 5000) -> Iterator[DiffRow]:
+        model = _flatten(self.wh.stream(conn, self.model_sql(q), batch=batch))
+        state = _flatten(self.state.stream_delivered(q.sync, batch))
+        m = next(model, None)
+        s = next(state, None)
+        last: str | None = None
+        while m is not None or s is not None:
+            if m is not None and m[0] is None:  # null keys sort first
+                yield DiffRow("null_key", None, _row(q, m[3:]), m[1], None, None, None)
+                m = next(model, None)
+                continue
+            mk = m[0] if m is not None else None
+            if mk is not None:
+                if last is not None and mk < last:
+                    raise RuntimeError(
+                        "the warehouse returned keys out of code-point order; its collation "
+                        "differs from the state store's (see README: keys and collations)"
+                    )
+                last = mk
+            sk = s[0] if s is not None else None
+            if s is None or (mk is not None and mk < sk):  # only in the model
+                assert m is not None
+                yield DiffRow("duplicate_key" if m[2] > 1 else "added", mk, _row(q, m[3:]), m[1], None, None, None)
+                m = next(model, None)
+            elif m is None or sk < mk:  # only delivered
+                yield DiffRow("removed", sk, None, None, json.loads(s[2]), s[1], s[3])
+                s = next(state, None)
+            else:  # in both; duplicates of one key are all rejected against the same state row
+                if m[2] > 1:
+                    kind: DiffKind = "duplicate_key"
+                elif m[1] != s[1]:
+                    kind = "changed"
+                else:
+                    m = next(model, None)
+                    if m is None or m[0] != sk:
+                        s = next(state, None)
+                    continue
+                yield DiffRow(kind, mk, _row(q, m[3:]), m[1], json.loads(s[2]), s[1], s[3])
+                m = next(model, None)
+                if m is None or m[0] != sk:
+                    s = next(state, None)
+
+
+def _flatten(chunks: Iterator[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+    for chunk in chunks:
+        yield from chunk
+
+
+def differ_for(warehouse: Warehouse, state: StateStore) -> Differ:
+    same_db = state.engine is warehouse.engine
+    return SqlDiffer(warehouse, state) if same_db else MergeDiffer(warehouse, state)

@@ -1,0 +1,90 @@
+"""Field mappings: a model row → the destination's fields, as JSON-safe values.
+
+Values are normalised once here (Decimal, dates, UUIDs, NaN) so that what we hash, store,
+compare and send is the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from activation.project.spec import SyncSpec
+from activation.project.templating import TemplateProblem, columns_used, compile_field
+
+
+class MappingError(Exception):
+    """A row could not be mapped; the row is rejected with this reason."""
+
+
+def to_jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(v) for v in value]
+    return str(value)
+
+
+class FieldMapper:
+    """Compiled `match` + `fields` of one sync."""
+
+    def __init__(self, sync: SyncSpec) -> None:
+        self.match = dict(sync.match)
+        self.fields = {k: v for k, v in sync.fields.items() if k not in self.match}
+        self.all: dict[str, str] = {**self.match, **self.fields}
+        self._compiled: dict[str, Callable[[dict[str, Any]], Any]] = {
+            dest: compile_field(expr) for dest, expr in self.all.items()
+        }
+
+    def columns(self, available: list[str]) -> dict[str, set[str]]:
+        """Model columns each destination field reads (raises TemplateProblem)."""
+        return {dest: columns_used(expr, available) for dest, expr in self.all.items()}
+
+    def fingerprint(self, extra: str = "") -> str:
+        text = json.dumps({"map": self.all, "extra": extra}, sort_keys=True)
+        return hashlib.md5(text.encode()).hexdigest()[:12]
+
+    def map(self, row: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for dest, fn in self._compiled.items():
+            try:
+                out[dest] = to_jsonable(fn(row))
+            except Exception as e:  # a template can fail in many ways; the row is rejected
+                raise MappingError(f"field {dest!r}: {type(e).__name__}: {e}") from e
+        for dest in self.match:
+            if out.get(dest) in (None, ""):
+                raise MappingError(f"match field {dest!r} is empty")
+        return out
+
+
+def check_template(expr: str, available: list[str]) -> set[str]:
+    """Columns an expression reads, or TemplateProblem."""
+    return columns_used(expr, available)
+
+
+__all__ = ["FieldMapper", "MappingError", "TemplateProblem", "check_template", "to_jsonable"]

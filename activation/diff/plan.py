@@ -1,0 +1,169 @@
+"""From diff rows to changes and a `SyncPlan`: what a sync would send, per row and field."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from activation.diff.differ import DiffRow
+from activation.diff.mapping import FieldMapper, MappingError
+
+ChangeKind = Literal["added", "changed", "removed", "noop", "rejected"]
+SAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: ChangeKind
+    key: str | None
+    values: dict[str, Any] | None  # the mapped fields now (None when removed)
+    previous: dict[str, Any] | None  # what was delivered (None when new)
+    changed_fields: list[str]
+    row_hash: str | None
+    dest_id: str | None
+    reason: str | None = None  # why a row is rejected
+
+
+class FieldChange(BaseModel):
+    before: Any = None
+    after: Any = None
+
+
+class ChangedSample(BaseModel):
+    key: str
+    fields: dict[str, FieldChange]
+
+
+class RejectedSample(BaseModel):
+    key: str | None
+    reason: str
+
+
+class PlanCounts(BaseModel):
+    model_rows: int = 0
+    delivered: int = Field(0, description="Rows delivered before this plan.")
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+
+class SyncPlan(BaseModel):
+    sync: str
+    destination: str
+    mode: str
+    object: str | None = None
+    counts: PlanCounts = Field(default_factory=PlanCounts)
+    field_changes: dict[str, int] = Field(default_factory=dict, description="Changed rows per field.")
+    rejected_reasons: dict[str, int] = Field(default_factory=dict)
+    added_samples: list[dict[str, Any]] = Field(default_factory=list)
+    changed_samples: list[ChangedSample] = Field(default_factory=list)
+    removed_samples: list[dict[str, Any]] = Field(default_factory=list)
+    rejected_samples: list[RejectedSample] = Field(default_factory=list)
+    removes_at_destination: bool = Field(
+        True, description="False when removed rows are only forgotten (upsert/update/insert modes)."
+    )
+    warnings: list[str] = Field(default_factory=list)
+    blocked: str | None = Field(None, description="Why a run of this plan would stop before sending.")
+
+    @property
+    def up_to_date(self) -> bool:
+        c = self.counts
+        return c.added == c.changed == c.removed == 0
+
+    @property
+    def to_send(self) -> int:
+        c = self.counts
+        return c.added + c.changed + (c.removed if self.removes_at_destination else 0)
+
+
+def changes(rows: Iterator[DiffRow], mapper: FieldMapper) -> Iterator[Change]:
+    """Map each diff row; drop nothing silently (bad rows become `rejected`)."""
+    for d in rows:
+        if d.kind == "removed":
+            yield Change("removed", d.key, None, d.stored_values, [], None, d.dest_id)
+            continue
+        if d.kind == "null_key":
+            yield Change("rejected", None, None, None, [], None, None, "key is NULL")
+            continue
+        if d.kind == "duplicate_key":
+            yield Change("rejected", d.key, None, d.stored_values, [], None, d.dest_id, "duplicate key: several model rows share it")
+            continue
+        assert d.row is not None
+        try:
+            values = mapper.map(d.row)
+        except MappingError as e:
+            yield Change("rejected", d.key, None, d.stored_values, [], None, d.dest_id, str(e))
+            continue
+        if d.kind == "added":
+            yield Change("added", d.key, values, None, list(values), d.row_hash, None)
+            continue
+        before = d.stored_values or {}
+        changed = [f for f in values if f not in before or before[f] != values[f]]
+        changed += [f for f in before if f not in values]
+        yield Change("changed" if changed else "noop", d.key, values, before, changed, d.row_hash, d.dest_id)
+
+
+class PlanBuilder:
+    """Accumulates counts and a few samples: memory independent of the model's size."""
+
+    def __init__(self, plan: SyncPlan) -> None:
+        self.plan = plan
+        self.fields: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()
+
+    def add(self, c: Change) -> None:
+        p, n = self.plan, self.plan.counts
+        if c.kind == "added":
+            n.added += 1
+            if len(p.added_samples) < SAMPLES:
+                p.added_samples.append({"key": c.key, **(c.values or {})})
+        elif c.kind == "changed":
+            n.changed += 1
+            self.fields.update(c.changed_fields)
+            if len(p.changed_samples) < SAMPLES:
+                before, after = c.previous or {}, c.values or {}
+                p.changed_samples.append(
+                    ChangedSample(key=c.key or "", fields={f: FieldChange(before=before.get(f), after=after.get(f)) for f in c.changed_fields})
+                )
+        elif c.kind == "removed":
+            n.removed += 1
+            if len(p.removed_samples) < SAMPLES:
+                p.removed_samples.append({"key": c.key, **(c.previous or {})})
+        elif c.kind == "rejected":
+            n.rejected += 1
+            reason = c.reason or "rejected"
+            self.reasons[reason.split(":")[0] if reason.startswith("field") else reason] += 1
+            if len(p.rejected_samples) < SAMPLES:
+                p.rejected_samples.append(RejectedSample(key=c.key, reason=reason))
+
+    def finish(self) -> SyncPlan:
+        p, n = self.plan, self.plan.counts
+        p.field_changes = dict(self.fields.most_common())
+        p.rejected_reasons = dict(self.reasons.most_common())
+        n.unchanged = max(n.model_rows - n.added - n.changed - n.rejected, 0)
+        return p
+
+
+def check_guards(plan: SyncPlan, max_removal: float, allow_removal: bool) -> str | None:
+    """Why a run must stop before sending, or None."""
+    if allow_removal:
+        return None
+    n = plan.counts
+    if n.model_rows == 0 and n.delivered > 0:
+        return (
+            f"the source returned no rows but {n.delivered} were delivered before; refusing to "
+            "treat that as 'remove everything' (re-run with --allow-removal if it is intended)"
+        )
+    if n.delivered and n.removed / n.delivered > max_removal:
+        share = n.removed / n.delivered
+        return (
+            f"would remove {n.removed} of {n.delivered} delivered rows ({share:.0%}), above "
+            f"max_removal {max_removal:.0%}; re-run with --allow-removal to accept"
+        )
+    return None

@@ -1,0 +1,277 @@
+"""Traits, scored traits, audiences and sync models → SQL, in dependency order.
+
+Each model becomes a node with rendered SQL and the nodes it reads. Naming is injected
+(`namer`) because the same project materialises into our schema on `run` and into
+temporary relations on `plan`, which must not write anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from typing import Any, Literal
+
+from activation.project.loader import LoadedProject, ProjectError, ProjectIssue
+from activation.project.spec import ScoreComponent
+from activation.project.templating import TemplateProblem, render_sql
+
+NodeKind = Literal["trait", "traits", "audience", "model"]
+Namer = Callable[[str], str]  # logical relation name -> SQL relation
+
+
+@dataclass
+class ModelNode:
+    id: str  # logical relation name, e.g. "trait__lifetime_value", "user__traits"
+    kind: NodeKind
+    name: str  # the trait / entity / audience / sync name
+    entity: str | None
+    sql: str
+    deps: set[str] = field(default_factory=set)
+    origin: str = ""  # "trait lifetime_value (syncs/traits/ltv.sql)" for error messages
+    expect_columns: list[str] | None = None  # columns the SQL must return
+
+
+@dataclass
+class SyncModel:
+    sync: str
+    sql: str  # a SELECT over materialised relations
+    key: list[str]
+    deps: set[str]
+
+
+@dataclass
+class CompiledProject:
+    nodes: dict[str, ModelNode]
+    order: list[str]
+    syncs: dict[str, SyncModel]
+
+    def needed_for(self, syncs: list[str]) -> list[str]:
+        """Node ids the given syncs need, in dependency order."""
+        wanted: set[str] = set()
+        stack = [d for s in syncs for d in self.syncs[s].deps]
+        while stack:
+            n = stack.pop()
+            if n not in wanted:
+                wanted.add(n)
+                stack.extend(self.nodes[n].deps)
+        return [n for n in self.order if n in wanted]
+
+
+def trait_id(name: str) -> str:
+    return f"trait__{name}"
+
+
+def traits_id(entity: str) -> str:
+    return f"{entity}__traits"
+
+
+def audience_id(name: str) -> str:
+    return f"audience__{name}"
+
+
+def model_id(sync: str) -> str:
+    return f"sync__{sync}"
+
+
+class _Context:
+    """The jinja context of one SQL template; records what it references."""
+
+    def __init__(self, compiler: Compiler, origin: str) -> None:
+        self.c = compiler
+        self.origin = origin
+        self.deps: set[str] = set()
+
+    def ref(self, name: str) -> str:
+        p = self.c.loaded.project
+        if name in p.traits:
+            node = trait_id(name)
+        elif name in p.entities:
+            node = traits_id(name)
+        elif name in p.audiences:
+            node = audience_id(name)
+        else:
+            raise TemplateProblem(f"{self.origin}: ref({name!r}) names no trait, entity or audience")
+        self.deps.add(node)
+        return self.c.namer(node)
+
+    def source(self, entity: str) -> str:
+        p = self.c.loaded.project
+        if entity not in p.entities:
+            raise TemplateProblem(f"{self.origin}: source({entity!r}) names no entity")
+        return p.entities[entity].table
+
+    def var(self, name: str, default: Any = None) -> Any:
+        p = self.c.loaded.project
+        if name in p.vars:
+            return p.vars[name]
+        if default is not None:
+            return default
+        raise TemplateProblem(f"{self.origin}: var({name!r}) is not defined in `vars:`")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "source": self.source,
+            "var": self.var,
+            "target": {"type": self.c.dialect},
+        }
+
+
+class Compiler:
+    def __init__(self, loaded: LoadedProject, namer: Namer, quote: Callable[[str], str], dialect: str) -> None:
+        self.loaded = loaded
+        self.namer = namer
+        self.q = quote
+        self.dialect = dialect
+        self.issues: list[ProjectIssue] = []
+
+    def render(self, source: str, origin: str, path: tuple[str, ...]) -> tuple[str, set[str]]:
+        ctx = _Context(self, origin)
+        try:
+            return render_sql(source, ctx.as_dict(), origin=origin), ctx.deps
+        except TemplateProblem as e:
+            self.issues.append(self.loaded.issue(str(e), *path))
+            return "", ctx.deps
+
+    def sql_of(self, text: str, path: tuple[str, ...], what: str) -> tuple[str, str]:
+        try:
+            sql, file = self.loaded.read_sql(text)
+        except OSError as e:
+            self.issues.append(self.loaded.issue(f"cannot read {text}: {e.strerror}", *path))
+            return "", what
+        return sql, f"{what} ({file})" if file else what
+
+    def compile(self) -> CompiledProject:
+        p = self.loaded.project
+        nodes: dict[str, ModelNode] = {}
+        for name, t in p.traits.items():
+            if t.entity not in p.entities:
+                self.issues.append(self.loaded.issue(f"unknown entity {t.entity!r}", "traits", name, "entity"))
+                continue
+            key = p.entities[t.entity].key_columns
+            if t.sql is not None:
+                text, origin = self.sql_of(t.sql, ("traits", name, "sql"), f"trait {name}")
+                sql, deps = self.render(text, origin, ("traits", name, "sql"))
+            else:
+                assert t.score is not None
+                origin = f"trait {name}"
+                sql, deps = self.score_sql(name, t.entity, t.score)
+            nodes[trait_id(name)] = ModelNode(trait_id(name), "trait", name, t.entity, sql, deps, origin, key + [name])
+        for entity, e in p.entities.items():
+            mine = [n for n, t in p.traits.items() if t.entity == entity]
+            nodes[traits_id(entity)] = ModelNode(
+                traits_id(entity), "traits", entity, entity, self.traits_sql(entity, mine),
+                {trait_id(n) for n in mine}, f"entity {entity} traits",
+            )
+        for name, a in p.audiences.items():
+            if a.entity not in p.entities:
+                self.issues.append(self.loaded.issue(f"unknown entity {a.entity!r}", "audiences", name, "entity"))
+                continue
+            key = p.entities[a.entity].key_columns
+            cols = ", ".join(self.q(k) for k in key)
+            if a.where is not None:
+                sql = f"SELECT {cols} FROM {self.namer(traits_id(a.entity))} WHERE ({a.where})"
+                deps, origin = {traits_id(a.entity)}, f"audience {name} (where: {a.where})"
+            else:
+                text, origin = self.sql_of(a.sql or "", ("audiences", name, "sql"), f"audience {name}")
+                inner, deps = self.render(text, origin, ("audiences", name, "sql"))
+                sql = f"SELECT DISTINCT {cols} FROM (\n{inner}\n) AS members"
+            nodes[audience_id(name)] = ModelNode(audience_id(name), "audience", name, a.entity, sql, deps, origin)
+        syncs: dict[str, SyncModel] = {}
+        for name, s in p.syncs.items():
+            model = self.sync_model(name, s, nodes)
+            if model is not None:
+                syncs[name] = model
+        order = self.order(nodes)
+        if self.issues:
+            raise ProjectError(self.issues)
+        return CompiledProject(nodes, order, syncs)
+
+    def sync_model(self, name: str, s: Any, nodes: dict[str, ModelNode]) -> SyncModel | None:
+        p = self.loaded.project
+        if s.sql is not None:
+            text, origin = self.sql_of(s.sql, ("syncs", name, "sql"), f"sync {name}")
+            sql, deps = self.render(text, origin, ("syncs", name, "sql"))
+            key = [s.key] if isinstance(s.key, str) else list(s.key)
+            nodes[model_id(name)] = ModelNode(model_id(name), "model", name, None, sql, deps, origin)
+            return SyncModel(name, f"SELECT * FROM {self.namer(model_id(name))}", key, {model_id(name)})
+        src = s.from_
+        if src in p.entities:
+            entity = src
+            sql = f"SELECT * FROM {self.namer(traits_id(entity))}"
+            deps = {traits_id(entity)}
+        elif src in p.audiences:
+            entity = p.audiences[src].entity
+            if entity not in p.entities:
+                return None
+            keys = p.entities[entity].key_columns
+            join = " AND ".join(f"t.{self.q(k)} = a.{self.q(k)}" for k in keys)
+            sql = (
+                f"SELECT t.* FROM {self.namer(traits_id(entity))} AS t "
+                f"WHERE EXISTS (SELECT 1 FROM {self.namer(audience_id(src))} AS a WHERE {join})"
+            )
+            deps = {traits_id(entity), audience_id(src)}
+        else:
+            known = sorted(set(p.entities) | set(p.audiences))
+            self.issues.append(
+                self.loaded.issue(f"`from: {src}` names no entity or audience (known: {', '.join(known) or 'none'})", "syncs", name, "from")
+            )
+            return None
+        key = p.entities[entity].key_columns if s.key is None else ([s.key] if isinstance(s.key, str) else list(s.key))
+        return SyncModel(name, sql, key, deps)
+
+    def score_sql(self, name: str, entity: str, score: dict[str, ScoreComponent]) -> tuple[str, set[str]]:
+        p = self.loaded.project
+        e = p.entities[entity]
+        keys = e.key_columns
+        joins, terms, deps = [], [], set()
+        for comp, spec in score.items():
+            if comp in p.traits:
+                if p.traits[comp].entity != entity:
+                    self.issues.append(self.loaded.issue(f"score input {comp!r} is a trait of another entity", "traits", name, "score", comp))
+                    continue
+                alias = f"s_{comp}"
+                using = " AND ".join(f"e.{self.q(k)} = {alias}.{self.q(k)}" for k in keys)
+                joins.append(f"LEFT JOIN {self.namer(trait_id(comp))} AS {alias} ON {using}")
+                value = f"{alias}.{self.q(comp)}"
+                deps.add(trait_id(comp))
+            else:
+                value = f"e.{self.q(comp)}"  # an entity column; checked against the warehouse
+            cases = " ".join(f"WHEN {value} >= {t!r} THEN {pts!r}" for t, pts in reversed(spec.points))
+            terms.append(f"{spec.weight!r} * (CASE {cases} ELSE 0 END)")
+        cols = ", ".join(f"e.{self.q(k)}" for k in keys)
+        sql = (
+            f"SELECT {cols}, CAST({' + '.join(terms) or '0'} AS DOUBLE PRECISION) AS {self.q(name)}\n"
+            f"FROM {e.table} AS e\n" + "\n".join(joins)
+        )
+        return sql, deps
+
+    def traits_sql(self, entity: str, traits: list[str]) -> str:
+        e = self.loaded.project.entities[entity]
+        keys = e.key_columns
+        select = ["e.*"]
+        joins = []
+        for i, t in enumerate(traits):
+            alias = f"t{i}"
+            on = " AND ".join(f"e.{self.q(k)} = {alias}.{self.q(k)}" for k in keys)
+            joins.append(f"LEFT JOIN {self.namer(trait_id(t))} AS {alias} ON {on}")
+            select.append(f"{alias}.{self.q(t)}")
+        return f"SELECT {', '.join(select)}\nFROM {e.table} AS e\n" + "\n".join(joins)
+
+    def order(self, nodes: dict[str, ModelNode]) -> list[str]:
+        graph = {n.id: {d for d in n.deps} for n in nodes.values()}
+        for n in nodes.values():
+            for d in n.deps:
+                if d not in nodes:
+                    self.issues.append(ProjectIssue(f"{n.origin} reads {d}, which is not defined"))
+        try:
+            return list(TopologicalSorter(graph).static_order())
+        except CycleError as e:
+            cycle = " -> ".join(e.args[1])
+            self.issues.append(ProjectIssue(f"models depend on each other in a cycle: {cycle}"))
+            return []
+
+
+def compile_project(loaded: LoadedProject, namer: Namer, quote: Callable[[str], str], dialect: str) -> CompiledProject:
+    return Compiler(loaded, namer, quote, dialect).compile()

@@ -1,0 +1,118 @@
+"""How plans, results and status look in a terminal (rich)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from activation.diff.plan import SyncPlan
+from activation.project.secrets import redact
+from activation.runner import SyncResult
+
+
+def short(value: Any, width: int = 40) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False) if not isinstance(value, str) else value
+    text = redact(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def plans_table(plans: list[SyncPlan]) -> Table:
+    t = Table(title="Plan", title_justify="left")
+    for col, style in (("sync", "bold"), ("destination", ""), ("mode", ""), ("model rows", ""), ("+ added", "green"),
+                       ("~ changed", "yellow"), ("- removed", "red"), ("unchanged", "dim"), ("rejected", "magenta")):
+        t.add_column(col, style=style, justify="right" if col not in ("sync", "destination", "mode") else "left")
+    for p in plans:
+        c = p.counts
+        removed = str(c.removed) if p.removes_at_destination or not c.removed else f"{c.removed} (kept)"
+        t.add_row(p.sync, p.destination, p.mode, str(c.model_rows), str(c.added), str(c.changed), removed, str(c.unchanged), str(c.rejected))
+    return t
+
+
+def print_plan_details(console: Console, plan: SyncPlan, *, samples: bool = True) -> None:
+    name = escape(plan.sync)
+    if plan.blocked:
+        console.print(f"[bold red]✗ {name}: would stop before sending: {escape(plan.blocked)}[/]")
+    for w in plan.warnings:
+        console.print(f"[yellow]! {name}: {escape(w)}[/]")
+    if plan.up_to_date and not plan.counts.rejected:
+        console.print(f"[green]✓ {name}: up to date ({plan.counts.model_rows} rows), nothing to send[/]")
+        return
+    if plan.field_changes:
+        fields = ", ".join(f"{escape(f)} ({n})" for f, n in plan.field_changes.items())
+        console.print(f"[bold]{name}[/] changed fields: {fields}")
+    if not samples:
+        return
+    for s in plan.changed_samples:
+        diffs = "; ".join(f"{escape(f)}: {escape(short(c.before))} → {escape(short(c.after))}" for f, c in s.fields.items())
+        console.print(f"  [yellow]~[/] {escape(s.key)}  {diffs}")
+    for row in plan.added_samples:
+        console.print(f"  [green]+[/] {escape(short(row.get('key'), 30))}  {escape(short({k: v for k, v in row.items() if k != 'key'}, 90))}")
+    for row in plan.removed_samples:
+        console.print(f"  [red]-[/] {escape(short(row.get('key'), 30))}  {escape(short({k: v for k, v in row.items() if k != 'key'}, 90))}")
+    for r in plan.rejected_samples:
+        console.print(f"  [magenta]✗[/] {escape(str(r.key))}  {escape(r.reason)}")
+    if plan.counts.rejected:
+        reasons = ", ".join(f"{escape(k)} ({n})" for k, n in plan.rejected_reasons.items())
+        console.print(f"  [magenta]{plan.counts.rejected} rejected rows[/]: {reasons}")
+
+
+def print_result(console: Console, r: SyncResult) -> None:
+    name = escape(r.sync)
+    if r.status == "up_to_date":
+        console.print(f"[green]✓ {name}: up to date[/] ({r.plan.counts.model_rows} rows), nothing sent")
+    elif r.status == "success":
+        console.print(f"[green]✓ {name}:[/] sent {r.sent}, acknowledged {r.acknowledged} in {r.seconds:.1f}s")
+    elif r.status == "partial":
+        console.print(
+            f"[yellow]! {name}:[/] sent {r.sent}, acknowledged {r.acknowledged}, rejected by destination "
+            f"{r.rejected_by_destination}, rejected before sending {r.plan.counts.rejected} "
+            f"(see `activation history {name}`; they are retried next run)"
+        )
+    elif r.status == "blocked":
+        console.print(f"[bold red]✗ {name}: stopped before sending:[/] {escape(r.error or '')}")
+    else:
+        console.print(f"[bold red]✗ {name}: failed:[/] {escape(r.error or '')} (acknowledged rows are kept; the rest is retried next run)")
+
+
+class RichProgress:
+    """A progress bar per sync, on stderr; silent when stderr is not a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._bar: Progress | None = None
+        self._task: Any = None
+
+    def start(self, sync: str, total: int) -> None:
+        if not self.console.is_terminal or total == 0:
+            return
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(escape(sync), total=total)
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, n)
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def status_table(rows: list[dict[str, Any]]) -> Table:
+    t = Table(title="Syncs", title_justify="left")
+    for col in ("sync", "destination", "last run", "status", "delivered rows", "sent", "failed", "rejected", "error"):
+        t.add_column(col)
+    style = {"success": "green", "partial": "yellow", "failed": "red", "aborted": "red", "running": "cyan", "never run": "dim"}
+    for r in rows:
+        st = r["status"]
+        t.add_row(r["sync"], r["destination"], r.get("last_run") or "-", f"[{style.get(st, '')}]{st}[/]",
+                  str(r["delivered_rows"]), str(r.get("sent", "-")), str(r.get("failed", "-")), str(r.get("rejected", "-")),
+                  escape(short(r.get("error") or "", 60)))
+    return t

@@ -1,0 +1,73 @@
+"""`${ENV}` interpolation and redaction of secrets.
+
+Values are resolved only where they are used (a destination's header, a warehouse URL), never
+at load time, so a `Project` can be printed, diffed and serialised without holding a secret.
+Every resolved value is remembered by the redactor, which scrubs it from anything we print.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Mapping
+
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I)
+
+
+class MissingSecret(KeyError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        return f"environment variable {self.name} is not set"
+
+
+class Redactor:
+    """Remembers secret values and scrubs them (and URL passwords) from text."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        # Very short values would redact innocent text everywhere; they are not real secrets.
+        if len(value) >= 4:
+            with self._lock:
+                self._secrets.add(value)
+
+    def __call__(self, text: str) -> str:
+        text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for s in secrets:
+            if s in text:
+                text = text.replace(s, "***")
+        return text
+
+
+redact = Redactor()
+
+
+def env_refs(value: str) -> list[str]:
+    """Names of the environment variables `value` refers to (without a default)."""
+    return [m.group(1) for m in _REF.finditer(value) if m.group(2) is None]
+
+
+def resolve_env(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """Replace `${NAME}` / `${NAME:-default}`; raise MissingSecret for an unset NAME."""
+    env = os.environ if environ is None else environ
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            resolved = env[name]
+            redact.add(resolved)
+            return resolved
+        if default is not None:
+            return default
+        raise MissingSecret(name)
+
+    return _REF.sub(sub, value)

@@ -1,0 +1,232 @@
+"""Pydantic models of `syncs.yaml`: the project as declared, before anything is compiled.
+
+Every model forbids unknown keys so a typo is an error with a location, not a silent no-op.
+Strings may hold `${ENV}` references; they are resolved only where a value is used
+(see `project.secrets`), so a loaded `Project` never holds a secret.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ---------------------------------------------------------------- warehouse & state
+
+
+class WarehouseSpec(Strict):
+    type: Literal["duckdb", "postgres", "snowflake"] = "duckdb"
+    path: str | None = Field(
+        default=".activation/warehouse.duckdb",
+        description="DuckDB file, relative to the project directory (duckdb only).",
+    )
+    url: str | None = Field(
+        default=None, description="SQLAlchemy URL (postgres, snowflake); may use ${ENV}."
+    )
+    schema_: Name = Field(
+        default="activation",
+        alias="schema",
+        description="Schema where traits and audiences are materialised.",
+    )
+
+
+class StateSpec(Strict):
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the state store (sqlite:///…, postgresql://…). "
+        "Omitted: the state lives in the warehouse itself, in `schema`, which lets the "
+        "diff run as one set-based query there.",
+    )
+    schema_: Name = Field(default="activation_state", alias="schema")
+
+
+# ---------------------------------------------------------------- entities, traits, audiences
+
+
+class EntitySpec(Strict):
+    table: str = Field(description="Source table, e.g. analytics.users")
+    key: str | list[str] = Field(description="Primary key column (or columns).")
+    identifiers: list[str] = Field(default_factory=list)
+    description: str | None = None
+
+    @property
+    def key_columns(self) -> list[str]:
+        return [self.key] if isinstance(self.key, str) else list(self.key)
+
+
+class ScoreComponent(Strict):
+    weight: float = Field(ge=0)
+    points: list[tuple[float, float]] = Field(
+        min_length=1,
+        description="[threshold, points] pairs: a value >= threshold earns those points "
+        "(the highest threshold reached wins; below the lowest, or NULL, earns 0).",
+    )
+
+    @field_validator("points")
+    @classmethod
+    def _ascending(cls, v: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        thresholds = [t for t, _ in v]
+        if thresholds != sorted(thresholds) or len(set(thresholds)) != len(thresholds):
+            raise ValueError("thresholds must be strictly ascending")
+        return v
+
+
+class TraitSpec(Strict):
+    entity: Name
+    sql: str | None = Field(
+        default=None,
+        description="Inline SQL or a path to a .sql file. Must return the entity key and a "
+        "column named after the trait.",
+    )
+    score: dict[Name, ScoreComponent] | None = Field(
+        default=None,
+        description="A weighted score: sum(weight * points) over other traits or entity columns.",
+    )
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TraitSpec:
+        if (self.sql is None) == (self.score is None):
+            raise ValueError("a trait needs exactly one of `sql` or `score`")
+        return self
+
+
+class AudienceSpec(Strict):
+    entity: Name
+    where: str | None = Field(default=None, description="SQL condition over the entity's traits.")
+    sql: str | None = Field(
+        default=None, description="SQL (inline or .sql path) returning the member keys."
+    )
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AudienceSpec:
+        if (self.where is None) == (self.sql is None):
+            raise ValueError("an audience needs exactly one of `where` or `sql`")
+        return self
+
+
+# ---------------------------------------------------------------- destinations
+
+
+class FileDestinationSpec(Strict):
+    type: Literal["file"]
+    path: str = Field(description="Output file, relative to the project directory.")
+    format: Literal["csv", "jsonl"] = "csv"
+
+
+class WebhookDestinationSpec(Strict):
+    type: Literal["webhook"]
+    url: str
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra headers; use ${ENV} for tokens."
+    )
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=5, ge=0, le=20)
+
+
+DestinationSpec = Annotated[
+    Union[FileDestinationSpec, WebhookDestinationSpec], Field(discriminator="type")
+]
+
+
+# ---------------------------------------------------------------- syncs
+
+SyncMode = Literal["upsert", "update", "insert", "mirror", "audience"]
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+class SyncSpec(Strict):
+    from_: Name | None = Field(
+        default=None,
+        alias="from",
+        description="An entity (its traits table) or an audience.",
+    )
+    sql: str | None = Field(
+        default=None, description="A SQL model (inline or .sql path) instead of `from`."
+    )
+    key: str | list[str] | None = Field(
+        default=None, description="Key column(s); defaults to the entity's key."
+    )
+    to: Name
+    object: str | None = Field(default=None, description="Destination object, e.g. contacts.")
+    mode: SyncMode = "upsert"
+    match: dict[str, str] = Field(
+        default_factory=dict,
+        description="Destination identity field -> model column (or jinja expression).",
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Destination field -> model column, or a jinja expression over `row`.",
+    )
+    schedule: str | None = Field(default=None, description='Cron ("*/30 * * * *"), "every 30m" or "manual".')
+    max_removal: float | str = Field(
+        default="20%",
+        validate_default=True,
+        description="Largest share of delivered rows a run may remove before it stops.",
+    )
+    tags: list[str] = Field(default_factory=list)
+    batch_size: int | None = Field(default=None, ge=1)
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SyncSpec:
+        if (self.from_ is None) == (self.sql is None):
+            raise ValueError("a sync needs exactly one of `from` or `sql`")
+        if self.sql is not None and self.key is None:
+            raise ValueError("a sync with `sql` needs `key`")
+        return self
+
+    @field_validator("max_removal")
+    @classmethod
+    def _fraction(cls, v: float | str) -> float:
+        if isinstance(v, str):
+            m = _PERCENT.match(v)
+            if not m:
+                raise ValueError("use a percentage like '20%' or a fraction like 0.2")
+            v = float(m.group(1)) / 100
+        if not 0 <= v <= 1:
+            raise ValueError("must be between 0% and 100%")
+        return float(v)
+
+    @property
+    def removal_limit(self) -> float:
+        assert isinstance(self.max_removal, float)
+        return self.max_removal
+
+
+# ---------------------------------------------------------------- project
+
+
+class Project(Strict):
+    version: Literal[1] = 1
+    name: str | None = None
+    include: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns of more YAML files (e.g. syncs/*.yaml) merged into this one.",
+    )
+    vars: dict[str, Any] = Field(default_factory=dict, description="Values for {{ var('x') }}.")
+    warehouse: WarehouseSpec = Field(default_factory=WarehouseSpec)
+    state: StateSpec = Field(default_factory=StateSpec)
+    entities: dict[Name, EntitySpec] = Field(default_factory=dict)
+    traits: dict[Name, TraitSpec] = Field(default_factory=dict)
+    audiences: dict[Name, AudienceSpec] = Field(default_factory=dict)
+    destinations: dict[Name, DestinationSpec] = Field(default_factory=dict)
+    syncs: dict[Name, SyncSpec] = Field(default_factory=dict)
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Project.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "activation syncs.yaml"
+    return schema

@@ -1,0 +1,206 @@
+"""One sync's lifecycle: plan → guards → push in batches → commit each acknowledged batch.
+
+The guarantee kept here: a row is recorded as delivered only after the destination
+acknowledged it, in the same transaction as the rest of its batch. A crash at any point
+leaves unacknowledged rows undelivered, so the next run sends them again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from activation.destinations.base import Destination, DestinationError, RowOp
+from activation.diff.plan import Change, PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
+from activation.project.secrets import MissingSecret, redact
+from activation.session import PreparedSync, Session
+from activation.state.store import Delivered, RowError
+
+SyncStatus = Literal["up_to_date", "success", "partial", "failed", "blocked", "planned"]
+REMOVING_MODES = {"mirror", "audience"}
+
+
+class Progress(Protocol):
+    def start(self, sync: str, total: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, sync: str, total: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+class SyncResult(BaseModel):
+    sync: str
+    status: SyncStatus
+    plan: SyncPlan
+    run_id: str | None = None
+    sent: int = Field(0, description="Operations sent to the destination.")
+    acknowledged: int = 0
+    rejected_by_destination: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("up_to_date", "success", "planned") and self.plan.counts.rejected == 0
+
+
+def plan_sync(session: Session, prepared: PreparedSync) -> SyncPlan:
+    spec = session.project.syncs[prepared.name]
+    plan = SyncPlan(
+        sync=prepared.name, destination=spec.to, mode=spec.mode, object=spec.object,
+        removes_at_destination=spec.mode in REMOVING_MODES,
+        counts=PlanCounts(
+            model_rows=session.differ.count_model(session.conn, prepared.query),
+            delivered=session.state.delivered_count(prepared.name),
+        ),
+    )
+    builder = PlanBuilder(plan)
+    for c in changes(session.differ.rows(session.conn, prepared.query), prepared.mapper):
+        builder.add(c)
+    plan = builder.finish()
+    if not plan.removes_at_destination and plan.counts.removed:
+        plan.warnings.append(
+            f"{plan.counts.removed} rows left the model; mode {spec.mode!r} leaves them in the "
+            "destination (use mode: mirror to remove them)"
+        )
+    plan.blocked = check_guards(plan, spec.removal_limit, allow_removal=False)
+    return plan
+
+
+def _op(mode: str, c: Change) -> RowOp | None:
+    """The operation a change becomes in `mode`; None when nothing is sent."""
+    if c.kind == "added":
+        kind = {"update": "update", "insert": "insert"}.get(mode, "upsert")
+        return RowOp(kind=kind, key=c.key or "", values=c.values or {})  # type: ignore[arg-type]
+    if c.kind == "changed":
+        if mode == "insert":
+            return None  # insert never touches an existing record
+        kind = "update" if mode in ("update", "audience") else "upsert"
+        return RowOp(kind=kind, key=c.key or "", values=c.values or {}, previous=c.previous, changed_fields=c.changed_fields, dest_id=c.dest_id)  # type: ignore[arg-type]
+    if c.kind == "removed" and mode in REMOVING_MODES:
+        return RowOp(kind="remove", key=c.key or "", values=c.previous or {}, previous=c.previous, dest_id=c.dest_id)
+    return None
+
+
+class SyncRun:
+    """Pushes one planned sync and records every outcome."""
+
+    def __init__(self, session: Session, prepared: PreparedSync, plan: SyncPlan, destination: Destination, progress: Progress) -> None:
+        self.s = session
+        self.p = prepared
+        self.plan = plan
+        self.dest = destination
+        self.progress = progress
+        self.mode = session.project.syncs[prepared.name].mode
+        self.result = SyncResult(sync=prepared.name, status="success", plan=plan)
+
+    def execute(self, run_id: str, limit: int | None) -> SyncResult:
+        r = self.result
+        r.run_id = run_id
+        batch_size = self.dest.batch_size(self.s.project.syncs[self.p.name].batch_size)
+        self.progress.start(self.p.name, min(self.plan.to_send, limit) if limit is not None else self.plan.to_send)
+        self.dest.open(self.p.target)
+        try:
+            for ops, silent, errors in self._batches(batch_size, limit):
+                self._push(run_id, ops, silent, errors)
+        except DestinationError as e:
+            r.status = "failed"
+            r.error = redact(str(e))
+        finally:
+            self.dest.close()
+            self.progress.finish()
+        if r.status != "failed" and (r.rejected_by_destination or self.plan.counts.rejected):
+            r.status = "partial"
+        return r
+
+    def _batches(self, size: int, limit: int | None) -> Iterator[tuple[list[tuple[RowOp, Change]], list[Change], list[RowError]]]:
+        """Group changes into destination batches; `silent` ones only update state."""
+        ops: list[tuple[RowOp, Change]] = []
+        silent: list[Change] = []
+        errors: list[RowError] = []
+        sent = 0
+        for c in changes(self.s.differ.rows(self.s.conn, self.p.query), self.p.mapper):
+            if c.kind == "rejected":
+                errors.append(RowError(c.key, "plan", c.reason or "rejected"))
+            elif (op := _op(self.mode, c)) is not None:
+                if limit is not None and sent >= limit:
+                    continue
+                ops.append((op, c))
+                sent += 1
+            elif c.kind in ("noop", "removed", "changed"):
+                silent.append(c)  # state catches up without a call: nothing to send
+            if len(ops) >= size or len(silent) + len(errors) >= 10 * size:
+                yield ops, silent, errors
+                ops, silent, errors = [], [], []
+        if ops or silent or errors:
+            yield ops, silent, errors
+
+    def _push(self, run_id: str, ops: list[tuple[RowOp, Change]], silent: list[Change], errors: list[RowError]) -> None:
+        r = self.result
+        results = {}
+        if ops:
+            r.sent += len(ops)
+            for res in self.dest.push(self.p.target, [op for op, _ in ops]):
+                results[res.key] = res
+        delivered: list[Delivered] = []
+        removed: list[str] = []
+        failed = 0
+        for op, c in ops:
+            res = results.get(op.key)
+            if res is None or not res.ok:
+                failed += 1
+                reason = res.error if res is not None and res.error else "the destination did not acknowledge this row"
+                errors.append(RowError(op.key, "destination", redact(reason)))
+            elif op.kind == "remove":
+                removed.append(op.key)
+            else:
+                delivered.append(Delivered(op.key, c.row_hash or "", c.values or {}, res.dest_id or c.dest_id))
+        for c in silent:
+            if c.kind == "removed":
+                removed.append(c.key or "")
+            else:
+                delivered.append(Delivered(c.key or "", c.row_hash or "", c.values or {}, c.dest_id))
+        r.acknowledged += len(ops) - failed
+        r.rejected_by_destination += failed
+        self.s.state.commit_batch(
+            self.p.name, run_id, delivered, removed, errors,
+            counts={"sent": len(ops) - failed, "failed": failed},
+        )
+        self.progress.advance(len(ops))
+
+
+def run_sync(
+    session: Session, prepared: PreparedSync, *, allow_removal: bool = False, limit: int | None = None,
+    progress: Progress | None = None,
+) -> SyncResult:
+    started = time.monotonic()
+    spec = session.project.syncs[prepared.name]
+    plan = plan_sync(session, prepared)
+    plan.blocked = check_guards(plan, spec.removal_limit, allow_removal)
+    state = session.state
+    run_id = state.start_run(prepared.name, spec.to)
+    counts = plan.counts.model_dump(include={"added", "changed", "removed", "unchanged", "rejected"})
+    if plan.blocked:
+        state.finish_run(run_id, "failed", counts, plan.blocked)
+        return SyncResult(sync=prepared.name, status="blocked", plan=plan, run_id=run_id, error=plan.blocked,
+                          seconds=time.monotonic() - started)
+    try:
+        destination = session.destination(spec.to, prepared.name)
+        result = SyncRun(session, prepared, plan, destination, progress or NoProgress()).execute(run_id, limit)
+    except MissingSecret as e:
+        result = SyncResult(sync=prepared.name, status="failed", plan=plan, run_id=run_id, error=f"destination {spec.to}: {e}")
+    except BaseException as e:  # record the failure, then let it propagate (Ctrl-C, bugs)
+        state.finish_run(run_id, "aborted", counts, redact(f"{type(e).__name__}: {e}"))
+        raise
+    if result.status == "success" and plan.up_to_date and not result.sent:
+        result.status = "up_to_date"
+    state.finish_run(run_id, "success" if result.status == "up_to_date" else result.status, counts, result.error)
+    result.seconds = time.monotonic() - started
+    return result

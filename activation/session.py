@@ -1,0 +1,201 @@
+"""A working session on a project: warehouse + state store + compiled models.
+
+`Session(dry_run=True)` opens the warehouse and state read-only and materialises models
+as temporary relations: a plan writes nothing anywhere. `check()` is what `validate` runs;
+`prepare()` materialises what the chosen syncs need.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from sqlalchemy.engine import Connection
+
+from activation.destinations import build_destination
+from activation.destinations.base import ConfigError, Destination, SyncTarget
+from activation.diff.differ import DiffQuery, Differ, differ_for
+from activation.diff.mapping import FieldMapper
+from activation.models.compiler import CompiledProject, ModelNode, compile_project
+from activation.project.loader import LoadedProject, ProjectError, ProjectIssue
+from activation.project.secrets import MissingSecret
+from activation.project.templating import TemplateProblem
+from activation.state.store import StateStore, open_state
+from activation.warehouse.base import Warehouse, WarehouseError, open_warehouse
+
+Materialise = Literal["view", "table"]
+
+
+@dataclass
+class PreparedSync:
+    name: str
+    query: DiffQuery
+    mapper: FieldMapper
+    target: SyncTarget
+
+
+class Session:
+    def __init__(self, loaded: LoadedProject, *, dry_run: bool) -> None:
+        self.loaded = loaded
+        self.project = loaded.project
+        self.dry_run = dry_run
+        self._stack = ExitStack()
+        try:
+            self.warehouse: Warehouse = open_warehouse(self.project.warehouse, loaded.root, read_only=dry_run)
+            self.conn: Connection = self._stack.enter_context(self.warehouse.session())
+            state_url = _state_url(self.project.state.url, loaded.root)
+            self.state: StateStore = open_state(
+                state_url, self.project.state.schema_, self.warehouse.engine, read_only=dry_run
+            )
+        except MissingSecret as e:
+            self.close()
+            raise ProjectError([loaded.issue(str(e), "warehouse")]) from e
+        except WarehouseError as e:
+            self.close()
+            raise ProjectError([ProjectIssue(f"cannot open the warehouse: {e}", loaded.locate("warehouse"))]) from e
+        temp = dry_run
+        self.compiled: CompiledProject = compile_project(
+            loaded, lambda n: self.warehouse.relation(n, temp=temp), self.warehouse.quote, self.warehouse.dialect
+        )
+        self.differ: Differ = differ_for(self.warehouse, self.state)
+        self._materialised: dict[str, Materialise] = {}
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stack.close()
+        if hasattr(self, "warehouse"):
+            self.warehouse.dispose()
+            if hasattr(self, "state") and self.state.engine is not self.warehouse.engine:
+                self.state.engine.dispose()
+
+    # -- selection ------------------------------------------------------------------
+
+    def select(self, names: list[str] | None = None, selectors: list[str] | None = None) -> list[str]:
+        """Sync names by name, `tag:x`, `destination:x` (or plain names matching those)."""
+        syncs = self.project.syncs
+        chosen = list(syncs) if not names and not selectors else []
+        issues = []
+        for item in (names or []) + (selectors or []):
+            kind, _, value = item.partition(":") if ":" in item else ("", "", item)
+            found = [
+                n for n, s in syncs.items()
+                if (kind in ("", "sync") and n == value)
+                or (kind in ("", "tag") and value in s.tags)
+                or (kind in ("", "destination", "to") and s.to == value)
+            ]
+            if not found:
+                issues.append(ProjectIssue(f"no sync matches {item!r} (syncs: {', '.join(syncs) or 'none'})"))
+            chosen += [n for n in found if n not in chosen]
+        if issues:
+            raise ProjectError(issues)
+        return chosen
+
+    # -- checks and materialisation -------------------------------------------------
+
+    def prepare(self, syncs: list[str], how: Materialise = "table") -> dict[str, PreparedSync]:
+        """Materialise what `syncs` need and check every mapping against the real columns."""
+        issues: list[ProjectIssue] = []
+        for node_id in self.compiled.needed_for(syncs):
+            node = self.compiled.nodes[node_id]
+            if node_id in self._materialised and (self._materialised[node_id] == "table" or how == "view"):
+                continue
+            try:
+                self._materialise(node, how)
+            except WarehouseError as e:
+                issues.append(self._node_issue(node, str(e)))
+                break  # later models depend on this one; their errors would only be noise
+        if issues:
+            raise ProjectError(issues)
+        prepared = {}
+        for name in syncs:
+            try:
+                prepared[name] = self._prepare_sync(name)
+            except ProjectError as e:
+                issues.extend(e.issues)
+        if issues:
+            raise ProjectError(issues)
+        return prepared
+
+    def _materialise(self, node: ModelNode, how: Materialise) -> None:
+        wh = self.warehouse
+        temp = self.dry_run
+        if not temp:
+            wh.ensure_schema(self.conn, wh.schema)
+        relation = wh.relation(node.id, temp=temp)
+        # Views are cheap (validate); tables make a stable snapshot for the diff and the push.
+        wh.materialise(self.conn, relation, node.sql, temp=temp, view=how == "view")
+        if not temp:
+            self.conn.commit()
+        self._materialised[node.id] = how
+        if node.expect_columns is not None:
+            got = wh.columns(self.conn, f"SELECT * FROM {relation}")
+            if [c.lower() for c in got] != [c.lower() for c in node.expect_columns]:
+                raise WarehouseError(
+                    f"must return exactly the columns {', '.join(node.expect_columns)}; it returned {', '.join(got)}"
+                )
+
+    def _node_issue(self, node: ModelNode, message: str) -> ProjectIssue:
+        section = {"trait": "traits", "audience": "audiences", "model": "syncs"}.get(node.kind)
+        loc = self.loaded.locate(section, node.name) if section else self.loaded.locate("entities", node.name)
+        return ProjectIssue(f"the warehouse rejected it: {message}", loc, node.origin)
+
+    def _prepare_sync(self, name: str) -> PreparedSync:
+        spec = self.project.syncs[name]
+        model = self.compiled.syncs[name]
+        issue = lambda msg, *p: self.loaded.issue(msg, "syncs", name, *p, where=f"sync {name}")  # noqa: E731
+        available = self.warehouse.columns(self.conn, model.sql)
+        lower = {c.lower(): c for c in available}
+        issues = [issue(f"key column {k!r} is not in the model (columns: {', '.join(available)})", "key") for k in model.key if k.lower() not in lower]
+        mapper = FieldMapper(spec)
+        used: set[str] = set()
+        for section, mapping in (("match", spec.match), ("fields", spec.fields)):
+            for dest, expr in mapping.items():
+                try:
+                    cols = mapper.columns(available)[dest]
+                except TemplateProblem as e:
+                    issues.append(issue(str(e), section, dest))
+                    continue
+                missing = sorted(c for c in cols if c.lower() not in lower)
+                if missing:
+                    issues.append(issue(
+                        f"{section}.{dest} uses column {', '.join(map(repr, missing))}, which the model lacks "
+                        f"(columns: {', '.join(available)})", section, dest,
+                    ))
+                used |= {lower.get(c.lower(), c) for c in cols}
+        destination = self.destination(spec.to, name)
+        target = SyncTarget(sync=name, object=spec.object, mode=spec.mode, match_fields=list(mapper.match), fields=list(mapper.fields))
+        try:
+            destination.check_target(target)
+        except ConfigError as e:
+            issues.append(issue(str(e), "to"))
+        if issues:
+            raise ProjectError(issues)
+        key = [lower[k.lower()] for k in model.key]
+        extra = f"{spec.to}|{spec.object}|{spec.mode}"
+        query = DiffQuery(name, model.sql, key, sorted(used), mapper.fingerprint(extra))
+        return PreparedSync(name, query, mapper, target)
+
+    def destination(self, name: str, sync: str) -> Destination:
+        spec = self.project.destinations.get(name)
+        if spec is None:
+            known = ", ".join(self.project.destinations) or "none"
+            raise ProjectError([self.loaded.issue(f"destination {name!r} is not defined (defined: {known})", "syncs", sync, "to", where=f"sync {sync}")])
+        return build_destination(name, spec, str(self.loaded.root))
+
+
+def _state_url(url: str | None, root: Path) -> str | None:
+    """Relative SQLite paths are relative to the project, not to the working directory."""
+    prefix = "sqlite:///"
+    if url and url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str(root / url[len(prefix):])
+    return url

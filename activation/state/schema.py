@@ -1,0 +1,78 @@
+"""The state store's tables and their versioned migrations.
+
+Each migration is a numbered step applied once, in order, inside a transaction, and
+recorded in `schema_version`; a store newer than this code is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+Migration = Callable[[Connection, sa.MetaData], None]
+
+
+def tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
+    md = sa.MetaData(schema=schema)
+    t = {
+        "schema_version": sa.Table(
+            "schema_version", md,
+            sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("applied_at", sa.DateTime, nullable=False),
+        ),
+        # What each sync last delivered: enough to diff per field and to remove later.
+        "delivered": sa.Table(
+            "delivered", md,
+            sa.Column("sync_name", sa.String(200), primary_key=True),
+            sa.Column("row_key", sa.String(2000), primary_key=True),
+            sa.Column("row_hash", sa.String(64), nullable=False),
+            sa.Column("row_values", sa.Text, nullable=False),  # JSON of the mapped fields sent
+            sa.Column("dest_id", sa.String(200)),
+            sa.Column("delivered_at", sa.DateTime, nullable=False),
+        ),
+        "runs": sa.Table(
+            "runs", md,
+            sa.Column("run_id", sa.String(40), primary_key=True),
+            sa.Column("sync_name", sa.String(200), nullable=False, index=True),
+            sa.Column("destination", sa.String(200), nullable=False),
+            sa.Column("started_at", sa.DateTime, nullable=False),
+            sa.Column("finished_at", sa.DateTime),
+            sa.Column("status", sa.String(20), nullable=False),  # running|success|partial|failed|aborted
+            sa.Column("added", sa.Integer, nullable=False, default=0),
+            sa.Column("changed", sa.Integer, nullable=False, default=0),
+            sa.Column("removed", sa.Integer, nullable=False, default=0),
+            sa.Column("unchanged", sa.Integer, nullable=False, default=0),
+            sa.Column("rejected", sa.Integer, nullable=False, default=0),
+            sa.Column("sent", sa.Integer, nullable=False, default=0),
+            sa.Column("failed", sa.Integer, nullable=False, default=0),
+            sa.Column("error", sa.Text),
+        ),
+        # Rows a run could not deliver, with the reason; they stay undelivered and are retried.
+        "row_errors": sa.Table(
+            "row_errors", md,
+            sa.Column("run_id", sa.String(40), nullable=False, index=True),
+            sa.Column("sync_name", sa.String(200), nullable=False),
+            sa.Column("row_key", sa.String(2000)),
+            sa.Column("stage", sa.String(20), nullable=False),  # plan | destination
+            sa.Column("reason", sa.Text, nullable=False),
+            sa.Column("created_at", sa.DateTime, nullable=False),
+        ),
+    }
+    return md, t
+
+
+def _v1(conn: Connection, md: sa.MetaData) -> None:
+    for name in ("delivered", "runs", "row_errors"):
+        md.tables[_qualified(md, name)].create(conn, checkfirst=True)
+
+
+def _qualified(md: sa.MetaData, name: str) -> str:
+    return f"{md.schema}.{name}" if md.schema else name
+
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
+    (1, "delivered rows, runs, row errors", _v1),
+]
+LATEST = MIGRATIONS[-1][0]

@@ -1,0 +1,157 @@
+"""The warehouse adapter: one small interface per engine, SQLAlchemy underneath.
+
+The adapter owns everything dialect-specific that generated SQL needs: quoting, where
+temporary relations live, how a key becomes a comparable string, how a row is hashed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from activation.project.secrets import redact, resolve_env
+from activation.project.spec import WarehouseSpec
+
+KEY_SEPARATOR = "\x1f"  # joins the parts of a composite key; never appears in real keys
+
+
+class WarehouseError(Exception):
+    """The warehouse refused a statement; the message carries its own words."""
+
+
+class Warehouse:
+    dialect: str = "generic"
+
+    def __init__(self, spec: WarehouseSpec, root: Path, *, read_only: bool = False) -> None:
+        self.spec = spec
+        self.root = root
+        self.read_only = read_only
+        self.schema = spec.schema_
+        self.engine: Engine = self._create_engine()
+
+    # -- connection -----------------------------------------------------------------
+
+    def _create_engine(self) -> Engine:
+        if not self.spec.url:
+            raise WarehouseError(f"warehouse type {self.spec.type!r} needs `url`")
+        return sa.create_engine(resolve_env(self.spec.url), pool_pre_ping=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Connection]:
+        """One connection for a whole plan/run: temporary relations live on it."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def describe(self) -> str:
+        return redact(f"{self.dialect} {self.engine.url.render_as_string(hide_password=True)}")
+
+    # -- naming ---------------------------------------------------------------------
+
+    def quote(self, name: str) -> str:
+        return self.engine.dialect.identifier_preparer.quote_identifier(name)
+
+    def relation(self, name: str, *, temp: bool) -> str:
+        """Where a materialised model named `name` lives (in our schema, or temporary)."""
+        if temp:
+            return self.quote(f"activation__{name}")
+        return f"{self.quote(self.schema)}.{self.quote(name)}"
+
+    def qualified(self, schema: str, name: str) -> str:
+        return f"{self.quote(schema)}.{self.quote(name)}"
+
+    # -- SQL building blocks ---------------------------------------------------------
+
+    def key_expr(self, columns: Sequence[str], alias: str) -> str:
+        """The key as one string; NULL if any part is NULL (then the row is rejected)."""
+        parts = [f"CAST({alias}.{self.quote(c)} AS VARCHAR)" for c in columns]
+        if len(parts) == 1:
+            return parts[0]
+        sep = f"'{KEY_SEPARATOR}'"
+        null_check = " OR ".join(f"{alias}.{self.quote(c)} IS NULL" for c in columns)
+        return f"CASE WHEN {null_check} THEN NULL ELSE {(' || ' + sep + ' || ').join(parts)} END"
+
+    def hash_expr(self, columns: Sequence[str], alias: str, salt: str) -> str:
+        """A stable hash of `columns`, NULL-safe and type-aware (md5 is stable across versions)."""
+        raise NotImplementedError
+
+    def order_key(self, expr: str) -> str:
+        """ORDER BY expression that sorts like Python sorts str (code point order)."""
+        return expr
+
+    # -- statements -------------------------------------------------------------------
+
+    def ensure_schema(self, conn: Connection, schema: str) -> None:
+        conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}"))
+
+    def materialise(self, conn: Connection, relation: str, sql: str, *, temp: bool, view: bool) -> None:
+        kind = "VIEW" if view else "TABLE"
+        prefix = "TEMP " if temp else ""
+        self.execute(conn, f"CREATE OR REPLACE {prefix}{kind} {relation} AS\n{sql}")
+
+    def execute(self, conn: Connection, sql: str, params: dict[str, object] | None = None) -> sa.CursorResult:
+        try:
+            return conn.execute(sa.text(sql), params or {})
+        except sa.exc.DBAPIError as e:
+            raise WarehouseError(_db_message(e)) from e
+
+    def columns(self, conn: Connection, sql: str) -> list[str]:
+        """The column names `sql` returns, without computing it."""
+        result = self.execute(conn, f"SELECT * FROM ({sql}) AS q WHERE 1 = 0")
+        cols = list(result.keys())
+        result.close()
+        return cols
+
+    def stream(self, conn: Connection, sql: str, params: dict[str, object] | None = None, *, batch: int = 5000) -> Iterator[Sequence[sa.Row]]:
+        """Yield rows in chunks with a server-side cursor: memory bounded by `batch`."""
+        try:
+            result = conn.execution_options(stream_results=True, yield_per=batch).execute(sa.text(sql), params or {})
+            yield from result.partitions(batch)
+        except sa.exc.DBAPIError as e:
+            raise WarehouseError(_db_message(e)) from e
+
+
+def _db_message(e: sa.exc.DBAPIError) -> str:
+    """The database's own words, without SQLAlchemy's statement dump and links."""
+    text = str(e.orig) if e.orig is not None else str(e)
+    return redact(text.strip())
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+
+    def _create_engine(self) -> Engine:
+        path = self.spec.path or ".activation/warehouse.duckdb"
+        if path != ":memory:":
+            file = Path(path) if Path(path).is_absolute() else self.root / path
+            if self.read_only and not file.exists():
+                raise WarehouseError(f"DuckDB file {file} does not exist")
+            file.parent.mkdir(parents=True, exist_ok=True)
+            path = str(file)
+        args = {"read_only": True} if self.read_only else {}
+        try:
+            return sa.create_engine(f"duckdb:///{path}", connect_args=args)
+        except sa.exc.DBAPIError as e:  # pragma: no cover - engine creation is lazy
+            raise WarehouseError(_db_message(e)) from e
+
+    def relation(self, name: str, *, temp: bool) -> str:
+        if temp:
+            return f"temp.main.{self.quote('activation__' + name)}"
+        return super().relation(name, temp=False)
+
+    def hash_expr(self, columns: Sequence[str], alias: str, salt: str) -> str:
+        # to_json of a struct is NULL-safe and keeps types apart ("1" vs 1).
+        struct = ", ".join(f"{self.quote(c)} := {alias}.{self.quote(c)}" for c in columns)
+        return f"md5('{salt}' || to_json(struct_pack({struct}))::VARCHAR)"
+
+
+def open_warehouse(spec: WarehouseSpec, root: Path, *, read_only: bool = False) -> Warehouse:
+    if spec.type == "duckdb":
+        return DuckDBWarehouse(spec, root, read_only=read_only)
+    raise WarehouseError(f"warehouse type {spec.type!r} is not supported yet")
