@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from activation.destinations.base import Destination, DestinationError, RowOp
+from activation.destinations.base import ConfigError, Destination, DestinationError, RowOp
 from activation.diff.plan import Change, PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
@@ -51,26 +51,50 @@ class SyncResult(BaseModel):
         return self.status in ("up_to_date", "success", "planned") and self.plan.counts.rejected == 0
 
 
-def plan_sync(session: Session, prepared: PreparedSync) -> SyncPlan:
+def _empty_plan(session: Session, prepared: PreparedSync) -> SyncPlan:
     spec = session.project.syncs[prepared.name]
-    plan = SyncPlan(
+    stats = session.differ.key_stats(session.conn, prepared.query)
+    prepared.stats = stats
+    return SyncPlan(
         sync=prepared.name, destination=spec.to, mode=spec.mode, object=spec.object,
         removes_at_destination=spec.mode in REMOVING_MODES,
-        counts=PlanCounts(
-            model_rows=session.differ.count_model(session.conn, prepared.query),
-            delivered=session.state.delivered_count(prepared.name),
-        ),
+        counts=PlanCounts(model_rows=stats.rows, delivered=session.state.delivered_count(prepared.name)),
     )
-    builder = PlanBuilder(plan)
-    for c in changes(session.differ.rows(session.conn, prepared.query), prepared.mapper):
-        builder.add(c)
+
+
+def _finish_plan(session: Session, builder: PlanBuilder) -> SyncPlan:
     plan = builder.finish()
+    spec = session.project.syncs[plan.sync]
     if not plan.removes_at_destination and plan.counts.removed:
         plan.warnings.append(
             f"{plan.counts.removed} rows left the model; mode {spec.mode!r} leaves them in the "
             "destination (use mode: mirror to remove them)"
         )
     plan.blocked = check_guards(plan, spec.removal_limit, allow_removal=False)
+    return plan
+
+
+def plan_sync(session: Session, prepared: PreparedSync) -> SyncPlan:
+    """The exact plan: every differing row is mapped, so counts and fields are final."""
+    builder = PlanBuilder(_empty_plan(session, prepared))
+    assert prepared.stats is not None
+    for c in changes(session.differ.rows(session.conn, prepared.query, prepared.stats), prepared.mapper):
+        builder.add(c)
+    return _finish_plan(session, builder)
+
+
+def _estimate(session: Session, prepared: PreparedSync) -> SyncPlan:
+    """A run's first look: counts by row hash from one aggregate query, enough for the guards.
+
+    The run maps each row once, while pushing, and replaces this with the exact plan.
+    """
+    plan = _empty_plan(session, prepared)
+    assert prepared.stats is not None
+    kinds = session.differ.kind_counts(session.conn, prepared.query, prepared.stats)
+    n = plan.counts
+    n.added, n.changed, n.removed = kinds.get("added", 0), kinds.get("changed", 0), kinds.get("removed", 0)
+    n.rejected = kinds.get("null_key", 0) + kinds.get("duplicate_key", 0)
+    n.unchanged = max(n.model_rows - n.added - n.changed - n.rejected, 0)
     return plan
 
 
@@ -100,24 +124,29 @@ class SyncRun:
         self.progress = progress
         self.mode = session.project.syncs[prepared.name].mode
         self.result = SyncResult(sync=prepared.name, status="success", plan=plan)
+        self.builder = PlanBuilder(plan.model_copy(deep=True, update={"counts": PlanCounts(
+            model_rows=plan.counts.model_rows, delivered=plan.counts.delivered)}))
 
     def execute(self, run_id: str, limit: int | None) -> SyncResult:
         r = self.result
         r.run_id = run_id
         batch_size = self.dest.batch_size(self.s.project.syncs[self.p.name].batch_size)
         self.progress.start(self.p.name, min(self.plan.to_send, limit) if limit is not None else self.plan.to_send)
-        self.dest.open(self.p.target)
         try:
+            self.dest.open(self.p.target)
             for ops, silent, errors in self._batches(batch_size, limit):
                 self._push(run_id, ops, silent, errors)
-        except DestinationError as e:
+        except (DestinationError, ConfigError) as e:
             r.status = "failed"
             r.error = redact(str(e))
         finally:
             self.dest.close()
             self.progress.finish()
-        if r.status != "failed" and (r.rejected_by_destination or self.plan.counts.rejected):
-            r.status = "partial"
+        if r.status != "failed":
+            r.plan = _finish_plan(self.s, self.builder)  # exact now that every row was mapped
+            r.plan.blocked = None  # it was not: the guards ran on the estimate before sending
+            if r.rejected_by_destination or r.plan.counts.rejected:
+                r.status = "partial"
         return r
 
     def _batches(self, size: int, limit: int | None) -> Iterator[tuple[list[tuple[RowOp, Change]], list[Change], list[RowError]]]:
@@ -126,7 +155,9 @@ class SyncRun:
         silent: list[Change] = []
         errors: list[RowError] = []
         sent = 0
-        for c in changes(self.s.differ.rows(self.s.conn, self.p.query), self.p.mapper):
+        assert self.p.stats is not None, "plan before pushing"
+        for c in changes(self.s.differ.rows(self.s.conn, self.p.query, self.p.stats), self.p.mapper):
+            self.builder.add(c)
             if c.kind == "rejected":
                 errors.append(RowError(c.key, "plan", c.reason or "rejected"))
             elif (op := _op(self.mode, c)) is not None:
@@ -182,11 +213,12 @@ def run_sync(
 ) -> SyncResult:
     started = time.monotonic()
     spec = session.project.syncs[prepared.name]
-    plan = plan_sync(session, prepared)
+    plan = _estimate(session, prepared)
     plan.blocked = check_guards(plan, spec.removal_limit, allow_removal)
     state = session.state
     run_id = state.start_run(prepared.name, spec.to)
-    counts = plan.counts.model_dump(include={"added", "changed", "removed", "unchanged", "rejected"})
+    include = {"added", "changed", "removed", "unchanged", "rejected"}
+    counts = plan.counts.model_dump(include=include)
     if plan.blocked:
         state.finish_run(run_id, "failed", counts, plan.blocked)
         return SyncResult(sync=prepared.name, status="blocked", plan=plan, run_id=run_id, error=plan.blocked,
@@ -199,8 +231,9 @@ def run_sync(
     except BaseException as e:  # record the failure, then let it propagate (Ctrl-C, bugs)
         state.finish_run(run_id, "aborted", counts, redact(f"{type(e).__name__}: {e}"))
         raise
-    if result.status == "success" and plan.up_to_date and not result.sent:
+    if result.status == "success" and result.plan.up_to_date and not result.sent:
         result.status = "up_to_date"
+    counts = result.plan.counts.model_dump(include=include)
     state.finish_run(run_id, "success" if result.status == "up_to_date" else result.status, counts, result.error)
     result.seconds = time.monotonic() - started
     return result

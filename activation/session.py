@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from activation.destinations import build_destination
 from activation.destinations.base import ConfigError, Destination, SyncTarget
-from activation.diff.differ import DiffQuery, Differ, differ_for
+from activation.diff.differ import DiffQuery, Differ, KeyStats, differ_for
 from activation.diff.mapping import FieldMapper
 from activation.models.compiler import CompiledProject, ModelNode, compile_project
 from activation.project.loader import LoadedProject, ProjectError, ProjectIssue
@@ -35,6 +35,7 @@ class PreparedSync:
     query: DiffQuery
     mapper: FieldMapper
     target: SyncTarget
+    stats: KeyStats | None = None  # set by planning; the push reuses it
 
 
 class Session:
@@ -133,7 +134,9 @@ class Session:
             wh.ensure_schema(self.conn, wh.schema)
         relation = wh.relation(node.id, temp=temp)
         # Views are cheap (validate); tables make a stable snapshot for the diff and the push.
-        wh.materialise(self.conn, relation, node.sql, temp=temp, view=how == "view")
+        # An entity without traits needs no copy in a dry run: its view is the table itself.
+        view = how == "view" or (temp and node.kind == "traits" and not node.deps)
+        wh.materialise(self.conn, relation, node.sql, temp=temp, view=view)
         if not temp:
             self.conn.commit()
         self._materialised[node.id] = how

@@ -9,33 +9,33 @@ so it is resent next run); per-row problems are `RowResult(ok=False, error=...)`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 OpKind = Literal["upsert", "insert", "update", "remove"]
 
 
-class RowOp(BaseModel):
+# RowOp and RowResult are per-row objects on the hot path (a first load creates millions):
+# slotted dataclasses cost a fraction of a pydantic model, and the runner builds them from
+# already-validated data, so validation would buy nothing here.
+
+
+@dataclass(slots=True)
+class RowOp:
     """One change to apply at the destination."""
 
-    model_config = ConfigDict(frozen=True)
-
     kind: OpKind
-    key: str = Field(description="The sync's key for this row (stable across runs).")
-    values: dict[str, Any] = Field(
-        default_factory=dict, description="Mapped destination fields (for remove: the last delivered)."
-    )
-    previous: dict[str, Any] | None = Field(
-        default=None, description="What was delivered last time (update and remove)."
-    )
-    changed_fields: list[str] | None = Field(
-        default=None, description="For update/upsert of a known row: fields whose value changed."
-    )
-    dest_id: str | None = Field(default=None, description="The destination's id, if known.")
+    key: str  # the sync's key for this row (stable across runs)
+    values: dict[str, Any] = field(default_factory=dict)  # mapped fields (remove: last delivered)
+    previous: dict[str, Any] | None = None  # what was delivered last time (update, remove)
+    changed_fields: list[str] | None = None  # update/upsert of a known row: fields that changed
+    dest_id: str | None = None  # the destination's id, if known
 
 
-class RowResult(BaseModel):
+@dataclass(slots=True)
+class RowResult:
     key: str
     ok: bool
     dest_id: str | None = None

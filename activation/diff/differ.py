@@ -23,7 +23,7 @@ from activation.warehouse.base import Warehouse
 DiffKind = Literal["added", "changed", "removed", "null_key", "duplicate_key"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DiffRow:
     kind: DiffKind
     key: str | None
@@ -32,6 +32,13 @@ class DiffRow:
     stored_values: dict[str, Any] | None  # what was delivered (None when new)
     stored_hash: str | None
     dest_id: str | None
+
+
+@dataclass(frozen=True)
+class KeyStats:
+    rows: int
+    null_keys: int
+    duplicates: bool
 
 
 @dataclass(frozen=True)
@@ -48,21 +55,35 @@ class Differ:
         self.wh = warehouse
         self.state = state
 
-    def model_cte(self, q: DiffQuery) -> str:
+    def key_stats(self, conn: Connection, q: DiffQuery) -> KeyStats:
+        """Row count and whether any key repeats: one cheap aggregate pass."""
+        key = self.wh.key_expr(q.key, "src")
+        total, non_null, distinct = self.wh.execute(
+            conn, f"SELECT COUNT(*), COUNT(k), COUNT(DISTINCT k) FROM (SELECT {key} AS k FROM ({q.model_sql}) AS src) AS m"
+        ).one()
+        return KeyStats(int(total), int(total) - int(non_null), int(non_null) != int(distinct))
+
+    def model_cte(self, q: DiffQuery, stats: KeyStats) -> str:
         wh = self.wh
         key = wh.key_expr(q.key, "src")
         cols = ", ".join(f"src.{wh.quote(c)} AS __c{i}" for i, c in enumerate(q.columns))
+        # The window that spots duplicate keys costs ~50% of the diff; pay it only when needed.
+        count = f"COUNT(*) OVER (PARTITION BY {key})" if stats.duplicates else "1"
         return (
             f"SELECT {key} AS __key, {wh.hash_expr(q.columns, 'src', q.salt)} AS __hash, "
-            f"COUNT(*) OVER (PARTITION BY {key}) AS __n{', ' + cols if cols else ''}\n"
+            f"{count} AS __n{', ' + cols if cols else ''}\n"
             f"FROM ({q.model_sql}) AS src"
         )
 
-    def rows(self, conn: Connection, q: DiffQuery, batch: int = 5000) -> Iterator[DiffRow]:
+    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000) -> Iterator[DiffRow]:
         raise NotImplementedError
 
-    def count_model(self, conn: Connection, q: DiffQuery) -> int:
-        return int(self.wh.execute(conn, f"SELECT COUNT(*) FROM ({q.model_sql}) AS m").scalar() or 0)
+    def kind_counts(self, conn: Connection, q: DiffQuery, stats: KeyStats) -> dict[str, int]:
+        """How many rows of each DiffKind, without bringing the rows back when possible."""
+        counts: dict[str, int] = {}
+        for d in self.rows(conn, q, stats):
+            counts[d.kind] = counts.get(d.kind, 0) + 1
+        return counts
 
 
 def _row(q: DiffQuery, values: Sequence[Any]) -> dict[str, Any]:
@@ -72,35 +93,71 @@ def _row(q: DiffQuery, values: Sequence[Any]) -> dict[str, Any]:
 class SqlDiffer(Differ):
     """The diff as one query in the warehouse (state lives there too)."""
 
-    def sql(self, q: DiffQuery) -> str:
-        wh = self.wh
+    def _delivered(self, columns: str) -> str:
         if self.state.initialised:
-            delivered = f"SELECT row_key, row_hash, row_values, dest_id FROM {self.state.delivered_relation()} WHERE sync_name = :sync"
-        else:  # nothing delivered yet, and a dry run must not create the table
-            delivered = (
-                "SELECT CAST(NULL AS VARCHAR) AS row_key, CAST(NULL AS VARCHAR) AS row_hash, "
-                "CAST(NULL AS VARCHAR) AS row_values, CAST(NULL AS VARCHAR) AS dest_id WHERE 1 = 0"
-            )
-        cols = "".join(f", m.__c{i}" for i in range(len(q.columns)))
-        return f"""WITH m AS (
-{self.model_cte(q)}
-), s AS (
-{delivered}
-), d AS (
-SELECT CASE
+            return f"SELECT {columns} FROM {self.state.delivered_relation()} WHERE sync_name = :sync"
+        # nothing delivered yet, and a dry run must not create the table
+        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {c.strip()}" for c in columns.split(","))
+        return f"SELECT {nulls} WHERE 1 = 0"
+
+    _KIND = """CASE
     WHEN m.__hash IS NULL THEN 'removed'
     WHEN m.__key IS NULL THEN 'null_key'
     WHEN m.__n > 1 THEN 'duplicate_key'
     WHEN s.row_key IS NULL THEN 'added'
     WHEN m.__hash <> s.row_hash THEN 'changed'
-    ELSE 'unchanged' END AS __kind,
+    ELSE 'unchanged' END"""
+
+    def sql(self, q: DiffQuery, stats: KeyStats) -> str:
+        wh = self.wh
+        order = f"ORDER BY {wh.order_key('__k')} NULLS FIRST"
+        if stats.duplicates:
+            # Rare path: carry every column through one join so each duplicate row stays one row.
+            cols = "".join(f", m.__c{i}" for i in range(len(q.columns)))
+            return f"""WITH m AS (
+{self.model_cte(q, stats)}
+), s AS (
+{self._delivered("row_key, row_hash, row_values, dest_id")}
+), d AS (
+SELECT {self._KIND} AS __kind,
   COALESCE(m.__key, s.row_key) AS __k, m.__hash, s.row_values, s.row_hash, s.dest_id{cols}
 FROM m FULL OUTER JOIN s ON m.__key = s.row_key
 )
-SELECT * FROM d WHERE __kind <> 'unchanged' ORDER BY {wh.order_key('__k')} NULLS FIRST"""
+SELECT * FROM d WHERE __kind <> 'unchanged' {order}"""
+        # Usual path: join only keys and hashes (narrow, fast); then fetch the payload
+        # columns and the delivered values of the few keys that differ.
+        key = wh.key_expr(q.key, "src")
+        cols = "".join(f", src.{wh.quote(c)}" for c in q.columns)
+        return f"""{self._classify(q)}, changed AS (
+SELECT * FROM d WHERE __kind <> 'unchanged'
+)
+SELECT d.__kind, d.__k, d.__hash, st.row_values, st.row_hash, st.dest_id{cols}
+FROM changed AS d
+LEFT JOIN ({q.model_sql}) AS src ON d.__kind <> 'removed' AND {key} = d.__k
+LEFT JOIN ({self._delivered("row_key, row_hash, row_values, dest_id")}) AS st ON st.row_key = d.__k
+{order.replace("__k", "d.__k")}"""
 
-    def rows(self, conn: Connection, q: DiffQuery, batch: int = 5000) -> Iterator[DiffRow]:
-        for chunk in self.wh.stream(conn, self.sql(q), {"sync": q.sync}, batch=batch):
+    def _classify(self, q: DiffQuery) -> str:
+        """CTEs up to `d`: every key with its kind, from keys and hashes only (no duplicates)."""
+        wh = self.wh
+        return f"""WITH m AS (
+SELECT {wh.key_expr(q.key, "src")} AS __key, {wh.hash_expr(q.columns, 'src', q.salt)} AS __hash, 1 AS __n
+FROM ({q.model_sql}) AS src
+), s AS (
+{self._delivered("row_key, row_hash")}
+), d AS (
+SELECT {self._KIND} AS __kind, COALESCE(m.__key, s.row_key) AS __k, m.__hash
+FROM m FULL OUTER JOIN s ON m.__key = s.row_key
+)"""
+
+    def kind_counts(self, conn: Connection, q: DiffQuery, stats: KeyStats) -> dict[str, int]:
+        if stats.duplicates:
+            return super().kind_counts(conn, q, stats)
+        sql = f"{self._classify(q)}\nSELECT __kind, COUNT(*) FROM d WHERE __kind <> 'unchanged' GROUP BY __kind"
+        return {k: int(n) for k, n in self.wh.execute(conn, sql, {"sync": q.sync})}
+
+    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000) -> Iterator[DiffRow]:
+        for chunk in self.wh.stream(conn, self.sql(q, stats), {"sync": q.sync}, batch=batch):
             for r in chunk:
                 kind, key, h, values, stored_hash, dest_id = r[:6]
                 yield DiffRow(
@@ -113,11 +170,11 @@ SELECT * FROM d WHERE __kind <> 'unchanged' ORDER BY {wh.order_key('__k')} NULLS
 class MergeDiffer(Differ):
     """Sorted merge of the model (from the warehouse) and the delivered rows (state store)."""
 
-    def model_sql(self, q: DiffQuery) -> str:
-        return f"SELECT * FROM ({self.model_cte(q)}) AS m ORDER BY {self.wh.order_key('__key')} NULLS FIRST"
+    def model_sql(self, q: DiffQuery, stats: KeyStats) -> str:
+        return f"SELECT * FROM ({self.model_cte(q, stats)}) AS m ORDER BY {self.wh.order_key('__key')} NULLS FIRST"
 
-    def rows(self, conn: Connection, q: DiffQuery, batch: int = 5000) -> Iterator[DiffRow]:
-        model = _flatten(self.wh.stream(conn, self.model_sql(q), batch=batch))
+    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000) -> Iterator[DiffRow]:
+        model = _flatten(self.wh.stream(conn, self.model_sql(q, stats), batch=batch))
         state = _flatten(self.state.stream_delivered(q.sync, batch))
         m = next(model, None)
         s = next(state, None)

@@ -24,8 +24,11 @@ class MappingError(Exception):
     """A row could not be mapped; the row is rejected with this reason."""
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def to_jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, str, int)):
+    if type(value) in _PLAIN:  # the common case, checked first: this runs per field per row
         return value
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
@@ -71,20 +74,17 @@ class FieldMapper:
 
     def map(self, row: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        plain = _PLAIN
         for dest, fn in self._compiled.items():
             try:
-                out[dest] = to_jsonable(fn(row))
+                v = fn(row)
             except Exception as e:  # a template can fail in many ways; the row is rejected
                 raise MappingError(f"field {dest!r}: {type(e).__name__}: {e}") from e
+            out[dest] = v if type(v) in plain else to_jsonable(v)
         for dest in self.match:
             if out.get(dest) in (None, ""):
                 raise MappingError(f"match field {dest!r} is empty")
         return out
 
 
-def check_template(expr: str, available: list[str]) -> set[str]:
-    """Columns an expression reads, or TemplateProblem."""
-    return columns_used(expr, available)
-
-
-__all__ = ["FieldMapper", "MappingError", "TemplateProblem", "check_template", "to_jsonable"]
+__all__ = ["FieldMapper", "MappingError", "TemplateProblem", "to_jsonable"]

@@ -16,7 +16,7 @@ ChangeKind = Literal["added", "changed", "removed", "noop", "rejected"]
 SAMPLES = 5
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Change:
     kind: ChangeKind
     key: str | None

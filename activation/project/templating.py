@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, nodes
@@ -58,8 +59,7 @@ def is_expression(mapping: str) -> bool:
 def compile_field(expression: str) -> Callable[[dict[str, Any]], Any]:
     """Compile a field mapping: a plain column name, or a jinja expression over `row`."""
     if not is_expression(expression):
-        column = expression.strip()
-        return lambda row: row[column]
+        return itemgetter(expression.strip())
     try:
         template = FIELD_ENV.from_string(expression)
     except TemplateError as e:
