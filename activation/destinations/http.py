@@ -1,0 +1,260 @@
+"""The HTTP transport shared by every HTTP destination.
+
+Timeouts, retries, backoff and error messages live here and nowhere else, so every
+destination behaves the same way when an API is slow, down or throttling:
+
+* connection errors, timeouts, 408, 429 and 5xx are retried with jittered exponential
+  backoff (``Retry-After`` is honoured on 429/503, capped at ``max_delay``);
+* every other response is returned to the caller, which decides what a 4xx means;
+* once retries are exhausted a `DestinationError` is raised whose message names the method,
+  the URL without query string or credentials, the status and a short body excerpt.
+
+Header values (tokens) never appear in messages or logs: they are redacted even when a
+server echoes them back in an error body.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json as jsonlib
+import logging
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timezone
+from types import TracebackType
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from activation import __version__
+from activation.destinations.base import DestinationError
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"activation/{__version__}"
+#: Statuses retried besides every 5xx.
+RETRY_STATUSES = frozenset({408, 429})
+#: Statuses whose Retry-After header is honoured.
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+#: Transport errors worth retrying; others (bad URL, unsupported scheme, proxy
+#: misconfiguration) fail at once because retrying cannot fix them.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+)
+#: Header names whose values are never secret (so they need no redaction).
+_PUBLIC_HEADERS = frozenset(
+    {"accept", "content-type", "content-length", "user-agent", "idempotency-key"}
+)
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
+_EXCERPT = 200
+
+
+class RetryPolicy(BaseModel):
+    """How often and how patiently to retry a failed request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_retries: int = Field(default=5, ge=0, description="Retries after the first attempt.")
+    base_delay: float = Field(default=0.5, ge=0, description="Seconds before the first retry.")
+    max_delay: float = Field(default=60.0, ge=0, description="Cap on any single wait.")
+
+    def backoff(self, retry: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before retry number `retry` (1-based).
+
+        "Equal jitter": half of the exponential step is fixed so retries really back off,
+        the other half is random so many clients do not hammer an API in lockstep.
+        """
+        step = min(self.max_delay, self.base_delay * 2 ** min(max(retry - 1, 0), 62))
+        return step / 2 + (rng or random).random() * step / 2
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date).
+
+    Returns None when absent or unparseable; a date in the past gives 0.
+    """
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)  # RFC 9110 says integer; some APIs send "1.5"
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # HTTP-dates are always GMT
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def safe_url(url: str | httpx.URL) -> str:
+    """The URL fit for messages: no query string, fragment or user:password@."""
+    text = str(url).split("#", 1)[0].split("?", 1)[0]
+    return _USERINFO.sub(r"\1", text)
+
+
+def secret_values(headers: Mapping[str, str]) -> set[str]:
+    """Header values that must never be shown (plus the token part of "Bearer xyz")."""
+    found: set[str] = set()
+    for name, value in headers.items():
+        if name.lower() in _PUBLIC_HEADERS or len(value) < 4:
+            continue
+        found.add(value)
+        found.update(part for part in value.split() if len(part) >= 6)
+    return found
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):  # longest first: "Bearer x" before "x"
+        text = text.replace(secret, "***")
+    return text
+
+
+def response_message(response: httpx.Response, limit: int = _EXCERPT) -> str:
+    """A one-line reason for a response: the API's error message, else a body excerpt."""
+    try:
+        data: Any = response.json()
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    message: str | None = None
+    if isinstance(data, dict):
+        for field in ("error", "message", "detail", "title", "error_description"):
+            value = data.get(field)
+            if isinstance(value, dict):  # {"error": {"message": "..."}}
+                value = value.get("message") or value
+            if value:
+                message = value if isinstance(value, str) else jsonlib.dumps(value, default=str)
+                break
+    text = " ".join((message or response.text).split()) or response.reason_phrase or "(empty body)"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class HttpClient:
+    """One keep-alive `httpx.Client` with retries; thread-safe like httpx itself.
+
+    `retries` (retry attempts made) and `throttled` (429s received) are for metrics.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float | httpx.Timeout = 30.0,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._secrets = secret_values(headers or {})
+        self._client = httpx.Client(
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
+            transport=transport,
+            follow_redirects=False,  # a redirected POST may silently lose its body
+        )
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.retries = 0
+        self.throttled = 0
+
+    def _count(self, attr: str) -> None:
+        with self._lock:
+            setattr(self, attr, getattr(self, attr) + 1)
+
+    def redact(self, text: str, extra: Iterable[str] = ()) -> str:
+        """`text` with every known header value replaced by ***."""
+        return redact(text, self._secrets.union(extra))
+
+    def describe(self, response: httpx.Response) -> str:
+        """Redacted one-line reason for `response` (for error messages)."""
+        return self.redact(response_message(response))
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        display_url: str | None = None,
+    ) -> httpx.Response:
+        """Send with retries; return the first response that is not worth retrying.
+
+        `display_url` is what messages show (e.g. the URL as written, with ``${ENV}``
+        placeholders still in it); by default `url` minus query string and credentials.
+        """
+        shown = display_url or safe_url(url)
+        secrets = self._secrets | secret_values(headers or {})
+        attempt = 0
+        while True:
+            attempt += 1
+            self._count("requests")
+            wait: float | None = None
+            try:
+                response = self._client.request(
+                    method, url, json=json, content=content, headers=headers, params=params
+                )
+            except TRANSIENT_ERRORS as exc:
+                problem = _exc_text(exc, url, shown)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                text = redact(_exc_text(exc, url, shown), secrets)
+                raise DestinationError(f"{method} {shown} failed: {text}", retryable=False) from None
+            else:
+                status = response.status_code
+                if status < 500 and status not in RETRY_STATUSES:
+                    return response
+                if status == 429:
+                    self._count("throttled")
+                if status in RETRY_AFTER_STATUSES:
+                    wait = parse_retry_after(response.headers.get("Retry-After"))
+                problem = f"HTTP {status}: {response_message(response)}"
+                response.close()
+            problem = redact(problem, secrets)
+            if attempt > self.retry.max_retries:
+                raise DestinationError(
+                    f"{method} {shown} failed after {attempt} attempt(s): {problem}"
+                ) from None
+            wait = self.retry.backoff(attempt, self._rng) if wait is None else wait
+            wait = min(wait, self.retry.max_delay)
+            self._count("retries")
+            log.warning(
+                "%s %s: %s; retry %d/%d in %.1fs",
+                method, shown, problem, attempt, self.retry.max_retries, wait,
+            )
+            self._sleep(wait)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _exc_text(exc: Exception, url: str, shown: str) -> str:
+    """Exception name and message, with the raw URL (query string!) replaced."""
+    text = str(exc).replace(str(url), shown)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,253 @@
+"""Webhook destination: POST each batch as one JSON document to a URL you own.
+
+Body::
+
+    {"sync": ..., "object": ..., "mode": ..., "batch_id": "<sha256 hex>",
+     "rows": [{"op": "upsert", "key": "42", "fields": {...}, "previous": {...} | null,
+               "changed": [...] | null}, ...]}
+
+sent with ``Idempotency-Key: <batch_id>`` so a receiver can drop a batch it already applied
+(e.g. when our retry follows a response lost in transit). The receiver answers 2xx, optionally
+with ``{"results": [{"key": ..., "ok": true|false, "error": ..., "id": ...}]}`` (or
+``"status": "ok"|"error"``) for per-row outcomes. A 4xx rejects the whole batch's rows; 5xx,
+408, 429 and network errors are retried by `HttpClient`, then raise `DestinationError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from datetime import time as dtime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from activation.destinations.base import (
+    ConfigError,
+    Destination,
+    DestinationError,
+    RowOp,
+    RowResult,
+    SyncTarget,
+)
+from activation.destinations.http import HttpClient, RetryPolicy, safe_url
+from activation.project.secrets import MissingSecret, resolve_env
+
+UNREPORTED = "receiver did not report this row"
+
+
+def _json_default(value: Any) -> Any:
+    """JSON for values the stdlib encoder refuses (rows are normally JSON-safe already)."""
+    if isinstance(value, (datetime, date, dtime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        if value.is_finite() and value == value.to_integral_value():
+            return int(value)
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)  # sorted: canonical JSON must not depend on set order
+    if callable(getattr(value, "item", None)):  # numpy / pandas scalars
+        return value.item()
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    """Copy of `value` with NaN/inf floats as null (they are not valid JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic, valid JSON: sorted keys, no spaces, no NaN."""
+    options: dict[str, Any] = dict(
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        default=_json_default, allow_nan=False,
+    )
+    try:
+        return json.dumps(value, **options)
+    except ValueError:  # NaN/inf somewhere: take the slow path once
+        return json.dumps(_finite(value), **options)
+
+
+def batch_id(target: SyncTarget, rows_json: str) -> str:
+    """sha256 of sync, object, mode and the canonical rows: names the batch's content.
+
+    Sync/object/mode are included so two syncs sending identical rows to the same URL do
+    not share an id.
+    """
+    head = canonical_json([target.sync, target.object, target.mode])
+    return hashlib.sha256(f"{head}\n{rows_json}".encode()).hexdigest()
+
+
+def _entry_ok(entry: dict[str, Any]) -> bool:
+    if "ok" in entry:
+        return entry["ok"] is True
+    if "status" in entry:
+        return str(entry["status"]).lower() in ("ok", "success")
+    return not entry.get("error")
+
+
+def parse_results(
+    ops: Sequence[RowOp], body: Any, redact: Callable[[str], str] = lambda s: s
+) -> list[RowResult]:
+    """Per-row outcomes from a 2xx response body (already JSON-decoded, or None)."""
+    if not isinstance(body, dict) or "results" not in body:
+        return [RowResult(key=op.key, ok=True, dest_id=op.dest_id) for op in ops]
+    results = body["results"]
+    if not isinstance(results, list):
+        error = "receiver sent malformed results (expected a list)"
+        return [RowResult(key=op.key, ok=False, error=error) for op in ops]
+    reported = {
+        str(entry["key"]): entry
+        for entry in results
+        if isinstance(entry, dict) and entry.get("key") is not None
+    }
+    out: list[RowResult] = []
+    for op in ops:
+        entry = reported.get(op.key)
+        if entry is None:  # safer than assuming success: the row is resent next run
+            out.append(RowResult(key=op.key, ok=False, error=UNREPORTED))
+            continue
+        ok = _entry_ok(entry)
+        dest_id = entry.get("id")
+        error = None if ok else redact(str(entry.get("error") or "rejected by receiver"))[:500]
+        out.append(
+            RowResult(
+                key=op.key,
+                ok=ok,
+                dest_id=str(dest_id) if dest_id is not None else op.dest_id,
+                error=error,
+            )
+        )
+    return out
+
+
+class WebhookDestination(Destination):
+    """POSTs batches to `spec.url` (a `WebhookDestinationSpec`)."""
+
+    type = "webhook"
+    max_batch_size = 100_000
+
+    def __init__(
+        self,
+        name: str,
+        spec: Any,
+        project_dir: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(name, spec, project_dir)
+        self._sleep = sleep
+        self._http: HttpClient | None = None
+        self._url: str | None = None
+        # Shown in messages: the URL as written, so ${ENV} parts stay unresolved.
+        self.display_url = safe_url(spec.url)
+
+    def check_target(self, target: SyncTarget) -> None:
+        super().check_target(target)
+        url = self.spec.url
+        if not url.startswith("${") and not url.lower().startswith(("http://", "https://")):
+            raise ConfigError(
+                f"webhook url must start with http:// or https://, got {self.display_url!r}"
+            )
+
+    @property
+    def http(self) -> HttpClient:
+        """The transport, created on first use (resolving ${ENV} in url and headers)."""
+        if self._http is None:
+            headers = {"Content-Type": "application/json"}
+            try:
+                headers.update({k: resolve_env(v) for k, v in self.spec.headers.items()})
+                self._url = resolve_env(self.spec.url)
+            except MissingSecret as exc:
+                raise ConfigError(f"destination {self.name!r}: {exc}") from None
+            self._http = HttpClient(
+                timeout=self.spec.timeout_seconds,
+                retry=RetryPolicy(max_retries=self.spec.max_retries),
+                headers=headers,
+                sleep=self._sleep,
+            )
+        return self._http
+
+    def open(self, target: SyncTarget) -> None:
+        self.http  # noqa: B018 - fail early on a missing ${ENV}, before any batch
+
+    def push(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
+        if not ops:
+            return []
+        http = self.http
+        rows = [
+            {
+                "op": op.kind,
+                "key": op.key,
+                "fields": op.values,
+                "previous": op.previous,
+                "changed": op.changed_fields,
+            }
+            for op in ops
+        ]
+        rows_json = canonical_json(rows)  # serialised once: hashed and sent as-is
+        bid = batch_id(target, rows_json)
+        body = (
+            f'{{"sync":{canonical_json(target.sync)},"object":{canonical_json(target.object)},'
+            f'"mode":{canonical_json(target.mode)},"batch_id":"{bid}","rows":{rows_json}}}'
+        )
+        url = self._url if self._url is not None else resolve_env(self.spec.url)
+        # The Idempotency-Key is per push, reused by the transport's retries of that push:
+        # a content hash would collide when a value flips A→B→A→B, and a receiver that
+        # remembers keys would then drop a real change.
+        response = http.request(
+            "POST",
+            url,
+            content=body.encode("utf-8"),
+            headers={"Idempotency-Key": uuid.uuid4().hex},
+            display_url=self.display_url,
+        )
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                payload = response.json() if response.content.strip() else None
+            except ValueError:
+                payload = None  # a 2xx with a non-JSON body: nothing per row to report
+            return parse_results(ops, payload, http.redact)
+        if status in (401, 403):
+            # Every later batch would fail the same way: stop the sync instead of
+            # rejecting each row. Nothing in this batch is marked delivered.
+            raise DestinationError(
+                f"POST {self.display_url}: HTTP {status} {http.describe(response)} "
+                "(check the credentials in the destination's headers)",
+                retryable=False,
+            )
+        if 400 <= status < 500:
+            # Not marked delivered, so these rows are retried next run anyway.
+            error = f"HTTP {status}: {http.describe(response)}"
+            return [RowResult(key=op.key, ok=False, error=error) for op in ops]
+        raise DestinationError(
+            f"POST {self.display_url}: unexpected HTTP {status} (redirects are not followed; "
+            "check the url)",
+            retryable=False,
+        )
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None

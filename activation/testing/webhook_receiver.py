@@ -1,0 +1,299 @@
+"""A real local webhook receiver: applies the webhook destination's batches to in-memory records.
+
+Runs a stdlib `ThreadingHTTPServer` in a background thread (keep-alive, 127.0.0.1, port 0 by
+default) so tests go through real HTTP. Faults are injected per test: failures, throttling,
+per-row rejections, a required header, slow answers. Batches are applied idempotently by key,
+so a batch received twice (same Idempotency-Key) is harmless; it is counted, not dropped.
+
+    python -m activation.testing.webhook_receiver --port 8765 [--dump records.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+Reply = tuple[int, Any, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as received (headers with lower-case names)."""
+
+    path: str
+    headers: dict[str, str]
+    body: Any
+    status: int
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    rx: WebhookReceiver
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out and hung up is expected (timeout tests), not an error.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like real APIs
+    timeout = 30  # drop idle keep-alive connections eventually
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid the 40 ms stall
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.rx.verbose:
+            super().log_message(format, *args)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""  # always drain, even to refuse
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self._send(*self.server.rx._handle(self.path, headers, raw))
+
+    def do_GET(self) -> None:
+        """GET any path: all records, by sync (handy in the demo)."""
+        self._send(200, self.server.rx.all_records(), {})
+
+    def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class WebhookReceiver:
+    """``with WebhookReceiver() as rx:`` then point a webhook destination at ``rx.url``."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        report_results: bool = False,
+        keep_requests: bool = True,
+        verbose: bool = False,
+    ) -> None:
+        self.host, self.port = host, port
+        #: Always answer with per-row ``results`` (else only when a row was rejected).
+        self.report_results = report_results
+        #: Keep every request body in `requests` (turn off for large benchmarks).
+        self.keep_requests = keep_requests
+        self.verbose = verbose
+        self._lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._records: dict[str, dict[str, dict[str, Any]]] = {}
+        self._ids: dict[tuple[str, str], str] = {}
+        self._requests: list[Received] = []
+        self._request_count = 0
+        self._seen_batches: set[str] = set()
+        self.duplicate_batches = 0
+        self.clear_faults()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> WebhookReceiver:
+        self._server = _Server((self.host, self.port), _Handler)
+        self._server.rx = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> WebhookReceiver:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/hook"
+
+    # ------------------------------------------------------------ inspection
+
+    def records(self, sync: str) -> dict[str, dict[str, Any]]:
+        """Current records of `sync`: key -> fields (a copy)."""
+        with self._lock:
+            return {k: dict(v) for k, v in self._records.get(sync, {}).items()}
+
+    def all_records(self) -> dict[str, dict[str, dict[str, Any]]]:
+        with self._lock:
+            return {s: {k: dict(v) for k, v in recs.items()} for s, recs in self._records.items()}
+
+    @property
+    def requests(self) -> list[Received]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def request_count(self) -> int:
+        """Every POST received, including the ones answered with an injected fault."""
+        with self._lock:
+            return self._request_count
+
+    # ------------------------------------------------------------ fault injection
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._fail: list[tuple[int, Any]] = []
+            self._throttle: list[str | None] = []
+            self._rejected: dict[str, str] = {}
+            self._required: tuple[str, str] | None = None
+            self._delay, self._delay_times = 0.0, None
+
+    def fail_next(self, n: int, status: int = 500, body: Any = None) -> None:
+        """Answer the next `n` POSTs with `status` (body default: an error object)."""
+        with self._lock:
+            self._fail += [(status, body if body is not None else {"error": "injected failure"})] * n
+
+    def throttle_next(self, n: int, retry_after: str | None = "1") -> None:
+        """Answer the next `n` POSTs (after any `fail_next`) with 429 and Retry-After."""
+        with self._lock:
+            self._throttle += [retry_after] * n
+
+    def reject_keys(self, keys: set[str] | dict[str, str], error: str = "rejected") -> None:
+        """Reject these keys (not applied) with a per-row error; replaces earlier keys."""
+        with self._lock:
+            self._rejected = dict(keys) if isinstance(keys, dict) else dict.fromkeys(keys, error)
+
+    def require_header(self, name: str, value: str) -> None:
+        """Answer 401 to any POST without exactly this header value."""
+        with self._lock:
+            self._required = (name.lower(), value)
+
+    def delay(self, seconds: float, times: int | None = None) -> None:
+        """Wait `seconds` before answering (the next `times` POSTs, or all)."""
+        with self._lock:
+            self._delay, self._delay_times = seconds, times
+
+    # ------------------------------------------------------------ request handling
+
+    def _handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        with self._lock:
+            self._request_count += 1
+            delay = self._delay
+            if self._delay_times is not None:
+                delay = delay if self._delay_times > 0 else 0.0
+                self._delay_times = max(0, self._delay_times - 1)
+        if delay:
+            time.sleep(delay)  # outside the lock: other requests proceed meanwhile
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        with self._lock:
+            reply = self._respond(headers, body)
+            if self.keep_requests:
+                self._requests.append(Received(path, headers, body, reply[0]))
+        return reply
+
+    def _respond(self, headers: dict[str, str], body: Any) -> Reply:
+        if self._required and headers.get(self._required[0]) != self._required[1]:
+            return 401, {"error": f"missing or invalid {self._required[0]} header"}, {}
+        if self._fail:
+            status, error = self._fail.pop(0)
+            return status, error, {}
+        if self._throttle:
+            retry_after = self._throttle.pop(0)
+            return 429, {"error": "slow down"}, ({"Retry-After": retry_after} if retry_after else {})
+        if not isinstance(body, dict) or not isinstance(body.get("sync"), str) or not isinstance(
+            body.get("rows"), list
+        ):
+            return 400, {"error": "body must be a JSON object with sync and rows"}, {}
+        batch = headers.get("idempotency-key")
+        if batch in self._seen_batches:
+            self.duplicate_batches += 1  # re-applied: ops are idempotent by key
+        results = [self._apply(body["sync"], row) for row in body["rows"]]
+        if batch:
+            self._seen_batches.add(batch)
+        if self.report_results or not all(r["ok"] for r in results):
+            return 200, {"results": results}, {}
+        return 200, {"accepted": len(results)}, {}
+
+    def _apply(self, sync: str, row: Any) -> dict[str, Any]:
+        key = row.get("key") if isinstance(row, dict) else None
+        if not isinstance(key, str):
+            return {"key": key, "ok": False, "error": "row without a string key"}
+        if key in self._rejected:
+            return {"key": key, "ok": False, "error": self._rejected[key]}
+        op, fields = row.get("op"), row.get("fields") or {}
+        store = self._records.setdefault(sync, {})
+        if op in ("upsert", "insert"):
+            store[key] = dict(fields)
+        elif op == "update":
+            store.setdefault(key, {}).update(fields)
+        elif op == "remove":
+            store.pop(key, None)
+            return {"key": key, "ok": True}
+        else:
+            return {"key": key, "ok": False, "error": f"unknown op {op!r}"}
+        rid = self._ids.setdefault((sync, key), f"rx_{len(self._ids) + 1}")
+        return {"key": key, "ok": True, "id": rid}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m activation.testing.webhook_receiver",
+        description="Local webhook receiver for demos: applies batches to in-memory records.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--dump", type=Path, help="write records as JSON here on exit")
+    parser.add_argument("--results", action="store_true", help="always answer per-row results")
+    parser.add_argument("--require-header", metavar="NAME:VALUE", help="401 without this header")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    rx = WebhookReceiver(args.host, args.port, report_results=args.results,
+                         keep_requests=False, verbose=args.verbose)
+    if args.require_header:
+        name, _, value = args.require_header.partition(":")
+        rx.require_header(name.strip(), value.strip())
+    with rx:
+        print(rx.url, flush=True)
+        while not stop.wait(0.2):
+            pass
+    if args.dump:
+        args.dump.write_text(json.dumps(rx.all_records(), indent=2, sort_keys=True))
+    print(f"received {rx.request_count} request(s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
