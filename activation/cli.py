@@ -189,14 +189,14 @@ def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
                 })
     except ProjectError as e:
         _config_error(e, as_json)
+    bad = any(r["status"] in ("failed", "partial", "aborted") for r in rows)
     if as_json:
-        _dump({"syncs": rows})
-        return
+        _dump({"ok": not bad, "syncs": rows})
+        raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
     out.print(status_table(rows))
     for r in rows:
         for e in r["rejected_rows"]:
-            out.print(f"  [magenta]✗[/] {r['sync']} {e['row_key']}: {e['reason']}", markup=True, highlight=False)
-    bad = any(r["status"] in ("failed", "partial", "aborted") for r in rows)
+            out.print(f"  ✗ {r['sync']} {e['row_key']}: {e['reason']}", markup=False, highlight=False)
     raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
 
 

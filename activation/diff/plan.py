@@ -26,6 +26,7 @@ class Change:
     row_hash: str | None
     dest_id: str | None
     reason: str | None = None  # why a row is rejected
+    rows: int = 1  # model rows behind this change (>1 only for a duplicated key)
 
 
 class FieldChange(BaseModel):
@@ -50,7 +51,7 @@ class PlanCounts(BaseModel):
     changed: int = 0
     removed: int = 0
     unchanged: int = 0
-    rejected: int = 0
+    rejected: int = Field(0, description="Rows (or duplicated keys) that cannot be sent.")
 
 
 class SyncPlan(BaseModel):
@@ -82,9 +83,20 @@ class SyncPlan(BaseModel):
         return c.added + c.changed + (c.removed if self.removes_at_destination else 0)
 
 
+DUPLICATE = "duplicate key: several model rows share it"
+
+
 def changes(rows: Iterator[DiffRow], mapper: FieldMapper) -> Iterator[Change]:
-    """Map each diff row; drop nothing silently (bad rows become `rejected`)."""
+    """Map each diff row; drop nothing silently (bad rows become `rejected`).
+
+    Rows arrive in key order, so the rows of a duplicated key are adjacent: they become
+    one rejection (joins can multiply a duplicated source row, so per-row counts mislead).
+    """
+    dup: Change | None = None
     for d in rows:
+        if dup is not None and not (d.kind == "duplicate_key" and d.key == dup.key):
+            yield dup
+            dup = None
         if d.kind == "removed":
             yield Change("removed", d.key, None, d.stored_values, [], None, d.dest_id)
             continue
@@ -92,7 +104,9 @@ def changes(rows: Iterator[DiffRow], mapper: FieldMapper) -> Iterator[Change]:
             yield Change("rejected", None, None, None, [], None, None, "key is NULL")
             continue
         if d.kind == "duplicate_key":
-            yield Change("rejected", d.key, None, d.stored_values, [], None, d.dest_id, "duplicate key: several model rows share it")
+            if dup is None:
+                dup = Change("rejected", d.key, None, d.stored_values, [], None, d.dest_id, DUPLICATE, rows=0)
+            dup.rows += 1
             continue
         assert d.row is not None
         try:
@@ -107,6 +121,8 @@ def changes(rows: Iterator[DiffRow], mapper: FieldMapper) -> Iterator[Change]:
         changed = [f for f in values if f not in before or before[f] != values[f]]
         changed += [f for f in before if f not in values]
         yield Change("changed" if changed else "noop", d.key, values, before, changed, d.row_hash, d.dest_id)
+    if dup is not None:
+        yield dup
 
 
 class PlanBuilder:
@@ -116,6 +132,7 @@ class PlanBuilder:
         self.plan = plan
         self.fields: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
+        self.rejected_rows = 0
 
     def add(self, c: Change) -> None:
         p, n = self.plan, self.plan.counts
@@ -137,16 +154,18 @@ class PlanBuilder:
                 p.removed_samples.append({"key": c.key, **(c.previous or {})})
         elif c.kind == "rejected":
             n.rejected += 1
+            self.rejected_rows += c.rows
             reason = c.reason or "rejected"
             self.reasons[reason.split(":")[0] if reason.startswith("field") else reason] += 1
             if len(p.rejected_samples) < SAMPLES:
-                p.rejected_samples.append(RejectedSample(key=c.key, reason=reason))
+                shown = f"{reason} ({c.rows} rows)" if c.rows > 1 else reason
+                p.rejected_samples.append(RejectedSample(key=c.key, reason=shown))
 
     def finish(self) -> SyncPlan:
         p, n = self.plan, self.plan.counts
         p.field_changes = dict(self.fields.most_common())
         p.rejected_reasons = dict(self.reasons.most_common())
-        n.unchanged = max(n.model_rows - n.added - n.changed - n.rejected, 0)
+        n.unchanged = max(n.model_rows - n.added - n.changed - self.rejected_rows, 0)
         return p
 
 

@@ -241,9 +241,11 @@ class Compiler:
             cases = " ".join(f"WHEN {value} >= {t!r} THEN {pts!r}" for t, pts in reversed(spec.points))
             terms.append(f"{spec.weight!r} * (CASE {cases} ELSE 0 END)")
         cols = ", ".join(f"e.{self.q(k)}" for k in keys)
+        # GROUP BY keeps one row per key even if the entity table repeats one (those rows
+        # are rejected by the sync; multiplying them here would only blur the report).
         sql = (
-            f"SELECT {cols}, CAST({' + '.join(terms) or '0'} AS DOUBLE PRECISION) AS {self.q(name)}\n"
-            f"FROM {e.table} AS e\n" + "\n".join(joins)
+            f"SELECT {cols}, MAX(CAST({' + '.join(terms) or '0'} AS DOUBLE PRECISION)) AS {self.q(name)}\n"
+            f"FROM {e.table} AS e\n" + "\n".join(joins) + f"\nGROUP BY {cols}"
         )
         return sql, deps
 

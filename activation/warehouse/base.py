@@ -134,11 +134,15 @@ class DuckDBWarehouse(Warehouse):
                 raise WarehouseError(f"DuckDB file {file} does not exist")
             file.parent.mkdir(parents=True, exist_ok=True)
             path = str(file)
-        # DuckDB draws its own progress bar on long queries; ours is the only one we want.
-        args: dict[str, object] = {"config": {"enable_progress_bar": False}}
-        if self.read_only:
-            args["read_only"] = True
-        return sa.create_engine(f"duckdb:///{path}", connect_args=args)
+        args = {"read_only": True} if self.read_only else {}
+        engine = sa.create_engine(f"duckdb:///{path}", connect_args=args)
+
+        @sa.event.listens_for(engine, "connect")
+        def _quiet(dbapi_conn: object, _: object) -> None:
+            # DuckDB draws its own progress bar on long queries; ours is the only one we want.
+            dbapi_conn.execute("SET enable_progress_bar = false")  # type: ignore[attr-defined]
+
+        return engine
 
     def relation(self, name: str, *, temp: bool) -> str:
         if temp:

@@ -1,0 +1,132 @@
+"""Shared fixtures: a real DuckDB warehouse in a temp project, the CLI, a webhook receiver."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from activation.cli import app
+from activation.testing.webhook_receiver import WebhookReceiver
+
+USERS_SQL = """
+CREATE SCHEMA IF NOT EXISTS src;
+CREATE OR REPLACE TABLE src.users AS
+SELECT 'u' || lpad(CAST(i AS VARCHAR), 4, '0') AS user_id,
+       'user' || i || '@example.com' AS email,
+       ['free', 'pro', 'enterprise'][1 + i % 3] AS plan,
+       CAST(i % 7 AS INTEGER) AS seats,
+       CAST(i * 10 AS DECIMAL(12, 2)) AS spend
+FROM range({n}) t(i);
+CREATE OR REPLACE TABLE src.orders AS
+SELECT 'u' || lpad(CAST(i % {n} AS VARCHAR), 4, '0') AS user_id, CAST(i % 50 AS INTEGER) AS amount
+FROM range({orders}) t(i);
+"""
+
+BASE_YAML = """
+version: 1
+warehouse: {{type: duckdb, path: warehouse.duckdb}}
+{state}
+entities:
+  user: {{table: src.users, key: user_id}}
+traits:
+  ltv:
+    entity: user
+    sql: "select user_id, sum(amount) as ltv from src.orders group by 1"
+  engagement:
+    entity: user
+    score:
+      ltv: {{weight: 1.0, points: [[0, 1], [100, 3]]}}
+      seats: {{weight: 0.5, points: [[3, 2]]}}
+audiences:
+  whales: {{entity: user, where: "ltv >= 100"}}
+destinations:
+  hook: {{type: webhook, url: "${{HOOK_URL}}", batch_size: 50, max_retries: 2}}
+syncs:
+  users_to_hook:
+    from: user
+    to: hook
+    object: contacts
+    mode: {mode}
+    match: {{email: email}}
+    fields: {{plan: plan, ltv: ltv, score: engagement, plan_upper: "{{{{ row.plan | upper }}}}"}}
+  whales_to_hook:
+    from: whales
+    to: hook
+    mode: audience
+    match: {{email: email}}
+"""
+
+
+@dataclass
+class Project:
+    root: Path
+    rx: WebhookReceiver
+    runner: CliRunner = field(default_factory=CliRunner)
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.duckdb"
+
+    def sql(self, statement: str) -> list[tuple[Any, ...]]:
+        con = duckdb.connect(str(self.warehouse))
+        try:
+            result = con.execute(statement)
+            return result.fetchall() if result.description else []
+        finally:
+            con.close()
+
+    def cli(self, *args: str, expect: int | None = 0) -> Any:
+        result = self.runner.invoke(app, [*args, "--project", str(self.root)], env={"HOOK_URL": self.rx.url})
+        if expect is not None:
+            assert result.exit_code == expect, f"exit {result.exit_code}, wanted {expect}:\n{result.output}\n{result.exception!r}"
+        return result
+
+    def json(self, *args: str, expect: int | None = 0) -> Any:
+        result = self.cli(*args, "--json", expect=expect)
+        return json.loads(result.stdout)
+
+    def model_users(self) -> dict[str, dict[str, Any]]:
+        """What users_to_hook must deliver, computed independently of activation's code."""
+        rows = self.sql("""
+            SELECT u.user_id, u.email, u.plan, o.ltv, u.seats FROM src.users u
+            LEFT JOIN (SELECT user_id, sum(amount) AS ltv FROM src.orders GROUP BY 1) o USING (user_id)""")
+        out = {}
+        for user_id, email, plan, ltv, seats in rows:
+            score = (3 if ltv is not None and ltv >= 100 else 1 if ltv is not None and ltv >= 0 else 0) * 1.0 \
+                + (2 if seats >= 3 else 0) * 0.5
+            out[user_id] = {"email": email, "plan": plan, "ltv": int(ltv) if ltv is not None else None,
+                            "score": score, "plan_upper": plan.upper()}
+        return out
+
+    def model_whales(self) -> dict[str, dict[str, Any]]:
+        return {k: {"email": v["email"]} for k, v in self.model_users().items() if v["ltv"] is not None and v["ltv"] >= 100}
+
+
+def make_project(root: Path, rx: WebhookReceiver, *, n: int = 200, orders: int = 700, mode: str = "upsert",
+                 state: str = "", extra_yaml: str = "") -> Project:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "syncs.yaml").write_text(textwrap.dedent(BASE_YAML.format(state=state, mode=mode)) + extra_yaml)
+    p = Project(root, rx)
+    con = duckdb.connect(str(p.warehouse))
+    con.execute(USERS_SQL.format(n=n, orders=orders))
+    con.close()
+    return p
+
+
+@pytest.fixture
+def rx() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def project(tmp_path: Path, rx: WebhookReceiver) -> Project:
+    return make_project(tmp_path / "proj", rx)
