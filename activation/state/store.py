@@ -161,7 +161,14 @@ class StateStore:
 
     def start_run(self, sync: str, destination: str) -> str:
         run_id = uuid.uuid4().hex[:16]
+        r = self.t["runs"]
         with self.engine.begin() as c:
+            # A run still 'running' here belonged to a process that died (one run per sync
+            # at a time): say so in its record instead of leaving it running forever.
+            c.execute(
+                r.update().where(r.c.sync_name == sync, r.c.status == "running")
+                .values(status="aborted", finished_at=utcnow(), error="the process ended before the run finished")
+            )
             c.execute(
                 self.t["runs"].insert().values(
                     run_id=run_id, sync_name=sync, destination=destination, started_at=utcnow(), status="running",
@@ -275,7 +282,10 @@ def _sqlite_engine(url: str, read_only: bool) -> Engine:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if read_only and path:
+    if read_only and path and not Path(path).exists():
+        # Nothing was ever delivered; a dry run must not create the file to find that out.
+        engine = sa.create_engine("sqlite://")
+    elif read_only and path:
         # mode=ro guarantees a dry run cannot change a byte of the file.
         engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
     else:

@@ -1,0 +1,50 @@
+"""A process SIGKILLed in the middle of a run loses nothing: the next run completes it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import make_project
+from activation.testing.webhook_receiver import WebhookReceiver
+
+
+@pytest.mark.parametrize("kill_after", [1, 4, 9])
+def test_sigkill_mid_run_loses_nothing(tmp_path: Path, rx: WebhookReceiver, kill_after: int) -> None:
+    p = make_project(tmp_path / "k", rx, n=1500, orders=3000, mode="mirror")
+    p.cli("run")  # a first full delivery, then a big change to push when we kill
+    p.sql("UPDATE src.users SET plan = plan || '_v2'")
+    p.sql("DELETE FROM src.users WHERE user_id < 'u0100'")  # removals, under max_removal
+    rx.delay(0.03)  # slow the receiver so the kill lands mid-run
+    before = rx.request_count
+    env = {**os.environ, "HOOK_URL": rx.url}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "activation.cli", "run", "--project", str(p.root)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while rx.request_count < before + kill_after and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert child.poll() is None, "the run ended before it could be killed; slow the receiver more"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    partial = rx.records("users_to_hook")
+    assert partial != p.model_users(), "the kill must land before the run finished"
+
+    rx.delay(0)
+    result = p.json("run")
+    assert result["ok"] is True
+    assert rx.records("users_to_hook") == p.model_users()
+    assert rx.records("whales_to_hook") == p.model_whales()
+    # the killed run is recorded as aborted, not left 'running'
+    runs = p.json("history", "users_to_hook")["runs"]
+    assert [r["status"] for r in runs][:3] == ["success", "aborted", "success"]
+    # and afterwards everything is up to date
+    assert all(s["status"] == "up_to_date" for s in p.json("run")["syncs"])
