@@ -195,6 +195,8 @@ def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
         raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
     out.print(status_table(rows))
     for r in rows:
+        if r["error"]:
+            out.print(f"  ✗ {r['sync']}: {r['error']}", markup=False, highlight=False)
         for e in r["rejected_rows"]:
             out.print(f"  ✗ {r['sync']} {e['row_key']}: {e['reason']}", markup=False, highlight=False)
     raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
@@ -266,11 +268,14 @@ def reset(
 
 
 @app.command()
-def init(directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path(".")) -> None:
-    """Create a new project: syncs.yaml, an example trait and audience, a file destination."""
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
+    sample_data: Annotated[bool, typer.Option("--sample-data/--no-sample-data", help="Create a small DuckDB warehouse to try it on.")] = True,
+) -> None:
+    """Create a new project: syncs.yaml, an example trait, score and audience, a file destination."""
     from activation.scaffold import scaffold
 
-    created = scaffold(directory)
+    created = scaffold(directory, sample_data=sample_data)
     for f in created:
         out.print(f"created {f}")
     if not created:

@@ -23,9 +23,10 @@ def short(value: Any, width: int = 40) -> str:
 
 def plans_table(plans: list[SyncPlan]) -> Table:
     t = Table(title="Plan", title_justify="left")
-    for col, style in (("sync", "bold"), ("destination", ""), ("mode", ""), ("model rows", ""), ("+ added", "green"),
-                       ("~ changed", "yellow"), ("- removed", "red"), ("unchanged", "dim"), ("rejected", "magenta")):
-        t.add_column(col, style=style, justify="right" if col not in ("sync", "destination", "mode") else "left")
+    for col, style in (("sync", "bold"), ("to", ""), ("mode", ""), ("rows", ""), ("+add", "green"),
+                       ("~change", "yellow"), ("-remove", "red"), ("=same", "dim"), ("rejected", "magenta")):
+        left = col in ("sync", "to", "mode")
+        t.add_column(col, style=style, justify="left" if left else "right", no_wrap=col in ("sync", "to"))
     for p in plans:
         c = p.counts
         removed = str(c.removed) if p.removes_at_destination or not c.removed else f"{c.removed} (kept)"
@@ -107,12 +108,12 @@ class RichProgress:
 
 def status_table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="Syncs", title_justify="left")
-    for col in ("sync", "destination", "last run", "status", "delivered rows", "sent", "failed", "rejected", "error"):
-        t.add_column(col)
+    for col in ("sync", "to", "last run (UTC)", "status", "delivered", "sent", "failed", "rejected"):
+        t.add_column(col, no_wrap=col in ("sync", "to", "status"), justify="right" if col in ("delivered", "sent", "failed", "rejected") else "left")
     style = {"success": "green", "partial": "yellow", "failed": "red", "aborted": "red", "running": "cyan", "never run": "dim"}
     for r in rows:
         st = r["status"]
-        t.add_row(r["sync"], r["destination"], r.get("last_run") or "-", f"[{style.get(st, '')}]{st}[/]",
-                  str(r["delivered_rows"]), str(r.get("sent", "-")), str(r.get("failed", "-")), str(r.get("rejected", "-")),
-                  escape(short(r.get("error") or "", 60)))
+        dash = lambda v: "-" if v is None else str(v)  # noqa: E731
+        t.add_row(r["sync"], r["destination"], (r.get("last_run") or "-").replace("T", " "), f"[{style.get(st, '')}]{st}[/]",
+                  str(r["delivered_rows"]), dash(r.get("sent")), dash(r.get("failed")), dash(r.get("rejected")))
     return t
