@@ -42,7 +42,7 @@ def _config_error(e: ProjectError, as_json: bool) -> None:
     else:
         err.print(f"[bold red]error:[/] the project is invalid ({len(e.issues)} problem{'s' * (len(e.issues) != 1)}); nothing was sent")
         for issue in e.issues:
-            err.print(f"  {redact(str(issue))}", markup=False, highlight=False)
+            err.print(f"  {redact(str(issue))}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_CONFIG)
 
 

@@ -178,6 +178,7 @@ class Compiler:
                 inner, deps = self.render(text, origin, ("audiences", name, "sql"))
                 sql = f"SELECT DISTINCT {cols} FROM (\n{inner}\n) AS members"
             nodes[audience_id(name)] = ModelNode(audience_id(name), "audience", name, a.entity, sql, deps, origin)
+        self.check_exclusive_destinations()
         syncs: dict[str, SyncModel] = {}
         for name, s in p.syncs.items():
             model = self.sync_model(name, s, nodes)
@@ -187,6 +188,20 @@ class Compiler:
         if self.issues:
             raise ProjectError(self.issues)
         return CompiledProject(nodes, order, syncs)
+
+    def check_exclusive_destinations(self) -> None:
+        """A file holds one sync's rows: two syncs writing one file would overwrite each other."""
+        p = self.loaded.project
+        users: dict[str, list[str]] = {}
+        for name, s in p.syncs.items():
+            dest = p.destinations.get(s.to)
+            if dest is not None and dest.type == "file":
+                users.setdefault(s.to, []).append(name)
+        for dest_name, syncs in users.items():
+            if len(syncs) > 1:
+                self.issues.append(self.loaded.issue(
+                    f"file destination {dest_name!r} is used by syncs {', '.join(syncs)}; a file holds one "
+                    "sync's rows, so give each sync its own file destination", "destinations", dest_name))
 
     def sync_model(self, name: str, s: Any, nodes: dict[str, ModelNode]) -> SyncModel | None:
         p = self.loaded.project
