@@ -268,10 +268,15 @@ def open_state(url: str | None, schema: str, warehouse_engine: Engine, *, read_o
         return StateStore(warehouse_engine, schema, read_only=read_only)
     from activation.project.secrets import resolve_env
 
-    resolved = resolve_env(url)
+    from activation.warehouse.postgres import psycopg_url
+
+    resolved = psycopg_url(resolve_env(url))
     if resolved.startswith("sqlite"):
         engine = _sqlite_engine(resolved, read_only)
         return StateStore(engine, None, read_only=read_only)
+    if resolved == warehouse_engine.url.render_as_string(hide_password=False):
+        # The same database as the warehouse: share the engine, so the diff runs there.
+        return StateStore(warehouse_engine, schema, read_only=read_only)
     engine = sa.create_engine(resolved, pool_pre_ping=True)
     return StateStore(engine, schema, read_only=read_only)
 

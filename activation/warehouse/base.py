@@ -158,4 +158,8 @@ class DuckDBWarehouse(Warehouse):
 def open_warehouse(spec: WarehouseSpec, root: Path, *, read_only: bool = False) -> Warehouse:
     if spec.type == "duckdb":
         return DuckDBWarehouse(spec, root, read_only=read_only)
+    if spec.type == "postgres":
+        from activation.warehouse.postgres import PostgresWarehouse
+
+        return PostgresWarehouse(spec, root, read_only=read_only)
     raise WarehouseError(f"warehouse type {spec.type!r} is not supported yet")

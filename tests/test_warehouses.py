@@ -1,0 +1,190 @@
+"""The same project gives the same plans and the same deliveries on every warehouse.
+
+Postgres runs against the real server at 127.0.0.1:5432 (database `test`); where none is
+reachable these tests skip, saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from activation.project.loader import load_project
+from activation.runner import plan_sync, run_sync
+from activation.session import Session
+from activation.testing.webhook_receiver import WebhookReceiver
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+PROJECT = """
+version: 1
+warehouse: {warehouse}
+state: {state}
+entities:
+  user: {{table: {src}.users, key: user_id}}
+  account: {{table: {src}.accounts, key: [region, account_no]}}
+traits:
+  ltv:
+    entity: user
+    sql: "select user_id, sum(amount) as ltv from {src}.orders group by user_id"
+  engagement:
+    entity: user
+    score:
+      ltv: {{weight: 1.0, points: [[0, 1], [100, 3]]}}
+      seats: {{weight: 0.5, points: [[3, 2]]}}
+  users:
+    entity: account
+    sql: "select a.region, a.account_no, count(u.user_id) as users from {src}.accounts a left join {src}.users u on u.account_no = a.account_no and u.region = a.region group by a.region, a.account_no"
+audiences:
+  whales: {{entity: user, where: "ltv >= 100"}}
+  big_accounts: {{entity: account, sql: "select region, account_no from {{{{ ref('account') }}}} where users >= 2"}}
+destinations:
+  hook: {{type: webhook, url: "{url}", batch_size: 40}}
+syncs:
+  users:
+    from: user
+    to: hook
+    mode: mirror
+    match: {{email: email}}
+    fields: {{plan: plan, ltv: ltv, score: engagement, since: signed_up, label: "{{{{ row.plan | upper }}}}-{{{{ row.seats }}}}"}}
+    max_removal: 50%
+  whales: {{from: whales, to: hook, mode: audience, match: {{email: email}}}}
+  accounts:
+    from: big_accounts
+    to: hook
+    mode: mirror
+    match: {{name: name}}
+    fields: {{users: users, region: region}}
+"""
+
+
+def dataset() -> dict[str, list[dict[str, Any]]]:
+    import datetime as dt
+
+    users = [
+        {"user_id": f"u{i:03d}", "email": f"user{i}@example.com", "plan": ["free", "pro", "enterprise"][i % 3],
+         "seats": i % 7, "signed_up": dt.date(2026, 1, 1) + dt.timedelta(days=i), "region": ["eu", "us"][i % 2],
+         "account_no": i % 40}
+        for i in range(150)
+    ]
+    orders = [{"user_id": f"u{i % 150:03d}", "amount": (i * 7) % 50} for i in range(420)]
+    accounts = [{"region": r, "account_no": n, "name": f"Account {r}-{n}"} for r in ("eu", "us") for n in range(40)]
+    return {"users": users, "orders": orders, "accounts": accounts}
+
+
+DDL = {
+    "users": "user_id VARCHAR(10), email VARCHAR(100), plan VARCHAR(20), seats INTEGER, signed_up DATE, region VARCHAR(5), account_no INTEGER",
+    "orders": "user_id VARCHAR(10), amount INTEGER",
+    "accounts": "region VARCHAR(5), account_no INTEGER, name VARCHAR(50)",
+}
+
+
+def load(engine: sa.Engine, schema: str, data: dict[str, list[dict[str, Any]]]) -> None:
+    with engine.begin() as c:
+        c.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        for table, rows in data.items():
+            c.execute(sa.text(f"DROP TABLE IF EXISTS {schema}.{table}"))
+            c.execute(sa.text(f"CREATE TABLE {schema}.{table} ({DDL[table]})"))
+            cols = list(rows[0])
+            c.execute(sa.text(f"INSERT INTO {schema}.{table} ({', '.join(cols)}) VALUES ({', '.join(':' + k for k in cols)})"), rows)
+
+
+def mutate(engine: sa.Engine, schema: str) -> None:
+    with engine.begin() as c:
+        c.execute(sa.text(f"UPDATE {schema}.users SET plan = 'team' WHERE user_id IN ('u001', 'u004', 'u007')"))
+        c.execute(sa.text(f"DELETE FROM {schema}.users WHERE user_id IN ('u010', 'u011')"))
+        c.execute(sa.text(f"INSERT INTO {schema}.users VALUES ('u900', 'new@example.com', 'pro', 4, DATE '2026-09-01', 'eu', 3)"))
+        c.execute(sa.text(f"INSERT INTO {schema}.orders VALUES ('u002', 500), ('u900', 20)"))
+
+
+def run_all(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    names = ["users", "whales", "accounts"]
+    with Session(load_project(root), dry_run=True) as s:
+        prepared = s.prepare(names)
+        plans = [plan_sync(s, prepared[n]).model_dump() for n in names]
+    with Session(load_project(root), dry_run=False) as s:
+        s.state.migrate()
+        prepared = s.prepare(names)
+        statuses = [run_sync(s, prepared[n]).status for n in names]
+    return plans, statuses
+
+
+@pytest.fixture
+def pg() -> Iterator[tuple[sa.Engine, str]]:
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as e:
+        pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {e.orig}")
+    tag = uuid.uuid4().hex[:8]
+    yield engine, tag
+    with engine.begin() as c:
+        for schema in (f"src_{tag}", f"act_{tag}", f"state_{tag}"):
+            c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    engine.dispose()
+
+
+def project_for(kind: str, root: Path, url: str, tag: str) -> tuple[Path, sa.Engine, str]:
+    root.mkdir(parents=True)
+    src = f"src_{tag}"
+    if kind == "duckdb":
+        warehouse = f"{{type: duckdb, path: wh.duckdb, schema: act_{tag}}}"
+        state = f"{{schema: state_{tag}}}"
+        engine = sa.create_engine(f"duckdb:///{root / 'wh.duckdb'}")
+    elif kind == "duckdb+sqlite":
+        warehouse = f"{{type: duckdb, path: wh.duckdb, schema: act_{tag}}}"
+        state = "{url: 'sqlite:///state.db'}"
+        engine = sa.create_engine(f"duckdb:///{root / 'wh.duckdb'}")
+    elif kind == "postgres":
+        warehouse = f"{{type: postgres, url: '{PG_URL}', schema: act_{tag}}}"
+        state = f"{{schema: state_{tag}}}"
+        engine = sa.create_engine(PG_URL)
+    elif kind == "postgres+sqlite":
+        warehouse = f"{{type: postgres, url: '{PG_URL}', schema: act_{tag}}}"
+        state = "{url: 'sqlite:///state.db'}"
+        engine = sa.create_engine(PG_URL)
+    else:
+        raise AssertionError(kind)
+    (root / "syncs.yaml").write_text(PROJECT.format(warehouse=warehouse, state=state, src=src, url=url))
+    return root, engine, src
+
+
+def test_duckdb_and_postgres_plan_and_deliver_the_same(tmp_path: Path, pg: tuple[sa.Engine, str]) -> None:
+    _, tag = pg
+    results = {}
+    for kind in ("duckdb", "duckdb+sqlite", "postgres", "postgres+sqlite"):
+        with WebhookReceiver() as rx:
+            if kind == "postgres+sqlite":  # a fresh set of schemas for the second Postgres run
+                tag2 = tag + "b"
+            else:
+                tag2 = tag
+            root, engine, src = project_for(kind, tmp_path / kind, rx.url, tag2)
+            try:
+                load(engine, src, dataset())
+                engine.dispose()  # DuckDB: one configuration per file per process
+                first, statuses = run_all(root)
+                assert set(statuses) == {"success"}, (kind, statuses)
+                mutate(engine, src)
+                engine.dispose()
+                second, statuses = run_all(root)
+                assert set(statuses) == {"success"}, (kind, statuses)
+                third, statuses = run_all(root)
+                assert set(statuses) == {"up_to_date"}, (kind, statuses)
+                results[kind] = (first, second, json.loads(json.dumps(rx.all_records(), default=str)))
+            finally:
+                if kind.startswith("postgres"):
+                    with engine.begin() as c:
+                        for schema in (f"src_{tag2}", f"act_{tag2}", f"state_{tag2}"):
+                            c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                engine.dispose()
+    reference = results["duckdb"]
+    assert reference[1][0]["counts"]["changed"] == 4  # 3 users changed plan, u002 gained an order (ltv)
+    for kind, got in results.items():
+        assert got == reference, f"{kind} differs from duckdb"
