@@ -21,8 +21,14 @@ from activation.project.spec import json_schema
 from activation.settings import settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Sync warehouse traits and audiences to the tools your teams use.")
-out = Console()
-err = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    # Piped output (CI logs, `make demo | tee`) gets 120 columns instead of rich's 80.
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=120)
+
+
+out = _console()
+err = _console(stderr=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 

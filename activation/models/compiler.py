@@ -171,8 +171,10 @@ class Compiler:
             key = p.entities[a.entity].key_columns
             cols = ", ".join(self.q(k) for k in key)
             if a.where is not None:
-                sql = f"SELECT {cols} FROM {self.namer(traits_id(a.entity))} WHERE ({a.where})"
-                deps, origin = {traits_id(a.entity)}, f"audience {name} (where: {a.where})"
+                origin = f"audience {name} (where: {a.where})"
+                where, deps = self.render(a.where, origin, ("audiences", name, "where"))
+                sql = f"SELECT {cols} FROM {self.namer(traits_id(a.entity))} WHERE ({where})"
+                deps.add(traits_id(a.entity))
             else:
                 text, origin = self.sql_of(a.sql or "", ("audiences", name, "sql"), f"audience {name}")
                 inner, deps = self.render(text, origin, ("audiences", name, "sql"))

@@ -1,0 +1,119 @@
+"""`activation demo` (what `make demo` runs): the whole loop on the embedded default.
+
+Generates a B2B SaaS warehouse in DuckDB, starts a local webhook receiver standing in for a
+CRM, then: validate → plan → run → run again (nothing to send) → change and delete some
+source rows → plan (exactly those) → run → check every destination equals the model.
+No credentials, no network.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+from rich.console import Console
+
+from activation.demo_data import generate, mutate
+from activation.destinations.file import read_file_records
+from activation.project.loader import load_project
+from activation.testing.webhook_receiver import WebhookReceiver
+
+CHANGED, DELETED = 12, 4
+WEBHOOK_ENV = "CRM_WEBHOOK_URL"
+
+
+def _cli(console: Console, *args: str) -> int:
+    from activation.cli import app
+
+    console.rule(f"[bold]$ activation {' '.join(args)}", align="left")
+    try:
+        app(list(args), standalone_mode=False)
+        return 0
+    except SystemExit as e:  # typer.Exit surfaces as SystemExit / click Exit
+        return int(e.code or 0)
+    except Exception as e:  # click.exceptions.Exit carries exit_code
+        code = getattr(e, "exit_code", None)
+        if code is None:
+            raise
+        return int(code)
+
+
+def run_demo(directory: Path, console: Console) -> int:
+    root = directory.resolve()
+    loaded = load_project(root)
+    warehouse = root / (loaded.project.warehouse.path or ".activation/warehouse.duckdb")
+    # A demo starts from scratch every time: a new warehouse, no state, no output files.
+    shutil.rmtree(warehouse.parent, ignore_errors=True)
+    shutil.rmtree(root / "out", ignore_errors=True)
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(warehouse))
+    counts = generate(con)
+    con.close()
+    console.print(f"[bold]Demo warehouse[/] {warehouse.relative_to(root)}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+
+    with WebhookReceiver() as rx:
+        os.environ[WEBHOOK_ENV] = rx.url
+        console.print(f"[bold]Local CRM webhook receiver[/] at {rx.url}\n")
+        p = ["--project", str(root)]
+        steps = [("validate",), ("plan",), ("run",), ("run",)]
+        for step in steps:
+            code = _cli(console, *step, *p)
+            if code != 0:
+                console.print(f"[red]demo step failed: activation {' '.join(step)} (exit {code})[/]")
+                return code
+
+        con = duckdb.connect(str(warehouse))
+        changed = mutate(con, change=CHANGED, delete=DELETED)
+        con.close()
+        console.rule("[bold]Changing the source", align="left")
+        console.print(f"changed the title of {CHANGED} users: {', '.join(changed['changed_user_ids'])}")
+        console.print(f"deleted {DELETED} users: {', '.join(changed['deleted_user_ids'])}")
+
+        from activation.runner import plan_sync
+        from activation.session import Session
+
+        with Session(load_project(root), dry_run=True) as s:
+            prepared = s.prepare(["users_to_crm"])
+            plan = plan_sync(s, prepared["users_to_crm"])
+        _cli(console, "plan", "users_to_crm", *p)
+        exact = (plan.counts.changed == CHANGED and plan.counts.removed == DELETED
+                 and {c.key for c in plan.changed_samples} <= set(changed["changed_user_ids"]))
+        mark = "[green]✓[/]" if exact else "[red]✗[/]"
+        console.print(f"{mark} the plan holds exactly the {CHANGED} changed users (fields: "
+                      f"{', '.join(plan.field_changes)}) and the {DELETED} deleted ones")
+        if _cli(console, "run", *p) != 0:
+            return 1
+        _cli(console, "status", *p)
+        ok = exact and _check_destinations(console, root, rx)
+    return 0 if ok else 1
+
+
+def _check_destinations(console: Console, root: Path, rx: WebhookReceiver) -> bool:
+    """Every destination holds exactly what the state store says was delivered, and the
+    state equals the model (the last plan was empty): so each destination equals the model."""
+    from activation.destinations.file import _cell
+    from activation.session import Session
+
+    ok = True
+    loaded = load_project(root)
+    with Session(loaded, dry_run=True) as s:
+        for name, sync in loaded.project.syncs.items():
+            delivered = [d.values for d in s.state.delivered_rows(name).values()]
+            dest = loaded.project.destinations[sync.to]
+            if dest.type == "webhook":
+                held: dict = {str(k): v for k, v in rx.records(name).items()}
+                want: dict = {str(k): d.values for k, d in s.state.delivered_rows(name).items()}
+            elif dest.type == "file":
+                match = list(sync.match)
+                held = read_file_records(root / dest.path, dest.format, match)
+                encode = _cell if dest.format == "csv" else (lambda v: v)
+                want = {tuple(encode(v[f]) for f in match): {f: encode(x) for f, x in v.items()} for v in delivered}
+            else:
+                continue
+            same = held == want
+            ok &= same
+            mark = "[green]✓[/]" if same else "[red]✗[/]"
+            console.print(f"{mark} {name}: the {dest.type} destination holds exactly the model ({len(held):,} rows)")
+    return ok

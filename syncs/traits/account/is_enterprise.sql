@@ -1,0 +1,2 @@
+select account_id, plan = 'enterprise' as is_enterprise
+from {{ ref('plan') }}

@@ -1,0 +1,4 @@
+select a.account_id, coalesce(sum(s.seats), 0) as seats
+from {{ source('account') }} a
+left join analytics.subscriptions s on s.account_id = a.account_id and s.ended_at is null
+group by a.account_id
