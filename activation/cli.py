@@ -74,7 +74,7 @@ def validate(
             compile_project(loaded, lambda n: n, lambda n: f'"{n}"', loaded.project.warehouse.type)
         else:
             with Session(loaded, dry_run=True) as s:
-                s.prepare(list(loaded.project.syncs), how="view")
+                s.prepare(list(loaded.project.syncs), how="view", check_env=True)
     except ProjectError as e:
         _config_error(e, as_json)
     p = loaded.project

@@ -52,6 +52,9 @@ class SyncResult(BaseModel):
 
 
 def _empty_plan(session: Session, prepared: PreparedSync) -> SyncPlan:
+    # End the session connection's transaction: its snapshot may predate state written
+    # since (an earlier sync's commits, recovered in-flight rows). Temp tables survive.
+    session.conn.commit()
     spec = session.project.syncs[prepared.name]
     stats = session.differ.key_stats(session.conn, prepared.query)
     prepared.stats = stats
@@ -65,6 +68,8 @@ def _empty_plan(session: Session, prepared: PreparedSync) -> SyncPlan:
 def _finish_plan(session: Session, builder: PlanBuilder) -> SyncPlan:
     plan = builder.finish()
     spec = session.project.syncs[plan.sync]
+    if session.dry_run and (pending := session.state.in_flight_count(plan.sync)):
+        plan.warnings.append(f"{pending} rows sent by an interrupted run will be re-checked by the next run (resent or removed)")
     if not plan.removes_at_destination and plan.counts.removed:
         plan.warnings.append(
             f"{plan.counts.removed} rows left the model; mode {spec.mode!r} leaves them in the "
@@ -105,7 +110,8 @@ def _op(mode: str, c: Change) -> RowOp | None:
         return RowOp(kind=kind, key=c.key or "", values=c.values or {})  # type: ignore[arg-type]
     if c.kind == "changed":
         if mode == "insert":
-            return None  # insert never touches an existing record
+            # insert never touches an existing record, unless it may never have arrived
+            return RowOp(kind="insert", key=c.key or "", values=c.values or {}) if c.resend else None
         kind = "update" if mode in ("update", "audience") else "upsert"
         return RowOp(kind=kind, key=c.key or "", values=c.values or {}, previous=c.previous, changed_fields=c.changed_fields, dest_id=c.dest_id)  # type: ignore[arg-type]
     if c.kind == "removed" and mode in REMOVING_MODES:
@@ -176,6 +182,9 @@ class SyncRun:
     def _push(self, run_id: str, ops: list[tuple[RowOp, Change]], silent: list[Change], errors: list[RowError]) -> None:
         r = self.result
         results = {}
+        # Journal what the destination may hold before it sees it (removes need no entry:
+        # the row stays delivered until the remove is acknowledged).
+        self.s.state.mark_in_flight(self.p.name, run_id, [(op.key, op.values) for op, _ in ops if op.kind != "remove"])
         if ops:
             r.sent += len(ops)
             for res in self.dest.push(self.p.target, [op for op, _ in ops]):
@@ -203,6 +212,7 @@ class SyncRun:
         self.s.state.commit_batch(
             self.p.name, run_id, delivered, removed, errors,
             counts={"sent": len(ops) - failed, "failed": failed},
+            settled=[op.key for op, _ in ops],
         )
         self.progress.advance(len(ops))
 
@@ -213,7 +223,10 @@ def run_sync(
 ) -> SyncResult:
     started = time.monotonic()
     spec = session.project.syncs[prepared.name]
+    recovered = session.state.recover_in_flight(prepared.name)
     plan = _estimate(session, prepared)
+    if recovered:
+        plan.warnings.append(f"{recovered} rows sent by an interrupted run were re-checked (resent or removed)")
     plan.blocked = check_guards(plan, spec.removal_limit, allow_removal)
     state = session.state
     run_id = state.start_run(prepared.name, spec.to)

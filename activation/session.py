@@ -22,7 +22,7 @@ from activation.diff.mapping import FieldMapper
 from activation.models.compiler import CompiledProject, ModelNode, compile_project
 from activation.project.loader import LoadedProject, ProjectError, ProjectIssue
 from activation.project.secrets import MissingSecret
-from activation.project.templating import TemplateProblem
+from activation.project.templating import TemplateProblem, columns_used
 from activation.state.store import StateStore, open_state
 from activation.warehouse.base import Warehouse, WarehouseError, open_warehouse
 
@@ -36,6 +36,10 @@ class PreparedSync:
     mapper: FieldMapper
     target: SyncTarget
     stats: KeyStats | None = None  # set by planning; the push reuses it
+
+
+class ColumnMismatch(WarehouseError):
+    """A model ran but returned other columns than it must."""
 
 
 class Session:
@@ -58,9 +62,13 @@ class Session:
             self.close()
             raise ProjectError([ProjectIssue(f"cannot open the warehouse: {e}", loaded.locate("warehouse"))]) from e
         temp = dry_run
-        self.compiled: CompiledProject = compile_project(
-            loaded, lambda n: self.warehouse.relation(n, temp=temp), self.warehouse.quote, self.warehouse.dialect
-        )
+        try:
+            self.compiled: CompiledProject = compile_project(
+                loaded, lambda n: self.warehouse.relation(n, temp=temp), self.warehouse.quote, self.warehouse.dialect
+            )
+        except BaseException:
+            self.close()  # or the warehouse connection outlives the error (DuckDB: a file lock)
+            raise
         self.differ: Differ = differ_for(self.warehouse, self.state)
         self._materialised: dict[str, Materialise] = {}
 
@@ -103,15 +111,26 @@ class Session:
 
     # -- checks and materialisation -------------------------------------------------
 
-    def prepare(self, syncs: list[str], how: Materialise = "table") -> dict[str, PreparedSync]:
-        """Materialise what `syncs` need and check every mapping against the real columns."""
+    def prepare(self, syncs: list[str], how: Materialise = "table", *, check_env: bool | None = None) -> dict[str, PreparedSync]:
+        """Materialise what `syncs` need and check every mapping against the real columns.
+
+        `check_env` (default: on a real run) also requires every `${ENV}` the syncs'
+        destinations use to be set, so a missing token stops the run before anything is sent.
+        """
         issues: list[ProjectIssue] = []
+        if check_env if check_env is not None else not self.dry_run:
+            for dest in dict.fromkeys(self.project.syncs[n].to for n in syncs):
+                if dest in self.project.destinations:
+                    issues += self.loaded.missing_env(self.project.destinations[dest], "destinations", dest)
         for node_id in self.compiled.needed_for(syncs):
             node = self.compiled.nodes[node_id]
             if node_id in self._materialised and (self._materialised[node_id] == "table" or how == "view"):
                 continue
             try:
                 self._materialise(node, how)
+            except ColumnMismatch as e:
+                issues.append(self._node_issue(node, str(e), rejected=False))
+                break
             except WarehouseError as e:
                 issues.append(self._node_issue(node, str(e)))
                 break  # later models depend on this one; their errors would only be noise
@@ -143,14 +162,14 @@ class Session:
         if node.expect_columns is not None:
             got = wh.columns(self.conn, f"SELECT * FROM {relation}")
             if [c.lower() for c in got] != [c.lower() for c in node.expect_columns]:
-                raise WarehouseError(
+                raise ColumnMismatch(
                     f"must return exactly the columns {', '.join(node.expect_columns)}; it returned {', '.join(got)}"
                 )
 
-    def _node_issue(self, node: ModelNode, message: str) -> ProjectIssue:
+    def _node_issue(self, node: ModelNode, message: str, *, rejected: bool = True) -> ProjectIssue:
         section = {"trait": "traits", "audience": "audiences", "model": "syncs"}.get(node.kind)
         loc = self.loaded.locate(section, node.name) if section else self.loaded.locate("entities", node.name)
-        return ProjectIssue(f"the warehouse rejected it: {message}", loc, node.origin)
+        return ProjectIssue(f"the warehouse rejected it: {message}" if rejected else message, loc, node.origin)
 
     def _prepare_sync(self, name: str) -> PreparedSync:
         spec = self.project.syncs[name]
@@ -164,9 +183,9 @@ class Session:
         for section, mapping in (("match", spec.match), ("fields", spec.fields)):
             for dest, expr in mapping.items():
                 try:
-                    cols = mapper.columns(available)[dest]
+                    cols = columns_used(expr, available)
                 except TemplateProblem as e:
-                    issues.append(issue(str(e), section, dest))
+                    issues.append(issue(f"{section}.{dest}: {e}", section, dest))
                     continue
                 missing = sorted(c for c in cols if c.lower() not in lower)
                 if missing:

@@ -21,7 +21,7 @@ def test_sigkill_mid_run_loses_nothing(tmp_path: Path, rx: WebhookReceiver, kill
     p.cli("run")  # a first full delivery, then a big change to push when we kill
     p.sql("UPDATE src.users SET plan = plan || '_v2'")
     p.sql("DELETE FROM src.users WHERE user_id < 'u0100'")  # removals, under max_removal
-    rx.delay(0.03)  # slow the receiver so the kill lands mid-run
+    rx.delay(0.05)  # slow the receiver so the kill lands mid-run
     before = rx.request_count
     env = {**os.environ, "HOOK_URL": rx.url}
     child = subprocess.Popen(
@@ -48,3 +48,50 @@ def test_sigkill_mid_run_loses_nothing(tmp_path: Path, rx: WebhookReceiver, kill
     assert [r["status"] for r in runs][:3] == ["success", "aborted", "success"]
     # and afterwards everything is up to date
     assert all(s["status"] == "up_to_date" for s in p.json("run")["syncs"])
+
+
+def test_rows_applied_but_never_acknowledged_are_not_orphaned(tmp_path: Path, rx: WebhookReceiver) -> None:
+    """The worst instant: the destination applied a batch, the process died before recording
+    it, and those rows then left the model. The in-flight journal makes the next run remove them."""
+    p = make_project(tmp_path / "orphans", rx, n=300, orders=600, mode="mirror")
+    p.cli("run", "users_to_hook")
+    p.sql("INSERT INTO src.users SELECT 'u9' || lpad(CAST(i AS VARCHAR), 3, '0'), 'new' || i || '@example.com', "
+          "'pro', 1, 0 FROM range(50) t(i)")  # exactly one batch of new rows
+    rx.hang_after_apply(60)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "activation.cli", "run", "users_to_hook", "--project", str(p.root)],
+        env={**os.environ, "HOOK_URL": rx.url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while len(rx.records("users_to_hook")) < 350 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    assert len(rx.records("users_to_hook")) == 350, "the destination holds the batch"
+
+    p.sql("DELETE FROM src.users WHERE user_id LIKE 'u9%'")  # they leave the model
+    plan = p.json("plan", "users_to_hook")["plans"][0]
+    assert any("interrupted run" in w for w in plan["warnings"])
+    result = p.json("run", "users_to_hook")["syncs"][0]
+    assert result["plan"]["counts"]["removed"] == 50, result
+    assert rx.records("users_to_hook") == p.model_users(), "no orphan left at the destination"
+    assert p.json("run", "users_to_hook")["syncs"][0]["status"] == "up_to_date"
+
+
+def test_interrupted_rows_are_resent_even_when_unchanged(tmp_path: Path, rx: WebhookReceiver) -> None:
+    """The process died before the destination applied the batch: the journal makes the next
+    run send those rows again even though nothing about them changed since."""
+    p = make_project(tmp_path / "resend", rx, n=100, orders=200, mode="upsert")
+    rx.fail_next(1000, status=503)  # the destination never gets the batch
+    child = subprocess.Popen(
+        [sys.executable, "-m", "activation.cli", "run", "users_to_hook", "--project", str(p.root)],
+        env={**os.environ, "HOOK_URL": rx.url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while rx.request_count < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    rx.clear_faults()
+    p.cli("run", "users_to_hook")
+    assert rx.records("users_to_hook") == p.model_users()

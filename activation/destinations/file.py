@@ -175,7 +175,7 @@ class FileDestination(Destination):
             raise DestinationError(f"file destination {self.name!r}: {e}") from e
 
     def _load(self) -> None:
-        header, end = None, 0
+        header, end, reorder = None, 0, False
         with open(self._path, "rb") as f:
             try:
                 for end, text, rec in _scan(f, self._fmt):
@@ -187,12 +187,12 @@ class FileDestination(Destination):
                         if missing:
                             raise ValueError(f"its header lacks match field(s) {missing}")
                         self._cols += [h for h in header if h not in self._cols]
-                        self._dirty = header != self._cols
+                        self._dirty = reorder = header != self._cols
                         continue
                     else:
                         cells = dict(zip(header, rec))
                         key = tuple(cells[m] for m in self._match)
-                        if self._dirty:  # columns moved: re-encode in the new order
+                        if reorder:  # columns moved: re-encode in the new order
                             text = _csv_line([cells.get(c, "") for c in self._cols])
                     self._dirty |= key in self._rows  # a duplicate: rewrite it away
                     self._rows[key] = text

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from activation.diff.differ import DiffRow
 from activation.diff.mapping import FieldMapper, MappingError
+from activation.state.store import UNKNOWN_HASH
 
 ChangeKind = Literal["added", "changed", "removed", "noop", "rejected"]
 SAMPLES = 5
@@ -27,6 +28,7 @@ class Change:
     dest_id: str | None
     reason: str | None = None  # why a row is rejected
     rows: int = 1  # model rows behind this change (>1 only for a duplicated key)
+    resend: bool = False  # possibly never delivered (recovered from an interrupted run)
 
 
 class FieldChange(BaseModel):
@@ -118,6 +120,11 @@ def changes(rows: Iterator[DiffRow], mapper: FieldMapper) -> Iterator[Change]:
             yield Change("added", d.key, values, None, list(values), d.row_hash, None)
             continue
         before = d.stored_values or {}
+        if d.stored_hash == UNKNOWN_HASH:
+            # Sent by a run that died before its acknowledgement was recorded: the
+            # destination may or may not hold it, so send it whole, whatever it looks like.
+            yield Change("changed", d.key, values, before, list(values), d.row_hash, d.dest_id, resend=True)
+            continue
         changed = [f for f in values if f not in before or before[f] != values[f]]
         changed += [f for f in before if f not in values]
         yield Change("changed" if changed else "noop", d.key, values, before, changed, d.row_hash, d.dest_id)

@@ -207,6 +207,9 @@ class Compiler:
 
     def sync_model(self, name: str, s: Any, nodes: dict[str, ModelNode]) -> SyncModel | None:
         p = self.loaded.project
+        if s.to not in p.destinations:
+            known = ", ".join(p.destinations) or "none"
+            self.issues.append(self.loaded.issue(f"destination {s.to!r} is not defined (defined: {known})", "syncs", name, "to", where=f"sync {name}"))
         if s.sql is not None:
             text, origin = self.sql_of(s.sql, ("syncs", name, "sql"), f"sync {name}")
             sql, deps = self.render(text, origin, ("syncs", name, "sql"))
@@ -287,8 +290,17 @@ class Compiler:
         try:
             return list(TopologicalSorter(graph).static_order())
         except CycleError as e:
-            cycle = " -> ".join(e.args[1])
-            self.issues.append(ProjectIssue(f"models depend on each other in a cycle: {cycle}"))
+            # graphlib lists the cycle backwards (each node followed by one it depends on)
+            ids = list(reversed(e.args[1]))
+            cycle = " -> ".join(nodes[i].origin.split(" (")[0] if i in nodes else i for i in ids)
+            first = nodes.get(ids[0])
+            section = {"trait": "traits", "audience": "audiences", "model": "syncs", "traits": "entities"}
+            loc = self.loaded.locate(section[first.kind], first.name) if first else None
+            hint = "".join(
+                f"; ref({nodes[i].name!r}) reads every trait of {nodes[i].name}, so none of them can use it"
+                for i in dict.fromkeys(ids) if i in nodes and nodes[i].kind == "traits"
+            )
+            self.issues.append(ProjectIssue(f"models read each other in a cycle: {cycle}{hint}", loc))
             return []
 
 

@@ -56,6 +56,12 @@ def env_refs(value: str) -> list[str]:
     return [m.group(1) for m in _REF.finditer(value) if m.group(2) is None]
 
 
+def missing_env(value: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Names `value` refers to (without a default) that are not set."""
+    env = os.environ if environ is None else environ
+    return [name for name in env_refs(value) if name not in env]
+
+
 def resolve_env(value: str, environ: Mapping[str, str] | None = None) -> str:
     """Replace `${NAME}` / `${NAME:-default}`; raise MissingSecret for an unset NAME."""
     env = os.environ if environ is None else environ

@@ -8,6 +8,7 @@ still input: the sandbox refuses attribute access to Python internals (`__class_
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+import re
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -42,8 +43,30 @@ SQL_ENV = _sql_env()
 FIELD_ENV = _NativeSandbox(undefined=StrictUndefined, autoescape=False)
 
 
+_DUNDER = re.compile(r"__\w*[A-Za-z0-9]\w*")
+
+
+def _check_safe(source: str, ast: nodes.Template, what: str) -> None:
+    """Refuse, before anything runs, a template reaching for Python internals.
+
+    The sandbox would refuse them too, but only when the template runs (for a field: per
+    row); a template that can never work is a configuration error, reported up front.
+    """
+    found = set()
+    for node in ast.find_all((nodes.Getattr, nodes.Const)):
+        name = node.attr if isinstance(node, nodes.Getattr) else node.value
+        if isinstance(name, str) and _DUNDER.fullmatch(name):
+            found.add(name)
+    if found:
+        names = ", ".join(repr(n) for n in sorted(found, key=source.find))
+        raise TemplateProblem(
+            f"{what} uses {names}: Python internals (names starting with '__') are not allowed in templates"
+        )
+
+
 def render_sql(source: str, context: dict[str, Any], *, origin: str) -> str:
     try:
+        _check_safe(source, SQL_ENV.parse(source), origin)
         return SQL_ENV.from_string(source).render(**context)
     except TemplateError as e:
         line = getattr(e, "lineno", None)
@@ -63,7 +86,14 @@ def compile_field(expression: str) -> Callable[[dict[str, Any]], Any]:
     try:
         template = FIELD_ENV.from_string(expression)
     except TemplateError as e:
-        raise TemplateProblem(f"invalid template {expression!r}: {e}") from e
+        problem = TemplateProblem(f"invalid template {expression!r}: {e}")
+
+        # `columns_used` reports this when the sync is prepared, with the field's location;
+        # it never gets to map a row.
+        def fail(row: dict[str, Any]) -> Any:
+            raise problem
+
+        return fail
 
     def render(row: dict[str, Any]) -> Any:
         return template.render(row=row)
@@ -75,12 +105,15 @@ def columns_used(expression: str, available: Iterable[str]) -> set[str]:
     """Columns of the model a field mapping reads.
 
     `row.x` and `row['x']` name a column; any other use of `row` (e.g. `row | tojson`)
-    reads them all. Raises TemplateProblem on a syntax error.
+    reads them all. Raises TemplateProblem for a template that cannot work: a syntax error,
+    an unknown filter, a name other than `row`, a reach for Python internals.
     """
     if not is_expression(expression):
         return {expression.strip()}
     try:
         ast = FIELD_ENV.parse(expression)
+        _check_safe(expression, ast, repr(expression))
+        FIELD_ENV.compile(ast)  # unknown filters and tests are found when compiling
     except TemplateError as e:
         raise TemplateProblem(f"invalid template {expression!r}: {e}") from e
     used: set[str] = set()

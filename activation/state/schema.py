@@ -59,6 +59,16 @@ def tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
             sa.Column("reason", sa.Text, nullable=False),
             sa.Column("created_at", sa.DateTime, nullable=False),
         ),
+        # Rows handed to a destination whose acknowledgement is not yet recorded. A run that
+        # dies leaves them here; the next run treats them as possibly delivered.
+        "in_flight": sa.Table(
+            "in_flight", md,
+            sa.Column("sync_name", sa.String(200), primary_key=True),
+            sa.Column("row_key", sa.String(2000), primary_key=True),
+            sa.Column("row_values", sa.Text, nullable=False),
+            sa.Column("run_id", sa.String(40), nullable=False),
+            sa.Column("created_at", sa.DateTime, nullable=False),
+        ),
     }
     return md, t
 
@@ -72,7 +82,12 @@ def _qualified(md: sa.MetaData, name: str) -> str:
     return f"{md.schema}.{name}" if md.schema else name
 
 
+def _v2(conn: Connection, md: sa.MetaData) -> None:
+    md.tables[_qualified(md, "in_flight")].create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "delivered rows, runs, row errors", _v1),
+    (2, "in-flight journal: rows sent but not yet acknowledged", _v2),
 ]
 LATEST = MIGRATIONS[-1][0]

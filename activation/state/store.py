@@ -40,6 +40,13 @@ class RowError:
     reason: str
 
 
+UNKNOWN_HASH = "?"  # matches no real row hash: "delivered, content unknown"
+
+
+def _json(values: dict[str, Any]) -> str:
+    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -184,6 +191,59 @@ class StateStore:
                 .values(status=status, finished_at=utcnow(), error=error, **counts)
             )
 
+    def mark_in_flight(self, sync: str, run_id: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Journal rows about to be sent (key, values), before the destination sees them."""
+        if not rows:
+            return
+        with self.engine.begin() as c:
+            self._delete_keys(c, sync, [k for k, _ in rows], table="in_flight")
+            self._insert(c, self.t["in_flight"], {
+                "sync_name": [sync] * len(rows),
+                "row_key": [k for k, _ in rows],
+                "row_values": [_json(v) for _, v in rows],
+                "run_id": [run_id] * len(rows),
+                "created_at": [utcnow()] * len(rows),
+            })
+
+    def recover_in_flight(self, sync: str) -> int:
+        """Fold rows a dead run left in flight back in as *possibly* delivered.
+
+        The destination may hold them (it applied the batch, the process died before
+        recording it). Marking them delivered with an impossible hash makes the next diff
+        send them again if they are still in the model (idempotent), and remove them if
+        they left it: nothing stays behind at the destination unaccounted for.
+        """
+        f, d = self.t["in_flight"], self.t["delivered"]
+        with self.engine.begin() as c:
+            rows = c.execute(sa.select(f.c.row_key, f.c.row_values).where(f.c.sync_name == sync)).all()
+            if not rows:
+                return 0
+            keys = [r.row_key for r in rows]
+            known = set()
+            for i in range(0, len(keys), _CHUNK):
+                part = keys[i : i + _CHUNK]
+                known |= {k for (k,) in c.execute(sa.select(d.c.row_key).where(d.c.sync_name == sync, d.c.row_key.in_(part)))}
+                c.execute(d.update().where(d.c.sync_name == sync, d.c.row_key.in_(part)).values(row_hash=UNKNOWN_HASH))
+            new = [r for r in rows if r.row_key not in known]
+            if new:
+                self._insert(c, d, {
+                    "sync_name": [sync] * len(new),
+                    "row_key": [r.row_key for r in new],
+                    "row_hash": [UNKNOWN_HASH] * len(new),
+                    "row_values": [r.row_values for r in new],
+                    "dest_id": [None] * len(new),
+                    "delivered_at": [utcnow()] * len(new),
+                })
+            c.execute(f.delete().where(f.c.sync_name == sync))
+            return len(rows)
+
+    def in_flight_count(self, sync: str) -> int:
+        if self.version() < 2:
+            return 0
+        f = self.t["in_flight"]
+        with self.engine.connect() as c:
+            return int(c.execute(sa.select(sa.func.count()).where(f.c.sync_name == sync)).scalar() or 0)
+
     def commit_batch(
         self,
         sync: str,
@@ -192,19 +252,22 @@ class StateStore:
         removed: Sequence[str] = (),
         errors: Sequence[RowError] = (),
         counts: dict[str, int] | None = None,
+        settled: Sequence[str] = (),
     ) -> None:
-        """Record one acknowledged batch atomically: delivered rows, removals, rejections."""
+        """Record one acknowledged batch atomically: delivered rows, removals, rejections,
+        and the end of the journal entries (`settled`) of every row the batch sent."""
         now = utcnow()
         d = self.t["delivered"]
         with self.engine.begin() as c:
             gone = [r.key for r in delivered] + list(removed)
             self._delete_keys(c, sync, gone)
+            self._delete_keys(c, sync, list(settled), table="in_flight")
             if delivered:
                 self._insert(c, d, {
                     "sync_name": [sync] * len(delivered),
                     "row_key": [r.key for r in delivered],
                     "row_hash": [r.row_hash for r in delivered],
-                    "row_values": [json.dumps(r.values, sort_keys=True, separators=(",", ":")) for r in delivered],
+                    "row_values": [_json(r.values) for r in delivered],
                     "dest_id": [r.dest_id for r in delivered],
                     "delivered_at": [now] * len(delivered),
                 })
@@ -227,13 +290,14 @@ class StateStore:
         with self.engine.begin() as c:
             return int(c.execute(d.delete().where(d.c.sync_name == sync)).rowcount or 0)
 
-    def _delete_keys(self, c: Connection, sync: str, keys: list[str]) -> None:
+    def _delete_keys(self, c: Connection, sync: str, keys: list[str], table: str = "delivered") -> None:
         if not keys:
             return
-        d = self.t["delivered"]
+        d = self.t[table]
         if self.dialect == "duckdb":
+            rel = f"{self._q(self.schema)}.{table}" if self.schema else table
             c.exec_driver_sql(
-                f"DELETE FROM {self.delivered_relation()} WHERE sync_name = ? AND row_key IN (SELECT unnest(?::VARCHAR[]))",
+                f"DELETE FROM {rel} WHERE sync_name = ? AND row_key IN (SELECT unnest(?::VARCHAR[]))",
                 (sync, keys),
             )
             return

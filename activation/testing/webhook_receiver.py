@@ -173,6 +173,7 @@ class WebhookReceiver:
             self._rejected: dict[str, str] = {}
             self._required: tuple[str, str] | None = None
             self._delay, self._delay_times = 0.0, None
+            self._hang_after_apply = 0.0
 
     def fail_next(self, n: int, status: int = 500, body: Any = None) -> None:
         """Answer the next `n` POSTs with `status` (body default: an error object)."""
@@ -193,6 +194,12 @@ class WebhookReceiver:
         """Answer 401 to any POST without exactly this header value."""
         with self._lock:
             self._required = (name.lower(), value)
+
+    def hang_after_apply(self, seconds: float) -> None:
+        """Apply the next POST, then wait `seconds` before answering: the destination has
+        the rows, the client has no acknowledgement (a crash now is the worst case)."""
+        with self._lock:
+            self._hang_after_apply = seconds
 
     def delay(self, seconds: float, times: int | None = None) -> None:
         """Wait `seconds` before answering (the next `times` POSTs, or all)."""
@@ -218,6 +225,9 @@ class WebhookReceiver:
             reply = self._respond(headers, body)
             if self.keep_requests:
                 self._requests.append(Received(path, headers, body, reply[0]))
+            hang, self._hang_after_apply = self._hang_after_apply, 0.0
+        if hang:
+            time.sleep(hang)  # applied, but the client does not hear back yet
         return reply
 
     def _respond(self, headers: dict[str, str], body: Any) -> Reply:
