@@ -74,7 +74,7 @@ def validate(
             compile_project(loaded, lambda n: n, lambda n: f'"{n}"', loaded.project.warehouse.type)
         else:
             with Session(loaded, dry_run=True) as s:
-                s.prepare(list(loaded.project.syncs), how="view", check_env=True)
+                s.prepare(list(loaded.project.syncs), how="view", check_env=True, every_model=True)
     except ProjectError as e:
         _config_error(e, as_json)
     p = loaded.project
@@ -119,9 +119,9 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
         loaded = _load(project)
         with Session(loaded, dry_run=dry_run) as s:
             names = s.select(syncs, select)
-            if not dry_run:
-                s.state.migrate()
             prepared = s.prepare(names)  # every model and mapping checked before anything is sent
+            if not dry_run:
+                s.state.migrate()  # only once the project is known to be valid
             if dry_run:
                 plans = [plan_sync(s, prepared[n]) for n in names]
                 _report_plans(plans, as_json)

@@ -111,18 +111,20 @@ class Session:
 
     # -- checks and materialisation -------------------------------------------------
 
-    def prepare(self, syncs: list[str], how: Materialise = "table", *, check_env: bool | None = None) -> dict[str, PreparedSync]:
+    def prepare(self, syncs: list[str], how: Materialise = "table", *, check_env: bool | None = None,
+                every_model: bool = False) -> dict[str, PreparedSync]:
         """Materialise what `syncs` need and check every mapping against the real columns.
 
         `check_env` (default: on a real run) also requires every `${ENV}` the syncs'
         destinations use to be set, so a missing token stops the run before anything is sent.
+        `every_model` (validate) also checks the traits and audiences no sync uses yet.
         """
         issues: list[ProjectIssue] = []
         if check_env if check_env is not None else not self.dry_run:
             for dest in dict.fromkeys(self.project.syncs[n].to for n in syncs):
                 if dest in self.project.destinations:
                     issues += self.loaded.missing_env(self.project.destinations[dest], "destinations", dest)
-        for node_id in self.compiled.needed_for(syncs):
+        for node_id in self.compiled.order if every_model else self.compiled.needed_for(syncs):
             node = self.compiled.nodes[node_id]
             if node_id in self._materialised and (self._materialised[node_id] == "table" or how == "view"):
                 continue

@@ -122,7 +122,10 @@ def _read_yaml(path: Path, root: Path) -> tuple[Any, dict[Path_, Location]]:
         raise ProjectError([ProjectIssue(f"cannot read: {e.strerror}", Location(name, 1))]) from e
     if size > MAX_FILE_BYTES:
         raise ProjectError(
-            [ProjectIssue(f"file is {size} bytes; config files over {MAX_FILE_BYTES} are refused", Location(name, 1))]
+            [ProjectIssue(
+                f"file is {size / 2**20:.1f} MB; config files over {MAX_FILE_BYTES // 2**20} MB are refused",
+                Location(name, 1),
+            )]
         )
     try:
         raw = path.read_bytes()

@@ -86,7 +86,8 @@ class Field:
 
     @property
     def indexed(self) -> bool:
-        return self.unique or self.external_id or self.type == "id"
+        # references too: CampaignMember's (CampaignId, ContactId) check must not scan
+        return self.unique or self.external_id or self.type in ("id", "reference")
 
     def describe(self) -> dict[str, Any]:
         text = self.type in TEXT_TYPES

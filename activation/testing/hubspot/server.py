@@ -1,0 +1,403 @@
+"""The HTTP side of the HubSpot emulator: server, auth, rate limits, fault injection, inspection."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .api import BatchErrors, CrmApi, error
+from .spec import Match, SpecValidator, ValidationMode, find_specs_dir, load_documents
+from .store import ObjectType, PropertyDef
+
+_AUTH_MESSAGE = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
+                 "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    method: str
+    path: str  # without the query string
+    query: str
+    status: int  # 0 when the connection was dropped
+    duration_ms: float
+    body: Any = None  # the parsed request body, when log_bodies=True
+
+
+@dataclass(frozen=True)
+class InvalidMessage:
+    """A request (or one of our own responses) that does not conform to HubSpot's documents."""
+
+    method: str
+    path: str
+    detail: str
+    body: Any = None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # benchmarks open many connections at once
+    emu: HubSpotEmulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # a client that hung up (timeouts, dropped connections) is expected
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as urllib3 and httpx expect
+    disable_nagle_algorithm = True  # TCP_NODELAY on accepted sockets: no 40 ms stalls
+    timeout = 30  # drop idle keep-alive connections eventually
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.emu.verbose:
+            super().log_message(format, *args)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self) -> None:
+        started = time.perf_counter()
+        body = self._read_body()  # always drain, even to refuse
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        emu = self.server.emu
+        reply = emu._respond(self.command, self.path, headers, body)
+        if reply is None:  # fault: close without answering
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            emu._log(self.command, self.path, 0, started, body)
+            return
+        status, data, extra = reply
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        # Headers and body in one write.
+        self._headers_buffer.append(b"\r\n" + data)  # type: ignore[attr-defined]
+        self.flush_headers()
+        emu._log(self.command, self.path, status, started, body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+
+class HubSpotEmulator:
+    """HubSpot CRM v3 over real HTTP, validated against HubSpot's OpenAPI documents.
+
+        with HubSpotEmulator(tokens={"pat-na1-test"}) as emu:
+            client = HubSpot(access_token="pat-na1-test", host=emu.url)
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tokens: set[str] | frozenset[str] | list[str] | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        daily_limit: int | None = None,
+        retry_after: bool = False,
+        validation: ValidationMode = "compiled",
+        validate_responses: bool = True,
+        batch_errors: BatchErrors = "hubspot",
+        shuffle_results: bool = False,
+        portal_id: int = 12345678,
+        log_bodies: bool = False,
+        specs_dir: str | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.host, self.port = host, port
+        #: Accepted bearer tokens; None accepts any bearer token (a missing one is still refused).
+        self.tokens = frozenset(tokens) if tokens is not None else None
+        #: (requests, seconds): at most that many requests in any rolling window of that length.
+        self.rate_limit = rate_limit
+        self.daily_limit = daily_limit
+        #: Add Retry-After to 429s. HubSpot's docs only confirm it for 477, so it is off by default.
+        self.retry_after = retry_after
+        self.validate_responses = validate_responses
+        self.log_bodies = log_bodies
+        self.verbose = verbose
+        # Routing uses the documents' paths even with validation off.
+        self._validator = SpecValidator(load_documents(find_specs_dir(specs_dir)), validation)
+        self.api = CrmApi(portal_id, batch_errors, shuffle_results)
+        self._lock = threading.RLock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.reset(keep_schema=True)
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> HubSpotEmulator:
+        self._server = _Server((self.host, self.port), _Handler)
+        self._server.emu = self
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> HubSpotEmulator:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ setup and inspection
+
+    def reset(self, keep_schema: bool = False) -> None:
+        """Forget records, lists, logs, counters and pending faults (and custom schema unless kept)."""
+        with self._lock:
+            self.api.reset(keep_schema)
+            self.request_log: list[LoggedRequest] = []
+            self.invalid_requests: list[InvalidMessage] = []
+            self.invalid_responses: list[InvalidMessage] = []
+            self.throttled = 0
+            self._faults: deque[tuple[str, int]] = deque()
+            self._delay = 0.0
+            self._window: deque[float] = deque()
+            self._daily = 0
+            self._validator.disagreements.clear()
+
+    @property
+    def request_count(self) -> int:
+        return len(self.request_log)
+
+    @property
+    def validator_disagreements(self) -> list[str]:
+        """With validation="both": requests/responses where the compiled checks and openapi-core differ."""
+        return self._validator.disagreements
+
+    def add_object_type(self, name: str, properties: list[str | dict[str, Any]] | None = None,
+                        unique: list[str] | None = None) -> str:
+        """A custom object type, reachable as /crm/v3/objects/<name>/...; returns its objectTypeId."""
+        with self._lock:
+            return self.api.add_object_type(name, properties, unique).type_id
+
+    def add_property(self, object_type: str, name: str, type: str = "string", options: list[str] | None = None,
+                     unique: bool = False, label: str | None = None, field_type: str | None = None) -> PropertyDef:
+        with self._lock:
+            return self.api.add_property(object_type, name, type, list(options or []), unique, label, field_type)
+
+    def _type(self, object_type: str) -> ObjectType:
+        t = self.api.object_type(object_type)
+        if t is None:
+            raise KeyError(f"unknown object type {object_type!r}")
+        return t
+
+    def create(self, object_type: str, properties: dict[str, str]) -> str:
+        """Seed one record without HTTP (and without validation); returns its id."""
+        with self._lock:
+            t = self._type(object_type)
+            for name in properties:
+                if name not in t.properties:
+                    raise KeyError(f"{object_type} has no property {name!r}")
+            return self.api._write(t, None, dict(properties))[0].id
+
+    def records(self, object_type: str, archived: bool = False) -> dict[str, dict[str, str]]:
+        with self._lock:
+            return {r.id: dict(r.properties) for r in self._type(object_type).records.values() if r.archived == archived}
+
+    def find(self, object_type: str, property: str, value: str) -> dict[str, dict[str, str]]:
+        """Live records whose property equals value (email compares case-insensitively)."""
+        fold = (lambda s: s.lower()) if property == "email" else (lambda s: s)
+        return {i: p for i, p in self.records(object_type).items() if fold(p.get(property, "")) == fold(value)}
+
+    def lists(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {i: lst.to_api() for i, lst in self.api.lists.items()}
+
+    def list_members(self, list_id: str) -> list[str]:
+        with self._lock:
+            return sorted(self.api.lists[str(list_id)].members, key=int)
+
+    # ------------------------------------------------------------ faults
+
+    def fail_next(self, n: int = 1, status: int = 500) -> None:
+        """The next n requests answer `status` (500, 502, 503, ...) without being processed."""
+        with self._lock:
+            self._faults.extend([("fail", status)] * n)
+
+    def throttle_next(self, n: int = 1) -> None:
+        """The next n requests answer 429 (ten-secondly policy) without being processed."""
+        with self._lock:
+            self._faults.extend([("throttle", 429)] * n)
+
+    def drop_next(self, n: int = 1) -> None:
+        """The next n requests are read, then the connection is closed without an answer."""
+        with self._lock:
+            self._faults.extend([("drop", 0)] * n)
+
+    def delay(self, seconds: float) -> None:
+        """Wait this long before answering every request from now on (0 to stop)."""
+        self._delay = seconds
+
+    # ------------------------------------------------------------ request processing
+
+    def _log(self, method: str, target: str, status: int, started: float, body: bytes) -> None:
+        parts = urlsplit(target)
+        logged_body: Any = None
+        if self.log_bodies and body:
+            try:
+                logged_body = json.loads(body)
+            except ValueError:
+                logged_body = body
+        entry = LoggedRequest(method, parts.path, parts.query, status, (time.perf_counter() - started) * 1000, logged_body)
+        with self._lock:
+            self.request_log.append(entry)
+
+    def _rate_headers(self, now: float) -> dict[str, str]:
+        headers = {}
+        if self.rate_limit:
+            limit, seconds = self.rate_limit
+            headers.update({"X-HubSpot-RateLimit-Max": str(limit),
+                            "X-HubSpot-RateLimit-Remaining": str(max(0, limit - len(self._window))),
+                            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(seconds * 1000))})
+        if self.daily_limit:
+            headers.update({"X-HubSpot-RateLimit-Daily": str(self.daily_limit),
+                            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily_limit - self._daily))})
+        return headers
+
+    def _throttle(self, policy: str, now: float) -> tuple[int, Any, dict[str, str]]:
+        self.throttled += 1
+        if policy == "DAILY":
+            message = "You have reached your daily limit."
+            tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+            wait = (tomorrow - datetime.now(timezone.utc)).total_seconds()
+        else:
+            message = "You have reached your ten_secondly_rolling limit."
+            wait = (self._window[0] + self.rate_limit[1] - now) if (self.rate_limit and self._window) else 1.0
+        body = {"status": "error", "message": message, "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()),
+                "policyName": policy, "requestId": str(uuid.uuid4())}
+        headers = self._rate_headers(now)
+        if self.retry_after:
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return 429, body, headers
+
+    def _admit(self, now: float) -> tuple[int, Any, dict[str, str]] | None:
+        """Count the request against the quotas, or refuse it (429)."""
+        if self.rate_limit:
+            limit, seconds = self.rate_limit
+            while self._window and self._window[0] <= now - seconds:
+                self._window.popleft()
+            if len(self._window) >= limit:
+                return self._throttle("TEN_SECONDLY_ROLLING", now)
+        if self.daily_limit and self._daily >= self.daily_limit:
+            return self._throttle("DAILY", now)
+        if self.rate_limit:
+            self._window.append(now)
+        self._daily += 1
+        return None
+
+    def _invalid(self, kind: str, method: str, path: str, detail: str, body: Any) -> None:
+        with self._lock:
+            target = self.invalid_requests if kind == "request" else self.invalid_responses
+            target.append(InvalidMessage(method, path, detail, body))
+
+    def _respond(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes, dict[str, str]] | None:
+        if self._delay:
+            time.sleep(self._delay)
+        status, body, extra, match, query = self._process(method, target, headers, raw)
+        data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+        if match is not None and self.validate_responses:
+            problem = self._validator.check_response(match, status, body, data, query, headers)
+            if problem:
+                self._invalid("response", method, urlsplit(target).path, f"{status}: {problem}", body)
+        return (status, data, extra) if status >= 0 else None
+
+    def _process(self, method: str, target: str, headers: dict[str, str], raw: bytes
+                 ) -> tuple[int, Any, dict[str, str], Match | None, list[tuple[str, str]]]:
+        now = time.monotonic()
+        with self._lock:
+            fault = self._faults.popleft() if self._faults else None
+        if fault is not None:
+            kind, fault_status = fault
+            if kind == "drop":
+                return -1, None, {}, None, []
+            with self._lock:
+                if kind == "throttle":
+                    return (*self._throttle("TEN_SECONDLY_ROLLING", now), None, [])
+            return (*error(fault_status, "internal error", "INTERNAL_ERROR"), None, [])
+
+        parts = urlsplit(target)
+        path = unquote(parts.path)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        auth = headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not token or (self.tokens is not None and token not in self.tokens):
+            return (*error(401, _AUTH_MESSAGE, "INVALID_AUTHENTICATION"), None, query)
+        with self._lock:
+            refused = self._admit(now)
+            rate_headers = self._rate_headers(now)
+        if refused:
+            return (*refused, None, query)
+
+        found = self._validator.router.match(method, path, _objects_doc)
+        if isinstance(found, int):
+            message = "Not Found" if found == 404 else f"Method {method} not allowed for {path}"
+            status, body, _ = error(found, message, "OBJECT_NOT_FOUND" if found == 404 else "METHOD_NOT_ALLOWED")
+            return status, body, rate_headers, None, query
+
+        parsed: Any = None
+        if raw:
+            try:
+                parsed = json.loads(raw)
+            except ValueError as exc:
+                detail = f"Invalid input JSON on line {getattr(exc, 'lineno', 1)}, column {getattr(exc, 'colno', 1)}: {exc}"
+                self._invalid("request", method, path, detail, raw)
+                status, body, _ = error(400, detail, "VALIDATION_ERROR")
+                return status, body, rate_headers, found, query
+        problem = self._validator.check_request(found, query, headers, raw, parsed)
+        if problem is not None:
+            self._invalid("request", method, path, f"{problem.where}: {problem.detail}", parsed)
+            message = (f"Invalid input JSON on line 1: {problem.detail}" if problem.where == "body"
+                       else f"Invalid request: {problem.detail}")
+            status, body, _ = error(400, message, "VALIDATION_ERROR")
+            return status, body, rate_headers, found, query
+        with self._lock:
+            status, body, extra = self.api.handle(found, query, parsed, self.url)
+        return status, body, {**rate_headers, **extra}, found, query
+
+
+def _objects_doc(object_type: str) -> str:
+    """Which document describes /crm/v3/objects/<object_type>: companies, else the contacts one
+    (custom object types have the same shapes; unknown types are refused by the handler)."""
+    return "companies" if object_type.lower() in ("companies", "company", "0-2") else "contacts"
