@@ -40,6 +40,8 @@ RELAXATIONS: tuple[tuple[str, str, str], ...] = (
      "optional in the SDK model and in HubSpot's own batch-read examples"),
     ("BatchReadInputSimplePublicObjectId", "properties",
      "optional in the SDK model; HubSpot answers with the default properties"),
+    *(("PublicObjectSearchRequest", name, "HubSpot's own search examples send only filterGroups")
+      for name in ("after", "limit", "properties", "sorts")),
 )
 
 
