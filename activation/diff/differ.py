@@ -91,7 +91,11 @@ def _row(q: DiffQuery, values: Sequence[Any]) -> dict[str, Any]:
 
 
 class SqlDiffer(Differ):
-    """The diff as one query in the warehouse (state lives there too)."""
+    """The diff as one query in the warehouse (state lives there too).
+
+    Rows come unordered, except on the rare duplicate-key path, where the rows of one key
+    must be adjacent to be reported as one rejection.
+    """
 
     def _delivered(self, columns: str) -> str:
         if self.state.initialised:
@@ -134,8 +138,9 @@ SELECT * FROM d WHERE __kind <> 'unchanged'
 SELECT d.__kind, d.__k, d.__hash, st.row_values, st.row_hash, st.dest_id{cols}
 FROM changed AS d
 LEFT JOIN ({q.model_sql}) AS src ON d.__kind <> 'removed' AND {key} = d.__k
-LEFT JOIN ({self._delivered("row_key, row_hash, row_values, dest_id")}) AS st ON st.row_key = d.__k
-{order.replace("__k", "d.__k")}"""
+LEFT JOIN ({self._delivered("row_key, row_hash, row_values, dest_id")}) AS st ON st.row_key = d.__k"""
+        # No ORDER BY: sorting would hold the whole diff in the warehouse's memory (a first
+        # load of 10M rows); rows stream as the join produces them.
 
     def _classify(self, q: DiffQuery) -> str:
         """CTEs up to `d`: every key with its kind, from keys and hashes only (no duplicates)."""

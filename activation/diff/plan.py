@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,28 +146,23 @@ class PlanBuilder:
         p, n = self.plan, self.plan.counts
         if c.kind == "added":
             n.added += 1
-            if len(p.added_samples) < SAMPLES:
-                p.added_samples.append({"key": c.key, **(c.values or {})})
+            _sample(p.added_samples, c.key, lambda: {"key": c.key, **(c.values or {})})
         elif c.kind == "changed":
             n.changed += 1
             self.fields.update(c.changed_fields)
-            if len(p.changed_samples) < SAMPLES:
-                before, after = c.previous or {}, c.values or {}
-                p.changed_samples.append(
-                    ChangedSample(key=c.key or "", fields={f: FieldChange(before=before.get(f), after=after.get(f)) for f in c.changed_fields})
-                )
+            before, after = c.previous or {}, c.values or {}
+            _sample(p.changed_samples, c.key, lambda: ChangedSample(
+                key=c.key or "", fields={f: FieldChange(before=before.get(f), after=after.get(f)) for f in c.changed_fields}))
         elif c.kind == "removed":
             n.removed += 1
-            if len(p.removed_samples) < SAMPLES:
-                p.removed_samples.append({"key": c.key, **(c.previous or {})})
+            _sample(p.removed_samples, c.key, lambda: {"key": c.key, **(c.previous or {})})
         elif c.kind == "rejected":
             n.rejected += 1
             self.rejected_rows += c.rows
             reason = c.reason or "rejected"
             self.reasons[reason.split(":")[0] if reason.startswith("field") else reason] += 1
-            if len(p.rejected_samples) < SAMPLES:
-                shown = f"{reason} ({c.rows} rows)" if c.rows > 1 else reason
-                p.rejected_samples.append(RejectedSample(key=c.key, reason=shown))
+            shown = f"{reason} ({c.rows} rows)" if c.rows > 1 else reason
+            _sample(p.rejected_samples, c.key, lambda: RejectedSample(key=c.key, reason=shown))
 
     def finish(self) -> SyncPlan:
         p, n = self.plan, self.plan.counts
@@ -174,6 +170,22 @@ class PlanBuilder:
         p.rejected_reasons = dict(self.reasons.most_common())
         n.unchanged = max(n.model_rows - n.added - n.changed - self.rejected_rows, 0)
         return p
+
+
+def _key_of(sample: Any) -> str:
+    key = sample["key"] if isinstance(sample, dict) else sample.key
+    return "" if key is None else key  # NULL keys sort first
+
+
+def _sample(samples: list[Any], key: str | None, make: Any) -> None:
+    """Keep the SAMPLES smallest keys: the same samples whatever order rows arrive in
+    (the SQL differ streams unordered; sorting a large diff would cost memory)."""
+    k = "" if key is None else key
+    if len(samples) >= SAMPLES and k >= _key_of(samples[-1]):
+        return
+    keys = [_key_of(x) for x in samples]
+    samples.insert(bisect.bisect_right(keys, k), make())
+    del samples[SAMPLES:]
 
 
 def check_guards(plan: SyncPlan, max_removal: float, allow_removal: bool) -> str | None:
