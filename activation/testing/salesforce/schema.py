@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any, Callable
 
 TEXT_TYPES = {"string", "textarea", "email", "phone", "url", "picklist", "multipicklist"}
@@ -126,9 +127,9 @@ class SObjectType:
     label: str = ""
     custom: bool = False
     #: (fields, message): one live record per combination of values (CampaignMember).
-    unique_together: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
+    unique_together: list[tuple[tuple[str, ...], str]] = dc_field(default_factory=list)
     #: at least one of these fields must be set on create (CampaignMember: ContactId/LeadId).
-    one_of_required: list[tuple[str, ...]] = field(default_factory=list)
+    one_of_required: list[tuple[str, ...]] = dc_field(default_factory=list)
     #: derives calculated fields (Contact.Name) from a stored record.
     compute: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
