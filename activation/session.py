@@ -197,7 +197,8 @@ class Session:
                     ))
                 used |= {lower.get(c.lower(), c) for c in cols}
         destination = self.destination(spec.to, name)
-        target = SyncTarget(sync=name, object=spec.object, mode=spec.mode, match_fields=list(mapper.match), fields=list(mapper.fields))
+        target = SyncTarget(sync=name, object=spec.object, mode=spec.mode, match_fields=list(mapper.match),
+                            fields=list(mapper.fields), audience=spec.audience)
         try:
             destination.check_target(target)
         except ConfigError as e:

@@ -11,6 +11,8 @@ from activation.destinations.base import Destination
 REGISTRY: dict[str, str] = {
     "file": "activation.destinations.file:FileDestination",
     "webhook": "activation.destinations.webhook:WebhookDestination",
+    "hubspot": "activation.destinations.hubspot:HubSpotDestination",
+    "salesforce": "activation.destinations.salesforce:SalesforceDestination",
 }
 
 

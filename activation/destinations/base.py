@@ -50,6 +50,7 @@ class SyncTarget(BaseModel):
     mode: str
     match_fields: list[str] = Field(default_factory=list)
     fields: list[str] = Field(default_factory=list)
+    audience: str | None = None  # mode audience: the list/campaign/audience name
 
 
 class DestinationError(Exception):

@@ -135,8 +135,37 @@ class WebhookDestinationSpec(Strict):
     max_retries: int = Field(default=5, ge=0, le=20)
 
 
+class HubSpotDestinationSpec(Strict):
+    type: Literal["hubspot"]
+    token: str = Field(default="${HUBSPOT_TOKEN}", description="Private app access token (use ${ENV}).")
+    base_url: str = Field(default="https://api.hubapi.com", description="API host; a local emulator in tests.")
+    requests_per_second: float = Field(
+        default=9.0, gt=0, description="Client-side limit, under the app's quota (100 per 10 s on Starter)."
+    )
+    max_retries: int = Field(default=5, ge=0, le=20)
+    batch_size: int = Field(default=100, ge=1, le=100)
+
+
+class SalesforceDestinationSpec(Strict):
+    type: Literal["salesforce"]
+    instance_url: str | None = Field(default=None, description="https://yourorg.my.salesforce.com (with session_id).")
+    session_id: str | None = Field(default=None, description="An access token (use ${ENV}).")
+    username: str | None = None
+    password: str | None = Field(default=None, description="Use ${ENV}.")
+    security_token: str | None = Field(default=None, description="Use ${ENV}.")
+    domain: str = Field(default="login", description="login, test (sandbox) or a My Domain prefix.")
+    consumer_key: str | None = Field(default=None, description="Connected app key, for JWT auth.")
+    private_key_file: str | None = Field(default=None, description="PEM key for JWT auth, relative to the project.")
+    api_version: str = "59.0"
+    bulk_threshold: int = Field(
+        default=2000, ge=0, description="Changes above this many rows go through Bulk API 2.0."
+    )
+    max_retries: int = Field(default=5, ge=0, le=20)
+
+
 DestinationSpec = Annotated[
-    Union[FileDestinationSpec, WebhookDestinationSpec], Field(discriminator="type")
+    Union[FileDestinationSpec, WebhookDestinationSpec, HubSpotDestinationSpec, SalesforceDestinationSpec],
+    Field(discriminator="type"),
 ]
 
 
@@ -160,6 +189,10 @@ class SyncSpec(Strict):
     )
     to: Name
     object: str | None = Field(default=None, description="Destination object, e.g. contacts.")
+    audience: str | None = Field(
+        default=None,
+        description="mode: audience: the list / campaign / custom audience at the destination, by name.",
+    )
     mode: SyncMode = "upsert"
     match: dict[str, str] = Field(
         default_factory=dict,
