@@ -60,6 +60,7 @@ def _dump(data: Any) -> None:
 def validate(
     project: ProjectOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Do not connect to the warehouse.")] = False,
+    remote: Annotated[bool, typer.Option("--remote", help="Also ask each destination's API: credentials, objects, fields and their types.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check syncs.yaml: keys, references, templates, and (unless --offline) every model and
@@ -74,7 +75,9 @@ def validate(
             compile_project(loaded, lambda n: n, lambda n: f'"{n}"', loaded.project.warehouse.type)
         else:
             with Session(loaded, dry_run=True) as s:
-                s.prepare(list(loaded.project.syncs), how="view", check_env=True, every_model=True)
+                prepared = s.prepare(list(loaded.project.syncs), how="view", check_env=True, every_model=True)
+                if remote:
+                    s.check_remote(prepared)
     except ProjectError as e:
         _config_error(e, as_json)
     p = loaded.project

@@ -16,7 +16,7 @@ from typing import Literal
 from sqlalchemy.engine import Connection
 
 from activation.destinations import build_destination
-from activation.destinations.base import ConfigError, Destination, SyncTarget
+from activation.destinations.base import ConfigError, Destination, DestinationError, SyncTarget
 from activation.diff.differ import DiffQuery, Differ, KeyStats, differ_for
 from activation.diff.mapping import FieldMapper
 from activation.models.compiler import CompiledProject, ModelNode, compile_project
@@ -209,6 +209,22 @@ class Session:
         extra = f"{spec.to}|{spec.object}|{spec.mode}"
         query = DiffQuery(name, model.sql, key, sorted(used), mapper.fingerprint(extra))
         return PreparedSync(name, query, mapper, target)
+
+    def check_remote(self, prepared: dict[str, PreparedSync]) -> None:
+        """Ask each destination's API whether it can take these syncs (credentials, objects,
+        fields, types); sends no data. Raises ProjectError naming every problem."""
+        issues: list[ProjectIssue] = []
+        for name, p in prepared.items():
+            dest = self.destination(self.project.syncs[name].to, name)
+            try:
+                problems = dest.check_remote(p.target)
+            except (ConfigError, DestinationError) as e:
+                problems = [str(e)]
+            finally:
+                dest.close()
+            issues += [self.loaded.issue(msg, "syncs", name, "to", where=f"sync {name}") for msg in problems]
+        if issues:
+            raise ProjectError(issues)
 
     def destination(self, name: str, sync: str) -> Destination:
         spec = self.project.destinations.get(name)
