@@ -70,6 +70,7 @@ class Project:
     root: Path
     rx: WebhookReceiver
     runner: CliRunner = field(default_factory=CliRunner)
+    env: dict[str, str] = field(default_factory=dict)  # more environment for the CLI
 
     @property
     def warehouse(self) -> Path:
@@ -84,7 +85,7 @@ class Project:
             con.close()
 
     def cli(self, *args: str, expect: int | None = 0) -> Any:
-        result = self.runner.invoke(app, [*args, "--project", str(self.root)], env={"HOOK_URL": self.rx.url})
+        result = self.runner.invoke(app, [*args, "--project", str(self.root)], env={"HOOK_URL": self.rx.url, **self.env})
         if expect is not None:
             assert result.exit_code == expect, f"exit {result.exit_code}, wanted {expect}:\n{result.output}\n{result.exception!r}"
         return result

@@ -92,6 +92,7 @@ class CrmApi:
             if u not in t.properties:
                 self.add_property(t, u, unique=True)
             t.properties[u].has_unique_value = True
+        t.schema_changed()
         t.default_read = ("hs_object_id", "hs_createdate", "hs_lastmodifieddate")
         t.modified_property = "hs_lastmodifieddate"
         self.types[name] = t
@@ -109,6 +110,7 @@ class CrmApi:
         prop = PropertyDef(name, type, label or "", field_type or "", group, options=options_from(options or []),
                            has_unique_value=unique)
         t.properties[name] = prop
+        t.schema_changed()
         return prop
 
     # -- record rendering
@@ -172,8 +174,7 @@ class CrmApi:
                 return _Failure("CONFLICT", f"{t.singular.title()} already exists. Existing ID: {other}")
         return None
 
-    def _write(self, t: ObjectType, rec: Record | None, props: dict[str, str]) -> tuple[Record, bool]:
-        now = now_iso()
+    def _write(self, t: ObjectType, rec: Record | None, props: dict[str, str], now: str) -> tuple[Record, bool]:
         writable = {k: v for k, v in props.items() if not t.properties[k].read_only}  # (unconfirmed) ignored
         if t.name == "contacts" and writable.get("email"):
             writable["email"] = writable["email"].lower()  # HubSpot keeps emails lower-case
@@ -271,11 +272,12 @@ class CrmApi:
                 return error(409, conflict.message, "CONFLICT")
 
         results, errors = [], []
+        now = now_iso()  # one timestamp per batch, as HubSpot stamps a batch
         for item, target, props, failure in plans:
             if failure:
                 errors.append(failure.entry())
                 continue
-            rec, new = self._write(t, target, props)
+            rec, new = self._write(t, target, props, now)
             extra: dict[str, Any] = {}
             if kind == "upsert":
                 extra["new"] = new
@@ -297,14 +299,13 @@ class CrmApi:
                               "Please reduce the number of items and try again", "VALIDATION_ERROR")
         id_property = body.get("idProperty")
         if id_property and not (t.is_unique(id_property) or id_property == "email" and t.name == "contacts"):
-            return self._id_property_error(t, id_property, upsert=False) or error(400, "bad idProperty", "VALIDATION_ERROR")
+            # (unconfirmed wording)
+            return error(400, f"{id_property} is not a unique property of {t.type_id}", "VALIDATION_ERROR")
         names = list(body.get("properties") or [])
         results, missing = [], []
         for item in inputs:
             value = _str(item.get("id"))
             rec = t.lookup(id_property or "hs_object_id", value)
-            if rec is None and archived:
-                rec = next((r for r in t.records.values() if r.archived and r.id == value), None)
             if rec is None or rec.archived != archived:
                 missing.append(value)
             else:
@@ -348,7 +349,9 @@ class CrmApi:
 
     def list_objects(self, t: ObjectType, query: dict[str, list[str]], base: str) -> Reply:
         limit = min(int((query.get("limit") or ["10"])[0]), 100)
-        after = int((query.get("after") or ["0"])[0] or 0)
+        after = _cursor((query.get("after") or ["0"])[0])
+        if after is None:
+            return error(400, "Invalid paging cursor: after", "VALIDATION_ERROR")
         archived = (query.get("archived") or ["false"])[0].lower() == "true"
         recs = sorted((r for r in t.records.values() if r.archived == archived and int(r.id) >= after), key=lambda r: int(r.id))
         page = recs[:limit]
@@ -381,7 +384,9 @@ class CrmApi:
         query = (body.get("query") or "").lower()
         if query:
             matched = [r for r in matched if any(query in v.lower() for v in r.properties.values())]
-        offset = int(body.get("after") or 0)
+        offset = _cursor(body.get("after") or "0")
+        if offset is None:
+            return error(400, "Invalid paging cursor: after", "VALIDATION_ERROR")
         limit = min(int(body.get("limit") or 10), 200)
         page = matched[offset:offset + limit]
         out: dict[str, Any] = {"total": len(matched), "results": [self._render(t, r, list(body.get("properties") or [])) for r in page]}
@@ -495,11 +500,11 @@ class CrmApi:
             return error(404, f"List does not exist with id: {list_id}", "OBJECT_NOT_FOUND")
         limit = max(1, min(int((query.get("limit") or ["100"])[0]), 250))
         ids = sorted(lst.members, key=int)
-        after, before = (query.get("after") or [None])[0], (query.get("before") or [None])[0]
-        if after:
-            ids = [i for i in ids if int(i) > int(after)]
-        elif before:
-            ids = [i for i in reversed(ids) if int(i) < int(before)]
+        after, before = _cursor((query.get("after") or [""])[0]), _cursor((query.get("before") or [""])[0])
+        if after is not None:  # after wins over before, as documented
+            ids = [i for i in ids if int(i) > after]
+        elif before is not None:
+            ids = [i for i in reversed(ids) if int(i) < before]
         page = ids[:limit]
         body: dict[str, Any] = {"results": [{"recordId": i, "membershipTimestamp": lst.members[i]} for i in page],
                                 "total": len(lst.members)}
@@ -564,6 +569,11 @@ class CrmApi:
         if handler is None:
             return error(501, f"The emulator does not implement {route}", "NOT_IMPLEMENTED")
         return handler()
+
+
+def _cursor(value: str) -> int | None:
+    """Paging cursors here are record ids or offsets (opaque to clients)."""
+    return int(value) if value.isdigit() else None
 
 
 def _names(query: dict[str, list[str]]) -> list[str]:

@@ -8,6 +8,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .api import BatchErrors, CrmApi, error
-from .spec import Match, SpecValidator, ValidationMode, find_specs_dir, load_documents
-from .store import ObjectType, PropertyDef
+from .spec import Match, ValidationMode, find_specs_dir, load_documents
+from .validation import SpecValidator
+from .store import ObjectType, PropertyDef, now_iso
 
 _AUTH_MESSAGE = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
                  "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
@@ -85,7 +87,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()  # always drain, even to refuse
         headers = {k.lower(): v for k, v in self.headers.items()}
         emu = self.server.emu
-        reply = emu._respond(self.command, self.path, headers, body)
+        with emu._lock:
+            emu._received += 1
+            emu._inflight += 1
+        try:
+            reply = emu._respond(self.command, self.path, headers, body)
+        finally:
+            with emu._lock:
+                emu._inflight -= 1
         if reply is None:  # fault: close without answering
             self.close_connection = True
             try:
@@ -100,10 +109,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for name, value in extra.items():
             self.send_header(name, value)
+        emu._log(self.command, self.path, status, started, body)  # before the client can see the answer
         # Headers and body in one write.
         self._headers_buffer.append(b"\r\n" + data)  # type: ignore[attr-defined]
         self.flush_headers()
-        emu._log(self.command, self.path, status, started, body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -148,6 +157,7 @@ class HubSpotEmulator:
         self._validator = SpecValidator(load_documents(find_specs_dir(specs_dir)), validation)
         self.api = CrmApi(portal_id, batch_errors, shuffle_results)
         self._lock = threading.RLock()
+        self._inflight = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.reset(keep_schema=True)
@@ -190,7 +200,10 @@ class HubSpotEmulator:
             self.request_log: list[LoggedRequest] = []
             self.invalid_requests: list[InvalidMessage] = []
             self.invalid_responses: list[InvalidMessage] = []
+            #: Tracebacks of handler crashes (emulator bugs); tests should assert it stays empty.
+            self.server_errors: list[str] = []
             self.throttled = 0
+            self._received = 0
             self._faults: deque[tuple[str, int]] = deque()
             self._delay = 0.0
             self._window: deque[float] = deque()
@@ -198,8 +211,25 @@ class HubSpotEmulator:
             self._validator.disagreements.clear()
 
     @property
+    def batch_errors(self) -> BatchErrors:
+        """"hubspot" (documented behaviour) or "multi-status" (every failed input becomes a 207 entry)."""
+        return self.api.batch_errors
+
+    @batch_errors.setter
+    def batch_errors(self, value: BatchErrors) -> None:
+        self.api.batch_errors = value
+
+    @property
     def request_count(self) -> int:
-        return len(self.request_log)
+        """Requests received (including any still being answered) since the last reset."""
+        return self._received
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until no request is being answered (e.g. after delay()); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._inflight and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return not self._inflight
 
     @property
     def validator_disagreements(self) -> list[str]:
@@ -212,7 +242,8 @@ class HubSpotEmulator:
         with self._lock:
             return self.api.add_object_type(name, properties, unique).type_id
 
-    def add_property(self, object_type: str, name: str, type: str = "string", options: list[str] | None = None,
+    def add_property(self, object_type: str, name: str, type: str = "string",
+                     options: list[str | dict[str, Any]] | None = None,
                      unique: bool = False, label: str | None = None, field_type: str | None = None) -> PropertyDef:
         with self._lock:
             return self.api.add_property(object_type, name, type, list(options or []), unique, label, field_type)
@@ -230,7 +261,7 @@ class HubSpotEmulator:
             for name in properties:
                 if name not in t.properties:
                     raise KeyError(f"{object_type} has no property {name!r}")
-            return self.api._write(t, None, dict(properties))[0].id
+            return self.api._write(t, None, dict(properties), now_iso())[0].id
 
     def records(self, object_type: str, archived: bool = False) -> dict[str, dict[str, str]]:
         with self._lock:
@@ -380,8 +411,13 @@ class HubSpotEmulator:
         if raw:
             try:
                 parsed = json.loads(raw)
-            except ValueError as exc:
-                detail = f"Invalid input JSON on line {getattr(exc, 'lineno', 1)}, column {getattr(exc, 'colno', 1)}: {exc}"
+            except json.JSONDecodeError as exc:  # worded like HubSpot's (Jackson's) parse errors
+                detail = f"Invalid input JSON on line {exc.lineno}, column {exc.colno}: {exc.msg}"
+                self._invalid("request", method, path, detail, raw)
+                status, body, _ = error(400, detail, "VALIDATION_ERROR")
+                return status, body, rate_headers, found, query
+            except ValueError as exc:  # not UTF-8
+                detail = f"Invalid input JSON on line 1, column 1: {exc}"
                 self._invalid("request", method, path, detail, raw)
                 status, body, _ = error(400, detail, "VALIDATION_ERROR")
                 return status, body, rate_headers, found, query
@@ -392,8 +428,12 @@ class HubSpotEmulator:
                        else f"Invalid request: {problem.detail}")
             status, body, _ = error(400, message, "VALIDATION_ERROR")
             return status, body, rate_headers, found, query
-        with self._lock:
-            status, body, extra = self.api.handle(found, query, parsed, self.url)
+        try:
+            with self._lock:
+                status, body, extra = self.api.handle(found, query, parsed, self.url)
+        except Exception:  # an emulator bug: answer 500 and keep the traceback for the test to show
+            self.server_errors.append(traceback.format_exc())
+            status, body, extra = error(500, "internal error", "INTERNAL_ERROR")
         return status, body, {**rate_headers, **extra}, found, query
 
 

@@ -148,6 +148,7 @@ class ObjectType:
     unique_index: dict[str, dict[str, str]] = field(default_factory=dict)  # property -> value -> id
     default_read: tuple[str, ...] = ()  # properties a read returns when none are asked for
     modified_property: str = "hs_lastmodifieddate"
+    _indexed: list[str] | None = None
 
     def is_unique(self, name: str) -> bool:
         prop = self.properties.get(name)
@@ -166,8 +167,14 @@ class ObjectType:
         return rec
 
     def indexed(self) -> list[str]:
-        names = [n for n, p in self.properties.items() if p.has_unique_value]
-        return names + (["email"] if self.name == "contacts" else [])
+        """Properties with a value index: the unique ones, and email on contacts."""
+        if self._indexed is None:  # cached: call schema_changed() after changing properties
+            names = [n for n, p in self.properties.items() if p.has_unique_value]
+            self._indexed = names + (["email"] if self.name == "contacts" else [])
+        return self._indexed
+
+    def schema_changed(self) -> None:
+        self._indexed = None
 
     def reindex(self, rec: Record, old: dict[str, str]) -> None:
         for name in self.indexed():

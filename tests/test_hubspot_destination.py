@@ -1,0 +1,164 @@
+"""HubSpot end to end: the CLI, a real DuckDB warehouse, the official SDK, over real HTTP to
+the emulator, which validates every request against HubSpot's own OpenAPI documents."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Project, make_project
+from activation.testing.hubspot_emulator import HubSpotEmulator
+from activation.testing.webhook_receiver import WebhookReceiver
+
+TOKEN = "pat-na1-test-0123456789"
+
+HUBSPOT_YAML = """
+  hs:
+    type: hubspot
+    token: "${HUBSPOT_TOKEN}"
+    base_url: "${HUBSPOT_URL}"
+    requests_per_second: 500
+"""
+SYNCS_YAML = """
+  contacts_to_hs:
+    from: user
+    to: hs
+    object: contacts
+    mode: mirror
+    match: {email: email}
+    fields: {firstname: "{{ row.plan | upper }}", jobtitle: plan, lifetime_value: ltv}
+  whales_to_hs:
+    from: whales
+    to: hs
+    object: contacts
+    mode: audience
+    audience: Whales
+    match: {email: email}
+"""
+
+
+@pytest.fixture
+def emu() -> Iterator[HubSpotEmulator]:
+    with HubSpotEmulator(tokens={TOKEN}, log_bodies=True) as e:
+        e.add_property("contacts", "lifetime_value", type="number")
+        yield e
+
+
+def hs_project(root: Path, rx: WebhookReceiver, emu: HubSpotEmulator, **kw: object) -> Project:
+    p = make_project(root, rx, **kw)  # type: ignore[arg-type]
+    text = (root / "syncs.yaml").read_text()
+    text = text.replace("destinations:\n", "destinations:\n" + textwrap.dedent(HUBSPOT_YAML).replace("\nhs:", "\n  hs:").replace("\n  ", "\n    ").replace("\n    hs:", "\n  hs:"), 1)
+    (root / "syncs.yaml").write_text(text + textwrap.indent(textwrap.dedent(SYNCS_YAML).strip("\n"), "  ") + "\n")
+    p.env = {"HUBSPOT_TOKEN": TOKEN, "HUBSPOT_URL": emu.url}
+    return p
+
+
+def contacts(emu: HubSpotEmulator) -> dict[str, dict[str, str]]:
+    return {r["email"]: r for r in emu.records("contacts").values()}
+
+
+def expected(p: Project) -> dict[str, dict[str, str]]:
+    return {v["email"]: {"firstname": v["plan_upper"], "jobtitle": v["plan"],
+                         "lifetime_value": "" if v["ltv"] is None else str(v["ltv"])} for v in p.model_users().values()}
+
+
+def same(emu: HubSpotEmulator, p: Project) -> None:
+    got = {email: {k: r.get(k, "") for k in ("firstname", "jobtitle", "lifetime_value")} for email, r in contacts(emu).items()}
+    assert got == expected(p)
+
+
+def test_first_sync_creates_every_contact_and_an_unchanged_run_makes_no_call(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    p = hs_project(tmp_path / "p", rx, emu)
+    result = p.json("run", "contacts_to_hs")["syncs"][0]
+    assert result["acknowledged"] == 200
+    same(emu, p)
+    assert emu.invalid_requests == []
+    upserts = [r for r in emu.request_log if r.path.endswith("/batch/upsert")]
+    assert len(upserts) == 2 and all(len(r.body["inputs"]) == 100 for r in upserts)
+    before = emu.request_count
+    assert p.json("run", "contacts_to_hs")["syncs"][0]["status"] == "up_to_date"
+    assert emu.request_count == before, "an unchanged run makes zero API calls"
+
+
+def test_changed_rows_send_only_the_changed_properties(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    p = hs_project(tmp_path / "p", rx, emu)
+    p.cli("run", "contacts_to_hs")
+    p.sql("UPDATE src.users SET plan = 'team' WHERE user_id IN ('u0003', 'u0006')")
+    before = len(emu.request_log)
+    p.cli("run", "contacts_to_hs")
+    sent = [r for r in emu.request_log[before:] if r.path.endswith("/batch/upsert")]
+    assert len(sent) == 1
+    inputs = sent[0].body["inputs"]
+    assert sorted(i["id"] for i in inputs) == ["user3@example.com", "user6@example.com"]
+    assert all(set(i["properties"]) == {"firstname", "jobtitle"} and i["idProperty"] == "email" for i in inputs)
+    same(emu, p)
+    assert emu.invalid_requests == []
+
+
+def test_mirror_archives_what_left_the_model(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    p = hs_project(tmp_path / "p", rx, emu)
+    p.cli("run", "contacts_to_hs")
+    p.sql("DELETE FROM src.users WHERE user_id IN ('u0010', 'u0011', 'u0012')")
+    p.cli("run", "contacts_to_hs")
+    archived = [r for r in emu.request_log if r.path.endswith("/batch/archive")]
+    assert len(archived) == 1 and len(archived[0].body["inputs"]) == 3
+    same(emu, p)
+
+
+def test_audience_mode_adds_and_removes_list_members(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    p = hs_project(tmp_path / "p", rx, emu)
+    p.cli("run", "contacts_to_hs", "whales_to_hs")
+
+    def members() -> set[str]:
+        [list_id] = [i for i, meta in emu.lists().items() if meta["name"] == "Whales"]
+        recs = emu.records("contacts")
+        return {recs[m]["email"] for m in emu.list_members(list_id)}
+
+    assert members() == {v["email"] for v in p.model_whales().values()}
+    leaving = sorted(p.model_whales())[:2]
+    p.sql(f"DELETE FROM src.orders WHERE user_id IN ('{leaving[0]}', '{leaving[1]}')")
+    p.cli("run", "contacts_to_hs", "whales_to_hs")
+    assert members() == {v["email"] for v in p.model_whales().values()}
+    assert emu.invalid_requests == []
+
+
+def test_invalid_rows_are_rejected_alone_and_retried(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    p = hs_project(tmp_path / "p", rx, emu)
+    p.sql("UPDATE src.users SET email = 'not-an-email-' || user_id WHERE user_id IN ('u0007', 'u0150')")
+    result = p.json("run", "contacts_to_hs", expect=1)["syncs"][0]
+    assert (result["status"], result["acknowledged"], result["rejected_by_destination"]) == ("partial", 198, 2)
+    status = next(s for s in p.json("status", expect=1)["syncs"] if s["sync"] == "contacts_to_hs")
+    reasons = {e["row_key"]: e["reason"] for e in status["rejected_rows"]}
+    assert set(reasons) == {"u0007", "u0150"} and all("INVALID_EMAIL" in r for r in reasons.values())
+    # fixed in the warehouse: the next run sends exactly those two
+    p.sql("UPDATE src.users SET email = 'user' || CAST(CAST(substr(user_id, 2) AS INTEGER) AS VARCHAR) || '@example.com' "
+          "WHERE user_id IN ('u0007', 'u0150')")
+    assert p.json("plan", "contacts_to_hs")["plans"][0]["counts"]["added"] == 2
+    p.cli("run", "contacts_to_hs")
+    same(emu, p)
+
+
+def test_quota_is_respected_with_few_429s(tmp_path: Path, rx: WebhookReceiver) -> None:
+    with HubSpotEmulator(tokens={TOKEN}, rate_limit=(10, 1.0)) as emu:
+        emu.add_property("contacts", "lifetime_value", type="number")
+        p = hs_project(tmp_path / "q", rx, emu, n=1500, orders=2000)
+        text = (p.root / "syncs.yaml").read_text().replace("requests_per_second: 500", "requests_per_second: 9")
+        (p.root / "syncs.yaml").write_text(text)
+        p.cli("run", "contacts_to_hs")
+        assert len(contacts(emu)) == 1500
+        assert emu.throttled <= 2, f"{emu.throttled} requests were throttled"
+
+
+def test_bad_token_stops_the_sync_and_validate_remote_names_unknown_properties(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    p = hs_project(tmp_path / "p", rx, emu)
+    p.env["HUBSPOT_TOKEN"] = "pat-na1-wrong-token"
+    result = p.json("run", "contacts_to_hs", expect=1)["syncs"][0]
+    assert result["status"] == "failed" and "401" in result["error"] and "wrong-token" not in result["error"]
+    p.env["HUBSPOT_TOKEN"] = TOKEN
+    text = (p.root / "syncs.yaml").read_text().replace("lifetime_value: ltv", "lifetime_valu: ltv")
+    (p.root / "syncs.yaml").write_text(text)
+    out = p.cli("validate", "--remote", expect=2).output
+    assert "has no property 'lifetime_valu'" in out and "contacts_to_hs" in out
