@@ -143,7 +143,8 @@ class HubSpotDestinationSpec(Strict):
         default=9.0, gt=0, description="Client-side limit, under the app's quota (100 per 10 s on Starter)."
     )
     max_retries: int = Field(default=5, ge=0, le=20)
-    batch_size: int = Field(default=100, ge=1, le=100)
+    batch_size: int = Field(default=100, ge=1, le=100, description="Inputs per API call (HubSpot's limit: 100).")
+    concurrency: int = Field(default=4, ge=1, le=16, description="API calls in flight at once (the rate limit still applies).")
 
 
 class SalesforceDestinationSpec(Strict):
