@@ -817,7 +817,7 @@ def mutate(
                                     ELSE u.email_opt_in END
             WHERE u.user_id IN (SELECT user_id FROM _demo_mut WHERE kind = 'change')
         """)
-        gone = f"(SELECT user_id FROM _demo_mut WHERE kind = 'delete')"
+        gone = "(SELECT user_id FROM _demo_mut WHERE kind = 'delete')"
         con.execute(f"DELETE FROM {SCHEMA}.product_events WHERE user_id IN {gone}")
         con.execute(f"DELETE FROM {SCHEMA}.contact_touches WHERE user_id IN {gone}")
         con.execute(f"UPDATE {SCHEMA}.support_tickets SET user_id = NULL WHERE user_id IN {gone}")

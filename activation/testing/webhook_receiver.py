@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
+from activation.testing.background import BackgroundServer
 
 Reply = tuple[int, Any, dict[str, str]]
 
@@ -77,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class WebhookReceiver:
+class WebhookReceiver(BackgroundServer):
     """``with WebhookReceiver() as rx:`` then point a webhook destination at ``rx.url``."""
 
     def __init__(
@@ -108,35 +108,10 @@ class WebhookReceiver:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> WebhookReceiver:
-        self._server = _Server((self.host, self.port), _Handler)
-        self._server.rx = self
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _make_server(self) -> _Server:
+        server = _Server((self.host, self.port), _Handler)
+        server.rx = self
+        return server
 
     @property
     def url(self) -> str:

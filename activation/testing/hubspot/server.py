@@ -14,7 +14,6 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -22,6 +21,7 @@ from .api import BatchErrors, CrmApi, error
 from .spec import Match, ValidationMode, find_specs_dir, load_documents
 from .validation import SpecValidator
 from .store import ObjectType, PropertyDef, now_iso
+from activation.testing.background import BackgroundServer
 
 _AUTH_MESSAGE = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
                  "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
@@ -117,7 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
 
-class HubSpotEmulator:
+class HubSpotEmulator(BackgroundServer):
     """HubSpot CRM v3 over real HTTP, validated against HubSpot's OpenAPI documents.
 
         with HubSpotEmulator(tokens={"pat-na1-test"}) as emu:
@@ -168,28 +168,10 @@ class HubSpotEmulator:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> HubSpotEmulator:
-        self._server = _Server((self.host, self.port), _Handler)
-        self._server.emu = self
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> HubSpotEmulator:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
+    def _make_server(self) -> _Server:
+        server = _Server((self.host, self.port), _Handler)
+        server.emu = self
+        return server
 
     # ------------------------------------------------------------ setup and inspection
 

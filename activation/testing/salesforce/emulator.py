@@ -16,7 +16,6 @@ import time
 import traceback
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, unquote
 
@@ -25,6 +24,7 @@ from .bulk import BulkIngest
 from .schema import Field, SObjectType, default_sobjects, make_id, make_sobject
 from .store import RecordError, Store, parse_json_record
 from .wire import Reply, Request, error_reply, json_reply, not_found
+from activation.testing.background import BackgroundServer
 
 API_VERSION = "59.0"
 DEFAULT_INSTANCE = "emulated.my.salesforce.com"
@@ -110,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
 
-class SalesforceEmulator:
+class SalesforceEmulator(BackgroundServer):
     """``with SalesforceEmulator() as emu:`` then talk to it through `emulator_session(emu)`."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
@@ -133,30 +133,10 @@ class SalesforceEmulator:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> SalesforceEmulator:
-        self._server = _Server((self.host, self.port), _Handler)
-        self._server.emu = self
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> SalesforceEmulator:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+    def _make_server(self) -> _Server:
+        server = _Server((self.host, self.port), _Handler)
+        server.emu = self
+        return server
 
     @property
     def url(self) -> str:
