@@ -83,7 +83,7 @@ def plan_sync(session: Session, prepared: PreparedSync) -> SyncPlan:
     """The exact plan: every differing row is mapped, so counts and fields are final."""
     builder = PlanBuilder(_empty_plan(session, prepared))
     assert prepared.stats is not None
-    for c in changes(session.differ.rows(session.conn, prepared.query, prepared.stats), prepared.mapper):
+    for c in changes(session.differ.rows(session.conn, prepared.query, prepared.stats), prepared.mapper, prepared.query.target):
         builder.add(c)
     return _finish_plan(session, builder)
 
@@ -162,7 +162,7 @@ class SyncRun:
         errors: list[RowError] = []
         sent = 0
         assert self.p.stats is not None, "plan before pushing"
-        for c in changes(self.s.differ.rows(self.s.conn, self.p.query, self.p.stats), self.p.mapper):
+        for c in changes(self.s.differ.rows(self.s.conn, self.p.query, self.p.stats), self.p.mapper, self.p.query.target):
             self.builder.add(c)
             if c.kind == "rejected":
                 errors.append(RowError(c.key, "plan", c.reason or "rejected"))

@@ -7,6 +7,7 @@ as temporary relations: a plan writes nothing anywhere. `check()` is what `valid
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,8 +207,9 @@ class Session:
         if issues:
             raise ProjectError(issues)
         key = [lower[k.lower()] for k in model.key]
-        extra = f"{spec.to}|{spec.object}|{spec.mode}"
-        query = DiffQuery(name, model.sql, key, sorted(used), mapper.fingerprint(extra))
+        where = f"{spec.to}|{spec.object}|{spec.mode}|{sorted(spec.match)}|{spec.audience}"
+        target_tag = hashlib.md5(where.encode()).hexdigest()[:8]  # not the mapping: only where rows go
+        query = DiffQuery(name, model.sql, key, sorted(used), mapper.fingerprint(), target_tag)
         return PreparedSync(name, query, mapper, target)
 
     def check_remote(self, prepared: dict[str, PreparedSync]) -> None:

@@ -196,3 +196,21 @@ def test_failed_destination_loses_nothing(project: Project) -> None:
     project.rx.clear_faults()
     project.cli("run", "users_to_hook")
     assert project.rx.records("users_to_hook") == project.model_users()
+
+
+def test_a_new_target_gets_every_row_again(tmp_path: Path, rx: WebhookReceiver) -> None:
+    """Same rows, same values, another object: the new target must receive everything."""
+    p = make_project(tmp_path / "t", rx)
+    p.cli("run", "users_to_hook")
+    text = (p.root / "syncs.yaml").read_text().replace("object: contacts", "object: people")
+    (p.root / "syncs.yaml").write_text(text)
+    plan = p.json("plan", "users_to_hook")["plans"][0]
+    assert plan["counts"]["changed"] == 200
+    before = rx.request_count
+    result = p.json("run", "users_to_hook")["syncs"][0]
+    assert result["sent"] == 200 and rx.request_count > before
+    assert all(r.body["object"] == "people" for r in rx.requests[before:])
+    # while a mapping change that maps every row to the same values sends nothing
+    text = (p.root / "syncs.yaml").read_text().replace("plan: plan,", "plan: \"{{ row.plan }}\",")
+    (p.root / "syncs.yaml").write_text(text)
+    assert p.json("run", "users_to_hook")["syncs"][0]["sent"] == 0

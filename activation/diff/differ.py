@@ -48,6 +48,7 @@ class DiffQuery:
     key: list[str]
     columns: list[str]  # model columns to hash and bring back
     salt: str  # fingerprint of the mapping: a changed mapping changes every hash
+    target: str = ""  # fingerprint of where rows go (to, object, mode, match): prefixes each hash
 
 
 class Differ:
@@ -63,6 +64,10 @@ class Differ:
         ).one()
         return KeyStats(int(total), int(total) - int(non_null), int(non_null) != int(distinct))
 
+    def hash(self, q: DiffQuery) -> str:
+        """The row hash, prefixed with the target's tag so a changed target is visible later."""
+        return f"'{q.target}:' || {self.wh.hash_expr(q.columns, 'src', q.salt)}"
+
     def model_cte(self, q: DiffQuery, stats: KeyStats) -> str:
         wh = self.wh
         key = wh.key_expr(q.key, "src")
@@ -70,7 +75,7 @@ class Differ:
         # The window that spots duplicate keys costs ~50% of the diff; pay it only when needed.
         count = f"COUNT(*) OVER (PARTITION BY {key})" if stats.duplicates else "1"
         return (
-            f"SELECT {key} AS __key, {wh.hash_expr(q.columns, 'src', q.salt)} AS __hash, "
+            f"SELECT {key} AS __key, {self.hash(q)} AS __hash, "
             f"{count} AS __n{', ' + cols if cols else ''}\n"
             f"FROM ({q.model_sql}) AS src"
         )
@@ -146,7 +151,7 @@ LEFT JOIN ({self._delivered("row_key, row_hash, row_values, dest_id")}) AS st ON
         """CTEs up to `d`: every key with its kind, from keys and hashes only (no duplicates)."""
         wh = self.wh
         return f"""WITH m AS (
-SELECT {wh.key_expr(q.key, "src")} AS __key, {wh.hash_expr(q.columns, 'src', q.salt)} AS __hash, 1 AS __n
+SELECT {wh.key_expr(q.key, "src")} AS __key, {self.hash(q)} AS __hash, 1 AS __n
 FROM ({q.model_sql}) AS src
 ), s AS (
 {self._delivered("row_key, row_hash")}

@@ -89,7 +89,7 @@ class SyncPlan(BaseModel):
 DUPLICATE = "duplicate key: several model rows share it"
 
 
-def changes(rows: Iterator[DiffRow], mapper: FieldMapper) -> Iterator[Change]:
+def changes(rows: Iterator[DiffRow], mapper: FieldMapper, target: str = "") -> Iterator[Change]:
     """Map each diff row; drop nothing silently (bad rows become `rejected`).
 
     Rows arrive in key order, so the rows of a duplicated key are adjacent: they become
@@ -121,9 +121,10 @@ def changes(rows: Iterator[DiffRow], mapper: FieldMapper) -> Iterator[Change]:
             yield Change("added", d.key, values, None, list(values), d.row_hash, None)
             continue
         before = d.stored_values or {}
-        if d.stored_hash == UNKNOWN_HASH:
-            # Sent by a run that died before its acknowledgement was recorded: the
-            # destination may or may not hold it, so send it whole, whatever it looks like.
+        if d.stored_hash == UNKNOWN_HASH or not (d.stored_hash or "").startswith(f"{target}:"):
+            # Sent by a run that died before its acknowledgement was recorded, or sent to
+            # another target (to/object/mode/match changed): the destination may not hold
+            # it, so send it whole, whatever it looks like.
             yield Change("changed", d.key, values, before, list(values), d.row_hash, d.dest_id, resend=True)
             continue
         changed = [f for f in values if f not in before or before[f] != values[f]]
