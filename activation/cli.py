@@ -113,14 +113,25 @@ def compile_(project: ProjectOpt = None) -> None:
 
 
 def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | None, *, dry_run: bool,
-             allow_removal: bool, limit: int | None, as_json: bool) -> None:
+             allow_removal: bool, limit: int | None, as_json: bool, sandbox: bool = False) -> None:
+    from contextlib import ExitStack
+
     from activation.runner import SyncResult, plan_sync, run_sync
     from activation.session import Session
 
     results: list[SyncResult] = []
     try:
         loaded = _load(project)
-        with Session(loaded, dry_run=dry_run) as s:
+        stack = ExitStack()
+        box = None
+        if sandbox:
+            from activation.sandbox import sandbox as make_sandbox
+
+            box = stack.enter_context(make_sandbox(loaded))
+            loaded = box.loaded
+            if not as_json:
+                err.print("[bold]sandbox:[/] every destination is a local emulator; the warehouse and the state are not written")
+        with stack, Session(loaded, dry_run=dry_run or sandbox, sandbox_state=box.state_url if box else None) as s:
             names = s.select(syncs, select)
             prepared = s.prepare(names)  # every model and mapping checked before anything is sent
             if not dry_run:
@@ -137,6 +148,9 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
                 if not as_json:
                     print_plan_details(err if as_json else out, r.plan, samples=False) if r.status != "up_to_date" else None
                     print_result(out, r)
+            if box is not None and not as_json:
+                for line in box.summary():
+                    out.print(f"[dim]sandbox[/] {line}", highlight=False)
     except ProjectError as e:
         _config_error(e, as_json)
     if as_json:
@@ -155,12 +169,16 @@ def _report_plans(plans: list[Any], as_json: bool) -> None:
     out.print("[dim]Dry run: nothing was sent and no state was written.[/]")
 
 
+SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Point every destination at a local emulator; write no state.")]
+
+
 @app.command()
 def plan(
     syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt = None, as_json: JsonOpt = False,
+    sandbox: SandboxOpt = False,
 ) -> None:
     """Show what a run would change, per sync and per field. Sends nothing, writes nothing."""
-    _execute(project, syncs, select, dry_run=True, allow_removal=False, limit=None, as_json=as_json)
+    _execute(project, syncs, select, dry_run=True, allow_removal=False, limit=None, as_json=as_json, sandbox=sandbox)
 
 
 @app.command()
@@ -172,9 +190,10 @@ def run(
     allow_removal: Annotated[bool, typer.Option("--allow-removal", help="Accept removals above max_removal, this run only.")] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="Send at most N operations per sync (a cautious first send).")] = None,
     as_json: JsonOpt = False,
+    sandbox: SandboxOpt = False,
 ) -> None:
     """Compute traits and audiences, diff each sync and push only the changes."""
-    _execute(project, syncs, select, dry_run=dry_run, allow_removal=allow_removal, limit=limit, as_json=as_json)
+    _execute(project, syncs, select, dry_run=dry_run, allow_removal=allow_removal, limit=limit, as_json=as_json, sandbox=sandbox)
 
 
 @app.command()

@@ -44,7 +44,8 @@ class ColumnMismatch(WarehouseError):
 
 
 class Session:
-    def __init__(self, loaded: LoadedProject, *, dry_run: bool) -> None:
+    def __init__(self, loaded: LoadedProject, *, dry_run: bool, sandbox_state: str | None = None) -> None:
+        """`sandbox_state`: a throwaway state store written even in a dry run (--sandbox)."""
         self.loaded = loaded
         self.project = loaded.project
         self.dry_run = dry_run
@@ -52,9 +53,9 @@ class Session:
         try:
             self.warehouse: Warehouse = open_warehouse(self.project.warehouse, loaded.root, read_only=dry_run)
             self.conn: Connection = self._stack.enter_context(self.warehouse.session())
-            state_url = _state_url(self.project.state.url, loaded.root)
+            state_url = sandbox_state or _state_url(self.project.state.url, loaded.root)
             self.state: StateStore = open_state(
-                state_url, self.project.state.schema_, self.warehouse.engine, read_only=dry_run
+                state_url, self.project.state.schema_, self.warehouse.engine, read_only=dry_run and not sandbox_state
             )
         except MissingSecret as e:
             self.close()

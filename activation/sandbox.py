@@ -1,0 +1,99 @@
+"""`--sandbox`: rehearse a project end to end without touching a real account.
+
+Every destination is pointed at a local emulator started for this command (HubSpot,
+Salesforce, a webhook receiver; files go under `.activation/sandbox/`), the warehouse is
+opened read-only with models as temporary tables (as `plan` does), and the state lives in
+a throwaway SQLite file: a sandbox run is always a first full load, through the real SDKs,
+and leaves the project's real state and warehouse untouched.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from activation.project.loader import LoadedProject
+
+SANDBOX_TOKEN = "sandbox-token"
+
+
+@dataclass
+class Sandbox:
+    loaded: LoadedProject  # the project with every destination pointed at an emulator
+    state_url: str
+    emulators: dict[str, Any] = field(default_factory=dict)  # destination name -> emulator
+
+    def summary(self) -> list[str]:
+        lines = []
+        for name, emu in self.emulators.items():
+            kind = type(emu).__name__
+            if kind == "HubSpotEmulator":
+                held = ", ".join(f"{len(emu.records(t))} {t}" for t in ("contacts", "companies"))
+                lines.append(f"{name}: local HubSpot at {emu.url} holds {held}; {len(emu.invalid_requests)} invalid requests")
+            elif kind == "SalesforceEmulator":
+                lines.append(f"{name}: local Salesforce at {emu.url}, {emu.request_count} requests")
+            elif kind == "WebhookReceiver":
+                held = ", ".join(f"{len(r)} rows of {s}" for s, r in emu.all_records().items()) or "nothing"
+                lines.append(f"{name}: local webhook receiver at {emu.url} holds {held}")
+        return lines
+
+
+@contextmanager
+def sandbox(loaded: LoadedProject) -> Iterator[Sandbox]:
+    p = loaded.project
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="activation-sandbox-")))
+        emulators: dict[str, Any] = {}
+        destinations: dict[str, Any] = {}
+        for name, spec in p.destinations.items():
+            syncs = [s for s in p.syncs.values() if s.to == name]
+            update: dict[str, Any]
+            if spec.type == "webhook":
+                from activation.testing.webhook_receiver import WebhookReceiver
+
+                emu = stack.enter_context(WebhookReceiver())
+                update = {"url": emu.url, "headers": {}}
+            elif spec.type == "hubspot":
+                from activation.testing.hubspot_emulator import HubSpotEmulator
+
+                emu = stack.enter_context(HubSpotEmulator(tokens=None))
+                for s in syncs:  # the sandbox account has every property the syncs map
+                    for prop in [*s.match, *s.fields]:
+                        try:
+                            emu.add_property(s.object or "contacts", prop)
+                        except (KeyError, ValueError):
+                            pass  # a built-in property, or an object the emulator lacks (reported at run time)
+                update = {"base_url": emu.url, "token": SANDBOX_TOKEN}
+            elif spec.type == "salesforce":
+                update, emu = _salesforce(stack, syncs)
+            elif spec.type == "file":
+                emulators_path = Path(".activation") / "sandbox" / Path(spec.path).name
+                destinations[name] = spec.model_copy(update={"path": str(emulators_path)})
+                continue
+            else:  # pragma: no cover - every destination type is listed above
+                raise ValueError(f"no sandbox for destination type {spec.type!r}")
+            emulators[name] = emu
+            destinations[name] = spec.model_copy(update=update)
+        project = p.model_copy(update={"destinations": destinations})
+        yield Sandbox(LoadedProject(project, loaded.root, loaded.file, loaded.locations),
+                      f"sqlite:///{tmp / 'state.db'}", emulators)
+
+
+def _salesforce(stack: ExitStack, syncs: list[Any]) -> tuple[dict[str, Any], Any]:
+    from activation.testing.salesforce import Field, SalesforceEmulator
+
+    emu = stack.enter_context(SalesforceEmulator())
+    for s in syncs:
+        obj = s.object or "Contact"
+        if obj not in emu.schema:
+            emu.add_sobject(obj)
+        for f in [*s.match, *s.fields]:
+            if emu.schema[obj].field(f) is None:
+                emu.add_field(obj, Field(f, external_id=f in s.match, unique=f in s.match))
+    update = {"instance_url": f"https://{emu.instance}", "session_id": emu.token, "username": None,
+              "password": None, "transport_url": emu.url}
+    return update, emu

@@ -1,0 +1,38 @@
+"""`--sandbox`: a project rehearsed end to end against local emulators, touching nothing real."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from conftest import make_project
+from activation.testing.webhook_receiver import WebhookReceiver
+
+HUBSPOT = """
+  hs: {type: hubspot, token: "${HUBSPOT_TOKEN}"}
+"""
+
+
+def test_sandbox_run_uses_emulators_and_writes_nothing_real(tmp_path: Path, rx: WebhookReceiver) -> None:
+    p = make_project(tmp_path / "s", rx)
+    text = (p.root / "syncs.yaml").read_text()
+    text = text.replace("destinations:\n", "destinations:" + HUBSPOT, 1)
+    text += """  contacts_to_hs:
+    from: user
+    to: hs
+    object: contacts
+    match: {email: email}
+    fields: {lifetime_value: ltv, jobtitle: plan}
+"""
+    (p.root / "syncs.yaml").write_text(text)
+    before = hashlib.sha256(p.warehouse.read_bytes()).hexdigest()
+    # no HUBSPOT_TOKEN and a real webhook URL in the environment: the sandbox replaces both
+    result = p.cli("run", "--sandbox")
+    assert "local HubSpot" in result.stdout and "holds 200 contacts" in result.stdout and "0 invalid requests" in result.stdout
+    assert "holds 200 rows of users_to_hook" in result.stdout
+    assert rx.request_count == 0, "the real webhook was not called"
+    assert hashlib.sha256(p.warehouse.read_bytes()).hexdigest() == before, "warehouse and state untouched"
+    plan = p.json("plan", "--sandbox")["plans"]
+    assert {pl["sync"]: pl["counts"]["added"] for pl in plan}["contacts_to_hs"] == 200
+    # and the real project still has delivered nothing
+    assert all(pl["counts"]["delivered"] == 0 for pl in p.json("plan", "users_to_hook")["plans"])
