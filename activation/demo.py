@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from rich.console import Console
@@ -53,9 +54,15 @@ def run_demo(directory: Path, console: Console) -> int:
     con.close()
     console.print(f"[bold]Demo warehouse[/] {warehouse.relative_to(root)}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
 
-    with WebhookReceiver() as rx:
+    from activation.testing.hubspot_emulator import HubSpotEmulator
+
+    with WebhookReceiver() as rx, HubSpotEmulator(tokens={"demo-token"}) as hubspot:
         os.environ[WEBHOOK_ENV] = rx.url
-        console.print(f"[bold]Local CRM webhook receiver[/] at {rx.url}\n")
+        os.environ["HUBSPOT_URL"], os.environ["HUBSPOT_TOKEN"] = hubspot.url, "demo-token"
+        for prop in ("plan", "onboarding_steps", "last_contact_at"):  # the demo portal's custom properties
+            hubspot.add_property("contacts", prop)
+        console.print(f"[bold]Local CRM webhook receiver[/] at {rx.url}")
+        console.print(f"[bold]Local HubSpot emulator[/] at {hubspot.url} (validates every request against HubSpot's OpenAPI documents)\n")
         p = ["--project", str(root)]
         steps = [("validate",), ("plan",), ("run",), ("run",)]
         for step in steps:
@@ -85,12 +92,14 @@ def run_demo(directory: Path, console: Console) -> int:
                       f"{', '.join(plan.field_changes)}) and the {DELETED} deleted ones")
         if _cli(console, "run", *p) != 0:
             return 1
+        invalid = len(hubspot.invalid_requests)
+        console.print(f"{'[green]✓[/]' if not invalid else '[red]✗[/]'} HubSpot: {hubspot.request_count} requests, {invalid} invalid")
         _cli(console, "status", *p)
-        ok = exact and _check_destinations(console, root, rx)
+        ok = exact and _check_destinations(console, root, rx, hubspot)
     return 0 if ok else 1
 
 
-def _check_destinations(console: Console, root: Path, rx: WebhookReceiver) -> bool:
+def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubspot: Any) -> bool:
     """Every destination holds exactly what the state store says was delivered, and the
     state equals the model (the last plan was empty): so each destination equals the model."""
     from activation.destinations.file import _cell
@@ -110,6 +119,19 @@ def _check_destinations(console: Console, root: Path, rx: WebhookReceiver) -> bo
                 held = read_file_records(root / dest.path, dest.format, match)
                 encode = _cell if dest.format == "csv" else (lambda v: v)
                 want = {tuple(encode(v[f]) for f in match): {f: encode(x) for f, x in v.items()} for v in delivered}
+            elif dest.type == "hubspot" and sync.mode == "audience":
+                from activation.destinations.hubspot import property_value
+
+                [list_id] = [i for i, meta in hubspot.lists().items() if meta["name"] == sync.audience]
+                records = hubspot.records(sync.object)
+                held = {records[m]["email"] for m in hubspot.list_members(list_id)}
+                want = {property_value(v["email"]) for v in delivered}
+            elif dest.type == "hubspot":
+                from activation.destinations.hubspot import property_value
+
+                idp = next(iter(sync.match))
+                held = {r[idp]: {f: r.get(f, "") for f in [*sync.match, *sync.fields]} for r in hubspot.records(sync.object).values()}
+                want = {property_value(v[idp]): {f: property_value(x) for f, x in v.items()} for v in delivered}
             else:
                 continue
             same = held == want
