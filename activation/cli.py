@@ -146,7 +146,8 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
                 r = run_sync(s, prepared[n], allow_removal=allow_removal, limit=limit, progress=progress)
                 results.append(r)
                 if not as_json:
-                    print_plan_details(err if as_json else out, r.plan, samples=False) if r.status != "up_to_date" else None
+                    if r.status != "up_to_date":
+                        print_plan_details(out, r.plan, samples=False)
                     print_result(out, r)
             if box is not None and not as_json:
                 for line in box.summary():

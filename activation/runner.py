@@ -19,7 +19,7 @@ from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
 from activation.state.store import Delivered, RowError
 
-SyncStatus = Literal["up_to_date", "success", "partial", "failed", "blocked", "planned"]
+SyncStatus = Literal["up_to_date", "success", "partial", "failed", "blocked"]
 REMOVING_MODES = {"mirror", "audience"}
 
 
@@ -48,7 +48,7 @@ class SyncResult(BaseModel):
 
     @property
     def ok(self) -> bool:
-        return self.status in ("up_to_date", "success", "planned") and self.plan.counts.rejected == 0
+        return self.status in ("up_to_date", "success") and self.plan.counts.rejected == 0
 
 
 def _empty_plan(session: Session, prepared: PreparedSync) -> SyncPlan:
