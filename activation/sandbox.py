@@ -95,5 +95,5 @@ def _salesforce(stack: ExitStack, syncs: list[Any]) -> tuple[dict[str, Any], Any
             if emu.schema[obj].field(f) is None:
                 emu.add_field(obj, Field(f, external_id=f in s.match, unique=f in s.match))
     update = {"instance_url": f"https://{emu.instance}", "session_id": emu.token, "username": None,
-              "password": None, "transport_url": emu.url}
+              "password": None, "transport_url": emu.url, "bulk_poll_seconds": 0.05}
     return update, emu
