@@ -55,14 +55,18 @@ def run_demo(directory: Path, console: Console) -> int:
     console.print(f"[bold]Demo warehouse[/] {warehouse.relative_to(root)}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
 
     from activation.testing.hubspot_emulator import HubSpotEmulator
+    from activation.testing.salesforce import SalesforceEmulator
 
-    with WebhookReceiver() as rx, HubSpotEmulator(tokens={"demo-token"}) as hubspot:
+    with WebhookReceiver() as rx, HubSpotEmulator(tokens={"demo-token"}) as hubspot, SalesforceEmulator() as sf:
+        os.environ.update(SALESFORCE_INSTANCE_URL=f"https://{sf.instance}", SALESFORCE_SESSION_ID=sf.token,
+                          SALESFORCE_TRANSPORT_URL=sf.url)
         os.environ[WEBHOOK_ENV] = rx.url
         os.environ["HUBSPOT_URL"], os.environ["HUBSPOT_TOKEN"] = hubspot.url, "demo-token"
         for prop in ("plan", "onboarding_steps", "last_contact_at"):  # the demo portal's custom properties
             hubspot.add_property("contacts", prop)
         console.print(f"[bold]Local CRM webhook receiver[/] at {rx.url}")
-        console.print(f"[bold]Local HubSpot emulator[/] at {hubspot.url} (validates every request against HubSpot's OpenAPI documents)\n")
+        console.print(f"[bold]Local HubSpot emulator[/] at {hubspot.url} (validates every request against HubSpot's OpenAPI documents)")
+        console.print(f"[bold]Local Salesforce emulator[/] at {sf.url} (simple-salesforce is routed to it)\n")
         p = ["--project", str(root)]
         steps = [("validate",), ("plan",), ("run",), ("run",)]
         for step in steps:
@@ -95,11 +99,11 @@ def run_demo(directory: Path, console: Console) -> int:
         invalid = len(hubspot.invalid_requests)
         console.print(f"{'[green]✓[/]' if not invalid else '[red]✗[/]'} HubSpot: {hubspot.request_count} requests, {invalid} invalid")
         _cli(console, "status", *p)
-        ok = exact and _check_destinations(console, root, rx, hubspot)
+        ok = exact and _check_destinations(console, root, rx, hubspot, sf)
     return 0 if ok else 1
 
 
-def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubspot: Any) -> bool:
+def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubspot: Any, sf: Any) -> bool:
     """Every destination holds exactly what the state store says was delivered, and the
     state equals the model (the last plan was empty): so each destination equals the model."""
     from activation.destinations.file import _cell
@@ -132,10 +136,15 @@ def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubsp
                 idp = next(iter(sync.match))
                 held = {r[idp]: {f: r.get(f, "") for f in [*sync.match, *sync.fields]} for r in hubspot.records(sync.object).values()}
                 want = {property_value(v[idp]): {f: property_value(x) for f, x in v.items()} for v in delivered}
+            elif dest.type == "salesforce":
+                ext = next(iter(sync.match))  # compared by external id and name (types differ by field)
+                held = {r.get(ext): r.get("Name") for r in sf.records(sync.object).values()}
+                want = {v[ext]: v.get("Name") for v in delivered}
             else:
                 continue
             same = held == want
             ok &= same
             mark = "[green]✓[/]" if same else "[red]✗[/]"
-            console.print(f"{mark} {name}: the {dest.type} destination holds exactly the model ({len(held):,} rows)")
+            how = " (compared by external id and Name)" if dest.type == "salesforce" else ""
+            console.print(f"{mark} {name}: the {dest.type} destination holds exactly the model ({len(held):,} rows){how}")
     return ok
