@@ -2,6 +2,7 @@
 and a sync under a request quota.
 
     python bench/hubspot_sync.py [--rows 100000] [--quota-rows 20000] [--quota 10]
+    (BENCH_CONCURRENCY=N sets the destination's concurrency; default 4)
 
 The emulator runs in its own process (as HubSpot would be elsewhere), validating every
 request against HubSpot's OpenAPI documents (compiled validators).
@@ -29,7 +30,7 @@ warehouse: {{type: duckdb, path: warehouse.duckdb}}
 entities:
   user: {{table: src.users, key: user_id}}
 destinations:
-  hs: {{type: hubspot, token: "{token}", base_url: "{url}", requests_per_second: {rps}}}
+  hs: {{type: hubspot, token: "{token}", base_url: "{url}", requests_per_second: {rps}, concurrency: {concurrency}}}
 syncs:
   contacts:
     from: user
@@ -82,7 +83,7 @@ def floor(url: str, rows: int) -> float:
 
 def project(rows: int, url: str, rps: float) -> Path:
     root = Path(tempfile.mkdtemp(prefix="activation-hubspot-bench-"))
-    (root / "syncs.yaml").write_text(PROJECT.format(token=TOKEN, url=url, rps=rps))
+    (root / "syncs.yaml").write_text(PROJECT.format(token=TOKEN, url=url, rps=rps, concurrency=os.environ.get("BENCH_CONCURRENCY", "4")))
     con = duckdb.connect(str(root / "warehouse.duckdb"))
     con.execute("CREATE SCHEMA src")
     con.execute(f"""CREATE TABLE src.users AS SELECT i AS user_id, 'user' || i || '@example.com' AS email,
