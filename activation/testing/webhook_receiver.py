@@ -17,10 +17,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from activation.testing.background import BackgroundServer
+from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
 
 Reply = tuple[int, Any, dict[str, str]]
 
@@ -35,21 +34,11 @@ class Received:
     status: int
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(QuietHTTPServer):
     rx: WebhookReceiver
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that timed out and hung up is expected (timeout tests), not an error.
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like real APIs
-    timeout = 30  # drop idle keep-alive connections eventually
-    disable_nagle_algorithm = True  # headers and body are separate writes: avoid the 40 ms stall
+class _Handler(KeepAliveHandler):
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

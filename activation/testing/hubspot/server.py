@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -13,7 +12,6 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -21,7 +19,7 @@ from .api import BatchErrors, CrmApi, error
 from .spec import Match, ValidationMode, find_specs_dir, load_documents
 from .validation import SpecValidator
 from .store import ObjectType, PropertyDef, now_iso
-from activation.testing.background import BackgroundServer
+from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
 
 _AUTH_MESSAGE = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
                  "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
@@ -47,21 +45,11 @@ class InvalidMessage:
     body: Any = None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256  # benchmarks open many connections at once
+class _Server(QuietHTTPServer):
     emu: HubSpotEmulator
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return  # a client that hung up (timeouts, dropped connections) is expected
-        super().handle_error(request, client_address)
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as urllib3 and httpx expect
-    disable_nagle_algorithm = True  # TCP_NODELAY on accepted sockets: no 40 ms stalls
-    timeout = 30  # drop idle keep-alive connections eventually
+class _Handler(KeepAliveHandler):
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, unquote
 
@@ -24,7 +22,7 @@ from .bulk import BulkIngest
 from .schema import Field, SObjectType, default_sobjects, make_id, make_sobject
 from .store import RecordError, Store, parse_json_record
 from .wire import Reply, Request, error_reply, json_reply, not_found
-from activation.testing.background import BackgroundServer
+from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
 
 API_VERSION = "59.0"
 DEFAULT_INSTANCE = "emulated.my.salesforce.com"
@@ -55,21 +53,11 @@ class _Fault:
     match: str | None  # only requests whose path contains this
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(QuietHTTPServer):
     emu: SalesforceEmulator
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients hanging up (timeouts, dropped-connection tests) are expected.
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, like the real API
-    timeout = 30  # drop idle keep-alive connections eventually
-    disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms stalls
+class _Handler(KeepAliveHandler):
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
