@@ -1,0 +1,48 @@
+"""Commands not covered elsewhere: init gives a project that validates and runs as created;
+compile prints the SQL; reset makes the next run send everything again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from conftest import Project
+from activation.cli import app
+from activation.destinations.file import read_file_records
+
+
+def test_init_creates_a_project_that_validates_plans_and_runs(tmp_path: Path) -> None:
+    runner = CliRunner()
+    root = tmp_path / "new"
+    result = runner.invoke(app, ["init", str(root)])
+    assert result.exit_code == 0, result.output
+    assert (root / "syncs.yaml").exists() and (root / ".activation" / "schema.json").exists()
+    for args, code in ((["validate"], 0), (["plan"], 0), (["run"], 0)):
+        r = runner.invoke(app, [*args, "--project", str(root)])
+        assert r.exit_code == code, r.output
+    records = read_file_records(root / "out" / "users.csv", "csv", ["email"])
+    assert len(records) == 50 and {"name", "orders_90d", "loyalty", "tier"} <= set(next(iter(records.values())))
+    again = runner.invoke(app, ["run", "--project", str(root)])
+    assert "up to date" in again.output
+    # init refuses to overwrite an existing project
+    assert "nothing created" in runner.invoke(app, ["init", str(root)]).output
+
+
+def test_compile_prints_every_model_in_dependency_order(project: Project) -> None:
+    out = project.cli("compile").stdout
+    ltv, score, traits, whales = (out.index(s) for s in ('"trait__ltv"', '"trait__engagement"', '"user__traits"', '"audience__whales"'))
+    assert ltv < score < traits < whales, "a model is printed after what it reads"
+    assert "select user_id, sum(amount) as ltv from src.orders" in out
+    assert "-- sync users_to_hook: model (key: user_id)" in out
+
+
+def test_reset_makes_the_next_run_resend_everything(project: Project) -> None:
+    project.cli("run", "users_to_hook")
+    assert project.json("plan", "users_to_hook")["plans"][0]["counts"]["added"] == 0
+    result = project.cli("reset", "users_to_hook", "--yes")
+    assert "forgot 200 delivered rows" in result.stdout
+    assert project.json("plan", "users_to_hook")["plans"][0]["counts"]["added"] == 200
+    refused = project.runner.invoke(app, ["reset", "users_to_hook", "--project", str(project.root)], input="n\n")
+    assert refused.exit_code == 1
+    assert project.cli("reset", "nope", "--yes", expect=2)
