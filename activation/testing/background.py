@@ -25,6 +25,7 @@ class BackgroundServer:
 
     def start(self: S) -> S:
         self._server = self._make_server()
+        self._server.owner = self  # type: ignore[attr-defined] # the handler's way back to us
         self.port = self._server.server_address[1]  # type: ignore[index] # port 0 → the real one
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -52,6 +53,7 @@ class QuietHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 256  # benchmarks open many connections at once
+    owner: Any = None  # the BackgroundServer serving through this server
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
@@ -66,3 +68,24 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     timeout = 30
+    server: QuietHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if getattr(self.server.owner, "verbose", False):
+            super().log_message(format, *args)
+
+    def read_body(self) -> bytes:
+        """The request body, Content-Length or chunked; always read, even to refuse the request
+        (an unread body would be parsed as the next request on a keep-alive connection)."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""

@@ -41,13 +41,8 @@ class _Server(QuietHTTPServer):
 class _Handler(KeepAliveHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.rx.verbose:
-            super().log_message(format, *args)
-
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""  # always drain, even to refuse
+        raw = self.read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
         self._send(*self.server.rx._handle(self.path, headers, raw))
 

@@ -52,27 +52,9 @@ class _Server(QuietHTTPServer):
 class _Handler(KeepAliveHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.emu.verbose:
-            super().log_message(format, *args)
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _handle(self) -> None:
         started = time.perf_counter()
-        body = self._read_body()  # always drain, even to refuse
+        body = self.read_body()  # always drain, even to refuse
         headers = {k.lower(): v for k, v in self.headers.items()}
         emu = self.server.emu
         with emu._lock:

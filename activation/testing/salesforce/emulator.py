@@ -60,27 +60,10 @@ class _Server(QuietHTTPServer):
 class _Handler(KeepAliveHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.emu.verbose:
-            super().log_message(format, *args)
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            out = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    return out
-                out += self.rfile.read(size)
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _serve(self) -> None:
         path, _, qs = self.path.partition("?")
         req = Request(self.command, path, dict(parse_qsl(qs, keep_blank_values=True)),
-                      {k.lower(): v for k, v in self.headers.items()}, self._read_body())
+                      {k.lower(): v for k, v in self.headers.items()}, self.read_body())
         reply = self.server.emu._handle(req)
         if reply is None:  # injected drop: hang up without an answer
             self.close_connection = True
