@@ -49,6 +49,16 @@ AUTH_HELP = ("configure session_id (+ instance_url), username + password (+ secu
              "or username + consumer_key + private_key_file (JWT)")
 
 
+def _only_record(info: SObjectInfo, match: str, op: RowOp, found: dict[Any, list[str]], res: dict[str, RowResult]) -> str | None:
+    """The one record whose `match` field holds the row's value; none or several rejects the
+    row (never a guess between two people)."""
+    ids = found.get(_norm(op.values[match]), [])
+    if len(ids) == 1:
+        return ids[0]
+    what = f"no {info.name}" if not ids else f"{len(ids)} {info.name} records"
+    res[op.key] = RowResult(op.key, False, error=f"{what} with {info.canonical(match)} = {op.values[match]!r}")
+    return None
+
 def _norm(value: Any) -> str:
     """How look-ups compare match values: external ids and emails ignore case in Salesforce."""
     if isinstance(value, float) and value.is_integer():
@@ -321,12 +331,8 @@ class SalesforceDestination(Destination):
         ids = self._find(info, match, [op.values[match] for op in lookup]) if lookup else {}
         items: list[tuple[RowOp, dict[str, Any]]] = []
         for op in lookup:
-            found = ids.get(_norm(op.values[match]), [])
-            if len(found) != 1:
-                what = f"no {info.name}" if not found else f"{len(found)} {info.name} records"
-                res[op.key] = RowResult(op.key, False, error=f"{what} with {info.canonical(match)} = {op.values[match]!r}")
-                continue
-            self._add(items, res, info, op, [n for n in op.values if n != match], Id=found[0])
+            if (rid := _only_record(info, match, op, ids, res)) is not None:
+                self._add(items, res, info, op, [n for n in op.values if n != match], Id=rid)
         self._settle(res, self._write("update", info.name, items))
 
     def _remove(self, info: SObjectInfo, match: str, ops: list[RowOp], res: dict[str, RowResult],
@@ -376,12 +382,8 @@ class SalesforceDestination(Destination):
         people = self._find(info, match, [op.values[match] for op in adds]) if adds else {}
         items: list[tuple[RowOp, dict[str, Any]]] = []
         for op in adds:
-            found = people.get(_norm(op.values[match]), [])
-            if len(found) != 1:
-                what = f"no {info.name}" if not found else f"{len(found)} {info.name} records"
-                res[op.key] = RowResult(op.key, False, error=f"{what} with {info.canonical(match)} = {op.values[match]!r}")
-            else:
-                items.append((op, {"CampaignId": campaign, link: found[0]}))
+            if (person := _only_record(info, match, op, people, res)) is not None:
+                items.append((op, {"CampaignId": campaign, link: person}))
         outcomes = self._write("insert", "CampaignMember", items, key=link)
         dupes = [rec[link] for (_, rec), (_, o) in zip(items, outcomes) if o.code == "DUPLICATE_VALUE"]
         if dupes:  # already a member: find the membership, so a later removal can delete it
