@@ -57,10 +57,15 @@ class Warehouse:
     def quote(self, name: str) -> str:
         return self.engine.dialect.identifier_preparer.quote_identifier(name)
 
+    #: Where this engine keeps a session's temporary relations (None: unqualified names).
+    temp_schema: str | None = None
+
     def relation(self, name: str, *, temp: bool) -> str:
         """Where a materialised model named `name` lives (in our schema, or temporary)."""
         if temp:
-            return self.quote(f"activation__{name}")
+            # prefixed: a temporary model must not shadow a user's table of the same name
+            relation = self.quote(f"activation__{name}")
+            return f"{self.temp_schema}.{relation}" if self.temp_schema else relation
         return f"{self.quote(self.schema)}.{self.quote(name)}"
 
     def qualified(self, schema: str, name: str) -> str:
@@ -125,6 +130,7 @@ def _db_message(e: sa.exc.DBAPIError) -> str:
 
 class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
+    temp_schema = "temp.main"
 
     def _create_engine(self) -> Engine:
         path = self.spec.path or ".activation/warehouse.duckdb"
@@ -143,11 +149,6 @@ class DuckDBWarehouse(Warehouse):
             dbapi_conn.execute("SET enable_progress_bar = false")  # type: ignore[attr-defined]
 
         return engine
-
-    def relation(self, name: str, *, temp: bool) -> str:
-        if temp:
-            return f"temp.main.{self.quote('activation__' + name)}"
-        return super().relation(name, temp=False)
 
     def hash_expr(self, columns: Sequence[str], alias: str, salt: str) -> str:
         # to_json of a struct is NULL-safe and keeps types apart ("1" vs 1).

@@ -21,17 +21,12 @@ def psycopg_url(url: str) -> str:
 
 class PostgresWarehouse(Warehouse):
     dialect = "postgres"
+    temp_schema = "pg_temp"  # this session's own schema: invisible to others, dropped at the end
 
     def _create_engine(self) -> Engine:
         if not self.spec.url:
             raise WarehouseError("a postgres warehouse needs `url`, e.g. postgresql://user@host:5432/db")
         return sa.create_engine(psycopg_url(resolve_env(self.spec.url)), pool_pre_ping=True)
-
-    def relation(self, name: str, *, temp: bool) -> str:
-        if temp:
-            # pg_temp is this session's own schema: invisible to others, dropped at the end.
-            return f"pg_temp.{self.quote('activation__' + name)}"
-        return super().relation(name, temp=False)
 
     def hash_expr(self, columns: Sequence[str], alias: str, salt: str) -> str:
         # json_build_array is NULL-safe and keeps 1 and '1' apart; md5 is stable.
