@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socketserver
 import sys
 import threading
@@ -20,8 +21,11 @@ class BackgroundServer:
     _server: socketserver.BaseServer | None = None
     _thread: threading.Thread | None = None
 
+    server_class: type[socketserver.BaseServer]
+    handler_class: type[socketserver.BaseRequestHandler]
+
     def _make_server(self) -> socketserver.BaseServer:
-        raise NotImplementedError
+        return self.server_class((self.host, self.port), self.handler_class)
 
     def start(self: S) -> S:
         self._server = self._make_server()
@@ -39,6 +43,16 @@ class BackgroundServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def serve_until_signal(self, banner: str) -> None:
+        """Serve (for `python -m …` commands) until SIGINT or SIGTERM, then stop."""
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        with self:
+            print(banner.format(url=self.url), flush=True)  # type: ignore[attr-defined]
+            while not stop.wait(0.2):
+                pass
 
     def __enter__(self: S) -> S:
         return self.start()

@@ -31,9 +31,7 @@ Setup: ``add_object_type``, ``add_property``, ``create``. Faults: ``fail_next``,
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 from .hubspot import HubSpotEmulator, InvalidMessage, LoggedRequest
 
@@ -59,16 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     emu = HubSpotEmulator(args.host, args.port, tokens=set(args.token) if args.token else None, rate_limit=rate_limit,
                           daily_limit=args.daily_limit, validation=args.validation, batch_errors=args.batch_errors,
                           verbose=args.verbose)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with emu:
-        print(f"HubSpot emulator on {emu.url} (Ctrl-C to stop)", flush=True)
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
-        invalid = len(emu.invalid_requests)
-        print(f"{emu.request_count} requests, {invalid} invalid, {emu.throttled} throttled", file=sys.stderr)
+    emu.serve_until_signal("HubSpot emulator on {url} (Ctrl-C to stop)")
+    invalid = len(emu.invalid_requests)
+    print(f"{emu.request_count} requests, {invalid} invalid, {emu.throttled} throttled", file=sys.stderr)
     return 0
 
 

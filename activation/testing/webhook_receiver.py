@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 import time
@@ -35,7 +34,7 @@ class Received:
 
 
 class _Server(QuietHTTPServer):
-    rx: WebhookReceiver
+    owner: WebhookReceiver
 
 
 class _Handler(KeepAliveHandler):
@@ -44,11 +43,11 @@ class _Handler(KeepAliveHandler):
     def do_POST(self) -> None:
         raw = self.read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
-        self._send(*self.server.rx._handle(self.path, headers, raw))
+        self._send(*self.server.owner._handle(self.path, headers, raw))
 
     def do_GET(self) -> None:
         """GET any path: all records, by sync (handy in the demo)."""
-        self._send(200, self.server.rx.all_records(), {})
+        self._send(200, self.server.owner.all_records(), {})
 
     def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
         data = json.dumps(body).encode() if body is not None else b""
@@ -63,6 +62,9 @@ class _Handler(KeepAliveHandler):
 
 class WebhookReceiver(BackgroundServer):
     """``with WebhookReceiver() as rx:`` then point a webhook destination at ``rx.url``."""
+
+    server_class = _Server
+    handler_class = _Handler
 
     def __init__(
         self,
@@ -80,8 +82,6 @@ class WebhookReceiver(BackgroundServer):
         self.keep_requests = keep_requests
         self.verbose = verbose
         self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._records: dict[str, dict[str, dict[str, Any]]] = {}
         self._ids: dict[tuple[str, str], str] = {}
         self._requests: list[Received] = []
@@ -91,11 +91,6 @@ class WebhookReceiver(BackgroundServer):
         self.clear_faults()
 
     # ------------------------------------------------------------ lifecycle
-
-    def _make_server(self) -> _Server:
-        server = _Server((self.host, self.port), _Handler)
-        server.rx = self
-        return server
 
     @property
     def url(self) -> str:
@@ -246,18 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     rx = WebhookReceiver(args.host, args.port, report_results=args.results,
                          keep_requests=False, verbose=args.verbose)
     if args.require_header:
         name, _, value = args.require_header.partition(":")
         rx.require_header(name.strip(), value.strip())
-    with rx:
-        print(rx.url, flush=True)
-        while not stop.wait(0.2):
-            pass
+    rx.serve_until_signal("{url}")
     if args.dump:
         args.dump.write_text(json.dumps(rx.all_records(), indent=2, sort_keys=True))
     print(f"received {rx.request_count} request(s)", file=sys.stderr)

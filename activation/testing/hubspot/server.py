@@ -46,7 +46,7 @@ class InvalidMessage:
 
 
 class _Server(QuietHTTPServer):
-    emu: HubSpotEmulator
+    owner: HubSpotEmulator
 
 
 class _Handler(KeepAliveHandler):
@@ -56,7 +56,7 @@ class _Handler(KeepAliveHandler):
         started = time.perf_counter()
         body = self.read_body()  # always drain, even to refuse
         headers = {k.lower(): v for k, v in self.headers.items()}
-        emu = self.server.emu
+        emu = self.server.owner
         with emu._lock:
             emu._received += 1
             emu._inflight += 1
@@ -94,6 +94,9 @@ class HubSpotEmulator(BackgroundServer):
             client = HubSpot(access_token="pat-na1-test", host=emu.url)
     """
 
+    server_class = _Server
+    handler_class = _Handler
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -128,8 +131,6 @@ class HubSpotEmulator(BackgroundServer):
         self.api = CrmApi(portal_id, batch_errors, shuffle_results)
         self._lock = threading.RLock()
         self._inflight = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self.reset(keep_schema=True)
 
     # ------------------------------------------------------------ lifecycle
@@ -137,11 +138,6 @@ class HubSpotEmulator(BackgroundServer):
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    def _make_server(self) -> _Server:
-        server = _Server((self.host, self.port), _Handler)
-        server.emu = self
-        return server
 
     # ------------------------------------------------------------ setup and inspection
 

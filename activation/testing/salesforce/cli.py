@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 from .emulator import DEFAULT_INSTANCE, DEFAULT_TOKEN, SalesforceEmulator
 
@@ -25,9 +23,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     emu = SalesforceEmulator(args.host, args.port, instance=args.instance,
                              tokens=args.token or (DEFAULT_TOKEN,), api_limit=args.api_limit,
                              keep_requests=False, verbose=args.verbose)
@@ -36,9 +31,6 @@ def main(argv: list[str] | None = None) -> int:
         password, _, sec = rest.partition(":")
         emu.add_user(user, password, sec)
     emu.bulk_processing_delay = args.bulk_delay
-    with emu:
-        print(f"{emu.url} instance={emu.instance} token={emu.token}", flush=True)
-        while not stop.wait(0.2):
-            pass
+    emu.serve_until_signal(f"{{url}} instance={emu.instance} token={emu.token}")
     print(f"received {emu.request_count} request(s)", file=sys.stderr)
     return 0

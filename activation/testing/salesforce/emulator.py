@@ -54,7 +54,7 @@ class _Fault:
 
 
 class _Server(QuietHTTPServer):
-    emu: SalesforceEmulator
+    owner: SalesforceEmulator
 
 
 class _Handler(KeepAliveHandler):
@@ -64,7 +64,7 @@ class _Handler(KeepAliveHandler):
         path, _, qs = self.path.partition("?")
         req = Request(self.command, path, dict(parse_qsl(qs, keep_blank_values=True)),
                       {k.lower(): v for k, v in self.headers.items()}, self.read_body())
-        reply = self.server.emu._handle(req)
+        reply = self.server.owner._handle(req)
         if reply is None:  # injected drop: hang up without an answer
             self.close_connection = True
             return
@@ -84,6 +84,9 @@ class _Handler(KeepAliveHandler):
 class SalesforceEmulator(BackgroundServer):
     """``with SalesforceEmulator() as emu:`` then talk to it through `emulator_session(emu)`."""
 
+    server_class = _Server
+    handler_class = _Handler
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
                  instance: str = DEFAULT_INSTANCE, tokens: Iterable[str] = (DEFAULT_TOKEN,),
                  api_limit: int = 15000, keep_requests: bool = True, verbose: bool = False) -> None:
@@ -97,17 +100,10 @@ class SalesforceEmulator(BackgroundServer):
         self._initial_tokens = tuple(tokens)
         self._api_limit = api_limit
         self._lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self.schema: dict[str, SObjectType] = {s.name: s for s in default_sobjects()}
         self.reset()
 
     # ------------------------------------------------------------ lifecycle
-
-    def _make_server(self) -> _Server:
-        server = _Server((self.host, self.port), _Handler)
-        server.emu = self
-        return server
 
     @property
     def url(self) -> str:
