@@ -17,7 +17,7 @@ from activation.destinations.base import ConfigError, Destination, DestinationEr
 from activation.diff.plan import Change, PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
-from activation.state.store import Delivered, RowError
+from activation.state.store import Delivered, RowError, values_json
 
 SyncStatus = Literal["up_to_date", "success", "partial", "failed", "blocked"]
 REMOVING_MODES = {"mirror", "audience"}
@@ -184,7 +184,8 @@ class SyncRun:
         results = {}
         # Journal what the destination may hold before it sees it (removes need no entry:
         # the row stays delivered until the remove is acknowledged).
-        self.s.state.mark_in_flight(self.p.name, run_id, [(op.key, op.values) for op, _ in ops if op.kind != "remove"])
+        texts = {op.key: values_json(op.values) for op, _ in ops if op.kind != "remove"}  # serialised once
+        self.s.state.mark_in_flight(self.p.name, run_id, list(texts.items()))
         if ops:
             r.sent += len(ops)
             for res in self.dest.push(self.p.target, [op for op, _ in ops]):
@@ -201,7 +202,7 @@ class SyncRun:
             elif op.kind == "remove":
                 removed.append(op.key)
             else:
-                delivered.append(Delivered(op.key, c.row_hash or "", c.values or {}, res.dest_id or c.dest_id))
+                delivered.append(Delivered(op.key, c.row_hash or "", op.values, res.dest_id or c.dest_id, texts[op.key]))
         for c in silent:
             if c.kind == "removed":
                 removed.append(c.key or "")

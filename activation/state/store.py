@@ -31,6 +31,7 @@ class Delivered:
     row_hash: str
     values: dict[str, Any]
     dest_id: str | None
+    values_json: str | None = None  # `values` already serialised (the journal did it), if so
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class RowError:
 UNKNOWN_HASH = "?"  # matches no real row hash: "delivered, content unknown"
 
 
-def _json(values: dict[str, Any]) -> str:
+def values_json(values: dict[str, Any]) -> str:
+    """How mapped values are stored: compact, key-sorted JSON."""
     return json.dumps(values, sort_keys=True, separators=(",", ":"))
 
 
@@ -191,8 +193,8 @@ class StateStore:
                 .values(status=status, finished_at=utcnow(), error=error, **counts)
             )
 
-    def mark_in_flight(self, sync: str, run_id: str, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Journal rows about to be sent (key, values), before the destination sees them."""
+    def mark_in_flight(self, sync: str, run_id: str, rows: Sequence[tuple[str, str]]) -> None:
+        """Journal rows about to be sent (key, `values_json` text), before the destination sees them."""
         if not rows:
             return
         with self.engine.begin() as c:
@@ -200,7 +202,7 @@ class StateStore:
             self._insert(c, self.t["in_flight"], {
                 "sync_name": [sync] * len(rows),
                 "row_key": [k for k, _ in rows],
-                "row_values": [_json(v) for _, v in rows],
+                "row_values": [text for _, text in rows],
                 "run_id": [run_id] * len(rows),
                 "created_at": [utcnow()] * len(rows),
             })
@@ -267,7 +269,7 @@ class StateStore:
                     "sync_name": [sync] * len(delivered),
                     "row_key": [r.key for r in delivered],
                     "row_hash": [r.row_hash for r in delivered],
-                    "row_values": [_json(r.values) for r in delivered],
+                    "row_values": [r.values_json if r.values_json is not None else values_json(r.values) for r in delivered],
                     "dest_id": [r.dest_id for r in delivered],
                     "delivered_at": [now] * len(delivered),
                 })
