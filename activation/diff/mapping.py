@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from activation.project.spec import SyncSpec
-from activation.project.templating import TemplateProblem, columns_used, compile_field
+from activation.project.templating import compile_field
 
 
 class MappingError(Exception):
@@ -64,12 +64,9 @@ class FieldMapper:
             dest: compile_field(expr) for dest, expr in self.all.items()
         }
 
-    def columns(self, available: list[str]) -> dict[str, set[str]]:
-        """Model columns each destination field reads (raises TemplateProblem)."""
-        return {dest: columns_used(expr, available) for dest, expr in self.all.items()}
-
-    def fingerprint(self, extra: str = "") -> str:
-        text = json.dumps({"map": self.all, "extra": extra}, sort_keys=True)
+    def fingerprint(self) -> str:
+        """Salts the row hashes: a changed mapping re-diffs every row (field by field)."""
+        text = json.dumps({"map": self.all, "extra": ""}, sort_keys=True)  # the stored hashes' salt: keep stable
         return hashlib.md5(text.encode()).hexdigest()[:12]
 
     def map(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -87,4 +84,4 @@ class FieldMapper:
         return out
 
 
-__all__ = ["FieldMapper", "MappingError", "TemplateProblem", "to_jsonable"]
+__all__ = ["FieldMapper", "MappingError", "to_jsonable"]
