@@ -49,6 +49,10 @@ AUTH_HELP = ("configure session_id (+ instance_url), username + password (+ secu
              "or username + consumer_key + private_key_file (JWT)")
 
 
+def _same_identity(op: RowOp, match: str) -> bool:
+    """The row still names the record it was delivered to (its match value did not change)."""
+    return (op.previous or {}).get(match) == op.values.get(match)
+
 def _only_record(info: SObjectInfo, match: str, op: RowOp, found: dict[Any, list[str]], res: dict[str, RowResult]) -> str | None:
     """The one record whose `match` field holds the row's value; none or several rejects the
     row (never a guess between two people)."""
@@ -319,7 +323,7 @@ class SalesforceDestination(Destination):
             self._settle(res, [(op, o)])
 
     def _update(self, info: SObjectInfo, match: str, ops: list[RowOp], res: dict[str, RowResult]) -> None:
-        known = [op for op in ops if op.dest_id and (op.previous or {}).get(match) == op.values.get(match)]
+        known = [op for op in ops if op.dest_id and _same_identity(op, match)]
         known_keys = {op.key for op in known}
         direct: list[tuple[RowOp, dict[str, Any]]] = []
         for op in known:
@@ -375,7 +379,7 @@ class SalesforceDestination(Destination):
         for op in ops:
             if op.kind == "remove":
                 continue
-            if op.kind == "update" and op.dest_id and (op.previous or {}).get(match) == op.values.get(match):
+            if op.kind == "update" and op.dest_id and _same_identity(op, match):
                 res[op.key] = RowResult(op.key, True, op.dest_id)  # same person: nothing to do
             else:
                 adds.append(op)
