@@ -37,6 +37,44 @@ class WarehouseSpec(Strict):
         alias="schema",
         description="Schema where traits and audiences are materialised.",
     )
+    # Snowflake (type: snowflake): either `url`, or these keys. Secrets as ${ENV}.
+    account: str | None = Field(
+        default=None, description="Snowflake account identifier, e.g. myorg-myaccount (snowflake only)."
+    )
+    user: str | None = Field(default=None, description="Snowflake user (snowflake only).")
+    password: str | None = Field(
+        default=None, description="Snowflake password, as ${ENV} (snowflake; or a private key)."
+    )
+    private_key_file: str | None = Field(
+        default=None,
+        description="PEM file of the key-pair auth private key, relative to the project (snowflake only).",
+    )
+    private_key: str | None = Field(
+        default=None, description="The PEM private key itself, as ${ENV} (snowflake; instead of private_key_file)."
+    )
+    private_key_passphrase: str | None = Field(
+        default=None, description="Passphrase of an encrypted private key, as ${ENV} (snowflake only)."
+    )
+    role: str | None = Field(default=None, description="Snowflake role to use (snowflake only).")
+    warehouse: str | None = Field(
+        default=None, description="Snowflake virtual warehouse (compute) to run queries on (snowflake only)."
+    )
+    database: str | None = Field(
+        default=None, description="Snowflake database holding the sources and our schemas (snowflake only)."
+    )
+
+    @model_validator(mode="after")
+    def _snowflake_keys(self) -> WarehouseSpec:
+        if self.type != "snowflake" or self.url:
+            return self
+        missing = [k for k in ("account", "user", "database") if not getattr(self, k)]
+        if missing:
+            raise ValueError(f"a snowflake warehouse needs `url` or {', '.join(f'`{k}`' for k in missing)}")
+        if not (self.password or self.private_key_file or self.private_key):
+            raise ValueError("a snowflake warehouse needs `password`, `private_key_file` or `private_key`")
+        if self.private_key_file and self.private_key:
+            raise ValueError("give `private_key_file` or `private_key`, not both")
+        return self
 
 
 class StateSpec(Strict):

@@ -14,7 +14,8 @@ from sqlalchemy.engine import Connection
 Migration = Callable[[Connection, sa.MetaData], None]
 
 
-def tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
+def tables(schema: str | None, *, indexes: bool = True) -> tuple[sa.MetaData, dict[str, sa.Table]]:
+    """`indexes=False` for Snowflake, whose standard tables have none (micro-partitions instead)."""
     md = sa.MetaData(schema=schema)
     t = {
         "schema_version": sa.Table(
@@ -35,7 +36,7 @@ def tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         "runs": sa.Table(
             "runs", md,
             sa.Column("run_id", sa.String(40), primary_key=True),
-            sa.Column("sync_name", sa.String(200), nullable=False, index=True),
+            sa.Column("sync_name", sa.String(200), nullable=False, index=indexes),
             sa.Column("destination", sa.String(200), nullable=False),
             sa.Column("started_at", sa.DateTime, nullable=False),
             sa.Column("finished_at", sa.DateTime),
@@ -52,7 +53,7 @@ def tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         # Rows a run could not deliver, with the reason; they stay undelivered and are retried.
         "row_errors": sa.Table(
             "row_errors", md,
-            sa.Column("run_id", sa.String(40), nullable=False, index=True),
+            sa.Column("run_id", sa.String(40), nullable=False, index=indexes),
             sa.Column("sync_name", sa.String(200), nullable=False),
             sa.Column("row_key", sa.String(2000)),
             sa.Column("stage", sa.String(20), nullable=False),  # plan | destination

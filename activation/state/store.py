@@ -58,8 +58,8 @@ class StateStore:
         self.engine = engine
         self.schema = schema
         self.read_only = read_only
-        self.metadata, self.t = tables(schema)
         self.dialect = engine.dialect.name
+        self.metadata, self.t = tables(schema, indexes=self.dialect != "snowflake")
 
     # -- schema --------------------------------------------------------------------------
 
@@ -100,11 +100,16 @@ class StateStore:
             return LATEST
 
     def _q(self, name: str) -> str:
-        return self.engine.dialect.identifier_preparer.quote_identifier(name)
+        # quoted only where needed, as SQLAlchemy's own DDL names the tables: on Snowflake
+        # "activation_state" (quoted) and activation_state (folded to upper) are two schemas
+        return self.engine.dialect.identifier_preparer.quote(name)
+
+    def _rel(self, table: str) -> str:
+        return f"{self._q(self.schema)}.{table}" if self.schema else table
 
     def delivered_relation(self) -> str:
         """SQL name of the delivered table, for the in-warehouse diff."""
-        return f"{self._q(self.schema)}.delivered" if self.schema else "delivered"
+        return self._rel("delivered")
 
     # -- reads ------------------------------------------------------------------------
 
@@ -293,39 +298,81 @@ class StateStore:
             return int(c.execute(d.delete().where(d.c.sync_name == sync)).rowcount or 0)
 
     def _delete_keys(self, c: Connection, sync: str, keys: list[str], table: str = "delivered") -> None:
+        """Delete `keys` of `sync` in one statement per chunk (the keys bound as one array)."""
         if not keys:
             return
-        d = self.t[table]
+        rel = self._rel(table)
         if self.dialect == "duckdb":
-            rel = f"{self._q(self.schema)}.{table}" if self.schema else table
             c.exec_driver_sql(
                 f"DELETE FROM {rel} WHERE sync_name = ? AND row_key IN (SELECT unnest(?::VARCHAR[]))",
                 (sync, keys),
             )
-            return
-        for i in range(0, len(keys), _CHUNK):
-            c.execute(d.delete().where(d.c.sync_name == sync, d.c.row_key.in_(keys[i : i + _CHUNK])))
+        elif self.dialect == "postgresql":
+            c.execute(sa.text(f"DELETE FROM {rel} WHERE sync_name = :sync AND row_key = ANY(CAST(:keys AS TEXT[]))"),
+                      {"sync": sync, "keys": keys})
+        elif self.dialect == "snowflake":
+            for payload in _json_chunks(keys):
+                c.execute(sa.text(
+                    f"DELETE FROM {rel} WHERE sync_name = :sync AND row_key IN "
+                    f"(SELECT f.value::VARCHAR FROM TABLE(FLATTEN(INPUT => PARSE_JSON(:keys))) AS f)"
+                ), {"sync": sync, "keys": payload})
+        else:
+            d = self.t[table]
+            for i in range(0, len(keys), _CHUNK):
+                c.execute(d.delete().where(d.c.sync_name == sync, d.c.row_key.in_(keys[i : i + _CHUNK])))
 
     def _insert(self, c: Connection, table: sa.Table, columns: dict[str, list[Any]]) -> None:
+        """Insert rows given column by column, in bulk: never one INSERT per row."""
         names = list(columns)
+        rel = self._rel(table.name)
+        cols = ", ".join(names)
         if self.dialect == "duckdb":
             # DuckDB's executemany runs row by row (~7k rows/s); binding whole columns as
             # lists and unnesting them is ~30x faster.
-            rel = f"{self._q(self.schema)}.{table.name}" if self.schema else table.name
-            cols = ", ".join(names)
-            unnest = ", ".join(f"unnest(?::{_duck_type(table.c[n])}[])" for n in names)
+            unnest = ", ".join(f"unnest(?::{_sql_type(table.c[n], 'duckdb')}[])" for n in names)
             c.exec_driver_sql(f"INSERT INTO {rel} ({cols}) SELECT {unnest}", tuple(columns[n] for n in names))
-            return
-        rows = [dict(zip(names, values)) for values in zip(*columns.values())]
-        c.execute(table.insert(), rows)
+        elif self.dialect == "postgresql":
+            # One statement per batch: each column bound as one array (psycopg adapts lists).
+            arrays = ", ".join(f"CAST(:c{i} AS {_sql_type(table.c[n], 'postgresql')}[])" for i, n in enumerate(names))
+            c.execute(sa.text(f"INSERT INTO {rel} ({cols}) SELECT * FROM unnest({arrays})"),
+                      {f"c{i}": columns[n] for i, n in enumerate(names)})
+        elif self.dialect == "snowflake":
+            # Rows as one JSON array per statement, unpacked by FLATTEN: set-based, and the
+            # statement text stays small (the connector binds client-side, inlining values).
+            casts = ", ".join(f"f.value[{i}]::{_sql_type(table.c[n], 'snowflake')}" for i, n in enumerate(names))
+            rows = [[v.isoformat() if isinstance(v, datetime) else v for v in row] for row in zip(*columns.values())]
+            for payload in _json_chunks(rows):
+                c.execute(sa.text(
+                    f"INSERT INTO {rel} ({cols}) SELECT {casts} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(:rows))) AS f"
+                ), {"rows": payload})
+        else:  # SQLite: executemany runs in-process, fast enough
+            c.execute(table.insert(), [dict(zip(names, values)) for values in zip(*columns.values())])
 
 
-def _duck_type(col: sa.Column[Any]) -> str:
+_JSON_CHUNK_BYTES = 256_000  # well under Snowflake's limit on a statement's text
+
+
+def _json_chunks(items: Sequence[Any]) -> Iterator[str]:
+    """`items` as JSON arrays of at most ~_JSON_CHUNK_BYTES each."""
+    part: list[str] = []
+    size = 0
+    for item in items:
+        text = json.dumps(item, separators=(",", ":"))
+        if part and size + len(text) > _JSON_CHUNK_BYTES:
+            yield "[" + ",".join(part) + "]"
+            part, size = [], 0
+        part.append(text)
+        size += len(text) + 1
+    if part:
+        yield "[" + ",".join(part) + "]"
+
+
+def _sql_type(col: sa.Column[Any], dialect: str) -> str:
     if isinstance(col.type, sa.DateTime):
-        return "TIMESTAMP"
+        return "TIMESTAMP_NTZ" if dialect == "snowflake" else "TIMESTAMP"
     if isinstance(col.type, sa.Integer):
         return "BIGINT"
-    return "VARCHAR"
+    return "TEXT" if dialect == "postgresql" else "VARCHAR"
 
 
 def open_state(url: str | None, schema: str, warehouse_engine: Engine, *, read_only: bool) -> StateStore:

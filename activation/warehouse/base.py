@@ -163,4 +163,8 @@ def open_warehouse(spec: WarehouseSpec, root: Path, *, read_only: bool = False) 
         from activation.warehouse.postgres import PostgresWarehouse
 
         return PostgresWarehouse(spec, root, read_only=read_only)
+    if spec.type == "snowflake":
+        from activation.warehouse.snowflake import SnowflakeWarehouse
+
+        return SnowflakeWarehouse(spec, root, read_only=read_only)
     raise WarehouseError(f"warehouse type {spec.type!r} is not supported yet")
