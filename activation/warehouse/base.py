@@ -77,10 +77,15 @@ class Warehouse:
         """The key as one string; NULL if any part is NULL (then the row is rejected)."""
         parts = [f"CAST({alias}.{self.quote(c)} AS VARCHAR)" for c in columns]
         if len(parts) == 1:
-            return parts[0]
+            return self.binary(parts[0])
         sep = f"'{KEY_SEPARATOR}'"
         null_check = " OR ".join(f"{alias}.{self.quote(c)} IS NULL" for c in columns)
-        return f"CASE WHEN {null_check} THEN NULL ELSE {(' || ' + sep + ' || ').join(parts)} END"
+        return self.binary(f"CASE WHEN {null_check} THEN NULL ELSE {(' || ' + sep + ' || ').join(parts)} END")
+
+    def binary(self, expr: str) -> str:
+        """`expr` compared and sorted by code point, whatever the key column's collation
+        (a case-insensitive column would otherwise make 'abc' and 'ABC' one key)."""
+        return expr
 
     def hash_expr(self, columns: Sequence[str], alias: str, salt: str) -> str:
         """A stable hash of `columns`, NULL-safe and type-aware (md5 is stable across versions)."""
@@ -149,6 +154,9 @@ class DuckDBWarehouse(Warehouse):
             dbapi_conn.execute("SET enable_progress_bar = false")  # type: ignore[attr-defined]
 
         return engine
+
+    def binary(self, expr: str) -> str:
+        return f"({expr}) COLLATE C"
 
     def hash_expr(self, columns: Sequence[str], alias: str, salt: str) -> str:
         # to_json of a struct is NULL-safe and keeps types apart ("1" vs 1).
