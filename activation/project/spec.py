@@ -37,6 +37,12 @@ class WarehouseSpec(Strict):
         alias="schema",
         description="Schema where traits and audiences are materialised.",
     )
+    memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
+        description="DuckDB only: cap on DuckDB's memory inside this process, e.g. 300MB (default: "
+        "DuckDB's, 80% of RAM). Beyond it, joins and sorts spill to a temporary directory.",
+    )
     # Snowflake (type: snowflake): either `url`, or these keys. Secrets as ${ENV}.
     account: str | None = Field(
         default=None, description="Snowflake account identifier, e.g. myorg-myaccount (snowflake only)."

@@ -148,10 +148,14 @@ class DuckDBWarehouse(Warehouse):
         args = {"read_only": True} if self.read_only else {}
         engine = sa.create_engine(f"duckdb:///{path}", connect_args=args)
 
+        memory_limit = self.spec.memory_limit
+
         @sa.event.listens_for(engine, "connect")
         def _quiet(dbapi_conn: object, _: object) -> None:
             # DuckDB draws its own progress bar on long queries; ours is the only one we want.
             dbapi_conn.execute("SET enable_progress_bar = false")  # type: ignore[attr-defined]
+            if memory_limit:
+                dbapi_conn.execute(f"SET memory_limit = '{memory_limit.strip()}'")  # type: ignore[attr-defined]
 
         return engine
 
