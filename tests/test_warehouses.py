@@ -230,3 +230,16 @@ def test_snowflake_plans_and_delivers_like_duckdb(tmp_path: Path, snowflake: Non
                                          "removed": 2, "unchanged": 144, "rejected": 0}
     for kind, got in results.items():
         assert got == reference, f"{kind} differs from duckdb"
+
+
+def test_duckdb_memory_limit_caps_duckdb_in_the_process(tmp_path: Path) -> None:
+    from activation.project.spec import WarehouseSpec
+    from activation.warehouse.base import open_warehouse
+
+    wh = open_warehouse(WarehouseSpec(path="wh.duckdb", memory_limit="200MB"), tmp_path)
+    try:
+        with wh.session() as c:
+            limit = c.execute(sa.text("SELECT current_setting('memory_limit')")).scalar()
+    finally:
+        wh.dispose()
+    assert limit in ("190.7 MiB", "200.0 MB"), limit  # DuckDB reports 200 MB in MiB
