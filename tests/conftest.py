@@ -131,3 +131,31 @@ def rx() -> Iterator[WebhookReceiver]:
 @pytest.fixture
 def project(tmp_path: Path, rx: WebhookReceiver) -> Project:
     return make_project(tmp_path / "proj", rx)
+
+
+# ---------------------------------------------------------------- other warehouses
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_or_skip() -> Any:
+    """An engine on the local Postgres server (database `test`), or skip saying why."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as e:
+        engine.dispose()
+        pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {e.orig}")
+    return engine
+
+
+@pytest.fixture
+def fakesnow_patched(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Snowflake's connector answered by fakesnow for the whole test; $SF_TEST_PASSWORD set."""
+    fakesnow = pytest.importorskip("fakesnow", reason="fakesnow is not installed (pip install -e '.[dev]')")
+    monkeypatch.setenv("SF_TEST_PASSWORD", "not-a-real-password")
+    with fakesnow.patch():
+        yield

@@ -21,6 +21,7 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
+from conftest import PG_URL, postgres_or_skip
 from activation.demo_data import TABLES, generate, mutate
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
@@ -28,7 +29,6 @@ from activation.session import Session
 from activation.testing.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 # Syncs whose destinations need no emulator (a webhook receiver, files): these are run;
 # the HubSpot and Salesforce syncs are planned only.
 RUN = ["users_to_crm", "accounts_to_crm", "at_risk_to_csv", "stalled_onboarding_to_file"]
@@ -102,17 +102,12 @@ def demo(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 @pytest.fixture
-def other(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str, sa.Engine]]:
+def other(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, sa.Engine]]:
     """(kind, warehouse yaml, engine) of the engine compared with DuckDB."""
     kind = request.param
     tag = uuid.uuid4().hex[:8]
     if kind == "postgres":
-        engine = sa.create_engine(PG_URL)
-        try:
-            with engine.connect() as c:
-                c.execute(sa.text("SELECT 1"))
-        except sa.exc.OperationalError as e:
-            pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {e.orig}")
+        engine = postgres_or_skip()
         # a database of our own: the project reads the fixed schema `analytics`
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
             c.execute(sa.text(f"CREATE DATABASE example_{tag}"))
@@ -124,12 +119,10 @@ def other(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
             c.execute(sa.text(f"DROP DATABASE IF EXISTS example_{tag} WITH (FORCE)"))
         engine.dispose()
     else:
-        fakesnow = pytest.importorskip("fakesnow", reason="fakesnow is not installed (pip install -e '.[dev]')")
-        monkeypatch.setenv("SNOWFLAKE_PASSWORD", "not-a-real-password")
-        with fakesnow.patch():
-            yield kind, (f"{{type: snowflake, account: fakeacct, user: tester, password: '${{SNOWFLAKE_PASSWORD}}', "
-                         f"database: example_{tag}, warehouse: compute_wh}}"), \
-                sa.create_engine(f"snowflake://tester:x@fakeacct/example_{tag}/public")
+        request.getfixturevalue("fakesnow_patched")
+        yield kind, (f"{{type: snowflake, account: fakeacct, user: tester, password: '${{SF_TEST_PASSWORD}}', "
+                     f"database: example_{tag}, warehouse: compute_wh}}"), \
+            sa.create_engine(f"snowflake://tester:x@fakeacct/example_{tag}/public")
 
 
 @pytest.mark.parametrize("other", ["postgres", "snowflake"], indirect=True)

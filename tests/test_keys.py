@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from conftest import PG_URL, postgres_or_skip
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
 from activation.testing.webhook_receiver import WebhookReceiver
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEXT_KEYS = ["abc", "ABC", "Abc", "b", "B", "_x", "é", "e", "z ", "10", "9", "Z"]
 ROWS = [(k, n, ["eu", "EU", "us"][i % 3], f"v{i}") for i, (k, n) in enumerate(zip(TEXT_KEYS, [1, 2, 10, 9, 100, 3, 20, 11, 101, 4, 5, 6]))]
 
@@ -55,7 +55,7 @@ def run(root: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(params=["duckdb", "postgres", "snowflake"])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, sa.Engine, str, str]]:
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, sa.Engine, str, str]]:
     """(warehouse yaml, engine, source schema, DDL of the key column) for each engine."""
     tag = uuid.uuid4().hex[:8]
     if request.param == "duckdb":
@@ -63,12 +63,7 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
         yield f"{{type: duckdb, path: {tmp_path / 'wh.duckdb'}, schema: act_{tag}}}", engine, "src", "VARCHAR COLLATE NOCASE"
         engine.dispose()
     elif request.param == "postgres":
-        engine = sa.create_engine(PG_URL)
-        try:
-            with engine.connect() as c:
-                c.execute(sa.text("SELECT 1"))
-        except sa.exc.OperationalError as e:
-            pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {e.orig}")
+        engine = postgres_or_skip()
         src = f"src_{tag}"
         with engine.begin() as c:
             c.execute(sa.text(f"CREATE SCHEMA {src}"))
@@ -80,13 +75,11 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytes
                 c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         engine.dispose()
     else:
-        fakesnow = pytest.importorskip("fakesnow", reason="fakesnow is not installed (pip install -e '.[dev]')")
-        monkeypatch.setenv("SF_TEST_PASSWORD", "not-a-real-password")
-        with fakesnow.patch():
-            engine = sa.create_engine(f"snowflake://tester:x@fakeacct/db_{tag}/public")
-            # fakesnow cannot run Snowflake collations (COLLATE 'en-ci'): a plain VARCHAR here
-            yield (f"{{type: snowflake, account: fakeacct, user: tester, password: '${{SF_TEST_PASSWORD}}', "
-                   f"database: db_{tag}, schema: act_{tag}}}"), engine, "src", "VARCHAR"
+        request.getfixturevalue("fakesnow_patched")
+        engine = sa.create_engine(f"snowflake://tester:x@fakeacct/db_{tag}/public")
+        # fakesnow cannot run Snowflake collations (COLLATE 'en-ci'): a plain VARCHAR here
+        yield (f"{{type: snowflake, account: fakeacct, user: tester, password: '${{SF_TEST_PASSWORD}}', "
+               f"database: db_{tag}, schema: act_{tag}}}"), engine, "src", "VARCHAR"
 
 
 def load(engine: sa.Engine, src: str, key_type: str, rows: list[tuple[str, int, str, str]]) -> None:

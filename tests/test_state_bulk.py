@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from conftest import postgres_or_skip
 from activation.state.store import Delivered, RowError, StateStore
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(params=["duckdb", "postgres", "snowflake"])
@@ -22,20 +22,14 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[sa.
         e = sa.create_engine(f"duckdb:///{tmp_path / 'wh.duckdb'}")
         yield e, schema
     elif request.param == "postgres":
-        e = sa.create_engine(PG_URL)
-        try:
-            with e.connect() as c:
-                c.execute(sa.text("SELECT 1"))
-        except sa.exc.OperationalError as err:
-            pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {err.orig}")
+        e = postgres_or_skip()
         yield e, schema
         with e.begin() as c:
             c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
     else:
-        fakesnow = pytest.importorskip("fakesnow", reason="fakesnow is not installed (pip install -e '.[dev]')")
-        with fakesnow.patch():
-            e = sa.create_engine("snowflake://tester:x@fakeacct/db_state/public")
-            yield e, schema
+        request.getfixturevalue("fakesnow_patched")
+        e = sa.create_engine("snowflake://tester:x@fakeacct/db_state/public")
+        yield e, schema
     e.dispose()
 
 

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from conftest import PG_URL, postgres_or_skip
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
 from activation.testing.webhook_receiver import WebhookReceiver
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 PROJECT = """
 version: 1
@@ -119,27 +119,13 @@ def run_all(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 @pytest.fixture
 def pg() -> Iterator[tuple[sa.Engine, str]]:
-    engine = sa.create_engine(PG_URL)
-    try:
-        with engine.connect() as c:
-            c.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as e:
-        pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {e.orig}")
+    engine = postgres_or_skip()
     tag = uuid.uuid4().hex[:8]
     yield engine, tag
     with engine.begin() as c:
         for schema in (f"src_{tag}", f"act_{tag}", f"state_{tag}"):
             c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
     engine.dispose()
-
-
-@pytest.fixture
-def snowflake(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Snowflake's connector answered by fakesnow, for the whole test."""
-    fakesnow = pytest.importorskip("fakesnow", reason="fakesnow is not installed (pip install -e '.[dev]')")
-    monkeypatch.setenv("SF_TEST_PASSWORD", "not-a-real-password")
-    with fakesnow.patch():
-        yield
 
 
 def sf_warehouse(tag: str) -> str:
@@ -220,7 +206,7 @@ def test_duckdb_and_postgres_plan_and_deliver_the_same(tmp_path: Path, pg: tuple
         assert got == reference, f"{kind} differs from duckdb"
 
 
-def test_snowflake_plans_and_delivers_like_duckdb(tmp_path: Path, snowflake: None) -> None:
+def test_snowflake_plans_and_delivers_like_duckdb(tmp_path: Path, fakesnow_patched: None) -> None:
     """In-warehouse state (the SQL diff and the bulk state writes run as Snowflake SQL) and
     a SQLite state store (the merge diff over Snowflake's key order)."""
     tag = uuid.uuid4().hex[:8]
