@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
+from activation.testing.faults import FaultInjector, send_bytes, serve_after, serve_before
 
 Reply = tuple[int, Any, dict[str, str]]
 
@@ -42,22 +43,26 @@ class _Handler(KeepAliveHandler):
 
     def do_POST(self) -> None:
         raw = self.read_body()
+        owner = self.server.owner
+        fault = owner.faults.take("POST", self.path)
+        if fault is not None and fault.before:
+            owner._count_request()
+            serve_before(self, fault, _error_body)
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
-        self._send(*self.server.owner._handle(self.path, headers, raw))
+        status, body, extra = owner._handle(self.path, headers, raw)
+        serve_after(self, fault, status, json.dumps(body).encode() if body is not None else b"", "application/json", extra)
 
     def do_GET(self) -> None:
         """GET any path: all records, by sync (handy in the demo)."""
         self._send(200, self.server.owner.all_records(), {})
 
     def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        send_bytes(self, status, json.dumps(body).encode() if body is not None else b"", "application/json", headers)
+
+
+def _error_body(status: int) -> tuple[bytes, str]:
+    return json.dumps({"error": f"injected HTTP {status}"}).encode(), "application/json"
 
 
 class WebhookReceiver(BackgroundServer):
@@ -88,6 +93,8 @@ class WebhookReceiver(BackgroundServer):
         self._request_count = 0
         self._seen_batches: set[str] = set()
         self.duplicate_batches = 0
+        #: Generic faults (see activation.testing.faults), checked before the ones below.
+        self.faults = FaultInjector()
         self.clear_faults()
 
     # ------------------------------------------------------------ lifecycle
@@ -161,6 +168,10 @@ class WebhookReceiver(BackgroundServer):
             self._delay, self._delay_times = seconds, times
 
     # ------------------------------------------------------------ request handling
+
+    def _count_request(self) -> None:
+        with self._lock:
+            self._request_count += 1
 
     def _handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         with self._lock:
