@@ -263,6 +263,10 @@ def history(
                   f"sent {r['sent']}, failed {r['failed']}")
         if r["error"]:
             out.print(f"    error: {r['error']}", markup=False)
+        if d := r.get("details"):
+            ids = "".join(f", {k} {v}" for k, v in d.get("details", {}).items())
+            out.print(f"    destination: {d['requests']} requests, {d['retries']} retries, {d['throttled']} throttled{ids}",
+                      markup=False, highlight=False)
         for e in r["rejected_rows"]:
             out.print(f"    ✗ {e['row_key']} ({e['stage']}): {e['reason']}", markup=False, highlight=False)
 

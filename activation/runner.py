@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from activation.destinations.base import ConfigError, Destination, DestinationError, RowOp
+from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp
 from activation.diff.plan import Change, PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
@@ -45,6 +45,8 @@ class SyncResult(BaseModel):
     rejected_by_destination: int = 0
     error: str | None = None
     seconds: float = 0.0
+    destination_report: DestinationReport | None = Field(
+        None, description="The destination's calls, retries, 429s and platform ids for this run.")
 
     @property
     def ok(self) -> bool:
@@ -146,6 +148,7 @@ class SyncRun:
             r.status = "failed"
             r.error = redact(str(e))
         finally:
+            r.destination_report = self.dest.report()
             self.dest.close()
             self.progress.finish()
         if r.status != "failed":
@@ -248,6 +251,8 @@ def run_sync(
     if result.status == "success" and result.plan.up_to_date and not result.sent:
         result.status = "up_to_date"
     counts = result.plan.counts.model_dump(include=include)
-    state.finish_run(run_id, "success" if result.status == "up_to_date" else result.status, counts, result.error)
+    report = result.destination_report
+    details = report.model_dump() if report is not None and (report.requests or report.details) else None
+    state.finish_run(run_id, "success" if result.status == "up_to_date" else result.status, counts, result.error, details)
     result.seconds = time.monotonic() - started
     return result

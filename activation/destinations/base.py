@@ -53,6 +53,19 @@ class SyncTarget(BaseModel):
     audience: str | None = None  # mode audience: the list/campaign/audience name
 
 
+class DestinationReport(BaseModel):
+    """What a destination says about a run's calls: kept in the run record, exported as metrics."""
+
+    requests: int = Field(0, description="HTTP requests made (retries included).")
+    retries: int = Field(0, description="Requests repeated after a transient failure.")
+    throttled: int = Field(0, description="429 / rate-limit answers received.")
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The platform's own ids and figures for this run (a job or session id, "
+        "num_received, API usage), as the platform reports them.",
+    )
+
+
 class DestinationError(Exception):
     """The whole batch failed (after retries); nothing in it was acknowledged."""
 
@@ -73,6 +86,10 @@ class Destination(ABC):
     modes: ClassVar[frozenset[str]] = frozenset({"upsert", "update", "insert", "mirror", "audience"})
     #: Largest batch the API accepts; the runner never sends more.
     max_batch_size: ClassVar[int] = 1000
+    #: An ad platform: identifiers must leave the process normalised and hashed.
+    ad_platform: ClassVar[bool] = False
+    #: Smallest audience the platform will serve (plan warns below it); None: no minimum.
+    min_audience_size: ClassVar[int | None] = None
 
     def __init__(self, name: str, spec: Any, project_dir: str) -> None:
         self.name = name
@@ -95,12 +112,26 @@ class Destination(ABC):
         """Check credentials and fields against the live API; return problems found."""
         return []
 
+    def hashed_fields(self, target: SyncTarget) -> frozenset[str]:
+        """The mapped fields this destination normalises and hashes before they leave the
+        process (ad platforms); every other mapped field is sent as it is."""
+        return frozenset()
+
+    def requests_per_second(self) -> float | None:
+        """The request rate this destination keeps to (its client-side limit), if any."""
+        rate = getattr(self.spec, "requests_per_second", None)
+        return float(rate) if rate else None
+
     def open(self, target: SyncTarget) -> None:
         """Called once before the first batch of a sync."""
 
     @abstractmethod
     def push(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
         """Apply `ops`; return one result per op, in any order, keyed by `RowOp.key`."""
+
+    def report(self) -> DestinationReport:
+        """Counters and platform ids of the calls made since `open` (read before `close`)."""
+        return DestinationReport()
 
     def close(self) -> None:
         """Called once after the last batch (also after a failure)."""

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from activation.destinations.base import ConfigError, Destination, DestinationError, RowOp, RowResult, SyncTarget
+from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
 from activation.project.secrets import MissingSecret, redact, resolve_env
 
 LIST_OBJECT_TYPES = {"contacts": "0-1", "companies": "0-2"}
@@ -317,6 +317,10 @@ class HubSpotDestination(Destination):
             self._call(members.add_and_remove, list_id,
                        membership_change_request={"recordIdsToAdd": to_add, "recordIdsToRemove": to_remove})
         return results
+
+    def report(self) -> DestinationReport:
+        details = {"lists": dict(self._list_ids)} if self._list_ids else {}
+        return DestinationReport(requests=self.requests, retries=self.retries, throttled=self.throttled, details=details)
 
     def close(self) -> None:
         self._client = None

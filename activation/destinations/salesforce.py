@@ -37,7 +37,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.format import format_soql
 
-from activation.destinations.base import ConfigError, Destination, DestinationError, RowOp, RowResult, SyncTarget
+from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
 from activation.destinations.http import RetryPolicy
 from activation.destinations.salesforce_client import Outcome, SalesforceClient, http_session
 from activation.destinations.salesforce_fields import ConversionError, SObjectInfo, convert, field_problems, required_missing
@@ -165,6 +165,13 @@ class SalesforceDestination(Destination):
 
     def open(self, target: SyncTarget) -> None:
         self.client  # noqa: B018 - resolve ${ENV} before the first batch; no network yet
+
+    def report(self) -> DestinationReport:
+        c = self._client
+        if c is None:
+            return DestinationReport()
+        details = {"api_usage": f"{c.api_usage[0]}/{c.api_usage[1]}"} if c.api_usage else {}
+        return DestinationReport(requests=c.requests, retries=c.retries, details=details)
 
     def close(self) -> None:
         if self._http is not None:

@@ -48,6 +48,7 @@ def tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
             sa.Column("sent", sa.Integer, nullable=False, default=0),
             sa.Column("failed", sa.Integer, nullable=False, default=0),
             sa.Column("error", sa.Text),
+            sa.Column("details", sa.Text),  # JSON: the destination's report (calls, platform ids)
         ),
         # Rows a run could not deliver, with the reason; they stay undelivered and are retried.
         "row_errors": sa.Table(
@@ -86,8 +87,17 @@ def _v2(conn: Connection, md: sa.MetaData) -> None:
     md.tables[_qualified(md, "in_flight")].create(conn, checkfirst=True)
 
 
+def _v3(conn: Connection, md: sa.MetaData) -> None:
+    # Stores made by v1 lack the column; stores made from scratch got it from the v1 table.
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("runs", schema=md.schema)}
+    if "details" not in columns:
+        runs = f"{conn.dialect.identifier_preparer.quote(md.schema)}.runs" if md.schema else "runs"
+        conn.execute(sa.text(f"ALTER TABLE {runs} ADD COLUMN details TEXT"))
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "delivered rows, runs, row errors", _v1),
     (2, "in-flight journal: rows sent but not yet acknowledged", _v2),
+    (3, "runs.details: what the destination reported (calls, retries, platform ids)", _v3),
 ]
 LATEST = MIGRATIONS[-1][0]

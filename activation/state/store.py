@@ -146,7 +146,7 @@ class StateStore:
         if sync:
             q = q.where(r.c.sync_name == sync)
         with self.engine.connect() as c:
-            return [dict(row._mapping) for row in c.execute(q)]
+            return [_run(row) for row in c.execute(q)]
 
     def last_runs(self) -> dict[str, dict[str, Any]]:
         """The latest run of every sync that ever ran."""
@@ -156,7 +156,7 @@ class StateStore:
         latest = sa.select(r.c.sync_name, sa.func.max(r.c.started_at).label("at")).group_by(r.c.sync_name).subquery()
         q = sa.select(r).join(latest, sa.and_(r.c.sync_name == latest.c.sync_name, r.c.started_at == latest.c.at))
         with self.engine.connect() as c:
-            return {row.sync_name: dict(row._mapping) for row in c.execute(q)}
+            return {row.sync_name: _run(row) for row in c.execute(q)}
 
     def row_errors(self, run_id: str, limit: int = 50) -> list[dict[str, Any]]:
         if not self.initialised:
@@ -186,11 +186,14 @@ class StateStore:
             )
         return run_id
 
-    def finish_run(self, run_id: str, status: str, counts: dict[str, int], error: str | None = None) -> None:
+    def finish_run(self, run_id: str, status: str, counts: dict[str, int], error: str | None = None,
+                   details: dict[str, Any] | None = None) -> None:
+        """Close a run record; `details` is the destination's report (kept as JSON)."""
+        extra = {"details": json.dumps(details, sort_keys=True, default=str)} if details else {}
         with self.engine.begin() as c:
             c.execute(
                 self.t["runs"].update().where(self.t["runs"].c.run_id == run_id)
-                .values(status=status, finished_at=utcnow(), error=error, **counts)
+                .values(status=status, finished_at=utcnow(), error=error, **counts, **extra)
             )
 
     def mark_in_flight(self, sync: str, run_id: str, rows: Sequence[tuple[str, str]]) -> None:
@@ -318,6 +321,12 @@ class StateStore:
             return
         rows = [dict(zip(names, values)) for values in zip(*columns.values())]
         c.execute(table.insert(), rows)
+
+
+def _run(row: sa.Row[Any]) -> dict[str, Any]:
+    run = dict(row._mapping)
+    run["details"] = json.loads(run["details"]) if run.get("details") else None
+    return run
 
 
 def _duck_type(col: sa.Column[Any]) -> str:
