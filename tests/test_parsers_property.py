@@ -4,15 +4,14 @@ or raises ProjectError naming a place; never another exception (a traceback is a
 
 from __future__ import annotations
 
+import io
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import io
-
-from ruamel.yaml import YAML
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
 
 from activation.models.compiler import compile_project
 from activation.project.loader import ProjectError, load_project
