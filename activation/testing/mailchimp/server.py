@@ -115,8 +115,9 @@ class MailchimpEmulator(BackgroundServer):
     def add_member(self, list_id: str, email: str, status: str = "subscribed", merge_fields: dict[str, Any] | None = None) -> None:
         """Put a member on the list as if it had signed up (e.g. one that since unsubscribed)."""
         with self._lock:
-            self.account.upsert(list_id, {"email_address": email, "status": status, "merge_fields": merge_fields or {}},
-                                update_existing=True, skip_validation=True)
+            member, _ = self.account.upsert(list_id, {"email_address": email, "status": "subscribed", "merge_fields": merge_fields or {}},
+                                            update_existing=True, skip_validation=True)
+            member.status = status  # any status, cleaned included (the API cannot create those)
 
     def set_status(self, list_id: str, email: str, status: str) -> None:
         """What a contact does in Mailchimp itself: unsubscribe, bounce (cleaned), confirm."""
