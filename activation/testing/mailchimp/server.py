@@ -129,6 +129,11 @@ class MailchimpEmulator(BackgroundServer):
         with self._lock:
             self.account.delete_permanent(list_id, subscriber_hash(email))
 
+    def merge_fields(self, list_id: str) -> dict[str, str]:
+        """merge tag -> type."""
+        with self._lock:
+            return {tag: mf.type for tag, mf in self.account.audience(list_id).merge_fields.items()}
+
     def members(self, list_id: str, *, archived: bool = False) -> dict[str, dict[str, Any]]:
         """email (lower-case) -> member JSON; archived members only with `archived=True`."""
         with self._lock:
