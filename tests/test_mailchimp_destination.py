@@ -334,3 +334,25 @@ def test_batch_size_is_capped_and_config_is_checked(emu: MailchimpEmulator) -> N
     missing = destination(emu, "nope")
     with pytest.raises(DestinationError, match="no audience with list id 'nope'"):
         missing.push(target(), [upsert("a@x.io")])
+
+
+def test_connection_slots_give_one_up_per_429_and_earn_it_back() -> None:
+    from activation.destinations.mailchimp_api import Slots
+
+    slots = Slots(4, regain_after=3)
+    for _ in range(5):
+        slots.throttled()
+    assert (slots.limit, slots.lowest) == (1, 1), "never below one"
+    for _ in range(7):
+        with slots:
+            slots.succeeded()
+    assert (slots.limit, slots.lowest, slots.ceiling) == (3, 1, 4)
+
+
+def test_validate_remote_lists_the_audiences_when_the_configured_one_is_missing(emu: MailchimpEmulator) -> None:
+    emu.create_list("Customers", "c0ffee0001")
+    dest = destination(emu, "nope")
+    assert dest.check_remote(target()) == ["Mailchimp has no audience with list id 'nope' (audiences: 'Customers' (c0ffee0001))"]
+    by_name = MailchimpDestination("mc", MailchimpDestinationSpec(type="mailchimp", api_key=KEY, base_url=emu.url, list_name="Customers"), ".")
+    assert by_name.check_remote(target(fields=("FNAME", "NOPE"))) == [
+        "the Mailchimp audience has no merge field 'NOPE' (merge fields: FNAME, LNAME, ADDRESS, PHONE, BIRTHDAY)"]
