@@ -3,24 +3,22 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
-from typer.testing import CliRunner
 
 pytest.importorskip("mailchimp_marketing")
 
-from activation.cli import app  # noqa: E402
+from conftest import Project  # noqa: E402
 from activation.destinations.base import DestinationError, RowOp, SyncTarget  # noqa: E402
 from activation.destinations.mailchimp import MailchimpDestination  # noqa: E402
 from activation.project.spec import MailchimpDestinationSpec  # noqa: E402
 from activation.testing.mailchimp_emulator import MailchimpEmulator  # noqa: E402
+from activation.testing.webhook_receiver import WebhookReceiver  # noqa: E402
 
 KEY = "0123456789abcdef0123456789abcdef-us1"
 
@@ -69,29 +67,17 @@ syncs:
 
 
 @dataclass
-class McProject:
-    root: Path
-    emu: MailchimpEmulator
-    list_id: str
-    key: str = KEY
-    runner: CliRunner = field(default_factory=CliRunner)
+class McProject(Project):
+    emu: MailchimpEmulator = field(default=None)  # type: ignore[assignment]
+    list_id: str = ""
 
-    def sql(self, statement: str) -> None:
-        con = duckdb.connect(str(self.root / "warehouse.duckdb"))
-        try:
-            con.execute(statement)
-        finally:
-            con.close()
+    @property
+    def key(self) -> str:
+        return self.env["MAILCHIMP_API_KEY"]
 
-    def cli(self, *args: str, expect: int | None = 0) -> Any:
-        env = {"MAILCHIMP_API_KEY": self.key, "MAILCHIMP_URL": self.emu.url}
-        result = self.runner.invoke(app, [*args, "--project", str(self.root)], env=env)
-        if expect is not None:
-            assert result.exit_code == expect, f"exit {result.exit_code}:\n{result.output}\n{result.exception!r}"
-        return result
-
-    def json(self, *args: str, expect: int | None = 0) -> Any:
-        return json.loads(self.cli(*args, "--json", expect=expect).stdout)
+    @key.setter
+    def key(self, value: str) -> None:
+        self.env["MAILCHIMP_API_KEY"] = value
 
     def members(self, **kw: bool) -> dict[str, dict[str, Any]]:
         return self.emu.members(self.list_id, **kw)
@@ -111,20 +97,20 @@ def emu() -> Iterator[MailchimpEmulator]:
         yield e
 
 
-def make(tmp_path: Path, emu: MailchimpEmulator, *, n: int = 30, mode: str = "upsert", extra: str = "", more: str = "") -> McProject:
+def make(tmp_path: Path, emu: MailchimpEmulator, rx: WebhookReceiver, *, n: int = 30, mode: str = "upsert", extra: str = "", more: str = "") -> McProject:
     list_id = emu.create_list("Customers")
     for tag, type_ in (("PLAN", "dropdown"), ("LTV", "number"), ("SIGNUP", "date")):
         emu.add_merge_field(list_id, tag, type_, options={"choices": ["free", "pro", "enterprise", "team"]} if type_ == "dropdown" else None)
     root = tmp_path / "proj"
     root.mkdir()
     (root / "syncs.yaml").write_text(textwrap.dedent(YAML.format(mode=mode, extra=extra, more=more)))
-    p = McProject(root, emu, list_id)
+    p = McProject(root, rx, env={"MAILCHIMP_API_KEY": KEY, "MAILCHIMP_URL": emu.url}, emu=emu, list_id=list_id)
     p.sql(PEOPLE_SQL.format(n=n))
     return p
 
 
-def test_first_run_adds_every_member_unchanged_run_sends_nothing_changed_rows_send_changed_fields(tmp_path: Path, emu: MailchimpEmulator) -> None:
-    p = make(tmp_path, emu, n=1203)
+def test_first_run_adds_every_member_unchanged_run_sends_nothing_changed_rows_send_changed_fields(tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator) -> None:
+    p = make(tmp_path, emu, rx, n=1203)
     result = p.json("run", "members")["syncs"][0]
     assert (result["status"], result["acknowledged"]) == ("success", 1203)
     assert [len(b) for b in p.batches()] == [500, 500, 203], "at most 500 members per call"
@@ -149,8 +135,8 @@ def test_first_run_adds_every_member_unchanged_run_sends_nothing_changed_rows_se
 
 
 @pytest.mark.parametrize("on_remove, status", [("archive", "archived"), ("unsubscribe", "unsubscribed")])
-def test_mirror_removes_rows_that_left_per_on_remove(tmp_path: Path, emu: MailchimpEmulator, on_remove: str, status: str) -> None:
-    p = make(tmp_path, emu, mode="mirror", extra=f"\n    on_remove: {on_remove}")
+def test_mirror_removes_rows_that_left_per_on_remove(tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator, on_remove: str, status: str) -> None:
+    p = make(tmp_path, emu, rx, mode="mirror", extra=f"\n    on_remove: {on_remove}")
     p.cli("run", "members")
     p.sql("DELETE FROM src.people WHERE user_id IN ('u0003', 'u0004')")
     p.sql("UPDATE src.people SET email = 'renamed9@example.com' WHERE user_id = 'u0009'")  # an identity change
@@ -164,8 +150,8 @@ def test_mirror_removes_rows_that_left_per_on_remove(tmp_path: Path, emu: Mailch
     assert p.json("run", "members")["syncs"][0]["status"] == "up_to_date"
 
 
-def test_audience_tags_entering_members_and_untags_leaving_ones(tmp_path: Path, emu: MailchimpEmulator) -> None:
-    p = make(tmp_path, emu)
+def test_audience_tags_entering_members_and_untags_leaving_ones(tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator) -> None:
+    p = make(tmp_path, emu, rx)
     result = p.json("run", "vips_tag")["syncs"][0]
     vips = {f"person{i}@example.com" for i in range(20, 30)}  # ltv = 50 * i >= 1000
     assert emu.tag_members(p.list_id, "VIP") == vips
@@ -188,8 +174,8 @@ def test_audience_tags_entering_members_and_untags_leaving_ones(tmp_path: Path, 
     assert sorted(tag_call.body["members_to_remove"]) == ["person20@example.com", "person21@example.com", "person27@example.com"]
 
 
-def test_per_member_errors_reject_exactly_those_rows_and_are_retried(tmp_path: Path, emu: MailchimpEmulator) -> None:
-    p = make(tmp_path, emu)
+def test_per_member_errors_reject_exactly_those_rows_and_are_retried(tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator) -> None:
+    p = make(tmp_path, emu, rx)
     emu.add_member(p.list_id, "person5@example.com", "unsubscribed")  # unsubscribed in Mailchimp, before our first sync
     p.sql("UPDATE src.people SET email = 'not-an-email' WHERE user_id = 'u0004'")
     p.sql("UPDATE src.people SET birthday = 'someday' WHERE user_id = 'u0006'")
@@ -217,8 +203,8 @@ def test_per_member_errors_reject_exactly_those_rows_and_are_retried(tmp_path: P
     assert p.members()["person5@example.com"]["status"] == "unsubscribed"
 
 
-def test_429_5xx_and_dropped_answers_are_retried(tmp_path: Path, emu: MailchimpEmulator) -> None:
-    p = make(tmp_path, emu, n=12)
+def test_429_5xx_and_dropped_answers_are_retried(tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator) -> None:
+    p = make(tmp_path, emu, rx, n=12)
     emu.faults.inject("throttle", match=f"POST /3.0/lists/{p.list_id}")
     emu.faults.inject("error", status=503, match=f"POST /3.0/lists/{p.list_id}")
     emu.faults.inject("drop_after", match=f"POST /3.0/lists/{p.list_id}")  # applied, but the answer is lost
@@ -231,8 +217,8 @@ def test_429_5xx_and_dropped_answers_are_retried(tmp_path: Path, emu: MailchimpE
     assert p.json("history", "members")["runs"][0]["details"]["throttled"] == 1
 
 
-def test_bad_key_stops_the_sync_and_validate_remote_checks_list_and_merge_fields(tmp_path: Path, emu: MailchimpEmulator) -> None:
-    p = make(tmp_path, emu, more=", SHOE: plan")
+def test_bad_key_stops_the_sync_and_validate_remote_checks_list_and_merge_fields(tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator) -> None:
+    p = make(tmp_path, emu, rx, more=", SHOE: plan")
     out = p.cli("validate", "--remote", expect=2).output
     assert "the Mailchimp audience has no merge field 'SHOE'" in out and "FNAME, LNAME" in out
     emu.add_merge_field(p.list_id, "SHOE", "text")

@@ -25,6 +25,7 @@ One destination is one audience (list). Members are matched by email (`match:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -44,8 +45,7 @@ _GONE = ("permanently deleted", "not found")
 
 
 def subscriber_hash(email: str) -> str:
-    import hashlib
-
+    """Mailchimp's member id: the MD5 of the lower-cased address."""
     return hashlib.md5(email.strip().lower().encode()).hexdigest()
 
 
