@@ -120,7 +120,7 @@ def _mailchimp_held(mailchimp: Any, sync: Any, delivered: list[dict[str, Any]]) 
     """(what the tag holds, what was delivered), as {email: merge fields} in Mailchimp's form."""
     from activation.destinations.mailchimp import merge_value
 
-    [list_id] = list(mailchimp.account.lists)
+    [list_id] = list(mailchimp.lists())
     types = mailchimp.merge_fields(list_id)
     members = mailchimp.members(list_id)
     held = {e: {t: members[e]["merge_fields"].get(t) for t in sync.fields} for e in mailchimp.tag_members(list_id, sync.audience)}

@@ -9,6 +9,7 @@ and leaves the project's real state and warehouse untouched.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -37,7 +38,7 @@ class Sandbox:
             elif kind == "SalesforceEmulator":
                 lines.append(f"{name}: local Salesforce at {emu.url}, {emu.request_count} requests")
             elif kind == "MailchimpEmulator":
-                counts = ", ".join(f"{len(emu.members(i))} members in {a.name!r}" for i, a in emu.account.lists.items())
+                counts = ", ".join(f"{len(emu.members(i))} members in {name!r}" for i, name in emu.lists().items())
                 lines.append(f"{name}: local Mailchimp at {emu.url} holds {counts}")
             elif kind == "WebhookReceiver":
                 held = ", ".join(f"{len(r)} rows of {s}" for s, r in emu.all_records().items()) or "nothing"
@@ -110,7 +111,8 @@ def _mailchimp(stack: ExitStack, spec: Any, syncs: list[Any]) -> tuple[dict[str,
     emu = stack.enter_context(MailchimpEmulator())  # any key of its data center
     list_id = emu.create_list(spec.list_name or "Sandbox audience")
     defaults = set(emu.merge_fields(list_id))
-    for tag in {f for s in syncs for f in s.fields} - defaults:  # the sandbox audience has every merge tag mapped
-        emu.add_merge_field(list_id, tag, "text")
+    for tag in sorted({f for s in syncs for f in s.fields} - defaults):  # the sandbox audience has every merge tag mapped
+        if re.fullmatch(r"[A-Z0-9_]{1,10}", tag):  # not a merge tag: the sync's check reports it
+            emu.add_merge_field(list_id, tag, "text")
     update = {"api_key": f"{SANDBOX_TOKEN}-{emu.dc}", "server": None, "base_url": emu.url, "list_id": list_id, "list_name": None}
     return update, emu

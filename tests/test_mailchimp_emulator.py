@@ -175,7 +175,7 @@ def test_command_line_serves_until_stopped(monkeypatch: pytest.MonkeyPatch, caps
         with self:
             print(banner.format(url=self.url))
             assert client(self, "k-us1").lists.get_all_lists()["total_items"] == 1
-            assert [f["tag"] for f in client(self, "k-us1").lists.get_list_merge_fields(next(iter(self.account.lists)))["merge_fields"]][-1] == "PLAN"
+            assert [f["tag"] for f in client(self, "k-us1").lists.get_list_merge_fields(next(iter(self.lists())))["merge_fields"]][-1] == "PLAN"
 
     monkeypatch.setattr(MailchimpEmulator, "serve_until_signal", serve)
     assert main(["--port", "0", "--list", "Newsletter", "--merge-field", "PLAN"]) == 0

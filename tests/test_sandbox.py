@@ -56,3 +56,6 @@ def test_sandbox_serves_mailchimp_with_the_audience_and_merge_tags_the_syncs_use
     assert "local Mailchimp at http://127.0.0.1:" in result.stdout and f"holds {whales} members" in result.stdout
     errors = p.json("run", "whales_to_mailchimp", expect=2)["errors"]
     assert any("MAILCHIMP_API_KEY is not set" in e for e in errors), "outside the sandbox the missing key is an error"
+    (p.root / "syncs.yaml").write_text(text.replace("PLAN: plan", "plan: plan"))
+    errors = p.json("run", "whales_to_mailchimp", "--sandbox", expect=2)["errors"]
+    assert any("mailchimp `fields:` are merge tags" in e and "'plan'" in e for e in errors)

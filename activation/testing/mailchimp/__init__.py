@@ -25,7 +25,7 @@ re-imported. Differences: any address with a valid shape is accepted (Mailchimp 
 addresses it deems fake, e.g. at example.com); no double opt-in emails; no interests.
 
 Faults: ``emu.faults`` (activation.testing.faults). Set-up: ``create_list``,
-``add_merge_field``, ``add_member``, ``set_status``, ``forget``. Inspection: ``members``, ``merge_fields``,
+``add_merge_field``, ``add_member``, ``set_status``, ``forget``. Inspection: ``lists``, ``members``, ``merge_fields``,
 ``tag_members``, ``request_log``, ``request_count``, ``throttled``, ``max_inflight``.
 
     python -m activation.testing.mailchimp_emulator --port 8090 --list Newsletter

@@ -129,6 +129,11 @@ class MailchimpEmulator(BackgroundServer):
         with self._lock:
             self.account.delete_permanent(list_id, subscriber_hash(email))
 
+    def lists(self) -> dict[str, str]:
+        """list id -> audience name."""
+        with self._lock:
+            return {i: a.name for i, a in self.account.lists.items()}
+
     def merge_fields(self, list_id: str) -> dict[str, str]:
         """merge tag -> type."""
         with self._lock:
