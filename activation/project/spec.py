@@ -193,7 +193,7 @@ class MailchimpDestinationSpec(Strict):
         description="What removal does: mirror archives by default (or unsubscribes); audience untags by default "
         "(archive / unsubscribe also do that after untagging).")
     batch_size: int = Field(default=500, ge=1, le=500, description="Members per batch call (Mailchimp's limit: 500).")
-    concurrency: int = Field(default=4, ge=1, le=10, description="API calls in flight at once (Mailchimp allows 10 per key).")
+    concurrency: int = Field(default=4, ge=1, le=10, description="API calls in flight at once (Mailchimp allows 10 per account, shared with other apps).")
     max_retries: int = Field(default=5, ge=0, le=20)
     timeout_seconds: float = Field(default=120.0, gt=0, description="Timeout of each HTTP request.")
 

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="append", default=[], metavar="NAME", help="create an audience (repeatable)")
     parser.add_argument("--merge-field", action="append", default=[], metavar="TAG[:TYPE]",
                         help="add a merge field to every audience created with --list (e.g. PLAN, SIGNUP:date)")
-    parser.add_argument("--connection-limit", type=int, default=10, help="simultaneous requests per key before 429")
+    parser.add_argument("--connection-limit", type=int, default=10, help="simultaneous requests on the account before 429")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds each request takes")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)

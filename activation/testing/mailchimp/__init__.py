@@ -18,7 +18,7 @@ create, get, batch add/remove ≤ 500 each way).
 
 Mailchimp's behaviour: Basic auth with the API key as password (401 "API Key Missing" /
 "API Key Invalid", also for a key of another data center); more than `connection_limit`
-(10) simultaneous requests per key → 429; every error as problem+json
+(10) simultaneous requests on the account → 429; every error as problem+json
 (`type, title, status, detail, instance`); merge-field type checks; unsubscribed and cleaned
 members refuse to be subscribed ("compliance state"); permanently deleted ones cannot be
 re-imported. Differences: any address with a valid shape is accepted (Mailchimp also refuses

@@ -8,7 +8,6 @@ import json
 import threading
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -84,7 +83,7 @@ class MailchimpEmulator(BackgroundServer):
         #: Accepted keys (None: any key ending in -<dc>). A key for another data center is refused.
         self.api_keys = api_keys
         self.api_key = next(iter(sorted(api_keys))) if api_keys else f"{'0' * 32}-{dc}"
-        #: Simultaneous requests per API key beyond which Mailchimp answers 429.
+        #: Simultaneous requests per account (every key of it together) beyond which Mailchimp answers 429.
         self.connection_limit = connection_limit
         #: Seconds each request takes (holding its connection slot), to make concurrency visible.
         self.latency = latency
@@ -92,7 +91,7 @@ class MailchimpEmulator(BackgroundServer):
         self.account = Account()
         self.faults = FaultInjector()
         self._lock = threading.Lock()
-        self._inflight: Counter[str] = Counter()
+        self._inflight = 0
         self._log: list[LoggedRequest] = []
         self.throttled = 0
         self.max_inflight = 0
@@ -205,11 +204,11 @@ class MailchimpEmulator(BackgroundServer):
         if not (key in self.api_keys if self.api_keys is not None else key.endswith(f"-{self.dc}")):
             return 401, problem_body(401), PROBLEM
         with self._lock:
-            if self._inflight[key] >= self.connection_limit:
+            if self._inflight >= self.connection_limit:
                 self.throttled += 1
                 return 429, problem_body(429, detail=f"You have exceeded the limit of {self.connection_limit} simultaneous connections."), PROBLEM
-            self._inflight[key] += 1
-            self.max_inflight = max(self.max_inflight, self._inflight[key])
+            self._inflight += 1
+            self.max_inflight = max(self.max_inflight, self._inflight)
         try:
             if self.latency:
                 time.sleep(self.latency)  # holding the connection slot, like a slow real call
@@ -227,7 +226,7 @@ class MailchimpEmulator(BackgroundServer):
             return status, (json.dumps(data).encode() if data is not None else b""), JSON
         finally:
             with self._lock:
-                self._inflight[key] -= 1
+                self._inflight -= 1
 
     def _route(self, method: str, parts: list[str], query: dict[str, str], body: Any) -> Reply:
         acc = self.account
