@@ -131,3 +131,12 @@ def rx() -> Iterator[WebhookReceiver]:
 @pytest.fixture
 def project(tmp_path: Path, rx: WebhookReceiver) -> Project:
     return make_project(tmp_path / "proj", rx)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the figures tests recorded with `record_property("soak", …)` (works under xdist)."""
+    for report in terminalreporter.stats.get("passed", []):
+        for name, text in getattr(report, "user_properties", []):
+            if name == "soak":
+                terminalreporter.write_sep("-", "soak figures")
+                terminalreporter.write_line(str(text))

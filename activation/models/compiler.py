@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from activation.project.loader import LoadedProject, ProjectError, ProjectIssue
 from activation.project.spec import ScoreComponent
+from activation.models.readonly import without_final_semicolon, write_problem
 from activation.project.templating import TemplateProblem, render_sql
 
 NodeKind = Literal["trait", "traits", "audience", "model"]
@@ -126,13 +127,18 @@ class Compiler:
         self.dialect = dialect
         self.issues: list[ProjectIssue] = []
 
-    def render(self, source: str, origin: str, path: tuple[str, ...]) -> tuple[str, set[str]]:
+    def render(self, source: str, origin: str, path: tuple[str, ...], *, fragment: bool = False) -> tuple[str, set[str]]:
+        """Render a template; the result must be one read-only query (or condition)."""
         ctx = _Context(self, origin)
         try:
-            return render_sql(source, ctx.as_dict(), origin=origin), ctx.deps
+            sql = render_sql(source, ctx.as_dict(), origin=origin)
         except TemplateProblem as e:
             self.issues.append(self.loaded.issue(str(e), *path))
             return "", ctx.deps
+        problem = write_problem(sql, fragment=fragment)
+        if problem:
+            self.issues.append(self.loaded.issue(f"{origin}: {problem}", *path))
+        return without_final_semicolon(sql), ctx.deps
 
     def sql_of(self, text: str, path: tuple[str, ...], what: str) -> tuple[str, str]:
         try:
@@ -172,7 +178,7 @@ class Compiler:
             cols = ", ".join(self.q(k) for k in key)
             if a.where is not None:
                 origin = f"audience {name} (where: {a.where})"
-                where, deps = self.render(a.where, origin, ("audiences", name, "where"))
+                where, deps = self.render(a.where, origin, ("audiences", name, "where"), fragment=True)
                 sql = f"SELECT {cols} FROM {self.namer(traits_id(a.entity))} WHERE ({where})"
                 deps.add(traits_id(a.entity))
             else:
