@@ -13,6 +13,7 @@ REGISTRY: dict[str, str] = {
     "webhook": "activation.destinations.webhook:WebhookDestination",
     "hubspot": "activation.destinations.hubspot:HubSpotDestination",
     "salesforce": "activation.destinations.salesforce:SalesforceDestination",
+    "mailchimp": "activation.destinations.mailchimp:MailchimpDestination",
 }
 
 
