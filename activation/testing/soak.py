@@ -17,6 +17,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from activation.testing.faults import Fault
 from activation.testing.hubspot_emulator import HubSpotEmulator
+from activation.testing.mailchimp import MailchimpEmulator
 from activation.testing.salesforce import Field as SalesforceField, SalesforceEmulator
 from activation.testing.webhook_receiver import WebhookReceiver
 
@@ -52,6 +54,7 @@ destinations:
     bulk_threshold: 1000
     bulk_poll_seconds: 0.05
     max_retries: 6
+  mailchimp: {type: mailchimp, api_key: soak-key-us1, base_url: "${SOAK_MC_URL}", list_name: Soak, max_retries: 6}
 syncs:
   users_to_hook:
     {from: user, to: hook, object: contacts, mode: mirror, match: {email: email},
@@ -68,6 +71,10 @@ syncs:
   pros_to_salesforce_campaign:
     {from: pros, to: salesforce, object: Contact, mode: audience, audience: Soak pros, match: {Email: email},
      max_removal: 100%}
+  users_to_mailchimp:
+    {from: user, to: mailchimp, mode: mirror, match: {email_address: email}, fields: {FNAME: first_name}, max_removal: 100%}
+  pros_to_mailchimp_tag:
+    {from: pros, to: mailchimp, mode: audience, audience: Pros, match: {email_address: email}, max_removal: 100%}
   accounts_to_salesforce:
     {from: account, to: salesforce, object: Account, mode: mirror, match: {External_Id__c: account_id},
      fields: {Name: name, NumberOfEmployees: employees}, max_removal: 100%}
@@ -81,7 +88,7 @@ HTTP_CHAOS: dict[Fault, float] = {
     Fault("throttle", retry_after=None): 1, Fault("drop"): 2, Fault("drop_after"): 2, Fault("truncate"): 1,
 }
 # Salesforce does not answer 429 (its quota error is a 403 REQUEST_LIMIT_EXCEEDED).
-SALESFORCE_CHAOS = {f: w for f, w in HTTP_CHAOS.items() if f.kind != "throttle"}
+CHAOS = {"salesforce": {f: w for f, w in HTTP_CHAOS.items() if f.kind != "throttle"}}
 
 
 class SoakConfig(BaseModel):
@@ -114,6 +121,7 @@ class SoakReport(BaseModel):
     clean_runs: int = 0
     requests: int = 0
     faults: dict[str, int] = Field(default_factory=dict)
+    sync_runs: dict[str, int] = Field(default_factory=dict, description="Sync outcomes of the runs not killed.")
     model_rows: int = 0
     rows_mutated: int = 0
     seconds: float = 0.0
@@ -131,7 +139,8 @@ class SoakReport(BaseModel):
         faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
         out = [
             f"runs {self.runs} ({self.runs_ok} ok, {self.runs_failed} failed, {self.kills} SIGKILLed), "
-            f"then {self.clean_runs} clean run(s); {self.seconds:.1f} s",
+            f"then {self.clean_runs} clean run(s); {self.seconds:.1f} s; sync outcomes of unkilled runs: "
+            + (", ".join(f"{k} {v}" for k, v in sorted(self.sync_runs.items())) or "none"),
             f"model rows {self.model_rows:,} (users + accounts); rows mutated {self.rows_mutated:,}; "
             f"requests {self.requests:,}; faults injected {sum(self.faults.values()):,} ({faults})",
         ]
@@ -150,6 +159,7 @@ class SoakWorld:
     hook: WebhookReceiver
     hubspot: HubSpotEmulator
     salesforce: SalesforceEmulator
+    mailchimp: MailchimpEmulator
     rng: random.Random
     next_user: int = 0
     next_account: int = 0
@@ -159,11 +169,16 @@ class SoakWorld:
     def env(self) -> dict[str, str]:
         sf = self.salesforce
         return {**os.environ, "SOAK_HOOK_URL": self.hook.url, "SOAK_HUBSPOT_URL": self.hubspot.url,
-                "SOAK_SF_INSTANCE": f"https://{sf.instance}", "SOAK_SF_TOKEN": sf.token, "SOAK_SF_URL": sf.url}
+                "SOAK_SF_INSTANCE": f"https://{sf.instance}", "SOAK_SF_TOKEN": sf.token, "SOAK_SF_URL": sf.url,
+                "SOAK_MC_URL": self.mailchimp.url}
+
+    @property
+    def emulators(self) -> dict[str, Any]:
+        return {"hook": self.hook, "hubspot": self.hubspot, "salesforce": self.salesforce, "mailchimp": self.mailchimp}
 
     @property
     def requests(self) -> int:
-        return self.hook.request_count + self.hubspot.request_count + self.salesforce.request_count
+        return sum(emu.request_count for emu in self.emulators.values())
 
     def sql(self, statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         con = duckdb.connect(str(self.root / "warehouse.duckdb"))
@@ -233,17 +248,16 @@ class SoakWorld:
     # ------------------------------------------------------------ faults
 
     def chaos(self, rate: float, seed: int) -> None:
-        self.hook.faults.chaos(rate, HTTP_CHAOS, seed=seed)
-        self.hubspot.faults.chaos(rate, HTTP_CHAOS, seed=seed + 1)
-        self.salesforce.faults.chaos(rate, SALESFORCE_CHAOS, seed=seed + 2)
+        for i, (name, emu) in enumerate(self.emulators.items()):
+            emu.faults.chaos(rate, CHAOS.get(name, HTTP_CHAOS), seed=seed + i)
 
     def calm(self) -> None:
-        for emu in (self.hook, self.hubspot, self.salesforce):
+        for emu in self.emulators.values():
             emu.faults.clear()
 
     def faults(self) -> dict[str, int]:
         total: Counter[str] = Counter()
-        for emu in (self.hook, self.hubspot, self.salesforce):
+        for emu in self.emulators.values():
             total.update(emu.faults.injected)
         return dict(total)
 
@@ -289,6 +303,15 @@ class SoakWorld:
                 in_campaign.setdefault(email.lower(), []).append({})
         checks["pros_to_salesforce_campaign"] = _compare(want_members, in_campaign, duplicated_extra=max(0, len(campaigns) - 1))
 
+        [list_id] = self.mailchimp.lists()
+        live = self.mailchimp.members(list_id)
+        held_members = {e: [{"FNAME": m["merge_fields"].get("FNAME")}] for e, m in live.items()}
+        checks["users_to_mailchimp"] = _compare({e.lower(): {"FNAME": f} for e, f, _, _ in users.values()}, held_members)
+        # archived members keep their tags in Mailchimp (and get them back if re-added): only
+        # the live members' tags are the audience marketing sees
+        tagged = {e: [{}] for e in self.mailchimp.tag_members(list_id, "Pros") if e in live}
+        checks["pros_to_mailchimp_tag"] = _compare(want_members, tagged)
+
         held_accounts: dict[str, list[dict[str, Any]]] = {}
         for rec in self.salesforce.records("Account").values():
             held_accounts.setdefault(str(rec.get("External_Id__c")), []).append(
@@ -332,17 +355,22 @@ def soak_world(root: Path, cfg: SoakConfig) -> Iterator[SoakWorld]:
         hubspot.add_property("contacts", "plan")
         sf = stack.enter_context(SalesforceEmulator(keep_requests=False))
         sf.add_field("Contact", SalesforceField("Soak_Email__c", external_id=True, unique=True))
-        world = SoakWorld(root, hook, hubspot, sf, random.Random(cfg.seed))
+        mailchimp = stack.enter_context(MailchimpEmulator(api_keys={"soak-key-us1"}))
+        mailchimp.create_list("Soak")
+        world = SoakWorld(root, hook, hubspot, sf, mailchimp, random.Random(cfg.seed))
         world.create_source(cfg.users, cfg.accounts)
         yield world
 
 
-def activation_run(world: SoakWorld, *, kill_after_requests: int | None, timeout: float = 300) -> tuple[int | None, bool]:
+def activation_run(world: SoakWorld, *, kill_after_requests: int | None, timeout: float = 300,
+                   statuses: Counter[str] | None = None) -> tuple[int | None, bool]:
     """One `activation run` child process; SIGKILL it once the emulators have seen
-    `kill_after_requests` more requests. Returns (exit code or None if killed, killed)."""
+    `kill_after_requests` more requests. Returns (exit code or None if killed, killed);
+    counts each sync's outcome in `statuses`."""
     cmd = [sys.executable, "-m", "activation.cli", "run", "--project", str(world.root), "--json"]
     start = world.requests
-    proc = subprocess.Popen(cmd, env=world.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    out = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, env=world.env, stdout=out, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None:
@@ -355,6 +383,13 @@ def activation_run(world: SoakWorld, *, kill_after_requests: int | None, timeout
             time.sleep(0.005)
         if proc.returncode not in (0, 1) or os.environ.get("ACTIVATION_SOAK_VERBOSE"):
             sys.stderr.write((proc.stderr.read() if proc.stderr else b"").decode(errors="replace")[-3000:])
+        out.seek(0)
+        try:
+            for sync in json.loads(out.read() or b"{}").get("syncs", []):
+                if statuses is not None:
+                    statuses[f"{sync['status']}"] += 1
+        except ValueError:
+            pass
         return proc.returncode, False
     finally:
         if proc.poll() is None:
@@ -362,6 +397,7 @@ def activation_run(world: SoakWorld, *, kill_after_requests: int | None, timeout
         proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+        out.close()
 
 
 def run_soak(root: Path, cfg: SoakConfig, log: Callable[[str], None] = lambda _: None) -> SoakReport:
@@ -370,13 +406,14 @@ def run_soak(root: Path, cfg: SoakConfig, log: Callable[[str], None] = lambda _:
     with soak_world(root, cfg) as world:
         rng = random.Random(cfg.seed + 100)
         world.chaos(cfg.fault_rate, cfg.seed)
+        statuses: Counter[str] = Counter()
         per_run = 10  # requests a run makes, as last seen: kills land inside a run, not after it
         for round_ in range(cfg.rounds):
             if round_:
                 report.rows_mutated += world.mutate(cfg)
             kill_at = rng.randint(1, max(1, per_run)) if rng.random() < cfg.kill_rate else None
             before = world.requests
-            code, killed = activation_run(world, kill_after_requests=kill_at)
+            code, killed = activation_run(world, kill_after_requests=kill_at, statuses=statuses)
             if not killed:
                 per_run = world.requests - before
             report.runs += 1
@@ -387,6 +424,7 @@ def run_soak(root: Path, cfg: SoakConfig, log: Callable[[str], None] = lambda _:
                 f"{world.requests:,} requests so far, {sum(world.faults().values())} faults")
         world.calm()
         report.faults = world.faults()
+        report.sync_runs = dict(statuses)
         for _ in range(3):  # one clean run must do; more would be a finding, and are counted
             report.clean_runs += 1
             code, _ = activation_run(world, kill_after_requests=None)
@@ -402,7 +440,6 @@ def run_soak(root: Path, cfg: SoakConfig, log: Callable[[str], None] = lambda _:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import tempfile
 
     parser = argparse.ArgumentParser(description="Soak activation under random faults and SIGKILLs.")
     for name, f in SoakConfig.model_fields.items():
