@@ -63,9 +63,10 @@ def sync_warnings(f: Facts, d: SyncDiff) -> list[ReviewWarning]:
         return out
     assert d.new is not None
     if d.status == "renamed":
+        before = f.real.delivered.get(d.renamed_from or "", 0)
         warn("sync_renamed", f"sync {d.renamed_from} was renamed to {d.name}: the state is kept per sync name, so "
              f"{d.name} sends all {plan.counts.model_rows if plan else '?'} rows again as a first load and what "
-             f"{d.renamed_from} delivered is forgotten" + (" (rows that leave the model later will not be removed)"
+             f"{d.renamed_from} delivered ({before} rows) is forgotten" + (" (rows that leave the model later will not be removed)"
                                                            if d.new.mode in REMOVING_MODES else "")
              + "; keep the old name to avoid this")
     if d.old is not None and d.status != "renamed":
