@@ -151,7 +151,8 @@ def compile_(project: ProjectOpt = None) -> None:
 
 
 def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | None, *, dry_run: bool,
-             allow_removal: bool, limit: int | None, as_json: bool, sandbox: bool = False, markdown: bool = False) -> None:
+             allow_removal: bool, limit: int | None, as_json: bool, sandbox: bool = False, markdown: bool = False,
+             samples: int = 3) -> None:
     from contextlib import ExitStack
 
     from activation.runner import SyncResult, plan_sync, run_sync
@@ -176,7 +177,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
                 s.state.migrate()  # only once the project is known to be valid
             if dry_run:
                 plans = [plan_sync(s, prepared[n]) for n in names]
-                _report_plans(plans, as_json, markdown)
+                _report_plans(plans, as_json, markdown, samples)
                 failed = any(p.blocked or p.counts.rejected for p in plans)
                 raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
             progress = RichProgress(err) if not as_json else None
@@ -197,11 +198,11 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
 
 
-def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False) -> None:
+def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, samples: int = 3) -> None:
     if markdown:
         from activation.markdown import plans_markdown
 
-        print(redact(plans_markdown(plans)), end="")
+        print(redact(plans_markdown(plans, samples=samples)), end="")
         return
     if as_json:
         _dump({"ok": not any(p.blocked or p.counts.rejected for p in plans), "dry_run": True,
@@ -224,23 +225,24 @@ class OutputFormat(str, Enum):
 
 FormatOpt = Annotated[Optional[OutputFormat], typer.Option("--format", help="text (default), json (same as --json) or markdown (a pull-request comment).")]
 BaseOpt = Annotated[Optional[str], typer.Option("--base", metavar="REV", help="Review the change since REV (its merge base with HEAD): the config diff and its effect on today's data.")]
+SamplesOpt = Annotated[int, typer.Option("--samples", min=0, help="Markdown: sample rows per change kind (0: none, e.g. for a public repository).")]
 
 
 @app.command()
 def plan(
     syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt = None, as_json: JsonOpt = False,
-    sandbox: SandboxOpt = False, base: BaseOpt = None, fmt: FormatOpt = None,
+    sandbox: SandboxOpt = False, base: BaseOpt = None, fmt: FormatOpt = None, samples: SamplesOpt = 3,
 ) -> None:
     """Show what a run would change, per sync and per field. Sends nothing, writes nothing."""
     chosen = OutputFormat.json if as_json else fmt or OutputFormat.text
     if base is not None:
-        _review(project, syncs, select, base, chosen, sandbox)
+        _review(project, syncs, select, base, chosen, sandbox, samples)
     _execute(project, syncs, select, dry_run=True, allow_removal=False, limit=None, as_json=chosen == OutputFormat.json,
-             sandbox=sandbox, markdown=chosen == OutputFormat.markdown)
+             sandbox=sandbox, markdown=chosen == OutputFormat.markdown, samples=samples)
 
 
 def _review(project: Path | None, syncs: list[str] | None, select: list[str] | None, base: str, fmt: OutputFormat,
-            sandbox: bool) -> None:
+            sandbox: bool, samples: int) -> None:
     """plan --base: the config diff against REV and its effect on today's data."""
     from activation.review import GitError, review_project
 
@@ -259,7 +261,7 @@ def _review(project: Path | None, syncs: list[str] | None, select: list[str] | N
     elif fmt == OutputFormat.markdown:
         from activation.markdown import review_markdown
 
-        print(redact(review_markdown(review)), end="")
+        print(redact(review_markdown(review, samples=samples)), end="")
     else:
         from activation.output import print_review
 

@@ -33,7 +33,7 @@ def code(value: Any, width: int = 60) -> str:
 
 
 def _cell(value: Any, width: int = 40) -> str:
-    return "∅" if value is None else code(value, width)
+    return "*null*" if value is None else code(value, width)
 
 
 def _table(header: list[str], rows: Iterable[list[str]], right: int = 0) -> list[str]:

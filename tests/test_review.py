@@ -4,6 +4,7 @@ DuckDB data, checked against values computed here from the source tables."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -168,10 +169,10 @@ def test_plan_base_warns_for_a_removed_sync_a_renamed_audience_and_a_changed_mat
     assert got == [
         ("lint:unused-trait", None, "trait engagement: no sync, score, audience or model reads it: it is computed on "
                                     "every run for nothing (delete it, or map it in a sync's `fields:`)"),
-        ("sync_removed", "users_to_hook", "sync users_to_hook is deleted: 200 rows it delivered stay at hook / contacts; "
+        ("sync_removed", "users_to_hook", "sync users_to_hook is deleted: the 200 rows it delivered stay at hook / contacts; "
                                           "nothing will update them any more"),
         ("match_changed", "plans_to_hook", "match changed from email to user_id: the destination identifies records by "
-         "it, so all 200 rows are sent as records keyed by user_id, and 200 rows it delivered keyed by email stay at "
+         "it, so all 200 rows are sent as records keyed by user_id, and the 200 rows it delivered keyed by email stay at "
          "hook / plans (orphaned, or duplicated where the destination cannot merge them)"),
         ("audience_renamed", "whales_to_hook", "audience whales was renamed to big_spenders; sync whales_to_hook now "
                                                "reads big_spenders: every member of whales is in big_spenders, nothing is removed"),
@@ -244,7 +245,7 @@ def test_an_audience_below_the_platform_minimum_and_removals_above_max_removal(t
     review = p.json("plan", "--base", "main", expect=1)  # a run would stop: exit 1, as plan
     ads_warnings = [(w["kind"], w["message"]) for w in review["warnings"] if w["sync"] == "whales_to_ads"]
     assert ads_warnings == [
-        ("removal_above_limit", f"the change takes {before - after} of the {before} rows out of the model "
+        ("removal_above_limit", f"the change removes {before - after} of the {before} rows the base config maps "
          f"({(before - after) / before:.0%}), above max_removal 20%: they would be removed at ads, and the next run "
          "stops unless run with --allow-removal"),
         ("audience_below_minimum", f"the audience would have {after} members, below the 100 file needs to serve it"),
@@ -263,3 +264,47 @@ def test_plain_plan_formats(project: Project, fmt: str) -> None:
     assert md.startswith("<!-- activation-plan -->\n## activation plan")
     assert "| `users_to_hook` |  | `hook` | upsert | 0 | 200 | 200 | 0 | 0 | 0 |" in md
     assert "<details><summary>Sample rows (up to 3 per change)</summary>" in md
+    assert md.count("| + added |") == 6  # 3 per sync
+    bare = project.cli("plan", "--format", "markdown", "--samples", "0").stdout
+    assert "<details>" not in bare and "user1@example.com" not in bare and "| `users_to_hook` |" in bare
+
+
+def test_no_change_then_a_destination_change_shown_without_its_secret(tmp_path: Path, rx: WebhookReceiver) -> None:
+    p = repo(tmp_path, rx)
+    same = p.json("plan", "--base", "main")
+    assert (same["syncs"], same["unchanged_syncs"], same["warnings"]) == ([], ["users_to_hook", "whales_to_hook"], [])
+
+    edit(p.root / "syncs.yaml", 'hook: {type: webhook, url: "${HOOK_URL}",',
+         'hook: {type: webhook, url: "${HOOK_URL}/v2", headers: {Authorization: "Bearer s3cr3t-literal-token"},')
+    review = p.json("plan", "--base", "main")
+    assert review["project_changes"] == [
+        {"path": "destinations.hook.url", "before": "${HOOK_URL}", "after": "${HOOK_URL}/v2"},
+        {"path": "destinations.hook.headers.Authorization", "before": None, "after": "***"},
+    ]
+    assert [(w["kind"], w["sync"]) for w in review["warnings"]] == [("destination_changed", "users_to_hook"),
+                                                                      ("destination_changed", "whales_to_hook")]
+    assert review["warnings"][0]["message"] == (
+        "destination hook's settings changed (url, headers.Authorization): the state still records the 200 rows "
+        "it delivered, so if it now points to another endpoint or account, that one receives only later "
+        "changes (`activation reset users_to_hook` makes the next run send everything)")
+    assert all(s["upstream_changes"] == ["destination hook"] and s["effect"]["counts"]["changed"] == 0 for s in review["syncs"])
+    assert "s3cr3t" not in json.dumps(review)
+    for fmt in ("text", "markdown"):
+        assert "s3cr3t" not in p.cli("plan", "--base", "main", "--format", fmt).output
+
+
+def test_a_mode_change_resends_without_changing_rows_and_a_key_change_removes_and_adds(tmp_path: Path, rx: WebhookReceiver) -> None:
+    p = repo(tmp_path, rx)
+    edit(p.root / "syncs.yaml", "mode: upsert", "mode: mirror")
+    edit(p.root / "syncs.yaml", "from: whales\n    to: hook", "from: whales\n    key: email\n    to: hook")
+    review = p.json("plan", "--base", "main", expect=1)  # re-keying every member is a removal above max_removal
+    users, whales = review["syncs"]
+    assert users["effect"]["counts"] | {"unchanged": 0} == {"model_rows": 200, "delivered": 200, "added": 0, "changed": 0,
+                                                            "removed": 0, "unchanged": 0, "rejected": 0}
+    n = whales["effect"]["counts"]["model_rows"]
+    assert (whales["effect"]["counts"]["added"], whales["effect"]["counts"]["removed"]) == (n, n)
+    assert [(w["kind"], w["sync"]) for w in review["warnings"]] == [
+        ("removal_above_limit", "whales_to_hook"), ("key_changed", "whales_to_hook"), ("mode_changed", "users_to_hook")]
+    assert review["warnings"][2]["message"] == (
+        "mode upsert → mirror: the next run resends every row once (200: delivered rows are tagged with the mode), "
+        "and rows that leave the model are now removed at the destination")

@@ -37,7 +37,7 @@ def _held(f: Facts, name: str) -> str:
     """How many rows a sync has at its destination: the state store's count, else the base's."""
     delivered = f.real.delivered.get(name, 0)
     if delivered:
-        return f"{delivered} rows it delivered"
+        return f"the {delivered} rows it delivered"
     rows = f.base.rows.get(name)
     return f"the rows it delivered ({rows} under today's data; the state store here records none)" if rows is not None \
         else "the rows it delivered"
@@ -109,8 +109,8 @@ def _target_warnings(f: Facts, d: SyncDiff, plan: SyncPlan | None) -> list[Revie
     if new.to in f.diff.destinations_changed and new.to == old.to:
         changed = [c.path.split(".", 2)[2] for c in f.diff.project_changes if c.path.startswith(f"destinations.{new.to}.")]
         out.append(ReviewWarning(kind="destination_changed", sync=d.name, message=(
-            f"destination {new.to}'s settings changed ({', '.join(changed)}): the state still counts "
-            f"{_held(f, d.name)} as delivered, so if it now points to another endpoint or account, that one receives "
+            f"destination {new.to}'s settings changed ({', '.join(changed)}): the state still records "
+            f"{_held(f, d.name)}, so if it now points to another endpoint or account, that one receives "
             f"only later changes (`activation reset {d.name}` makes the next run send everything)")))
     return out
 
@@ -126,7 +126,7 @@ def _effect_warnings(f: Facts, d: SyncDiff, new: SyncSpec, plan: SyncPlan) -> li
                  "the next run stops (an empty source) unless run with --allow-removal")
         elif c.removed / c.delivered > limit:
             kept = "removed at" if plan.removes_at_destination else "left at (mode " + new.mode + " keeps them)"
-            warn("removal_above_limit", f"the change takes {c.removed} of the {c.delivered} rows out of the model "
+            warn("removal_above_limit", f"the change removes {c.removed} of the {c.delivered} rows the base config maps "
                  f"({c.removed / c.delivered:.0%}), above max_removal {limit:.0%}: they would be {kept} {_where(new)}, "
                  "and the next run stops unless run with --allow-removal")
     spec = f.new.destinations.get(new.to)
