@@ -72,9 +72,9 @@ def validate(
     try:
         loaded = _load(project)
         if offline:
-            from activation.models.compiler import compile_project
+            from activation.models.compiler import compile_offline
 
-            compile_project(loaded, lambda n: n, lambda n: f'"{n}"', loaded.project.warehouse.type)
+            compile_offline(loaded)
         else:
             with Session(loaded, dry_run=True) as s:
                 prepared = s.prepare(list(loaded.project.syncs), how="view", check_env=True, every_model=True)
