@@ -14,6 +14,7 @@ import pytest
 
 from ad_destination import ads  # noqa: F401  (a fixture)
 from conftest import Project, make_project
+from test_warehouses import dataset, load, pg, project_for  # noqa: F401  (pg: a fixture)
 from activation.testing.webhook_receiver import WebhookReceiver
 
 LTV_SQL = "select user_id, sum(amount) as ltv from src.orders group by 1\n"
@@ -308,3 +309,46 @@ def test_a_mode_change_resends_without_changing_rows_and_a_key_change_removes_an
     assert review["warnings"][2]["message"] == (
         "mode upsert → mirror: the next run resends every row once (200: delivered rows are tagged with the mode), "
         "and rows that leave the model are now removed at the destination")
+
+
+def test_duckdb_and_postgres_give_the_same_review(tmp_path: Path, pg: tuple[Any, str]) -> None:  # noqa: F811
+    """One change reviewed on each warehouse: the same config diff, counts, samples, warnings."""
+    from activation.project.loader import load_project
+    from activation.review import review_project
+
+    _, tag = pg
+    got = {}
+    for kind in ("duckdb", "postgres"):
+        with WebhookReceiver() as rx:
+            root, engine, src = project_for(kind, tmp_path / kind, rx.url, tag)
+            load(engine, src, dataset())
+            engine.dispose()
+            for args in (["init", "-q", "-b", "main"], ["config", "user.name", "R"], ["config", "user.email", "r@example.com"]):
+                git(root, *args)
+            (root / ".gitignore").write_text("*.duckdb*\n")
+            git(root, "add", ".")
+            git(root, "commit", "-q", "-m", "base")
+            Project(root, rx).cli("run")
+            y = root / "syncs.yaml"
+            edit(y, 'where: "ltv >= 100"', 'where: "ltv >= 120"')
+            edit(y, "fields: {plan: plan,", "fields: {plan: \"{{ row.plan | upper }}\",")
+            edit(y, "sum(amount) as ltv", "sum(amount) + 5 as ltv")
+            review = review_project(load_project(root), "main").model_dump(exclude={"base", "base_commit"})
+            got[kind] = json.loads(json.dumps(review, default=str).replace(f"_{tag}", "_TAG"))
+    users = {s["sync"]: s for s in got["duckdb"]["syncs"]}["users"]["effect"]
+    assert users["counts"]["changed"] == 150 and users["field_changes"]["plan"] == 150
+    assert got["postgres"] == got["duckdb"]
+
+
+def test_a_base_config_that_no_longer_fits_the_data_is_reported_not_fatal(tmp_path: Path, rx: WebhookReceiver) -> None:
+    p = repo(tmp_path, rx)
+    p.sql("ALTER TABLE src.users RENAME COLUMN plan TO tier")  # the warehouse moved on; the branch follows
+    edit(p.root / "syncs.yaml", 'fields: {plan: plan,', 'fields: {plan: tier,')
+    edit(p.root / "syncs.yaml", '"{{ row.plan | upper }}"', '"{{ row.tier | upper }}"')
+    review = p.json("plan", "--base", "main")
+    [warning] = review["warnings"]
+    assert warning["kind"] == "base_not_computed" and warning["sync"] == "users_to_hook"
+    assert "fields.plan uses column 'plan', which the model lacks" in warning["message"]
+    assert warning["message"].endswith("its effect is shown as a first load")
+    users = review["syncs"][0]
+    assert users["base_rows"] is None and users["effect"]["counts"]["added"] == 200

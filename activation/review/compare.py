@@ -15,10 +15,10 @@ import tempfile
 from pathlib import Path
 
 from activation.lint import lint_project
+from activation.models.compiler import compile_offline
 from activation.project.loader import LoadedProject, ProjectError, load_project
 from activation.project.spec import Project
 from activation.review.checks import Facts, audience_warnings, sync_warnings
-from activation.models.compiler import compile_offline
 from activation.review.configdiff import diff_projects
 from activation.review.effect import compute_base_rows, plan_effects, read_real_state
 from activation.review.git import BaseRevision, export_project, repo_root, resolve_base
@@ -85,7 +85,10 @@ def review_project(new: LoadedProject, rev: str, names: list[str] | None = None,
     project_warnings = [base_warning] if base_warning else []
     by_sync: dict[str, list[ReviewWarning]] = {}
     for w in audience_warnings(facts):
-        by_sync.setdefault(w.sync, []).append(w) if w.sync else project_warnings.append(w)
+        if w.sync:
+            by_sync.setdefault(w.sync, []).append(w)
+        else:
+            project_warnings.append(w)
     for n, d in shown.items():
         if d.status == "unchanged" and not d.needs_effect:
             review.unchanged_syncs.append(n)

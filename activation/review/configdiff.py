@@ -172,6 +172,8 @@ def diff_projects(old: LoadedProject, new: LoadedProject, oc: CompiledProject, n
     project_changes = key_changes({"warehouse": _dump(po.warehouse), "state": _dump(po.state), "vars": po.vars},
                                   {"warehouse": _dump(pn.warehouse), "state": _dump(pn.state), "vars": pn.vars},
                                   nested=("warehouse", "state", "vars"))
+    for c in project_changes:  # a URL may hold a literal password
+        c.before, c.after = _masked(c.path, c.before), _masked(c.path, c.after)
     dest_changes: set[str] = set()
     for name in dict.fromkeys([*po.destinations, *pn.destinations]):
         a, b = _dump(po.destinations.get(name)), _dump(pn.destinations.get(name))

@@ -69,12 +69,16 @@ def compute_base_rows(old: LoadedProject, wanted: dict[str, bool], store_url: st
         store = open_state(store_url, "activation_state", s.warehouse.engine, read_only=False)
         try:
             store.migrate()
-            for name, keep in wanted.items():
-                try:
-                    prepared = s.prepare([name])[name]
+            # Materialise every model before streaming any: once a connection has streamed
+            # (SQLAlchemy keeps stream_results on it), Postgres would wrap DDL in a cursor.
+            ready = {}
+            for name in wanted:
+                try:  # one by one: a sync the base config cannot compute today fails alone
+                    ready[name] = s.prepare([name])[name]
                 except ProjectError as e:
                     out.failed[name] = redact("; ".join(i.message for i in e.issues))
-                    continue
+            for name, prepared in ready.items():
+                keep = wanted[name]
                 stats = s.differ.key_stats(s.conn, prepared.query)
                 batch: list[Delivered] = []
                 n = 0
