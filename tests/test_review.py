@@ -168,8 +168,6 @@ def test_plan_base_warns_for_a_removed_sync_a_renamed_audience_and_a_changed_mat
     review = p.json("plan", "--base", "main")
     got = [(w["kind"], w["sync"], w["message"]) for w in review["warnings"]]
     assert got == [
-        ("lint:unused-trait", None, "trait engagement: no sync, score, audience or model reads it: it is computed on "
-                                    "every run for nothing (delete it, or map it in a sync's `fields:`)"),
         ("sync_removed", "users_to_hook", "sync users_to_hook is deleted: the 200 rows it delivered stay at hook / contacts; "
                                           "nothing will update them any more"),
         ("match_changed", "plans_to_hook", "match changed from email to user_id: the destination identifies records by "
@@ -179,6 +177,8 @@ def test_plan_base_warns_for_a_removed_sync_a_renamed_audience_and_a_changed_mat
                                                "reads big_spenders: every member of whales is in big_spenders, nothing is removed"),
         ("field_not_seen", "plans_to_hook", "maps `user_id`, never delivered to hook / plans before: make sure the "
                                             "field exists there (`activation validate --remote` asks the destination)"),
+        ("lint:unused-trait", None, "trait engagement: no sync, score, audience or model reads it: it is computed on "
+                                    "every run for nothing (delete it, or map it in a sync's `fields:`)"),
     ]
     by_sync = {s["sync"]: s for s in review["syncs"]}
     assert by_sync["users_to_hook"]["status"] == "removed" and by_sync["users_to_hook"]["effect"] is None

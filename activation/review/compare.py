@@ -25,9 +25,9 @@ from activation.review.git import BaseRevision, export_project, repo_root, resol
 from activation.review.model import Review, ReviewWarning, SyncReview
 
 #: Warnings first by how much they can hurt at the destination.
-PRIORITY = ["removal_above_limit", "sync_removed", "match_changed", "target_changed", "key_changed",
+PRIORITY = ["base_invalid", "removal_above_limit", "sync_removed", "match_changed", "target_changed", "key_changed",
             "audience_renamed", "sync_renamed", "audience_below_minimum", "destination_changed", "mode_changed",
-            "field_not_seen", "base_invalid", "base_not_computed"]
+            "field_not_seen", "base_not_computed"]  # then lint findings
 
 
 def _same_warehouse(new: LoadedProject, project: Project) -> Project:
@@ -101,7 +101,7 @@ def review_project(new: LoadedProject, rev: str, names: list[str] | None = None,
             base_rows=base_rows.rows.get(d.renamed_from or n), delivered=real.delivered.get(n),
             effect=plans.get(n), warnings=sorted(sync_warnings(facts, d) + by_sync.get(n, []), key=_rank)))
     project_warnings += lint
-    review.warnings = project_warnings + sorted((w for s in review.syncs for w in s.warnings), key=_rank)
+    review.warnings = sorted(project_warnings + [w for s in review.syncs for w in s.warnings], key=_rank)
     return review
 
 
