@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from activation.output import RichProgress, plans_table, print_plan_details, print_result, status_table
-from activation.project.loader import LoadedProject, ProjectError, load_project
+from activation.project.loader import LoadedProject, ProjectError, ProjectIssue, load_project
 from activation.project.secrets import redact
 from activation.project.spec import json_schema
 from activation.settings import settings
@@ -70,9 +72,9 @@ def validate(
     try:
         loaded = _load(project)
         if offline:
-            from activation.models.compiler import compile_project
+            from activation.models.compiler import compile_offline
 
-            compile_project(loaded, lambda n: n, lambda n: f'"{n}"', loaded.project.warehouse.type)
+            compile_offline(loaded)
         else:
             with Session(loaded, dry_run=True) as s:
                 prepared = s.prepare(list(loaded.project.syncs), how="view", check_env=True, every_model=True)
@@ -87,6 +89,42 @@ def validate(
         _dump(summary)
     else:
         out.print(f"[green]✓[/] {loaded.file.name} is valid: " + ", ".join(f"{v} {k}" for k, v in summary.items() if k != "ok"))
+
+
+@app.command()
+def lint(
+    project: ProjectOpt = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Do not connect to the warehouse (skips schedule-quota).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when there are findings.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Warnings about a valid project: traits or audiences nobody syncs, PII sent to an ad
+    platform unhashed, schedules tighter than the destination's quota. Exit 0 unless --strict."""
+    from activation.lint import lint_project, schedule_interval
+    from activation.session import Session
+
+    rows: dict[str, int] | None = None
+    try:
+        loaded = _load(project)
+        if not offline:
+            scheduled = [n for n, s in loaded.project.syncs.items() if schedule_interval(s.schedule) is not None]
+            with Session(loaded, dry_run=True) as s:
+                prepared = s.prepare(scheduled, how="view")
+                rows = {n: s.differ.key_stats(s.conn, p.query).rows for n, p in prepared.items()}
+        report = lint_project(loaded, rows)
+    except ProjectError as e:
+        _config_error(e, as_json)
+    code = EXIT_FAILED if strict and report.findings else EXIT_OK
+    if as_json:
+        _dump({"ok": not report.findings, **report.model_dump(mode="json")})
+        raise typer.Exit(code)
+    for f in report.findings:
+        out.print(f"[yellow]warning[/] {escape(str(f))}", highlight=False, soft_wrap=True)
+    for note in report.notes:
+        out.print(f"[dim]note: {escape(note)}[/]", highlight=False)
+    n = len(report.findings)
+    out.print(f"[green]✓[/] no findings" if not n else f"{n} finding{'s' * (n != 1)}", highlight=False)
+    raise typer.Exit(code)
 
 
 @app.command("compile")
@@ -113,7 +151,8 @@ def compile_(project: ProjectOpt = None) -> None:
 
 
 def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | None, *, dry_run: bool,
-             allow_removal: bool, limit: int | None, as_json: bool, sandbox: bool = False) -> None:
+             allow_removal: bool, limit: int | None, as_json: bool, sandbox: bool = False, markdown: bool = False,
+             samples: int = 3) -> None:
     from contextlib import ExitStack
 
     from activation.runner import SyncResult, plan_sync, run_sync
@@ -138,7 +177,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
                 s.state.migrate()  # only once the project is known to be valid
             if dry_run:
                 plans = [plan_sync(s, prepared[n]) for n in names]
-                _report_plans(plans, as_json)
+                _report_plans(plans, as_json, markdown, samples)
                 failed = any(p.blocked or p.counts.rejected for p in plans)
                 raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
             progress = RichProgress(err) if not as_json else None
@@ -159,7 +198,12 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
 
 
-def _report_plans(plans: list[Any], as_json: bool) -> None:
+def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, samples: int = 3) -> None:
+    if markdown:
+        from activation.markdown import plans_markdown
+
+        print(redact(plans_markdown(plans, samples=samples)), end="")
+        return
     if as_json:
         _dump({"ok": not any(p.blocked or p.counts.rejected for p in plans), "dry_run": True,
                "plans": [p.model_dump(mode="json") for p in plans]})
@@ -173,13 +217,56 @@ def _report_plans(plans: list[Any], as_json: bool) -> None:
 SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Point every destination at a local emulator; write no state.")]
 
 
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+FormatOpt = Annotated[Optional[OutputFormat], typer.Option("--format", help="text (default), json (same as --json) or markdown (a pull-request comment).")]
+BaseOpt = Annotated[Optional[str], typer.Option("--base", metavar="REV", help="Review the change since REV (its merge base with HEAD): the config diff and its effect on today's data.")]
+SamplesOpt = Annotated[int, typer.Option("--samples", min=0, help="Markdown: sample rows per change kind (0: none, e.g. for a public repository).")]
+
+
 @app.command()
 def plan(
     syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt = None, as_json: JsonOpt = False,
-    sandbox: SandboxOpt = False,
+    sandbox: SandboxOpt = False, base: BaseOpt = None, fmt: FormatOpt = None, samples: SamplesOpt = 3,
 ) -> None:
     """Show what a run would change, per sync and per field. Sends nothing, writes nothing."""
-    _execute(project, syncs, select, dry_run=True, allow_removal=False, limit=None, as_json=as_json, sandbox=sandbox)
+    chosen = OutputFormat.json if as_json else fmt or OutputFormat.text
+    if base is not None:
+        _review(project, syncs, select, base, chosen, sandbox, samples)
+    _execute(project, syncs, select, dry_run=True, allow_removal=False, limit=None, as_json=chosen == OutputFormat.json,
+             sandbox=sandbox, markdown=chosen == OutputFormat.markdown, samples=samples)
+
+
+def _review(project: Path | None, syncs: list[str] | None, select: list[str] | None, base: str, fmt: OutputFormat,
+            sandbox: bool, samples: int) -> None:
+    """plan --base: the config diff against REV and its effect on today's data."""
+    from activation.review import GitError, review_project
+
+    as_json = fmt == OutputFormat.json
+    try:
+        if sandbox:
+            raise ProjectError([ProjectIssue("--base and --sandbox cannot be combined (a review sends nothing anyway)")])
+        loaded = _load(project)
+        review = review_project(loaded, base, syncs, select)
+    except GitError as e:
+        _config_error(ProjectError([ProjectIssue(f"--base {base}: {e}")]), as_json)
+    except ProjectError as e:
+        _config_error(e, as_json)
+    if as_json:
+        _dump({"ok": not review.failed, **review.model_dump(mode="json")})
+    elif fmt == OutputFormat.markdown:
+        from activation.markdown import review_markdown
+
+        print(redact(review_markdown(review, samples=samples)), end="")
+    else:
+        from activation.output import print_review
+
+        print_review(out, review)
+    raise typer.Exit(EXIT_FAILED if review.failed else EXIT_OK)
 
 
 @app.command()

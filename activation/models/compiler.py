@@ -312,3 +312,9 @@ class Compiler:
 
 def compile_project(loaded: LoadedProject, namer: Namer, quote: Callable[[str], str], dialect: str) -> CompiledProject:
     return Compiler(loaded, namer, quote, dialect).compile()
+
+
+def compile_offline(loaded: LoadedProject) -> CompiledProject:
+    """Every model with logical names and no warehouse: checks references and templates
+    (validate --offline, lint) and gives SQL comparable across revisions (plan --base)."""
+    return compile_project(loaded, lambda n: n, lambda n: f'"{n}"', loaded.project.warehouse.type)
