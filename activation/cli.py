@@ -366,25 +366,30 @@ def schema() -> None:
 
 @app.command()
 def reset(
-    sync: Annotated[str, typer.Argument(help="The sync to forget.")],
+    sync: Annotated[str, typer.Argument(help="The sync to forget (also one since removed from syncs.yaml).")],
     project: ProjectOpt = None,
+    history: Annotated[bool, typer.Option("--history", help="Also delete its run records.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Forget what SYNC delivered: its next run sends every row again."""
+    """Forget what SYNC delivered, its in-flight journal and its rejected rows: its next run
+    sends every row again. Nothing is sent or removed at the destination."""
     from activation.session import Session
 
     try:
         loaded = _load(project)
-        if sync not in loaded.project.syncs:
-            raise ProjectError([loaded.issue(f"no sync named {sync!r}", "syncs")])
-        if not yes and not typer.confirm(f"Forget every row {sync} delivered? Its next run resends all of them."):
-            raise typer.Exit(EXIT_FAILED)
         with Session(loaded, dry_run=False) as s:
+            stored = s.state.stored(sync)
+            if sync not in loaded.project.syncs and not any(stored.values()):
+                raise ProjectError([loaded.issue(f"no sync named {sync!r}, and nothing is stored for one", "syncs")])
+            what = f"{stored.get('delivered', 0)} delivered rows, {stored.get('in_flight', 0)} in flight, " \
+                   f"{stored.get('row_errors', 0)} rejected-row records" + (f", {stored.get('runs', 0)} runs" if history else "")
+            if not yes and not typer.confirm(f"Forget {what} of {sync}? Its next run resends every row."):
+                raise typer.Exit(EXIT_FAILED)
             s.state.migrate()
-            n = s.state.reset(sync)
+            gone = s.state.reset(sync, history=history)
     except ProjectError as e:
         _config_error(e, False)
-    out.print(f"{sync}: forgot {n} delivered rows.")
+    out.print(f"{sync}: forgot " + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in gone.items()) + ".")
 
 
 @app.command()

@@ -289,11 +289,22 @@ class StateStore:
                 r = self.t["runs"]
                 c.execute(r.update().where(r.c.run_id == run_id).values(**{k: getattr(r.c, k) + v for k, v in counts.items()}))
 
-    def reset(self, sync: str) -> int:
-        """Forget everything delivered for `sync` (the next run resends all rows)."""
-        d = self.t["delivered"]
+    def stored(self, sync: str) -> dict[str, int]:
+        """How many rows of each table the store keeps for `sync`."""
+        if not self.initialised:
+            return {}
+        with self.engine.connect() as c:
+            return {name: int(c.execute(sa.select(sa.func.count()).where(self.t[name].c.sync_name == sync)).scalar() or 0)
+                    for name in ("delivered", "in_flight", "row_errors", "runs")}
+
+    def reset(self, sync: str, *, history: bool = False) -> dict[str, int]:
+        """Forget what `sync` delivered (the next run resends all rows), with every row-level
+        trace of it: the in-flight journal and the rejected rows (keys and reasons, which may
+        hold personal data). `history` also drops its run records (counts and timings only)."""
+        tables = ["delivered", "in_flight", "row_errors"] + (["runs"] if history else [])
         with self.engine.begin() as c:
-            return int(c.execute(d.delete().where(d.c.sync_name == sync)).rowcount or 0)
+            return {name: int(c.execute(self.t[name].delete().where(self.t[name].c.sync_name == sync)).rowcount or 0)
+                    for name in tables}
 
     def _delete_keys(self, c: Connection, sync: str, keys: list[str], table: str = "delivered") -> None:
         if not keys:
