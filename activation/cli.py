@@ -272,6 +272,41 @@ def history(
 
 
 @app.command()
+def daemon(
+    syncs: SyncsArg = None,
+    select: SelectOpt = None,
+    project: ProjectOpt = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="Address of /healthz and /metrics (daemon.health_host; default 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", min=0, max=65535, help="Port of /healthz and /metrics; 0 picks a free one (daemon.health_port; default 9464).")] = None,
+    no_health: Annotated[bool, typer.Option("--no-health", help="No HTTP server.")] = False,
+    json_logs: Annotated[Optional[bool], typer.Option("--json-logs/--text-logs", help="One JSON object per log line (daemon.json_logs).")] = None,
+    log_level: Annotated[Optional[str], typer.Option("--log-level", help="debug, info, warning or error (daemon.log_level).")] = None,
+    lease_ttl: Annotated[Optional[str], typer.Option("--lease-ttl", help="Lease duration, e.g. 60s (daemon.lease_ttl).")] = None,
+    watch: Annotated[Optional[bool], typer.Option("--watch/--no-watch", help="Re-read syncs.yaml when it changes (daemon.watch).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="This daemon's name in leases and logs (default: the host name; the pid is added).")] = None,
+) -> None:
+    """Run every scheduled sync on its schedule until SIGTERM/SIGINT; SIGHUP re-reads syncs.yaml.
+
+    A sync never runs twice at once, even across daemons sharing a state store (leases)."""
+    from activation.daemon.service import Daemon, DaemonOptions
+    from activation.project.schedule import parse_duration
+
+    try:
+        ttl = parse_duration(lease_ttl) if lease_ttl is not None else None
+    except ValueError as e:
+        err.print(f"[bold red]error:[/] --lease-ttl: {e}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    options = DaemonOptions(syncs=syncs, select=select, health_host=host, health_port=port, no_health=no_health,
+                            json_logs=json_logs, log_level=log_level.lower() if log_level else None, lease_ttl=ttl,
+                            watch=watch, name=name)
+    try:
+        service = Daemon(project or Path(settings().project), options)
+    except ProjectError as e:
+        _config_error(e, False)
+    raise typer.Exit(service.run())
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON schema of syncs.yaml (for editor autocompletion)."""
     print(json.dumps(json_schema(), indent=2))
