@@ -203,7 +203,7 @@ class Cycle:
         self.metrics.failures.labels(name, dest).set(failures)
         if result is not None:
             r = result
-            event(logging.WARNING if r.status in (*FAILED, "partial") else logging.INFO, f"run {r.status}",
+            event(logging.WARNING if r.status in (*FAILED, "partial") else logging.INFO, f"run finished: {r.status}",
                   destination=dest, status=r.status, sent=r.sent, acknowledged=r.acknowledged,
                   rejected=r.rejected_by_destination + r.plan.counts.rejected, seconds=round(r.seconds, 3),
                   error=(r.error or None) and r.error[:1000])

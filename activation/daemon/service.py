@@ -191,7 +191,7 @@ class Daemon:
             self._config_error = [redact(str(i)) for i in e.issues]
             self.metrics.reloads.labels("error").inc()
             self.metrics.config_ok.set(0)
-            event(logging.ERROR, f"{self.path.name} is invalid ({why}); the last good configuration keeps running",
+            event(logging.ERROR, f"{self.config.loaded.file.name} is invalid ({why}); the last good configuration keeps running",
                   errors=self._config_error)
             return
         before = {n: s.text for n, s in self.config.scheduled.items()}
@@ -213,7 +213,7 @@ class Daemon:
         self._loaded_at = datetime.now(timezone.utc)
         self.metrics.reloads.labels("ok").inc()
         self.metrics.config_ok.set(1)
-        event(logging.INFO, f"reloaded {self.path.name} ({why})", scheduled=self._describe())
+        event(logging.INFO, f"reloaded {config.loaded.file.name} ({why})", scheduled=self._describe())
 
     def _describe(self) -> dict[str, str]:
         return {n: s.text for n, s in self.config.scheduled.items()}
@@ -237,7 +237,7 @@ class Daemon:
         body = {
             "status": "stopping" if self.stopping.is_set() else "ok" if alive and not self._config_error else "degraded" if alive else "down",
             "daemon": self.owner, "uptime_seconds": round(time.monotonic() - self.started, 1),
-            "config": {"file": str(self.path), "ok": self._config_error is None, "errors": self._config_error,
+            "config": {"file": str(self.config.loaded.file), "ok": self._config_error is None, "errors": self._config_error,
                        "loaded_at": self._loaded_at.isoformat()},
             "syncs": syncs, "unscheduled": self.config.unscheduled,
         }
