@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -116,7 +118,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
              allow_removal: bool, limit: int | None, as_json: bool, sandbox: bool = False) -> None:
     from contextlib import ExitStack
 
-    from activation.runner import SyncResult, plan_sync, run_sync
+    from activation.runner import SyncResult, plan_sync
     from activation.session import Session
 
     results: list[SyncResult] = []
@@ -142,13 +144,14 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
                 failed = any(p.blocked or p.counts.rejected for p in plans)
                 raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
             progress = RichProgress(err) if not as_json else None
-            for n in names:
-                r = run_sync(s, prepared[n], allow_removal=allow_removal, limit=limit, progress=progress)
-                results.append(r)
-                if not as_json:
-                    if r.status != "up_to_date":
-                        print_plan_details(out, r.plan, samples=False)
-                    print_result(out, r)
+            with _leased_runs(s, enabled=box is None) as run_one:
+                for n in names:
+                    r = run_one(prepared[n], allow_removal=allow_removal, limit=limit, progress=progress)
+                    results.append(r)
+                    if not as_json:
+                        if r.status != "up_to_date":
+                            print_plan_details(out, r.plan, samples=False)
+                        print_result(out, r)
             if box is not None and not as_json:
                 for line in box.summary():
                     out.print(f"[dim]sandbox[/] {line}", highlight=False)
@@ -157,6 +160,44 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
     if as_json:
         _dump({"ok": all(r.ok for r in results), "syncs": [r.model_dump(mode="json") for r in results]})
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
+
+
+RUN_LEASE_TTL = 60.0
+
+
+@contextmanager
+def _leased_runs(session: Any, *, enabled: bool) -> Iterator[Callable[..., Any]]:
+    """`run_sync` for this session, under each sync's lease (as a daemon takes it), so a
+    `run` never overlaps a daemon's run of the same sync; a sync held elsewhere is blocked."""
+    import os
+    import socket
+    import threading
+
+    from activation.diff.plan import SyncPlan
+    from activation.runner import SyncResult, run_sync
+    from activation.state.leases import LeaseStore, Refusal, Renewer
+
+    if not enabled:  # --sandbox: a throwaway state store nobody else uses
+        yield lambda prepared, **options: run_sync(session, prepared, **options)
+        return
+    leases = LeaseStore(session.state, f"{socket.gethostname()}/{os.getpid()} (activation run)", RUN_LEASE_TTL)
+
+    def run_one(prepared: Any, **options: Any) -> SyncResult:
+        got = leases.acquire(prepared.name, respect_backoff=False)
+        if isinstance(got, Refusal):
+            spec = session.project.syncs[prepared.name]
+            plan = SyncPlan(sync=prepared.name, destination=spec.to, mode=spec.mode, object=spec.object)
+            return SyncResult(sync=prepared.name, status="blocked", plan=plan, error=f"not run now: {got}")
+        lost = threading.Event()  # set by the renewer if another process took the lease over
+        renewer.hold(got, lost)
+        try:
+            return run_sync(session, prepared, cancel=lost, **options)
+        finally:
+            renewer.drop(got)
+            leases.release(got)
+
+    with Renewer(leases, RUN_LEASE_TTL) as renewer:
+        yield run_one
 
 
 def _report_plans(plans: list[Any], as_json: bool) -> None:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from activation.state.leases import Lease, LeaseStore, Refusal
 from activation.state.store import StateStore
+from activation.testing.webhook_receiver import WebhookReceiver
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -120,3 +121,47 @@ def test_model_refreshes_are_stamped_when_they_complete(store: StateStore) -> No
     failed = a.acquire("model:user__traits")
     assert isinstance(failed, Lease) and a.release(failed)  # a failed refresh keeps the old stamp
     assert not a.refreshed_since("model:user__traits", failed.acquired_ms)
+
+
+def test_a_lease_of_a_process_of_this_machine_that_ended_is_taken_at_once(store: StateStore) -> None:
+    import subprocess
+    import sys
+
+    from activation.state.leases import _process
+
+    a, b = LeaseStore(store, "a", ttl=300), LeaseStore(store, "b", ttl=300)
+    held = a.acquire("users")
+    assert isinstance(held, Lease)
+    refused = b.acquire("users")
+    assert isinstance(refused, Refusal) and refused.reason == "held", "a live holder keeps its lease"
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    host, namespace, _, _ = _process().split("|")
+    rel = f"{store.schema}.leases" if store.schema else "leases"
+    with store.engine.begin() as c:  # as if that (now ended) process had taken it
+        c.execute(sa.text(f"UPDATE {rel} SET process = :p WHERE name = 'users'"),
+                  {"p": f"{host}|{namespace}|{child.stdout.strip()}|12345"})
+    taken = b.acquire("users")
+    assert isinstance(taken, Lease), "no need to wait 300 s for the lease of a process that ended"
+    assert not a.renew(held)
+    with store.engine.begin() as c:  # another machine's process: only its expiry can tell
+        c.execute(sa.text(f"UPDATE {rel} SET process = :p WHERE name = 'users'"), {"p": f"elsewhere|{namespace}|1|1"})
+    assert isinstance(a.acquire("users"), Refusal)
+
+
+def test_run_does_not_start_a_sync_that_runs_elsewhere(tmp_path: Path, rx: WebhookReceiver) -> None:
+    from conftest import make_project
+
+    p = make_project(tmp_path / "p", rx)
+    p.cli("run")
+    engine = sa.create_engine(f"duckdb:///{p.warehouse}")
+    leases = LeaseStore(StateStore(engine, "activation_state"), "daemon-x/42", ttl=60)
+    assert isinstance(held := leases.acquire("users_to_hook"), Lease)
+    engine.dispose()  # DuckDB: let the command open the file
+    result = p.json("run", expect=1)
+    by_sync = {r["sync"]: r for r in result["syncs"]}
+    assert by_sync["users_to_hook"]["status"] == "blocked"
+    assert "users_to_hook is running in daemon-x/42" in by_sync["users_to_hook"]["error"]
+    assert by_sync["whales_to_hook"]["status"] == "up_to_date"
+    assert leases.release(held)
+    engine.dispose()
+    assert p.json("run")["ok"] is True

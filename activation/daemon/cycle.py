@@ -32,7 +32,7 @@ from activation.project.loader import LoadedProject, ProjectError
 from activation.project.secrets import redact
 from activation.runner import SyncResult, run_sync
 from activation.session import Refresh, Session
-from activation.state.leases import MODEL_PREFIX, Lease, LeaseStore, Refusal
+from activation.state.leases import MODEL_PREFIX, Lease, LeaseStore, Refusal, Renewer
 
 log = logging.getLogger("activation.daemon")
 
@@ -60,56 +60,6 @@ class CycleSettings:
     lease_ttl: float
     backoff: float
     max_backoff: float
-
-
-class Renewer:
-    """Renews the cycle's leases every third of their TTL, on its own thread (a batch may
-    take longer than a lease); cancels a run whose lease is lost or cannot be renewed in time."""
-
-    def __init__(self, leases: LeaseStore, ttl: float) -> None:
-        self.leases = leases
-        self.ttl = ttl
-        self._held: dict[str, tuple[Lease, threading.Event | None, float]] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lease-renewer", daemon=True)
-
-    def hold(self, lease: Lease, cancel: threading.Event | None) -> None:
-        with self._lock:
-            self._held[lease.token] = (lease, cancel, time.monotonic())
-
-    def drop(self, lease: Lease) -> None:
-        with self._lock:
-            self._held.pop(lease.token, None)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.ttl / 3):
-            with self._lock:
-                held = list(self._held.values())
-            for lease, cancel, renewed in held:
-                try:
-                    ok = self.leases.renew(lease)
-                except Exception as e:  # the state store is unreachable: retry, then give up in time
-                    event(logging.WARNING, "could not renew a lease", lease=lease.name, error=redact(str(e))[:300])
-                    if time.monotonic() - renewed > self.ttl * 2 / 3 and cancel is not None:
-                        cancel.set()  # it may lapse before we can prove it is ours: stop sending
-                    continue
-                if ok:
-                    with self._lock:
-                        if lease.token in self._held:
-                            self._held[lease.token] = (lease, cancel, time.monotonic())
-                else:
-                    event(logging.ERROR, "lost a lease (another process took it over); stopping that run", lease=lease.name)
-                    if cancel is not None:
-                        cancel.set()
-
-    def __enter__(self) -> Renewer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 class Cycle:

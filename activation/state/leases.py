@@ -16,17 +16,24 @@ slot runs once, not once per daemon) and consecutive failures with the backoff t
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 import threading
 import time
 import uuid
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from activation.project.secrets import redact
 from activation.state.store import StateStore
+
+log = logging.getLogger("activation.leases")
 
 #: Milliseconds since the epoch on the database's clock.
 _NOW_MS = {
@@ -85,33 +92,47 @@ class LeaseStore:
     def acquire(self, name: str, *, slot_ms: int | None = None, respect_backoff: bool = True) -> Lease | Refusal:
         """Take `name` if nobody holds it; with `slot_ms`, only if no run took that schedule
         slot (or a later one) yet; with `respect_backoff`, only once its backoff is over."""
-        token = uuid.uuid4().hex
-        now = self._now
-        where = [f"expires_ms <= {now}"]
-        if slot_ms is not None:
-            where.append("(done_ms IS NULL OR done_ms < :slot)")
-        if respect_backoff:
-            where.append(f"(retry_ms IS NULL OR retry_ms <= {now})")
-        params = {"name": name, "owner": self.owner, "token": token, "ttl": self.ttl_ms, "slot": slot_ms}
-        with self._lock, self.state.engine.begin() as c:
-            taken = self._exec(c, (
-                f"UPDATE {self._rel} SET owner = :owner, token = :token, acquired_ms = {now}, "
-                f"expires_ms = {now} + :ttl, done_ms = COALESCE(:slot, done_ms) WHERE name = :name AND "
-                + " AND ".join(where)), params).rowcount
-            if not taken:
-                taken = self._exec(c, (
-                    f"INSERT INTO {self._rel} (name, owner, token, acquired_ms, expires_ms, done_ms, failures) "
-                    f"VALUES (:name, :owner, :token, {now}, {now} + :ttl, :slot, 0) ON CONFLICT (name) DO NOTHING"
-                ), params).rowcount
-            row = self._exec(c, f"SELECT owner, token, acquired_ms, expires_ms, done_ms, failures, retry_ms, {now} AS now "
-                             f"FROM {self._rel} WHERE name = :name", params).one()
-        if taken and row.token == token:
-            return Lease(name, token, int(row.acquired_ms), int(row.failures or 0))
+        got, row = self._take(name, f"expires_ms <= {self._now}", slot_ms, respect_backoff, None)
+        if got is None and row.expires_ms > row.now and _ended_here(row.process):
+            # Its holder was a process of this machine that is gone (killed, crashed): no
+            # need to wait for the expiry. Conditional on its token: atomic like the rest.
+            got, row = self._take(name, "token = :dead", slot_ms, respect_backoff, row.token)
+            if got is not None:
+                log.info("took over the lease of %s from %s, which ended", name, row.owner)
+        if got is not None:
+            return got
         if row.expires_ms > row.now:
             return Refusal(name, "held", row.owner, int(row.expires_ms))
         if slot_ms is not None and row.done_ms is not None and row.done_ms >= slot_ms:
             return Refusal(name, "served", row.owner)
         return Refusal(name, "backoff", row.owner, int(row.retry_ms or 0))
+
+    def _take(self, name: str, free: str, slot_ms: int | None, respect_backoff: bool,
+              dead: str | None) -> tuple[Lease | None, Any]:
+        token = uuid.uuid4().hex
+        now = self._now
+        where = [free]
+        if slot_ms is not None:
+            where.append("(done_ms IS NULL OR done_ms < :slot)")
+        if respect_backoff:
+            where.append(f"(retry_ms IS NULL OR retry_ms <= {now})")
+        params = {"name": name, "owner": self.owner, "token": token, "ttl": self.ttl_ms, "slot": slot_ms,
+                  "process": _process(), "dead": dead}
+        with self._lock, self.state.engine.begin() as c:
+            taken = self._exec(c, (
+                f"UPDATE {self._rel} SET owner = :owner, token = :token, process = :process, acquired_ms = {now}, "
+                f"expires_ms = {now} + :ttl, done_ms = COALESCE(:slot, done_ms) WHERE name = :name AND "
+                + " AND ".join(where)), params).rowcount
+            if not taken and dead is None:
+                taken = self._exec(c, (
+                    f"INSERT INTO {self._rel} (name, owner, token, process, acquired_ms, expires_ms, done_ms, failures) "
+                    f"VALUES (:name, :owner, :token, :process, {now}, {now} + :ttl, :slot, 0) ON CONFLICT (name) DO NOTHING"
+                ), params).rowcount
+            row = self._exec(c, f"SELECT owner, token, process, acquired_ms, expires_ms, done_ms, failures, retry_ms, "
+                             f"{now} AS now FROM {self._rel} WHERE name = :name", params).one()
+        if taken and row.token == token:
+            return Lease(name, token, int(row.acquired_ms), int(row.failures or 0)), row
+        return None, row
 
     def renew(self, lease: Lease) -> bool:
         """Push the expiry out by the TTL; False when the lease is no longer ours."""
@@ -152,6 +173,89 @@ class LeaseStore:
             rows = self._exec(c, f"SELECT name, owner, acquired_ms, expires_ms FROM {self._rel} "
                               f"WHERE expires_ms > {self._now} ORDER BY name", {})
             return [dict(r._mapping) for r in rows]
+
+
+class Renewer:
+    """Renews the cycle's leases every third of their TTL, on its own thread (a batch may
+    take longer than a lease); cancels a run whose lease is lost or cannot be renewed in time."""
+
+    def __init__(self, leases: LeaseStore, ttl: float) -> None:
+        self.leases = leases
+        self.ttl = ttl
+        self._held: dict[str, tuple[Lease, threading.Event | None, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lease-renewer", daemon=True)
+
+    def hold(self, lease: Lease, cancel: threading.Event | None) -> None:
+        with self._lock:
+            self._held[lease.token] = (lease, cancel, time.monotonic())
+
+    def drop(self, lease: Lease) -> None:
+        with self._lock:
+            self._held.pop(lease.token, None)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            with self._lock:
+                held = list(self._held.values())
+            for lease, cancel, renewed in held:
+                try:
+                    ok = self.leases.renew(lease)
+                except Exception as e:  # the state store is unreachable: retry, then give up in time
+                    log.warning("could not renew the lease of %s: %s", lease.name, redact(str(e))[:300])
+                    if time.monotonic() - renewed > self.ttl * 2 / 3 and cancel is not None:
+                        cancel.set()  # it may lapse before we can prove it is ours: stop sending
+                    continue
+                if ok:
+                    with self._lock:
+                        if lease.token in self._held:
+                            self._held[lease.token] = (lease, cancel, time.monotonic())
+                else:
+                    log.error("lost the lease of %s (another process took it over); stopping its run", lease.name)
+                    if cancel is not None:
+                        cancel.set()
+
+    def __enter__(self) -> Renewer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _process() -> str:
+    """This process, as `host|pid namespace|pid|start time`: enough for another process on
+    the same machine (and in the same PID namespace, so not across containers) to tell
+    whether it still runs, even after its pid was reused."""
+    pid = os.getpid()
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}|{namespace}|{pid}|{_started(pid) or ''}"
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot, /proc/PID/stat field 22), if it runs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _ended_here(process: str | None) -> bool:
+    """Whether `process` (see `_process`) was on this machine and has ended. Unknown: False."""
+    parts = (process or "").split("|")
+    if len(parts) != 4 or not parts[1] or not parts[3]:
+        return False  # no /proc here: wait for the expiry
+    host, namespace, pid, started = parts
+    mine = _process().split("|")
+    if (host, namespace) != (mine[0], mine[1]) or not pid.isdigit():
+        return False
+    return _started(int(pid)) != started  # gone, or its pid now belongs to another process
 
 
 _locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()

@@ -78,6 +78,7 @@ def tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
             sa.Column("name", sa.String(250), primary_key=True),
             sa.Column("owner", sa.String(200), nullable=False),  # host/pid of the holder (or last holder)
             sa.Column("token", sa.String(40), nullable=False),  # this acquisition; renew/release must match it
+            sa.Column("process", sa.String(300)),  # host|pid namespace|pid|start: lets a process of the same machine see it ended
             sa.Column("acquired_ms", sa.BigInteger, nullable=False),
             sa.Column("expires_ms", sa.BigInteger, nullable=False),  # 0 once released
             sa.Column("done_ms", sa.BigInteger),  # sync: the schedule slot last served; model: when its last refresh began
