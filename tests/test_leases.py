@@ -129,7 +129,7 @@ def test_a_lease_of_a_process_of_this_machine_that_ended_is_taken_at_once(store:
 
     from activation.state.leases import _process
 
-    a, b = LeaseStore(store, "a", ttl=300), LeaseStore(store, "b", ttl=300)
+    a, b = LeaseStore(store, "a", ttl=300), LeaseStore(store, "b", ttl=300, take_over_ended=True)
     held = a.acquire("users")
     assert isinstance(held, Lease)
     refused = b.acquire("users")
@@ -140,12 +140,13 @@ def test_a_lease_of_a_process_of_this_machine_that_ended_is_taken_at_once(store:
     with store.engine.begin() as c:  # as if that (now ended) process had taken it
         c.execute(sa.text(f"UPDATE {rel} SET process = :p WHERE name = 'users'"),
                   {"p": f"{host}|{namespace}|{child.stdout.strip()}|12345"})
+    assert isinstance(LeaseStore(store, "daemon", ttl=300).acquire("users"), Refusal), "daemons wait for the expiry"
     taken = b.acquire("users")
     assert isinstance(taken, Lease), "no need to wait 300 s for the lease of a process that ended"
     assert not a.renew(held)
     with store.engine.begin() as c:  # another machine's process: only its expiry can tell
         c.execute(sa.text(f"UPDATE {rel} SET process = :p WHERE name = 'users'"), {"p": f"elsewhere|{namespace}|1|1"})
-    assert isinstance(a.acquire("users"), Refusal)
+    assert isinstance(LeaseStore(store, "c", ttl=300, take_over_ended=True).acquire("users"), Refusal)
 
 
 def test_run_does_not_start_a_sync_that_runs_elsewhere(tmp_path: Path, rx: WebhookReceiver) -> None:

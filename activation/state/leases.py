@@ -70,11 +70,17 @@ class Refusal:
 
 
 class LeaseStore:
-    """Leases in `state`, taken as `owner` for `ttl` seconds. Thread-safe."""
+    """Leases in `state`, taken as `owner` for `ttl` seconds. Thread-safe.
 
-    def __init__(self, state: StateStore, owner: str, ttl: float) -> None:
+    `take_over_ended`: also take a lease at once when its holder was a process of this
+    machine that has ended (`activation run` after a crash), instead of after its expiry
+    (what daemons do: the one rule that holds across machines).
+    """
+
+    def __init__(self, state: StateStore, owner: str, ttl: float, *, take_over_ended: bool = False) -> None:
         self.state = state
         self.owner = owner
+        self.take_over_ended = take_over_ended
         self.ttl_ms = int(ttl * 1000)
         self._lock = _engine_lock(state.engine)
         q = state.engine.dialect.identifier_preparer.quote
@@ -93,7 +99,7 @@ class LeaseStore:
         """Take `name` if nobody holds it; with `slot_ms`, only if no run took that schedule
         slot (or a later one) yet; with `respect_backoff`, only once its backoff is over."""
         got, row = self._take(name, f"expires_ms <= {self._now}", slot_ms, respect_backoff, None)
-        if got is None and row.expires_ms > row.now and _ended_here(row.process):
+        if got is None and self.take_over_ended and row.expires_ms > row.now and _ended_here(row.process):
             # Its holder was a process of this machine that is gone (killed, crashed): no
             # need to wait for the expiry. Conditional on its token: atomic like the rest.
             got, row = self._take(name, "token = :dead", slot_ms, respect_backoff, row.token)
