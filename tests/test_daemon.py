@@ -265,11 +265,14 @@ def test_sighup_with_a_broken_file_keeps_the_old_schedule(tmp_path: Path, rx: We
     assert metric(d.metrics(), "activation_config_valid") == 0
     assert not d.runs("whales_to_hook")
 
-    (p.root / "syncs.yaml").write_text(good.replace("schedule: manual", "schedule: every 1s"))
+    (p.root / "syncs.yaml").write_text(good + "daemon: {watch: true}\n")  # fixed, and watched from now on
     d.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: d.events("reloaded"), "the reload")
+    wait_for(lambda: d.events("reloaded syncs.yaml (SIGHUP)"), "the reload")
+    assert d.health()[1]["config"]["ok"] is True and metric(d.metrics(), "activation_config_valid") == 1
+    # no signal now: the watch sees the change
+    (p.root / "syncs.yaml").write_text(good.replace("schedule: manual", "schedule: every 1s") + "daemon: {watch: true}\n")
+    wait_for(lambda: d.events("reloaded syncs.yaml (file changed)"), "the watch to re-read the file")
     wait_for(lambda: d.runs("whales_to_hook"), "the newly scheduled sync to run")
-    assert d.health()[1]["config"]["ok"] is True
     assert d.stop() == 0
     assert rx.records("whales_to_hook") == p.model_whales()
 

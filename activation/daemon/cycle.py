@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import sqlalchemy as sa
+
 from activation.daemon.alerts import FAILED, Alerter
 from activation.daemon.logs import event, set_run, sync_context
 from activation.daemon.metrics import Metrics, MetricsProgress
@@ -33,6 +35,7 @@ from activation.project.secrets import redact
 from activation.runner import SyncResult, run_sync
 from activation.session import Refresh, Session
 from activation.state.leases import MODEL_PREFIX, Lease, LeaseStore, Refusal, Renewer
+from activation.state.store import StateError
 
 log = logging.getLogger("activation.daemon")
 
@@ -84,16 +87,16 @@ class Cycle:
         try:
             session = Session(self.settings.loaded, dry_run=False)
         except ProjectError as e:
-            error = redact("; ".join(str(i) for i in e.issues))
-            event(logging.ERROR, "cannot open the warehouse or state store; the due syncs run at their next slot",
-                  syncs=names, error=error[:500])
-            for name in names:
-                self._report(name, project.syncs[name].to, None, error, failures=0)
-            return
+            return self._unavailable(names, "; ".join(str(i) for i in e.issues))
+        except sa.exc.SQLAlchemyError as e:  # e.g. the server is down
+            return self._unavailable(names, f"{type(e).__name__}: {e}")
         with session as s:
-            s.state.migrate()
-            leases = LeaseStore(s.state, self.settings.owner, self.settings.lease_ttl)
-            offset_ms = leases.now_ms() - int(time.time() * 1000)  # database clock - ours
+            try:
+                s.state.migrate()
+                leases = LeaseStore(s.state, self.settings.owner, self.settings.lease_ttl)
+                offset_ms = leases.now_ms() - int(time.time() * 1000)  # database clock - ours
+            except (sa.exc.SQLAlchemyError, StateError) as e:
+                return self._unavailable(names, f"{type(e).__name__}: {e}")
             with Renewer(leases, self.settings.lease_ttl) as renewer:
                 for name in names:
                     if self.stop.is_set():
@@ -102,6 +105,13 @@ class Cycle:
                         self._one(s, leases, renewer, name, due[name], offset_ms)
                     except Stopping:
                         break
+
+    def _unavailable(self, names: list[str], error: str) -> None:
+        error = redact(error)
+        event(logging.ERROR, "cannot open the warehouse or the state store; the due syncs run at their next slot",
+              syncs=names, error=error[:500])
+        for name in names:
+            self._report(name, self.settings.loaded.project.syncs[name].to, None, error, failures=0)
 
     def _one(self, s: Session, leases: LeaseStore, renewer: Renewer, name: str, slot_ms: int, offset_ms: int) -> None:
         dest = s.project.syncs[name].to
