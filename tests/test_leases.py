@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from conftest import make_project, postgres_or_skip
 from activation.state.leases import Lease, LeaseStore, Refusal
 from activation.state.store import StateStore
 from activation.testing.webhook_receiver import WebhookReceiver
-
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(params=["sqlite", "duckdb", "postgres"])
@@ -29,13 +28,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore
     elif request.param == "duckdb":
         s = StateStore(sa.create_engine(f"duckdb:///{tmp_path / 'state.duckdb'}"), "activation_state")
     else:
-        engine = sa.create_engine(PG_URL)
-        try:
-            with engine.connect() as c:
-                c.execute(sa.text("SELECT 1"))
-        except sa.exc.OperationalError as e:
-            pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {e.orig}")
-        s = StateStore(engine, f"leases_{uuid.uuid4().hex[:8]}")
+        s = StateStore(postgres_or_skip(), f"leases_{uuid.uuid4().hex[:8]}")
     s.migrate()
     yield s
     if request.param == "postgres":
@@ -150,8 +143,6 @@ def test_a_lease_of_a_process_of_this_machine_that_ended_is_taken_at_once(store:
 
 
 def test_run_does_not_start_a_sync_that_runs_elsewhere(tmp_path: Path, rx: WebhookReceiver) -> None:
-    from conftest import make_project
-
     p = make_project(tmp_path / "p", rx)
     p.cli("run")
     engine = sa.create_engine(f"duckdb:///{p.warehouse}")
