@@ -82,9 +82,8 @@ class _Loaded:
         self.scheduled = {n: s.schedule for n in chosen if (s := self.loaded.project.syncs[n]).schedule
                           and s.schedule.kind != "manual"}
         self.unscheduled = [n for n in chosen if n not in self.scheduled]
-        self.issues = self.loaded.missing_env(self.spec.alerts, "daemon", "alerts")
-        if self.issues:
-            raise ProjectError(self.issues)
+        if missing := self.loaded.missing_env(self.spec.alerts, "daemon", "alerts"):
+            raise ProjectError(missing)
 
     def files(self) -> list[Path]:
         """What --watch watches: syncs.yaml, its includes, and the .sql files it names."""
