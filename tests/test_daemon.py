@@ -377,6 +377,8 @@ def test_two_daemons_share_the_work_and_never_run_a_sync_twice_at_once(
         c.execute(sa.text(f"INSERT INTO src_{tag}.orders VALUES ('u002', 500)"))
     wait_for(lambda: delivered(rx) == pg_model(engine, tag), "the change to be delivered", timeout=60)
     wait_for(lambda: all(len(runs) >= 4 for runs in run_ranges(engine, tag).values()), "a few runs of every sync")
+    contended = sum(metric(d.metrics(), "activation_slots_skipped_total", reason=r) for d in (a, b) for r in ("held", "served"))
+    assert contended > 0, "the daemons competed for the same slots (and each slot ran once)"
     assert a.stop() == 0 and b.stop() == 0
 
     ranges = run_ranges(engine, tag)
