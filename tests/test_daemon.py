@@ -169,6 +169,9 @@ daemon:
         assert metric(m, "activation_api_requests_total", sync="users_to_hook") >= 30
         assert metric(m, "activation_api_throttled_total") == 2 and metric(m, "activation_api_retries_total") >= 2
         assert metric(m, "activation_run_duration_seconds_count", sync="users_to_hook") >= 3
+        # the three syncs read the same 4 models (2 traits, the users' traits table, the audience):
+        # refreshed once per cycle, not once per sync (that would be up to 10)
+        assert 0 < metric(m, "activation_model_refreshes_total") <= 4 * metric(m, "activation_cycles_total")
 
         # the broken sync failed, skipped its slots for the backoff while the others went on, failed again
         wait_for(lambda: len(d.runs("broken")) >= 2, "broken to be retried after its backoff")
