@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -155,7 +157,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
              samples: int = 3) -> None:
     from contextlib import ExitStack
 
-    from activation.runner import SyncResult, plan_sync, run_sync
+    from activation.runner import SyncResult, plan_sync
     from activation.session import Session
 
     results: list[SyncResult] = []
@@ -181,13 +183,14 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
                 failed = any(p.blocked or p.counts.rejected for p in plans)
                 raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
             progress = RichProgress(err) if not as_json else None
-            for n in names:
-                r = run_sync(s, prepared[n], allow_removal=allow_removal, limit=limit, progress=progress)
-                results.append(r)
-                if not as_json:
-                    if r.status != "up_to_date":
-                        print_plan_details(out, r.plan, samples=False)
-                    print_result(out, r)
+            with _leased_runs(s, enabled=box is None) as run_one:
+                for n in names:
+                    r = run_one(prepared[n], allow_removal=allow_removal, limit=limit, progress=progress)
+                    results.append(r)
+                    if not as_json:
+                        if r.status != "up_to_date":
+                            print_plan_details(out, r.plan, samples=False)
+                        print_result(out, r)
             if box is not None and not as_json:
                 for line in box.summary():
                     out.print(f"[dim]sandbox[/] {line}", highlight=False)
@@ -196,6 +199,45 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
     if as_json:
         _dump({"ok": all(r.ok for r in results), "syncs": [r.model_dump(mode="json") for r in results]})
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
+
+
+RUN_LEASE_TTL = 60.0
+
+
+@contextmanager
+def _leased_runs(session: Any, *, enabled: bool) -> Iterator[Callable[..., Any]]:
+    """`run_sync` for this session, under each sync's lease (as a daemon takes it), so a
+    `run` never overlaps a daemon's run of the same sync; a sync held elsewhere is blocked."""
+    import os
+    import socket
+    import threading
+
+    from activation.diff.plan import SyncPlan
+    from activation.runner import SyncResult, run_sync
+    from activation.state.leases import LeaseStore, Refusal, Renewer
+
+    if not enabled:  # --sandbox: a throwaway state store nobody else uses
+        yield lambda prepared, **options: run_sync(session, prepared, **options)
+        return
+    leases = LeaseStore(session.state, f"{socket.gethostname()}/{os.getpid()} (activation run)", RUN_LEASE_TTL,
+                        take_over_ended=True)  # a `run` killed a moment ago must not block this one
+
+    def run_one(prepared: Any, **options: Any) -> SyncResult:
+        got = leases.acquire(prepared.name, respect_backoff=False)
+        if isinstance(got, Refusal):
+            spec = session.project.syncs[prepared.name]
+            plan = SyncPlan(sync=prepared.name, destination=spec.to, mode=spec.mode, object=spec.object)
+            return SyncResult(sync=prepared.name, status="blocked", plan=plan, error=f"not run now: {got}")
+        lost = threading.Event()  # set by the renewer if another process took the lease over
+        renewer.hold(got, lost)
+        try:
+            return run_sync(session, prepared, cancel=lost, **options)
+        finally:
+            renewer.drop(got)
+            leases.release(got)
+
+    with Renewer(leases, RUN_LEASE_TTL) as renewer:
+        yield run_one
 
 
 def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, samples: int = 3) -> None:
@@ -356,6 +398,41 @@ def history(
                       markup=False, highlight=False)
         for e in r["rejected_rows"]:
             out.print(f"    ✗ {e['row_key']} ({e['stage']}): {e['reason']}", markup=False, highlight=False)
+
+
+@app.command()
+def daemon(
+    syncs: SyncsArg = None,
+    select: SelectOpt = None,
+    project: ProjectOpt = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="Address of /healthz and /metrics (daemon.health_host; default 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", min=0, max=65535, help="Port of /healthz and /metrics; 0 picks a free one (daemon.health_port; default 9464).")] = None,
+    no_health: Annotated[bool, typer.Option("--no-health", help="No HTTP server.")] = False,
+    json_logs: Annotated[Optional[bool], typer.Option("--json-logs/--text-logs", help="One JSON object per log line (daemon.json_logs).")] = None,
+    log_level: Annotated[Optional[str], typer.Option("--log-level", help="debug, info, warning or error (daemon.log_level).")] = None,
+    lease_ttl: Annotated[Optional[str], typer.Option("--lease-ttl", help="Lease duration, e.g. 60s (daemon.lease_ttl).")] = None,
+    watch: Annotated[Optional[bool], typer.Option("--watch/--no-watch", help="Re-read syncs.yaml when it changes (daemon.watch).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="This daemon's name in leases and logs (default: the host name; the pid is added).")] = None,
+) -> None:
+    """Run every scheduled sync on its schedule until SIGTERM/SIGINT; SIGHUP re-reads syncs.yaml.
+
+    A sync never runs twice at once, even across daemons sharing a state store (leases)."""
+    from activation.daemon.service import Daemon, DaemonOptions
+    from activation.project.schedule import parse_duration
+
+    try:
+        ttl = parse_duration(lease_ttl) if lease_ttl is not None else None
+    except ValueError as e:
+        err.print(f"[bold red]error:[/] --lease-ttl: {e}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    options = DaemonOptions(syncs=syncs, select=select, health_host=host, health_port=port, no_health=no_health,
+                            json_logs=json_logs, log_level=log_level.lower() if log_level else None, lease_ttl=ttl,
+                            watch=watch, name=name)
+    try:
+        service = Daemon(project or Path(settings().project), options)
+    except ProjectError as e:
+        _config_error(e, False)
+    raise typer.Exit(service.run())
 
 
 @app.command()

@@ -22,6 +22,7 @@ from activation.destinations import build_destination, destination_class
 from activation.destinations.base import SyncTarget
 from activation.models.compiler import compile_offline
 from activation.project.loader import LoadedProject
+from activation.project.schedule import Schedule
 from activation.project.spec import SyncSpec
 from activation.project.templating import TemplateProblem, columns_used
 
@@ -169,52 +170,9 @@ def _pii(loaded: LoadedProject) -> list[Finding]:
 
 # ---------------------------------------------------------------- schedule vs quota
 
-_EVERY = re.compile(r"^\s*every\s+(\d+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)\s*$", re.I)
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def schedule_interval(schedule: str | None) -> float | None:
-    """Shortest time between two scheduled runs, in seconds; None for manual or unknown.
-
-    Kept small on purpose (the daemon owns the real schedule type): `every N<unit>`, or a
-    5-field cron, of which the minute and hour fields set the shortest gap in a day.
-    """
-    if not schedule or schedule.strip().lower() == "manual":
-        return None
-    if m := _EVERY.match(schedule):
-        return int(m.group(1)) * _UNIT[m.group(2)[0].lower()]
-    fields = schedule.split()
-    if len(fields) != 5:
-        return None
-    minutes, hours = _cron_values(fields[0], 60), _cron_values(fields[1], 24)
-    if not minutes or not hours:
-        return None
-    times = sorted(h * 60 + m for h in hours for m in minutes)
-    gaps = [b - a for a, b in zip(times, times[1:])] + [times[0] + 1440 - times[-1]]
-    return min(gaps) * 60.0
-
-
-def _cron_values(field: str, size: int) -> set[int] | None:
-    out: set[int] = set()
-    for part in field.split(","):
-        base, _, step_text = part.partition("/")
-        if not (step_text.isdigit() or not step_text):
-            return None
-        step = int(step_text or 1)
-        if base == "*":
-            lo, hi = 0, size - 1
-        elif "-" in base:
-            a, _, b = base.partition("-")
-            if not (a.isdigit() and b.isdigit()):
-                return None
-            lo, hi = int(a), int(b)
-        elif base.isdigit():
-            lo = int(base)
-            hi = size - 1 if step_text else lo
-        else:
-            return None
-        out |= set(range(lo, min(hi, size - 1) + 1, max(step, 1)))
-    return out
+def schedule_interval(schedule: Schedule | None) -> float | None:
+    """Shortest time between two scheduled runs, in seconds; None for manual."""
+    return schedule.min_interval if schedule is not None else None
 
 
 def _duration(seconds: float) -> str:
@@ -246,7 +204,7 @@ def _schedules(loaded: LoadedProject, row_counts: dict[str, int] | None) -> tupl
         if needed > interval:
             findings.append(Finding(
                 rule="schedule-quota", subject=f"sync {name}",
-                message=f"schedule {s.schedule!r} runs it every {_duration(interval)}, but sending all {rows:,} rows "
+                message=f"schedule {s.schedule.text if s.schedule else None!r} runs it every {_duration(interval)}, but sending all {rows:,} rows "
                         f"takes about {_duration(needed)} at {rate:g} requests/s × {per_call:g} rows per request "
                         f"(destination {s.to!r}): a first load or a mapping change overlaps the next runs; schedule it less often "
                         "or raise the destination's requests_per_second within your quota",

@@ -74,6 +74,8 @@ def print_result(console: Console, r: SyncResult) -> None:
             f"{r.rejected_by_destination}, rejected before sending {r.plan.counts.rejected} "
             f"(see `activation history {name}`; they are retried next run)"
         )
+    elif r.status == "interrupted":
+        console.print(f"[yellow]! {name}: interrupted after {r.acknowledged} acknowledged:[/] {escape(r.error or '')}")
     elif r.status == "blocked":
         console.print(f"[bold red]✗ {name}: stopped before sending:[/] {escape(r.error or '')}")
     else:

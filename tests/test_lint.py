@@ -8,6 +8,7 @@ import pytest
 from ad_destination import ads  # noqa: F401  (a fixture)
 from conftest import Project
 from activation.lint import schedule_interval
+from activation.project.schedule import parse_schedule
 
 ADS_DESTINATION = '  ads: {type: file, path: out/ads.csv}\n'
 EXTRA = """
@@ -87,7 +88,7 @@ def test_a_non_ad_destination_may_receive_pii(project: Project) -> None:
 @pytest.mark.parametrize(("schedule", "seconds"), [
     ("*/15 * * * *", 900), ("0 * * * *", 3600), ("* * * * *", 60), ("0 9 * * 1-5", 86400),
     ("0,30 9-17 * * *", 1800), ("5 */6 * * *", 6 * 3600), ("every 2h", 7200), ("every 30m", 1800),
-    ("every 45 seconds", 45), ("manual", None), (None, None), ("whenever", None), ("*/x * * * *", None),
+    ("every 45s", 45), ("manual", None), (None, None), ("@hourly", 3600), ({"every": "10m"}, 600),
 ])
 def test_schedule_interval(schedule: str | None, seconds: float | None) -> None:
-    assert schedule_interval(schedule) == seconds
+    assert schedule_interval(parse_schedule(schedule) if schedule is not None else None) == seconds

@@ -6,6 +6,7 @@ destination acknowledged it, and each acknowledged batch is committed in one tra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -84,6 +85,11 @@ class StateStore:
         if self.read_only:
             raise StateError("the state store is open read-only")
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Two processes migrating at once (daemons starting together) would race on
+                # CREATE SCHEMA/TABLE; one waits for the other instead.
+                key = int(hashlib.md5(f"activation state {self.schema}".encode()).hexdigest()[:15], 16)
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             if self.schema and self.dialect != "sqlite":
                 conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {self._q(self.schema)}"))
             self.t["schema_version"].create(conn, checkfirst=True)
