@@ -180,3 +180,15 @@ def test_validate_explains_googles_identifiers(tmp_path: Path, google: GoogleAds
     (p.root / "syncs.yaml").write_text(text.replace(", postal_code: postal_code}", "}"))
     out = p.cli("validate", expect=2).output
     assert "address matching needs first_name, last_name, country_code and postal_code; map postal_code too" in out
+
+
+def test_sandbox_rehearses_both_ad_platforms_without_credentials(tmp_path: Path) -> None:
+    from test_meta_audience import DESTINATION as META_DESTINATION
+    from test_meta_audience import SYNC as META_SYNC
+
+    p = make_ad_project(tmp_path / "p", DESTINATION + META_DESTINATION, SYNC + META_SYNC)
+    result = p.json("run", "--sandbox")  # no token, no URL in the environment: emulators stand in
+    assert [(s["sync"], s["status"], s["acknowledged"]) for s in result["syncs"]] == [
+        ("members_to_google", "success", 45), ("members_to_meta", "success", 45)]
+    assert not (p.root / ".activation").exists() or not list((p.root / ".activation").glob("*.db"))
+    assert p.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'activation_state'") == [(0,)]

@@ -235,7 +235,9 @@ class GoogleAdsDestination(AdAudienceDestination):
                 errors.update(self._job(user_list, "create", adds))
         return [RowResult(op.key, op.key not in errors, error=errors.get(op.key)) for op in ops]
 
-    def _user_data(self, values: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def user_data(values: dict[str, Any]) -> dict[str, Any]:
+        """A UserData message of a row's (normalised, hashed) identifiers."""
         ids: list[dict[str, Any]] = []
         if values.get("email"):
             ids.append({"hashedEmail": values["email"]})
@@ -262,7 +264,7 @@ class GoogleAdsDestination(AdAudienceDestination):
         resource = str(job["resourceName"])
         errors: dict[str, str] = {}
         for chunk in chunks(members, self.spec.operations_per_request):
-            operations = [{kind: self._user_data(m.values)} for m in chunk]
+            operations = [{kind: self.user_data(m.values)} for m in chunk]
             response = self._post(f"{resource}:addOperations", {"operations": operations, "enablePartialFailure": True})
             if response.status_code in (401, 403) or response.status_code >= 500:
                 raise self._fatal(response, "adding operations")
@@ -300,12 +302,14 @@ class GoogleAdsDestination(AdAudienceDestination):
         """Poll the job's long-running operation until done or `job_wait_seconds`; raise if it failed."""
         deadline = self._clock() + self.spec.job_wait_seconds
         delay = self.spec.job_poll_seconds
-        while not operation.get("done"):
+        while not operation.get("done"):  # the first poll right away: small jobs may be done already
+            operation = self._json(self._get(str(operation["name"])), "polling the job")
+            if operation.get("done"):
+                break
             if self._clock() >= deadline:
                 return "RUNNING"
             self._sleep(min(delay, max(deadline - self._clock(), 0)))
             delay = min(delay * 2, 60.0)
-            operation = self._json(self._get(str(operation["name"])), "polling the job")
         if operation.get("error"):
             error = operation["error"]
             raise DestinationError(f"Google's job {resource} failed: {error.get('message') or error}; "

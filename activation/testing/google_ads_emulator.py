@@ -430,7 +430,7 @@ class GoogleAdsEmulator(BackgroundServer):
                 continue
             members = self._members[job.user_list]
             for kind, ids in job.operations:
-                pairs = [_pair(i) for i in ids]
+                pairs = [identifier_pair(i) for i in ids]
                 if kind == "create":
                     members.add(pairs)
                 elif kind == "remove":
@@ -453,7 +453,8 @@ class GoogleAdsEmulator(BackgroundServer):
         return out
 
 
-def _pair(identifier: dict[str, Any]) -> tuple[str, str]:
+def identifier_pair(identifier: dict[str, Any]) -> tuple[str, str]:
+    """How a member's UserIdentifier is held: (field, value); an address as its four parts."""
     [(name, value)] = identifier.items()
     if name == "addressInfo":
         value = "|".join(str(value[k]) for k in ("hashedFirstName", "hashedLastName", "countryCode", "postalCode"))
