@@ -192,3 +192,13 @@ def test_sandbox_rehearses_both_ad_platforms_without_credentials(tmp_path: Path)
         ("members_to_google", "success", 45), ("members_to_meta", "success", 45)]
     assert not (p.root / ".activation").exists() or not list((p.root / ".activation").glob("*.db"))
     assert p.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'activation_state'") == [(0,)]
+
+
+def test_validate_remote_checks_credentials_and_lists(tmp_path: Path, google: GoogleAdsEmulator) -> None:
+    p = project(tmp_path, google)
+    p.cli("validate", "--remote")
+    (p.root / "syncs.yaml").write_text((p.root / "syncs.yaml").read_text().replace("audience: Loyal members", "audience: '777'"))
+    assert "customer 1234567890 has no user list with id 777" in p.cli("validate", "--remote", expect=2).output
+    google.revoke_refresh_tokens()
+    assert "Google refused the refresh token (invalid_grant" in p.cli("validate", "--remote", expect=2).output
+    assert google.user_lists() == {}  # validate created nothing

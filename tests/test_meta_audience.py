@@ -194,3 +194,11 @@ def test_plan_warns_below_metas_minimum_and_validate_names_meta_keys(tmp_path: P
     out = p.cli("validate", expect=2).output
     assert "'first_name' is not a Meta identifier; did you mean 'fn' (first name)?" in out
     assert "syncs.yaml:" in out
+
+
+def test_validate_remote_checks_the_token_and_creates_nothing(tmp_path: Path, meta: MetaEmulator) -> None:
+    p = project(tmp_path, meta)
+    p.cli("validate", "--remote")
+    meta.expire_token(TOKEN)
+    assert "Meta refused the access token" in p.cli("validate", "--remote", expect=2).output
+    assert meta.audiences() == {}

@@ -191,6 +191,22 @@ class GoogleAdsDestination(AdAudienceDestination):
         body = response.json()
         return body if isinstance(body, dict) else {}
 
+    def check_remote(self, target: SyncTarget) -> list[str]:
+        """The credentials work for the account, and the list exists or may be created."""
+        try:
+            self.http  # noqa: B018
+            name = target.audience or ""
+            query = "SELECT user_list.resource_name FROM user_list" + (
+                f" WHERE user_list.id = {name}" if name.isdigit() else "")
+            found = self._json(self._post(f"customers/{self._customer}/googleAds:search", {"query": query}), "the user list search")
+            if name.isdigit() and not found.get("results"):
+                return [f"customer {self._customer} has no user list with id {name}"]
+            if not name.isdigit() and not self.spec.create_lists:
+                self._user_list(target)
+        except DestinationError as e:
+            return [str(e)]
+        return []
+
     # -- the user list -----------------------------------------------------------------------
 
     def _user_list(self, target: SyncTarget) -> str:

@@ -206,14 +206,7 @@ class Identifiers:
 
     def normalise(self, field: str, value: Any, row: Mapping[str, Any], region: str | None) -> str:
         """The value as sent: normalised, and hashed where the platform wants it hashed."""
-        if value is None or (text := str(value).strip()) == "":
-            return ""
-        ident = self.by_name[field]
-        if ident.hashed and _SHA256.match(text.lower()):
-            return text.lower()  # hashed upstream already
-        country = row.get(self.country)
-        normalised = ident.rule(text, str(country).strip().upper() if country else region)
-        return sha256_hex(normalised) if ident.hashed else normalised
+        return _normalise(self.by_name[field], value, row, self.country, region)
 
     def transform(self, fields: Iterable[str], *, invalid: InvalidPolicy = "reject",
                   region: str | None = None) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -224,12 +217,14 @@ class Identifiers:
         row's last one.
         """
         names = [f for f in fields if f in self.by_name]
+        idents = [(f, self.by_name[f]) for f in names]
+        country = self.country
 
-        def apply(row: dict[str, Any]) -> dict[str, Any]:
+        def apply(row: dict[str, Any]) -> dict[str, Any]:  # runs per row: kept tight
             out: dict[str, Any] = dict(row)
-            for field in names:
+            for field, ident in idents:
                 try:
-                    out[field] = self.normalise(field, row.get(field), row, region)
+                    out[field] = _normalise(ident, row.get(field), row, country, region)
                 except InvalidIdentifier as e:
                     if invalid == "reject":
                         raise InvalidIdentifier(f"field {field!r}: {e}") from None
@@ -239,6 +234,21 @@ class Identifiers:
             return out
 
         return apply
+
+
+def _normalise(ident: Identifier, value: Any, row: Mapping[str, Any], country_field: str, region: str | None) -> str:
+    if value is None:
+        return ""
+    text = (value if type(value) is str else str(value)).strip()
+    if not text:
+        return ""
+    if ident.hashed and len(text) == 64 and _SHA256.match(text.lower()):
+        return text.lower()  # hashed upstream already
+    if ident.rule is e164 or ident.rule is meta_phone:  # read in the row's country, else the default
+        country = row.get(country_field)
+        region = str(country).strip().upper() if country else region
+    normalised = ident.rule(text, region)
+    return hashlib.sha256(normalised.encode()).hexdigest() if ident.hashed else normalised
 
 
 META = Identifiers(

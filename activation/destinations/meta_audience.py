@@ -29,10 +29,11 @@ import hashlib
 import hmac
 import json
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import httpx
 
@@ -45,6 +46,24 @@ from activation.project.secrets import MissingSecret, resolve_env
 THROTTLING_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
 AUTH_CODES = frozenset({102, 190})
 MISSING_OBJECT_SUBCODE = 33
+
+
+_JSON_OF_HASHES = re.compile(r'[A-Za-z0-9_.~{}\[\]",:-]*')
+_ESCAPES = (("{", "%7B"), ("}", "%7D"), ("[", "%5B"), ("]", "%5D"), ('"', "%22"), (",", "%2C"), (":", "%3A"))
+
+
+def _quote(text: str) -> str:
+    if not _JSON_OF_HASHES.fullmatch(text):
+        return quote_plus(text)
+    for char, escape in _ESCAPES:
+        text = text.replace(char, escape)
+    return text
+
+
+def form_encode(params: dict[str, str]) -> bytes:
+    """application/x-www-form-urlencoded exactly as `urlencode` writes it, several times faster
+    for what makes up a 10,000-row request: JSON of hex digests."""
+    return "&".join(f"{quote_plus(k)}={_quote(v)}" for k, v in params.items()).encode()
 
 
 def meta_error(response: httpx.Response) -> dict[str, Any]:
@@ -138,7 +157,7 @@ class MetaAudienceDestination(AdAudienceDestination):
     def _request(self, method: str, path: str, params: dict[str, str]) -> httpx.Response:
         url = f"{self._base}/{path}"
         if method == "POST":
-            return self.http.request(method, url, content=urlencode(params).encode(),
+            return self.http.request(method, url, content=form_encode(params),
                                      headers={"Content-Type": "application/x-www-form-urlencoded"})
         return self.http.request(method, url, params=params)  # GET, DELETE: in the query string, like the SDKs
 
@@ -163,6 +182,24 @@ class MetaAudienceDestination(AdAudienceDestination):
         if error.get("error_subcode") == MISSING_OBJECT_SUBCODE:
             return DestinationError(f"Meta: {self._message(response)}", retryable=False)
         return None
+
+    def check_remote(self, target: SyncTarget) -> list[str]:
+        """The token reaches the ad account, and the audience exists or may be created."""
+        try:
+            name = target.audience or ""
+            if name.isdigit():
+                self._call("GET", name, fields="id,name")
+            else:
+                self._call("GET", f"{self._account_id()}/customaudiences", fields="id,name", limit="1")
+                if not self.spec.create_audiences:
+                    self._audience_id(target)
+        except DestinationError as e:
+            return [str(e)]
+        return []
+
+    def _account_id(self) -> str:
+        self.http  # noqa: B018 - resolves the account
+        return self._account
 
     # -- the audience ----------------------------------------------------------------------
 

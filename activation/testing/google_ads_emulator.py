@@ -301,14 +301,18 @@ class GoogleAdsEmulator(BackgroundServer):
         raise ApiError(404, {"requestError": "UNKNOWN"}, f"Unknown method {verb!r}")
 
     def _search(self, customer: str, query: str) -> dict[str, Any]:
-        m = re.match(r"\s*SELECT\s+(.+?)\s+FROM\s+(\w+)(?:\s+WHERE\s+(\w+)\.(\w+)\s*=\s*'((?:[^'\\]|\\.)*)')?", query, re.I | re.S)
+        m = re.match(r"\s*SELECT\s+(.+?)\s+FROM\s+(\w+)(?:\s+WHERE\s+(\w+)\.(\w+)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(\d+)))?\s*$",
+                     query, re.I | re.S)
         if not m:
             raise ApiError(400, {"queryError": "UNEXPECTED_INPUT"}, "Error in query: unexpected input.")
-        _, resource, _, field_name, value = m.groups()
-        value = re.sub(r"\\(.)", r"\1", value or "")
+        _, resource, _, field_name, text, number = m.groups()
+        value = number if number is not None else re.sub(r"\\(.)", r"\1", text or "")
         if resource == "user_list":
+            if field_name not in (None, "name", "resource_name", "id"):
+                raise ApiError(400, {"queryError": "UNRECOGNIZED_FIELD"}, f"Unrecognized field in the query: 'user_list.{field_name}'.")
             rows = [{"userList": {"resourceName": k, "name": v["name"], "id": k.rsplit("/", 1)[1]}} for k, v in self._lists.items()
-                    if v["customer"] == customer and (field_name is None or v[{"name": "name", "resource_name": "resource"}[field_name]] == value)]
+                    if v["customer"] == customer and (field_name is None or {"name": v["name"], "resource_name": k,
+                                                                             "id": k.rsplit("/", 1)[1]}[field_name] == value)]
         elif resource == "offline_user_data_job":
             rows = [{"offlineUserDataJob": {"resourceName": j.resource, "status": j.status, "id": j.resource.rsplit("/", 1)[1]}}
                     for j in self._jobs.values() if j.customer == customer and (field_name is None or j.resource == value)]
