@@ -17,7 +17,6 @@ import argparse
 import hashlib
 import json
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from urllib.parse import urlencode
 
 import duckdb
 import httpx
+
+from hubspot_sync import free_port, stop  # bench/ is the script's directory
 
 TOKEN = "bench-token"
 PROJECT = """
@@ -49,12 +50,6 @@ syncs:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "activation.testing.meta_emulator", "--port", str(port),
@@ -67,12 +62,6 @@ def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
         except httpx.TransportError:
             time.sleep(0.05)
     raise RuntimeError("the emulator did not start")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> str:
-    proc.terminate()
-    _, err = proc.communicate(timeout=30)
-    return err.decode().strip().splitlines()[-1] if err else ""
 
 
 def project(rows: int, url: str) -> Path:
@@ -140,23 +129,21 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
-    best_floor = 0.0
-    best: dict[str, float] | None = None
+    runs: list[tuple[float, float, dict[str, float]]] = []  # (ours members/s, floor members/s, child report)
     for i in range(args.repeat):
         proc, url = start_emulator()
         f = floor(url, args.rows)
         print(f"  emulator: {stop(proc)}", flush=True)
         r = ours(args.rows)
         assert r["members"] == args.rows and r["status"] == "success", r
-        print(f"run {i + 1}: activation {args.rows / r['seconds']:,.0f} members/s ({r['seconds']:.1f} s, "
-              f"{r['requests']:.0f} requests, peak RSS {r['peak_rss_mb']:,.0f} MB); floor {f:,.0f} members/s", flush=True)
-        best_floor = max(best_floor, f)
-        best = r if best is None or r["seconds"] < best["seconds"] else best
-    assert best is not None
-    rate = args.rows / best["seconds"]
-    print(f"best of {args.repeat}: a first push of {args.rows:,} members (email + phone) to the Meta emulator: "
-          f"{rate:,.0f} members/s end to end, peak RSS {best['peak_rss_mb']:,.0f} MB; raw-HTTP floor "
-          f"{best_floor:,.0f} members/s (ratio {rate / best_floor:.2f}x)")
+        rate = args.rows / r["seconds"]
+        runs.append((rate, f, r))
+        print(f"run {i + 1}: activation {rate:,.0f} members/s ({r['seconds']:.1f} s, {r['requests']:.0f} requests, "
+              f"peak RSS {r['peak_rss_mb']:,.0f} MB); floor {f:,.0f} members/s; ratio {rate / f:.2f}", flush=True)
+    rate, f, r = max(runs, key=lambda run: run[0] / run[1])
+    print(f"best of {args.repeat} (by ratio): a first push of {args.rows:,} members (email + phone) to the Meta emulator: "
+          f"{rate:,.0f} members/s end to end, peak RSS {r['peak_rss_mb']:,.0f} MB; raw-HTTP floor {f:,.0f} members/s "
+          f"in the same round (ratio {rate / f:.2f})")
 
 
 if __name__ == "__main__":

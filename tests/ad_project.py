@@ -7,16 +7,13 @@ independently of activation's normaliser.
 from __future__ import annotations
 
 import hashlib
-import json
 import textwrap
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
-from typer.testing import CliRunner
 
-from activation.cli import app
+from conftest import Project
 
 PEOPLE_SQL = """
 CREATE SCHEMA IF NOT EXISTS src;
@@ -37,32 +34,8 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@dataclass
-class AdProject:
-    root: Path
-    env: dict[str, str] = field(default_factory=dict)
-    runner: CliRunner = field(default_factory=CliRunner)
-
-    @property
-    def warehouse(self) -> Path:
-        return self.root / "warehouse.duckdb"
-
-    def sql(self, statement: str) -> list[tuple[Any, ...]]:
-        con = duckdb.connect(str(self.warehouse))
-        try:
-            result = con.execute(statement)
-            return result.fetchall() if result.description else []
-        finally:
-            con.close()
-
-    def cli(self, *args: str, expect: int | None = 0) -> Any:
-        result = self.runner.invoke(app, [*args, "--project", str(self.root)], env=self.env)
-        if expect is not None:
-            assert result.exit_code == expect, f"exit {result.exit_code}, wanted {expect}:\n{result.output}\n{result.exception!r}"
-        return result
-
-    def json(self, *args: str, expect: int | None = 0) -> Any:
-        return json.loads(self.cli(*args, "--json", expect=expect).stdout)
+class AdProject(Project):
+    """A `conftest.Project` without the webhook receiver, with the people it holds."""
 
     def run(self, sync: str, expect: int | None = 0) -> dict[str, Any]:
         return self.json("run", sync, expect=expect)["syncs"][0]
@@ -86,7 +59,7 @@ def make_ad_project(root: Path, destinations: str, syncs: str, *, n: int = 60) -
         """) + textwrap.indent(textwrap.dedent(destinations).strip("\n"), "  ") + "\nsyncs:\n" \
         + textwrap.indent(textwrap.dedent(syncs).strip("\n"), "  ") + "\n"
     (root / "syncs.yaml").write_text(yaml)
-    p = AdProject(root)
+    p = AdProject(root, None)
     con = duckdb.connect(str(p.warehouse))
     con.execute(PEOPLE_SQL.format(n=n))
     con.close()

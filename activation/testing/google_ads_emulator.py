@@ -48,6 +48,7 @@ import phonenumbers
 from activation.testing.ad_members import AudienceMembers
 from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
 from activation.testing.faults import FaultInjector, serve_after, serve_before
+from activation.testing.recording import RequestRecorder
 
 FAILURE_TYPE = "type.googleapis.com/google.ads.googleads.{v}.errors.GoogleAdsFailure"
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -106,7 +107,7 @@ class _Handler(KeepAliveHandler):
     def _serve(self) -> None:
         body = self.read_body()
         owner = self.server.owner
-        owner._record(self.raw_requestline + str(self.headers).encode() + body)
+        owner.recorder.raw(self.raw_requestline + str(self.headers).encode() + body)
         path = urlsplit(self.path).path
         fault = owner.faults.take(self.command, path)
         if serve_before(self, fault, owner._fault_body):
@@ -133,7 +134,7 @@ class GoogleAdsEmulator(BackgroundServer):
         self.refresh_tokens = refresh_tokens  # None: any non-empty
         self.managers = dict(managers or {})  # customer id -> manager id that must be login-customer-id
         self.job_seconds, self.version = job_seconds, version
-        self.record, self.verbose = record, verbose
+        self.verbose = verbose
         self.faults = FaultInjector()
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
@@ -145,8 +146,7 @@ class GoogleAdsEmulator(BackgroundServer):
         self._throttles: list[float] = []
         self._fail_jobs: list[str] = []
         self._expire_after: int | None = None
-        self._raw: list[bytes] = []
-        self._log_entries: list[GoogleRequest] = []
+        self.recorder: RequestRecorder[GoogleRequest] = RequestRecorder(keep_raw=record)
         self.token_requests = 0
         self._next = 1000
 
@@ -201,17 +201,10 @@ class GoogleAdsEmulator(BackgroundServer):
 
     @property
     def request_log(self) -> list[GoogleRequest]:
-        with self._lock:
-            return list(self._log_entries)
+        return self.recorder.entries
 
     def raw_requests(self) -> bytes:
-        with self._lock:
-            return b"\n".join(self._raw)
-
-    def _record(self, raw: bytes) -> None:
-        if self.record:
-            with self._lock:
-                self._raw.append(raw)
+        return self.recorder.raw_bytes()
 
     def _fault_body(self, status: int) -> tuple[bytes, str]:
         code, message = {429: ({"quotaError": "RESOURCE_EXHAUSTED"}, "Too many requests."),
@@ -236,7 +229,7 @@ class GoogleAdsEmulator(BackgroundServer):
                 status, reply = e.status, e.body(self.version)
             except ValueError:
                 status, reply = 400, {"error": {"code": 400, "message": "Invalid JSON payload received.", "status": "INVALID_ARGUMENT"}}
-            self._log_entries.append(GoogleRequest(method, path, status, ops))
+        self.recorder.log(GoogleRequest(method, path, status, ops))
         return status, reply
 
     def _token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:

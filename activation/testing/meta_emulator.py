@@ -46,6 +46,7 @@ from urllib.parse import parse_qsl, urlsplit
 from activation.testing.ad_members import AudienceMembers
 from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
 from activation.testing.faults import FaultInjector, serve_after, serve_before
+from activation.testing.recording import RequestRecorder
 
 MAX_ROWS = 10_000
 MULTI_KEYS = ("EXTERN_ID", "EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "DOBD", "LN", "FN", "FI", "CT", "ST", "ZIP", "MADID", "COUNTRY")
@@ -98,10 +99,10 @@ class _Handler(KeepAliveHandler):
     def _serve(self) -> None:
         body = self.read_body()
         owner = self.server.owner
-        owner._record(self.raw_requestline + str(self.headers).encode() + body)
+        owner.recorder.raw(self.raw_requestline + str(self.headers).encode() + body)
         fault = owner.faults.take(self.command, urlsplit(self.path).path)
         if serve_before(self, fault, _fault_body):
-            owner._log(MetaRequest(self.command, urlsplit(self.path).path, 0, 0, None))
+            owner.recorder.log(MetaRequest(self.command, urlsplit(self.path).path, 0, 0, None))
             return
         status, reply, headers = owner._handle(self.command, self.path, dict(self.headers.items()), body)
         serve_after(self, fault, status, json.dumps(reply).encode(), "application/json", headers)
@@ -136,7 +137,6 @@ class MetaEmulator(BackgroundServer):
         self.app_secret = app_secret
         self.rate_limit = rate_limit
         self.min_version = min_version
-        self.record = record  # keep every raw request (turn off for benchmarks)
         self.verbose = verbose
         self.faults = FaultInjector()
         self._lock = threading.Lock()
@@ -146,8 +146,7 @@ class MetaEmulator(BackgroundServer):
         self._calls: dict[str, deque[float]] = {}
         self._queued: list[tuple[str | None, GraphError]] = []
         self._expired: set[str] = set()
-        self._raw: list[bytes] = []
-        self._log_entries: list[MetaRequest] = []
+        self.recorder: RequestRecorder[MetaRequest] = RequestRecorder(keep_raw=record)  # raw: off for benchmarks
         self._next_id = 23850000000000000
 
     @property
@@ -203,26 +202,14 @@ class MetaEmulator(BackgroundServer):
 
     @property
     def request_log(self) -> list[MetaRequest]:
-        with self._lock:
-            return list(self._log_entries)
+        return self.recorder.entries
 
     @property
     def request_count(self) -> int:
-        with self._lock:
-            return len(self._log_entries)
+        return self.recorder.count
 
     def raw_requests(self) -> bytes:
-        with self._lock:
-            return b"\n".join(self._raw)
-
-    def _record(self, raw: bytes) -> None:
-        if self.record:
-            with self._lock:
-                self._raw.append(raw)
-
-    def _log(self, entry: MetaRequest) -> None:
-        with self._lock:
-            self._log_entries.append(entry)
+        return self.recorder.raw_bytes()
 
     # ------------------------------------------------------------ request handling
 
@@ -242,7 +229,7 @@ class MetaEmulator(BackgroundServer):
             status, out, extra, code = 200, reply, {}, None
         except GraphError as e:
             status, out, extra, code = e.status, e.body(), e.headers, e.code
-        self._log(MetaRequest(method, parts.path, status, rows, code))
+        self.recorder.log(MetaRequest(method, parts.path, status, rows, code))
         return status, out, extra
 
     def _route(self, method: str, path: str, params: dict[str, str], headers: dict[str, str]) -> tuple[dict[str, Any], int]:
