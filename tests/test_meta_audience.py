@@ -202,3 +202,15 @@ def test_validate_remote_checks_the_token_and_creates_nothing(tmp_path: Path, me
     meta.expire_token(TOKEN)
     assert "Meta refused the access token" in p.cli("validate", "--remote", expect=2).output
     assert meta.audiences() == {}
+
+
+def test_rows_meta_counts_invalid_are_rejected_with_its_reason(tmp_path: Path, meta: MetaEmulator) -> None:
+    p = project(tmp_path, meta)
+    (p.root / "syncs.yaml").write_text((p.root / "syncs.yaml").read_text().replace(
+        "country: country}", "country: country, madid: \"{{ 'not-a-device-id' if row.person_id == 'p0002' else '' }}\"}"))
+    result = p.run("members_to_meta", expect=1)
+    assert result["status"] == "partial" and result["acknowledged"] == 44 and result["rejected_by_destination"] == 1
+    assert result["destination_report"]["details"]["num_invalid_entries"] == 1
+    [rejected] = p.json("history", "members_to_meta")["runs"][0]["rejected_rows"]
+    assert rejected == {**rejected, "row_key": "p0002", "reason": "Meta counted this row invalid: Invalid MADID"}
+    assert len(held(meta)) == 44

@@ -54,6 +54,7 @@ UNHASHED = frozenset({"EXTERN_ID", "MADID"})
 STRONG = frozenset({"EMAIL", "PHONE", "MADID", "EXTERN_ID"})
 SINGLE_KEYS = {"EMAIL_SHA256": "EMAIL", "PHONE_SHA256": "PHONE", "MOBILE_ADVERTISER_ID": "MADID"}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_MADID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")  # IDFA / AAID, lower-case
 _PATH = re.compile(r"^/v(\d+)\.(\d+)/(.+)$")
 THROTTLE_MESSAGES = {
     4: (403, "(#4) Application request limit reached"),
@@ -353,8 +354,7 @@ class MetaEmulator(BackgroundServer):
         bad_rows = 0
         for row in rows:
             problems = {str(v): f"Invalid {k}" + ("" if k in UNHASHED else ": not a SHA-256 hash")
-                        for k, v in zip(keys, row)
-                        if v not in ("", None) and (not isinstance(v, str) or (k not in UNHASHED and not _SHA256.match(v)))}
+                        for k, v in zip(keys, row) if v not in ("", None) and not _valid(k, v)}
             if problems or not any(row):
                 bad_rows += 1
                 for value, reason in list(problems.items())[: max(0, 10 - len(invalid))]:
@@ -373,6 +373,14 @@ class MetaEmulator(BackgroundServer):
                 entry["stage"] = "processed"
         return {"audience_id": aid, "session_id": str(sid), "num_received": len(rows), "num_invalid_entries": bad_rows,
                 "invalid_entry_samples": invalid}, len(rows)
+
+
+def _valid(key: str, value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if key == "MADID":
+        return bool(_MADID.match(value))
+    return key in UNHASHED or bool(_SHA256.match(value))
 
 
 def main(argv: list[str] | None = None) -> int:
