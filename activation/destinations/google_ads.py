@@ -91,6 +91,9 @@ class GoogleAdsDestination(AdAudienceDestination):
         self._access_token: str | None = None
         self._expires_at = 0.0
         self._lists: dict[str, str] = {}
+        self._secrets: dict[str, str] = {}
+        self._customer = self._base = self._token_url = ""
+        self._login: str | None = None
         self.details: dict[str, Any] = {"token_refreshes": 0}
 
     # -- set-up ------------------------------------------------------------------------
@@ -162,27 +165,24 @@ class GoogleAdsDestination(AdAudienceDestination):
         return headers
 
     def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        """POST with a fresh token; one refresh and retry when Google says the token expired."""
-        url = f"{self._base}/{path}"
-        response = self.http.request("POST", url, json=body, headers=self._headers())
-        if response.status_code == 401:
-            self._access_token = None
-            response = self.http.request("POST", url, json=body, headers=self._headers())
-        return response
+        return self._call("POST", path, body)
 
-    def _get(self, path: str) -> httpx.Response:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """A call with a fresh token; one refresh and retry when Google says the token expired."""
+        http = self.http  # first: it resolves the base URL
         url = f"{self._base}/{path}"
-        response = self.http.request("GET", url, headers=self._headers())
+        response = http.request(method, url, json=body, headers=self._headers())
         if response.status_code == 401:
             self._access_token = None
-            response = self.http.request("GET", url, headers=self._headers())
+            response = http.request(method, url, json=body, headers=self._headers())
         return response
 
     def _fatal(self, response: httpx.Response, what: str) -> DestinationError:
         code, message = google_error(response)
         hint = {401: " (check the developer token and the OAuth client)",
                 403: " (the OAuth user needs access to the account; set login_customer_id when going through a manager)"}
-        return DestinationError(self.http.redact(f"Google Ads refused {what}: {code}: {message}{hint.get(response.status_code, '')}"),
+        return DestinationError(self.http.redact(f"Google Ads refused {what}: {code}: {message}{hint.get(response.status_code, '')}",
+                                                 self._secrets.values()),
                                 retryable=response.status_code not in (400, 401, 403, 404))
 
     def _json(self, response: httpx.Response, what: str) -> dict[str, Any]:
@@ -319,7 +319,7 @@ class GoogleAdsDestination(AdAudienceDestination):
         deadline = self._clock() + self.spec.job_wait_seconds
         delay = self.spec.job_poll_seconds
         while not operation.get("done"):  # the first poll right away: small jobs may be done already
-            operation = self._json(self._get(str(operation["name"])), "polling the job")
+            operation = self._json(self._call("GET", str(operation["name"])), "polling the job")
             if operation.get("done"):
                 break
             if self._clock() >= deadline:

@@ -155,11 +155,12 @@ class MetaAudienceDestination(AdAudienceDestination):
         return body if isinstance(body, dict) else {}
 
     def _request(self, method: str, path: str, params: dict[str, str]) -> httpx.Response:
+        http = self.http  # first: it resolves the base URL
         url = f"{self._base}/{path}"
         if method == "POST":
-            return self.http.request(method, url, content=form_encode(params),
-                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
-        return self.http.request(method, url, params=params)  # GET, DELETE: in the query string, like the SDKs
+            return http.request(method, url, content=form_encode(params),
+                                headers={"Content-Type": "application/x-www-form-urlencoded"})
+        return http.request(method, url, params=params)  # GET, DELETE: in the query string, like the SDKs
 
     def _message(self, response: httpx.Response) -> str:
         error = meta_error(response)
@@ -186,20 +187,17 @@ class MetaAudienceDestination(AdAudienceDestination):
     def check_remote(self, target: SyncTarget) -> list[str]:
         """The token reaches the ad account, and the audience exists or may be created."""
         try:
+            self.http  # noqa: B018 - resolves the account
             name = target.audience or ""
             if name.isdigit():
                 self._call("GET", name, fields="id,name")
             else:
-                self._call("GET", f"{self._account_id()}/customaudiences", fields="id,name", limit="1")
+                self._call("GET", f"{self._account}/customaudiences", fields="id,name", limit="1")
                 if not self.spec.create_audiences:
                     self._audience_id(target)
         except DestinationError as e:
             return [str(e)]
         return []
-
-    def _account_id(self) -> str:
-        self.http  # noqa: B018 - resolves the account
-        return self._account
 
     # -- the audience ----------------------------------------------------------------------
 
