@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from activation.cli import app
@@ -123,6 +124,20 @@ def make_project(root: Path, rx: WebhookReceiver, *, n: int = 200, orders: int =
     return p
 
 
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_or_skip() -> sa.Engine:
+    """An engine on the test Postgres at 127.0.0.1:5432, or skip the test saying why."""
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as e:
+        pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {e.orig}")
+    return engine
+
+
 @pytest.fixture
 def rx() -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as receiver:
@@ -132,3 +147,12 @@ def rx() -> Iterator[WebhookReceiver]:
 @pytest.fixture
 def project(tmp_path: Path, rx: WebhookReceiver) -> Project:
     return make_project(tmp_path / "proj", rx)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the figures tests recorded with `record_property("soak", …)` (works under xdist)."""
+    for report in terminalreporter.stats.get("passed", []):
+        for name, text in getattr(report, "user_properties", []):
+            if name == "soak":
+                terminalreporter.write_sep("-", "soak figures")
+                terminalreporter.write_line(str(text))

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from conftest import PG_URL, postgres_or_skip
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
 from activation.testing.webhook_receiver import WebhookReceiver
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 PROJECT = """
 version: 1
@@ -117,12 +117,7 @@ def run_all(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 @pytest.fixture
 def pg() -> Iterator[tuple[sa.Engine, str]]:
-    engine = sa.create_engine(PG_URL)
-    try:
-        with engine.connect() as c:
-            c.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as e:
-        pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {e.orig}")
+    engine = postgres_or_skip()
     tag = uuid.uuid4().hex[:8]
     yield engine, tag
     with engine.begin() as c:

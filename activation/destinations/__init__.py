@@ -15,6 +15,7 @@ REGISTRY: dict[str, str] = {
     "salesforce": "activation.destinations.salesforce:SalesforceDestination",
     "meta_audience": "activation.destinations.meta_audience:MetaAudienceDestination",
     "google_ads": "activation.destinations.google_ads:GoogleAdsDestination",
+    "mailchimp": "activation.destinations.mailchimp:MailchimpDestination",
 }
 
 

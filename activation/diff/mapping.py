@@ -35,7 +35,12 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         if not value.is_finite():
             return None
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value == value.to_integral_value():
+            return int(value)
+        number = float(value)
+        # A double holds most decimals exactly (1234.56); one with more digits than a double
+        # keeps goes as its exact text rather than silently losing them.
+        return number if Decimal(repr(number)) == value else str(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, (date, time)):

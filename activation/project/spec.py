@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from activation.project.schedule import Duration, ScheduleField
+
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
@@ -246,9 +248,38 @@ class GoogleAdsDestinationSpec(AdIdentifierOptions):
     job_poll_seconds: float = Field(default=5.0, gt=0, description="First wait between polls of a running job.")
 
 
+class MailchimpDestinationSpec(Strict):
+    type: Literal["mailchimp"]
+    api_key: str = Field(default="${MAILCHIMP_API_KEY}", description="Marketing API key, e.g. 0123…ab-us21 (use ${ENV}).")
+    server: str | None = Field(
+        default=None, description="Data center (us21); default: the part of the API key after its last '-'.")
+    base_url: str | None = Field(
+        default=None, description="API root, default https://<server>.api.mailchimp.com/3.0; a local emulator in tests.")
+    list_id: str | None = Field(default=None, description="The audience's list id (Audience settings → Audience ID).")
+    list_name: str | None = Field(default=None, description="Or the audience's exact name (looked up once per run).")
+    status_if_new: Literal["subscribed", "pending", "transactional"] = Field(
+        default="subscribed",
+        description="Status of members this sync creates. subscribed asserts you have consent; pending sends "
+        "Mailchimp's opt-in email; transactional contacts get no marketing email.")
+    on_remove: Literal["archive", "unsubscribe", "untag"] | None = Field(
+        default=None,
+        description="What removal does: mirror archives by default (or unsubscribes); audience untags by default "
+        "(archive / unsubscribe also do that after untagging).")
+    batch_size: int = Field(default=500, ge=1, le=500, description="Members per batch call (Mailchimp's limit: 500).")
+    concurrency: int = Field(default=4, ge=1, le=10, description="API calls in flight at once (Mailchimp allows 10 per account, shared with other apps).")
+    max_retries: int = Field(default=5, ge=0, le=20)
+    timeout_seconds: float = Field(default=120.0, gt=0, description="Timeout of each HTTP request.")
+
+    @model_validator(mode="after")
+    def _one_list(self) -> MailchimpDestinationSpec:
+        if (self.list_id is None) == (self.list_name is None):
+            raise ValueError("a mailchimp destination needs exactly one of `list_id` or `list_name` (the audience)")
+        return self
+
+
 DestinationSpec = Annotated[
     Union[FileDestinationSpec, WebhookDestinationSpec, HubSpotDestinationSpec, SalesforceDestinationSpec,
-          MetaAudienceDestinationSpec, GoogleAdsDestinationSpec],
+          MetaAudienceDestinationSpec, GoogleAdsDestinationSpec, MailchimpDestinationSpec],
     Field(discriminator="type"),
 ]
 
@@ -257,6 +288,18 @@ DestinationSpec = Annotated[
 
 SyncMode = Literal["upsert", "update", "insert", "mirror", "audience"]
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def _share(v: float | str) -> float:
+    """'20%' or 0.2 → 0.2 (between 0 and 1)."""
+    if isinstance(v, str):
+        m = _PERCENT.match(v)
+        if not m:
+            raise ValueError("use a percentage like '20%' or a fraction like 0.2")
+        v = float(m.group(1)) / 100
+    if not 0 <= v <= 1:
+        raise ValueError("must be between 0% and 100%")
+    return float(v)
 
 
 class SyncSpec(Strict):
@@ -286,7 +329,13 @@ class SyncSpec(Strict):
         default_factory=dict,
         description="Destination field -> model column, or a jinja expression over `row`.",
     )
-    schedule: str | None = Field(default=None, description='Cron ("*/30 * * * *"), "every 30m" or "manual".')
+    schedule: ScheduleField | None = Field(
+        default=None, description='For the daemon: cron ("*/30 * * * *"), "every 30m", {every: 30m} or "manual" '
+        "(omitted: the daemon does not run it).")
+    depends_on: list[Name] = Field(
+        default_factory=list,
+        description="Traits, audiences or entities to refresh before this sync, besides those `from:` and "
+        "ref() already imply (e.g. a table its SQL reads by name).")
     max_removal: float | str = Field(
         default="20%",
         validate_default=True,
@@ -307,19 +356,58 @@ class SyncSpec(Strict):
     @field_validator("max_removal")
     @classmethod
     def _fraction(cls, v: float | str) -> float:
-        if isinstance(v, str):
-            m = _PERCENT.match(v)
-            if not m:
-                raise ValueError("use a percentage like '20%' or a fraction like 0.2")
-            v = float(m.group(1)) / 100
-        if not 0 <= v <= 1:
-            raise ValueError("must be between 0% and 100%")
-        return float(v)
+        return _share(v)
 
     @property
     def removal_limit(self) -> float:
         assert isinstance(self.max_removal, float)
         return self.max_removal
+
+
+# ---------------------------------------------------------------- daemon
+
+
+class AlertsSpec(Strict):
+    slack_webhook_url: str | None = Field(default=None, description="A Slack incoming-webhook URL (use ${ENV}: it is a secret).")
+    webhook_url: str | None = Field(default=None, description="Any URL: each alert is POSTed to it as a JSON object.")
+    webhook_headers: dict[str, str] = Field(default_factory=dict, description="Headers for webhook_url; use ${ENV} for tokens.")
+    on_failure: bool = Field(default=True, description="Alert when a sync fails or is blocked, and when it recovers.")
+    rejected_rate: float | str | None = Field(
+        default=None, description="Alert when a run rejects more than this share of the rows it handled ('5%' or 0.05).")
+    timeout: Duration = Field(default=10.0, gt=0, description="Per alert request.")
+
+    @field_validator("rejected_rate")
+    @classmethod
+    def _rate(cls, v: float | str | None) -> float | None:
+        return None if v is None else _share(v)
+
+
+class DaemonSpec(Strict):
+    health_host: str = Field(default="127.0.0.1", description="Where /healthz and /metrics listen (loopback by default).")
+    health_port: int | None = Field(default=9464, ge=0, le=65535, description="0: any free port (logged); null: no HTTP server.")
+    lease_ttl: Duration = Field(
+        default=60.0, ge=1, description="A running sync's lease lasts this long unless renewed (every third of it); "
+        "a crashed daemon's syncs are taken over after it.")
+    shutdown_timeout: Duration = Field(
+        default=30.0, gt=0, description="On SIGTERM/SIGINT, how long the running batch may take to finish before the daemon exits anyway.")
+    backoff: Duration = Field(default=60.0, ge=0, description="After a failed run, skip the sync's slots for this long (doubling per failure).")
+    max_backoff: Duration = Field(default=3600.0, ge=0, description="The longest backoff.")
+    timezone: str = Field(default="UTC", description="Time zone of cron schedules (an IANA name).")
+    json_logs: bool = Field(default=False, description="One JSON object per log line.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    watch: bool = Field(default=False, description="Re-read syncs.yaml when it (or an included file) changes, as on SIGHUP.")
+    alerts: AlertsSpec = Field(default_factory=AlertsSpec)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as UTC or Europe/Paris)") from None
+        return v
 
 
 # ---------------------------------------------------------------- project
@@ -340,6 +428,7 @@ class Project(Strict):
     audiences: dict[Name, AudienceSpec] = Field(default_factory=dict)
     destinations: dict[Name, DestinationSpec] = Field(default_factory=dict)
     syncs: dict[Name, SyncSpec] = Field(default_factory=dict)
+    daemon: DaemonSpec = Field(default_factory=DaemonSpec, description="`activation daemon`: health server, leases, alerts, logs.")
 
 
 def json_schema() -> dict[str, Any]:

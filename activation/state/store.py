@@ -6,6 +6,7 @@ destination acknowledged it, and each acknowledged batch is committed in one tra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -84,6 +85,11 @@ class StateStore:
         if self.read_only:
             raise StateError("the state store is open read-only")
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Two processes migrating at once (daemons starting together) would race on
+                # CREATE SCHEMA/TABLE; one waits for the other instead.
+                key = int(hashlib.md5(f"activation state {self.schema}".encode()).hexdigest()[:15], 16)
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             if self.schema and self.dialect != "sqlite":
                 conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {self._q(self.schema)}"))
             self.t["schema_version"].create(conn, checkfirst=True)
@@ -289,11 +295,22 @@ class StateStore:
                 r = self.t["runs"]
                 c.execute(r.update().where(r.c.run_id == run_id).values(**{k: getattr(r.c, k) + v for k, v in counts.items()}))
 
-    def reset(self, sync: str) -> int:
-        """Forget everything delivered for `sync` (the next run resends all rows)."""
-        d = self.t["delivered"]
+    def stored(self, sync: str) -> dict[str, int]:
+        """How many rows of each table the store keeps for `sync`."""
+        if not self.initialised:
+            return {}
+        with self.engine.connect() as c:
+            return {name: int(c.execute(sa.select(sa.func.count()).where(self.t[name].c.sync_name == sync)).scalar() or 0)
+                    for name in ("delivered", "in_flight", "row_errors", "runs")}
+
+    def reset(self, sync: str, *, history: bool = False) -> dict[str, int]:
+        """Forget what `sync` delivered (the next run resends all rows), with every row-level
+        trace of it: the in-flight journal and the rejected rows (keys and reasons, which may
+        hold personal data). `history` also drops its run records (counts and timings only)."""
+        tables = ["delivered", "in_flight", "row_errors"] + (["runs"] if history else [])
         with self.engine.begin() as c:
-            return int(c.execute(d.delete().where(d.c.sync_name == sync)).rowcount or 0)
+            return {name: int(c.execute(self.t[name].delete().where(self.t[name].c.sync_name == sync)).rowcount or 0)
+                    for name in tables}
 
     def _delete_keys(self, c: Connection, sync: str, keys: list[str], table: str = "delivered") -> None:
         if not keys:

@@ -116,7 +116,9 @@ class Warehouse:
     def stream(self, conn: Connection, sql: str, params: dict[str, object] | None = None, *, batch: int = 5000) -> Iterator[Sequence[sa.Row]]:
         """Yield rows in chunks with a server-side cursor: memory bounded by `batch`."""
         try:
-            result = conn.execution_options(stream_results=True, yield_per=batch).execute(sa.text(sql), params or {})
+            # Per statement: Connection.execution_options() would make every later statement
+            # on this (long-lived) connection a server-side cursor, DDL included.
+            result = conn.execute(sa.text(sql), params or {}, execution_options={"stream_results": True, "yield_per": batch})
             yield from result.partitions(batch)
         except sa.exc.DBAPIError as e:
             raise WarehouseError(_db_message(e)) from e
