@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from activation.destinations import REGISTRY, destination_class
 from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp
 from activation.diff.plan import Change, PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
 from activation.project.secrets import MissingSecret, redact
@@ -78,8 +79,24 @@ def _finish_plan(session: Session, builder: PlanBuilder) -> SyncPlan:
             f"{plan.counts.removed} rows left the model; mode {spec.mode!r} leaves them in the "
             "destination (use mode: mirror to remove them)"
         )
+    if (warning := _below_minimum(session, plan)) is not None:
+        plan.warnings.append(warning)
     plan.blocked = check_guards(plan, spec.removal_limit, allow_removal=False)
     return plan
+
+
+def _below_minimum(session: Session, plan: SyncPlan) -> str | None:
+    """Ad platforms serve no ads to an audience below their minimum size: say so in the plan."""
+    spec = session.project.destinations.get(plan.destination)
+    if spec is None or spec.type not in REGISTRY:
+        return None
+    cls = destination_class(spec.type)
+    minimum = cls.min_audience_size
+    if not minimum or plan.counts.model_rows >= minimum:
+        return None
+    platform = getattr(cls, "platform_name", spec.type)
+    return (f"{plan.counts.model_rows:,} members, below {platform}'s minimum of {minimum:,} matched people: the audience "
+            "will not serve ads until it grows (matching also takes hours, and not every member matches)")
 
 
 def plan_sync(session: Session, prepared: PreparedSync) -> SyncPlan:

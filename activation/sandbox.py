@@ -1,7 +1,7 @@
 """`--sandbox`: rehearse a project end to end without touching a real account.
 
 Every destination is pointed at a local emulator started for this command (HubSpot,
-Salesforce, Mailchimp, a webhook receiver; files go under `.activation/sandbox/`), the warehouse is
+Salesforce, Mailchimp, Meta, Google Ads, a webhook receiver; files go under `.activation/sandbox/`), the warehouse is
 opened read-only with models as temporary tables (as `plan` does), and the state lives in
 a throwaway SQLite file: a sandbox run is always a first full load, through the real SDKs,
 and leaves the project's real state and warehouse untouched.
@@ -37,6 +37,12 @@ class Sandbox:
                 lines.append(f"{name}: local HubSpot at {emu.url} holds {held}; {len(emu.invalid_requests)} invalid requests")
             elif kind == "SalesforceEmulator":
                 lines.append(f"{name}: local Salesforce at {emu.url}, {emu.request_count} requests")
+            elif kind == "MetaEmulator":
+                people = sum(len(emu.members(a)) for a in emu.audiences())
+                lines.append(f"{name}: local Meta Graph API at {emu.url} holds {len(emu.audiences())} custom audiences, {people} people")
+            elif kind == "GoogleAdsEmulator":
+                people = sum(len(emu.members(u)) for u in emu.user_lists())
+                lines.append(f"{name}: local Google Ads API at {emu.url} holds {len(emu.user_lists())} user lists, {people} people")
             elif kind == "MailchimpEmulator":
                 counts = ", ".join(f"{len(emu.members(i))} members in {name!r}" for i, name in emu.lists().items())
                 lines.append(f"{name}: local Mailchimp at {emu.url} holds {counts}")
@@ -74,6 +80,18 @@ def sandbox(loaded: LoadedProject) -> Iterator[Sandbox]:
                 update = {"base_url": emu.url, "token": SANDBOX_TOKEN}
             elif spec.type == "salesforce":
                 update, emu = _salesforce(stack, syncs)
+            elif spec.type == "meta_audience":
+                from activation.testing.meta_emulator import MetaEmulator
+
+                emu = stack.enter_context(MetaEmulator(tokens={SANDBOX_TOKEN}, record=False))
+                update = {"base_url": emu.url, "token": SANDBOX_TOKEN, "app_secret": None, "ad_account": "act_1"}
+            elif spec.type == "google_ads":
+                from activation.testing.google_ads_emulator import GoogleAdsEmulator
+
+                emu = stack.enter_context(GoogleAdsEmulator(client_id="sandbox", client_secret=SANDBOX_TOKEN, record=False))
+                update = {"base_url": emu.url, "token_url": emu.token_url, "developer_token": SANDBOX_TOKEN, "client_id": "sandbox",
+                          "client_secret": SANDBOX_TOKEN, "refresh_token": SANDBOX_TOKEN, "customer_id": "1234567890",
+                          "login_customer_id": None}
             elif spec.type == "mailchimp":
                 update, emu = _mailchimp(stack, spec, syncs)
             elif spec.type == "file":

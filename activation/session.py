@@ -200,6 +200,8 @@ class Session:
                             fields=list(mapper.fields), audience=spec.audience)
         try:
             destination.check_target(target)
+            if (transform := destination.value_transform(target)) is not None:
+                mapper.set_transform(transform.version, transform.apply)
         except ConfigError as e:
             issues.append(issue(str(e), "to"))
         if issues:
