@@ -7,19 +7,21 @@ leaves unacknowledged rows undelivered, so the next run sends them again.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from activation.destinations.base import ConfigError, Destination, DestinationError, RowOp
+from activation.destinations import REGISTRY, destination_class
+from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp
 from activation.diff.plan import Change, PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
 from activation.state.store import Delivered, RowError, values_json
 
-SyncStatus = Literal["up_to_date", "success", "partial", "failed", "blocked"]
+SyncStatus = Literal["up_to_date", "success", "partial", "failed", "blocked", "interrupted"]
 REMOVING_MODES = {"mirror", "audience"}
 
 
@@ -45,6 +47,8 @@ class SyncResult(BaseModel):
     rejected_by_destination: int = 0
     error: str | None = None
     seconds: float = 0.0
+    destination_report: DestinationReport | None = Field(
+        None, description="The destination's calls, retries, 429s and platform ids for this run.")
 
     @property
     def ok(self) -> bool:
@@ -75,8 +79,24 @@ def _finish_plan(session: Session, builder: PlanBuilder) -> SyncPlan:
             f"{plan.counts.removed} rows left the model; mode {spec.mode!r} leaves them in the "
             "destination (use mode: mirror to remove them)"
         )
+    if (warning := _below_minimum(session, plan)) is not None:
+        plan.warnings.append(warning)
     plan.blocked = check_guards(plan, spec.removal_limit, allow_removal=False)
     return plan
+
+
+def _below_minimum(session: Session, plan: SyncPlan) -> str | None:
+    """Ad platforms serve no ads to an audience below their minimum size: say so in the plan."""
+    spec = session.project.destinations.get(plan.destination)
+    if spec is None or spec.type not in REGISTRY:
+        return None
+    cls = destination_class(spec.type)
+    minimum = cls.min_audience_size
+    if not minimum or plan.counts.model_rows >= minimum:
+        return None
+    platform = getattr(cls, "platform_name", spec.type)
+    return (f"{plan.counts.model_rows:,} members, below {platform}'s minimum of {minimum:,} matched people: the audience "
+            "will not serve ads until it grows (matching also takes hours, and not every member matches)")
 
 
 def plan_sync(session: Session, prepared: PreparedSync) -> SyncPlan:
@@ -122,8 +142,10 @@ def _op(mode: str, c: Change) -> RowOp | None:
 class SyncRun:
     """Pushes one planned sync and records every outcome."""
 
-    def __init__(self, session: Session, prepared: PreparedSync, plan: SyncPlan, destination: Destination, progress: Progress) -> None:
+    def __init__(self, session: Session, prepared: PreparedSync, plan: SyncPlan, destination: Destination, progress: Progress,
+                 cancel: threading.Event | None = None) -> None:
         self.s = session
+        self.cancel = cancel
         self.p = prepared
         self.plan = plan
         self.dest = destination
@@ -138,17 +160,25 @@ class SyncRun:
         r.run_id = run_id
         batch_size = self.dest.batch_size(self.s.project.syncs[self.p.name].batch_size)
         self.progress.start(self.p.name, min(self.plan.to_send, limit) if limit is not None else self.plan.to_send)
+        batches = self._batches(batch_size, limit)
         try:
             self.dest.open(self.p.target)
-            for ops, silent, errors in self._batches(batch_size, limit):
+            for ops, silent, errors in batches:
                 self._push(run_id, ops, silent, errors)
+                if self.cancel is not None and self.cancel.is_set():
+                    # Between batches: what was pushed is committed; the rest is diffed again next run.
+                    r.status = "interrupted"
+                    r.error = "stopped before the end (shutdown or lost lease); the next run sends the rest"
+                    break
         except (DestinationError, ConfigError) as e:
             r.status = "failed"
             r.error = redact(str(e))
         finally:
+            batches.close()  # ends the model's cursor
+            r.destination_report = self.dest.report()
             self.dest.close()
             self.progress.finish()
-        if r.status != "failed":
+        if r.status not in ("failed", "interrupted"):
             r.plan = _finish_plan(self.s, self.builder)  # exact now that every row was mapped
             r.plan.blocked = None  # it was not: the guards ran on the estimate before sending
             if r.rejected_by_destination or r.plan.counts.rejected:
@@ -220,8 +250,11 @@ class SyncRun:
 
 def run_sync(
     session: Session, prepared: PreparedSync, *, allow_removal: bool = False, limit: int | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, cancel: threading.Event | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> SyncResult:
+    """Run one prepared sync. `cancel`, once set, ends the run after the batch in progress
+    (status interrupted); `on_start` is called with the run id once the run is recorded."""
     started = time.monotonic()
     spec = session.project.syncs[prepared.name]
     recovered = session.state.recover_in_flight(prepared.name)
@@ -231,6 +264,8 @@ def run_sync(
     plan.blocked = check_guards(plan, spec.removal_limit, allow_removal)
     state = session.state
     run_id = state.start_run(prepared.name, spec.to)
+    if on_start is not None:
+        on_start(run_id)
     include = {"added", "changed", "removed", "unchanged", "rejected"}
     counts = plan.counts.model_dump(include=include)
     if plan.blocked:
@@ -239,7 +274,7 @@ def run_sync(
                           seconds=time.monotonic() - started)
     try:
         destination = session.destination(spec.to, prepared.name)
-        result = SyncRun(session, prepared, plan, destination, progress or NoProgress()).execute(run_id, limit)
+        result = SyncRun(session, prepared, plan, destination, progress or NoProgress(), cancel).execute(run_id, limit)
     except MissingSecret as e:
         result = SyncResult(sync=prepared.name, status="failed", plan=plan, run_id=run_id, error=f"destination {spec.to}: {e}")
     except BaseException as e:  # record the failure, then let it propagate (Ctrl-C, bugs)
@@ -248,6 +283,8 @@ def run_sync(
     if result.status == "success" and result.plan.up_to_date and not result.sent:
         result.status = "up_to_date"
     counts = result.plan.counts.model_dump(include=include)
-    state.finish_run(run_id, "success" if result.status == "up_to_date" else result.status, counts, result.error)
+    report = result.destination_report
+    details = report.model_dump() if report is not None and (report.requests or report.details) else None
+    state.finish_run(run_id, "success" if result.status == "up_to_date" else result.status, counts, result.error, details)
     result.seconds = time.monotonic() - started
     return result

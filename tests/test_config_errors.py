@@ -580,3 +580,46 @@ def test_score_thresholds_must_ascend(p: Project) -> None:
     out = both(p)
     assert f"syncs.yaml:{line_of(text, '[[100, 3], [0, 1]]')}:" in out
     assert "traits.engagement.score.ltv.points: thresholds must be strictly ascending" in out
+
+
+# ---------------------------------------------------------------- 13. SQL that would write
+
+
+@pytest.mark.parametrize("sql, says", [
+    ("select user_id, sum(amount) as ltv from src.orders group by 1; drop table src.users", "more than one statement"),
+    ("delete from src.orders returning user_id, amount as ltv", "not DELETE"),
+    ("with gone as (delete from src.orders returning *) select user_id, amount as ltv from gone", "uses DELETE"),
+    ("create table x as select user_id, 1 as ltv from src.users", "not CREATE"),
+    ("copy (select user_id, 1 as ltv from src.users) to '/tmp/x.csv'", "not COPY"),
+    ("attach '/tmp/other.duckdb' as other", "not ATTACH"),
+    ("pragma database_list", "not PRAGMA"),
+])
+def test_trait_sql_that_would_write_is_refused_before_the_warehouse_sees_it(p: Project, sql: str, says: str) -> None:
+    text = edit(p, "select user_id, sum(amount) as ltv from src.orders group by 1", sql)
+    out = both(p)
+    assert f"syncs.yaml:{line_of(text, sql[:20])}:" in out and "trait ltv" in out and says in out
+    assert p.sql("select count(*) from src.orders") == [(60,)], "the warehouse was not touched"
+
+
+def test_an_audience_condition_that_would_write_is_refused(p: Project) -> None:
+    text = edit(p, "ltv >= 100", "ltv >= 100); delete from src.orders where (1=1")
+    out = both(p)
+    assert f"syncs.yaml:{line_of(text, 'delete from')}:" in out and "audience whales" in out
+
+
+@pytest.mark.parametrize("sql", [
+    "select user_id, count(*) as ltv from src.orders where 'drop table' <> '' group by 1 -- delete me",
+    'select user_id, count(*) as "update" from src.orders group by 1',
+    "/* insert; */ select user_id, sum(amount) as ltv from src.orders group by 1;",
+])
+def test_words_in_strings_comments_and_quoted_names_are_not_writes(sql: str) -> None:
+    from activation.models.readonly import write_problem
+
+    assert write_problem(sql) is None
+
+
+def test_a_trait_ending_with_a_semicolon_and_a_comment_runs(p: Project) -> None:
+    write(p, "select user_id, sum(amount) as ltv\nfrom src.orders\ngroup by 1; -- the usual ending\n", "traits/ltv.sql")
+    edit(p, 'sql: "select user_id, sum(amount) as ltv from src.orders group by 1"', "sql: traits/ltv.sql")
+    assert p.json("run")["ok"] is True
+    assert {r["ltv"] for r in p.rx.records("users_to_hook").values()} - {None}

@@ -155,3 +155,19 @@ def test_generated_snowflake_sql_leaves_lower_case_names_unquoted(tmp_path: Path
             assert s.state.delivered_relation() == "activation_state.delivered"
     assert '"' not in sql
     assert "OBJECT_CONSTRUCT_KEEP_NULL('email', src.email, 'plan', src.plan)" in sql
+
+
+def test_run_and_status_through_the_cli_with_the_state_in_snowflake(tmp_path: Path, snowflake: Any) -> None:
+    """`run` takes the sync's lease in the state store (a MERGE on Snowflake, which has no
+    ON CONFLICT), delivers, records the run; `status` reads it back."""
+    root = project(tmp_path, "  password: ${SF_PASSWORD}")
+    env = {"SF_PASSWORD": "pw-for-test"}
+    first = cli(root, "run", "--json", env=env)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["syncs"][0]["status"] == "success"
+    assert (root / "out" / "users.csv").read_text().splitlines()[1:] == ["a@example.com,pro"]
+    again = cli(root, "run", "--json", env=env)
+    assert json.loads(again.stdout)["syncs"][0]["status"] == "up_to_date", again.output
+    status = cli(root, "status", "--json", env=env)
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout)["syncs"][0]["status"] == "success"

@@ -9,6 +9,7 @@ so it is resent next run); per-row problems are `RowResult(ok=False, error=...)`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -42,6 +43,20 @@ class RowResult:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ValueTransform:
+    """How a destination rewrites every mapped row before it is diffed, stored and sent.
+
+    Ad platforms normalise and hash identifiers here, so the state store, the in-flight
+    journal, plans and requests only ever hold hashes. `apply` raises ValueError to reject a
+    row (the message names the field, never the value); `version` salts the row hashes, so
+    changing the rules re-diffs every row.
+    """
+
+    version: str
+    apply: Callable[[dict[str, Any]], dict[str, Any]]
+
+
 class SyncTarget(BaseModel):
     """What a destination needs to know about the sync it serves."""
 
@@ -51,6 +66,19 @@ class SyncTarget(BaseModel):
     match_fields: list[str] = Field(default_factory=list)
     fields: list[str] = Field(default_factory=list)
     audience: str | None = None  # mode audience: the list/campaign/audience name
+
+
+class DestinationReport(BaseModel):
+    """What a destination says about a run's calls: kept in the run record, exported as metrics."""
+
+    requests: int = Field(0, description="HTTP requests made (retries included).")
+    retries: int = Field(0, description="Requests repeated after a transient failure.")
+    throttled: int = Field(0, description="429 / rate-limit answers received.")
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The platform's own ids and figures for this run (a job or session id, "
+        "num_received, API usage), as the platform reports them.",
+    )
 
 
 class DestinationError(Exception):
@@ -73,6 +101,10 @@ class Destination(ABC):
     modes: ClassVar[frozenset[str]] = frozenset({"upsert", "update", "insert", "mirror", "audience"})
     #: Largest batch the API accepts; the runner never sends more.
     max_batch_size: ClassVar[int] = 1000
+    #: An ad platform: identifiers must leave the process normalised and hashed.
+    ad_platform: ClassVar[bool] = False
+    #: Smallest audience the platform will serve (plan warns below it); None: no minimum.
+    min_audience_size: ClassVar[int | None] = None
 
     def __init__(self, name: str, spec: Any, project_dir: str) -> None:
         self.name = name
@@ -95,12 +127,31 @@ class Destination(ABC):
         """Check credentials and fields against the live API; return problems found."""
         return []
 
+    def hashed_fields(self, target: SyncTarget) -> frozenset[str]:
+        """The mapped fields this destination normalises and hashes before they leave the
+        process (ad platforms); every other mapped field is sent as it is."""
+        return frozenset()
+
+    def value_transform(self, target: SyncTarget) -> ValueTransform | None:
+        """A rewrite of every mapped row before it is diffed, stored and sent (ad platforms:
+        normalise and hash identifiers); None: rows are stored and sent as mapped."""
+        return None
+
+    def requests_per_second(self) -> float | None:
+        """The request rate this destination keeps to (its client-side limit), if any."""
+        rate = getattr(self.spec, "requests_per_second", None)
+        return float(rate) if rate else None
+
     def open(self, target: SyncTarget) -> None:
         """Called once before the first batch of a sync."""
 
     @abstractmethod
     def push(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
         """Apply `ops`; return one result per op, in any order, keyed by `RowOp.key`."""
+
+    def report(self) -> DestinationReport:
+        """Counters and platform ids of the calls made since `open` (read before `close`)."""
+        return DestinationReport()
 
     def close(self) -> None:
         """Called once after the last batch (also after a failure)."""

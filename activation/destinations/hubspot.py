@@ -18,13 +18,14 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from activation.destinations.base import ConfigError, Destination, DestinationError, RowOp, RowResult, SyncTarget
+from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
 from activation.project.secrets import MissingSecret, redact, resolve_env
 
 LIST_OBJECT_TYPES = {"contacts": "0-1", "companies": "0-2"}
+_STALE = "\x00stale:"  # key prefix of the extra archive ops _find_renamed adds (never a real key)
 DEFAULT_ID_PROPERTY = {"contacts": "email"}
 
 
@@ -177,13 +178,15 @@ class HubSpotDestination(Destination):
             return self._push_members(target, ops)
         idp = self.id_property(target)
         results: list[RowResult] = []
-        removes = [o for o in ops if o.kind == "remove"]
+        stale = self._find_renamed(target, idp, ops)
+        removes = [o for o in ops if o.kind == "remove"] + stale
         by_id = [o for o in ops if o.kind in ("upsert", "update") and o.dest_id and _identity_changed(o, idp)]
         upserts = [o for o in ops if o.kind == "upsert" and o not in by_id]
         updates = [o for o in ops if o.kind == "update" and o not in by_id]
         creates = [o for o in ops if o.kind == "insert"]
         if removes:
-            results += self._archive(target, idp, removes)
+            archived = self._archive(target, idp, removes)
+            results += [r for r in archived if not r.key.startswith(_STALE)]
         size = self.spec.batch_size
         calls = [(kind, group[i : i + size])
                  for kind, group in (("upsert", upserts), ("update", updates), ("create", creates), ("update_by_id", by_id))
@@ -196,6 +199,27 @@ class HubSpotDestination(Destination):
             for chunk_results in pool.map(lambda c: self._write(target, idp, c[0], c[1]), calls):
                 results += chunk_results
         return results
+
+    def _find_renamed(self, target: SyncTarget, idp: str, ops: list[RowOp]) -> list[RowOp]:
+        """Rows whose identity changed but whose record id is unknown (a run died before
+        recording it): find the record by the old value so it is updated, not duplicated.
+        When a record with the new value exists too, the row upserts into it and, in mirror
+        mode, the old record is archived (returned as extra remove ops): one record per row."""
+        renamed = [o for o in ops if o.kind in ("upsert", "update") and not o.dest_id and _identity_changed(o, idp)]
+        if not renamed:
+            return []
+        old = self._resolve_ids(target, idp, [property_value((o.previous or {}).get(idp)) for o in renamed])
+        new = self._resolve_ids(target, idp, [property_value(o.values.get(idp)) for o in renamed])
+        stale = []
+        for o in renamed:
+            was = old.get(property_value((o.previous or {}).get(idp)).lower())
+            if was is None:
+                continue
+            if property_value(o.values.get(idp)).lower() not in new:
+                o.dest_id = was  # update it in place, by id
+            elif target.mode == "mirror":
+                stale.append(RowOp(kind="remove", key=_STALE + o.key, values=o.previous or {}, dest_id=was))
+        return stale
 
     def _inputs(self, idp: str, kind: str, ops: Sequence[RowOp]) -> list[dict[str, Any]]:
         out = []
@@ -258,22 +282,37 @@ class HubSpotDestination(Destination):
                 out.append(RowResult(key=op.key, ok=False, error=redact(failed.get(i, "HubSpot did not return this record"))))
         return out
 
+    def _whole(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        """A call whose refusal fails the whole push (a read, an archive, a list change): it
+        is no row's fault, so the push fails and is retried next run."""
+        try:
+            return self._call(fn, *args, **kwargs)
+        except _BatchRefused as e:
+            raise DestinationError(f"HubSpot refused to {what}: HTTP {e.status}: {e}", retryable=False) from None
+
+    def _chunks(self, items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        size = self.spec.batch_size  # ≤ 100: HubSpot's limit for every batch endpoint
+        for i in range(0, len(items), size):
+            yield items[i : i + size]
+
     def _resolve_ids(self, target: SyncTarget, idp: str, values: list[str]) -> dict[str, str]:
         """Record ids of `values` of the unique property `idp` (lower-cased keys)."""
-        if not values:
-            return {}
-        _, body = self._call(self.client.crm.objects.batch_api.read, target.object,
-                             batch_read_input_simple_public_object_id={"inputs": [{"id": v} for v in values],
-                                                                       "idProperty": idp, "properties": [idp]})
-        return {str((r.get("properties") or {}).get(idp, "")).lower(): str(r["id"]) for r in (body or {}).get("results", [])}
+        found: dict[str, str] = {}
+        for chunk in self._chunks(list(dict.fromkeys(values))):
+            _, body = self._whole(f"read {target.object} by {idp}", self.client.crm.objects.batch_api.read, target.object,
+                                  batch_read_input_simple_public_object_id={"inputs": [{"id": v} for v in chunk],
+                                                                            "idProperty": idp, "properties": [idp]})
+            found.update({str((r.get("properties") or {}).get(idp, "")).lower(): str(r["id"]) for r in (body or {}).get("results", [])})
+        return found
 
     def _archive(self, target: SyncTarget, idp: str, ops: list[RowOp]) -> list[RowResult]:
         missing = [property_value(o.values.get(idp)) for o in ops if not o.dest_id]
         found = self._resolve_ids(target, idp, missing)
         ids = [o.dest_id or found.get(property_value(o.values.get(idp)).lower()) for o in ops]
-        todo = [{"id": i} for i in ids if i]
-        if todo:  # archiving an unknown or archived id is a no-op: removal is idempotent
-            self._call(self.client.crm.objects.batch_api.archive, target.object, batch_input_simple_public_object_id={"inputs": todo})
+        todo = [{"id": i} for i in dict.fromkeys(i for i in ids if i)]
+        for chunk in self._chunks(todo):  # archiving an unknown or archived id is a no-op: removal is idempotent
+            self._whole(f"archive {target.object}", self.client.crm.objects.batch_api.archive, target.object,
+                        batch_input_simple_public_object_id={"inputs": list(chunk)})
         return [RowResult(key=o.key, ok=True) for o in ops]
 
     # -- lists (mode: audience) ---------------------------------------------------------------
@@ -298,25 +337,36 @@ class HubSpotDestination(Destination):
         members = self.client.crm.lists.memberships_api
         adds = [o for o in ops if o.kind in ("upsert", "insert", "update")]
         found = self._resolve_ids(target, idp, [property_value(o.values.get(idp)) for o in adds])
+        # Records of rows that leave (or change identity) without a known id, e.g. delivered by
+        # a run that died before recording it: found by their last delivered identity.
+        lost = [o.values if o.kind == "remove" else (o.previous or {}) for o in ops
+                if not o.dest_id and (o.kind == "remove" or _identity_changed(o, idp))]
+        old = self._resolve_ids(target, idp, [property_value(v.get(idp)) for v in lost])
         results, to_add, to_remove = [], [], []
         for o in ops:
             if o.kind == "remove":
-                if o.dest_id:
-                    to_remove.append(o.dest_id)
-                results.append(RowResult(key=o.key, ok=True))
+                gone = o.dest_id or old.get(property_value(o.values.get(idp)).lower())
+                if gone:
+                    to_remove.append(gone)
+                results.append(RowResult(key=o.key, ok=True))  # no record at all: nothing to remove
                 continue
             record = found.get(property_value(o.values.get(idp)).lower())
             if record is None:
                 results.append(RowResult(key=o.key, ok=False, error=f"no HubSpot {target.object} with {idp} = {o.values.get(idp)!r}"))
                 continue
-            if o.dest_id and o.dest_id != record:
-                to_remove.append(o.dest_id)  # the member's identity changed: the old record leaves
+            before = o.dest_id or (old.get(property_value((o.previous or {}).get(idp)).lower()) if _identity_changed(o, idp) else None)
+            if before and before != record:
+                to_remove.append(before)  # the member's identity changed: the old record leaves
             to_add.append(record)
             results.append(RowResult(key=o.key, ok=True, dest_id=record))
         if to_add or to_remove:
-            self._call(members.add_and_remove, list_id,
-                       membership_change_request={"recordIdsToAdd": to_add, "recordIdsToRemove": to_remove})
+            self._whole(f"change the members of list {target.audience!r}", members.add_and_remove, list_id,
+                        membership_change_request={"recordIdsToAdd": to_add, "recordIdsToRemove": to_remove})
         return results
+
+    def report(self) -> DestinationReport:
+        details = {"lists": dict(self._list_ids)} if self._list_ids else {}
+        return DestinationReport(requests=self.requests, retries=self.retries, throttled=self.throttled, details=details)
 
     def close(self) -> None:
         self._client = None

@@ -33,6 +33,7 @@ from activation.destinations.base import (
     ConfigError,
     Destination,
     DestinationError,
+    DestinationReport,
     RowOp,
     RowResult,
     SyncTarget,
@@ -246,6 +247,10 @@ class WebhookDestination(Destination):
             "check the url)",
             retryable=False,
         )
+
+    def report(self) -> DestinationReport:
+        h = self._http
+        return DestinationReport(requests=h.requests, retries=h.retries, throttled=h.throttled) if h else DestinationReport()
 
     def close(self) -> None:
         if self._http is not None:

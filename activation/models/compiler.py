@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from activation.project.loader import LoadedProject, ProjectError, ProjectIssue
 from activation.project.spec import ScoreComponent
+from activation.models.readonly import without_final_semicolon, write_problem
 from activation.project.templating import TemplateProblem, render_sql
 
 NodeKind = Literal["trait", "traits", "audience", "model"]
@@ -126,13 +127,18 @@ class Compiler:
         self.dialect = dialect
         self.issues: list[ProjectIssue] = []
 
-    def render(self, source: str, origin: str, path: tuple[str, ...]) -> tuple[str, set[str]]:
+    def render(self, source: str, origin: str, path: tuple[str, ...], *, fragment: bool = False) -> tuple[str, set[str]]:
+        """Render a template; the result must be one read-only query (or condition)."""
         ctx = _Context(self, origin)
         try:
-            return render_sql(source, ctx.as_dict(), origin=origin), ctx.deps
+            sql = render_sql(source, ctx.as_dict(), origin=origin)
         except TemplateProblem as e:
             self.issues.append(self.loaded.issue(str(e), *path))
             return "", ctx.deps
+        problem = write_problem(sql, fragment=fragment)
+        if problem:
+            self.issues.append(self.loaded.issue(f"{origin}: {problem}", *path))
+        return without_final_semicolon(sql), ctx.deps
 
     def sql_of(self, text: str, path: tuple[str, ...], what: str) -> tuple[str, str]:
         try:
@@ -172,7 +178,7 @@ class Compiler:
             cols = ", ".join(self.q(k) for k in key)
             if a.where is not None:
                 origin = f"audience {name} (where: {a.where})"
-                where, deps = self.render(a.where, origin, ("audiences", name, "where"))
+                where, deps = self.render(a.where, origin, ("audiences", name, "where"), fragment=True)
                 sql = f"SELECT {cols} FROM {self.namer(traits_id(a.entity))} WHERE ({where})"
                 deps.add(traits_id(a.entity))
             else:
@@ -214,6 +220,7 @@ class Compiler:
             text, origin = self.sql_of(s.sql, ("syncs", name, "sql"), f"sync {name}")
             sql, deps = self.render(text, origin, ("syncs", name, "sql"))
             key = [s.key] if isinstance(s.key, str) else list(s.key)
+            deps |= self.depends_on(name, s)  # the model reads them: refresh them before it
             nodes[model_id(name)] = ModelNode(model_id(name), "model", name, None, sql, deps, origin)
             return SyncModel(name, f"SELECT * FROM {self.namer(model_id(name))}", key, {model_id(name)})
         src = s.from_
@@ -239,7 +246,21 @@ class Compiler:
             )
             return None
         key = p.entities[entity].key_columns if s.key is None else ([s.key] if isinstance(s.key, str) else list(s.key))
-        return SyncModel(name, sql, key, deps)
+        return SyncModel(name, sql, key, deps | self.depends_on(name, s))
+
+    def depends_on(self, name: str, s: Any) -> set[str]:
+        """The nodes a sync's `depends_on` names: traits, audiences or entities (their traits table)."""
+        p = self.loaded.project
+        ids = set()
+        for i, dep in enumerate(s.depends_on):
+            found = [node for known, node in ((p.traits, trait_id), (p.audiences, audience_id), (p.entities, traits_id)) if dep in known]
+            if not found:
+                known = sorted(set(p.traits) | set(p.audiences) | set(p.entities))
+                self.issues.append(self.loaded.issue(
+                    f"depends_on: {dep!r} names no trait, audience or entity (known: {', '.join(known) or 'none'})",
+                    "syncs", name, "depends_on", i, where=f"sync {name}"))
+            ids |= {node(dep) for node in found}
+        return ids
 
     def score_sql(self, name: str, entity: str, score: dict[str, ScoreComponent]) -> tuple[str, set[str]]:
         p = self.loaded.project
@@ -306,3 +327,9 @@ class Compiler:
 
 def compile_project(loaded: LoadedProject, namer: Namer, quote: Callable[[str], str], dialect: str) -> CompiledProject:
     return Compiler(loaded, namer, quote, dialect).compile()
+
+
+def compile_offline(loaded: LoadedProject) -> CompiledProject:
+    """Every model with logical names and no warehouse: checks references and templates
+    (validate --offline, lint) and gives SQL comparable across revisions (plan --base)."""
+    return compile_project(loaded, lambda n: n, lambda n: f'"{n}"', loaded.project.warehouse.type)

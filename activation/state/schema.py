@@ -49,6 +49,7 @@ def tables(schema: str | None, *, indexes: bool = True) -> tuple[sa.MetaData, di
             sa.Column("sent", sa.Integer, nullable=False, default=0),
             sa.Column("failed", sa.Integer, nullable=False, default=0),
             sa.Column("error", sa.Text),
+            sa.Column("details", sa.Text),  # JSON: the destination's report (calls, platform ids)
         ),
         # Rows a run could not deliver, with the reason; they stay undelivered and are retried.
         "row_errors": sa.Table(
@@ -70,6 +71,21 @@ def tables(schema: str | None, *, indexes: bool = True) -> tuple[sa.MetaData, di
             sa.Column("run_id", sa.String(40), nullable=False),
             sa.Column("created_at", sa.DateTime, nullable=False),
         ),
+        # One row per sync (and per model being refreshed, "model:<id>"): who runs it now and
+        # until when. Times are the database's clock, in ms since the epoch, so daemons on
+        # hosts with skewed clocks agree on expiry.
+        "leases": sa.Table(
+            "leases", md,
+            sa.Column("name", sa.String(250), primary_key=True),
+            sa.Column("owner", sa.String(200), nullable=False),  # host/pid of the holder (or last holder)
+            sa.Column("token", sa.String(40), nullable=False),  # this acquisition; renew/release must match it
+            sa.Column("process", sa.String(300)),  # host|pid namespace|pid|start: lets a process of the same machine see it ended
+            sa.Column("acquired_ms", sa.BigInteger, nullable=False),
+            sa.Column("expires_ms", sa.BigInteger, nullable=False),  # 0 once released
+            sa.Column("done_ms", sa.BigInteger),  # sync: the schedule slot last served; model: when its last refresh began
+            sa.Column("failures", sa.Integer, nullable=False, default=0),  # consecutive failed runs
+            sa.Column("retry_ms", sa.BigInteger),  # backoff: no scheduled run before this
+        ),
     }
     return md, t
 
@@ -87,8 +103,22 @@ def _v2(conn: Connection, md: sa.MetaData) -> None:
     md.tables[_qualified(md, "in_flight")].create(conn, checkfirst=True)
 
 
+def _v3(conn: Connection, md: sa.MetaData) -> None:
+    # Stores made by v1 lack the column; stores made from scratch got it from the v1 table.
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("runs", schema=md.schema)}
+    if "details" not in columns:
+        runs = f"{conn.dialect.identifier_preparer.quote(md.schema)}.runs" if md.schema else "runs"
+        conn.execute(sa.text(f"ALTER TABLE {runs} ADD COLUMN details TEXT"))
+
+
+def _v4(conn: Connection, md: sa.MetaData) -> None:
+    md.tables[_qualified(md, "leases")].create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "delivered rows, runs, row errors", _v1),
     (2, "in-flight journal: rows sent but not yet acknowledged", _v2),
+    (3, "runs.details: what the destination reported (calls, retries, platform ids)", _v3),
+    (4, "leases: one run per sync at a time across daemons; schedule slots and backoff", _v4),
 ]
 LATEST = MIGRATIONS[-1][0]

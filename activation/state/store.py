@@ -6,6 +6,7 @@ destination acknowledged it, and each acknowledged batch is committed in one tra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -84,6 +85,11 @@ class StateStore:
         if self.read_only:
             raise StateError("the state store is open read-only")
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Two processes migrating at once (daemons starting together) would race on
+                # CREATE SCHEMA/TABLE; one waits for the other instead.
+                key = int(hashlib.md5(f"activation state {self.schema}".encode()).hexdigest()[:15], 16)
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             if self.schema and self.dialect != "sqlite":
                 conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {self._q(self.schema)}"))
             self.t["schema_version"].create(conn, checkfirst=True)
@@ -151,7 +157,7 @@ class StateStore:
         if sync:
             q = q.where(r.c.sync_name == sync)
         with self.engine.connect() as c:
-            return [dict(row._mapping) for row in c.execute(q)]
+            return [_run(row) for row in c.execute(q)]
 
     def last_runs(self) -> dict[str, dict[str, Any]]:
         """The latest run of every sync that ever ran."""
@@ -161,7 +167,7 @@ class StateStore:
         latest = sa.select(r.c.sync_name, sa.func.max(r.c.started_at).label("at")).group_by(r.c.sync_name).subquery()
         q = sa.select(r).join(latest, sa.and_(r.c.sync_name == latest.c.sync_name, r.c.started_at == latest.c.at))
         with self.engine.connect() as c:
-            return {row.sync_name: dict(row._mapping) for row in c.execute(q)}
+            return {row.sync_name: _run(row) for row in c.execute(q)}
 
     def row_errors(self, run_id: str, limit: int = 50) -> list[dict[str, Any]]:
         if not self.initialised:
@@ -191,11 +197,14 @@ class StateStore:
             )
         return run_id
 
-    def finish_run(self, run_id: str, status: str, counts: dict[str, int], error: str | None = None) -> None:
+    def finish_run(self, run_id: str, status: str, counts: dict[str, int], error: str | None = None,
+                   details: dict[str, Any] | None = None) -> None:
+        """Close a run record; `details` is the destination's report (kept as JSON)."""
+        extra = {"details": json.dumps(details, sort_keys=True, default=str)} if details else {}
         with self.engine.begin() as c:
             c.execute(
                 self.t["runs"].update().where(self.t["runs"].c.run_id == run_id)
-                .values(status=status, finished_at=utcnow(), error=error, **counts)
+                .values(status=status, finished_at=utcnow(), error=error, **counts, **extra)
             )
 
     def mark_in_flight(self, sync: str, run_id: str, rows: Sequence[tuple[str, str]]) -> None:
@@ -291,11 +300,22 @@ class StateStore:
                 r = self.t["runs"]
                 c.execute(r.update().where(r.c.run_id == run_id).values(**{k: getattr(r.c, k) + v for k, v in counts.items()}))
 
-    def reset(self, sync: str) -> int:
-        """Forget everything delivered for `sync` (the next run resends all rows)."""
-        d = self.t["delivered"]
+    def stored(self, sync: str) -> dict[str, int]:
+        """How many rows of each table the store keeps for `sync`."""
+        if not self.initialised:
+            return {}
+        with self.engine.connect() as c:
+            return {name: int(c.execute(sa.select(sa.func.count()).where(self.t[name].c.sync_name == sync)).scalar() or 0)
+                    for name in ("delivered", "in_flight", "row_errors", "runs")}
+
+    def reset(self, sync: str, *, history: bool = False) -> dict[str, int]:
+        """Forget what `sync` delivered (the next run resends all rows), with every row-level
+        trace of it: the in-flight journal and the rejected rows (keys and reasons, which may
+        hold personal data). `history` also drops its run records (counts and timings only)."""
+        tables = ["delivered", "in_flight", "row_errors"] + (["runs"] if history else [])
         with self.engine.begin() as c:
-            return int(c.execute(d.delete().where(d.c.sync_name == sync)).rowcount or 0)
+            return {name: int(c.execute(self.t[name].delete().where(self.t[name].c.sync_name == sync)).rowcount or 0)
+                    for name in tables}
 
     def _delete_keys(self, c: Connection, sync: str, keys: list[str], table: str = "delivered") -> None:
         """Delete `keys` of `sync` in one statement per chunk (the keys bound as one array)."""
@@ -347,6 +367,12 @@ class StateStore:
                 ), {"rows": payload})
         else:  # SQLite: executemany runs in-process, fast enough
             c.execute(table.insert(), [dict(zip(names, values)) for values in zip(*columns.values())])
+
+
+def _run(row: sa.Row[Any]) -> dict[str, Any]:
+    run = dict(row._mapping)
+    run["details"] = json.loads(run["details"]) if run.get("details") else None
+    return run
 
 
 _JSON_CHUNK_BYTES = 256_000  # well under Snowflake's limit on a statement's text

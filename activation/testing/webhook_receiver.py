@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
+from activation.testing.faults import FaultInjector, send_bytes, serve_after, serve_before
 
 Reply = tuple[int, Any, dict[str, str]]
 
@@ -42,22 +43,26 @@ class _Handler(KeepAliveHandler):
 
     def do_POST(self) -> None:
         raw = self.read_body()
+        owner = self.server.owner
+        fault = owner.faults.take("POST", self.path)
+        if fault is not None and fault.before:
+            owner._count_request()
+            serve_before(self, fault, _error_body)
+            return
         headers = {k.lower(): v for k, v in self.headers.items()}
-        self._send(*self.server.owner._handle(self.path, headers, raw))
+        status, body, extra = owner._handle(self.path, headers, raw)
+        serve_after(self, fault, status, json.dumps(body).encode() if body is not None else b"", "application/json", extra)
 
     def do_GET(self) -> None:
         """GET any path: all records, by sync (handy in the demo)."""
         self._send(200, self.server.owner.all_records(), {})
 
     def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
-        data = json.dumps(body).encode() if body is not None else b""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        send_bytes(self, status, json.dumps(body).encode() if body is not None else b"", "application/json", headers)
+
+
+def _error_body(status: int) -> tuple[bytes, str]:
+    return json.dumps({"error": f"injected HTTP {status}"}).encode(), "application/json"
 
 
 class WebhookReceiver(BackgroundServer):
@@ -74,8 +79,12 @@ class WebhookReceiver(BackgroundServer):
         report_results: bool = False,
         keep_requests: bool = True,
         verbose: bool = False,
+        accept_any: bool = False,
     ) -> None:
         self.host, self.port = host, port
+        #: Answer 200 to any other POST too, keeping it in `requests` (a generic receiver:
+        #: alert webhooks, Slack's incoming webhooks).
+        self.accept_any = accept_any
         #: Always answer with per-row ``results`` (else only when a row was rejected).
         self.report_results = report_results
         #: Keep every request body in `requests` (turn off for large benchmarks).
@@ -88,6 +97,8 @@ class WebhookReceiver(BackgroundServer):
         self._request_count = 0
         self._seen_batches: set[str] = set()
         self.duplicate_batches = 0
+        #: Generic faults (see activation.testing.faults), checked before the ones below.
+        self.faults = FaultInjector()
         self.clear_faults()
 
     # ------------------------------------------------------------ lifecycle
@@ -162,6 +173,10 @@ class WebhookReceiver(BackgroundServer):
 
     # ------------------------------------------------------------ request handling
 
+    def _count_request(self) -> None:
+        with self._lock:
+            self._request_count += 1
+
     def _handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         with self._lock:
             self._request_count += 1
@@ -196,6 +211,8 @@ class WebhookReceiver(BackgroundServer):
         if not isinstance(body, dict) or not isinstance(body.get("sync"), str) or not isinstance(
             body.get("rows"), list
         ):
+            if self.accept_any:
+                return 200, {"ok": True}, {}
             return 400, {"error": "body must be a JSON object with sync and rows"}, {}
         batch = headers.get("idempotency-key")
         if batch in self._seen_batches:

@@ -121,10 +121,9 @@ class Warehouse:
     def stream(self, conn: Connection, sql: str, params: dict[str, object] | None = None, *, batch: int = 5000) -> Iterator[Sequence[sa.Row]]:
         """Yield rows in chunks with a server-side cursor: memory bounded by `batch`."""
         try:
-            # options on the statement: Connection.execution_options would change the session's
-            # connection for good (every later statement, DDL too, through a server-side cursor)
-            statement = sa.text(sql).execution_options(stream_results=True, yield_per=batch)
-            result = conn.execute(statement, params or {})
+            # Per statement: Connection.execution_options() would make every later statement
+            # on this (long-lived) connection a server-side cursor, DDL included.
+            result = conn.execute(sa.text(sql), params or {}, execution_options={"stream_results": True, "yield_per": batch})
             yield from result.partitions(batch)
         except sa.exc.DBAPIError as e:
             raise WarehouseError(_db_message(e)) from e

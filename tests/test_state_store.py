@@ -1,0 +1,79 @@
+"""The state store's migrations and run records, on SQLite, DuckDB and (where reachable) Postgres."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import Project
+from activation.state.schema import LATEST, MIGRATIONS
+from activation.state.store import StateStore
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _pg_engine() -> sa.Engine | None:
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect():
+            return engine
+    except sa.exc.OperationalError:
+        return None
+
+
+@pytest.fixture(params=["sqlite", "duckdb", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[StateStore]:
+    schema: str | None = None
+    if request.param == "sqlite":
+        engine = sa.create_engine(f"sqlite:///{tmp_path}/state.db")
+    elif request.param == "duckdb":
+        engine, schema = sa.create_engine(f"duckdb:///{tmp_path}/state.duckdb"), "activation_state"
+    else:
+        pg = _pg_engine()
+        if pg is None:
+            pytest.skip(f"no Postgres server reachable at {PG_URL}")
+        engine, schema = pg, f"state_{uuid.uuid4().hex[:8]}"
+    yield StateStore(engine, schema)
+    if request.param == "postgres":
+        with engine.begin() as c:
+            c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    engine.dispose()
+
+
+def test_a_store_made_by_an_older_version_is_migrated_and_keeps_its_runs(store: StateStore) -> None:
+    # Build the store as version 2 made it: runs without `details`.
+    md, t = store.metadata, store.t
+    with store.engine.begin() as c:
+        if store.schema and store.dialect != "sqlite":
+            c.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {store.schema}"))
+        t["schema_version"].create(c)
+        old_runs = sa.Table("runs", sa.MetaData(schema=store.schema),
+                            *[sa.Column(col.name, col.type, primary_key=col.primary_key) for col in t["runs"].columns if col.name != "details"])
+        old_runs.create(c)
+        for version, _, step in MIGRATIONS[:2]:
+            if version == 1:
+                for name in ("delivered", "row_errors"):
+                    t[name].create(c)
+            else:
+                step(c, md)
+            c.execute(t["schema_version"].insert().values(version=version, applied_at=sa.func.now()))
+    assert store.version() == 2
+    run = store.start_run("s", "d")
+    assert store.migrate() == LATEST == store.version()
+    store.finish_run(run, "success", {"sent": 3}, details={"requests": 2, "details": {"job": "J1"}})
+    [got] = store.runs("s")
+    assert got["run_id"] == run and got["sent"] == 3 and got["details"] == {"requests": 2, "details": {"job": "J1"}}
+    assert store.migrate() == LATEST  # idempotent
+
+
+def test_a_run_records_the_destinations_report(project: Project) -> None:
+    project.rx.throttle_next(1, retry_after="0")
+    project.cli("run", "users_to_hook")
+    [run] = project.json("history", "users_to_hook")["runs"]
+    assert run["details"]["requests"] == project.rx.request_count
+    assert run["details"]["retries"] == 1 and run["details"]["throttled"] == 1
+    shown = project.cli("history", "users_to_hook").stdout
+    assert f"destination: {project.rx.request_count} requests, 1 retries, 1 throttled" in shown
