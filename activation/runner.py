@@ -257,7 +257,7 @@ def run_sync(
     (status interrupted); `on_start` is called with the run id once the run is recorded."""
     started = time.monotonic()
     spec = session.project.syncs[prepared.name]
-    recovered = session.state.recover_in_flight(prepared.name)
+    recovered = session.state.recover_in_flight(prepared.name, prepared.target.match_fields)
     plan = _estimate(session, prepared)
     if recovered:
         plan.warnings.append(f"{recovered} rows sent by an interrupted run were re-checked (resent or removed)")

@@ -1,7 +1,7 @@
-"""The soak, short form (the long form is `python bench/soak.py`): runs of six syncs to three
-emulated vendors while the source mutates, random faults fire and runs are SIGKILLed; after one
-clean run every destination must equal the model exactly. Its figures are printed at the end
-of `make test`."""
+"""The soak, short form (the long form is `python bench/soak.py`): runs of ten syncs to six
+emulated vendors (webhook, HubSpot, Salesforce, Mailchimp, Meta, Google Ads) while the source
+mutates, random faults fire and runs are SIGKILLed; after one clean run every destination must
+equal the model exactly. Its figures are printed at the end of `make test`."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import Project, make_project
 from activation.testing.hubspot_emulator import HubSpotEmulator
+from activation.testing.mailchimp import MailchimpEmulator
 from activation.testing.salesforce import Field, SalesforceEmulator
 from activation.testing.webhook_receiver import WebhookReceiver
 
@@ -116,3 +117,35 @@ def test_an_audience_of_hundreds_is_read_and_changed_in_calls_of_at_most_100(tmp
         batches = [r for r in hs.request_log if r.path.endswith(("/batch/read", "/batch/upsert", "/batch/archive"))]
         assert batches and max(len(r.body["inputs"]) for r in batches) <= 100
         assert hs.invalid_requests == []
+
+
+def test_a_new_identity_sent_by_a_run_that_died_is_removed_with_the_old_one(tmp_path: Path, rx: WebhookReceiver) -> None:
+    """Mailchimp changes a member's email in two calls (add the new member, archive the old).
+    A run that stops between them leaves both live; when that row later leaves the model,
+    both must go (the old identity is kept as a ghost row by the recovery)."""
+    from test_mailchimp_destination import KEY, make
+
+    with MailchimpEmulator(api_keys={KEY}) as emu:
+        p = make(tmp_path, emu, rx, mode="mirror")
+        p.json("run", "members")
+        p.sql("UPDATE src.people SET email = 'moved@example.com' WHERE user_id = 'u0003'")
+        emu.faults.inject("unauthorized", match="DELETE")  # the archive of person3@ stops the run
+        assert p.json("run", "members", expect=1)["syncs"][0]["status"] == "failed"
+        assert {"moved@example.com", "person3@example.com"} <= set(p.members())  # both live now
+        p.sql("DELETE FROM src.people WHERE user_id = 'u0003'")
+        p.json("run", "members")
+        live = set(p.members())
+        assert "moved@example.com" not in live and "person3@example.com" not in live
+        assert live == {f"person{i}@example.com" for i in range(30) if i != 3}
+        assert p.json("plan", "members")["plans"][0]["counts"]["removed"] == 0  # the ghost is gone too
+
+
+def test_a_ghost_is_not_made_when_the_identity_did_not_change(p: Project, hs: HubSpotEmulator) -> None:
+    hs.faults.inject("drop_after", match="/batch/upsert")
+    p.json("run", "users_to_hs", expect=1)
+    p.sql("UPDATE src.users SET plan = 'team' WHERE user_id = 'u0001'")
+    hs.faults.inject("drop_after", match="/batch/upsert")
+    p.json("run", "users_to_hs", expect=1)  # u0001 in flight again, same email
+    result = p.json("run", "users_to_hs")["syncs"][0]
+    assert result["plan"]["counts"]["removed"] == 0  # no ghost of u0001: nothing removed
+    assert hs_contacts(hs) == {v["email"]: v["plan"] for v in p.model_users().values()}

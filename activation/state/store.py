@@ -43,6 +43,14 @@ class RowError:
 
 
 UNKNOWN_HASH = "?"  # matches no real row hash: "delivered, content unknown"
+GHOST = "\x1e"  # joins a key and a run id: the identity a row had before an interrupted run
+
+
+def _identity(values_text: str, match: Sequence[str]) -> tuple[str, ...]:
+    """A row's identity at the destination, compared loosely (case, spaces) so a ghost is
+    only made where the destination, too, sees two different records."""
+    values = json.loads(values_text)
+    return tuple(str(values.get(f, "")).strip().lower() for f in match)
 
 
 def values_json(values: dict[str, Any]) -> str:
@@ -221,32 +229,45 @@ class StateStore:
                 "created_at": [utcnow()] * len(rows),
             })
 
-    def recover_in_flight(self, sync: str) -> int:
+    def recover_in_flight(self, sync: str, match: Sequence[str] = ()) -> int:
         """Fold rows a dead run left in flight back in as *possibly* delivered.
 
         The destination may hold them (it applied the batch, the process died before
         recording it). Marking them delivered with an impossible hash makes the next diff
         send them again if they are still in the model (idempotent), and remove them if
         they left it: nothing stays behind at the destination unaccounted for.
+
+        A row sent with a new identity (its `match` values changed) may be held under the
+        old one, the new one or — where a destination changes identity in two calls (add
+        the new, remove the old) — both. It is kept under the new identity, and the old one
+        becomes a *ghost* row (`key` + GHOST + run id) that left the model, so the next run
+        removes it (mirror, audience) by that identity; a ghost carries no destination id,
+        which after a rename-in-place belongs to the row itself.
         """
         f, d = self.t["in_flight"], self.t["delivered"]
         with self.engine.begin() as c:
-            rows = c.execute(sa.select(f.c.row_key, f.c.row_values).where(f.c.sync_name == sync)).all()
+            rows = c.execute(sa.select(f.c.row_key, f.c.row_values, f.c.run_id).where(f.c.sync_name == sync)).all()
             if not rows:
                 return 0
             keys = [r.row_key for r in rows]
-            known = set()
+            known: dict[str, str] = {}
             for i in range(0, len(keys), _CHUNK):
                 part = keys[i : i + _CHUNK]
-                known |= {k for (k,) in c.execute(sa.select(d.c.row_key).where(d.c.sync_name == sync, d.c.row_key.in_(part)))}
+                known.update(c.execute(sa.select(d.c.row_key, d.c.row_values).where(d.c.sync_name == sync, d.c.row_key.in_(part))).all())
                 c.execute(d.update().where(d.c.sync_name == sync, d.c.row_key.in_(part)).values(row_hash=UNKNOWN_HASH))
-            new = [r for r in rows if r.row_key not in known]
+            moved = [r for r in rows if r.row_key in known and _identity(known[r.row_key], match) != _identity(r.row_values, match)]
+            for r in moved:
+                c.execute(d.update().where(d.c.sync_name == sync, d.c.row_key == r.row_key)
+                          .values(row_values=r.row_values, dest_id=None))
+            new = [(r.row_key, r.row_values) for r in rows if r.row_key not in known]
+            new += [(r.row_key + GHOST + r.run_id, known[r.row_key]) for r in moved]
             if new:
+                self._delete_keys(c, sync, [k for k, _ in new])  # a ghost left by an earlier recovery of that run
                 self._insert(c, d, {
                     "sync_name": [sync] * len(new),
-                    "row_key": [r.row_key for r in new],
+                    "row_key": [k for k, _ in new],
                     "row_hash": [UNKNOWN_HASH] * len(new),
-                    "row_values": [r.row_values for r in new],
+                    "row_values": [v for _, v in new],
                     "dest_id": [None] * len(new),
                     "delivered_at": [utcnow()] * len(new),
                 })

@@ -203,6 +203,10 @@ class GoogleAdsEmulator(BackgroundServer):
     def request_log(self) -> list[GoogleRequest]:
         return self.recorder.entries
 
+    @property
+    def request_count(self) -> int:
+        return self.recorder.count
+
     def raw_requests(self) -> bytes:
         return self.recorder.raw_bytes()
 

@@ -30,7 +30,10 @@ import duckdb
 from pydantic import BaseModel, Field
 
 from activation.testing.faults import Fault
+from activation.destinations.identifiers import sha256_hex
+from activation.testing.google_ads_emulator import GoogleAdsEmulator
 from activation.testing.hubspot_emulator import HubSpotEmulator
+from activation.testing.meta_emulator import MetaEmulator
 from activation.testing.mailchimp import MailchimpEmulator
 from activation.testing.salesforce import Field as SalesforceField, SalesforceEmulator
 from activation.testing.webhook_receiver import WebhookReceiver
@@ -55,6 +58,12 @@ destinations:
     bulk_poll_seconds: 0.05
     max_retries: 6
   mailchimp: {type: mailchimp, api_key: soak-key-us1, base_url: "${SOAK_MC_URL}", list_name: Soak, max_retries: 6}
+  meta: {type: meta_audience, token: soak-token, ad_account: act_1, base_url: "${SOAK_META_URL}", max_retries: 6,
+         retry_backoff_seconds: 0.05}
+  google:
+    {type: google_ads, customer_id: 123-456-7890, developer_token: dev, client_id: cid, client_secret: secret,
+     refresh_token: refresh, base_url: "${SOAK_GOOGLE_URL}", token_url: "${SOAK_GOOGLE_URL}/token", max_retries: 6,
+     retry_backoff_seconds: 0.05, job_poll_seconds: 0.01, job_wait_seconds: 10}
 syncs:
   users_to_hook:
     {from: user, to: hook, object: contacts, mode: mirror, match: {email: email},
@@ -75,6 +84,10 @@ syncs:
     {from: user, to: mailchimp, mode: mirror, match: {email_address: email}, fields: {FNAME: first_name}, max_removal: 100%}
   pros_to_mailchimp_tag:
     {from: pros, to: mailchimp, mode: audience, audience: Pros, match: {email_address: email}, max_removal: 100%}
+  pros_to_meta:
+    {from: pros, to: meta, mode: audience, audience: Soak pros, match: {email: email}, max_removal: 100%}
+  pros_to_google:
+    {from: pros, to: google, mode: audience, audience: Soak pros, match: {email: email}, max_removal: 100%}
   accounts_to_salesforce:
     {from: account, to: salesforce, object: Account, mode: mirror, match: {External_Id__c: account_id},
      fields: {Name: name, NumberOfEmployees: employees}, max_removal: 100%}
@@ -160,6 +173,8 @@ class SoakWorld:
     hubspot: HubSpotEmulator
     salesforce: SalesforceEmulator
     mailchimp: MailchimpEmulator
+    meta: MetaEmulator
+    google: GoogleAdsEmulator
     rng: random.Random
     next_user: int = 0
     next_account: int = 0
@@ -170,11 +185,12 @@ class SoakWorld:
         sf = self.salesforce
         return {**os.environ, "SOAK_HOOK_URL": self.hook.url, "SOAK_HUBSPOT_URL": self.hubspot.url,
                 "SOAK_SF_INSTANCE": f"https://{sf.instance}", "SOAK_SF_TOKEN": sf.token, "SOAK_SF_URL": sf.url,
-                "SOAK_MC_URL": self.mailchimp.url}
+                "SOAK_MC_URL": self.mailchimp.url, "SOAK_META_URL": self.meta.url, "SOAK_GOOGLE_URL": self.google.url}
 
     @property
     def emulators(self) -> dict[str, Any]:
-        return {"hook": self.hook, "hubspot": self.hubspot, "salesforce": self.salesforce, "mailchimp": self.mailchimp}
+        return {"hook": self.hook, "hubspot": self.hubspot, "salesforce": self.salesforce, "mailchimp": self.mailchimp,
+                "meta": self.meta, "google": self.google}
 
     @property
     def requests(self) -> int:
@@ -312,6 +328,19 @@ class SoakWorld:
         tagged = {e: [{}] for e in self.mailchimp.tag_members(list_id, "Pros") if e in live}
         checks["pros_to_mailchimp_tag"] = _compare(want_members, tagged)
 
+        # ad platforms hold hashes: compare the hashed, lower-cased emails of the pros
+        want_hashes = {sha256_hex(e.strip().lower()): {} for e, _, p, _ in users.values() if p == "pro"}
+        for name, emu, audience, key in (("pros_to_meta", self.meta, "audience_named", "EMAIL"),
+                                         ("pros_to_google", self.google, "list_named", "hashedEmail")):
+            try:
+                people = emu.members(getattr(emu, audience)("Soak pros"))
+            except ValueError:  # never created (no run got that far)
+                people = set()
+            held_hashes: dict[str, list[dict[str, Any]]] = {}
+            for person in people:
+                held_hashes.setdefault(dict(person).get(key, "?"), []).append({})
+            checks[name] = _compare(want_hashes, held_hashes)
+
         held_accounts: dict[str, list[dict[str, Any]]] = {}
         for rec in self.salesforce.records("Account").values():
             held_accounts.setdefault(str(rec.get("External_Id__c")), []).append(
@@ -357,7 +386,10 @@ def soak_world(root: Path, cfg: SoakConfig) -> Iterator[SoakWorld]:
         sf.add_field("Contact", SalesforceField("Soak_Email__c", external_id=True, unique=True))
         mailchimp = stack.enter_context(MailchimpEmulator(api_keys={"soak-key-us1"}))
         mailchimp.create_list("Soak")
-        world = SoakWorld(root, hook, hubspot, sf, mailchimp, random.Random(cfg.seed))
+        meta = stack.enter_context(MetaEmulator(tokens={"soak-token"}, record=False))
+        google = stack.enter_context(GoogleAdsEmulator(developer_tokens={"dev"}, client_id="cid", client_secret="secret",
+                                                       refresh_tokens={"refresh"}, record=False))
+        world = SoakWorld(root, hook, hubspot, sf, mailchimp, meta, google, random.Random(cfg.seed))
         world.create_source(cfg.users, cfg.accounts)
         yield world
 
