@@ -158,10 +158,12 @@ def test_generated_snowflake_sql_leaves_lower_case_names_unquoted(tmp_path: Path
 
 
 def test_run_and_status_through_the_cli_with_the_state_in_snowflake(tmp_path: Path, snowflake: Any) -> None:
-    """`run` takes the sync's lease in the state store (a MERGE on Snowflake, which has no
+    """`validate` compiles every model; `run` takes the sync's lease in the state store (a MERGE on Snowflake, which has no
     ON CONFLICT), delivers, records the run; `status` reads it back."""
     root = project(tmp_path, "  password: ${SF_PASSWORD}")
     env = {"SF_PASSWORD": "pw-for-test"}
+    checked = cli(root, "validate", env=env)  # every model compiled as a temporary view
+    assert checked.exit_code == 0, checked.output
     first = cli(root, "run", "--json", env=env)
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout)["syncs"][0]["status"] == "success"
