@@ -212,9 +212,10 @@ class SyncRun:
     def _push(self, run_id: str, ops: list[tuple[RowOp, Change]], silent: list[Change], errors: list[RowError]) -> None:
         r = self.result
         results = {}
-        # Journal what the destination may hold before it sees it (removes need no entry:
-        # the row stays delivered until the remove is acknowledged).
-        texts = {op.key: values_json(op.values) for op, _ in ops if op.kind != "remove"}  # serialised once
+        # Journal what the destination may hold before it sees it. Removes too: the vendor may
+        # apply one we never hear back about, and if the row is back in the model next run it
+        # must be sent again, not look delivered and unchanged.
+        texts = {op.key: values_json(op.values) for op, _ in ops}  # serialised once
         self.s.state.mark_in_flight(self.p.name, run_id, list(texts.items()))
         if ops:
             r.sent += len(ops)
