@@ -177,7 +177,7 @@ class MailchimpEmulator(BackgroundServer):
         # Recorded before the client can see the answer: a test reading the log right after a
         # call must find it there.
         if fault is not None and fault.before:
-            self._record(method, path, query, 0 if fault.kind in ("drop", "timeout") else (429 if fault.kind == "throttle" else fault.status), body)
+            self._record(method, path, query, 0 if fault.kind in ("drop", "timeout") else {"throttle": 429, "unauthorized": 401}.get(fault.kind, fault.status), body)
             serve_before(handler, fault, lambda status: (problem_body(status), PROBLEM))
             return
         key = self._api_key(handler.headers.get("Authorization", ""))
