@@ -214,3 +214,14 @@ def test_rows_meta_counts_invalid_are_rejected_with_its_reason(tmp_path: Path, m
     [rejected] = p.json("history", "members_to_meta")["runs"][0]["rejected_rows"]
     assert rejected == {**rejected, "row_key": "p0002", "reason": "Meta counted this row invalid: Invalid MADID"}
     assert len(held(meta)) == 44
+
+
+@pytest.mark.parametrize("fault", ["drop_after", "truncate", "error"])
+def test_an_audience_create_whose_answer_is_lost_is_not_made_twice(tmp_path: Path, meta: MetaEmulator, fault: str) -> None:
+    """Names are not unique at Meta: a create retried blindly after a lost answer made a second
+    audience (found by the soak), and every later run then refused to guess between them."""
+    p = project(tmp_path, meta)
+    meta.faults.inject(fault, status=500, match="POST /v25.0/act_4242/customaudiences")  # applied, answer lost
+    result = p.run("members_to_meta")
+    assert result["status"] == "success" and len(meta.audiences()) == 1
+    assert held(meta) == expected(p)

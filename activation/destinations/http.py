@@ -48,6 +48,14 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     httpx.NetworkError,
     httpx.RemoteProtocolError,
 )
+#: Transport errors that prove the request never reached the server.
+NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class AmbiguousOutcome(DestinationError):
+    """A non-idempotent request failed in a way that leaves open whether the server acted."""
+
+
 #: Header names whose values are never secret (so they need no redaction).
 _PUBLIC_HEADERS = frozenset(
     {"accept", "content-type", "content-length", "user-agent", "idempotency-key"}
@@ -201,11 +209,16 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         display_url: str | None = None,
+        idempotent: bool = True,
     ) -> httpx.Response:
         """Send with retries; return the first response that is not worth retrying.
 
         `display_url` is what messages show (e.g. the URL as written, with ``${ENV}``
         placeholders still in it); by default `url` minus query string and credentials.
+        `idempotent=False` (a create that must not happen twice): a failure after which the
+        server may have acted (a lost or cut answer, a 500/502/504) is not retried but raised
+        as `AmbiguousOutcome`, so the caller can look before trying again; failures that
+        prove nothing was done (no connection, 429, 503) are still retried.
         """
         shown = display_url or safe_url(url)
         secrets = self._secrets | secret_values(headers or {})
@@ -220,6 +233,8 @@ class HttpClient:
                 )
             except TRANSIENT_ERRORS as exc:
                 problem = _exc_text(exc, url, shown)
+                if not idempotent and not isinstance(exc, NOT_SENT_ERRORS):
+                    raise AmbiguousOutcome(f"{method} {shown}: {redact(problem, secrets)}") from None
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 text = redact(_exc_text(exc, url, shown), secrets)
                 raise DestinationError(f"{method} {shown} failed: {text}", retryable=False) from None
@@ -237,6 +252,8 @@ class HttpClient:
                     wait = self._retry_after(response)
                 problem = f"HTTP {status}: {response_message(response)}"
                 response.close()
+                if not idempotent and status >= 500 and status != 503:
+                    raise AmbiguousOutcome(f"{method} {shown}: {redact(problem, secrets)}") from None
             problem = redact(problem, secrets)
             if attempt > self.retry.max_retries:
                 raise DestinationError(

@@ -39,7 +39,7 @@ import httpx
 
 from activation.destinations.ad_audience import AdAudienceDestination, Member, chunks
 from activation.destinations.base import ConfigError, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
-from activation.destinations.http import HttpClient, RetryPolicy
+from activation.destinations.http import AmbiguousOutcome, HttpClient, RetryPolicy
 from activation.destinations.identifiers import META
 from activation.project.secrets import MissingSecret, resolve_env
 
@@ -146,19 +146,30 @@ class MetaAudienceDestination(AdAudienceDestination):
             out["appsecret_proof"] = self._proof
         return out
 
-    def _call(self, method: str, path: str, **params: Any) -> dict[str, Any]:
+    def _audiences_named(self, name: str) -> list[str]:
+        found: list[str] = []
+        after: str | None = None
+        while True:  # every page: a name is not unique at Meta, so look at all of them
+            page = self._call("GET", f"{self._account}/customaudiences", fields="id,name", limit="500",
+                              **({"after": after} if after else {}))
+            found += [str(a["id"]) for a in page.get("data", []) if a.get("name") == name]
+            after = ((page.get("paging") or {}).get("cursors") or {}).get("after")
+            if not after or not (page.get("paging") or {}).get("next"):
+                return found
+
+    def _call(self, method: str, path: str, *, idempotent: bool = True, **params: Any) -> dict[str, Any]:
         """A Graph API call whose failure fails the whole push (lookups, creation)."""
-        response = self._request(method, path, self._params(**params))
+        response = self._request(method, path, self._params(**params), idempotent=idempotent)
         if response.status_code >= 400:
             raise self._fatal(response) or DestinationError(f"Meta refused {method} {path}: {self._message(response)}", retryable=False)
         body = response.json()
         return body if isinstance(body, dict) else {}
 
-    def _request(self, method: str, path: str, params: dict[str, str]) -> httpx.Response:
+    def _request(self, method: str, path: str, params: dict[str, str], idempotent: bool = True) -> httpx.Response:
         http = self.http  # first: it resolves the base URL
         url = f"{self._base}/{path}"
         if method == "POST":
-            return http.request(method, url, content=form_encode(params),
+            return http.request(method, url, content=form_encode(params), idempotent=idempotent,
                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
         return http.request(method, url, params=params)  # GET, DELETE: in the query string, like the SDKs
 
@@ -205,16 +216,10 @@ class MetaAudienceDestination(AdAudienceDestination):
         name = target.audience or ""
         if name.isdigit():
             return name
-        if name not in self._audiences:
-            found: list[str] = []
-            after: str | None = None
-            while True:  # every page: a name is not unique at Meta, so look at all of them
-                page = self._call("GET", f"{self._account}/customaudiences", fields="id,name", limit="500",
-                                  **({"after": after} if after else {}))
-                found += [str(a["id"]) for a in page.get("data", []) if a.get("name") == name]
-                after = ((page.get("paging") or {}).get("cursors") or {}).get("after")
-                if not after or not (page.get("paging") or {}).get("next"):
-                    break
+        for attempt in range(1, self.spec.max_retries + 2):
+            if name in self._audiences:
+                break
+            found = self._audiences_named(name)
             if len(found) > 1:
                 raise DestinationError(f"{self._account} has {len(found)} custom audiences named {name!r} "
                                        f"(ids {', '.join(found)}); set the sync's audience: to one id", retryable=False)
@@ -223,12 +228,17 @@ class MetaAudienceDestination(AdAudienceDestination):
                                        "(create it, or set create_audiences: true)", retryable=False)
             if found:
                 self._audiences[name] = found[0]
-            else:
-                created = self._call("POST", f"{self._account}/customaudiences", name=name, subtype="CUSTOM",
-                                     description=f"Synced by activation (sync {target.sync})",
+                break
+            try:  # names are not unique at Meta: a create retried blindly could make two
+                created = self._call("POST", f"{self._account}/customaudiences", idempotent=False, name=name,
+                                     subtype="CUSTOM", description=f"Synced by activation (sync {target.sync})",
                                      customer_file_source=self.spec.customer_file_source)
-                self._audiences[name] = str(created["id"])
-                self.details["created_audience"] = self._audiences[name]
+            except AmbiguousOutcome:
+                if attempt > self.spec.max_retries:
+                    raise
+                continue  # it may exist now: look again before creating
+            self._audiences[name] = str(created["id"])
+            self.details["created_audience"] = self._audiences[name]
         self.details["audience_id"] = self._audiences[name]
         return self._audiences[name]
 
