@@ -25,13 +25,14 @@ class StateError(Exception):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per delivered row on the hot path: no frozen-dataclass __init__
 class Delivered:
     key: str
     row_hash: str
     values: dict[str, Any]
     dest_id: str | None
     values_json: str | None = None  # `values` already serialised (the journal did it), if so
+    new: bool = False  # the diff found no delivered row for this key: nothing to replace
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,12 @@ class RowError:
 UNKNOWN_HASH = "?"  # matches no real row hash: "delivered, content unknown"
 
 
+_VALUES_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # built once, not per row
+
+
 def values_json(values: dict[str, Any]) -> str:
     """How mapped values are stored: compact, key-sorted JSON."""
-    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return _VALUES_JSON.encode(values)
 
 
 def utcnow() -> datetime:
@@ -198,17 +202,8 @@ class StateStore:
 
     def mark_in_flight(self, sync: str, run_id: str, rows: Sequence[tuple[str, str]]) -> None:
         """Journal rows about to be sent (key, `values_json` text), before the destination sees them."""
-        if not rows:
-            return
-        with self.engine.begin() as c:
-            self._delete_keys(c, sync, [k for k, _ in rows], table="in_flight")
-            self._insert(c, self.t["in_flight"], {
-                "sync_name": [sync] * len(rows),
-                "row_key": [k for k, _ in rows],
-                "row_values": [text for _, text in rows],
-                "run_id": [run_id] * len(rows),
-                "created_at": [utcnow()] * len(rows),
-            })
+        if rows:
+            self.commit_batch(sync, run_id, journal=rows)
 
     def recover_in_flight(self, sync: str) -> int:
         """Fold rows a dead run left in flight back in as *possibly* delivered.
@@ -258,32 +253,46 @@ class StateStore:
         errors: Sequence[RowError] = (),
         counts: dict[str, int] | None = None,
         settled: Sequence[str] = (),
+        journal: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Record one acknowledged batch atomically: delivered rows, removals, rejections,
-        and the end of the journal entries (`settled`) of every row the batch sent."""
+        """Record acknowledged work and journal what is sent next, in one transaction.
+
+        Delivered rows, removals and rejections of acknowledged pushes; the end of the journal
+        entries (`settled`) of every row whose push is over; and `journal`, (key, `values_json`)
+        of rows about to be sent: the destination must not see those before this commits.
+        """
         now = utcnow()
-        d = self.t["delivered"]
+        d, f = self.t["delivered"], self.t["in_flight"]
         with self.engine.begin() as c:
-            gone = [r.key for r in delivered] + list(removed)
-            self._delete_keys(c, sync, gone)
+            self._delete_keys(c, sync, [r.key for r in delivered if not r.new] + list(removed))
+            # `journal` keys are not in the journal: a run starts by folding it back in (recover_in_flight)
+            # and journals each row once; were one there, the insert below fails rather than lose it.
             self._delete_keys(c, sync, list(settled), table="in_flight")
             if delivered:
                 self._insert(c, d, {
-                    "sync_name": [sync] * len(delivered),
+                    "sync_name": Same(sync),
                     "row_key": [r.key for r in delivered],
                     "row_hash": [r.row_hash for r in delivered],
                     "row_values": [r.values_json if r.values_json is not None else values_json(r.values) for r in delivered],
                     "dest_id": [r.dest_id for r in delivered],
-                    "delivered_at": [now] * len(delivered),
+                    "delivered_at": Same(now),
+                })
+            if journal:
+                self._insert(c, f, {
+                    "sync_name": Same(sync),
+                    "row_key": [k for k, _ in journal],
+                    "row_values": [text for _, text in journal],
+                    "run_id": Same(run_id),
+                    "created_at": Same(now),
                 })
             if errors:
                 self._insert(c, self.t["row_errors"], {
-                    "run_id": [run_id] * len(errors),
-                    "sync_name": [sync] * len(errors),
+                    "run_id": Same(run_id),
+                    "sync_name": Same(sync),
                     "row_key": [e.key for e in errors],
                     "stage": [e.stage for e in errors],
                     "reason": [e.reason[:2000] for e in errors],
-                    "created_at": [now] * len(errors),
+                    "created_at": Same(now),
                 })
             if counts:
                 r = self.t["runs"]
@@ -309,18 +318,29 @@ class StateStore:
         for i in range(0, len(keys), _CHUNK):
             c.execute(d.delete().where(d.c.sync_name == sync, d.c.row_key.in_(keys[i : i + _CHUNK])))
 
-    def _insert(self, c: Connection, table: sa.Table, columns: dict[str, list[Any]]) -> None:
+    def _insert(self, c: Connection, table: sa.Table, columns: dict[str, list[Any] | Same]) -> None:
+        """Insert rows given column by column; a `Same` column holds one value for every row."""
         names = list(columns)
         if self.dialect == "duckdb":
             # DuckDB's executemany runs row by row (~7k rows/s); binding whole columns as
-            # lists and unnesting them is ~30x faster.
+            # lists and unnesting them is ~30x faster, and a constant is bound once.
             rel = f"{self._q(self.schema)}.{table.name}" if self.schema else table.name
             cols = ", ".join(names)
-            unnest = ", ".join(f"unnest(?::{_duck_type(table.c[n])}[])" for n in names)
-            c.exec_driver_sql(f"INSERT INTO {rel} ({cols}) SELECT {unnest}", tuple(columns[n] for n in names))
+            select = ", ".join(f"CAST(? AS {_duck_type(table.c[n])})" if isinstance(columns[n], Same)
+                               else f"unnest(?::{_duck_type(table.c[n])}[])" for n in names)
+            params = tuple(v.value if isinstance(v, Same) else v for v in columns.values())
+            c.exec_driver_sql(f"INSERT INTO {rel} ({cols}) SELECT {select}", params)
             return
-        rows = [dict(zip(names, values)) for values in zip(*columns.values())]
-        c.execute(table.insert(), rows)
+        n = next(len(v) for v in columns.values() if not isinstance(v, Same))
+        lists = [[v.value] * n if isinstance(v, Same) else v for v in columns.values()]
+        c.execute(table.insert(), [dict(zip(names, values)) for values in zip(*lists)])
+
+
+@dataclass(frozen=True)
+class Same:
+    """A column with one value for every inserted row."""
+
+    value: Any
 
 
 def _run(row: sa.Row[Any]) -> dict[str, Any]:
