@@ -3,17 +3,26 @@
 The guarantee kept here: a row is recorded as delivered only after the destination
 acknowledged it, in the same transaction as the rest of its batch. A crash at any point
 leaves unacknowledged rows undelivered, so the next run sends them again.
+
+Pushes are pipelined: while the destination works on batch N (in a sender thread), the
+runner maps batch N+1 and, in one state transaction, records batch N-1's outcome and
+journals batch N+1 as in flight before it is handed over.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from contextlib import closing
+from collections.abc import Generator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp
+from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult
 from activation.diff.plan import Change, PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
@@ -121,6 +130,16 @@ def _op(mode: str, c: Change) -> RowOp | None:
     return None
 
 
+@dataclass
+class _Batch:
+    """One push's worth of changes, with what the state must learn from it."""
+
+    ops: list[tuple[RowOp, Change]] = field(default_factory=list)
+    silent: list[Change] = field(default_factory=list)  # state catches up without a call
+    errors: list[RowError] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)  # key → values_json of each row sent (not removes)
+
+
 class SyncRun:
     """Pushes one planned sync and records every outcome."""
 
@@ -140,14 +159,15 @@ class SyncRun:
         r.run_id = run_id
         batch_size = self.dest.batch_size(self.s.project.syncs[self.p.name].batch_size)
         self.progress.start(self.p.name, min(self.plan.to_send, limit) if limit is not None else self.plan.to_send)
+        sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-{self.p.name}")
         try:
             self.dest.open(self.p.target)
-            for ops, silent, errors in self._batches(batch_size, limit):
-                self._push(run_id, ops, silent, errors)
+            self._pipeline(run_id, sender, batch_size, limit)
         except (DestinationError, ConfigError) as e:
             r.status = "failed"
             r.error = redact(str(e))
         finally:
+            sender.shutdown(wait=True, cancel_futures=True)  # no push outlives the run
             r.destination_report = self.dest.report()
             self.dest.close()
             self.progress.finish()
@@ -158,67 +178,149 @@ class SyncRun:
                 r.status = "partial"
         return r
 
-    def _batches(self, size: int, limit: int | None) -> Iterator[tuple[list[tuple[RowOp, Change]], list[Change], list[RowError]]]:
+    def _pipeline(self, run_id: str, sender: ThreadPoolExecutor, size: int, limit: int | None) -> None:
+        """Push each batch in the sender thread while the next one is mapped and journaled.
+
+        A batch is journaled (in the transaction that records the outcome of earlier pushes)
+        before the destination sees it, and its rows are recorded delivered only after its
+        push returned: a crash at any instant leaves every row either recorded or journaled.
+        """
+        sending: tuple[_Batch, Future[list[RowResult]]] | None = None
+        pushed: list[tuple[_Batch, list[RowResult]]] = []  # returned, outcome not yet recorded
+        queued: _Batch | None = None  # journaled, not yet handed to the destination
+        try:
+            with closing(self._ahead(self._batches(size, limit))) as batches:  # the mapping thread ends here
+                for batch in batches:
+                    self._record(run_id, pushed, journal=batch)
+                    pushed, queued = [], batch
+                    if sending is not None:
+                        pushed.append((sending[0], sending[1].result()))
+                        sending = None
+                    if batch.ops:
+                        self.result.sent += len(batch.ops)
+                        sending = (batch, sender.submit(self.dest.push, self.p.target, [op for op, _ in batch.ops]))
+                    else:
+                        pushed.append((batch, []))
+                    queued = None
+            if sending is not None:
+                pushed.append((sending[0], sending[1].result()))
+        except (DestinationError, ConfigError):
+            # What was acknowledged is recorded and a batch that never left is taken off the
+            # journal; the failed push's rows stay journaled: the destination may hold them.
+            self._record(run_id, pushed, unsent=queued)
+            raise
+        self._record(run_id, pushed)
+
+    mapping_thread: bool = True
+
+    def _ahead(self, batches: Generator[_Batch, None, None]) -> Generator[_Batch, None, None]:
+        """`batches` produced in a thread, up to two ahead: the diff and mapping (Python) overlap
+        the state writes (mostly in DuckDB/the database, outside the GIL) and the pushes."""
+        if not self.mapping_thread:
+            yield from batches
+            return
+        q: queue.Queue[object] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+        end = object()
+
+        def put(item: object) -> bool:
+            while not stop.is_set():  # the consumer may stop at any time (a failed push)
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    pass
+            return False
+
+        def produce() -> None:
+            try:
+                for b in batches:
+                    if not put(b):
+                        return
+                put(end)
+            except BaseException as e:  # handed to the consumer, raised there
+                put(e)
+            finally:
+                batches.close()  # ends the diff query's cursor in the thread that runs it
+
+        worker = threading.Thread(target=produce, name=f"map-{self.p.name}", daemon=True)
+        worker.start()
+        try:
+            while (item := q.get()) is not end:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item  # type: ignore[misc]
+        finally:
+            stop.set()
+            worker.join()
+
+    def _batches(self, size: int, limit: int | None) -> Generator[_Batch, None, None]:
         """Group changes into destination batches; `silent` ones only update state."""
-        ops: list[tuple[RowOp, Change]] = []
-        silent: list[Change] = []
-        errors: list[RowError] = []
+        b = _Batch()
         sent = 0
         assert self.p.stats is not None, "plan before pushing"
         for c in changes(self.s.differ.rows(self.s.conn, self.p.query, self.p.stats), self.p.mapper, self.p.query.target):
             self.builder.add(c)
             if c.kind == "rejected":
-                errors.append(RowError(c.key, "plan", c.reason or "rejected"))
+                b.errors.append(RowError(c.key, "plan", c.reason or "rejected"))
             elif (op := _op(self.mode, c)) is not None:
                 if limit is not None and sent >= limit:
                     continue
-                ops.append((op, c))
+                b.ops.append((op, c))
+                if op.kind != "remove":  # a remove needs no journal entry: the row stays delivered until acknowledged
+                    b.texts[op.key] = values_json(op.values)  # serialised once: journal and delivered share it
                 sent += 1
             elif c.kind in ("noop", "removed", "changed"):
-                silent.append(c)  # state catches up without a call: nothing to send
-            if len(ops) >= size or len(silent) + len(errors) >= 10 * size:
-                yield ops, silent, errors
-                ops, silent, errors = [], [], []
-        if ops or silent or errors:
-            yield ops, silent, errors
+                b.silent.append(c)
+            if len(b.ops) >= size or len(b.silent) + len(b.errors) >= 10 * size:
+                yield b
+                b = _Batch()
+        if b.ops or b.silent or b.errors:
+            yield b
 
-    def _push(self, run_id: str, ops: list[tuple[RowOp, Change]], silent: list[Change], errors: list[RowError]) -> None:
+    def _record(self, run_id: str, pushed: list[tuple[_Batch, list[RowResult]]], journal: _Batch | None = None,
+                unsent: _Batch | None = None) -> None:
+        """One transaction: the outcome of `pushed` batches, and the journal of `journal`
+        (`unsent`: a journaled batch that was never handed over, taken off the journal)."""
         r = self.result
-        results = {}
-        # Journal what the destination may hold before it sees it (removes need no entry:
-        # the row stays delivered until the remove is acknowledged).
-        texts = {op.key: values_json(op.values) for op, _ in ops if op.kind != "remove"}  # serialised once
-        self.s.state.mark_in_flight(self.p.name, run_id, list(texts.items()))
-        if ops:
-            r.sent += len(ops)
-            for res in self.dest.push(self.p.target, [op for op, _ in ops]):
-                results[res.key] = res
         delivered: list[Delivered] = []
         removed: list[str] = []
-        failed = 0
-        for op, c in ops:
-            res = results.get(op.key)
-            if res is None or not res.ok:
-                failed += 1
-                reason = res.error if res is not None and res.error else "the destination did not acknowledge this row"
-                errors.append(RowError(op.key, "destination", redact(reason)))
-            elif op.kind == "remove":
-                removed.append(op.key)
-            else:
-                delivered.append(Delivered(op.key, c.row_hash or "", op.values, res.dest_id or c.dest_id, texts[op.key]))
-        for c in silent:
-            if c.kind == "removed":
-                removed.append(c.key or "")
-            else:
-                delivered.append(Delivered(c.key or "", c.row_hash or "", c.values or {}, c.dest_id))
-        r.acknowledged += len(ops) - failed
-        r.rejected_by_destination += failed
+        errors: list[RowError] = []
+        settled: list[str] = [k for k in unsent.texts] if unsent is not None else []
+        failed = acknowledged = 0
+        for batch, results in pushed:
+            by_key = {res.key: res for res in results}
+            errors += batch.errors
+            for op, c in batch.ops:
+                settled.append(op.key)
+                res = by_key.get(op.key)
+                if res is None or not res.ok:
+                    failed += 1
+                    reason = res.error if res is not None and res.error else "the destination did not acknowledge this row"
+                    errors.append(RowError(op.key, "destination", redact(reason)))
+                elif op.kind == "remove":
+                    removed.append(op.key)
+                else:
+                    delivered.append(Delivered(op.key, c.row_hash or "", op.values, res.dest_id or c.dest_id,
+                                               batch.texts[op.key], c.kind == "added"))
+            acknowledged += len(batch.ops)
+            for c in batch.silent:
+                if c.kind == "removed":
+                    removed.append(c.key or "")
+                else:
+                    delivered.append(Delivered(c.key or "", c.row_hash or "", c.values or {}, c.dest_id))
+        acknowledged -= failed
+        rows = list(journal.texts.items()) if journal is not None else []
+        if not (delivered or removed or errors or settled or rows):
+            return
         self.s.state.commit_batch(
             self.p.name, run_id, delivered, removed, errors,
-            counts={"sent": len(ops) - failed, "failed": failed},
-            settled=[op.key for op, _ in ops],
+            counts={"sent": acknowledged, "failed": failed} if acknowledged or failed else None,
+            settled=settled, journal=rows,
         )
-        self.progress.advance(len(ops))
+        r.acknowledged += acknowledged
+        r.rejected_by_destination += failed
+        self.progress.advance(acknowledged + failed)
 
 
 def run_sync(
