@@ -4,9 +4,10 @@ The guarantee kept here: a row is recorded as delivered only after the destinati
 acknowledged it, in the same transaction as the rest of its batch. A crash at any point
 leaves unacknowledged rows undelivered, so the next run sends them again.
 
-Pushes are pipelined: while the destination works on batch N (in a sender thread), the
-runner maps batch N+1 and, in one state transaction, records batch N-1's outcome and
-journals batch N+1 as in flight before it is handed over.
+Pushes are pipelined: while the destination works on batch N (in a sender thread; a
+destination may take `pushes_in_flight` batches at once), the next batches are mapped in a
+thread, and one state transaction records the outcome of the pushes that returned and
+journals the next batch as in flight before it is handed over.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from contextlib import closing
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult
 from activation.diff.plan import Change, PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
+from activation.gc_tuning import fewer_collections
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
 from activation.state.store import Delivered, RowError, values_json
@@ -153,16 +156,19 @@ class SyncRun:
         self.result = SyncResult(sync=prepared.name, status="success", plan=plan)
         self.builder = PlanBuilder(plan.model_copy(deep=True, update={"counts": PlanCounts(
             model_rows=plan.counts.model_rows, delivered=plan.counts.delivered)}))
+        self._unrecorded = [0, 0]  # sent, failed: not yet in the run record
+        self._counted_at = time.monotonic()
 
     def execute(self, run_id: str, limit: int | None) -> SyncResult:
         r = self.result
         r.run_id = run_id
         batch_size = self.dest.batch_size(self.s.project.syncs[self.p.name].batch_size)
         self.progress.start(self.p.name, min(self.plan.to_send, limit) if limit is not None else self.plan.to_send)
-        sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"push-{self.p.name}")
+        sender = ThreadPoolExecutor(max_workers=max(1, self.dest.pushes_in_flight), thread_name_prefix=f"push-{self.p.name}")
         try:
             self.dest.open(self.p.target)
-            self._pipeline(run_id, sender, batch_size, limit)
+            with fewer_collections():
+                self._pipeline(run_id, sender, batch_size, limit)
         except (DestinationError, ConfigError) as e:
             r.status = "failed"
             r.error = redact(str(e))
@@ -185,7 +191,8 @@ class SyncRun:
         before the destination sees it, and its rows are recorded delivered only after its
         push returned: a crash at any instant leaves every row either recorded or journaled.
         """
-        sending: tuple[_Batch, Future[list[RowResult]]] | None = None
+        depth = max(1, self.dest.pushes_in_flight)
+        sending: deque[tuple[_Batch, Future[list[RowResult]]]] = deque()  # handed over, in order
         pushed: list[tuple[_Batch, list[RowResult]]] = []  # returned, outcome not yet recorded
         queued: _Batch | None = None  # journaled, not yet handed to the destination
         try:
@@ -193,23 +200,30 @@ class SyncRun:
                 for batch in batches:
                     self._record(run_id, pushed, journal=batch)
                     pushed, queued = [], batch
-                    if sending is not None:
-                        pushed.append((sending[0], sending[1].result()))
-                        sending = None
+                    while len(sending) >= depth:
+                        done, future = sending.popleft()
+                        pushed.append((done, future.result()))
                     if batch.ops:
                         self.result.sent += len(batch.ops)
-                        sending = (batch, sender.submit(self.dest.push, self.p.target, [op for op, _ in batch.ops]))
+                        sending.append((batch, sender.submit(self.dest.push, self.p.target, [op for op, _ in batch.ops])))
                     else:
                         pushed.append((batch, []))
                     queued = None
-            if sending is not None:
-                pushed.append((sending[0], sending[1].result()))
+            while sending:
+                done, future = sending.popleft()
+                pushed.append((done, future.result()))
         except (DestinationError, ConfigError):
-            # What was acknowledged is recorded and a batch that never left is taken off the
-            # journal; the failed push's rows stay journaled: the destination may hold them.
-            self._record(run_id, pushed, unsent=queued)
+            # What was acknowledged is recorded (pushes still in flight may yet succeed) and a
+            # batch that never left is taken off the journal; a failed push's rows stay
+            # journaled: the destination may hold them.
+            for done, future in sending:
+                try:
+                    pushed.append((done, future.result()))
+                except (DestinationError, ConfigError):
+                    pass
+            self._record(run_id, pushed, unsent=queued, final=True)
             raise
-        self._record(run_id, pushed)
+        self._record(run_id, pushed, final=True)
 
     mapping_thread: bool = True
 
@@ -279,20 +293,20 @@ class SyncRun:
             yield b
 
     def _record(self, run_id: str, pushed: list[tuple[_Batch, list[RowResult]]], journal: _Batch | None = None,
-                unsent: _Batch | None = None) -> None:
+                unsent: _Batch | None = None, final: bool = False) -> None:
         """One transaction: the outcome of `pushed` batches, and the journal of `journal`
         (`unsent`: a journaled batch that was never handed over, taken off the journal)."""
         r = self.result
         delivered: list[Delivered] = []
         removed: list[str] = []
         errors: list[RowError] = []
-        settled: list[str] = [k for k in unsent.texts] if unsent is not None else []
+        settled: list[str] = list(unsent.texts) if unsent is not None else []
         failed = acknowledged = 0
         for batch, results in pushed:
             by_key = {res.key: res for res in results}
             errors += batch.errors
+            settled += batch.texts  # the journaled rows (removes are not journaled)
             for op, c in batch.ops:
-                settled.append(op.key)
                 res = by_key.get(op.key)
                 if res is None or not res.ok:
                     failed += 1
@@ -310,16 +324,20 @@ class SyncRun:
                 else:
                     delivered.append(Delivered(c.key or "", c.row_hash or "", c.values or {}, c.dest_id))
         acknowledged -= failed
-        rows = list(journal.texts.items()) if journal is not None else []
-        if not (delivered or removed or errors or settled or rows):
-            return
-        self.s.state.commit_batch(
-            self.p.name, run_id, delivered, removed, errors,
-            counts={"sent": acknowledged, "failed": failed} if acknowledged or failed else None,
-            settled=settled, journal=rows,
-        )
         r.acknowledged += acknowledged
         r.rejected_by_destination += failed
+        # The run record's counters follow at most once a second (and at the end): one
+        # statement less per push.
+        self._unrecorded[0] += acknowledged
+        self._unrecorded[1] += failed
+        counts = None
+        if any(self._unrecorded) and (final or time.monotonic() - self._counted_at >= 1.0):
+            counts = {"sent": self._unrecorded[0], "failed": self._unrecorded[1]}
+            self._unrecorded, self._counted_at = [0, 0], time.monotonic()
+        rows = list(journal.texts.items()) if journal is not None else []
+        if delivered or removed or errors or settled or rows or counts:
+            self.s.state.commit_batch(self.p.name, run_id, delivered, removed, errors, counts=counts,
+                                      settled=settled, journal=rows)
         self.progress.advance(acknowledged + failed)
 
 

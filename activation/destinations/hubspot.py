@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,10 +36,13 @@ Prepared = tuple[RowOp, dict[str, Any], str]
 
 class HubSpotDestination(Destination):
     type: ClassVar[str] = "hubspot"
-    # A push carries up to 1,000 rows, sent as API calls of `batch_size` (≤ 100, HubSpot's
-    # limit) `concurrency` at a time: the state store commits per push, so committing
-    # every 100 rows would cost more than the HTTP calls themselves.
-    max_batch_size: ClassVar[int] = 1000
+    # A push carries up to 4,000 rows, sent as API calls of `batch_size` (≤ 100, HubSpot's
+    # limit) `concurrency` at a time: the state store commits once per push, and its cost
+    # per row falls with the push's size (DuckDB: ~16 µs a row at 1,000, ~9 at 4,000).
+    max_batch_size: ClassVar[int] = 4000
+    # Two pushes in flight: the calls of the next push start while the runner records the
+    # last one, so HubSpot (and the rate limiter's budget) is not left idle in between.
+    pushes_in_flight: ClassVar[int] = 2
 
     def __init__(self, name: str, spec: Any, project_dir: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(name, spec, project_dir)
@@ -46,6 +50,7 @@ class HubSpotDestination(Destination):
         self._list_ids: dict[str, str] = {}
         self._converters: dict[str, dict[str, Converter]] = {}  # object → field → converter, once per run
         self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # pushes run concurrently: what they share is built once
 
     # -- set-up ------------------------------------------------------------------------
 
@@ -91,19 +96,16 @@ class HubSpotDestination(Destination):
     def _field_converters(self, target: SyncTarget) -> dict[str, Converter]:
         """How each mapped field is written, from the object's property definitions (one call)."""
         obj = target.object or ""
-        if obj not in self._converters:
-            try:
-                known = self._properties(target)
-            except BatchRefused as e:
-                raise DestinationError(f"HubSpot refused to list the properties of {obj!r}: {e}", retryable=False) from None
-            out: dict[str, Converter] = {}
-            for field in dict.fromkeys(target.match_fields + target.fields):
-                if field in known:
-                    out[field] = converter(PropertyInfo.from_api(known[field]), field)
-                else:
-                    out[field] = _missing(obj, field)
-            self._converters[obj] = out
-        return self._converters[obj]
+        with self._lock:
+            if obj not in self._converters:
+                try:
+                    known = self._properties(target)
+                except BatchRefused as e:
+                    raise DestinationError(f"HubSpot refused to list the properties of {obj!r}: {e}", retryable=False) from None
+                self._converters[obj] = {
+                    field: converter(PropertyInfo.from_api(known[field]), field) if field in known else _missing(obj, field)
+                    for field in dict.fromkeys(target.match_fields + target.fields)}
+            return self._converters[obj]
 
     # -- objects ---------------------------------------------------------------------------
 
@@ -132,8 +134,9 @@ class HubSpotDestination(Destination):
             for kind, chunk in calls:
                 results += self._write(target, idp, kind, chunk)
             return results
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.spec.concurrency, thread_name_prefix="hubspot")
+        with self._lock:
+            if self._pool is None:  # shared by concurrent pushes: `concurrency` calls in flight in all
+                self._pool = ThreadPoolExecutor(max_workers=self.spec.concurrency, thread_name_prefix="hubspot")
         for chunk_results in self._pool.map(lambda c: self._write(target, idp, c[0], c[1]), calls):
             results += chunk_results
         return results
@@ -228,17 +231,21 @@ class HubSpotDestination(Destination):
 
     def _list_id(self, target: SyncTarget) -> str:
         name = target.audience or ""
-        if name not in self._list_ids:
-            type_id = LIST_OBJECT_TYPES[target.object or "contacts"]
-            lists = self.transport.api("lists")
-            try:
-                _, body = self.transport.call(lists.get_by_name, list_name=name, object_type_id=type_id)
-            except BatchRefused as e:
-                if e.status != 404:
-                    raise DestinationError(f"HubSpot list {name!r}: {e}", retryable=False) from None
-                _, body = self.transport.call(lists.create, list_create_request={"name": name, "objectTypeId": type_id, "processingType": "MANUAL"})
-            self._list_ids[name] = str(body["list"]["listId"])
-        return self._list_ids[name]
+        with self._lock:  # concurrent pushes find (or create) the list once
+            if name not in self._list_ids:
+                self._list_ids[name] = self._find_or_create_list(target, name)
+            return self._list_ids[name]
+
+    def _find_or_create_list(self, target: SyncTarget, name: str) -> str:
+        type_id = LIST_OBJECT_TYPES[target.object or "contacts"]
+        lists = self.transport.api("lists")
+        try:
+            _, body = self.transport.call(lists.get_by_name, list_name=name, object_type_id=type_id)
+        except BatchRefused as e:
+            if e.status != 404:
+                raise DestinationError(f"HubSpot list {name!r}: {e}", retryable=False) from None
+            _, body = self.transport.call(lists.create, list_create_request={"name": name, "objectTypeId": type_id, "processingType": "MANUAL"})
+        return str(body["list"]["listId"])
 
     def _push_members(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
         idp = self.id_property(target)
