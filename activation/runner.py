@@ -29,7 +29,7 @@ from activation.diff.plan import Change, PlanBuilder, PlanCounts, SyncPlan, chan
 from activation.gc_tuning import fewer_collections
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
-from activation.state.store import Delivered, RowError, values_json
+from activation.state.store import Delivered, JournalEntry, RowError, journal_entry, values_json
 
 SyncStatus = Literal["up_to_date", "success", "partial", "failed", "blocked"]
 REMOVING_MODES = {"mirror", "audience"}
@@ -141,6 +141,12 @@ class _Batch:
     silent: list[Change] = field(default_factory=list)  # state catches up without a call
     errors: list[RowError] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)  # key → values_json of each row sent (not removes)
+    journal: JournalEntry | None = None  # `texts` as one in-flight journal entry
+
+    def ready(self) -> _Batch:
+        if self.texts:
+            self.journal = journal_entry(list(self.texts.items()))
+        return self
 
 
 class SyncRun:
@@ -287,10 +293,10 @@ class SyncRun:
             elif c.kind in ("noop", "removed", "changed"):
                 b.silent.append(c)
             if len(b.ops) >= size or len(b.silent) + len(b.errors) >= 10 * size:
-                yield b
+                yield b.ready()
                 b = _Batch()
         if b.ops or b.silent or b.errors:
-            yield b
+            yield b.ready()
 
     def _record(self, run_id: str, pushed: list[tuple[_Batch, list[RowResult]]], journal: _Batch | None = None,
                 unsent: _Batch | None = None, final: bool = False) -> None:
@@ -300,12 +306,11 @@ class SyncRun:
         delivered: list[Delivered] = []
         removed: list[str] = []
         errors: list[RowError] = []
-        settled: list[str] = list(unsent.texts) if unsent is not None else []
+        settled = [b.journal.id for b in [unsent, *(b for b, _ in pushed)] if b is not None and b.journal is not None]
         failed = acknowledged = 0
         for batch, results in pushed:
             by_key = {res.key: res for res in results}
             errors += batch.errors
-            settled += batch.texts  # the journaled rows (removes are not journaled)
             for op, c in batch.ops:
                 res = by_key.get(op.key)
                 if res is None or not res.ok:
@@ -334,10 +339,10 @@ class SyncRun:
         if any(self._unrecorded) and (final or time.monotonic() - self._counted_at >= 1.0):
             counts = {"sent": self._unrecorded[0], "failed": self._unrecorded[1]}
             self._unrecorded, self._counted_at = [0, 0], time.monotonic()
-        rows = list(journal.texts.items()) if journal is not None else []
-        if delivered or removed or errors or settled or rows or counts:
+        entry = journal.journal if journal is not None else None
+        if delivered or removed or errors or settled or entry or counts:
             self.s.state.commit_batch(self.p.name, run_id, delivered, removed, errors, counts=counts,
-                                      settled=settled, journal=rows)
+                                      journal=entry, settled_journals=settled)
         self.progress.advance(acknowledged + failed)
 
 

@@ -131,3 +131,24 @@ def test_a_kill_while_pushes_overlap_loses_nothing(tmp_path: Path, rx: WebhookRe
     assert result["status"] == "success", result
     assert rx.records("users_to_hook") == p.model_users(), "nothing lost, nothing orphaned"
     assert p.json("run", "users_to_hook")["syncs"][0]["status"] == "up_to_date"
+
+
+def test_a_push_failing_while_another_is_in_flight_loses_nothing(tmp_path: Path, rx: WebhookReceiver,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A destination taking two pushes at once (`pushes_in_flight`): one fails, the other
+    may still succeed; what was acknowledged is recorded and the rest is sent next run."""
+    from activation.destinations.webhook import WebhookDestination
+
+    monkeypatch.setattr(WebhookDestination, "pushes_in_flight", 2)
+    p = make_project(tmp_path / "two", rx, n=400, orders=800, mode="mirror")  # eight pushes of 50
+    rx.faults.inject("late", 3, seconds=0.0)  # three pushes are answered, then the credentials "expire"
+    rx.faults.inject("unauthorized", 100)
+    result = p.json("run", "users_to_hook", expect=1)["syncs"][0]
+    assert result["status"] == "failed" and "401" in result["error"]
+    assert 150 <= len(rx.records("users_to_hook")) < 400
+    assert 150 <= result["acknowledged"] < 400
+    rx.faults.clear()
+    assert p.json("run", "users_to_hook")["syncs"][0]["status"] == "success"
+    assert rx.records("users_to_hook") == p.model_users()
+    plan = p.json("plan", "users_to_hook")["plans"][0]
+    assert plan["counts"]["added"] == plan["counts"]["changed"] == 0 and not plan["warnings"], "nothing left in flight"

@@ -161,6 +161,10 @@ def backoff(headers: Any, attempt: int, status: int | None) -> float:
             return min(float(retry_after), 60.0)
         except ValueError:
             pass
-    if status == 429 and get("X-HubSpot-RateLimit-Interval-Milliseconds") and get("X-HubSpot-RateLimit-Remaining") == "0":
-        return min(int(get("X-HubSpot-RateLimit-Interval-Milliseconds")) / 1000, 10.0)
+    interval, most = get("X-HubSpot-RateLimit-Interval-Milliseconds"), get("X-HubSpot-RateLimit-Max")
+    if status == 429 and interval and get("X-HubSpot-RateLimit-Remaining") == "0":
+        # A rolling window: a slot frees up every interval/max on average, so wait for one
+        # (more on each repeat), not for the whole window.
+        whole = min(int(interval) / 1000, 10.0)
+        return min(whole / int(most) * attempt, whole) if most and most.isdigit() and int(most) > 0 else whole
     return min(0.5 * 2 ** (attempt - 1), 30.0) * (0.5 + random.random() / 2)

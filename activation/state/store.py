@@ -43,9 +43,25 @@ class RowError:
 
 
 UNKNOWN_HASH = "?"  # matches no real row hash: "delivered, content unknown"
-
-
 _VALUES_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # built once, not per row
+_KEY_JSON = json.JSONEncoder()
+# A journal entry holding a whole batch has this key prefix (a control character no real key
+# starts with): one row to write and one to delete per push, however many rows it carries.
+JOURNAL_PREFIX = "\x1ebatch:"
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """The rows of one push, journaled as one in-flight entry: {key: values} as JSON."""
+
+    id: str  # its row_key: JOURNAL_PREFIX + a random id
+    text: str
+
+
+def journal_entry(rows: Sequence[tuple[str, str]]) -> JournalEntry:
+    """One entry for `rows` (key, `values_json` text); the texts are spliced in, not re-encoded."""
+    text = "{" + ",".join(f"{_KEY_JSON.encode(k)}:{v}" for k, v in rows) + "}"
+    return JournalEntry(JOURNAL_PREFIX + uuid.uuid4().hex, text)
 
 
 def values_json(values: dict[str, Any]) -> str:
@@ -201,9 +217,29 @@ class StateStore:
             )
 
     def mark_in_flight(self, sync: str, run_id: str, rows: Sequence[tuple[str, str]]) -> None:
-        """Journal rows about to be sent (key, `values_json` text), before the destination sees them."""
-        if rows:
-            self.commit_batch(sync, run_id, journal=rows)
+        """Journal rows about to be sent (key, `values_json` text), one entry per row, before
+        the destination sees them; `commit_batch(settled=keys)` ends their entries."""
+        if not rows:
+            return
+        with self.engine.begin() as c:
+            self._insert(c, self.t["in_flight"], {
+                "sync_name": [sync] * len(rows),
+                "row_key": [k for k, _ in rows],
+                "row_values": [text for _, text in rows],
+                "run_id": [run_id] * len(rows),
+                "created_at": [utcnow()] * len(rows),
+            })
+
+    def _journaled(self, c: Connection, sync: str) -> dict[str, str]:
+        """key → values_json of every row journaled for `sync` (per-row and batch entries)."""
+        f = self.t["in_flight"]
+        out: dict[str, str] = {}
+        for key, text in c.execute(sa.select(f.c.row_key, f.c.row_values).where(f.c.sync_name == sync)):
+            if key.startswith(JOURNAL_PREFIX):
+                out.update((k, values_json(v)) for k, v in json.loads(text).items())
+            else:
+                out[key] = text
+        return out
 
     def recover_in_flight(self, sync: str) -> int:
         """Fold rows a dead run left in flight back in as *possibly* delivered.
@@ -215,22 +251,22 @@ class StateStore:
         """
         f, d = self.t["in_flight"], self.t["delivered"]
         with self.engine.begin() as c:
-            rows = c.execute(sa.select(f.c.row_key, f.c.row_values).where(f.c.sync_name == sync)).all()
+            rows = self._journaled(c, sync)
             if not rows:
                 return 0
-            keys = [r.row_key for r in rows]
+            keys = list(rows)
             known = set()
             for i in range(0, len(keys), _CHUNK):
                 part = keys[i : i + _CHUNK]
                 known |= {k for (k,) in c.execute(sa.select(d.c.row_key).where(d.c.sync_name == sync, d.c.row_key.in_(part)))}
                 c.execute(d.update().where(d.c.sync_name == sync, d.c.row_key.in_(part)).values(row_hash=UNKNOWN_HASH))
-            new = [r for r in rows if r.row_key not in known]
+            new = [k for k in keys if k not in known]
             if new:
                 self._insert(c, d, {
                     "sync_name": [sync] * len(new),
-                    "row_key": [r.row_key for r in new],
+                    "row_key": new,
                     "row_hash": [UNKNOWN_HASH] * len(new),
-                    "row_values": [r.row_values for r in new],
+                    "row_values": [rows[k] for k in new],
                     "dest_id": [None] * len(new),
                     "delivered_at": [utcnow()] * len(new),
                 })
@@ -238,11 +274,11 @@ class StateStore:
             return len(rows)
 
     def in_flight_count(self, sync: str) -> int:
+        """Rows journaled for `sync` and not settled (left by a run that died, or running)."""
         if self.version() < 2:
             return 0
-        f = self.t["in_flight"]
         with self.engine.connect() as c:
-            return int(c.execute(sa.select(sa.func.count()).where(f.c.sync_name == sync)).scalar() or 0)
+            return len(self._journaled(c, sync))
 
     def commit_batch(
         self,
@@ -253,21 +289,21 @@ class StateStore:
         errors: Sequence[RowError] = (),
         counts: dict[str, int] | None = None,
         settled: Sequence[str] = (),
-        journal: Sequence[tuple[str, str]] = (),
+        journal: JournalEntry | None = None,
+        settled_journals: Sequence[str] = (),
     ) -> None:
         """Record acknowledged work and journal what is sent next, in one transaction.
 
         Delivered rows, removals and rejections of acknowledged pushes; the end of the journal
-        entries (`settled`) of every row whose push is over; and `journal`, (key, `values_json`)
-        of rows about to be sent: the destination must not see those before this commits.
+        entries of every row whose push is over (`settled`: keys journaled by `mark_in_flight`;
+        `settled_journals`: ids of `JournalEntry`s); and `journal`, the rows about to be sent,
+        as one entry: the destination must not see them before this commits.
         """
         now = utcnow()
         d, f = self.t["delivered"], self.t["in_flight"]
         with self.engine.begin() as c:
             self._delete_keys(c, sync, [r.key for r in delivered if not r.new] + list(removed))
-            # `journal` keys are not in the journal: a run starts by folding it back in (recover_in_flight)
-            # and journals each row once; were one there, the insert below fails rather than lose it.
-            self._delete_keys(c, sync, list(settled), table="in_flight")
+            self._delete_keys(c, sync, list(settled) + list(settled_journals), table="in_flight")
             if delivered:
                 self._insert(c, d, {
                     "sync_name": Same(sync),
@@ -277,22 +313,17 @@ class StateStore:
                     "dest_id": [r.dest_id for r in delivered],
                     "delivered_at": Same(now),
                 })
-            if journal:
-                self._insert(c, f, {
-                    "sync_name": Same(sync),
-                    "row_key": [k for k, _ in journal],
-                    "row_values": [text for _, text in journal],
-                    "run_id": Same(run_id),
-                    "created_at": Same(now),
-                })
+            if journal is not None:
+                self._insert(c, f, {"sync_name": [sync], "row_key": [journal.id], "row_values": [journal.text],
+                                    "run_id": [run_id], "created_at": [now]})
             if errors:
                 self._insert(c, self.t["row_errors"], {
-                    "run_id": Same(run_id),
-                    "sync_name": Same(sync),
+                    "run_id": [run_id] * len(errors),
+                    "sync_name": [sync] * len(errors),
                     "row_key": [e.key for e in errors],
                     "stage": [e.stage for e in errors],
                     "reason": [e.reason[:2000] for e in errors],
-                    "created_at": Same(now),
+                    "created_at": [now] * len(errors),
                 })
             if counts:
                 r = self.t["runs"]
@@ -319,7 +350,7 @@ class StateStore:
             c.execute(d.delete().where(d.c.sync_name == sync, d.c.row_key.in_(keys[i : i + _CHUNK])))
 
     def _insert(self, c: Connection, table: sa.Table, columns: dict[str, list[Any] | Same]) -> None:
-        """Insert rows given column by column; a `Same` column holds one value for every row."""
+        """Insert rows given column by column; a `Same` column has one value for every row."""
         names = list(columns)
         if self.dialect == "duckdb":
             # DuckDB's executemany runs row by row (~7k rows/s); binding whole columns as
@@ -338,7 +369,7 @@ class StateStore:
 
 @dataclass(frozen=True)
 class Same:
-    """A column with one value for every inserted row."""
+    """An inserted column with one value for every row."""
 
     value: Any
 
