@@ -231,14 +231,9 @@ class SyncRun:
             raise
         self._record(run_id, pushed, final=True)
 
-    mapping_thread: bool = True
-
     def _ahead(self, batches: Generator[_Batch, None, None]) -> Generator[_Batch, None, None]:
         """`batches` produced in a thread, up to two ahead: the diff and mapping (Python) overlap
         the state writes (mostly in DuckDB/the database, outside the GIL) and the pushes."""
-        if not self.mapping_thread:
-            yield from batches
-            return
         q: queue.Queue[object] = queue.Queue(maxsize=2)
         stop = threading.Event()
         end = object()

@@ -146,14 +146,15 @@ class HubSpotDestination(Destination):
         out: list[Prepared] = []
         rejected: list[RowResult] = []
         keep_id = kind in ("create", "update_by_id")  # otherwise the id property is the input's `id`
+        conv = convert.get
+        id_conv = conv(idp, as_text)
         for op in ops:
             values = op.values
             # A known row sends only what changed; a new one sends everything.
             names = op.changed_fields if op.changed_fields is not None and op.previous is not None else values
             try:
-                props = {f: convert[f](values.get(f)) if f in convert else as_text(values.get(f))
-                         for f in names if keep_id or f != idp}
-                ident = convert[idp](values.get(idp)) if idp in convert else as_text(values.get(idp))
+                props = {f: conv(f, as_text)(values.get(f)) for f in names if keep_id or f != idp}
+                ident = id_conv(values.get(idp))
             except ConversionError as e:
                 rejected.append(RowResult(key=op.key, ok=False, error=str(e)))
                 continue

@@ -52,7 +52,7 @@ JOURNAL_PREFIX = "\x1ebatch:"
 
 @dataclass(frozen=True)
 class JournalEntry:
-    """The rows of one push, journaled as one in-flight entry: {key: values} as JSON."""
+    """The rows of one push, journaled as one in-flight entry: {"keys": [...], "values": [...]}."""
 
     id: str  # its row_key: JOURNAL_PREFIX + a random id
     text: str
@@ -60,7 +60,8 @@ class JournalEntry:
 
 def journal_entry(rows: Sequence[tuple[str, str]]) -> JournalEntry:
     """One entry for `rows` (key, `values_json` text); the texts are spliced in, not re-encoded."""
-    text = "{" + ",".join(f"{_KEY_JSON.encode(k)}:{v}" for k, v in rows) + "}"
+    keys = _KEY_JSON.encode([k for k, _ in rows])  # one call for all keys
+    text = '{"keys":' + keys + ',"values":[' + ",".join(v for _, v in rows) + "]}"
     return JournalEntry(JOURNAL_PREFIX + uuid.uuid4().hex, text)
 
 
@@ -236,7 +237,8 @@ class StateStore:
         out: dict[str, str] = {}
         for key, text in c.execute(sa.select(f.c.row_key, f.c.row_values).where(f.c.sync_name == sync)):
             if key.startswith(JOURNAL_PREFIX):
-                out.update((k, values_json(v)) for k, v in json.loads(text).items())
+                entry = json.loads(text)
+                out.update(zip(entry["keys"], map(values_json, entry["values"])))
             else:
                 out[key] = text
         return out
