@@ -108,6 +108,17 @@ def test_mirror_archives_what_left_the_model(tmp_path: Path, rx: WebhookReceiver
     same(emu, p)
 
 
+def test_removals_are_archived_100_per_call(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    p = hs_project(tmp_path / "p", rx, emu)
+    p.cli("run", "contacts_to_hs")
+    p.sql("DELETE FROM src.users WHERE user_id >= 'u0080'")  # 120 of 200 leave
+    p.cli("run", "contacts_to_hs", "--allow-removal")
+    archived = [r for r in emu.request_log if r.path.endswith("/batch/archive")]
+    assert sorted(len(r.body["inputs"]) for r in archived) == [20, 100]
+    same(emu, p)
+    assert emu.invalid_requests == []
+
+
 def test_audience_mode_adds_and_removes_list_members(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
     p = hs_project(tmp_path / "p", rx, emu)
     p.cli("run", "contacts_to_hs", "whales_to_hs")
