@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-dev bench clean
+.PHONY: demo test install install-dev bench bench-10m clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -26,8 +26,13 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 -q
 
+# Benchmarks print figures; they are not tests. One at a time on a shared machine (flock).
 bench: $(VENV)/.installed-dev
-	$(BIN)/python bench/plan_1m.py
+	flock /tmp/activation-bench.lock $(BIN)/python bench/plan_scale.py --rows 1000000
+
+bench-10m: $(VENV)/.installed-dev
+	flock /tmp/activation-bench.lock $(BIN)/python bench/plan_scale.py --rows 10000000 --engine duckdb --memory-limit 300MB
+	flock /tmp/activation-bench.lock $(BIN)/python bench/plan_scale.py --rows 10000000 --engine postgres --repeat 2
 
 clean:
 	rm -rf $(VENV) .activation out

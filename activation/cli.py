@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from activation.output import RichProgress, plans_table, print_plan_details, print_result, status_table
-from activation.project.loader import LoadedProject, ProjectError, load_project
+from activation.project.loader import LoadedProject, ProjectError, ProjectIssue, load_project
 from activation.project.secrets import redact
 from activation.project.spec import json_schema
 from activation.settings import settings
@@ -70,9 +74,9 @@ def validate(
     try:
         loaded = _load(project)
         if offline:
-            from activation.models.compiler import compile_project
+            from activation.models.compiler import compile_offline
 
-            compile_project(loaded, lambda n: n, lambda n: f'"{n}"', loaded.project.warehouse.type)
+            compile_offline(loaded)
         else:
             with Session(loaded, dry_run=True) as s:
                 prepared = s.prepare(list(loaded.project.syncs), how="view", check_env=True, every_model=True)
@@ -87,6 +91,42 @@ def validate(
         _dump(summary)
     else:
         out.print(f"[green]✓[/] {loaded.file.name} is valid: " + ", ".join(f"{v} {k}" for k, v in summary.items() if k != "ok"))
+
+
+@app.command()
+def lint(
+    project: ProjectOpt = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Do not connect to the warehouse (skips schedule-quota).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when there are findings.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Warnings about a valid project: traits or audiences nobody syncs, PII sent to an ad
+    platform unhashed, schedules tighter than the destination's quota. Exit 0 unless --strict."""
+    from activation.lint import lint_project, schedule_interval
+    from activation.session import Session
+
+    rows: dict[str, int] | None = None
+    try:
+        loaded = _load(project)
+        if not offline:
+            scheduled = [n for n, s in loaded.project.syncs.items() if schedule_interval(s.schedule) is not None]
+            with Session(loaded, dry_run=True) as s:
+                prepared = s.prepare(scheduled, how="view")
+                rows = {n: s.differ.key_stats(s.conn, p.query).rows for n, p in prepared.items()}
+        report = lint_project(loaded, rows)
+    except ProjectError as e:
+        _config_error(e, as_json)
+    code = EXIT_FAILED if strict and report.findings else EXIT_OK
+    if as_json:
+        _dump({"ok": not report.findings, **report.model_dump(mode="json")})
+        raise typer.Exit(code)
+    for f in report.findings:
+        out.print(f"[yellow]warning[/] {escape(str(f))}", highlight=False, soft_wrap=True)
+    for note in report.notes:
+        out.print(f"[dim]note: {escape(note)}[/]", highlight=False)
+    n = len(report.findings)
+    out.print(f"[green]✓[/] no findings" if not n else f"{n} finding{'s' * (n != 1)}", highlight=False)
+    raise typer.Exit(code)
 
 
 @app.command("compile")
@@ -113,10 +153,11 @@ def compile_(project: ProjectOpt = None) -> None:
 
 
 def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | None, *, dry_run: bool,
-             allow_removal: bool, limit: int | None, as_json: bool, sandbox: bool = False) -> None:
+             allow_removal: bool, limit: int | None, as_json: bool, sandbox: bool = False, markdown: bool = False,
+             samples: int = 3) -> None:
     from contextlib import ExitStack
 
-    from activation.runner import SyncResult, plan_sync, run_sync
+    from activation.runner import SyncResult, plan_sync
     from activation.session import Session
 
     results: list[SyncResult] = []
@@ -140,17 +181,18 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
                 s.state.migrate()  # only once the project is known to be valid
             if dry_run:
                 plans = [plan_sync(s, prepared[n]) for n in names]
-                _report_plans(plans, as_json)
+                _report_plans(plans, as_json, markdown, samples)
                 failed = any(p.blocked or p.counts.rejected for p in plans)
                 raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
             progress = RichProgress(err) if not as_json else None
-            for n in names:
-                r = run_sync(s, prepared[n], allow_removal=allow_removal, limit=limit, progress=progress)
-                results.append(r)
-                if not as_json:
-                    if r.status != "up_to_date":
-                        print_plan_details(out, r.plan, samples=False)
-                    print_result(out, r)
+            with _leased_runs(s, enabled=box is None) as run_one:
+                for n in names:
+                    r = run_one(prepared[n], allow_removal=allow_removal, limit=limit, progress=progress)
+                    results.append(r)
+                    if not as_json:
+                        if r.status != "up_to_date":
+                            print_plan_details(out, r.plan, samples=False)
+                        print_result(out, r)
             if box is not None and not as_json:
                 for line in box.summary():
                     out.print(f"[dim]sandbox[/] {line}", highlight=False)
@@ -161,7 +203,51 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
 
 
-def _report_plans(plans: list[Any], as_json: bool) -> None:
+RUN_LEASE_TTL = 60.0
+
+
+@contextmanager
+def _leased_runs(session: Any, *, enabled: bool) -> Iterator[Callable[..., Any]]:
+    """`run_sync` for this session, under each sync's lease (as a daemon takes it), so a
+    `run` never overlaps a daemon's run of the same sync; a sync held elsewhere is blocked."""
+    import os
+    import socket
+    import threading
+
+    from activation.diff.plan import SyncPlan
+    from activation.runner import SyncResult, run_sync
+    from activation.state.leases import LeaseStore, Refusal, Renewer
+
+    if not enabled:  # --sandbox: a throwaway state store nobody else uses
+        yield lambda prepared, **options: run_sync(session, prepared, **options)
+        return
+    leases = LeaseStore(session.state, f"{socket.gethostname()}/{os.getpid()} (activation run)", RUN_LEASE_TTL,
+                        take_over_ended=True)  # a `run` killed a moment ago must not block this one
+
+    def run_one(prepared: Any, **options: Any) -> SyncResult:
+        got = leases.acquire(prepared.name, respect_backoff=False)
+        if isinstance(got, Refusal):
+            spec = session.project.syncs[prepared.name]
+            plan = SyncPlan(sync=prepared.name, destination=spec.to, mode=spec.mode, object=spec.object)
+            return SyncResult(sync=prepared.name, status="blocked", plan=plan, error=f"not run now: {got}")
+        lost = threading.Event()  # set by the renewer if another process took the lease over
+        renewer.hold(got, lost)
+        try:
+            return run_sync(session, prepared, cancel=lost, **options)
+        finally:
+            renewer.drop(got)
+            leases.release(got)
+
+    with Renewer(leases, RUN_LEASE_TTL) as renewer:
+        yield run_one
+
+
+def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, samples: int = 3) -> None:
+    if markdown:
+        from activation.markdown import plans_markdown
+
+        print(redact(plans_markdown(plans, samples=samples)), end="")
+        return
     if as_json:
         _dump({"ok": not any(p.blocked or p.counts.rejected for p in plans), "dry_run": True,
                "plans": [p.model_dump(mode="json") for p in plans]})
@@ -175,13 +261,56 @@ def _report_plans(plans: list[Any], as_json: bool) -> None:
 SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="Point every destination at a local emulator; write no state.")]
 
 
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+FormatOpt = Annotated[Optional[OutputFormat], typer.Option("--format", help="text (default), json (same as --json) or markdown (a pull-request comment).")]
+BaseOpt = Annotated[Optional[str], typer.Option("--base", metavar="REV", help="Review the change since REV (its merge base with HEAD): the config diff and its effect on today's data.")]
+SamplesOpt = Annotated[int, typer.Option("--samples", min=0, help="Markdown: sample rows per change kind (0: none, e.g. for a public repository).")]
+
+
 @app.command()
 def plan(
     syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt = None, as_json: JsonOpt = False,
-    sandbox: SandboxOpt = False,
+    sandbox: SandboxOpt = False, base: BaseOpt = None, fmt: FormatOpt = None, samples: SamplesOpt = 3,
 ) -> None:
     """Show what a run would change, per sync and per field. Sends nothing, writes nothing."""
-    _execute(project, syncs, select, dry_run=True, allow_removal=False, limit=None, as_json=as_json, sandbox=sandbox)
+    chosen = OutputFormat.json if as_json else fmt or OutputFormat.text
+    if base is not None:
+        _review(project, syncs, select, base, chosen, sandbox, samples)
+    _execute(project, syncs, select, dry_run=True, allow_removal=False, limit=None, as_json=chosen == OutputFormat.json,
+             sandbox=sandbox, markdown=chosen == OutputFormat.markdown, samples=samples)
+
+
+def _review(project: Path | None, syncs: list[str] | None, select: list[str] | None, base: str, fmt: OutputFormat,
+            sandbox: bool, samples: int) -> None:
+    """plan --base: the config diff against REV and its effect on today's data."""
+    from activation.review import GitError, review_project
+
+    as_json = fmt == OutputFormat.json
+    try:
+        if sandbox:
+            raise ProjectError([ProjectIssue("--base and --sandbox cannot be combined (a review sends nothing anyway)")])
+        loaded = _load(project)
+        review = review_project(loaded, base, syncs, select)
+    except GitError as e:
+        _config_error(ProjectError([ProjectIssue(f"--base {base}: {e}")]), as_json)
+    except ProjectError as e:
+        _config_error(e, as_json)
+    if as_json:
+        _dump({"ok": not review.failed, **review.model_dump(mode="json")})
+    elif fmt == OutputFormat.markdown:
+        from activation.markdown import review_markdown
+
+        print(redact(review_markdown(review, samples=samples)), end="")
+    else:
+        from activation.output import print_review
+
+        print_review(out, review)
+    raise typer.Exit(EXIT_FAILED if review.failed else EXIT_OK)
 
 
 @app.command()
@@ -274,6 +403,41 @@ def history(
 
 
 @app.command()
+def daemon(
+    syncs: SyncsArg = None,
+    select: SelectOpt = None,
+    project: ProjectOpt = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="Address of /healthz and /metrics (daemon.health_host; default 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", min=0, max=65535, help="Port of /healthz and /metrics; 0 picks a free one (daemon.health_port; default 9464).")] = None,
+    no_health: Annotated[bool, typer.Option("--no-health", help="No HTTP server.")] = False,
+    json_logs: Annotated[Optional[bool], typer.Option("--json-logs/--text-logs", help="One JSON object per log line (daemon.json_logs).")] = None,
+    log_level: Annotated[Optional[str], typer.Option("--log-level", help="debug, info, warning or error (daemon.log_level).")] = None,
+    lease_ttl: Annotated[Optional[str], typer.Option("--lease-ttl", help="Lease duration, e.g. 60s (daemon.lease_ttl).")] = None,
+    watch: Annotated[Optional[bool], typer.Option("--watch/--no-watch", help="Re-read syncs.yaml when it changes (daemon.watch).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="This daemon's name in leases and logs (default: the host name; the pid is added).")] = None,
+) -> None:
+    """Run every scheduled sync on its schedule until SIGTERM/SIGINT; SIGHUP re-reads syncs.yaml.
+
+    A sync never runs twice at once, even across daemons sharing a state store (leases)."""
+    from activation.daemon.service import Daemon, DaemonOptions
+    from activation.project.schedule import parse_duration
+
+    try:
+        ttl = parse_duration(lease_ttl) if lease_ttl is not None else None
+    except ValueError as e:
+        err.print(f"[bold red]error:[/] --lease-ttl: {e}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG) from None
+    options = DaemonOptions(syncs=syncs, select=select, health_host=host, health_port=port, no_health=no_health,
+                            json_logs=json_logs, log_level=log_level.lower() if log_level else None, lease_ttl=ttl,
+                            watch=watch, name=name)
+    try:
+        service = Daemon(project or Path(settings().project), options)
+    except ProjectError as e:
+        _config_error(e, False)
+    raise typer.Exit(service.run())
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON schema of syncs.yaml (for editor autocompletion)."""
     print(json.dumps(json_schema(), indent=2))
@@ -281,25 +445,30 @@ def schema() -> None:
 
 @app.command()
 def reset(
-    sync: Annotated[str, typer.Argument(help="The sync to forget.")],
+    sync: Annotated[str, typer.Argument(help="The sync to forget (also one since removed from syncs.yaml).")],
     project: ProjectOpt = None,
+    history: Annotated[bool, typer.Option("--history", help="Also delete its run records.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Forget what SYNC delivered: its next run sends every row again."""
+    """Forget what SYNC delivered, its in-flight journal and its rejected rows: its next run
+    sends every row again. Nothing is sent or removed at the destination."""
     from activation.session import Session
 
     try:
         loaded = _load(project)
-        if sync not in loaded.project.syncs:
-            raise ProjectError([loaded.issue(f"no sync named {sync!r}", "syncs")])
-        if not yes and not typer.confirm(f"Forget every row {sync} delivered? Its next run resends all of them."):
-            raise typer.Exit(EXIT_FAILED)
         with Session(loaded, dry_run=False) as s:
+            stored = s.state.stored(sync)
+            if sync not in loaded.project.syncs and not any(stored.values()):
+                raise ProjectError([loaded.issue(f"no sync named {sync!r}, and nothing is stored for one", "syncs")])
+            what = f"{stored.get('delivered', 0)} delivered rows, {stored.get('in_flight', 0)} in flight, " \
+                   f"{stored.get('row_errors', 0)} rejected-row records" + (f", {stored.get('runs', 0)} runs" if history else "")
+            if not yes and not typer.confirm(f"Forget {what} of {sync}? Its next run resends every row."):
+                raise typer.Exit(EXIT_FAILED)
             s.state.migrate()
-            n = s.state.reset(sync)
+            gone = s.state.reset(sync, history=history)
     except ProjectError as e:
         _config_error(e, False)
-    out.print(f"{sync}: forgot {n} delivered rows.")
+    out.print(f"{sync}: forgot " + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in gone.items()) + ".")
 
 
 @app.command()

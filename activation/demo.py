@@ -23,6 +23,7 @@ from activation.testing.webhook_receiver import WebhookReceiver
 
 CHANGED, DELETED = 12, 4
 WEBHOOK_ENV = "CRM_WEBHOOK_URL"
+MAILCHIMP_KEY = "demo0123456789abcdef0123456789ab-us1"
 # The custom contact properties users_to_hubspot writes, as the demo portal defines them.
 HUBSPOT_PROPERTIES: dict[str, dict[str, Any]] = {
     "plan": {"type": "enumeration", "field_type": "select", "options": [*PLANS, "none"]},
@@ -61,9 +62,15 @@ def run_demo(directory: Path, console: Console) -> int:
     console.print(f"[bold]Demo warehouse[/] {warehouse.relative_to(root)}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
 
     from activation.testing.hubspot_emulator import HubSpotEmulator
+    from activation.testing.mailchimp_emulator import MailchimpEmulator
     from activation.testing.salesforce import SalesforceEmulator
 
-    with WebhookReceiver() as rx, HubSpotEmulator(tokens={"demo-token"}) as hubspot, SalesforceEmulator() as sf:
+    from activation.demo_ads import ad_emulators
+
+    with WebhookReceiver() as rx, HubSpotEmulator(tokens={"demo-token"}) as hubspot, SalesforceEmulator() as sf, \
+            MailchimpEmulator(api_keys={MAILCHIMP_KEY}) as mailchimp, ad_emulators() as (meta, google):
+        _mailchimp_audience(mailchimp)
+        os.environ.update(MAILCHIMP_URL=mailchimp.url, MAILCHIMP_API_KEY=MAILCHIMP_KEY)
         os.environ.update(SALESFORCE_INSTANCE_URL=f"https://{sf.instance}", SALESFORCE_SESSION_ID=sf.token,
                           SALESFORCE_TRANSPORT_URL=sf.url)
         os.environ[WEBHOOK_ENV] = rx.url
@@ -72,7 +79,9 @@ def run_demo(directory: Path, console: Console) -> int:
             hubspot.add_property("contacts", prop, **kind)
         console.print(f"[bold]Local CRM webhook receiver[/] at {rx.url}")
         console.print(f"[bold]Local HubSpot emulator[/] at {hubspot.url} (validates every request against HubSpot's OpenAPI documents)")
-        console.print(f"[bold]Local Salesforce emulator[/] at {sf.url} (simple-salesforce is routed to it)\n")
+        console.print(f"[bold]Local Salesforce emulator[/] at {sf.url} (simple-salesforce is routed to it)")
+        console.print(f"[bold]Local Mailchimp emulator[/] at {mailchimp.url} (audience 'Customers', through mailchimp-marketing)")
+        console.print(f"[bold]Local Meta Graph API emulator[/] at {meta.url} and [bold]Google Ads API emulator[/] at {google.url}\n")
         p = ["--project", str(root)]
         steps = [("validate",), ("plan",), ("run",), ("run",)]
         for step in steps:
@@ -105,11 +114,43 @@ def run_demo(directory: Path, console: Console) -> int:
         invalid = len(hubspot.invalid_requests)
         console.print(f"{'[green]✓[/]' if not invalid else '[red]✗[/]'} HubSpot: {hubspot.request_count} requests, {invalid} invalid")
         _cli(console, "status", *p)
-        ok = exact and _check_destinations(console, root, rx, hubspot, sf)
+        ok = exact and _check_destinations(console, root, rx, hubspot, sf, mailchimp, (meta, google))
+        ok &= _check_no_pii(console, warehouse, meta, google)
     return 0 if ok else 1
 
 
-def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubspot: Any, sf: Any) -> bool:
+def _mailchimp_audience(mailchimp: Any) -> None:
+    """The demo account's audience, with the merge fields syncs/email.yaml maps."""
+    list_id = mailchimp.create_list("Customers")
+    for tag, type_ in (("SIGNUP", "date"), ("STEPS", "number"), ("COMPANY", "text"), ("ADOPTION", "number")):
+        mailchimp.add_merge_field(list_id, tag, type_)
+
+
+def _mailchimp_held(mailchimp: Any, sync: Any, delivered: list[dict[str, Any]]) -> tuple[dict, dict]:
+    """(what the tag holds, what was delivered), as {email: merge fields} in Mailchimp's form."""
+    from activation.destinations.mailchimp import merge_value
+
+    [list_id] = list(mailchimp.lists())
+    types = mailchimp.merge_fields(list_id)
+    members = mailchimp.members(list_id)
+    held = {e: {t: members[e]["merge_fields"].get(t) for t in sync.fields} for e in mailchimp.tag_members(list_id, sync.audience)}
+    want = {str(v["email_address"]).lower(): {t: merge_value(types.get(t), v.get(t)) for t in sync.fields} for v in delivered}
+    return held, want
+
+
+def _check_no_pii(console: Console, warehouse: Path, meta: Any, google: Any) -> bool:
+    from activation.demo_ads import raw_pii_seen
+
+    raw = meta.raw_requests() + google.raw_requests()
+    seen = raw_pii_seen(str(warehouse), raw)
+    mark = "[green]✓[/]" if not seen and raw else "[red]✗[/]"
+    console.print(f"{mark} no raw email or phone number in the {len(raw):,} bytes the Meta and Google emulators received"
+                  + (f" (found {len(seen)})" if seen else ""))
+    return not seen and bool(raw)
+
+
+def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubspot: Any, sf: Any, mailchimp: Any,
+                        ads: Any = None) -> bool:
     """Every destination holds exactly what the state store says was delivered, and the
     state equals the model (the last plan was empty): so each destination equals the model."""
     from activation.destinations.file import _cell
@@ -145,6 +186,13 @@ def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubsp
                 idp = next(iter(sync.match))
                 held = {r[idp]: {f: r.get(f, "") for f in conv} for r in hubspot.records(sync.object).values()}
                 want = {conv[idp](v[idp]): {f: conv[f](x) for f, x in v.items()} for v in delivered}
+            elif dest.type in ("meta_audience", "google_ads"):
+                from activation.demo_ads import google_members, held_members, meta_members
+
+                held = held_members(dest.type, sync.audience or "", *ads)
+                want = (meta_members if dest.type == "meta_audience" else google_members)(delivered)
+            elif dest.type == "mailchimp":
+                held, want = _mailchimp_held(mailchimp, sync, delivered)
             elif dest.type == "salesforce":
                 ext = next(iter(sync.match))  # compared by external id and name (types differ by field)
                 held = {r.get(ext): r.get("Name") for r in sf.records(sync.object).values()}
@@ -154,6 +202,8 @@ def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubsp
             same = held == want
             ok &= same
             mark = "[green]✓[/]" if same else "[red]✗[/]"
-            how = " (compared by external id and Name)" if dest.type == "salesforce" else ""
+            how = {"salesforce": " (compared by external id and Name)",
+                   "mailchimp": f" (members tagged {sync.audience!r}, with their merge fields)",
+                   "meta_audience": " (people, by their hashes)", "google_ads": " (people, by their hashes)"}.get(dest.type, "")
             console.print(f"{mark} {name}: the {dest.type} destination holds exactly the model ({len(held):,} rows){how}")
     return ok

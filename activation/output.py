@@ -74,6 +74,8 @@ def print_result(console: Console, r: SyncResult) -> None:
             f"{r.rejected_by_destination}, rejected before sending {r.plan.counts.rejected} "
             f"(see `activation history {name}`; they are retried next run)"
         )
+    elif r.status == "interrupted":
+        console.print(f"[yellow]! {name}: interrupted after {r.acknowledged} acknowledged:[/] {escape(r.error or '')}")
     elif r.status == "blocked":
         console.print(f"[bold red]✗ {name}: stopped before sending:[/] {escape(r.error or '')}")
     else:
@@ -117,3 +119,36 @@ def status_table(rows: list[dict[str, Any]]) -> Table:
         t.add_row(r["sync"], r["destination"], (r.get("last_run") or "-").replace("T", " "), f"[{style.get(st, '')}]{st}[/]",
                   str(r["delivered_rows"]), dash(r.get("sent")), dash(r.get("failed")), dash(r.get("rejected")))
     return t
+
+
+def print_review(console: Console, review: Any) -> None:
+    """`plan --base`: warnings first, the effect table, then each sync's config changes."""
+    console.print(f"[bold]Review:[/] working tree vs {escape(review.base)}", highlight=False)
+    for w in review.warnings:
+        who = f"{escape(w.sync)}: " if w.sync else ""
+        console.print(f"[yellow]! {who}{escape(w.message)}[/]", highlight=False)
+    effects = [s.effect for s in review.syncs if s.effect is not None]
+    if effects:
+        console.print(plans_table(effects))
+    for s in review.syncs:
+        renamed = f" from {escape(s.renamed_from)}" if s.renamed_from else ""
+        console.print(f"[bold]{escape(s.sync)}[/] ({s.status}{renamed})", highlight=False)
+        for c in s.config_changes:
+            change = f"added {short(c.after)}" if c.before is None else f"removed (was {short(c.before)})" if c.after is None \
+                else f"{short(c.before)} → {short(c.after)}"
+            console.print(f"  {escape(c.path)}: {escape(change)}", highlight=False)
+        if s.upstream_changes:
+            console.print(f"  reads changed: {escape(', '.join(s.upstream_changes))}", highlight=False)
+        if s.effect is None:
+            console.print(f"  [red]deleted[/]: {s.delivered or s.base_rows or 0} rows stay at {escape(s.destination)}", highlight=False)
+        elif s.effect.up_to_date and not s.effect.counts.rejected:
+            console.print("  [green]no row changes at the destination[/]")
+        else:
+            # the review's own warnings (above) say what the plan's warnings and guards would
+            print_plan_details(console, s.effect.model_copy(update={"warnings": [], "blocked": None}))
+    for m in review.models:
+        renamed = f" (renamed from {escape(m.renamed_from)})" if m.renamed_from else f" ({m.change})"
+        console.print(f"[dim]{m.kind} {escape(m.name)}{renamed}: {escape(short(m.before, 60))} → {escape(short(m.after, 60))}[/]", highlight=False)
+    if review.unchanged_syncs:
+        console.print(f"[dim]unchanged: {escape(', '.join(review.unchanged_syncs))}[/]", highlight=False)
+    console.print("[dim]Both configs were computed on today's warehouse data; nothing was sent and no state was written.[/]")

@@ -7,7 +7,8 @@ leaves unacknowledged rows undelivered, so the next run sends them again.
 Pushes are pipelined: while the destination works on batch N (in a sender thread; a
 destination may take `pushes_in_flight` batches at once), the next batches are mapped in a
 thread, and one state transaction records the outcome of the pushes that returned and
-journals the next batch as in flight before it is handed over.
+journals the next batch as in flight before it is handed over. A `cancel` event stops the
+run between batches (what returned is recorded; the rest is diffed again next run).
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import queue
 import threading
 import time
 from collections import deque
-from contextlib import closing
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from activation.destinations import REGISTRY, destination_class
 from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult
 from activation.diff.plan import Change, PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
 from activation.gc_tuning import fewer_collections
@@ -31,7 +33,7 @@ from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
 from activation.state.store import Delivered, JournalEntry, RowError, journal_entry, values_json
 
-SyncStatus = Literal["up_to_date", "success", "partial", "failed", "blocked"]
+SyncStatus = Literal["up_to_date", "success", "partial", "failed", "blocked", "interrupted"]
 REMOVING_MODES = {"mirror", "audience"}
 
 
@@ -89,8 +91,24 @@ def _finish_plan(session: Session, builder: PlanBuilder) -> SyncPlan:
             f"{plan.counts.removed} rows left the model; mode {spec.mode!r} leaves them in the "
             "destination (use mode: mirror to remove them)"
         )
+    if (warning := _below_minimum(session, plan)) is not None:
+        plan.warnings.append(warning)
     plan.blocked = check_guards(plan, spec.removal_limit, allow_removal=False)
     return plan
+
+
+def _below_minimum(session: Session, plan: SyncPlan) -> str | None:
+    """Ad platforms serve no ads to an audience below their minimum size: say so in the plan."""
+    spec = session.project.destinations.get(plan.destination)
+    if spec is None or spec.type not in REGISTRY:
+        return None
+    cls = destination_class(spec.type)
+    minimum = cls.min_audience_size
+    if not minimum or plan.counts.model_rows >= minimum:
+        return None
+    platform = getattr(cls, "platform_name", spec.type)
+    return (f"{plan.counts.model_rows:,} members, below {platform}'s minimum of {minimum:,} matched people: the audience "
+            "will not serve ads until it grows (matching also takes hours, and not every member matches)")
 
 
 def plan_sync(session: Session, prepared: PreparedSync) -> SyncPlan:
@@ -152,8 +170,10 @@ class _Batch:
 class SyncRun:
     """Pushes one planned sync and records every outcome."""
 
-    def __init__(self, session: Session, prepared: PreparedSync, plan: SyncPlan, destination: Destination, progress: Progress) -> None:
+    def __init__(self, session: Session, prepared: PreparedSync, plan: SyncPlan, destination: Destination, progress: Progress,
+                 cancel: threading.Event | None = None) -> None:
         self.s = session
+        self.cancel = cancel
         self.p = prepared
         self.plan = plan
         self.dest = destination
@@ -174,7 +194,10 @@ class SyncRun:
         try:
             self.dest.open(self.p.target)
             with fewer_collections():
-                self._pipeline(run_id, sender, batch_size, limit)
+                if self._pipeline(run_id, sender, batch_size, limit):
+                    # Between batches: what was pushed is committed; the rest is diffed again next run.
+                    r.status = "interrupted"
+                    r.error = "stopped before the end (shutdown or lost lease); the next run sends the rest"
         except (DestinationError, ConfigError) as e:
             r.status = "failed"
             r.error = redact(str(e))
@@ -183,20 +206,22 @@ class SyncRun:
             r.destination_report = self.dest.report()
             self.dest.close()
             self.progress.finish()
-        if r.status != "failed":
+        if r.status not in ("failed", "interrupted"):
             r.plan = _finish_plan(self.s, self.builder)  # exact now that every row was mapped
             r.plan.blocked = None  # it was not: the guards ran on the estimate before sending
             if r.rejected_by_destination or r.plan.counts.rejected:
                 r.status = "partial"
         return r
 
-    def _pipeline(self, run_id: str, sender: ThreadPoolExecutor, size: int, limit: int | None) -> None:
-        """Push each batch in the sender thread while the next one is mapped and journaled.
+    def _pipeline(self, run_id: str, sender: ThreadPoolExecutor, size: int, limit: int | None) -> bool:
+        """Push each batch in the sender thread while the next one is mapped and journaled;
+        True when `cancel` stopped it between batches.
 
         A batch is journaled (in the transaction that records the outcome of earlier pushes)
         before the destination sees it, and its rows are recorded delivered only after its
         push returned: a crash at any instant leaves every row either recorded or journaled.
         """
+        cancelled = False
         depth = max(1, self.dest.pushes_in_flight)
         sending: deque[tuple[_Batch, Future[list[RowResult]]]] = deque()  # handed over, in order
         pushed: list[tuple[_Batch, list[RowResult]]] = []  # returned, outcome not yet recorded
@@ -204,6 +229,9 @@ class SyncRun:
         try:
             with closing(self._ahead(self._batches(size, limit))) as batches:  # the mapping thread ends here
                 for batch in batches:
+                    if self.cancel is not None and self.cancel.is_set():
+                        cancelled = True
+                        break
                     self._record(run_id, pushed, journal=batch)
                     pushed, queued = [], batch
                     while len(sending) >= depth:
@@ -230,6 +258,7 @@ class SyncRun:
             self._record(run_id, pushed, unsent=queued, final=True)
             raise
         self._record(run_id, pushed, final=True)
+        return cancelled
 
     def _ahead(self, batches: Generator[_Batch, None, None]) -> Generator[_Batch, None, None]:
         """`batches` produced in a thread, up to two ahead: the diff and mapping (Python) overlap
@@ -301,7 +330,7 @@ class SyncRun:
         delivered: list[Delivered] = []
         removed: list[str] = []
         errors: list[RowError] = []
-        settled = [b.journal.id for b in [unsent, *(b for b, _ in pushed)] if b is not None and b.journal is not None]
+        settled = [i for b in [unsent, *(b for b, _ in pushed)] if b is not None and b.journal is not None for i in b.journal.ids]
         failed = acknowledged = 0
         for batch, results in pushed:
             by_key = {res.key: res for res in results}
@@ -343,17 +372,22 @@ class SyncRun:
 
 def run_sync(
     session: Session, prepared: PreparedSync, *, allow_removal: bool = False, limit: int | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, cancel: threading.Event | None = None,
+    on_start: Callable[[str], None] | None = None,
 ) -> SyncResult:
+    """Run one prepared sync. `cancel`, once set, ends the run after the batch in progress
+    (status interrupted); `on_start` is called with the run id once the run is recorded."""
     started = time.monotonic()
     spec = session.project.syncs[prepared.name]
-    recovered = session.state.recover_in_flight(prepared.name)
+    recovered = session.state.recover_in_flight(prepared.name, prepared.target.match_fields)
     plan = _estimate(session, prepared)
     if recovered:
         plan.warnings.append(f"{recovered} rows sent by an interrupted run were re-checked (resent or removed)")
     plan.blocked = check_guards(plan, spec.removal_limit, allow_removal)
     state = session.state
     run_id = state.start_run(prepared.name, spec.to)
+    if on_start is not None:
+        on_start(run_id)
     include = {"added", "changed", "removed", "unchanged", "rejected"}
     counts = plan.counts.model_dump(include=include)
     if plan.blocked:
@@ -362,7 +396,7 @@ def run_sync(
                           seconds=time.monotonic() - started)
     try:
         destination = session.destination(spec.to, prepared.name)
-        result = SyncRun(session, prepared, plan, destination, progress or NoProgress()).execute(run_id, limit)
+        result = SyncRun(session, prepared, plan, destination, progress or NoProgress(), cancel).execute(run_id, limit)
     except MissingSecret as e:
         result = SyncResult(sync=prepared.name, status="failed", plan=plan, run_id=run_id, error=f"destination {spec.to}: {e}")
     except BaseException as e:  # record the failure, then let it propagate (Ctrl-C, bugs)

@@ -1,8 +1,8 @@
 """`--sandbox`: rehearse a project end to end without touching a real account.
 
 Every destination is pointed at a local emulator started for this command (HubSpot, whose
-account gets a property for each mapped field, typed from the model; Salesforce; a webhook
-receiver; files go under `.activation/sandbox/`), the warehouse is
+account gets a property for each mapped field, typed from the model; Salesforce, Mailchimp,
+Meta, Google Ads, a webhook receiver; files go under `.activation/sandbox/`), the warehouse is
 opened read-only with models as temporary tables (as `plan` does), and the state lives in
 a throwaway SQLite file: a sandbox run is always a first full load, through the real SDKs,
 and leaves the project's real state and warehouse untouched.
@@ -10,6 +10,7 @@ and leaves the project's real state and warehouse untouched.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -39,6 +40,15 @@ class Sandbox:
                 lines.append(f"{name}: local HubSpot at {emu.url} holds {held}; {len(emu.invalid_requests)} invalid requests")
             elif kind == "SalesforceEmulator":
                 lines.append(f"{name}: local Salesforce at {emu.url}, {emu.request_count} requests")
+            elif kind == "MetaEmulator":
+                people = sum(len(emu.members(a)) for a in emu.audiences())
+                lines.append(f"{name}: local Meta Graph API at {emu.url} holds {len(emu.audiences())} custom audiences, {people} people")
+            elif kind == "GoogleAdsEmulator":
+                people = sum(len(emu.members(u)) for u in emu.user_lists())
+                lines.append(f"{name}: local Google Ads API at {emu.url} holds {len(emu.user_lists())} user lists, {people} people")
+            elif kind == "MailchimpEmulator":
+                counts = ", ".join(f"{len(emu.members(i))} members in {name!r}" for i, name in emu.lists().items())
+                lines.append(f"{name}: local Mailchimp at {emu.url} holds {counts}")
             elif kind == "WebhookReceiver":
                 held = ", ".join(f"{len(r)} rows of {s}" for s, r in emu.all_records().items()) or "nothing"
                 lines.append(f"{name}: local webhook receiver at {emu.url} holds {held}")
@@ -111,6 +121,20 @@ def sandbox(loaded: LoadedProject) -> Iterator[Sandbox]:
                 update = {"base_url": emu.url, "token": SANDBOX_TOKEN}
             elif spec.type == "salesforce":
                 update, emu = _salesforce(stack, syncs)
+            elif spec.type == "meta_audience":
+                from activation.testing.meta_emulator import MetaEmulator
+
+                emu = stack.enter_context(MetaEmulator(tokens={SANDBOX_TOKEN}, record=False))
+                update = {"base_url": emu.url, "token": SANDBOX_TOKEN, "app_secret": None, "ad_account": "act_1"}
+            elif spec.type == "google_ads":
+                from activation.testing.google_ads_emulator import GoogleAdsEmulator
+
+                emu = stack.enter_context(GoogleAdsEmulator(client_id="sandbox", client_secret=SANDBOX_TOKEN, record=False))
+                update = {"base_url": emu.url, "token_url": emu.token_url, "developer_token": SANDBOX_TOKEN, "client_id": "sandbox",
+                          "client_secret": SANDBOX_TOKEN, "refresh_token": SANDBOX_TOKEN, "customer_id": "1234567890",
+                          "login_customer_id": None}
+            elif spec.type == "mailchimp":
+                update, emu = _mailchimp(stack, spec, syncs)
             elif spec.type == "file":
                 emulators_path = Path(".activation") / "sandbox" / Path(spec.path).name
                 destinations[name] = spec.model_copy(update={"path": str(emulators_path)})
@@ -137,4 +161,17 @@ def _salesforce(stack: ExitStack, syncs: list[Any]) -> tuple[dict[str, Any], Any
                 emu.add_field(obj, Field(f, external_id=f in s.match, unique=f in s.match))
     update = {"instance_url": f"https://{emu.instance}", "session_id": emu.token, "username": None,
               "password": None, "transport_url": emu.url, "bulk_poll_seconds": 0.05}
+    return update, emu
+
+
+def _mailchimp(stack: ExitStack, spec: Any, syncs: list[Any]) -> tuple[dict[str, Any], Any]:
+    from activation.testing.mailchimp_emulator import MailchimpEmulator
+
+    emu = stack.enter_context(MailchimpEmulator())  # any key of its data center
+    list_id = emu.create_list(spec.list_name or "Sandbox audience")
+    defaults = set(emu.merge_fields(list_id))
+    for tag in sorted({f for s in syncs for f in s.fields} - defaults):  # the sandbox audience has every merge tag mapped
+        if re.fullmatch(r"[A-Z0-9_]{1,10}", tag):  # not a merge tag: the sync's check reports it
+            emu.add_merge_field(list_id, tag, "text")
+    update = {"api_key": f"{SANDBOX_TOKEN}-{emu.dc}", "server": None, "base_url": emu.url, "list_id": list_id, "list_name": None}
     return update, emu

@@ -8,7 +8,8 @@ as temporary relations: a plan writes nothing anywhere. `check()` is what `valid
 from __future__ import annotations
 
 import hashlib
-from contextlib import ExitStack
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,11 +24,14 @@ from activation.diff.mapping import FieldMapper
 from activation.models.compiler import CompiledProject, ModelNode, compile_project
 from activation.project.loader import LoadedProject, ProjectError, ProjectIssue
 from activation.project.secrets import MissingSecret
+from activation.project.spec import Project
 from activation.project.templating import TemplateProblem, columns_used
 from activation.state.store import StateStore, open_state
 from activation.warehouse.base import Warehouse, WarehouseError, open_warehouse
 
 Materialise = Literal["view", "table"]
+#: node id -> a context manager around its materialisation, yielding whether it is needed
+Refresh = Callable[[str], AbstractContextManager[bool]]
 
 
 @dataclass
@@ -93,33 +97,19 @@ class Session:
 
     def select(self, names: list[str] | None = None, selectors: list[str] | None = None) -> list[str]:
         """Sync names by name, `tag:x`, `destination:x` (or plain names matching those)."""
-        syncs = self.project.syncs
-        chosen = list(syncs) if not names and not selectors else []
-        issues = []
-        for item in (names or []) + (selectors or []):
-            kind, _, value = item.partition(":") if ":" in item else ("", "", item)
-            found = [
-                n for n, s in syncs.items()
-                if (kind in ("", "sync") and n == value)
-                or (kind in ("", "tag") and value in s.tags)
-                or (kind in ("", "destination", "to") and s.to == value)
-            ]
-            if not found:
-                issues.append(ProjectIssue(f"no sync matches {item!r} (syncs: {', '.join(syncs) or 'none'})"))
-            chosen += [n for n in found if n not in chosen]
-        if issues:
-            raise ProjectError(issues)
-        return chosen
+        return select_syncs(self.project, names, selectors)
 
     # -- checks and materialisation -------------------------------------------------
 
     def prepare(self, syncs: list[str], how: Materialise = "table", *, check_env: bool | None = None,
-                every_model: bool = False) -> dict[str, PreparedSync]:
+                every_model: bool = False, refresh: Refresh | None = None) -> dict[str, PreparedSync]:
         """Materialise what `syncs` need and check every mapping against the real columns.
 
         `check_env` (default: on a real run) also requires every `${ENV}` the syncs'
         destinations use to be set, so a missing token stops the run before anything is sent.
         `every_model` (validate) also checks the traits and audiences no sync uses yet.
+        `refresh(node_id)` (the daemon) is entered around each model's materialisation and
+        says whether it is still needed (another process may have just refreshed it).
         """
         issues: list[ProjectIssue] = []
         if check_env if check_env is not None else not self.dry_run:
@@ -131,7 +121,14 @@ class Session:
             if node_id in self._materialised and (self._materialised[node_id] == "table" or how == "view"):
                 continue
             try:
-                self._materialise(node, how)
+                if refresh is None:
+                    self._materialise(node, how)
+                else:
+                    with refresh(node_id) as needed:
+                        if needed:
+                            self._materialise(node, how)
+                        else:
+                            self._materialised[node_id] = how
             except ColumnMismatch as e:
                 issues.append(self._node_issue(node, str(e), rejected=False))
                 break
@@ -203,6 +200,8 @@ class Session:
                             fields=list(mapper.fields), audience=spec.audience)
         try:
             destination.check_target(target)
+            if (transform := destination.value_transform(target)) is not None:
+                mapper.set_transform(transform.version, transform.apply)
         except ConfigError as e:
             issues.append(issue(str(e), "to"))
         if issues:
@@ -235,6 +234,27 @@ class Session:
             known = ", ".join(self.project.destinations) or "none"
             raise ProjectError([self.loaded.issue(f"destination {name!r} is not defined (defined: {known})", "syncs", sync, "to", where=f"sync {sync}")])
         return build_destination(name, spec, str(self.loaded.root))
+
+
+def select_syncs(project: Project, names: list[str] | None = None, selectors: list[str] | None = None) -> list[str]:
+    """Sync names by name, `tag:x`, `destination:x` (or plain names matching those)."""
+    syncs = project.syncs
+    chosen = list(syncs) if not names and not selectors else []
+    issues = []
+    for item in (names or []) + (selectors or []):
+        kind, _, value = item.partition(":") if ":" in item else ("", "", item)
+        found = [
+            n for n, s in syncs.items()
+            if (kind in ("", "sync") and n == value)
+            or (kind in ("", "tag") and value in s.tags)
+            or (kind in ("", "destination", "to") and s.to == value)
+        ]
+        if not found:
+            issues.append(ProjectIssue(f"no sync matches {item!r} (syncs: {', '.join(syncs) or 'none'})"))
+        chosen += [n for n in found if n not in chosen]
+    if issues:
+        raise ProjectError(issues)
+    return chosen
 
 
 def _state_url(url: str | None, root: Path) -> str | None:

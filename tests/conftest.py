@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from activation.cli import app
@@ -68,7 +69,7 @@ syncs:
 @dataclass
 class Project:
     root: Path
-    rx: WebhookReceiver
+    rx: WebhookReceiver | None  # None: a project without the webhook destination
     runner: CliRunner = field(default_factory=CliRunner)
     env: dict[str, str] = field(default_factory=dict)  # more environment for the CLI
 
@@ -85,7 +86,8 @@ class Project:
             con.close()
 
     def cli(self, *args: str, expect: int | None = 0) -> Any:
-        result = self.runner.invoke(app, [*args, "--project", str(self.root)], env={"HOOK_URL": self.rx.url, **self.env})
+        hook = {"HOOK_URL": self.rx.url} if self.rx is not None else {}
+        result = self.runner.invoke(app, [*args, "--project", str(self.root)], env={**hook, **self.env})
         if expect is not None:
             assert result.exit_code == expect, f"exit {result.exit_code}, wanted {expect}:\n{result.output}\n{result.exception!r}"
         return result
@@ -122,6 +124,20 @@ def make_project(root: Path, rx: WebhookReceiver, *, n: int = 200, orders: int =
     return p
 
 
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_or_skip() -> sa.Engine:
+    """An engine on the test Postgres at 127.0.0.1:5432, or skip the test saying why."""
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as e:
+        pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {e.orig}")
+    return engine
+
+
 @pytest.fixture
 def rx() -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as receiver:
@@ -131,3 +147,40 @@ def rx() -> Iterator[WebhookReceiver]:
 @pytest.fixture
 def project(tmp_path: Path, rx: WebhookReceiver) -> Project:
     return make_project(tmp_path / "proj", rx)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the figures tests recorded with `record_property("soak", …)` (works under xdist)."""
+    for report in terminalreporter.stats.get("passed", []):
+        for name, text in getattr(report, "user_properties", []):
+            if name == "soak":
+                terminalreporter.write_sep("-", "soak figures")
+                terminalreporter.write_line(str(text))
+
+
+# ---------------------------------------------------------------- other warehouses
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_or_skip() -> Any:
+    """An engine on the local Postgres server (database `test`), or skip saying why."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect() as c:
+            c.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as e:
+        engine.dispose()
+        pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {e.orig}")
+    return engine
+
+
+@pytest.fixture
+def fakesnow_patched(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Snowflake's connector answered by fakesnow for the whole test; $SF_TEST_PASSWORD set."""
+    fakesnow = pytest.importorskip("fakesnow", reason="fakesnow is not installed (pip install -e '.[dev]')")
+    monkeypatch.setenv("SF_TEST_PASSWORD", "not-a-real-password")
+    with fakesnow.patch():
+        yield

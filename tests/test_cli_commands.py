@@ -41,8 +41,26 @@ def test_reset_makes_the_next_run_resend_everything(project: Project) -> None:
     project.cli("run", "users_to_hook")
     assert project.json("plan", "users_to_hook")["plans"][0]["counts"]["added"] == 0
     result = project.cli("reset", "users_to_hook", "--yes")
-    assert "forgot 200 delivered rows" in result.stdout
+    assert "forgot 200 delivered, 0 in flight, 0 row errors" in result.stdout
     assert project.json("plan", "users_to_hook")["plans"][0]["counts"]["added"] == 200
     refused = project.runner.invoke(app, ["reset", "users_to_hook", "--project", str(project.root)], input="n\n")
     assert refused.exit_code == 1
     assert project.cli("reset", "nope", "--yes", expect=2)
+
+
+def test_reset_purges_every_row_level_trace_even_of_a_sync_no_longer_declared(project: Project) -> None:
+    project.rx.reject_keys({"u0001": "invalid email user1@example.com"})  # rejected-row records hold PII
+    project.cli("run", "users_to_hook", expect=1)
+    assert project.json("status", expect=1)["syncs"][0]["rejected_rows"]
+    text = (project.root / "syncs.yaml").read_text()
+    start = text.index("  users_to_hook:")
+    (project.root / "syncs.yaml").write_text(text[:start] + text[text.index("  whales_to_hook:"):])  # the sync is gone
+    asked = project.runner.invoke(app, ["reset", "users_to_hook", "--project", str(project.root)], input="y\n")
+    assert "Forget 199 delivered rows, 0 in flight, 1 rejected-row records of users_to_hook?" in asked.stdout
+    assert "forgot 199 delivered, 0 in flight, 1 row errors." in asked.stdout
+    leftovers = project.sql("SELECT count(*) FROM activation_state.row_errors WHERE sync_name = 'users_to_hook' "
+                            "UNION ALL SELECT count(*) FROM activation_state.delivered WHERE sync_name = 'users_to_hook'")
+    assert leftovers == [(0,), (0,)]
+    assert project.sql("SELECT count(*) FROM activation_state.runs WHERE sync_name = 'users_to_hook'") == [(1,)]
+    assert "1 runs" in project.cli("reset", "users_to_hook", "--history", "--yes").stdout
+    assert project.cli("reset", "users_to_hook", "--yes", expect=2)  # nothing left: an unknown sync again

@@ -582,7 +582,7 @@ def test_score_thresholds_must_ascend(p: Project) -> None:
     assert "traits.engagement.score.ltv.points: thresholds must be strictly ascending" in out
 
 
-# ---------------------------------------------------------------- 13. SQL that would write
+# ---------------------------------------------------------------- 15. SQL that would write
 
 
 @pytest.mark.parametrize("sql, says", [

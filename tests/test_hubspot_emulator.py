@@ -300,7 +300,7 @@ def test_fault_injection(client: HubSpot, emu: HubSpotEmulator) -> None:
 
     emu.drop_next(1)  # urllib3 retries an idempotent GET on a dropped connection by itself...
     assert client.crm.properties.core_api.get_all("contacts").results
-    assert [r.status for r in emu.request_log[-2:]] == [0, 200]
+    assert sorted(r.status for r in emu.request_log[-2:]) == [0, 200]  # the drop may be logged after the retry
     emu.drop_next(1)  # ...but not a POST
     with pytest.raises(urllib3.exceptions.HTTPError):
         client.crm.contacts.batch_api.upsert(upserts("a@example.com"))

@@ -185,6 +185,9 @@ def test_collections_insert_update_delete(sf: Salesforce, emu: SalesforceEmulato
     member = {"attributes": {"type": "CampaignMember"}, "CampaignId": camp, "ContactId": person}
     res = sf.restful("composite/sobjects", method="POST", json={"records": [member, member]})
     assert codes(res[0]) == [] and codes(res[1]) == ["DUPLICATE_VALUE"]
+    # deleting the person deletes their campaign memberships, as Salesforce does
+    assert sf.restful(f"composite/sobjects?ids={person}", method="DELETE")[0]["success"]
+    assert emu.records("CampaignMember") == {} and res[0]["id"] in emu.records("CampaignMember", include_deleted=True)
 
 
 def test_collection_limits_and_malformed_requests(sf: Salesforce, emu: SalesforceEmulator) -> None:

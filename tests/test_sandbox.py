@@ -60,3 +60,26 @@ def test_sandbox_hubspot_properties_are_typed_from_the_model(tmp_path: Path, rx:
     assert {f: defs[f]["type"] for f in ("lifetime_value", "spend", "active", "seen_at", "shout")} == {
         "lifetime_value": "number", "spend": "number", "active": "bool", "seen_at": "datetime", "shout": "string"}
     assert defs["jobtitle"]["hubspotDefined"], "HubSpot's own properties are left as they are"
+
+
+def test_sandbox_serves_mailchimp_with_the_audience_and_merge_tags_the_syncs_use(tmp_path: Path, rx: WebhookReceiver) -> None:
+    p = make_project(tmp_path / "m", rx)
+    text = (p.root / "syncs.yaml").read_text()
+    text = text.replace("destinations:\n", 'destinations:\n  mc: {type: mailchimp, api_key: "${MAILCHIMP_API_KEY}", list_id: "${MAILCHIMP_LIST}"}\n', 1)
+    text += """  whales_to_mailchimp:
+    from: whales
+    to: mc
+    mode: audience
+    audience: Whales
+    match: {email_address: email}
+    fields: {PLAN: plan, LTV: ltv}
+"""
+    (p.root / "syncs.yaml").write_text(text)
+    result = p.cli("run", "whales_to_mailchimp", "--sandbox")  # no key, no list id: the sandbox supplies both
+    whales = len(p.model_whales())
+    assert "local Mailchimp at http://127.0.0.1:" in result.stdout and f"holds {whales} members" in result.stdout
+    errors = p.json("run", "whales_to_mailchimp", expect=2)["errors"]
+    assert any("MAILCHIMP_API_KEY is not set" in e for e in errors), "outside the sandbox the missing key is an error"
+    (p.root / "syncs.yaml").write_text(text.replace("PLAN: plan", "plan: plan"))
+    errors = p.json("run", "whales_to_mailchimp", "--sandbox", expect=2)["errors"]
+    assert any("mailchimp `fields:` are merge tags" in e and "'plan'" in e for e in errors)

@@ -93,7 +93,7 @@ def test_journaled_batches_are_settled_or_folded_back_row_by_row(store: StateSto
     assert store.in_flight_count("s") == 6
     # the first push returned: its rows are recorded and its entry ends, in one transaction
     store.commit_batch("s", run, [Delivered(f"k{i}", "h", {"n": i}, f"id{i}", new=True) for i in range(4)],
-                       settled_journals=[first.id])
+                       settled_journals=first.ids)
     assert store.in_flight_count("s") == 2
     # the process dies: what is still journaled is folded back as possibly delivered
     assert store.recover_in_flight("s") == 2

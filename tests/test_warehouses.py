@@ -1,7 +1,9 @@
 """The same project gives the same plans and the same deliveries on every warehouse.
 
 Postgres runs against the real server at 127.0.0.1:5432 (database `test`); where none is
-reachable these tests skip, saying so.
+reachable these tests skip, saying so. Snowflake runs through the real snowflake-sqlalchemy
+dialect and connector API on fakesnow (`fakesnow.patch()`: DuckDB underneath, every
+statement translated from Snowflake SQL by sqlglot), so our Snowflake SQL is executed.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from conftest import PG_URL, postgres_or_skip
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
 from activation.testing.webhook_receiver import WebhookReceiver
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 PROJECT = """
 version: 1
@@ -91,8 +93,8 @@ def load(engine: sa.Engine, schema: str, data: dict[str, list[dict[str, Any]]]) 
         for table, rows in data.items():
             c.execute(sa.text(f"DROP TABLE IF EXISTS {schema}.{table}"))
             c.execute(sa.text(f"CREATE TABLE {schema}.{table} ({DDL[table]})"))
-            cols = list(rows[0])
-            c.execute(sa.text(f"INSERT INTO {schema}.{table} ({', '.join(cols)}) VALUES ({', '.join(':' + k for k in cols)})"), rows)
+            # one multi-row INSERT (fakesnow runs an executemany row by row)
+            c.execute(sa.insert(sa.table(table, *map(sa.column, rows[0]), schema=schema)).values(rows))
 
 
 def mutate(engine: sa.Engine, schema: str) -> None:
@@ -117,18 +119,22 @@ def run_all(root: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 @pytest.fixture
 def pg() -> Iterator[tuple[sa.Engine, str]]:
-    engine = sa.create_engine(PG_URL)
-    try:
-        with engine.connect() as c:
-            c.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as e:
-        pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {e.orig}")
+    engine = postgres_or_skip()
     tag = uuid.uuid4().hex[:8]
     yield engine, tag
     with engine.begin() as c:
         for schema in (f"src_{tag}", f"act_{tag}", f"state_{tag}"):
             c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
     engine.dispose()
+
+
+def sf_warehouse(tag: str) -> str:
+    return (f"{{type: snowflake, account: fakeacct, user: tester, password: '${{SF_TEST_PASSWORD}}', "
+            f"database: db_{tag}, warehouse: compute_wh, role: tester, schema: act_{tag}}}")
+
+
+def sf_engine(tag: str) -> sa.Engine:
+    return sa.create_engine(f"snowflake://tester:x@fakeacct/db_{tag}/public")
 
 
 def project_for(kind: str, root: Path, url: str, tag: str) -> tuple[Path, sa.Engine, str]:
@@ -150,16 +156,20 @@ def project_for(kind: str, root: Path, url: str, tag: str) -> tuple[Path, sa.Eng
         warehouse = f"{{type: postgres, url: '{PG_URL}', schema: act_{tag}}}"
         state = "{url: 'sqlite:///state.db'}"
         engine = sa.create_engine(PG_URL)
+    elif kind == "snowflake":
+        warehouse, state, engine = sf_warehouse(tag), f"{{schema: state_{tag}}}", sf_engine(tag)
+    elif kind == "snowflake+sqlite":
+        warehouse, state, engine = sf_warehouse(tag), "{url: 'sqlite:///state.db'}", sf_engine(tag)
     else:
         raise AssertionError(kind)
     (root / "syncs.yaml").write_text(PROJECT.format(warehouse=warehouse, state=state, src=src, url=url))
     return root, engine, src
 
 
-def test_duckdb_and_postgres_plan_and_deliver_the_same(tmp_path: Path, pg: tuple[sa.Engine, str]) -> None:
-    _, tag = pg
+def plan_and_deliver(tmp_path: Path, tag: str, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """Per kind: (first plans, second plans, what the receiver holds) for the same data."""
     results = {}
-    for kind in ("duckdb", "duckdb+sqlite", "postgres", "postgres+sqlite"):
+    for kind in kinds:
         with WebhookReceiver() as rx:
             if kind == "postgres+sqlite":  # a fresh set of schemas for the second Postgres run
                 tag2 = tag + "b"
@@ -184,7 +194,38 @@ def test_duckdb_and_postgres_plan_and_deliver_the_same(tmp_path: Path, pg: tuple
                         for schema in (f"src_{tag2}", f"act_{tag2}", f"state_{tag2}"):
                             c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
                 engine.dispose()
+    return results
+
+
+def test_duckdb_and_postgres_plan_and_deliver_the_same(tmp_path: Path, pg: tuple[sa.Engine, str]) -> None:
+    _, tag = pg
+    results = plan_and_deliver(tmp_path, tag, ("duckdb", "duckdb+sqlite", "postgres", "postgres+sqlite"))
     reference = results["duckdb"]
     assert reference[1][0]["counts"]["changed"] == 4  # 3 users changed plan, u002 gained an order (ltv)
     for kind, got in results.items():
         assert got == reference, f"{kind} differs from duckdb"
+
+
+def test_snowflake_plans_and_delivers_like_duckdb(tmp_path: Path, fakesnow_patched: None) -> None:
+    """In-warehouse state (the SQL diff and the bulk state writes run as Snowflake SQL) and
+    a SQLite state store (the merge diff over Snowflake's key order)."""
+    tag = uuid.uuid4().hex[:8]
+    results = plan_and_deliver(tmp_path, tag, ("duckdb", "snowflake", "snowflake+sqlite"))
+    reference = results["duckdb"]
+    assert reference[1][0]["counts"] == {"model_rows": 149, "delivered": 150, "added": 1, "changed": 4,
+                                         "removed": 2, "unchanged": 144, "rejected": 0}
+    for kind, got in results.items():
+        assert got == reference, f"{kind} differs from duckdb"
+
+
+def test_duckdb_memory_limit_caps_duckdb_in_the_process(tmp_path: Path) -> None:
+    from activation.project.spec import WarehouseSpec
+    from activation.warehouse.base import open_warehouse
+
+    wh = open_warehouse(WarehouseSpec(path="wh.duckdb", memory_limit="200MB"), tmp_path)
+    try:
+        with wh.session() as c:
+            limit = c.execute(sa.text("SELECT current_setting('memory_limit')")).scalar()
+    finally:
+        wh.dispose()
+    assert limit in ("190.7 MiB", "200.0 MB"), limit  # DuckDB reports 200 MB in MiB

@@ -13,6 +13,9 @@ REGISTRY: dict[str, str] = {
     "webhook": "activation.destinations.webhook:WebhookDestination",
     "hubspot": "activation.destinations.hubspot:HubSpotDestination",
     "salesforce": "activation.destinations.salesforce:SalesforceDestination",
+    "meta_audience": "activation.destinations.meta_audience:MetaAudienceDestination",
+    "google_ads": "activation.destinations.google_ads:GoogleAdsDestination",
+    "mailchimp": "activation.destinations.mailchimp:MailchimpDestination",
 }
 
 

@@ -9,6 +9,7 @@ so it is resent next run); per-row problems are `RowResult(ok=False, error=...)`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -40,6 +41,20 @@ class RowResult:
     ok: bool
     dest_id: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class ValueTransform:
+    """How a destination rewrites every mapped row before it is diffed, stored and sent.
+
+    Ad platforms normalise and hash identifiers here, so the state store, the in-flight
+    journal, plans and requests only ever hold hashes. `apply` raises ValueError to reject a
+    row (the message names the field, never the value); `version` salts the row hashes, so
+    changing the rules re-diffs every row.
+    """
+
+    version: str
+    apply: Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class SyncTarget(BaseModel):
@@ -120,6 +135,11 @@ class Destination(ABC):
         """The mapped fields this destination normalises and hashes before they leave the
         process (ad platforms); every other mapped field is sent as it is."""
         return frozenset()
+
+    def value_transform(self, target: SyncTarget) -> ValueTransform | None:
+        """A rewrite of every mapped row before it is diffed, stored and sent (ad platforms:
+        normalise and hash identifiers); None: rows are stored and sent as mapped."""
+        return None
 
     def requests_per_second(self) -> float | None:
         """The request rate this destination keeps to (its client-side limit), if any."""

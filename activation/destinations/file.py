@@ -25,6 +25,9 @@ from activation.destinations.base import (ConfigError, Destination, DestinationE
 
 Key = tuple[str, ...]
 _NEEDS_QUOTES = re.compile(r'[",\r\n]')
+# The file holds what we wrote: a cell may be as large as any value (csv's default limit,
+# 128 KiB, would make a big text field unreadable on the next run).
+csv.field_size_limit(2**31 - 1)
 
 
 def _plain(v: Any) -> Any:

@@ -155,8 +155,16 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
         rng: random.Random | None = None,
+        throttled: Callable[[httpx.Response], bool] | None = None,
+        retry_after: Callable[[httpx.Response], float | None] | None = None,
     ) -> None:
+        """`throttled`: the API's own way of saying "slow down" in a 4xx other than 429
+        (Meta's error codes 4/17/613/80003 in a 400); such answers are retried like a 429.
+        `retry_after`: seconds to wait read from a throttled answer's body or headers, when
+        there is no Retry-After header."""
         self.retry = retry or RetryPolicy()
+        self._throttled = throttled
+        self._retry_after = retry_after
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._secrets = secret_values(headers or {})
@@ -217,12 +225,16 @@ class HttpClient:
                 raise DestinationError(f"{method} {shown} failed: {text}", retryable=False) from None
             else:
                 status = response.status_code
-                if status < 500 and status not in RETRY_STATUSES:
+                throttled = status == 429 or (
+                    self._throttled is not None and status < 500 and self._throttled(response))
+                if status < 500 and status not in RETRY_STATUSES and not throttled:
                     return response
-                if status == 429:
+                if throttled:
                     self._count("throttled")
                 if status in RETRY_AFTER_STATUSES:
                     wait = parse_retry_after(response.headers.get("Retry-After"))
+                if wait is None and throttled and self._retry_after is not None:
+                    wait = self._retry_after(response)
                 problem = f"HTTP {status}: {response_message(response)}"
                 response.close()
             problem = redact(problem, secrets)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -27,6 +27,7 @@ from activation.destinations.hubspot_values import ConversionError, Converter, P
 from activation.project.secrets import redact
 
 LIST_OBJECT_TYPES = {"contacts": "0-1", "companies": "0-2"}
+_STALE = "\x00stale:"  # key prefix of the extra archive ops _find_renamed adds (never a real key)
 DEFAULT_ID_PROPERTY = {"contacts": "email"}
 property_value = as_text  # a value as HubSpot stores a string property
 
@@ -114,7 +115,8 @@ class HubSpotDestination(Destination):
             return self._push_members(target, ops)
         idp = self.id_property(target)
         results: list[RowResult] = []
-        removes = [o for o in ops if o.kind == "remove"]
+        stale = self._find_renamed(target, idp, ops)
+        removes = [o for o in ops if o.kind == "remove"] + stale
         by_id = [o for o in ops if o.kind in ("upsert", "update") and o.dest_id and _identity_changed(o, idp)]
         moved = {id(o) for o in by_id}
         groups = (("upsert", [o for o in ops if o.kind == "upsert" and id(o) not in moved]),
@@ -122,7 +124,8 @@ class HubSpotDestination(Destination):
                   ("create", [o for o in ops if o.kind == "insert"]),
                   ("update_by_id", by_id))
         if removes:
-            results += self._archive(target, idp, removes)
+            archived = self._archive(target, idp, removes)
+            results += [r for r in archived if not r.key.startswith(_STALE)]
         size = self.spec.batch_size
         calls: list[tuple[str, list[Prepared]]] = []
         for kind, group in groups:
@@ -140,6 +143,27 @@ class HubSpotDestination(Destination):
         for chunk_results in self._pool.map(lambda c: self._write(target, idp, c[0], c[1]), calls):
             results += chunk_results
         return results
+
+    def _find_renamed(self, target: SyncTarget, idp: str, ops: list[RowOp]) -> list[RowOp]:
+        """Rows whose identity changed but whose record id is unknown (a run died before
+        recording it): find the record by the old value so it is updated, not duplicated.
+        When a record with the new value exists too, the row upserts into it and, in mirror
+        mode, the old record is archived (returned as extra remove ops): one record per row."""
+        renamed = [o for o in ops if o.kind in ("upsert", "update") and not o.dest_id and _identity_changed(o, idp)]
+        if not renamed:
+            return []
+        old = self._resolve_ids(target, idp, [property_value((o.previous or {}).get(idp)) for o in renamed])
+        new = self._resolve_ids(target, idp, [property_value(o.values.get(idp)) for o in renamed])
+        stale = []
+        for o in renamed:
+            was = old.get(property_value((o.previous or {}).get(idp)).lower())
+            if was is None:
+                continue
+            if property_value(o.values.get(idp)).lower() not in new:
+                o.dest_id = was  # update it in place, by id
+            elif target.mode == "mirror":
+                stale.append(RowOp(kind="remove", key=_STALE + o.key, values=o.previous or {}, dest_id=was))
+        return stale
 
     def _inputs(self, convert: dict[str, Converter], idp: str, kind: str, ops: Sequence[RowOp]) -> tuple[list[Prepared], list[RowResult]]:
         """Each op as a batch input, its values converted; a row that cannot be is rejected."""
@@ -205,15 +229,26 @@ class HubSpotDestination(Destination):
                 out.append(RowResult(key=op.key, ok=False, error=redact(failed.get(ident, "HubSpot did not return this record"))))
         return out
 
+    def _whole(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        """A call whose refusal fails the whole push (a read, an archive, a list change): it
+        is no row's fault, so the push fails and is retried next run."""
+        try:
+            return self.transport.call(fn, *args, **kwargs)
+        except BatchRefused as e:
+            raise DestinationError(f"HubSpot refused to {what}: HTTP {e.status}: {e}", retryable=False) from None
+
+    def _chunks(self, items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        size = self.spec.batch_size  # ≤ 100: HubSpot's limit for every batch endpoint
+        for i in range(0, len(items), size):
+            yield items[i : i + size]
+
     def _resolve_ids(self, target: SyncTarget, idp: str, values: list[str]) -> dict[str, str]:
         """Record ids of `values` of the unique property `idp` (lower-cased keys)."""
         found: dict[str, str] = {}
-        size = self.spec.batch_size
-        for i in range(0, len(values), size):
-            _, body = self.transport.call(
-                self.transport.api("batch").read, target.object,
-                batch_read_input_simple_public_object_id=JsonBody(
-                    inputs=[{"id": v} for v in values[i : i + size]], idProperty=idp, properties=[idp]))
+        for chunk in self._chunks(list(dict.fromkeys(values))):
+            _, body = self._whole(f"read {target.object} by {idp}", self.transport.api("batch").read, target.object,
+                                  batch_read_input_simple_public_object_id=JsonBody(
+                                      inputs=[{"id": v} for v in chunk], idProperty=idp, properties=[idp]))
             found.update({str((r.get("properties") or {}).get(idp, "")).lower(): str(r["id"]) for r in (body or {}).get("results", [])})
         return found
 
@@ -221,11 +256,10 @@ class HubSpotDestination(Destination):
         missing = [property_value(o.values.get(idp)) for o in ops if not o.dest_id]
         found = self._resolve_ids(target, idp, missing)
         ids = [o.dest_id or found.get(property_value(o.values.get(idp)).lower()) for o in ops]
-        todo = [{"id": i} for i in ids if i]
-        size = self.spec.batch_size
-        for i in range(0, len(todo), size):  # archiving an unknown or archived id is a no-op: removal is idempotent
-            self.transport.call(self.transport.api("batch").archive, target.object,
-                                batch_input_simple_public_object_id=JsonBody(inputs=todo[i : i + size]))
+        todo = [{"id": i} for i in dict.fromkeys(i for i in ids if i)]
+        for chunk in self._chunks(todo):  # archiving an unknown or archived id is a no-op: removal is idempotent
+            self._whole(f"archive {target.object}", self.transport.api("batch").archive, target.object,
+                        batch_input_simple_public_object_id=JsonBody(inputs=list(chunk)))
         return [RowResult(key=o.key, ok=True) for o in ops]
 
     # -- lists (mode: audience) ---------------------------------------------------------------
@@ -253,24 +287,31 @@ class HubSpotDestination(Destination):
         list_id = self._list_id(target)
         adds = [o for o in ops if o.kind in ("upsert", "insert", "update")]
         found = self._resolve_ids(target, idp, [property_value(o.values.get(idp)) for o in adds])
+        # Records of rows that leave (or change identity) without a known id, e.g. delivered by
+        # a run that died before recording it: found by their last delivered identity.
+        lost = [o.values if o.kind == "remove" else (o.previous or {}) for o in ops
+                if not o.dest_id and (o.kind == "remove" or _identity_changed(o, idp))]
+        old = self._resolve_ids(target, idp, [property_value(v.get(idp)) for v in lost])
         results, to_add, to_remove = [], [], []
         for o in ops:
             if o.kind == "remove":
-                if o.dest_id:
-                    to_remove.append(o.dest_id)
-                results.append(RowResult(key=o.key, ok=True))
+                gone = o.dest_id or old.get(property_value(o.values.get(idp)).lower())
+                if gone:
+                    to_remove.append(gone)
+                results.append(RowResult(key=o.key, ok=True))  # no record at all: nothing to remove
                 continue
             record = found.get(property_value(o.values.get(idp)).lower())
             if record is None:  # the match value is not shown: it may be personal data
                 results.append(RowResult(key=o.key, ok=False, error=f"no HubSpot {target.object} has this row's {idp}"))
                 continue
-            if o.dest_id and o.dest_id != record:
-                to_remove.append(o.dest_id)  # the member's identity changed: the old record leaves
+            before = o.dest_id or (old.get(property_value((o.previous or {}).get(idp)).lower()) if _identity_changed(o, idp) else None)
+            if before and before != record:
+                to_remove.append(before)  # the member's identity changed: the old record leaves
             to_add.append(record)
             results.append(RowResult(key=o.key, ok=True, dest_id=record))
         if to_add or to_remove:
-            self.transport.call(self.transport.api("memberships").add_and_remove, list_id,
-                                membership_change_request=JsonBody(recordIdsToAdd=to_add, recordIdsToRemove=to_remove))
+            self._whole(f"change the members of list {target.audience!r}", self.transport.api("memberships").add_and_remove, list_id,
+                        membership_change_request=JsonBody(recordIdsToAdd=to_add, recordIdsToRemove=to_remove))
         return results
 
     def report(self) -> DestinationReport:

@@ -225,7 +225,8 @@ class SalesforceDestination(Destination):
         if target.mode == "audience":
             self._audience(target, info, ops, res)
         else:
-            for kind, handler in (("upsert", self._upsert), ("insert", self._insert),
+            upsert = lambda *a: self._upsert(*a, mode=target.mode)  # noqa: E731
+            for kind, handler in (("upsert", upsert), ("insert", self._insert),
                                   ("update", self._update), ("remove", self._remove)):
                 group = [op for op in ops if op.kind == kind]
                 if group:
@@ -290,11 +291,12 @@ class SalesforceDestination(Destination):
             found.setdefault(_norm(rec.get(field["name"])), []).append(rec["Id"])
         return found
 
-    def _upsert(self, info: SObjectInfo, match: str, ops: list[RowOp], res: dict[str, RowResult]) -> None:
+    def _upsert(self, info: SObjectInfo, match: str, ops: list[RowOp], res: dict[str, RowResult], mode: str) -> None:
         ext = info.canonical(match)
         upserts: list[tuple[RowOp, dict[str, Any]]] = []
         renames: list[tuple[RowOp, dict[str, Any]]] = []
         partial: set[str] = set()
+        self._find_renamed(info, match, ops, res, mode)
         for op in ops:
             names = self._changed(op)
             if op.dest_id and op.previous is not None and op.previous.get(match) != op.values.get(match):
@@ -317,6 +319,30 @@ class SalesforceDestination(Destination):
             if op.key in partial and ((o.ok and o.created) or o.code == "REQUIRED_FIELD_MISSING"):
                 self._add(again, res, info, op, op.values)
         self._settle(res, self._write("upsert", info.name, again, ext=ext))
+
+    def _find_renamed(self, info: SObjectInfo, match: str, ops: list[RowOp], res: dict[str, RowResult], mode: str) -> None:
+        """Rows whose match value changed but whose record Id is unknown (a run died before
+        recording it): find the record by the old value, so it is renamed, not duplicated.
+        If a record with the new value exists too, the row upserts into it and, in mirror
+        mode, the old record is deleted: one record per row either way."""
+        renamed = [op for op in ops if not op.dest_id and op.previous is not None
+                   and op.previous.get(match) is not None and not _same_identity(op, match)]
+        if not renamed:
+            return
+        old = self._find(info, match, [op.previous[match] for op in renamed if op.previous])
+        new = self._find(info, match, [op.values.get(match) for op in renamed])
+        stale: list[tuple[RowOp, dict[str, Any]]] = []
+        for op in renamed:
+            was = old.get(_norm((op.previous or {}).get(match)), [])
+            if len(was) != 1:
+                continue  # never created, or ambiguous: the upsert by the new value decides
+            if not new.get(_norm(op.values.get(match))):
+                op.dest_id = was[0]  # rename it in place
+            elif mode == "mirror":
+                stale.append((op, {"Id": was[0]}))
+        for op, o in self._write("delete", info.name, stale):
+            if not o.ok and o.code not in GONE:
+                res[op.key] = RowResult(op.key, False, error=f"the record under the old {info.canonical(match)} could not be deleted: {o.error}")
 
     def _insert(self, info: SObjectInfo, match: str, ops: list[RowOp], res: dict[str, RowResult]) -> None:
         items: list[tuple[RowOp, dict[str, Any]]] = []
@@ -402,17 +428,21 @@ class SalesforceDestination(Destination):
             outcomes = [(op, Outcome(True, ids[rec[link]]) if o.code == "DUPLICATE_VALUE" and rec[link] in ids else o)
                         for (op, rec), (_, o) in zip(items, outcomes)]
         self._settle(res, outcomes)
-        # a person whose match value changed is now someone else: drop the old membership
-        replaced = [(op, {"Id": op.dest_id}) for op in adds if op.kind == "update" and op.dest_id
-                    and res[op.key].ok and res[op.key].dest_id != op.dest_id]
-        self._write("delete", "CampaignMember", replaced)
-
         def memberships(rows: list[RowOp]) -> dict[str, str]:
             found = self._find(info, match, [op.values.get(match) for op in rows if op.values.get(match) is not None])
             person = {op.key: found[_norm(op.values.get(match))][0] for op in rows if found.get(_norm(op.values.get(match)))}
             members = self.client.find("CampaignMember", link, list(person.values()), where=in_campaign) if person else []
             by_person = {m[link]: m["Id"] for m in members}
             return {k: by_person[p] for k, p in person.items() if p in by_person}
+
+        # a person whose match value changed is now someone else: drop the old membership
+        # (found by the old value when a run died before recording its Id)
+        moved = [op for op in adds if op.kind == "update" and res[op.key].ok and not _same_identity(op, match)]
+        unknown = [RowOp("remove", op.key, values=op.previous or {}) for op in moved if not op.dest_id]
+        old_ids = memberships(unknown) if unknown else {}
+        replaced = [(op, {"Id": op.dest_id or old_ids[op.key]}) for op in moved
+                    if (op.dest_id or op.key in old_ids) and (op.dest_id or old_ids[op.key]) != res[op.key].dest_id]
+        self._write("delete", "CampaignMember", replaced)
 
         removes = [op for op in ops if op.kind == "remove"]
         if removes:

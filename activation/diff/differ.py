@@ -11,12 +11,14 @@ Row hashes are computed by the warehouse in both, so both agree by construction.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy.engine import Connection
 
+from activation.project.spec import NAME_PATTERN
 from activation.state.store import StateStore
 from activation.warehouse.base import Warehouse
 
@@ -57,12 +59,14 @@ class Differ:
         self.state = state
 
     def key_stats(self, conn: Connection, q: DiffQuery) -> KeyStats:
-        """Row count and whether any key repeats: one cheap aggregate pass."""
+        """Row count and whether any key repeats: one aggregate pass.
+
+        A GROUP BY, not COUNT(DISTINCT): engines hash it (Postgres sorts for a DISTINCT)."""
         key = self.wh.key_expr(q.key, "src")
-        total, non_null, distinct = self.wh.execute(
-            conn, f"SELECT COUNT(*), COUNT(k), COUNT(DISTINCT k) FROM (SELECT {key} AS k FROM ({q.model_sql}) AS src) AS m"
-        ).one()
-        return KeyStats(int(total), int(total) - int(non_null), int(non_null) != int(distinct))
+        total, nulls, most = self.wh.execute(conn, f"""SELECT SUM(n), SUM(CASE WHEN k IS NULL THEN n ELSE 0 END),
+  MAX(CASE WHEN k IS NULL THEN 0 ELSE n END)
+FROM (SELECT k, COUNT(*) AS n FROM (SELECT {key} AS k FROM ({q.model_sql}) AS src) AS m GROUP BY k) AS g""").one()
+        return KeyStats(int(total or 0), int(nulls or 0), int(most or 0) > 1)
 
     def hash(self, q: DiffQuery) -> str:
         """The row hash, prefixed with the target's tag so a changed target is visible later."""
@@ -96,8 +100,11 @@ def _row(q: DiffQuery, values: Sequence[Any]) -> dict[str, Any]:
 
 
 class SqlDiffer(Differ):
-    """The diff as one query in the warehouse (state lives there too).
+    """The diff in the warehouse (state lives there too), in one pass over the model.
 
+    `key_stats` runs the classifying FULL OUTER JOIN once, keeping only the keys that differ
+    in a temporary table (`rows` and `kind_counts` read it), and proves the keys unique from
+    counts instead of a second GROUP BY pass over the model (see `key_stats`).
     Rows come unordered, except on the rare duplicate-key path, where the rows of one key
     must be adjacent to be reported as one rejection.
     """
@@ -117,6 +124,42 @@ class SqlDiffer(Differ):
     WHEN m.__hash <> s.row_hash THEN 'changed'
     ELSE 'unchanged' END"""
 
+    def differing(self, q: DiffQuery) -> str:
+        """The temporary table of the keys that differ (kind, key, model hash). The '-' keeps
+        its name apart from every model's (names are identifiers, which have none)."""
+        return self.wh.relation(f"diff-{q.sync}", temp=True)
+
+    def key_stats(self, conn: Connection, q: DiffQuery) -> KeyStats:
+        """Classify every key (one join, kept in `differing`), then prove the keys unique.
+
+        Each state key is unique, so each model row with a key joins one state row or none:
+        the model rows that matched (all non-NULL-key rows but the added ones) number exactly
+        the state keys that matched (the state's rows but the removed ones) unless a matched
+        key repeats; repeats among added keys are found by grouping the added keys only.
+        Either sign sends the sync down the exact duplicate path; a first load (everything
+        added) pays for a full GROUP BY there, an incremental plan does not.
+        """
+        wh = self.wh
+        params = {"sync": q.sync}
+        key = wh.key_expr(q.key, "src")
+        total, with_key = wh.execute(conn, f"SELECT COUNT(*), COUNT(k) FROM (SELECT {key} AS k FROM ({q.model_sql}) AS src) AS m").one()
+        delivered = wh.execute(conn, f"SELECT COUNT(*) FROM ({self._delivered('row_key')}) AS s", params).scalar()
+        # the sync's name inlined (CREATE TABLE AS takes no bound parameters on Postgres); it
+        # is an identifier (checked when the project loaded), so it needs no escaping
+        assert re.fullmatch(NAME_PATTERN, q.sync), q.sync
+        classify = f"{self._classify(q)}\nSELECT * FROM d WHERE __kind <> 'unchanged'".replace(":sync", f"'{q.sync}'")
+        wh.materialise(conn, self.differing(q), classify, temp=True, view=False)
+        kinds = self._counts(conn, q)
+        matched_rows = int(with_key) - kinds.get("added", 0)
+        matched_keys = int(delivered or 0) - kinds.get("removed", 0)
+        duplicates = matched_rows != matched_keys or wh.execute(
+            conn, f"SELECT COUNT(*) FROM (SELECT __k FROM {self.differing(q)} WHERE __kind = 'added' "
+                  f"GROUP BY __k HAVING COUNT(*) > 1) AS r").scalar() != 0
+        return KeyStats(int(total), int(total) - int(with_key), duplicates)
+
+    def _counts(self, conn: Connection, q: DiffQuery) -> dict[str, int]:
+        return {k: int(n) for k, n in self.wh.execute(conn, f"SELECT __kind, COUNT(*) FROM {self.differing(q)} GROUP BY __kind")}
+
     def sql(self, q: DiffQuery, stats: KeyStats) -> str:
         wh = self.wh
         order = f"ORDER BY {wh.order_key('__k')} NULLS FIRST"
@@ -133,15 +176,12 @@ SELECT {self._KIND} AS __kind,
 FROM m FULL OUTER JOIN s ON m.__key = s.row_key
 )
 SELECT * FROM d WHERE __kind <> 'unchanged' {order}"""
-        # Usual path: join only keys and hashes (narrow, fast); then fetch the payload
-        # columns and the delivered values of the few keys that differ.
+        # Usual path: the keys that differ, classified by key_stats from keys and hashes only
+        # (narrow, fast); now the payload columns and delivered values of just those keys.
         key = wh.key_expr(q.key, "src")
         cols = "".join(f", src.{wh.quote(c)}" for c in q.columns)
-        return f"""{self._classify(q)}, changed AS (
-SELECT * FROM d WHERE __kind <> 'unchanged'
-)
-SELECT d.__kind, d.__k, d.__hash, st.row_values, st.row_hash, st.dest_id{cols}
-FROM changed AS d
+        return f"""SELECT d.__kind, d.__k, d.__hash, st.row_values, st.row_hash, st.dest_id{cols}
+FROM {self.differing(q)} AS d
 LEFT JOIN ({q.model_sql}) AS src ON d.__kind <> 'removed' AND {key} = d.__k
 LEFT JOIN ({self._delivered("row_key, row_hash, row_values, dest_id")}) AS st ON st.row_key = d.__k"""
         # No ORDER BY: sorting would hold the whole diff in the warehouse's memory (a first
@@ -163,8 +203,7 @@ FROM m FULL OUTER JOIN s ON m.__key = s.row_key
     def kind_counts(self, conn: Connection, q: DiffQuery, stats: KeyStats) -> dict[str, int]:
         if stats.duplicates:
             return super().kind_counts(conn, q, stats)
-        sql = f"{self._classify(q)}\nSELECT __kind, COUNT(*) FROM d WHERE __kind <> 'unchanged' GROUP BY __kind"
-        return {k: int(n) for k, n in self.wh.execute(conn, sql, {"sync": q.sync})}
+        return self._counts(conn, q)
 
     def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000) -> Iterator[DiffRow]:
         for chunk in self.wh.stream(conn, self.sql(q, stats), {"sync": q.sync}, batch=batch):

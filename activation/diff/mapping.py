@@ -35,7 +35,12 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         if not value.is_finite():
             return None
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value == value.to_integral_value():
+            return int(value)
+        number = float(value)
+        # A double holds most decimals exactly (1234.56); one with more digits than a double
+        # keeps goes as its exact text rather than silently losing them.
+        return number if Decimal(repr(number)) == value else str(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, (date, time)):
@@ -57,6 +62,8 @@ class FieldMapper:
     """Compiled `match` + `fields` of one sync."""
 
     def __init__(self, sync: SyncSpec) -> None:
+        self.transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        self.transform_version = ""
         self.match = dict(sync.match)
         self.fields = {k: v for k, v in sync.fields.items() if k not in self.match}
         self.all: dict[str, str] = {**self.match, **self.fields}
@@ -66,7 +73,8 @@ class FieldMapper:
 
     def fingerprint(self) -> str:
         """Salts the row hashes: a changed mapping re-diffs every row (field by field)."""
-        text = json.dumps({"map": self.all, "extra": ""}, sort_keys=True)  # the stored hashes' salt: keep stable
+        # the stored hashes' salt: keep stable ("extra" is empty unless the destination rewrites rows)
+        text = json.dumps({"map": self.all, "extra": self.transform_version}, sort_keys=True)
         return hashlib.md5(text.encode()).hexdigest()[:12]
 
     def map(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +89,17 @@ class FieldMapper:
         for dest in self.match:
             if out.get(dest) in (None, ""):
                 raise MappingError(f"match field {dest!r} is empty")
+        if self.transform is not None:
+            try:
+                return self.transform(out)
+            except ValueError as e:
+                raise MappingError(str(e)) from None
         return out
+
+    def set_transform(self, version: str, apply: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Rewrite every mapped row with `apply` (a destination's normalisation and hashing);
+        `version` salts the row hashes."""
+        self.transform, self.transform_version = apply, version
 
 
 __all__ = ["FieldMapper", "MappingError", "to_jsonable"]

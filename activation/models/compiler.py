@@ -220,6 +220,7 @@ class Compiler:
             text, origin = self.sql_of(s.sql, ("syncs", name, "sql"), f"sync {name}")
             sql, deps = self.render(text, origin, ("syncs", name, "sql"))
             key = [s.key] if isinstance(s.key, str) else list(s.key)
+            deps |= self.depends_on(name, s)  # the model reads them: refresh them before it
             nodes[model_id(name)] = ModelNode(model_id(name), "model", name, None, sql, deps, origin)
             return SyncModel(name, f"SELECT * FROM {self.namer(model_id(name))}", key, {model_id(name)})
         src = s.from_
@@ -245,7 +246,21 @@ class Compiler:
             )
             return None
         key = p.entities[entity].key_columns if s.key is None else ([s.key] if isinstance(s.key, str) else list(s.key))
-        return SyncModel(name, sql, key, deps)
+        return SyncModel(name, sql, key, deps | self.depends_on(name, s))
+
+    def depends_on(self, name: str, s: Any) -> set[str]:
+        """The nodes a sync's `depends_on` names: traits, audiences or entities (their traits table)."""
+        p = self.loaded.project
+        ids = set()
+        for i, dep in enumerate(s.depends_on):
+            found = [node for known, node in ((p.traits, trait_id), (p.audiences, audience_id), (p.entities, traits_id)) if dep in known]
+            if not found:
+                known = sorted(set(p.traits) | set(p.audiences) | set(p.entities))
+                self.issues.append(self.loaded.issue(
+                    f"depends_on: {dep!r} names no trait, audience or entity (known: {', '.join(known) or 'none'})",
+                    "syncs", name, "depends_on", i, where=f"sync {name}"))
+            ids |= {node(dep) for node in found}
+        return ids
 
     def score_sql(self, name: str, entity: str, score: dict[str, ScoreComponent]) -> tuple[str, set[str]]:
         p = self.loaded.project
@@ -312,3 +327,9 @@ class Compiler:
 
 def compile_project(loaded: LoadedProject, namer: Namer, quote: Callable[[str], str], dialect: str) -> CompiledProject:
     return Compiler(loaded, namer, quote, dialect).compile()
+
+
+def compile_offline(loaded: LoadedProject) -> CompiledProject:
+    """Every model with logical names and no warehouse: checks references and templates
+    (validate --offline, lint) and gives SQL comparable across revisions (plan --base)."""
+    return compile_project(loaded, lambda n: n, lambda n: f'"{n}"', loaded.project.warehouse.type)

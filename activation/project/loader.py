@@ -301,13 +301,30 @@ def load_project(path: str | os.PathLike[str]) -> LoadedProject:
     return LoadedProject(project, root, file, locations)
 
 
+def _yaml_path(loc: tuple[Any, ...], data: Any) -> list[Any]:
+    """pydantic's error location as a path in the YAML document.
+
+    pydantic inserts its own tags into `loc`: union members (`destinations.hook.webhook.url`,
+    `key.list[str]`), validators (`function-after[…]`), `[key]`. Walking the document tells
+    them from real keys (a user's key may contain anything, even brackets); the one element
+    not in the document that is kept is a missing key, which comes last."""
+    path: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif i == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str) and "[" not in part:
+            path.append(part)  # a missing key
+    return path
+
+
 def _issue_from_pydantic(loaded: LoadedProject, err: dict[str, Any], data: Any) -> ProjectIssue:
-    # pydantic adds the union member's tag (destinations.NAME.<type>.…) and function names
-    # (`function-after[...]`) to loc; drop them so the path matches the YAML.
     bad_name = "[key]" in err["loc"]
-    loc = [p for p in err["loc"] if not (isinstance(p, str) and "[" in p)]
-    if len(loc) > 2 and loc[0] == "destinations":
-        del loc[2]
+    loc = _yaml_path(tuple(err["loc"]), data)
     path = tuple(loc)
     msg = err["msg"]
     kind = err["type"]

@@ -13,7 +13,10 @@ import threading
 from collections.abc import Mapping
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I)
+# Bounded repeats and a look-behind keep this linear: an unbounded scheme made a 1 MB value
+# (a huge field in a plan) take minutes to redact.
+_URL_PASSWORD = re.compile(
+    r"(?<![a-z0-9+.\-])(?P<scheme>[a-z][a-z0-9+.\-]{0,31}://)(?P<user>[^:/@\s]{0,256}):(?P<pw>[^@/\s]{1,512})@", re.I)
 
 
 class MissingSecret(KeyError):
@@ -39,7 +42,8 @@ class Redactor:
                 self._secrets.add(value)
 
     def __call__(self, text: str) -> str:
-        text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+        if "://" in text:
+            text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
         with self._lock:
             secrets = sorted(self._secrets, key=len, reverse=True)
         for s in secrets:

@@ -14,7 +14,8 @@ from sqlalchemy.engine import Connection
 Migration = Callable[[Connection, sa.MetaData], None]
 
 
-def tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
+def tables(schema: str | None, *, indexes: bool = True) -> tuple[sa.MetaData, dict[str, sa.Table]]:
+    """`indexes=False` for Snowflake, whose standard tables have none (micro-partitions instead)."""
     md = sa.MetaData(schema=schema)
     t = {
         "schema_version": sa.Table(
@@ -35,7 +36,7 @@ def tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         "runs": sa.Table(
             "runs", md,
             sa.Column("run_id", sa.String(40), primary_key=True),
-            sa.Column("sync_name", sa.String(200), nullable=False, index=True),
+            sa.Column("sync_name", sa.String(200), nullable=False, index=indexes),
             sa.Column("destination", sa.String(200), nullable=False),
             sa.Column("started_at", sa.DateTime, nullable=False),
             sa.Column("finished_at", sa.DateTime),
@@ -53,7 +54,7 @@ def tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
         # Rows a run could not deliver, with the reason; they stay undelivered and are retried.
         "row_errors": sa.Table(
             "row_errors", md,
-            sa.Column("run_id", sa.String(40), nullable=False, index=True),
+            sa.Column("run_id", sa.String(40), nullable=False, index=indexes),
             sa.Column("sync_name", sa.String(200), nullable=False),
             sa.Column("row_key", sa.String(2000)),
             sa.Column("stage", sa.String(20), nullable=False),  # plan | destination
@@ -69,6 +70,21 @@ def tables(schema: str | None) -> tuple[sa.MetaData, dict[str, sa.Table]]:
             sa.Column("row_values", sa.Text, nullable=False),
             sa.Column("run_id", sa.String(40), nullable=False),
             sa.Column("created_at", sa.DateTime, nullable=False),
+        ),
+        # One row per sync (and per model being refreshed, "model:<id>"): who runs it now and
+        # until when. Times are the database's clock, in ms since the epoch, so daemons on
+        # hosts with skewed clocks agree on expiry.
+        "leases": sa.Table(
+            "leases", md,
+            sa.Column("name", sa.String(250), primary_key=True),
+            sa.Column("owner", sa.String(200), nullable=False),  # host/pid of the holder (or last holder)
+            sa.Column("token", sa.String(40), nullable=False),  # this acquisition; renew/release must match it
+            sa.Column("process", sa.String(300)),  # host|pid namespace|pid|start: lets a process of the same machine see it ended
+            sa.Column("acquired_ms", sa.BigInteger, nullable=False),
+            sa.Column("expires_ms", sa.BigInteger, nullable=False),  # 0 once released
+            sa.Column("done_ms", sa.BigInteger),  # sync: the schedule slot last served; model: when its last refresh began
+            sa.Column("failures", sa.Integer, nullable=False, default=0),  # consecutive failed runs
+            sa.Column("retry_ms", sa.BigInteger),  # backoff: no scheduled run before this
         ),
     }
     return md, t
@@ -95,9 +111,14 @@ def _v3(conn: Connection, md: sa.MetaData) -> None:
         conn.execute(sa.text(f"ALTER TABLE {runs} ADD COLUMN details TEXT"))
 
 
+def _v4(conn: Connection, md: sa.MetaData) -> None:
+    md.tables[_qualified(md, "leases")].create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "delivered rows, runs, row errors", _v1),
     (2, "in-flight journal: rows sent but not yet acknowledged", _v2),
     (3, "runs.details: what the destination reported (calls, retries, platform ids)", _v3),
+    (4, "leases: one run per sync at a time across daemons; schedule slots and backoff", _v4),
 ]
 LATEST = MIGRATIONS[-1][0]

@@ -6,6 +6,7 @@ destination acknowledged it, and each acknowledged batch is committed in one tra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -43,26 +44,49 @@ class RowError:
 
 
 UNKNOWN_HASH = "?"  # matches no real row hash: "delivered, content unknown"
+GHOST = "\x1e"  # joins a key and a run id: the identity a row had before an interrupted run
+# A journal entry holding a whole push has this key prefix (a control character no real key
+# starts with): one row to write and one to delete per push, however many rows it carries.
+JOURNAL_PREFIX = "\x1djournal:"
 _VALUES_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # built once, not per row
 _KEY_JSON = json.JSONEncoder()
-# A journal entry holding a whole batch has this key prefix (a control character no real key
-# starts with): one row to write and one to delete per push, however many rows it carries.
-JOURNAL_PREFIX = "\x1ebatch:"
+
+
+_JOURNAL_PART_CHARS = 200_000  # a part's text stays well under any engine's limits on a value
 
 
 @dataclass(frozen=True)
 class JournalEntry:
-    """The rows of one push, journaled as one in-flight entry: {"keys": [...], "values": [...]}."""
+    """The rows of one push, journaled as a few in-flight entries (parts of ~200 kB), each
+    {"keys": [...], "values": [...]} as JSON under a row_key JOURNAL_PREFIX + a random id."""
 
-    id: str  # its row_key: JOURNAL_PREFIX + a random id
-    text: str
+    parts: tuple[tuple[str, str], ...]  # (row_key, text)
+
+    @property
+    def ids(self) -> list[str]:
+        return [key for key, _ in self.parts]
 
 
 def journal_entry(rows: Sequence[tuple[str, str]]) -> JournalEntry:
-    """One entry for `rows` (key, `values_json` text); the texts are spliced in, not re-encoded."""
-    keys = _KEY_JSON.encode([k for k, _ in rows])  # one call for all keys
-    text = '{"keys":' + keys + ',"values":[' + ",".join(v for _, v in rows) + "]}"
-    return JournalEntry(JOURNAL_PREFIX + uuid.uuid4().hex, text)
+    """The journal entry of `rows` (key, `values_json` text); the texts are spliced in, not re-encoded."""
+    parts: list[tuple[str, str]] = []
+    start = size = 0
+    for i, (_, text) in enumerate(rows):
+        size += len(text)
+        if size >= _JOURNAL_PART_CHARS or i == len(rows) - 1:
+            chunk = rows[start : i + 1]
+            keys = _KEY_JSON.encode([k for k, _ in chunk])  # one call for all keys
+            parts.append((JOURNAL_PREFIX + uuid.uuid4().hex,
+                          '{"keys":' + keys + ',"values":[' + ",".join(v for _, v in chunk) + "]}"))
+            start, size = i + 1, 0
+    return JournalEntry(tuple(parts))
+
+
+def _identity(values_text: str, match: Sequence[str]) -> tuple[str, ...]:
+    """A row's identity at the destination, compared loosely (case, spaces) so a ghost is
+    only made where the destination, too, sees two different records."""
+    values = json.loads(values_text)
+    return tuple(str(values.get(f, "")).strip().lower() for f in match)
 
 
 def values_json(values: dict[str, Any]) -> str:
@@ -79,8 +103,8 @@ class StateStore:
         self.engine = engine
         self.schema = schema
         self.read_only = read_only
-        self.metadata, self.t = tables(schema)
         self.dialect = engine.dialect.name
+        self.metadata, self.t = tables(schema, indexes=self.dialect != "snowflake")
 
     # -- schema --------------------------------------------------------------------------
 
@@ -105,6 +129,11 @@ class StateStore:
         if self.read_only:
             raise StateError("the state store is open read-only")
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Two processes migrating at once (daemons starting together) would race on
+                # CREATE SCHEMA/TABLE; one waits for the other instead.
+                key = int(hashlib.md5(f"activation state {self.schema}".encode()).hexdigest()[:15], 16)
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             if self.schema and self.dialect != "sqlite":
                 conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {self._q(self.schema)}"))
             self.t["schema_version"].create(conn, checkfirst=True)
@@ -121,11 +150,16 @@ class StateStore:
             return LATEST
 
     def _q(self, name: str) -> str:
-        return self.engine.dialect.identifier_preparer.quote_identifier(name)
+        # quoted only where needed, as SQLAlchemy's own DDL names the tables: on Snowflake
+        # "activation_state" (quoted) and activation_state (folded to upper) are two schemas
+        return self.engine.dialect.identifier_preparer.quote(name)
+
+    def _rel(self, table: str) -> str:
+        return f"{self._q(self.schema)}.{table}" if self.schema else table
 
     def delivered_relation(self) -> str:
         """SQL name of the delivered table, for the in-warehouse diff."""
-        return f"{self._q(self.schema)}.delivered" if self.schema else "delivered"
+        return self._rel("delivered")
 
     # -- reads ------------------------------------------------------------------------
 
@@ -218,11 +252,11 @@ class StateStore:
             )
 
     def mark_in_flight(self, sync: str, run_id: str, rows: Sequence[tuple[str, str]]) -> None:
-        """Journal rows about to be sent (key, `values_json` text), one entry per row, before
-        the destination sees them; `commit_batch(settled=keys)` ends their entries."""
+        """Journal rows about to be sent (key, `values_json` text), before the destination sees them."""
         if not rows:
             return
         with self.engine.begin() as c:
+            self._delete_keys(c, sync, [k for k, _ in rows], table="in_flight")
             self._insert(c, self.t["in_flight"], {
                 "sync_name": [sync] * len(rows),
                 "row_key": [k for k, _ in rows],
@@ -231,44 +265,57 @@ class StateStore:
                 "created_at": [utcnow()] * len(rows),
             })
 
-    def _journaled(self, c: Connection, sync: str) -> dict[str, str]:
-        """key → values_json of every row journaled for `sync` (per-row and batch entries)."""
+    def _journaled(self, c: Connection, sync: str) -> list[Journaled]:
+        """Every row journaled for `sync`: per-row entries and those of whole pushes."""
         f = self.t["in_flight"]
-        out: dict[str, str] = {}
-        for key, text in c.execute(sa.select(f.c.row_key, f.c.row_values).where(f.c.sync_name == sync)):
+        out: list[Journaled] = []
+        for key, text, run_id in c.execute(sa.select(f.c.row_key, f.c.row_values, f.c.run_id).where(f.c.sync_name == sync)):
             if key.startswith(JOURNAL_PREFIX):
                 entry = json.loads(text)
-                out.update(zip(entry["keys"], map(values_json, entry["values"])))
+                out += [Journaled(k, values_json(v), run_id) for k, v in zip(entry["keys"], entry["values"])]
             else:
-                out[key] = text
+                out.append(Journaled(key, text, run_id))
         return out
 
-    def recover_in_flight(self, sync: str) -> int:
+    def recover_in_flight(self, sync: str, match: Sequence[str] = ()) -> int:
         """Fold rows a dead run left in flight back in as *possibly* delivered.
 
         The destination may hold them (it applied the batch, the process died before
         recording it). Marking them delivered with an impossible hash makes the next diff
         send them again if they are still in the model (idempotent), and remove them if
         they left it: nothing stays behind at the destination unaccounted for.
+
+        A row sent with a new identity (its `match` values changed) may be held under the
+        old one, the new one or — where a destination changes identity in two calls (add
+        the new, remove the old) — both. It is kept under the new identity, and the old one
+        becomes a *ghost* row (`key` + GHOST + run id) that left the model, so the next run
+        removes it (mirror, audience) by that identity; a ghost carries no destination id,
+        which after a rename-in-place belongs to the row itself.
         """
         f, d = self.t["in_flight"], self.t["delivered"]
         with self.engine.begin() as c:
             rows = self._journaled(c, sync)
             if not rows:
                 return 0
-            keys = list(rows)
-            known = set()
+            keys = [r.row_key for r in rows]
+            known: dict[str, str] = {}
             for i in range(0, len(keys), _CHUNK):
                 part = keys[i : i + _CHUNK]
-                known |= {k for (k,) in c.execute(sa.select(d.c.row_key).where(d.c.sync_name == sync, d.c.row_key.in_(part)))}
+                known.update(c.execute(sa.select(d.c.row_key, d.c.row_values).where(d.c.sync_name == sync, d.c.row_key.in_(part))).all())
                 c.execute(d.update().where(d.c.sync_name == sync, d.c.row_key.in_(part)).values(row_hash=UNKNOWN_HASH))
-            new = [k for k in keys if k not in known]
+            moved = [r for r in rows if r.row_key in known and _identity(known[r.row_key], match) != _identity(r.row_values, match)]
+            for r in moved:
+                c.execute(d.update().where(d.c.sync_name == sync, d.c.row_key == r.row_key)
+                          .values(row_values=r.row_values, dest_id=None))
+            new = [(r.row_key, r.row_values) for r in rows if r.row_key not in known]
+            new += [(r.row_key + GHOST + r.run_id, known[r.row_key]) for r in moved]
             if new:
+                self._delete_keys(c, sync, [k for k, _ in new])  # a ghost left by an earlier recovery of that run
                 self._insert(c, d, {
                     "sync_name": [sync] * len(new),
-                    "row_key": new,
+                    "row_key": [k for k, _ in new],
                     "row_hash": [UNKNOWN_HASH] * len(new),
-                    "row_values": [rows[k] for k in new],
+                    "row_values": [v for _, v in new],
                     "dest_id": [None] * len(new),
                     "delivered_at": [utcnow()] * len(new),
                 })
@@ -298,8 +345,8 @@ class StateStore:
 
         Delivered rows, removals and rejections of acknowledged pushes; the end of the journal
         entries of every row whose push is over (`settled`: keys journaled by `mark_in_flight`;
-        `settled_journals`: ids of `JournalEntry`s); and `journal`, the rows about to be sent,
-        as one entry: the destination must not see them before this commits.
+        `settled_journals`: the `ids` of `JournalEntry`s); and `journal`, the rows about to be
+        sent: the destination must not see them before this commits.
         """
         now = utcnow()
         d, f = self.t["delivered"], self.t["in_flight"]
@@ -315,9 +362,9 @@ class StateStore:
                     "dest_id": [r.dest_id for r in delivered],
                     "delivered_at": Same(now),
                 })
-            if journal is not None:
-                self._insert(c, f, {"sync_name": [sync], "row_key": [journal.id], "row_values": [journal.text],
-                                    "run_id": [run_id], "created_at": [now]})
+            if journal is not None and journal.parts:
+                self._insert(c, f, {"sync_name": Same(sync), "row_key": journal.ids, "row_values": [t for _, t in journal.parts],
+                                    "run_id": Same(run_id), "created_at": Same(now)})
             if errors:
                 self._insert(c, self.t["row_errors"], {
                     "run_id": [run_id] * len(errors),
@@ -331,42 +378,81 @@ class StateStore:
                 r = self.t["runs"]
                 c.execute(r.update().where(r.c.run_id == run_id).values(**{k: getattr(r.c, k) + v for k, v in counts.items()}))
 
-    def reset(self, sync: str) -> int:
-        """Forget everything delivered for `sync` (the next run resends all rows)."""
-        d = self.t["delivered"]
+    def stored(self, sync: str) -> dict[str, int]:
+        """How many rows of each table the store keeps for `sync`."""
+        if not self.initialised:
+            return {}
+        with self.engine.connect() as c:
+            counts = {name: int(c.execute(sa.select(sa.func.count()).where(self.t[name].c.sync_name == sync)).scalar() or 0)
+                      for name in ("delivered", "row_errors", "runs")}
+            counts["in_flight"] = len(self._journaled(c, sync))  # rows, not journal entries
+            return counts
+
+    def reset(self, sync: str, *, history: bool = False) -> dict[str, int]:
+        """Forget what `sync` delivered (the next run resends all rows), with every row-level
+        trace of it: the in-flight journal and the rejected rows (keys and reasons, which may
+        hold personal data). `history` also drops its run records (counts and timings only)."""
+        tables = ["delivered", "in_flight", "row_errors"] + (["runs"] if history else [])
         with self.engine.begin() as c:
-            return int(c.execute(d.delete().where(d.c.sync_name == sync)).rowcount or 0)
+            return {name: int(c.execute(self.t[name].delete().where(self.t[name].c.sync_name == sync)).rowcount or 0)
+                    for name in tables}
 
     def _delete_keys(self, c: Connection, sync: str, keys: list[str], table: str = "delivered") -> None:
+        """Delete `keys` of `sync` in one statement per chunk (the keys bound as one array)."""
         if not keys:
             return
-        d = self.t[table]
+        rel = self._rel(table)
         if self.dialect == "duckdb":
-            rel = f"{self._q(self.schema)}.{table}" if self.schema else table
             c.exec_driver_sql(
                 f"DELETE FROM {rel} WHERE sync_name = ? AND row_key IN (SELECT unnest(?::VARCHAR[]))",
                 (sync, keys),
             )
-            return
-        for i in range(0, len(keys), _CHUNK):
-            c.execute(d.delete().where(d.c.sync_name == sync, d.c.row_key.in_(keys[i : i + _CHUNK])))
+        elif self.dialect == "postgresql":
+            c.execute(sa.text(f"DELETE FROM {rel} WHERE sync_name = :sync AND row_key = ANY(CAST(:keys AS TEXT[]))"),
+                      {"sync": sync, "keys": keys})
+        elif self.dialect == "snowflake":
+            for payload in _json_chunks(keys):
+                c.execute(sa.text(
+                    f"DELETE FROM {rel} WHERE sync_name = :sync AND row_key IN "
+                    f"(SELECT f.value::VARCHAR FROM TABLE(FLATTEN(INPUT => PARSE_JSON(:keys))) AS f)"
+                ), {"sync": sync, "keys": payload})
+        else:
+            d = self.t[table]
+            for i in range(0, len(keys), _CHUNK):
+                c.execute(d.delete().where(d.c.sync_name == sync, d.c.row_key.in_(keys[i : i + _CHUNK])))
 
     def _insert(self, c: Connection, table: sa.Table, columns: dict[str, list[Any] | Same]) -> None:
-        """Insert rows given column by column; a `Same` column has one value for every row."""
+        """Insert rows given column by column, in bulk: never one INSERT per row. A `Same`
+        column has one value for every row."""
         names = list(columns)
+        rel = self._rel(table.name)
+        cols = ", ".join(names)
         if self.dialect == "duckdb":
             # DuckDB's executemany runs row by row (~7k rows/s); binding whole columns as
             # lists and unnesting them is ~30x faster, and a constant is bound once.
-            rel = f"{self._q(self.schema)}.{table.name}" if self.schema else table.name
-            cols = ", ".join(names)
-            select = ", ".join(f"CAST(? AS {_duck_type(table.c[n])})" if isinstance(columns[n], Same)
-                               else f"unnest(?::{_duck_type(table.c[n])}[])" for n in names)
-            params = tuple(v.value if isinstance(v, Same) else v for v in columns.values())
-            c.exec_driver_sql(f"INSERT INTO {rel} ({cols}) SELECT {select}", params)
+            select = ", ".join(f"CAST(? AS {_sql_type(table.c[n], 'duckdb')})" if isinstance(columns[n], Same)
+                               else f"unnest(?::{_sql_type(table.c[n], 'duckdb')}[])" for n in names)
+            c.exec_driver_sql(f"INSERT INTO {rel} ({cols}) SELECT {select}",
+                              tuple(v.value if isinstance(v, Same) else v for v in columns.values()))
             return
-        n = next(len(v) for v in columns.values() if not isinstance(v, Same))
-        lists = [[v.value] * n if isinstance(v, Same) else v for v in columns.values()]
-        c.execute(table.insert(), [dict(zip(names, values)) for values in zip(*lists)])
+        size = next(len(v) for v in columns.values() if not isinstance(v, Same))
+        lists: dict[str, list[Any]] = {n: [v.value] * size if isinstance(v, Same) else v for n, v in columns.items()}
+        if self.dialect == "postgresql":
+            # One statement per batch: each column bound as one array (psycopg adapts lists).
+            arrays = ", ".join(f"CAST(:c{i} AS {_sql_type(table.c[n], 'postgresql')}[])" for i, n in enumerate(names))
+            c.execute(sa.text(f"INSERT INTO {rel} ({cols}) SELECT * FROM unnest({arrays})"),
+                      {f"c{i}": lists[n] for i, n in enumerate(names)})
+        elif self.dialect == "snowflake":
+            # Rows as one JSON array per statement, unpacked by FLATTEN: set-based, and the
+            # statement text stays small (the connector binds client-side, inlining values).
+            casts = ", ".join(f"f.value[{i}]::{_sql_type(table.c[n], 'snowflake')}" for i, n in enumerate(names))
+            rows = [[v.isoformat() if isinstance(v, datetime) else v for v in row] for row in zip(*lists.values())]
+            for payload in _json_chunks(rows):
+                c.execute(sa.text(
+                    f"INSERT INTO {rel} ({cols}) SELECT {casts} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(:rows))) AS f"
+                ), {"rows": payload})
+        else:  # SQLite: executemany runs in-process, fast enough
+            c.execute(table.insert(), [dict(zip(names, values)) for values in zip(*lists.values())])
 
 
 @dataclass(frozen=True)
@@ -376,18 +462,43 @@ class Same:
     value: Any
 
 
+@dataclass(frozen=True)
+class Journaled:
+    row_key: str
+    row_values: str
+    run_id: str
+
+
 def _run(row: sa.Row[Any]) -> dict[str, Any]:
     run = dict(row._mapping)
     run["details"] = json.loads(run["details"]) if run.get("details") else None
     return run
 
 
-def _duck_type(col: sa.Column[Any]) -> str:
+_JSON_CHUNK_BYTES = 256_000  # well under Snowflake's limit on a statement's text
+
+
+def _json_chunks(items: Sequence[Any]) -> Iterator[str]:
+    """`items` as JSON arrays of at most ~_JSON_CHUNK_BYTES each."""
+    part: list[str] = []
+    size = 0
+    for item in items:
+        text = json.dumps(item, separators=(",", ":"))
+        if part and size + len(text) > _JSON_CHUNK_BYTES:
+            yield "[" + ",".join(part) + "]"
+            part, size = [], 0
+        part.append(text)
+        size += len(text) + 1
+    if part:
+        yield "[" + ",".join(part) + "]"
+
+
+def _sql_type(col: sa.Column[Any], dialect: str) -> str:
     if isinstance(col.type, sa.DateTime):
-        return "TIMESTAMP"
+        return "TIMESTAMP_NTZ" if dialect == "snowflake" else "TIMESTAMP"
     if isinstance(col.type, sa.Integer):
         return "BIGINT"
-    return "VARCHAR"
+    return "TEXT" if dialect == "postgresql" else "VARCHAR"
 
 
 def open_state(url: str | None, schema: str, warehouse_engine: Engine, *, read_only: bool) -> StateStore:

@@ -79,8 +79,12 @@ class WebhookReceiver(BackgroundServer):
         report_results: bool = False,
         keep_requests: bool = True,
         verbose: bool = False,
+        accept_any: bool = False,
     ) -> None:
         self.host, self.port = host, port
+        #: Answer 200 to any other POST too, keeping it in `requests` (a generic receiver:
+        #: alert webhooks, Slack's incoming webhooks).
+        self.accept_any = accept_any
         #: Always answer with per-row ``results`` (else only when a row was rejected).
         self.report_results = report_results
         #: Keep every request body in `requests` (turn off for large benchmarks).
@@ -207,6 +211,8 @@ class WebhookReceiver(BackgroundServer):
         if not isinstance(body, dict) or not isinstance(body.get("sync"), str) or not isinstance(
             body.get("rows"), list
         ):
+            if self.accept_any:
+                return 200, {"ok": True}, {}
             return 400, {"error": "body must be a JSON object with sync and rows"}, {}
         batch = headers.get("idempotency-key")
         if batch in self._seen_batches:

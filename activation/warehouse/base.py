@@ -77,10 +77,15 @@ class Warehouse:
         """The key as one string; NULL if any part is NULL (then the row is rejected)."""
         parts = [f"CAST({alias}.{self.quote(c)} AS VARCHAR)" for c in columns]
         if len(parts) == 1:
-            return parts[0]
+            return self.binary(parts[0])
         sep = f"'{KEY_SEPARATOR}'"
         null_check = " OR ".join(f"{alias}.{self.quote(c)} IS NULL" for c in columns)
-        return f"CASE WHEN {null_check} THEN NULL ELSE {(' || ' + sep + ' || ').join(parts)} END"
+        return self.binary(f"CASE WHEN {null_check} THEN NULL ELSE {(' || ' + sep + ' || ').join(parts)} END")
+
+    def binary(self, expr: str) -> str:
+        """`expr` compared and sorted by code point, whatever the key column's collation
+        (a case-insensitive column would otherwise make 'abc' and 'ABC' one key)."""
+        return expr
 
     def hash_expr(self, columns: Sequence[str], alias: str, salt: str) -> str:
         """A stable hash of `columns`, NULL-safe and type-aware (md5 is stable across versions)."""
@@ -116,7 +121,9 @@ class Warehouse:
     def stream(self, conn: Connection, sql: str, params: dict[str, object] | None = None, *, batch: int = 5000) -> Iterator[Sequence[sa.Row]]:
         """Yield rows in chunks with a server-side cursor: memory bounded by `batch`."""
         try:
-            result = conn.execution_options(stream_results=True, yield_per=batch).execute(sa.text(sql), params or {})
+            # Per statement: Connection.execution_options() would make every later statement
+            # on this (long-lived) connection a server-side cursor, DDL included.
+            result = conn.execute(sa.text(sql), params or {}, execution_options={"stream_results": True, "yield_per": batch})
             yield from result.partitions(batch)
         except sa.exc.DBAPIError as e:
             raise WarehouseError(_db_message(e)) from e
@@ -143,12 +150,19 @@ class DuckDBWarehouse(Warehouse):
         args = {"read_only": True} if self.read_only else {}
         engine = sa.create_engine(f"duckdb:///{path}", connect_args=args)
 
+        memory_limit = self.spec.memory_limit
+
         @sa.event.listens_for(engine, "connect")
         def _quiet(dbapi_conn: object, _: object) -> None:
             # DuckDB draws its own progress bar on long queries; ours is the only one we want.
             dbapi_conn.execute("SET enable_progress_bar = false")  # type: ignore[attr-defined]
+            if memory_limit:
+                dbapi_conn.execute(f"SET memory_limit = '{memory_limit.strip()}'")  # type: ignore[attr-defined]
 
         return engine
+
+    def binary(self, expr: str) -> str:
+        return f"({expr}) COLLATE C"
 
     def hash_expr(self, columns: Sequence[str], alias: str, salt: str) -> str:
         # to_json of a struct is NULL-safe and keeps types apart ("1" vs 1).
@@ -163,4 +177,8 @@ def open_warehouse(spec: WarehouseSpec, root: Path, *, read_only: bool = False) 
         from activation.warehouse.postgres import PostgresWarehouse
 
         return PostgresWarehouse(spec, root, read_only=read_only)
+    if spec.type == "snowflake":
+        from activation.warehouse.snowflake import SnowflakeWarehouse
+
+        return SnowflakeWarehouse(spec, root, read_only=read_only)
     raise WarehouseError(f"warehouse type {spec.type!r} is not supported yet")

@@ -33,6 +33,9 @@ class PostgresWarehouse(Warehouse):
         values = ", ".join(f"{alias}.{self.quote(c)}" for c in columns)
         return f"md5('{salt}' || json_build_array({values})::text)"
 
+    def binary(self, expr: str) -> str:
+        return f'({expr}) COLLATE "C"'
+
     def order_key(self, expr: str) -> str:
         return f'{expr} COLLATE "C"'  # code-point order, whatever the database's locale
 

@@ -20,6 +20,7 @@ from .spec import Match, ValidationMode, find_specs_dir, load_documents
 from .validation import SpecValidator
 from .store import ObjectType, PropertyDef, now_iso
 from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
+from activation.testing.faults import FaultInjector, serve_after, serve_before
 
 _AUTH_MESSAGE = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
                  "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
@@ -49,6 +50,18 @@ class _Server(QuietHTTPServer):
     owner: HubSpotEmulator
 
 
+def _fault_body(status: int) -> tuple[bytes, str]:
+    """HubSpot's error shape for an injected status."""
+    if status == 429:
+        body = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
+                "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING", "correlationId": str(uuid.uuid4())}
+    elif status == 401:
+        body = error(401, _AUTH_MESSAGE, "INVALID_AUTHENTICATION")[1]
+    else:
+        body = error(status, "internal error", "INTERNAL_ERROR")[1]
+    return json.dumps(body).encode(), "application/json;charset=utf-8"
+
+
 class _Handler(KeepAliveHandler):
     server: _Server
 
@@ -57,6 +70,10 @@ class _Handler(KeepAliveHandler):
         body = self.read_body()  # always drain, even to refuse
         headers = {k.lower(): v for k, v in self.headers.items()}
         emu = self.server.owner
+        fault = emu.faults.take(self.command, self.path)
+        if serve_before(self, fault, _fault_body):
+            emu._log(self.command, self.path, 0, started, body)
+            return
         with emu._lock:
             emu._received += 1
             emu._inflight += 1
@@ -74,6 +91,10 @@ class _Handler(KeepAliveHandler):
             emu._log(self.command, self.path, 0, started, body)
             return
         status, data, extra = reply
+        if fault is not None:  # applied; the answer is lost, cut or late
+            emu._log(self.command, self.path, status, started, body)
+            serve_after(self, fault, status, data, "application/json;charset=utf-8", extra)
+            return
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -130,6 +151,8 @@ class HubSpotEmulator(BackgroundServer):
         self._validator = SpecValidator(load_documents(find_specs_dir(specs_dir)), validation)
         self.api = CrmApi(portal_id, batch_errors, shuffle_results)
         self._lock = threading.RLock()
+        #: Generic faults (see activation.testing.faults), on top of fail_next & co.
+        self.faults = FaultInjector()
         self._inflight = 0
         self.reset(keep_schema=True)
 

@@ -23,6 +23,7 @@ from .schema import Field, SObjectType, default_sobjects, make_id, make_sobject
 from .store import RecordError, Store, parse_json_record
 from .wire import Reply, Request, error_reply, json_reply, not_found
 from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
+from activation.testing.faults import FaultInjector, serve_after, serve_before
 
 API_VERSION = "59.0"
 DEFAULT_INSTANCE = "emulated.my.salesforce.com"
@@ -57,6 +58,12 @@ class _Server(QuietHTTPServer):
     owner: SalesforceEmulator
 
 
+def _fault_body(status: int) -> tuple[bytes, str]:
+    """Salesforce's error shape for an injected status (401: an expired session)."""
+    code = {401: "INVALID_SESSION_ID", 429: "REQUEST_LIMIT_EXCEEDED"}.get(status, "SERVER_UNAVAILABLE")
+    return json.dumps([{"errorCode": code, "message": f"injected HTTP {status}"}]).encode(), "application/json"
+
+
 class _Handler(KeepAliveHandler):
     server: _Server
 
@@ -64,9 +71,16 @@ class _Handler(KeepAliveHandler):
         path, _, qs = self.path.partition("?")
         req = Request(self.command, path, dict(parse_qsl(qs, keep_blank_values=True)),
                       {k.lower(): v for k, v in self.headers.items()}, self.read_body())
-        reply = self.server.owner._handle(req)
+        owner = self.server.owner
+        fault = owner.faults.take(self.command, path)
+        if serve_before(self, fault, _fault_body):
+            return
+        reply = owner._handle(req)
         if reply is None:  # injected drop: hang up without an answer
             self.close_connection = True
+            return
+        if fault is not None:
+            serve_after(self, fault, reply.status, reply.body, reply.content_type or "application/json", reply.headers)
             return
         self.send_response(reply.status)
         if reply.body or reply.status not in (204, 304):
@@ -100,6 +114,8 @@ class SalesforceEmulator(BackgroundServer):
         self._initial_tokens = tuple(tokens)
         self._api_limit = api_limit
         self._lock = threading.RLock()
+        #: Generic faults (see activation.testing.faults), checked before the ones below.
+        self.faults = FaultInjector()
         self.schema: dict[str, SObjectType] = {s.name: s for s in default_sobjects()}
         self.reset()
 
@@ -221,6 +237,7 @@ class SalesforceEmulator(BackgroundServer):
             self.bulk.fail_jobs += [message] * n
 
     def clear_faults(self) -> None:
+        self.faults.clear()
         with self._lock:
             self._faults, self._delay, self._delay_times = [], 0.0, None
             self.bulk.fail_jobs = []

@@ -392,7 +392,12 @@ class Store:
             raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
         if hard:  # gone for good, recycle bin included
             self._put(sobject, rid, None)
-            return rid
-        rec = {**self.live[sobject][rid], "IsDeleted": True, "SystemModstamp": now_iso()}
-        self._put(sobject, rid, rec, deleted=True)
+        else:
+            rec = {**self.live[sobject][rid], "IsDeleted": True, "SystemModstamp": now_iso()}
+            self._put(sobject, rid, rec, deleted=True)
+        # Salesforce deletes a person's (or a campaign's) campaign members with it
+        members = [mid for mid, m in self.live.get("CampaignMember", {}).items()
+                   if rid in (m.get("ContactId"), m.get("LeadId"), m.get("CampaignId"))]
+        for mid in members:
+            self.delete(mid, hard=hard)
         return rid

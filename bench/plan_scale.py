@@ -1,0 +1,269 @@
+"""Plan a large model with some rows changed and removed, beside a hand-written hash-diff
+query on the same tables, on DuckDB and Postgres.
+
+    python bench/plan_scale.py [--rows 1000000] [--engine duckdb|postgres|both]
+                               [--changed 0.01] [--removed 0.005] [--repeat 3]
+
+Set-up (not timed): a model of N users in `src.users`, and a state store (in the warehouse,
+schema activation_state) holding every row as delivered — the row hashes and mapped values
+activation itself computes, written by one INSERT … SELECT (a first load through a real
+destination is another benchmark: bench/hubspot_sync.py). A sample of the seeded state is
+checked against the Python mapper. Then `changed` of the rows get a new plan and `removed`
+are deleted.
+
+Timed, interleaved (plan, query, plan, query, …), best of --repeat, each in a fresh process
+so its peak RSS is its own, the clock started on an open connection:
+- plan: activation's dry run (materialise as temporary relations, key checks, the diff in the
+  warehouse, mapping every differing row, the SyncPlan); also counts the rows the warehouse
+  streamed to the process, which must equal the changes, not the model;
+- query: a hand-written FULL OUTER JOIN on the key comparing the same md5 row hashes,
+  fetching the differing keys.
+
+Generated data lives in a temporary directory (DuckDB) or a temporary schema (Postgres at
+$BENCH_PG_URL, default postgresql://postgres@127.0.0.1:5432/test) and is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+FIELDS = ["email", "first_name", "mrr", "plan", "score", "seats"]  # sorted: the hash's column order
+
+PROJECT = """\
+version: 1
+warehouse: {warehouse}
+state: {{schema: {state}}}
+entities:
+  user: {{table: {src}.users, key: user_id}}
+destinations:
+  export: {{type: file, path: out/users.csv}}
+syncs:
+  users:
+    from: user
+    to: export
+    match: {{email: email}}
+    fields: {{first_name: first_name, plan: plan, seats: seats, mrr: mrr, score: score}}
+"""
+
+SOURCE = {
+    "duckdb": """CREATE TABLE {src}.users AS SELECT i AS user_id, 'user' || i || '@example.com' AS email,
+        'name' || (i % 997) AS first_name, ['free', 'pro', 'enterprise'][1 + i % 3] AS plan,
+        CAST(i % 50 AS INTEGER) AS seats, CAST(i % 1000 AS DECIMAL(12, 2)) AS mrr,
+        CAST((i % 100) / 10.0 AS DOUBLE) AS score FROM range({rows}) t(i)""",
+    "postgres": """CREATE TABLE {src}.users AS SELECT i AS user_id, 'user' || i || '@example.com' AS email,
+        'name' || (i % 997) AS first_name, (ARRAY['free', 'pro', 'enterprise'])[1 + i % 3] AS plan,
+        CAST(i % 50 AS INTEGER) AS seats, CAST(i % 1000 AS NUMERIC(12, 2)) AS mrr,
+        CAST((i % 100) / 10.0 AS DOUBLE PRECISION) AS score FROM generate_series(0, {rows} - 1) AS t(i)""",
+}
+VALUES_JSON = {  # the mapped values as JSON (what the state store keeps), in SQL
+    "duckdb": "to_json(struct_pack({pairs}))::VARCHAR",
+    "postgres": "json_build_object({pairs})::text",
+}
+
+
+def project_dir(engine: str, base: Path, tag: str, memory_limit: str | None = None) -> Path:
+    root = base / engine
+    root.mkdir(parents=True, exist_ok=True)
+    if engine == "duckdb":
+        limit = f", memory_limit: {memory_limit}" if memory_limit else ""
+        warehouse = f"{{type: duckdb, path: warehouse.duckdb{limit}}}"
+        src, state = "src", "activation_state"
+    else:
+        warehouse = f"{{type: postgres, url: '{PG_URL}', schema: act_{tag}}}"
+        src, state = f"src_{tag}", f"state_{tag}"
+    (root / "syncs.yaml").write_text(PROJECT.format(warehouse=warehouse, src=src, state=state))
+    (root / "meta.json").write_text(json.dumps({"src": src, "state": state, "memory_limit": memory_limit}))
+    return root
+
+
+def setup(engine: str, root: Path, rows: int, changed: float, removed: float) -> dict[str, Any]:
+    """Model + delivered state, then the changes. Returns what the plan must find."""
+    from activation.diff.mapping import FieldMapper
+    from activation.project.loader import load_project
+    from activation.session import Session
+
+    meta = json.loads((root / "meta.json").read_text())
+    src, state = meta["src"], meta["state"]
+    with Session(load_project(root), dry_run=False) as s:
+        wh, c = s.warehouse, s.conn
+        wh.execute(c, f"CREATE SCHEMA IF NOT EXISTS {src}")
+        wh.execute(c, f"DROP TABLE IF EXISTS {src}.users")
+        t = time.perf_counter()
+        wh.execute(c, SOURCE[engine].format(src=src, rows=rows))
+        c.commit()
+        s.state.migrate()
+        q = s.prepare(["users"])["users"].query
+        key = wh.key_expr(q.key, "src")
+        pairs = ", ".join(f"{wh.quote(f)} := src.{wh.quote(f)}" if engine == "duckdb" else f"'{f}', src.{wh.quote(f)}"
+                          for f in FIELDS)
+        wh.execute(c, f"""INSERT INTO {s.state.delivered_relation()} (sync_name, row_key, row_hash, row_values, dest_id, delivered_at)
+            SELECT 'users', {key}, {s.differ.hash(q)}, {VALUES_JSON[engine].format(pairs=pairs)}, NULL, CURRENT_TIMESTAMP
+            FROM ({q.model_sql}) AS src""")
+        c.commit()
+        # the seeded state must be what a real delivery would have recorded
+        mapper = FieldMapper(s.project.syncs["users"])
+        sample = wh.execute(c, f"""SELECT d.row_values, {', '.join(f'u.{f}' for f in FIELDS)}
+            FROM {s.state.delivered_relation()} AS d JOIN {src}.users AS u ON d.row_key = CAST(u.user_id AS VARCHAR)
+            WHERE u.user_id < 1000""").all()
+        for stored, *values in sample:
+            assert json.loads(stored) == mapper.map(dict(zip(FIELDS, values))), (stored, values)
+        every_changed, every_removed = round(1 / changed), round(1 / removed)
+        n_changed = wh.execute(c, f"UPDATE {src}.users SET plan = plan || '_v2' WHERE user_id % {every_changed} = 0").rowcount
+        n_removed = wh.execute(c, f"DELETE FROM {src}.users WHERE user_id % {every_removed} = 1").rowcount
+        c.commit()
+        if engine == "postgres":
+            c.exec_driver_sql(f"ANALYZE {src}.users")
+            c.exec_driver_sql(f"ANALYZE {s.state.delivered_relation()}")
+            c.commit()
+        return {"changed": n_changed, "removed": n_removed, "salt": q.salt, "target": q.target,
+                "seconds": time.perf_counter() - t}
+
+
+def child_plan(root: Path) -> dict[str, Any]:
+    from activation.project.loader import load_project
+    from activation.runner import plan_sync
+    from activation.session import Session
+
+    with Session(load_project(root), dry_run=True) as s:
+        streamed = 0
+        stream = s.warehouse.stream
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            nonlocal streamed
+            for chunk in stream(*args, **kwargs):
+                streamed += len(chunk)
+                yield chunk
+
+        s.warehouse.stream = counting  # type: ignore[method-assign]
+        t = time.perf_counter()
+        plan = plan_sync(s, s.prepare(["users"])["users"])
+        seconds = time.perf_counter() - t
+    c = plan.counts
+    return {"seconds": seconds, "streamed": streamed, "added": c.added, "changed": c.changed, "removed": c.removed,
+            "unchanged": c.unchanged, "fields": plan.field_changes}
+
+
+def child_query(engine: str, root: Path, salt: str, target: str) -> dict[str, Any]:
+    meta = json.loads((root / "meta.json").read_text())
+    src, state = meta["src"], meta["state"]
+    if engine == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+        con.execute("SET enable_progress_bar = false")
+        if meta["memory_limit"]:  # the same cap as the plan's
+            con.execute(f"SET memory_limit = '{meta['memory_limit']}'")
+        row = f"to_json(struct_pack({', '.join(FIELDS)}))::VARCHAR"
+        run = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+    else:
+        import psycopg
+
+        con = psycopg.connect(PG_URL)
+        row = f"json_build_array({', '.join(FIELDS)})::text"
+        run = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+    sql = f"""
+        SELECT COALESCE(m.k, s.row_key), m.h IS NULL AS removed FROM (
+          SELECT CAST(user_id AS VARCHAR) AS k, '{target}:' || md5('{salt}' || {row}) AS h FROM {src}.users) AS m
+        FULL OUTER JOIN (SELECT row_key, row_hash FROM {state}.delivered WHERE sync_name = 'users') AS s
+          ON m.k = s.row_key
+        WHERE m.h IS DISTINCT FROM s.row_hash"""
+    t = time.perf_counter()
+    differing = run(sql)
+    return {"seconds": time.perf_counter() - t, "differing": len(differing)}
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. (getrusage's ru_maxrss would also count the parent's
+    memory at the fork that started this process.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(*args: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"child {args[0]} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench(engine: str, rows: int, changed: float, removed: float, repeat: int, memory_limit: str | None) -> None:
+    base = Path(tempfile.mkdtemp(prefix="activation-bench-"))
+    tag = uuid.uuid4().hex[:8]
+    root = project_dir(engine, base, tag)
+    try:
+        expect = measure("setup", engine, str(root), str(rows), str(changed), str(removed))
+        if memory_limit and engine == "duckdb":  # the set-up runs uncapped (it builds the state's index)
+            project_dir(engine, base, tag, memory_limit)
+        print(f"  set-up ({engine}, {rows:,} rows): {expect['seconds']:.0f}s; {expect['changed']:,} changed, "
+              f"{expect['removed']:,} removed", flush=True)
+        plans, queries = [], []
+        for _ in range(repeat):
+            plans.append(measure("plan", engine, str(root)))
+            queries.append(measure("query", engine, str(root), expect["salt"], expect["target"]))
+        p = min(plans, key=lambda r: r["seconds"])
+        f = min(queries, key=lambda r: r["seconds"])
+        changes = expect["changed"] + expect["removed"]
+        assert (p["changed"], p["removed"], p["added"]) == (expect["changed"], expect["removed"], 0), p
+        assert f["differing"] == changes, f
+        limit = f", DuckDB memory_limit {memory_limit}" if memory_limit and engine == "duckdb" else ""
+        print(f"{engine}{limit}, {rows:,} rows, {expect['changed']:,} changed + {expect['removed']:,} removed "
+              f"(fields: {p['fields']}):")
+        print(f"  activation plan    {p['seconds']:7.2f}s  peak RSS {p['peak_rss_mb']:5.0f} MB  "
+              f"rows streamed to the process {p['streamed']:,} (changes: {changes:,})")
+        print(f"  hand-written query {f['seconds']:7.2f}s  peak RSS {f['peak_rss_mb']:5.0f} MB  "
+              f"differing keys fetched {f['differing']:,}")
+        times = lambda runs: ", ".join(f"{r['seconds']:.2f}" for r in runs)  # noqa: E731
+        print(f"  plan / query: {p['seconds'] / f['seconds']:.2f}x (best of {repeat}; plans: {times(plans)}; "
+              f"queries: {times(queries)})", flush=True)
+    finally:
+        if engine == "postgres":
+            import sqlalchemy as sa
+
+            e = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+            with e.begin() as c:
+                for schema in (f"src_{tag}", f"act_{tag}", f"state_{tag}"):
+                    c.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            e.dispose()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--engine", choices=["duckdb", "postgres", "both"], default="both")
+    ap.add_argument("--changed", type=float, default=0.01)
+    ap.add_argument("--removed", type=float, default=0.005)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--memory-limit", help="DuckDB memory_limit for the plan and the query alike, e.g. 300MB")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        kind, engine, root, *rest = args.child
+        if kind == "setup":
+            rows, changed, removed = rest
+            out = setup(engine, Path(root), int(rows), float(changed), float(removed))
+        else:
+            out = child_plan(Path(root)) if kind == "plan" else child_query(engine, Path(root), *rest)
+        out["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(out))
+        return
+    for engine in (["duckdb", "postgres"] if args.engine == "both" else [args.engine]):
+        bench(engine, args.rows, args.changed, args.removed, args.repeat, args.memory_limit)
+
+
+if __name__ == "__main__":
+    main()

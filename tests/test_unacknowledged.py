@@ -1,0 +1,151 @@
+"""Rows a destination applied but never acknowledged (the answer was lost, the run failed or
+was killed): the next run does not know their record ids. Found by the soak: such a row whose
+match value then changed, or which then left the model, must still end with exactly one
+record (or none), found by its last delivered identity, never a duplicate or an orphan."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Project, make_project
+from activation.testing.hubspot_emulator import HubSpotEmulator
+from activation.testing.mailchimp import MailchimpEmulator
+from activation.testing.salesforce import Field, SalesforceEmulator
+from activation.testing.webhook_receiver import WebhookReceiver
+
+DESTINATIONS = """\
+  hs: {type: hubspot, token: tok, base_url: "${HUBSPOT_URL}", requests_per_second: 500, max_retries: 0}
+  sf:
+    type: salesforce
+    instance_url: "https://${SF_INSTANCE}"
+    session_id: "${SF_TOKEN}"
+    transport_url: "${SF_URL}"
+    bulk_poll_seconds: 0.01
+    max_retries: 0
+"""
+SYNCS = """\
+  users_to_hs: {from: user, to: hs, object: contacts, mode: mirror, match: {email: email}, fields: {jobtitle: plan}}
+  whales_to_hs: {from: whales, to: hs, object: contacts, mode: audience, audience: Whales, match: {email: email}}
+  users_to_sf: {from: user, to: sf, object: Contact, mode: mirror, match: {Email_Key__c: email}, fields: {LastName: plan, Email: email}}
+  whales_to_sf: {from: whales, to: sf, object: Contact, mode: audience, audience: Whales, match: {Email: email}}
+"""
+
+
+@pytest.fixture
+def hs() -> Iterator[HubSpotEmulator]:
+    with HubSpotEmulator(tokens={"tok"}) as e:
+        yield e
+
+
+@pytest.fixture
+def sf() -> Iterator[SalesforceEmulator]:
+    with SalesforceEmulator() as e:
+        e.add_field("Contact", Field("Email_Key__c", external_id=True, unique=True))
+        yield e
+
+
+@pytest.fixture
+def p(tmp_path: Path, rx: WebhookReceiver, hs: HubSpotEmulator, sf: SalesforceEmulator) -> Project:
+    proj = make_project(tmp_path / "p", rx, n=40, orders=160)
+    text = (proj.root / "syncs.yaml").read_text().replace("destinations:\n", "destinations:\n" + DESTINATIONS, 1)
+    (proj.root / "syncs.yaml").write_text(text + SYNCS)
+    proj.env = {"HUBSPOT_URL": hs.url, "SF_INSTANCE": sf.instance, "SF_TOKEN": sf.token, "SF_URL": sf.url}
+    return proj
+
+
+def hs_contacts(hs: HubSpotEmulator) -> dict[str, str]:
+    return {r["email"]: r.get("jobtitle", "") for r in hs.records("contacts").values()}
+
+
+def hs_members(hs: HubSpotEmulator) -> set[str]:
+    [list_id] = hs.lists()
+    records = hs.records("contacts")
+    return {records[m]["email"] for m in hs.list_members(list_id)}
+
+
+def sf_contacts(sf: SalesforceEmulator) -> dict[str, str]:
+    return {r["Email_Key__c"]: r["LastName"] for r in sf.records("Contact").values()}
+
+
+def sf_members(sf: SalesforceEmulator) -> set[str]:
+    contacts = sf.records("Contact")
+    return {contacts[m["ContactId"]]["Email"] for m in sf.records("CampaignMember").values()}
+
+
+def test_a_record_delivered_without_acknowledgement_is_renamed_not_duplicated(p: Project, hs: HubSpotEmulator, sf: SalesforceEmulator) -> None:
+    hs.faults.inject("drop_after", match="/batch/upsert")  # HubSpot applies the batch; we never hear back
+    sf.faults.inject("drop_after", match="/composite/sobjects")
+    runs = p.json("run", "users_to_hs", "users_to_sf", expect=1)["syncs"]
+    assert [r["status"] for r in runs] == ["failed", "failed"]
+    assert len(hs_contacts(hs)) == len(sf_contacts(sf)) == 40  # applied all the same
+    p.sql("UPDATE src.users SET email = 'renamed@example.com' WHERE user_id = 'u0003'")
+    p.json("run", "users_to_hs", "users_to_sf")
+    want = {v["email"]: v["plan"] for v in p.model_users().values()}
+    assert hs_contacts(hs) == want and sf_contacts(sf) == want  # user3@example.com was renamed, not left behind
+
+
+def test_members_added_without_acknowledgement_are_removed_when_they_leave(p: Project, hs: HubSpotEmulator, sf: SalesforceEmulator) -> None:
+    p.json("run", "users_to_hs", "users_to_sf")
+    hs.faults.inject("drop_after", n=4, match="/memberships/add-and-remove")  # urllib3 retries a PUT 3 times
+    sf.faults.inject("drop_after", match="/composite/sobjects")
+    runs = p.json("run", "whales_to_hs", "whales_to_sf", expect=1)["syncs"]
+    assert [r["status"] for r in runs] == ["failed", "failed"]
+    whales = {v["email"] for v in p.model_whales().values()}
+    assert hs_members(hs) == sf_members(sf) == whales
+    leaving = sorted(p.model_whales())[:3]
+    p.sql(f"DELETE FROM src.orders WHERE user_id IN {tuple(leaving)}")
+    p.json("run", "whales_to_hs", "whales_to_sf", "--allow-removal")
+    whales = {v["email"] for v in p.model_whales().values()}
+    assert len(whales) > 0 and hs_members(hs) == sf_members(sf) == whales
+
+
+def test_an_audience_of_hundreds_is_read_and_changed_in_calls_of_at_most_100(tmp_path: Path, rx: WebhookReceiver) -> None:
+    with HubSpotEmulator(tokens={"tok"}, log_bodies=True) as hs:
+        p = make_project(tmp_path / "big", rx, n=360, orders=3600)
+        text = (p.root / "syncs.yaml").read_text().replace("destinations:\n", "destinations:\n" + DESTINATIONS.splitlines()[0] + "\n", 1)
+        (p.root / "syncs.yaml").write_text(text + "\n".join(SYNCS.splitlines()[:2]) + "\n")
+        p.env = {"HUBSPOT_URL": hs.url}
+        p.json("run", "users_to_hs", "whales_to_hs")
+        assert hs_members(hs) == {v["email"] for v in p.model_whales().values()} and len(hs_members(hs)) > 250
+        p.sql("DELETE FROM src.orders WHERE user_id < 'u0250'")  # 250 members leave, and are archived nowhere
+        p.json("run", "whales_to_hs", "--allow-removal")
+        assert hs_members(hs) == {v["email"] for v in p.model_whales().values()}
+        batches = [r for r in hs.request_log if r.path.endswith(("/batch/read", "/batch/upsert", "/batch/archive"))]
+        assert batches and max(len(r.body["inputs"]) for r in batches) <= 100
+        assert hs.invalid_requests == []
+
+
+def test_a_new_identity_sent_by_a_run_that_died_is_removed_with_the_old_one(tmp_path: Path, rx: WebhookReceiver) -> None:
+    """Mailchimp changes a member's email in two calls (add the new member, archive the old).
+    A run that stops between them leaves both live; when that row later leaves the model,
+    both must go (the old identity is kept as a ghost row by the recovery)."""
+    from test_mailchimp_destination import KEY, make
+
+    with MailchimpEmulator(api_keys={KEY}) as emu:
+        p = make(tmp_path, emu, rx, mode="mirror")
+        p.json("run", "members")
+        p.sql("UPDATE src.people SET email = 'moved@example.com' WHERE user_id = 'u0003'")
+        emu.faults.inject("unauthorized", match="DELETE")  # the archive of person3@ stops the run
+        assert p.json("run", "members", expect=1)["syncs"][0]["status"] == "failed"
+        assert {"moved@example.com", "person3@example.com"} <= set(p.members())  # both live now
+        p.sql("DELETE FROM src.people WHERE user_id = 'u0003'")
+        p.json("run", "members")
+        live = set(p.members())
+        assert "moved@example.com" not in live and "person3@example.com" not in live
+        assert live == {f"person{i}@example.com" for i in range(30) if i != 3}
+        assert p.json("plan", "members")["plans"][0]["counts"]["removed"] == 0  # the ghost is gone too
+
+
+def test_a_ghost_is_not_made_when_the_identity_did_not_change(p: Project, hs: HubSpotEmulator) -> None:
+    hs.faults.inject("drop_after", match="/batch/upsert")
+    p.json("run", "users_to_hs", expect=1)
+    p.sql("UPDATE src.users SET plan = 'team' WHERE user_id = 'u0001'")
+    hs.faults.inject("drop_after", match="/batch/upsert")
+    p.json("run", "users_to_hs", expect=1)  # u0001 in flight again, same email
+    result = p.json("run", "users_to_hs")["syncs"][0]
+    assert result["plan"]["counts"]["removed"] == 0  # no ghost of u0001: nothing removed
+    assert hs_contacts(hs) == {v["email"]: v["plan"] for v in p.model_users().values()}
