@@ -158,7 +158,7 @@ class _Batch:
     ops: list[tuple[RowOp, Change]] = field(default_factory=list)
     silent: list[Change] = field(default_factory=list)  # state catches up without a call
     errors: list[RowError] = field(default_factory=list)
-    texts: dict[str, str] = field(default_factory=dict)  # key → values_json of each row sent (not removes)
+    texts: dict[str, str] = field(default_factory=dict)  # key → values_json of each row sent
     journal: JournalEntry | None = None  # `texts` as one in-flight journal entry
 
     def ready(self) -> _Batch:
@@ -311,8 +311,10 @@ class SyncRun:
                 if limit is not None and sent >= limit:
                     continue
                 b.ops.append((op, c))
-                if op.kind != "remove":  # a remove needs no journal entry: the row stays delivered until acknowledged
-                    b.texts[op.key] = values_json(op.values)  # serialised once: journal and delivered share it
+                # Journaled, removes too: the vendor may apply one we never hear back about, and
+                # if the row is back in the model next run it must be sent again. Serialised
+                # once: journal and delivered share it.
+                b.texts[op.key] = values_json(op.values)
                 sent += 1
             elif c.kind in ("noop", "removed", "changed"):
                 b.silent.append(c)

@@ -149,3 +149,21 @@ def test_a_ghost_is_not_made_when_the_identity_did_not_change(p: Project, hs: Hu
     result = p.json("run", "users_to_hs")["syncs"][0]
     assert result["plan"]["counts"]["removed"] == 0  # no ghost of u0001: nothing removed
     assert hs_contacts(hs) == {v["email"]: v["plan"] for v in p.model_users().values()}
+
+
+def test_a_removal_applied_without_acknowledgement_is_undone_when_the_row_returns(project: Project) -> None:
+    """The vendor removed the member, the run never heard back; the member is back in the
+    audience before the next run. Found by the soak (Google Ads, Salesforce campaigns): the
+    row still looked delivered and unchanged, so it was never sent again."""
+    project.cli("run", "whales_to_hook")
+    whales = sorted(project.model_whales())
+    leaving = whales[0]
+    saved = project.sql(f"SELECT * FROM src.orders WHERE user_id = '{leaving}'")
+    project.sql(f"DELETE FROM src.orders WHERE user_id = '{leaving}'")
+    project.rx.faults.inject("drop_after", n=3)  # the removal is applied; every answer is lost
+    assert project.json("run", "whales_to_hook", expect=1)["syncs"][0]["status"] == "failed"
+    assert leaving not in project.rx.records("whales_to_hook")  # removed at the destination
+    values = ", ".join(f"('{u}', {a})" for u, a in saved)
+    project.sql(f"INSERT INTO src.orders VALUES {values}")  # back in the audience
+    project.json("run", "whales_to_hook")
+    assert project.rx.records("whales_to_hook") == project.model_whales()

@@ -174,9 +174,11 @@ class MailchimpEmulator(BackgroundServer):
             body = ValueError
         method = handler.command
         fault = self.faults.take(method, path)
+        # Recorded before the client can see the answer: a test reading the log right after a
+        # call must find it there.
         if fault is not None and fault.before:
+            self._record(method, path, query, 0 if fault.kind in ("drop", "timeout") else {"throttle": 429, "unauthorized": 401}.get(fault.kind, fault.status), body)
             serve_before(handler, fault, lambda status: (problem_body(status), PROBLEM))
-            self._record(method, path, query, 0 if fault.kind in ("drop", "timeout") else (429 if fault.kind == "throttle" else fault.status), body)
             return
         key = self._api_key(handler.headers.get("Authorization", ""))
         status, payload, content_type = self._answer(method, path, query, body, key)
