@@ -175,6 +175,8 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
         with stack, Session(loaded, dry_run=dry_run or sandbox, sandbox_state=box.state_url if box else None) as s:
             names = s.select(syncs, select)
             prepared = s.prepare(names)  # every model and mapping checked before anything is sent
+            if box is not None:
+                box.add_properties(s, prepared)  # typed from the prepared models
             if not dry_run:
                 s.state.migrate()  # only once the project is known to be valid
             if dry_run:

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 from rich.console import Console
 
-from activation.demo_data import generate, mutate
+from activation.demo_data import PLANS, generate, mutate
 from activation.destinations.file import read_file_records
 from activation.project.loader import load_project
 from activation.testing.webhook_receiver import WebhookReceiver
@@ -24,6 +24,12 @@ from activation.testing.webhook_receiver import WebhookReceiver
 CHANGED, DELETED = 12, 4
 WEBHOOK_ENV = "CRM_WEBHOOK_URL"
 MAILCHIMP_KEY = "demo0123456789abcdef0123456789ab-us1"
+# The custom contact properties users_to_hubspot writes, as the demo portal defines them.
+HUBSPOT_PROPERTIES: dict[str, dict[str, Any]] = {
+    "plan": {"type": "enumeration", "field_type": "select", "options": [*PLANS, "none"]},
+    "onboarding_steps": {"type": "number"},
+    "last_contact_at": {"type": "datetime"},
+}
 
 
 def _cli(console: Console, *args: str) -> int:
@@ -69,8 +75,8 @@ def run_demo(directory: Path, console: Console) -> int:
                           SALESFORCE_TRANSPORT_URL=sf.url)
         os.environ[WEBHOOK_ENV] = rx.url
         os.environ["HUBSPOT_URL"], os.environ["HUBSPOT_TOKEN"] = hubspot.url, "demo-token"
-        for prop in ("plan", "onboarding_steps", "last_contact_at"):  # the demo portal's custom properties
-            hubspot.add_property("contacts", prop)
+        for prop, kind in HUBSPOT_PROPERTIES.items():  # the demo portal's custom properties
+            hubspot.add_property("contacts", prop, **kind)
         console.print(f"[bold]Local CRM webhook receiver[/] at {rx.url}")
         console.print(f"[bold]Local HubSpot emulator[/] at {hubspot.url} (validates every request against HubSpot's OpenAPI documents)")
         console.print(f"[bold]Local Salesforce emulator[/] at {sf.url} (simple-salesforce is routed to it)")
@@ -172,11 +178,14 @@ def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubsp
                 held = {records[m]["email"] for m in hubspot.list_members(list_id)}
                 want = {property_value(v["email"]) for v in delivered}
             elif dest.type == "hubspot":
-                from activation.destinations.hubspot import property_value
+                from activation.destinations.hubspot_values import PropertyInfo, converter
 
+                # The delivered values as HubSpot stores them, converted by each property's type.
+                defs = hubspot.property_definitions(sync.object)
+                conv = {f: converter(PropertyInfo.from_api(defs[f]), f) for f in [*sync.match, *sync.fields]}
                 idp = next(iter(sync.match))
-                held = {r[idp]: {f: r.get(f, "") for f in [*sync.match, *sync.fields]} for r in hubspot.records(sync.object).values()}
-                want = {property_value(v[idp]): {f: property_value(x) for f, x in v.items()} for v in delivered}
+                held = {r[idp]: {f: r.get(f, "") for f in conv} for r in hubspot.records(sync.object).values()}
+                want = {conv[idp](v[idp]): {f: conv[f](x) for f, x in v.items()} for v in delivered}
             elif dest.type in ("meta_audience", "google_ads"):
                 from activation.demo_ads import google_members, held_members, meta_members
 

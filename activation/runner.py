@@ -3,23 +3,35 @@
 The guarantee kept here: a row is recorded as delivered only after the destination
 acknowledged it, in the same transaction as the rest of its batch. A crash at any point
 leaves unacknowledged rows undelivered, so the next run sends them again.
+
+Pushes are pipelined: while the destination works on batch N (in a sender thread; a
+destination may take `pushes_in_flight` batches at once), the next batches are mapped in a
+thread, and one state transaction records the outcome of the pushes that returned and
+journals the next batch as in flight before it is handed over. A `cancel` event stops the
+run between batches (what returned is recorded; the rest is diffed again next run).
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from activation.destinations import REGISTRY, destination_class
-from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp
+from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult
 from activation.diff.plan import Change, PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
+from activation.gc_tuning import fewer_collections
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
-from activation.state.store import Delivered, RowError, values_json
+from activation.state.store import Delivered, JournalEntry, RowError, journal_entry, values_json
 
 SyncStatus = Literal["up_to_date", "success", "partial", "failed", "blocked", "interrupted"]
 REMOVING_MODES = {"mirror", "audience"}
@@ -139,6 +151,22 @@ def _op(mode: str, c: Change) -> RowOp | None:
     return None
 
 
+@dataclass
+class _Batch:
+    """One push's worth of changes, with what the state must learn from it."""
+
+    ops: list[tuple[RowOp, Change]] = field(default_factory=list)
+    silent: list[Change] = field(default_factory=list)  # state catches up without a call
+    errors: list[RowError] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)  # key → values_json of each row sent
+    journal: JournalEntry | None = None  # `texts` as one in-flight journal entry
+
+    def ready(self) -> _Batch:
+        if self.texts:
+            self.journal = journal_entry(list(self.texts.items()))
+        return self
+
+
 class SyncRun:
     """Pushes one planned sync and records every outcome."""
 
@@ -154,27 +182,27 @@ class SyncRun:
         self.result = SyncResult(sync=prepared.name, status="success", plan=plan)
         self.builder = PlanBuilder(plan.model_copy(deep=True, update={"counts": PlanCounts(
             model_rows=plan.counts.model_rows, delivered=plan.counts.delivered)}))
+        self._unrecorded = [0, 0]  # sent, failed: not yet in the run record
+        self._counted_at = time.monotonic()
 
     def execute(self, run_id: str, limit: int | None) -> SyncResult:
         r = self.result
         r.run_id = run_id
         batch_size = self.dest.batch_size(self.s.project.syncs[self.p.name].batch_size)
         self.progress.start(self.p.name, min(self.plan.to_send, limit) if limit is not None else self.plan.to_send)
-        batches = self._batches(batch_size, limit)
+        sender = ThreadPoolExecutor(max_workers=max(1, self.dest.pushes_in_flight), thread_name_prefix=f"push-{self.p.name}")
         try:
             self.dest.open(self.p.target)
-            for ops, silent, errors in batches:
-                self._push(run_id, ops, silent, errors)
-                if self.cancel is not None and self.cancel.is_set():
+            with fewer_collections():
+                if self._pipeline(run_id, sender, batch_size, limit):
                     # Between batches: what was pushed is committed; the rest is diffed again next run.
                     r.status = "interrupted"
                     r.error = "stopped before the end (shutdown or lost lease); the next run sends the rest"
-                    break
         except (DestinationError, ConfigError) as e:
             r.status = "failed"
             r.error = redact(str(e))
         finally:
-            batches.close()  # ends the model's cursor
+            sender.shutdown(wait=True, cancel_futures=True)  # no push outlives the run
             r.destination_report = self.dest.report()
             self.dest.close()
             self.progress.finish()
@@ -185,68 +213,163 @@ class SyncRun:
                 r.status = "partial"
         return r
 
-    def _batches(self, size: int, limit: int | None) -> Iterator[tuple[list[tuple[RowOp, Change]], list[Change], list[RowError]]]:
+    def _pipeline(self, run_id: str, sender: ThreadPoolExecutor, size: int, limit: int | None) -> bool:
+        """Push each batch in the sender thread while the next one is mapped and journaled;
+        True when `cancel` stopped it between batches.
+
+        A batch is journaled (in the transaction that records the outcome of earlier pushes)
+        before the destination sees it, and its rows are recorded delivered only after its
+        push returned: a crash at any instant leaves every row either recorded or journaled.
+        """
+        cancelled = False
+        depth = max(1, self.dest.pushes_in_flight)
+        sending: deque[tuple[_Batch, Future[list[RowResult]]]] = deque()  # handed over, in order
+        pushed: list[tuple[_Batch, list[RowResult]]] = []  # returned, outcome not yet recorded
+        queued: _Batch | None = None  # journaled, not yet handed to the destination
+        try:
+            with closing(self._ahead(self._batches(size, limit))) as batches:  # the mapping thread ends here
+                for batch in batches:
+                    if self.cancel is not None and self.cancel.is_set():
+                        cancelled = True
+                        break
+                    self._record(run_id, pushed, journal=batch)
+                    pushed, queued = [], batch
+                    while len(sending) >= depth:
+                        done, future = sending.popleft()
+                        pushed.append((done, future.result()))
+                    if batch.ops:
+                        self.result.sent += len(batch.ops)
+                        sending.append((batch, sender.submit(self.dest.push, self.p.target, [op for op, _ in batch.ops])))
+                    else:
+                        pushed.append((batch, []))
+                    queued = None
+            while sending:
+                done, future = sending.popleft()
+                pushed.append((done, future.result()))
+        except (DestinationError, ConfigError):
+            # What was acknowledged is recorded (pushes still in flight may yet succeed) and a
+            # batch that never left is taken off the journal; a failed push's rows stay
+            # journaled: the destination may hold them.
+            for done, future in sending:
+                try:
+                    pushed.append((done, future.result()))
+                except (DestinationError, ConfigError):
+                    pass
+            self._record(run_id, pushed, unsent=queued, final=True)
+            raise
+        self._record(run_id, pushed, final=True)
+        return cancelled
+
+    def _ahead(self, batches: Generator[_Batch, None, None]) -> Generator[_Batch, None, None]:
+        """`batches` produced in a thread, up to two ahead: the diff and mapping (Python) overlap
+        the state writes (mostly in DuckDB/the database, outside the GIL) and the pushes."""
+        q: queue.Queue[object] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+        end = object()
+
+        def put(item: object) -> bool:
+            while not stop.is_set():  # the consumer may stop at any time (a failed push)
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    pass
+            return False
+
+        def produce() -> None:
+            try:
+                for b in batches:
+                    if not put(b):
+                        return
+                put(end)
+            except BaseException as e:  # handed to the consumer, raised there
+                put(e)
+            finally:
+                batches.close()  # ends the diff query's cursor in the thread that runs it
+
+        worker = threading.Thread(target=produce, name=f"map-{self.p.name}", daemon=True)
+        worker.start()
+        try:
+            while (item := q.get()) is not end:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item  # type: ignore[misc]
+        finally:
+            stop.set()
+            worker.join()
+
+    def _batches(self, size: int, limit: int | None) -> Generator[_Batch, None, None]:
         """Group changes into destination batches; `silent` ones only update state."""
-        ops: list[tuple[RowOp, Change]] = []
-        silent: list[Change] = []
-        errors: list[RowError] = []
+        b = _Batch()
         sent = 0
         assert self.p.stats is not None, "plan before pushing"
         for c in changes(self.s.differ.rows(self.s.conn, self.p.query, self.p.stats), self.p.mapper, self.p.query.target):
             self.builder.add(c)
             if c.kind == "rejected":
-                errors.append(RowError(c.key, "plan", c.reason or "rejected"))
+                b.errors.append(RowError(c.key, "plan", c.reason or "rejected"))
             elif (op := _op(self.mode, c)) is not None:
                 if limit is not None and sent >= limit:
                     continue
-                ops.append((op, c))
+                b.ops.append((op, c))
+                # Journaled, removes too: the vendor may apply one we never hear back about, and
+                # if the row is back in the model next run it must be sent again. Serialised
+                # once: journal and delivered share it.
+                b.texts[op.key] = values_json(op.values)
                 sent += 1
             elif c.kind in ("noop", "removed", "changed"):
-                silent.append(c)  # state catches up without a call: nothing to send
-            if len(ops) >= size or len(silent) + len(errors) >= 10 * size:
-                yield ops, silent, errors
-                ops, silent, errors = [], [], []
-        if ops or silent or errors:
-            yield ops, silent, errors
+                b.silent.append(c)
+            if len(b.ops) >= size or len(b.silent) + len(b.errors) >= 10 * size:
+                yield b.ready()
+                b = _Batch()
+        if b.ops or b.silent or b.errors:
+            yield b.ready()
 
-    def _push(self, run_id: str, ops: list[tuple[RowOp, Change]], silent: list[Change], errors: list[RowError]) -> None:
+    def _record(self, run_id: str, pushed: list[tuple[_Batch, list[RowResult]]], journal: _Batch | None = None,
+                unsent: _Batch | None = None, final: bool = False) -> None:
+        """One transaction: the outcome of `pushed` batches, and the journal of `journal`
+        (`unsent`: a journaled batch that was never handed over, taken off the journal)."""
         r = self.result
-        results = {}
-        # Journal what the destination may hold before it sees it. Removes too: the vendor may
-        # apply one we never hear back about, and if the row is back in the model next run it
-        # must be sent again, not look delivered and unchanged.
-        texts = {op.key: values_json(op.values) for op, _ in ops}  # serialised once
-        self.s.state.mark_in_flight(self.p.name, run_id, list(texts.items()))
-        if ops:
-            r.sent += len(ops)
-            for res in self.dest.push(self.p.target, [op for op, _ in ops]):
-                results[res.key] = res
         delivered: list[Delivered] = []
         removed: list[str] = []
-        failed = 0
-        for op, c in ops:
-            res = results.get(op.key)
-            if res is None or not res.ok:
-                failed += 1
-                reason = res.error if res is not None and res.error else "the destination did not acknowledge this row"
-                errors.append(RowError(op.key, "destination", redact(reason)))
-            elif op.kind == "remove":
-                removed.append(op.key)
-            else:
-                delivered.append(Delivered(op.key, c.row_hash or "", op.values, res.dest_id or c.dest_id, texts[op.key]))
-        for c in silent:
-            if c.kind == "removed":
-                removed.append(c.key or "")
-            else:
-                delivered.append(Delivered(c.key or "", c.row_hash or "", c.values or {}, c.dest_id))
-        r.acknowledged += len(ops) - failed
+        errors: list[RowError] = []
+        settled = [i for b in [unsent, *(b for b, _ in pushed)] if b is not None and b.journal is not None for i in b.journal.ids]
+        failed = acknowledged = 0
+        for batch, results in pushed:
+            by_key = {res.key: res for res in results}
+            errors += batch.errors
+            for op, c in batch.ops:
+                res = by_key.get(op.key)
+                if res is None or not res.ok:
+                    failed += 1
+                    reason = res.error if res is not None and res.error else "the destination did not acknowledge this row"
+                    errors.append(RowError(op.key, "destination", redact(reason)))
+                elif op.kind == "remove":
+                    removed.append(op.key)
+                else:
+                    delivered.append(Delivered(op.key, c.row_hash or "", op.values, res.dest_id or c.dest_id,
+                                               batch.texts[op.key], c.kind == "added"))
+            acknowledged += len(batch.ops)
+            for c in batch.silent:
+                if c.kind == "removed":
+                    removed.append(c.key or "")
+                else:
+                    delivered.append(Delivered(c.key or "", c.row_hash or "", c.values or {}, c.dest_id))
+        acknowledged -= failed
+        r.acknowledged += acknowledged
         r.rejected_by_destination += failed
-        self.s.state.commit_batch(
-            self.p.name, run_id, delivered, removed, errors,
-            counts={"sent": len(ops) - failed, "failed": failed},
-            settled=[op.key for op, _ in ops],
-        )
-        self.progress.advance(len(ops))
+        # The run record's counters follow at most once a second (and at the end): one
+        # statement less per push.
+        self._unrecorded[0] += acknowledged
+        self._unrecorded[1] += failed
+        counts = None
+        if any(self._unrecorded) and (final or time.monotonic() - self._counted_at >= 1.0):
+            counts = {"sent": self._unrecorded[0], "failed": self._unrecorded[1]}
+            self._unrecorded, self._counted_at = [0, 0], time.monotonic()
+        entry = journal.journal if journal is not None else None
+        if delivered or removed or errors or settled or entry or counts:
+            self.s.state.commit_batch(self.p.name, run_id, delivered, removed, errors, counts=counts,
+                                      journal=entry, settled_journals=settled)
+        self.progress.advance(acknowledged + failed)
 
 
 def run_sync(

@@ -1,7 +1,8 @@
 """`--sandbox`: rehearse a project end to end without touching a real account.
 
-Every destination is pointed at a local emulator started for this command (HubSpot,
-Salesforce, Mailchimp, Meta, Google Ads, a webhook receiver; files go under `.activation/sandbox/`), the warehouse is
+Every destination is pointed at a local emulator started for this command (HubSpot, whose
+account gets a property for each mapped field, typed from the model; Salesforce, Mailchimp,
+Meta, Google Ads, a webhook receiver; files go under `.activation/sandbox/`), the warehouse is
 opened read-only with models as temporary tables (as `plan` does), and the state lives in
 a throwaway SQLite file: a sandbox run is always a first full load, through the real SDKs,
 and leaves the project's real state and warehouse untouched.
@@ -14,6 +15,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,50 @@ class Sandbox:
                 lines.append(f"{name}: local webhook receiver at {emu.url} holds {held}")
         return lines
 
+    def add_properties(self, session: Any, prepared: dict[str, Any]) -> None:
+        """Give each sandbox HubSpot account every property its syncs map and it lacks, typed
+        from the model: a field that maps a column takes the type of that column's values (of a
+        sample of rows); any other field is a string property."""
+        project = self.loaded.project
+        for name, ps in prepared.items():
+            spec = project.syncs[name]
+            emu = self.emulators.get(spec.to)
+            if type(emu).__name__ != "HubSpotEmulator":
+                continue
+            obj = spec.object or "contacts"
+            try:
+                known = emu.property_definitions(obj)
+            except KeyError:
+                continue  # an object the emulator lacks: reported at run time
+            sample = None
+            for field, expr in {**spec.match, **spec.fields}.items():
+                if field in known:
+                    continue
+                if sample is None:
+                    sql = f"SELECT * FROM ({ps.query.model_sql}) AS q LIMIT {_SAMPLE}"
+                    sample = [dict(r._mapping) for chunk in session.warehouse.stream(session.conn, sql) for r in chunk]
+                emu.add_property(obj, field, type=_property_type(expr, sample))
+
+
+_SAMPLE = 200
+
+
+def _property_type(expr: str, rows: list[dict[str, Any]]) -> str:
+    """A HubSpot property type for a field mapping `expr`: its column's, else string."""
+    column = {k.lower(): k for k in rows[0]}.get(expr.strip().lower()) if rows else None
+    values = [r[column] for r in rows if r[column] is not None] if column else []
+    if not values:
+        return "string"
+    if all(isinstance(v, bool) for v in values):
+        return "bool"
+    if all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in values):
+        return "number"
+    if all(isinstance(v, datetime) for v in values):
+        return "datetime"
+    if all(isinstance(v, date) and not isinstance(v, datetime) for v in values):
+        return "date"
+    return "string"
+
 
 @contextmanager
 def sandbox(loaded: LoadedProject) -> Iterator[Sandbox]:
@@ -70,13 +117,7 @@ def sandbox(loaded: LoadedProject) -> Iterator[Sandbox]:
             elif spec.type == "hubspot":
                 from activation.testing.hubspot_emulator import HubSpotEmulator
 
-                emu = stack.enter_context(HubSpotEmulator(tokens=None))
-                for s in syncs:  # the sandbox account has every property the syncs map
-                    for prop in [*s.match, *s.fields]:
-                        try:
-                            emu.add_property(s.object or "contacts", prop)
-                        except (KeyError, ValueError):
-                            pass  # a built-in property, or an object the emulator lacks (reported at run time)
+                emu = stack.enter_context(HubSpotEmulator(tokens=None))  # properties: add_properties()
                 update = {"base_url": emu.url, "token": SANDBOX_TOKEN}
             elif spec.type == "salesforce":
                 update, emu = _salesforce(stack, syncs)

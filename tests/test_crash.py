@@ -95,3 +95,60 @@ def test_interrupted_rows_are_resent_even_when_unchanged(tmp_path: Path, rx: Web
     rx.clear_faults()
     p.cli("run", "users_to_hook")
     assert rx.records("users_to_hook") == p.model_users()
+
+
+@pytest.mark.parametrize("fault,held,then", [("late", 400, "leave the model"), ("timeout", 350, "stay")])
+def test_a_kill_while_pushes_overlap_loses_nothing(tmp_path: Path, rx: WebhookReceiver, fault: str, held: int, then: str) -> None:
+    """Pushes are pipelined: when the process dies, one batch was acknowledged (recorded or
+    not), the next was sent and not answered (applied: `late`, or not: `timeout`), and a third
+    was journaled but never sent. Applied rows that then leave the model are removed; rows
+    that never arrived are sent again."""
+    p = make_project(tmp_path / "overlap", rx, n=300, orders=600, mode="mirror")
+    p.cli("run", "users_to_hook")
+    p.sql("INSERT INTO src.users SELECT 'u9' || lpad(CAST(i AS VARCHAR), 3, '0'), 'new' || i || '@example.com', "
+          "'pro', 1, 0 FROM range(200) t(i)")  # four batches of 50 new rows
+    rx.faults.inject("late", 1, seconds=0.0)  # the first batch is answered
+    rx.faults.inject(fault, 1, seconds=60)  # the second never is
+    before = rx.request_count
+    child = subprocess.Popen(
+        [sys.executable, "-m", "activation.cli", "run", "users_to_hook", "--project", str(p.root)],
+        env={**os.environ, "HOOK_URL": rx.url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while rx.request_count < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # let the runner record the first batch and journal the third
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    assert len(rx.records("users_to_hook")) == held
+    rx.faults.clear()
+
+    extra = []
+    if then == "leave the model":
+        p.sql("DELETE FROM src.users WHERE user_id LIKE 'u9%'")
+        extra = ["--allow-removal"]  # up to 150 of 450 possibly delivered rows go: above max_removal
+    result = p.json("run", "users_to_hook", *extra)["syncs"][0]
+    assert result["status"] == "success", result
+    assert rx.records("users_to_hook") == p.model_users(), "nothing lost, nothing orphaned"
+    assert p.json("run", "users_to_hook")["syncs"][0]["status"] == "up_to_date"
+
+
+def test_a_push_failing_while_another_is_in_flight_loses_nothing(tmp_path: Path, rx: WebhookReceiver,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A destination taking two pushes at once (`pushes_in_flight`): one fails, the other
+    may still succeed; what was acknowledged is recorded and the rest is sent next run."""
+    from activation.destinations.webhook import WebhookDestination
+
+    monkeypatch.setattr(WebhookDestination, "pushes_in_flight", 2)
+    p = make_project(tmp_path / "two", rx, n=400, orders=800, mode="mirror")  # eight pushes of 50
+    rx.faults.inject("late", 3, seconds=0.0)  # three pushes are answered, then the credentials "expire"
+    rx.faults.inject("unauthorized", 100)
+    result = p.json("run", "users_to_hook", expect=1)["syncs"][0]
+    assert result["status"] == "failed" and "401" in result["error"]
+    assert 150 <= len(rx.records("users_to_hook")) < 400
+    assert 150 <= result["acknowledged"] < 400
+    rx.faults.clear()
+    assert p.json("run", "users_to_hook")["syncs"][0]["status"] == "success"
+    assert rx.records("users_to_hook") == p.model_users()
+    plan = p.json("plan", "users_to_hook")["plans"][0]
+    assert plan["counts"]["added"] == plan["counts"]["changed"] == 0 and not plan["warnings"], "nothing left in flight"

@@ -108,6 +108,17 @@ def test_mirror_archives_what_left_the_model(tmp_path: Path, rx: WebhookReceiver
     same(emu, p)
 
 
+def test_removals_are_archived_100_per_call(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    p = hs_project(tmp_path / "p", rx, emu)
+    p.cli("run", "contacts_to_hs")
+    p.sql("DELETE FROM src.users WHERE user_id >= 'u0080'")  # 120 of 200 leave
+    p.cli("run", "contacts_to_hs", "--allow-removal")
+    archived = [r for r in emu.request_log if r.path.endswith("/batch/archive")]
+    assert sorted(len(r.body["inputs"]) for r in archived) == [20, 100]
+    same(emu, p)
+    assert emu.invalid_requests == []
+
+
 def test_audience_mode_adds_and_removes_list_members(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
     p = hs_project(tmp_path / "p", rx, emu)
     p.cli("run", "contacts_to_hs", "whales_to_hs")
@@ -162,3 +173,61 @@ def test_bad_token_stops_the_sync_and_validate_remote_names_unknown_properties(t
     (p.root / "syncs.yaml").write_text(text)
     out = p.cli("validate", "--remote", expect=2).output
     assert "has no property 'lifetime_valu'" in out and "contacts_to_hs" in out
+
+
+TYPED_SYNC = """
+  typed_to_hs:
+    from: user
+    to: hs
+    object: contacts
+    mode: upsert
+    match: {email: email}
+    fields: {plan: plan, seats: seats, spend: spend, vip: vip, signed_up: signed_up, last_login: last_login,
+             tools: tools, rank: rank_text}
+"""
+
+
+def test_values_are_converted_by_property_type_and_bad_ones_reject_only_their_row(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    for name, kind in {"plan": {"type": "enumeration", "field_type": "select", "options": ["free", "pro", "enterprise"]},
+                       "seats": {"type": "number"}, "spend": {"type": "number"}, "vip": {"type": "bool"},
+                       "signed_up": {"type": "date"}, "last_login": {"type": "datetime"}, "rank": {"type": "number"},
+                       "tools": {"type": "enumeration", "field_type": "checkbox", "options": ["crm", "bi", "etl"]}}.items():
+        emu.add_property("contacts", name, **kind)
+    p = hs_project(tmp_path / "p", rx, emu)
+    (p.root / "syncs.yaml").write_text((p.root / "syncs.yaml").read_text() + textwrap.indent(textwrap.dedent(TYPED_SYNC).strip("\n"), "  ") + "\n")
+    # vip is text ('yes'/'no') and signed_up a timestamp: HubSpot would refuse both as they are.
+    p.sql("""ALTER TABLE src.users ADD COLUMN vip VARCHAR; ALTER TABLE src.users ADD COLUMN signed_up TIMESTAMP;
+             ALTER TABLE src.users ADD COLUMN last_login TIMESTAMP; ALTER TABLE src.users ADD COLUMN tools VARCHAR[];
+             ALTER TABLE src.users ADD COLUMN rank_text VARCHAR;
+             UPDATE src.users SET vip = CASE WHEN seats > 3 THEN 'yes' ELSE 'no' END,
+                    signed_up = TIMESTAMP '2024-01-01 18:45:00' + seats * INTERVAL 1 DAY,
+                    last_login = TIMESTAMP '2024-05-01 09:30:00' + seats * INTERVAL 1 HOUR,
+                    tools = CASE WHEN seats % 2 = 0 THEN ['crm', 'etl'] ELSE ['bi'] END, rank_text = CAST(seats AS VARCHAR);
+             UPDATE src.users SET plan = 'gold' WHERE user_id = 'u0005';
+             UPDATE src.users SET rank_text = 'n/a' WHERE user_id = 'u0009';""")
+    result = p.json("run", "typed_to_hs", expect=1)["syncs"][0]
+    assert (result["acknowledged"], result["rejected_by_destination"]) == (198, 2)
+    assert emu.invalid_requests == []
+    reads = [r for r in emu.request_log if r.path == "/crm/v3/properties/contacts"]
+    assert len(reads) == 1, "property definitions are read once per run"
+    # u0004: seats 4; spend DECIMAL 40.00
+    got = contacts(emu)["user4@example.com"]
+    assert {k: got[k] for k in ("plan", "seats", "spend", "vip", "signed_up", "last_login", "tools", "rank")} == {
+        "plan": "pro", "seats": "4", "spend": "40", "vip": "true", "signed_up": "2024-01-05",
+        "last_login": "2024-05-01T13:30:00.000Z", "tools": "crm;etl", "rank": "4"}
+    assert "user5@example.com" not in contacts(emu) and "user9@example.com" not in contacts(emu)
+    status = next(s for s in p.json("status", expect=1)["syncs"] if s["sync"] == "typed_to_hs")
+    reasons = {e["row_key"]: e["reason"] for e in status["rejected_rows"]}
+    assert reasons == {
+        "u0005": "field 'plan': a str value that is not one of the property's options (enterprise, free, pro)",
+        "u0009": "field 'rank': cannot convert a str value to a HubSpot number (it is not a number)"}
+
+    # fixed in the warehouse: the next run sends exactly those two (reading the definitions once more)
+    p.sql("UPDATE src.users SET plan = 'pro' WHERE user_id = 'u0005'; UPDATE src.users SET rank_text = '2' WHERE user_id = 'u0009'")
+    before = len(emu.request_log)
+    assert p.json("run", "typed_to_hs")["syncs"][0]["acknowledged"] == 2
+    assert [r.path for r in emu.request_log[before:]] == ["/crm/v3/properties/contacts", "/crm/v3/objects/contacts/batch/upsert"]
+    assert contacts(emu)["user9@example.com"]["rank"] == "2"
+    before = emu.request_count
+    assert p.json("run", "typed_to_hs")["syncs"][0]["status"] == "up_to_date"
+    assert emu.request_count == before, "an unchanged run makes zero API calls"

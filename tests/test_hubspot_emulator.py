@@ -170,6 +170,44 @@ def test_property_problems_unknown_enumeration_number(client: HubSpot, emu: HubS
     assert [r.properties["name"] for r in out.results] == ["C"]
 
 
+def test_values_are_checked_and_kept_by_property_type(client: HubSpot, emu: HubSpotEmulator) -> None:
+    emu.add_property("contacts", "renewal_date", type="date")
+    emu.add_property("contacts", "last_seen", type="datetime")
+    emu.add_property("contacts", "seats", type="number")
+    emu.add_property("contacts", "vip", type="bool")
+    emu.add_property("contacts", "tools", type="enumeration", field_type="checkbox", options=["crm", "bi", "etl"])
+    emu.batch_errors = "multi-status"
+    out = client.crm.contacts.batch_api.upsert({"inputs": [
+        {"id": f"{n}@example.com", "idProperty": "email", "properties": props} for n, props in [
+            ("ok", {"renewal_date": "1714521600000", "last_seen": "1714555800000", "seats": "12.5", "vip": "true",
+                    "tools": "crm;etl"}),
+            ("iso", {"renewal_date": "2024-05-01", "last_seen": "2024-05-01T11:30:00+02:00"}),
+            ("noon", {"renewal_date": "1714564800000"}),  # 2024-05-01 12:00 UTC: a date must be midnight UTC
+            ("abc", {"seats": "abc"}),
+            ("option", {"tools": "crm;spreadsheets"}),
+            ("yes", {"vip": "yes"})]]})
+    problems = {e.context["ids"][0]: e.errors[0] for e in out.errors}
+    assert {k: p.code for k, p in problems.items()} == {
+        "noon@example.com": "INVALID_DATE", "abc@example.com": "INVALID_NUMBER",
+        "option@example.com": "INVALID_OPTION", "yes@example.com": "INVALID_BOOLEAN"}
+    assert problems["noon@example.com"].message == "1714564800000 is at 12:00:00.000 UTC, not midnight!"  # HubSpot's words
+    assert problems["option@example.com"].message == "spreadsheets was not one of the allowed options: [crm, bi, etl]"
+    kept = {r.properties["email"]: r.properties for r in out.results}
+    # Dates read back as YYYY-MM-DD and datetimes as ISO 8601 UTC, whichever accepted form was written.
+    assert {k: kept["ok@example.com"][k] for k in ("renewal_date", "last_seen", "seats", "vip", "tools")} == {
+        "renewal_date": "2024-05-01", "last_seen": "2024-05-01T09:30:00.000Z", "seats": "12.5", "vip": "true",
+        "tools": "crm;etl"}
+    assert (kept["iso@example.com"]["renewal_date"], kept["iso@example.com"]["last_seen"]) == (
+        "2024-05-01", "2024-05-01T09:30:00.000Z")
+
+    emu.batch_errors = "hubspot"  # HubSpot's own behaviour: one bad value refuses the whole batch
+    with pytest.raises(ApiException) as caught:
+        client.crm.contacts.batch_api.upsert(upserts("a@example.com", "b@example.com", seats="twelve"))
+    body = body_of(caught.value)
+    assert caught.value.status == 400 and body["category"] == "VALIDATION_ERROR"
+    assert json.loads(body["message"].split(": ", 1)[1])[0]["error"] == "INVALID_NUMBER"
+
+
 def test_more_than_100_inputs_is_refused(client: HubSpot) -> None:
     with pytest.raises(ApiException) as caught:
         client.crm.contacts.batch_api.upsert(upserts(*(f"u{i}@example.com" for i in range(101))))

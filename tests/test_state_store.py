@@ -77,3 +77,28 @@ def test_a_run_records_the_destinations_report(project: Project) -> None:
     assert run["details"]["retries"] == 1 and run["details"]["throttled"] == 1
     shown = project.cli("history", "users_to_hook").stdout
     assert f"destination: {project.rx.request_count} requests, 1 retries, 1 throttled" in shown
+
+
+def test_journaled_batches_are_settled_or_folded_back_row_by_row(store: StateStore) -> None:
+    from activation.state.store import UNKNOWN_HASH, Delivered, journal_entry, values_json
+
+    store.migrate()
+    run = store.start_run("s", "d")
+    odd = 'quote " and \\ and \u00e9\x1f'
+    first = journal_entry([(f"k{i}", values_json({"email": f"u{i}@example.com", "n": i})) for i in range(4)])
+    second = journal_entry([(odd, values_json({"x": None}))])
+    store.commit_batch("s", run, journal=first)
+    store.commit_batch("s", run, journal=second)
+    store.mark_in_flight("s", run, [("single", values_json({"a": 1}))])  # a per-row entry
+    assert store.in_flight_count("s") == 6
+    # the first push returned: its rows are recorded and its entry ends, in one transaction
+    store.commit_batch("s", run, [Delivered(f"k{i}", "h", {"n": i}, f"id{i}", new=True) for i in range(4)],
+                       settled_journals=first.ids)
+    assert store.in_flight_count("s") == 2
+    # the process dies: what is still journaled is folded back as possibly delivered
+    assert store.recover_in_flight("s") == 2
+    rows = store.delivered_rows("s")
+    assert {k: (d.row_hash, d.values) for k, d in rows.items() if d.row_hash == UNKNOWN_HASH} == {
+        odd: (UNKNOWN_HASH, {"x": None}), "single": (UNKNOWN_HASH, {"a": 1})}
+    assert rows["k2"].row_hash == "h" and rows["k2"].dest_id == "id2"
+    assert store.in_flight_count("s") == 0

@@ -101,6 +101,10 @@ class Destination(ABC):
     modes: ClassVar[frozenset[str]] = frozenset({"upsert", "update", "insert", "mirror", "audience"})
     #: Largest batch the API accepts; the runner never sends more.
     max_batch_size: ClassVar[int] = 1000
+    #: Pushes the runner may have in flight at once (each from its own thread; `push` is
+    #: always called from a thread other than the one that called `open`). Above 1, `push`
+    #: must be thread-safe.
+    pushes_in_flight: ClassVar[int] = 1
     #: An ad platform: identifiers must leave the process normalised and hashed.
     ad_platform: ClassVar[bool] = False
     #: Smallest audience the platform will serve (plan warns below it); None: no minimum.

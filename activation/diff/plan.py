@@ -142,23 +142,21 @@ class PlanBuilder:
         self.fields: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
         self.rejected_rows = 0
+        self.kinds: Counter[str] = Counter()  # into plan.counts at finish(): a pydantic setattr per row costs
 
     def add(self, c: Change) -> None:
-        p, n = self.plan, self.plan.counts
+        p = self.plan
+        self.kinds[c.kind] += 1
         if c.kind == "added":
-            n.added += 1
             _sample(p.added_samples, c.key, lambda: {"key": c.key, **(c.values or {})})
         elif c.kind == "changed":
-            n.changed += 1
             self.fields.update(c.changed_fields)
             before, after = c.previous or {}, c.values or {}
             _sample(p.changed_samples, c.key, lambda: ChangedSample(
                 key=c.key or "", fields={f: FieldChange(before=before.get(f), after=after.get(f)) for f in c.changed_fields}))
         elif c.kind == "removed":
-            n.removed += 1
             _sample(p.removed_samples, c.key, lambda: {"key": c.key, **(c.previous or {})})
         elif c.kind == "rejected":
-            n.rejected += 1
             self.rejected_rows += c.rows
             reason = c.reason or "rejected"
             self.reasons[reason.split(":")[0] if reason.startswith("field") else reason] += 1
@@ -167,6 +165,11 @@ class PlanBuilder:
 
     def finish(self) -> SyncPlan:
         p, n = self.plan, self.plan.counts
+        n.added += self.kinds["added"]
+        n.changed += self.kinds["changed"]
+        n.removed += self.kinds["removed"]
+        n.rejected += self.kinds["rejected"]
+        self.kinds.clear()
         p.field_changes = dict(self.fields.most_common())
         p.rejected_reasons = dict(self.reasons.most_common())
         n.unchanged = max(n.model_rows - n.added - n.changed - self.rejected_rows, 0)

@@ -26,13 +26,14 @@ class StateError(Exception):
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per delivered row on the hot path: no frozen-dataclass __init__
 class Delivered:
     key: str
     row_hash: str
     values: dict[str, Any]
     dest_id: str | None
     values_json: str | None = None  # `values` already serialised (the journal did it), if so
+    new: bool = False  # the diff found no delivered row for this key: nothing to replace
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,41 @@ class RowError:
 
 UNKNOWN_HASH = "?"  # matches no real row hash: "delivered, content unknown"
 GHOST = "\x1e"  # joins a key and a run id: the identity a row had before an interrupted run
+# A journal entry holding a whole push has this key prefix (a control character no real key
+# starts with): one row to write and one to delete per push, however many rows it carries.
+JOURNAL_PREFIX = "\x1djournal:"
+_VALUES_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # built once, not per row
+_KEY_JSON = json.JSONEncoder()
+
+
+_JOURNAL_PART_CHARS = 200_000  # a part's text stays well under any engine's limits on a value
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """The rows of one push, journaled as a few in-flight entries (parts of ~200 kB), each
+    {"keys": [...], "values": [...]} as JSON under a row_key JOURNAL_PREFIX + a random id."""
+
+    parts: tuple[tuple[str, str], ...]  # (row_key, text)
+
+    @property
+    def ids(self) -> list[str]:
+        return [key for key, _ in self.parts]
+
+
+def journal_entry(rows: Sequence[tuple[str, str]]) -> JournalEntry:
+    """The journal entry of `rows` (key, `values_json` text); the texts are spliced in, not re-encoded."""
+    parts: list[tuple[str, str]] = []
+    start = size = 0
+    for i, (_, text) in enumerate(rows):
+        size += len(text)
+        if size >= _JOURNAL_PART_CHARS or i == len(rows) - 1:
+            chunk = rows[start : i + 1]
+            keys = _KEY_JSON.encode([k for k, _ in chunk])  # one call for all keys
+            parts.append((JOURNAL_PREFIX + uuid.uuid4().hex,
+                          '{"keys":' + keys + ',"values":[' + ",".join(v for _, v in chunk) + "]}"))
+            start, size = i + 1, 0
+    return JournalEntry(tuple(parts))
 
 
 def _identity(values_text: str, match: Sequence[str]) -> tuple[str, ...]:
@@ -55,7 +91,7 @@ def _identity(values_text: str, match: Sequence[str]) -> tuple[str, ...]:
 
 def values_json(values: dict[str, Any]) -> str:
     """How mapped values are stored: compact, key-sorted JSON."""
-    return json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return _VALUES_JSON.encode(values)
 
 
 def utcnow() -> datetime:
@@ -229,6 +265,18 @@ class StateStore:
                 "created_at": [utcnow()] * len(rows),
             })
 
+    def _journaled(self, c: Connection, sync: str) -> list[Journaled]:
+        """Every row journaled for `sync`: per-row entries and those of whole pushes."""
+        f = self.t["in_flight"]
+        out: list[Journaled] = []
+        for key, text, run_id in c.execute(sa.select(f.c.row_key, f.c.row_values, f.c.run_id).where(f.c.sync_name == sync)):
+            if key.startswith(JOURNAL_PREFIX):
+                entry = json.loads(text)
+                out += [Journaled(k, values_json(v), run_id) for k, v in zip(entry["keys"], entry["values"])]
+            else:
+                out.append(Journaled(key, text, run_id))
+        return out
+
     def recover_in_flight(self, sync: str, match: Sequence[str] = ()) -> int:
         """Fold rows a dead run left in flight back in as *possibly* delivered.
 
@@ -246,7 +294,7 @@ class StateStore:
         """
         f, d = self.t["in_flight"], self.t["delivered"]
         with self.engine.begin() as c:
-            rows = c.execute(sa.select(f.c.row_key, f.c.row_values, f.c.run_id).where(f.c.sync_name == sync)).all()
+            rows = self._journaled(c, sync)
             if not rows:
                 return 0
             keys = [r.row_key for r in rows]
@@ -275,11 +323,11 @@ class StateStore:
             return len(rows)
 
     def in_flight_count(self, sync: str) -> int:
+        """Rows journaled for `sync` and not settled (left by a run that died, or running)."""
         if self.version() < 2:
             return 0
-        f = self.t["in_flight"]
         with self.engine.connect() as c:
-            return int(c.execute(sa.select(sa.func.count()).where(f.c.sync_name == sync)).scalar() or 0)
+            return len(self._journaled(c, sync))
 
     def commit_batch(
         self,
@@ -290,24 +338,33 @@ class StateStore:
         errors: Sequence[RowError] = (),
         counts: dict[str, int] | None = None,
         settled: Sequence[str] = (),
+        journal: JournalEntry | None = None,
+        settled_journals: Sequence[str] = (),
     ) -> None:
-        """Record one acknowledged batch atomically: delivered rows, removals, rejections,
-        and the end of the journal entries (`settled`) of every row the batch sent."""
+        """Record acknowledged work and journal what is sent next, in one transaction.
+
+        Delivered rows, removals and rejections of acknowledged pushes; the end of the journal
+        entries of every row whose push is over (`settled`: keys journaled by `mark_in_flight`;
+        `settled_journals`: the `ids` of `JournalEntry`s); and `journal`, the rows about to be
+        sent: the destination must not see them before this commits.
+        """
         now = utcnow()
-        d = self.t["delivered"]
+        d, f = self.t["delivered"], self.t["in_flight"]
         with self.engine.begin() as c:
-            gone = [r.key for r in delivered] + list(removed)
-            self._delete_keys(c, sync, gone)
-            self._delete_keys(c, sync, list(settled), table="in_flight")
+            self._delete_keys(c, sync, [r.key for r in delivered if not r.new] + list(removed))
+            self._delete_keys(c, sync, list(settled) + list(settled_journals), table="in_flight")
             if delivered:
                 self._insert(c, d, {
-                    "sync_name": [sync] * len(delivered),
+                    "sync_name": Same(sync),
                     "row_key": [r.key for r in delivered],
                     "row_hash": [r.row_hash for r in delivered],
                     "row_values": [r.values_json if r.values_json is not None else values_json(r.values) for r in delivered],
                     "dest_id": [r.dest_id for r in delivered],
-                    "delivered_at": [now] * len(delivered),
+                    "delivered_at": Same(now),
                 })
+            if journal is not None and journal.parts:
+                self._insert(c, f, {"sync_name": Same(sync), "row_key": journal.ids, "row_values": [t for _, t in journal.parts],
+                                    "run_id": Same(run_id), "created_at": Same(now)})
             if errors:
                 self._insert(c, self.t["row_errors"], {
                     "run_id": [run_id] * len(errors),
@@ -326,8 +383,10 @@ class StateStore:
         if not self.initialised:
             return {}
         with self.engine.connect() as c:
-            return {name: int(c.execute(sa.select(sa.func.count()).where(self.t[name].c.sync_name == sync)).scalar() or 0)
-                    for name in ("delivered", "in_flight", "row_errors", "runs")}
+            counts = {name: int(c.execute(sa.select(sa.func.count()).where(self.t[name].c.sync_name == sync)).scalar() or 0)
+                      for name in ("delivered", "row_errors", "runs")}
+            counts["in_flight"] = len(self._journaled(c, sync))  # rows, not journal entries
+            return counts
 
     def reset(self, sync: str, *, history: bool = False) -> dict[str, int]:
         """Forget what `sync` delivered (the next run resends all rows), with every row-level
@@ -362,32 +421,52 @@ class StateStore:
             for i in range(0, len(keys), _CHUNK):
                 c.execute(d.delete().where(d.c.sync_name == sync, d.c.row_key.in_(keys[i : i + _CHUNK])))
 
-    def _insert(self, c: Connection, table: sa.Table, columns: dict[str, list[Any]]) -> None:
-        """Insert rows given column by column, in bulk: never one INSERT per row."""
+    def _insert(self, c: Connection, table: sa.Table, columns: dict[str, list[Any] | Same]) -> None:
+        """Insert rows given column by column, in bulk: never one INSERT per row. A `Same`
+        column has one value for every row."""
         names = list(columns)
         rel = self._rel(table.name)
         cols = ", ".join(names)
         if self.dialect == "duckdb":
             # DuckDB's executemany runs row by row (~7k rows/s); binding whole columns as
-            # lists and unnesting them is ~30x faster.
-            unnest = ", ".join(f"unnest(?::{_sql_type(table.c[n], 'duckdb')}[])" for n in names)
-            c.exec_driver_sql(f"INSERT INTO {rel} ({cols}) SELECT {unnest}", tuple(columns[n] for n in names))
-        elif self.dialect == "postgresql":
+            # lists and unnesting them is ~30x faster, and a constant is bound once.
+            select = ", ".join(f"CAST(? AS {_sql_type(table.c[n], 'duckdb')})" if isinstance(columns[n], Same)
+                               else f"unnest(?::{_sql_type(table.c[n], 'duckdb')}[])" for n in names)
+            c.exec_driver_sql(f"INSERT INTO {rel} ({cols}) SELECT {select}",
+                              tuple(v.value if isinstance(v, Same) else v for v in columns.values()))
+            return
+        size = next(len(v) for v in columns.values() if not isinstance(v, Same))
+        lists: dict[str, list[Any]] = {n: [v.value] * size if isinstance(v, Same) else v for n, v in columns.items()}
+        if self.dialect == "postgresql":
             # One statement per batch: each column bound as one array (psycopg adapts lists).
             arrays = ", ".join(f"CAST(:c{i} AS {_sql_type(table.c[n], 'postgresql')}[])" for i, n in enumerate(names))
             c.execute(sa.text(f"INSERT INTO {rel} ({cols}) SELECT * FROM unnest({arrays})"),
-                      {f"c{i}": columns[n] for i, n in enumerate(names)})
+                      {f"c{i}": lists[n] for i, n in enumerate(names)})
         elif self.dialect == "snowflake":
             # Rows as one JSON array per statement, unpacked by FLATTEN: set-based, and the
             # statement text stays small (the connector binds client-side, inlining values).
             casts = ", ".join(f"f.value[{i}]::{_sql_type(table.c[n], 'snowflake')}" for i, n in enumerate(names))
-            rows = [[v.isoformat() if isinstance(v, datetime) else v for v in row] for row in zip(*columns.values())]
+            rows = [[v.isoformat() if isinstance(v, datetime) else v for v in row] for row in zip(*lists.values())]
             for payload in _json_chunks(rows):
                 c.execute(sa.text(
                     f"INSERT INTO {rel} ({cols}) SELECT {casts} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(:rows))) AS f"
                 ), {"rows": payload})
         else:  # SQLite: executemany runs in-process, fast enough
-            c.execute(table.insert(), [dict(zip(names, values)) for values in zip(*columns.values())])
+            c.execute(table.insert(), [dict(zip(names, values)) for values in zip(*lists.values())])
+
+
+@dataclass(frozen=True)
+class Same:
+    """An inserted column with one value for every row."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Journaled:
+    row_key: str
+    row_values: str
+    run_id: str
 
 
 def _run(row: sa.Row[Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ single get/list/create/update/archive and search; properties list/get/create; li
 
 Options: ``tokens``, ``rate_limit=(n, seconds)``, ``daily_limit``, ``retry_after``,
 ``batch_errors="hubspot"|"multi-status"``, ``shuffle_results``, ``log_bodies``, ``portal_id``.
-Setup: ``add_object_type``, ``add_property``, ``create``. Faults: ``fail_next``,
+Setup: ``add_object_type``, ``add_property``, ``create``; ``property_definitions``. Faults: ``fail_next``,
 ``throttle_next``, ``drop_next``, ``delay``. Inspection: ``records``, ``find``, ``lists``,
 ``list_members``, ``request_log``, ``request_count``, ``throttled``, ``invalid_requests``,
 ``invalid_responses``, ``validator_disagreements``, ``server_errors``, ``wait_idle``, ``reset``.

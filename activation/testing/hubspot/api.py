@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from .spec import Match
 from .store import (HubSpotList, ObjectType, PropertyDef, Record, check_value, now_iso, options_from,
-                    seeded_types)
+                    seeded_types, stored_value)
 
 Reply = tuple[int, Any, dict[str, str]]
 BatchErrors = Literal["hubspot", "multi-status"]
@@ -144,6 +144,8 @@ class CrmApi:
         result: dict[str, Any] = {"isValid": False, "message": message, "error": code, "name": name}
         if code == "PROPERTY_DOESNT_EXIST":  # as in HubSpot's answers for unknown properties
             result.update(localizedErrorMessage=message, portalId=self.portal_id)
+        elif code == "INVALID_OPTION":  # as in HubSpot's answers for enumeration values
+            result.update(localizedErrorMessage=message)
         return result
 
     def _check_props(self, t: ObjectType, props: dict[str, str]) -> list[dict[str, Any]]:
@@ -175,7 +177,11 @@ class CrmApi:
         return None
 
     def _write(self, t: ObjectType, rec: Record | None, props: dict[str, str], now: str) -> tuple[Record, bool]:
-        writable = {k: v for k, v in props.items() if not t.properties[k].read_only}  # (unconfirmed) ignored
+        writable = {}
+        for k, v in props.items():
+            prop = t.properties[k]
+            if not prop.read_only:  # (unconfirmed) writes to read-only properties are ignored
+                writable[k] = stored_value(prop, v) if prop.type in ("date", "datetime") else v
         if t.name == "contacts" and writable.get("email"):
             writable["email"] = writable["email"].lower()  # HubSpot keeps emails lower-case
         if rec is None:

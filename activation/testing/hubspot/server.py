@@ -219,6 +219,11 @@ class HubSpotEmulator(BackgroundServer):
         with self._lock:
             return self.api.add_property(object_type, name, type, list(options or []), unique, label, field_type)
 
+    def property_definitions(self, object_type: str) -> dict[str, dict[str, Any]]:
+        """The object type's properties as the properties API returns them, by name."""
+        with self._lock:
+            return {name: p.to_api() for name, p in self._type(object_type).properties.items()}
+
     def _type(self, object_type: str) -> ObjectType:
         t = self.api.object_type(object_type)
         if t is None:

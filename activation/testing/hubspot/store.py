@@ -11,7 +11,8 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+import datetime as dt
+from datetime import datetime, timezone
 from typing import Any
 
 PropertyType = str  # "string" | "number" | "bool" | "enumeration" | "date" | "datetime" | "phone_number"
@@ -83,7 +84,12 @@ def options_from(values: Iterable[str | dict[str, Any]]) -> list[dict[str, Any]]
 
 
 def check_value(object_type: str, prop: PropertyDef, value: str) -> tuple[str, str] | None:
-    """(error code, message) when HubSpot would refuse the value, else None. "" clears a value."""
+    """(error code, message) when HubSpot would refuse the value, else None. "" clears a value.
+
+    Confirmed by HubSpot's answers seen in public reports: INVALID_EMAIL, INVALID_OPTION,
+    LEADING_TRAILING_WHITESPACE and INVALID_DATE's "... UTC, not midnight!"; the other codes
+    and wordings are unconfirmed.
+    """
     if value == "":
         return None
     if object_type == "contacts" and prop.name == "email":
@@ -110,22 +116,37 @@ def check_value(object_type: str, prop: PropertyDef, value: str) -> tuple[str, s
             return "INVALID_OPTION", f"{bad[0]} was not one of the allowed options: [{', '.join(allowed)}]"
         return None
     if prop.type in ("date", "datetime"):
-        return None if _parse_when(value, prop.type) else ("INVALID_DATE", f"{value} was not a valid {prop.type}.")
+        when = parse_when(value)
+        if when is None:
+            return "INVALID_DATE", f"{value} was not a valid {prop.type}."
+        if prop.type == "date" and when.time() != dt.time():
+            return "INVALID_DATE", f"{value} is at {when:%H:%M:%S}.{when.microsecond // 1000:03d} UTC, not midnight!"
     return None
 
 
-def _parse_when(value: str, kind: str) -> bool:
-    """Epoch milliseconds (a date must be midnight UTC) or ISO 8601."""
-    if value.isdigit():
-        return kind == "datetime" or int(value) % 86_400_000 == 0
+def parse_when(value: str) -> dt.datetime | None:
+    """Epoch milliseconds or ISO 8601 (a date, or a date-time; naive = UTC) as a UTC datetime."""
     try:
-        if kind == "date":
-            date.fromisoformat(value)
-        else:
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return True
-    except ValueError:
-        return False
+        if value.isdigit():
+            return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(milliseconds=int(value))
+        if len(value) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.timezone.utc)
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        return None
+    return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
+
+
+def stored_value(prop: PropertyDef, value: str) -> str:
+    """A valid date or datetime value as HubSpot keeps and returns it: dates as YYYY-MM-DD,
+    datetimes as ISO 8601 UTC with milliseconds (whichever of the accepted forms was written)."""
+    if value:
+        when = parse_when(value)
+        if when is not None:
+            if prop.type == "date":
+                return when.date().isoformat()
+            return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value
 
 
 @dataclass
