@@ -231,3 +231,15 @@ def test_values_are_converted_by_property_type_and_bad_ones_reject_only_their_ro
     before = emu.request_count
     assert p.json("run", "typed_to_hs")["syncs"][0]["status"] == "up_to_date"
     assert emu.request_count == before, "an unchanged run makes zero API calls"
+
+
+def test_a_list_create_whose_answer_is_lost_finds_the_list_it_made(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    """The retried create is refused (list names are unique); the list made the first time is used."""
+    p = hs_project(tmp_path / "p", rx, emu)
+    p.cli("run", "contacts_to_hs")
+    emu.faults.inject("drop_after", match="POST /crm/v3/lists")
+    result = p.json("run", "whales_to_hs")["syncs"][0]
+    assert result["status"] == "success"
+    [(list_id, meta)] = emu.lists().items()
+    recs = emu.records("contacts")
+    assert meta["name"] == "Whales" and {recs[m]["email"] for m in emu.list_members(list_id)} == {v["email"] for v in p.model_whales().values()}

@@ -274,12 +274,26 @@ class HubSpotDestination(Destination):
     def _find_or_create_list(self, target: SyncTarget, name: str) -> str:
         type_id = LIST_OBJECT_TYPES[target.object or "contacts"]
         lists = self.transport.api("lists")
+
+        def find() -> str | None:
+            try:
+                _, body = self.transport.call(lists.get_by_name, list_name=name, object_type_id=type_id)
+            except BatchRefused as e:
+                if e.status != 404:
+                    raise DestinationError(f"HubSpot list {name!r}: {e}", retryable=False) from None
+                return None
+            return str(body["list"]["listId"])
+
+        if (found := find()) is not None:
+            return found
         try:
-            _, body = self.transport.call(lists.get_by_name, list_name=name, object_type_id=type_id)
-        except BatchRefused as e:
-            if e.status != 404:
-                raise DestinationError(f"HubSpot list {name!r}: {e}", retryable=False) from None
             _, body = self.transport.call(lists.create, list_create_request={"name": name, "objectTypeId": type_id, "processingType": "MANUAL"})
+        except BatchRefused as e:
+            # A create retried after its answer was lost finds the list made the first time
+            # (names are unique): use it; any other refusal fails the push, not the run.
+            if (found := find()) is not None:
+                return found
+            raise DestinationError(f"HubSpot refused to create the list {name!r}: HTTP {e.status}: {e}", retryable=False) from None
         return str(body["list"]["listId"])
 
     def _push_members(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
