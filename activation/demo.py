@@ -78,7 +78,9 @@ def run_demo(directory: Path, console: Console) -> int:
         for prop, kind in HUBSPOT_PROPERTIES.items():  # the demo portal's custom properties
             hubspot.add_property("contacts", prop, **kind)
         console.print(f"[bold]Local CRM webhook receiver[/] at {rx.url}")
-        console.print(f"[bold]Local HubSpot emulator[/] at {hubspot.url} (validates every request against HubSpot's OpenAPI documents)")
+        checked = ("validates every request against HubSpot's OpenAPI documents" if hubspot.unvalidated_reason is None
+                   else f"requests not validated: {hubspot.unvalidated_reason}")
+        console.print(f"[bold]Local HubSpot emulator[/] at {hubspot.url} ({checked})", highlight=False)
         console.print(f"[bold]Local Salesforce emulator[/] at {sf.url} (simple-salesforce is routed to it)")
         console.print(f"[bold]Local Mailchimp emulator[/] at {mailchimp.url} (audience 'Customers', through mailchimp-marketing)")
         console.print(f"[bold]Local Meta Graph API emulator[/] at {meta.url} and [bold]Google Ads API emulator[/] at {google.url}\n")

@@ -37,7 +37,14 @@ from hubspot.crm.properties.exceptions import ApiException as PropertiesApiExcep
 from hubspot.crm.lists import ListCreateRequest, MembershipChangeRequest  # noqa: E402
 from hubspot.crm.properties import PropertyCreate  # noqa: E402
 
+from activation.testing.hubspot.spec import find_specs_dir  # noqa: E402
 from activation.testing.hubspot_emulator import HubSpotEmulator  # noqa: E402
+
+try:
+    find_specs_dir()
+except FileNotFoundError as _missing:  # a clone without shared/ beside it
+    pytest.skip(f"HubSpot's OpenAPI documents are not on this machine, so validation cannot be tested: {_missing}",
+                allow_module_level=True)
 
 TOKEN = "pat-na1-test"
 

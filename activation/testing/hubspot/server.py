@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .api import BatchErrors, CrmApi, error
-from .spec import Match, ValidationMode, find_specs_dir, load_documents
+from .spec import Match, ValidationMode, find_specs_dir, load_documents, route_documents
 from .validation import SpecValidator
 from .store import ObjectType, PropertyDef, now_iso
 from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
@@ -147,8 +147,19 @@ class HubSpotEmulator(BackgroundServer):
         self.validate_responses = validate_responses
         self.log_bodies = log_bodies
         self.verbose = verbose
-        # Routing uses the documents' paths even with validation off.
-        self._validator = SpecValidator(load_documents(find_specs_dir(specs_dir)), validation)
+        # Routing uses the documents' paths even with validation off. Without the documents
+        # (a machine without shared/vendor-specs), the emulator still serves, unvalidated.
+        try:
+            docs = load_documents(find_specs_dir(specs_dir))
+        except FileNotFoundError as e:
+            if validation != "off" and specs_dir is not None:
+                raise
+            docs, validation = route_documents(), "off"
+            self.unvalidated_reason: str | None = str(e)
+        else:
+            self.unvalidated_reason = None if validation != "off" else "validation='off'"
+        self.validation = validation
+        self._validator = SpecValidator(docs, validation)
         self.api = CrmApi(portal_id, batch_errors, shuffle_results)
         self._lock = threading.RLock()
         #: Generic faults (see activation.testing.faults), on top of fail_next & co.

@@ -124,3 +124,32 @@ class Router:
                 values = [s for p, s in zip(pattern, parts) if p is None]
                 return Match(op, "/" + "/".join(parts), dict(zip(names, values)), object_type)
         return 405 if path_exists else 404
+
+
+#: What the emulator serves, as (document, method, path template): its routes when HubSpot's
+#: documents are not on this machine. Then nothing is validated (the emulator says so).
+ROUTES: tuple[tuple[str, str, str], ...] = tuple(
+    [(f"{doc}.json", method, template.format(doc=doc, id=id_name))
+     for doc, id_name in (("contacts", "{contactId}"), ("companies", "{companyId}"))
+     for method, template in (
+         ("get", "/crm/v3/objects/{doc}"), ("post", "/crm/v3/objects/{doc}"), ("post", "/crm/v3/objects/{doc}/search"),
+         ("get", "/crm/v3/objects/{doc}/{id}"), ("patch", "/crm/v3/objects/{doc}/{id}"), ("delete", "/crm/v3/objects/{doc}/{id}"),
+         *(("post", f"/crm/v3/objects/{{doc}}/batch/{b}") for b in ("archive", "create", "read", "update", "upsert")))]
+    + [("lists.json", method, template) for method, template in (
+        ("get", "/crm/v3/lists"), ("post", "/crm/v3/lists"), ("post", "/crm/v3/lists/search"),
+        ("get", "/crm/v3/lists/{listId}"), ("delete", "/crm/v3/lists/{listId}"),
+        ("get", "/crm/v3/lists/object-type-id/{objectTypeId}/name/{listName}"),
+        ("get", "/crm/v3/lists/{listId}/memberships"), ("put", "/crm/v3/lists/{listId}/memberships/add"),
+        ("put", "/crm/v3/lists/{listId}/memberships/remove"), ("put", "/crm/v3/lists/{listId}/memberships/add-and-remove"))]
+    + [("properties.json", method, template) for method, template in (
+        ("get", "/crm/v3/properties/{objectType}"), ("post", "/crm/v3/properties/{objectType}"),
+        ("get", "/crm/v3/properties/{objectType}/{propertyName}"))]
+)
+
+
+def route_documents() -> dict[str, dict[str, Any]]:
+    """Stand-in documents holding only the paths of ROUTES (for routing, not validation)."""
+    docs: dict[str, dict[str, Any]] = {name: {"openapi": "3.0.1", "paths": {}} for name in SPEC_FILES}
+    for name, method, template in ROUTES:
+        docs[name]["paths"].setdefault(template, {})[method] = {"operationId": f"{method}-{template}"}
+    return docs
