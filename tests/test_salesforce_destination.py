@@ -398,3 +398,24 @@ def test_jwt_login_missing_env_and_unknown_object(emu: SalesforceEmulator, tmp_p
     problems = destination(emu).check_remote(target(fields=("LastName", "Name", "Emial")))
     assert problems == ["Contact.Name is not createable (read-only or calculated)",
                         "Contact has no field 'Emial' (did you mean Email?)"]
+
+
+@pytest.mark.parametrize("fault", ["drop_after", "truncate", "error"])
+def test_a_campaign_create_whose_answer_is_lost_is_not_made_twice(emu: SalesforceEmulator, fault: str) -> None:
+    """Campaign names are not unique: a create retried blindly after a lost answer made a
+    second campaign (found by the soak)."""
+    person = emu.create("Contact", {"LastName": "P", "Email": "p@example.com"})
+    dest = destination(emu)
+    emu.faults.inject(fault, status=500, match="POST /services/data/v59.0/sobjects/Campaign")
+    t = SyncTarget(sync="s", object="Contact", mode="audience", match_fields=["Email"], audience="Spring")
+    [res] = dest.push(t, [RowOp("upsert", "k", {"Email": "p@example.com"})])
+    assert res.ok
+    assert [c["Name"] for c in emu.records("Campaign").values()] == ["Spring"]
+    assert [m["ContactId"] for m in emu.records("CampaignMember").values()] == [person]
+
+
+def test_an_answer_cut_mid_body_is_retried(emu: SalesforceEmulator) -> None:
+    dest = destination(emu)
+    emu.faults.inject("truncate", match="composite/sobjects")
+    assert dest.push(target(), [upsert("a")])[0].ok
+    assert list(r["External_Id__c"] for r in emu.records("Contact").values()) == ["a"]

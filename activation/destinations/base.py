@@ -89,6 +89,11 @@ class DestinationError(Exception):
         self.retryable = retryable
 
 
+class AmbiguousOutcome(DestinationError):
+    """A request that must not run twice (a create) failed in a way that leaves open whether
+    the vendor acted: look before trying again."""
+
+
 class ConfigError(Exception):
     """The destination cannot serve this sync as configured (caught by `validate`)."""
 

@@ -32,7 +32,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from activation import __version__
-from activation.destinations.base import DestinationError
+from activation.destinations.base import AmbiguousOutcome, DestinationError
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 )
 #: Transport errors that prove the request never reached the server.
 NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-class AmbiguousOutcome(DestinationError):
-    """A non-idempotent request failed in a way that leaves open whether the server acted."""
 
 
 #: Header names whose values are never secret (so they need no redaction).

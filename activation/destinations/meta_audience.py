@@ -38,8 +38,9 @@ from urllib.parse import quote_plus, urlencode
 import httpx
 
 from activation.destinations.ad_audience import AdAudienceDestination, Member, chunks
-from activation.destinations.base import ConfigError, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
-from activation.destinations.http import AmbiguousOutcome, HttpClient, RetryPolicy
+from activation.destinations.base import (AmbiguousOutcome, ConfigError, DestinationError, DestinationReport, RowOp, RowResult,
+                                          SyncTarget)
+from activation.destinations.http import HttpClient, RetryPolicy
 from activation.destinations.identifiers import META
 from activation.project.secrets import MissingSecret, resolve_env
 

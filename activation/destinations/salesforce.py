@@ -37,7 +37,8 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.format import format_soql
 
-from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
+from activation.destinations.base import (AmbiguousOutcome, ConfigError, Destination, DestinationError, DestinationReport, RowOp,
+                                          RowResult, SyncTarget)
 from activation.destinations.http import RetryPolicy
 from activation.destinations.salesforce_client import Outcome, SalesforceClient, http_session
 from activation.destinations.salesforce_fields import ConversionError, SObjectInfo, convert, field_problems, required_missing
@@ -393,15 +394,21 @@ class SalesforceDestination(Destination):
     # ------------------------------------------------------------ audience
 
     def _campaign_id(self, name: str) -> str:
-        if self._campaign is None:
+        attempt = 0
+        while self._campaign is None:
+            attempt += 1
             found = self.client.query(format_soql("SELECT Id FROM Campaign WHERE Name = {} ORDER BY CreatedDate LIMIT 1", name))
             if found:
                 self._campaign = found[0]["Id"]
-            else:
+                break
+            try:  # campaign names are not unique: a create retried blindly could make two
                 created = self.client.call(f"create Campaign {name!r}", lambda sf: sf.restful(
-                    "sobjects/Campaign", method="POST", json={"Name": name, "IsActive": True}))
-                self._campaign = created["id"]
-        assert self._campaign is not None
+                    "sobjects/Campaign", method="POST", json={"Name": name, "IsActive": True}), idempotent=False)
+            except AmbiguousOutcome:
+                if attempt > self.spec.max_retries:
+                    raise
+                continue  # it may exist now: look again before creating
+            self._campaign = created["id"]
         return self._campaign
 
     def _audience(self, target: SyncTarget, info: SObjectInfo, ops: list[RowOp], res: dict[str, RowResult]) -> None:

@@ -40,7 +40,7 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.format import format_soql
 
-from activation.destinations.base import DestinationError
+from activation.destinations.base import AmbiguousOutcome, DestinationError
 from activation.destinations.http import RetryPolicy
 from activation.destinations.salesforce_fields import csv_cell
 from activation.project.secrets import redact
@@ -130,7 +130,8 @@ def error_text(exc: BaseException) -> str:
 
 
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+    # ChunkedEncodingError: the answer was cut mid-body (IncompleteRead)
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
         return True
     if isinstance(exc, SalesforceAuthenticationFailed):  # a login endpoint answering 5xx
         return isinstance(exc.code, int) and exc.code >= 500
@@ -141,6 +142,13 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, SalesforceOperationError):  # a Bulk job ended Failed
         return "InvalidBatch" not in str(exc) and "InvalidJob" not in str(exc)
     return False
+
+
+def _refused_unprocessed(exc: BaseException) -> bool:
+    """Salesforce said it did not do it: over the request limit, or unavailable (503)."""
+    if isinstance(exc, SalesforceRefusedRequest):
+        return True
+    return isinstance(exc, SalesforceGeneralError) and exc.status == 503
 
 
 def parse_save_result(result: dict[str, Any] | None) -> Outcome:
@@ -206,9 +214,12 @@ class SalesforceClient:
     def requests(self) -> int:
         return self.adapter.sent
 
-    def call(self, what: str, fn: Callable[[Salesforce], T], passthrough: tuple[type[Exception], ...] = ()) -> T:
+    def call(self, what: str, fn: Callable[[Salesforce], T], passthrough: tuple[type[Exception], ...] = (),
+             idempotent: bool = True) -> T:
         """`fn(sf)` with retries; `passthrough` errors reach the caller, any other refusal
-        becomes a non-retryable DestinationError."""
+        becomes a non-retryable DestinationError. `idempotent=False` (a create that must not
+        happen twice): a transient failure after which Salesforce may have acted raises
+        `AmbiguousOutcome` instead of being retried, so the caller can look first."""
         attempt, relogged = 0, False
         while True:
             attempt += 1
@@ -239,6 +250,8 @@ class SalesforceClient:
                 if not _transient(e):
                     raise DestinationError(f"{what}: {redact(error_text(e))}", retryable=False) from None
                 problem = error_text(e)
+                if not idempotent and not isinstance(e, requests.exceptions.ConnectTimeout) and not _refused_unprocessed(e):
+                    raise AmbiguousOutcome(f"{what}: {redact(problem)}") from None
             problem = redact(problem)
             if attempt > self.retry.max_retries:
                 raise DestinationError(f"{what} failed after {attempt} attempt(s): {problem}") from None
