@@ -31,7 +31,8 @@ from activation.diff.plan import Change, PlanBuilder, PlanCounts, SyncPlan, chan
 from activation.gc_tuning import fewer_collections
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
-from activation.state.store import Delivered, JournalEntry, RowError, journal_entry, values_json
+from activation.state.journal import JournalEntry, journal_entry, values_json
+from activation.state.store import Delivered, RowError
 
 SyncStatus = Literal["up_to_date", "success", "partial", "failed", "blocked", "interrupted"]
 REMOVING_MODES = {"mirror", "audience"}

@@ -80,7 +80,8 @@ def test_a_run_records_the_destinations_report(project: Project) -> None:
 
 
 def test_journaled_batches_are_settled_or_folded_back_row_by_row(store: StateStore) -> None:
-    from activation.state.store import UNKNOWN_HASH, Delivered, journal_entry, values_json
+    from activation.state.journal import journal_entry, values_json
+    from activation.state.store import UNKNOWN_HASH, Delivered
 
     store.migrate()
     run = store.start_run("s", "d")

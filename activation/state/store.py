@@ -17,9 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from activation.state.bulk import CHUNK as _CHUNK
+from activation.state.bulk import Same, delete_keys, insert_columns
+from activation.state.journal import GHOST, JOURNAL_PREFIX, JournalEntry, Journaled, identity, values_json
 from activation.state.schema import LATEST, MIGRATIONS, tables
-
-_CHUNK = 500  # keys per IN (...) list on engines without array binding
 
 
 class StateError(Exception):
@@ -44,55 +45,6 @@ class RowError:
 
 
 UNKNOWN_HASH = "?"  # matches no real row hash: "delivered, content unknown"
-GHOST = "\x1e"  # joins a key and a run id: the identity a row had before an interrupted run
-# A journal entry holding a whole push has this key prefix (a control character no real key
-# starts with): one row to write and one to delete per push, however many rows it carries.
-JOURNAL_PREFIX = "\x1djournal:"
-_VALUES_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # built once, not per row
-_KEY_JSON = json.JSONEncoder()
-
-
-_JOURNAL_PART_CHARS = 200_000  # a part's text stays well under any engine's limits on a value
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    """The rows of one push, journaled as a few in-flight entries (parts of ~200 kB), each
-    {"keys": [...], "values": [...]} as JSON under a row_key JOURNAL_PREFIX + a random id."""
-
-    parts: tuple[tuple[str, str], ...]  # (row_key, text)
-
-    @property
-    def ids(self) -> list[str]:
-        return [key for key, _ in self.parts]
-
-
-def journal_entry(rows: Sequence[tuple[str, str]]) -> JournalEntry:
-    """The journal entry of `rows` (key, `values_json` text); the texts are spliced in, not re-encoded."""
-    parts: list[tuple[str, str]] = []
-    start = size = 0
-    for i, (_, text) in enumerate(rows):
-        size += len(text)
-        if size >= _JOURNAL_PART_CHARS or i == len(rows) - 1:
-            chunk = rows[start : i + 1]
-            keys = _KEY_JSON.encode([k for k, _ in chunk])  # one call for all keys
-            parts.append((JOURNAL_PREFIX + uuid.uuid4().hex,
-                          '{"keys":' + keys + ',"values":[' + ",".join(v for _, v in chunk) + "]}"))
-            start, size = i + 1, 0
-    return JournalEntry(tuple(parts))
-
-
-def _identity(values_text: str, match: Sequence[str]) -> tuple[str, ...]:
-    """A row's identity at the destination, compared loosely (case, spaces) so a ghost is
-    only made where the destination, too, sees two different records."""
-    values = json.loads(values_text)
-    return tuple(str(values.get(f, "")).strip().lower() for f in match)
-
-
-def values_json(values: dict[str, Any]) -> str:
-    """How mapped values are stored: compact, key-sorted JSON."""
-    return _VALUES_JSON.encode(values)
-
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -303,7 +255,7 @@ class StateStore:
                 part = keys[i : i + _CHUNK]
                 known.update(c.execute(sa.select(d.c.row_key, d.c.row_values).where(d.c.sync_name == sync, d.c.row_key.in_(part))).all())
                 c.execute(d.update().where(d.c.sync_name == sync, d.c.row_key.in_(part)).values(row_hash=UNKNOWN_HASH))
-            moved = [r for r in rows if r.row_key in known and _identity(known[r.row_key], match) != _identity(r.row_values, match)]
+            moved = [r for r in rows if r.row_key in known and identity(known[r.row_key], match) != identity(r.row_values, match)]
             for r in moved:
                 c.execute(d.update().where(d.c.sync_name == sync, d.c.row_key == r.row_key)
                           .values(row_values=r.row_values, dest_id=None))
@@ -398,107 +350,16 @@ class StateStore:
                     for name in tables}
 
     def _delete_keys(self, c: Connection, sync: str, keys: list[str], table: str = "delivered") -> None:
-        """Delete `keys` of `sync` in one statement per chunk (the keys bound as one array)."""
-        if not keys:
-            return
-        rel = self._rel(table)
-        if self.dialect == "duckdb":
-            c.exec_driver_sql(
-                f"DELETE FROM {rel} WHERE sync_name = ? AND row_key IN (SELECT unnest(?::VARCHAR[]))",
-                (sync, keys),
-            )
-        elif self.dialect == "postgresql":
-            c.execute(sa.text(f"DELETE FROM {rel} WHERE sync_name = :sync AND row_key = ANY(CAST(:keys AS TEXT[]))"),
-                      {"sync": sync, "keys": keys})
-        elif self.dialect == "snowflake":
-            for payload in _json_chunks(keys):
-                c.execute(sa.text(
-                    f"DELETE FROM {rel} WHERE sync_name = :sync AND row_key IN "
-                    f"(SELECT f.value::VARCHAR FROM TABLE(FLATTEN(INPUT => PARSE_JSON(:keys))) AS f)"
-                ), {"sync": sync, "keys": payload})
-        else:
-            d = self.t[table]
-            for i in range(0, len(keys), _CHUNK):
-                c.execute(d.delete().where(d.c.sync_name == sync, d.c.row_key.in_(keys[i : i + _CHUNK])))
+        delete_keys(c, self.dialect, self._rel(table), self.t[table], sync, keys)
 
     def _insert(self, c: Connection, table: sa.Table, columns: dict[str, list[Any] | Same]) -> None:
-        """Insert rows given column by column, in bulk: never one INSERT per row. A `Same`
-        column has one value for every row."""
-        names = list(columns)
-        rel = self._rel(table.name)
-        cols = ", ".join(names)
-        if self.dialect == "duckdb":
-            # DuckDB's executemany runs row by row (~7k rows/s); binding whole columns as
-            # lists and unnesting them is ~30x faster, and a constant is bound once.
-            select = ", ".join(f"CAST(? AS {_sql_type(table.c[n], 'duckdb')})" if isinstance(columns[n], Same)
-                               else f"unnest(?::{_sql_type(table.c[n], 'duckdb')}[])" for n in names)
-            c.exec_driver_sql(f"INSERT INTO {rel} ({cols}) SELECT {select}",
-                              tuple(v.value if isinstance(v, Same) else v for v in columns.values()))
-            return
-        size = next(len(v) for v in columns.values() if not isinstance(v, Same))
-        lists: dict[str, list[Any]] = {n: [v.value] * size if isinstance(v, Same) else v for n, v in columns.items()}
-        if self.dialect == "postgresql":
-            # One statement per batch: each column bound as one array (psycopg adapts lists).
-            arrays = ", ".join(f"CAST(:c{i} AS {_sql_type(table.c[n], 'postgresql')}[])" for i, n in enumerate(names))
-            c.execute(sa.text(f"INSERT INTO {rel} ({cols}) SELECT * FROM unnest({arrays})"),
-                      {f"c{i}": lists[n] for i, n in enumerate(names)})
-        elif self.dialect == "snowflake":
-            # Rows as one JSON array per statement, unpacked by FLATTEN: set-based, and the
-            # statement text stays small (the connector binds client-side, inlining values).
-            casts = ", ".join(f"f.value[{i}]::{_sql_type(table.c[n], 'snowflake')}" for i, n in enumerate(names))
-            rows = [[v.isoformat() if isinstance(v, datetime) else v for v in row] for row in zip(*lists.values())]
-            for payload in _json_chunks(rows):
-                c.execute(sa.text(
-                    f"INSERT INTO {rel} ({cols}) SELECT {casts} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(:rows))) AS f"
-                ), {"rows": payload})
-        else:  # SQLite: executemany runs in-process, fast enough
-            c.execute(table.insert(), [dict(zip(names, values)) for values in zip(*lists.values())])
-
-
-@dataclass(frozen=True)
-class Same:
-    """An inserted column with one value for every row."""
-
-    value: Any
-
-
-@dataclass(frozen=True)
-class Journaled:
-    row_key: str
-    row_values: str
-    run_id: str
+        insert_columns(c, self.dialect, self._rel(table.name), table, columns)
 
 
 def _run(row: sa.Row[Any]) -> dict[str, Any]:
     run = dict(row._mapping)
     run["details"] = json.loads(run["details"]) if run.get("details") else None
     return run
-
-
-_JSON_CHUNK_BYTES = 256_000  # well under Snowflake's limit on a statement's text
-
-
-def _json_chunks(items: Sequence[Any]) -> Iterator[str]:
-    """`items` as JSON arrays of at most ~_JSON_CHUNK_BYTES each."""
-    part: list[str] = []
-    size = 0
-    for item in items:
-        text = json.dumps(item, separators=(",", ":"))
-        if part and size + len(text) > _JSON_CHUNK_BYTES:
-            yield "[" + ",".join(part) + "]"
-            part, size = [], 0
-        part.append(text)
-        size += len(text) + 1
-    if part:
-        yield "[" + ",".join(part) + "]"
-
-
-def _sql_type(col: sa.Column[Any], dialect: str) -> str:
-    if isinstance(col.type, sa.DateTime):
-        return "TIMESTAMP_NTZ" if dialect == "snowflake" else "TIMESTAMP"
-    if isinstance(col.type, sa.Integer):
-        return "BIGINT"
-    return "TEXT" if dialect == "postgresql" else "VARCHAR"
 
 
 def open_state(url: str | None, schema: str, warehouse_engine: Engine, *, read_only: bool) -> StateStore:
