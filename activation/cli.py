@@ -125,7 +125,7 @@ def lint(
     for note in report.notes:
         out.print(f"[dim]note: {escape(note)}[/]", highlight=False)
     n = len(report.findings)
-    out.print(f"[green]✓[/] no findings" if not n else f"{n} finding{'s' * (n != 1)}", highlight=False)
+    out.print("[green]✓[/] no findings" if not n else f"{n} finding{'s' * (n != 1)}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -70,13 +70,13 @@ class Sandbox:
             except KeyError:
                 continue  # an object the emulator lacks: reported at run time
             sample = None
-            for field, expr in {**spec.match, **spec.fields}.items():
-                if field in known:
+            for prop, expr in {**spec.match, **spec.fields}.items():
+                if prop in known:
                     continue
                 if sample is None:
                     sql = f"SELECT * FROM ({ps.query.model_sql}) AS q LIMIT {_SAMPLE}"
                     sample = [dict(r._mapping) for chunk in session.warehouse.stream(session.conn, sql) for r in chunk]
-                emu.add_property(obj, field, type=_property_type(expr, sample))
+                emu.add_property(obj, prop, type=_property_type(expr, sample))
 
 
 _SAMPLE = 200

@@ -95,7 +95,7 @@ def setup(engine: str, root: Path, rows: int, changed: float, removed: float) ->
     from activation.session import Session
 
     meta = json.loads((root / "meta.json").read_text())
-    src, state = meta["src"], meta["state"]
+    src = meta["src"]
     with Session(load_project(root), dry_run=False) as s:
         wh, c = s.warehouse, s.conn
         wh.execute(c, f"CREATE SCHEMA IF NOT EXISTS {src}")

@@ -11,7 +11,6 @@ from typing import Any
 
 import duckdb
 import pytest
-import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from activation.cli import app
@@ -122,20 +121,6 @@ def make_project(root: Path, rx: WebhookReceiver, *, n: int = 200, orders: int =
     con.execute(USERS_SQL.format(n=n, orders=orders))
     con.close()
     return p
-
-
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def postgres_or_skip() -> sa.Engine:
-    """An engine on the test Postgres at 127.0.0.1:5432, or skip the test saying why."""
-    engine = sa.create_engine(PG_URL)
-    try:
-        with engine.connect() as c:
-            c.execute(sa.text("SELECT 1"))
-    except sa.exc.OperationalError as e:
-        pytest.skip(f"no Postgres at 127.0.0.1:5432 (database test): {e.orig}")
-    return engine
 
 
 @pytest.fixture

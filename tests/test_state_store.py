@@ -8,20 +8,9 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from conftest import Project
+from conftest import Project, postgres_or_skip
 from activation.state.schema import LATEST, MIGRATIONS
 from activation.state.store import StateStore
-
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _pg_engine() -> sa.Engine | None:
-    engine = sa.create_engine(PG_URL)
-    try:
-        with engine.connect():
-            return engine
-    except sa.exc.OperationalError:
-        return None
 
 
 @pytest.fixture(params=["sqlite", "duckdb", "postgres"])
@@ -32,10 +21,7 @@ def store(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[StateSto
     elif request.param == "duckdb":
         engine, schema = sa.create_engine(f"duckdb:///{tmp_path}/state.duckdb"), "activation_state"
     else:
-        pg = _pg_engine()
-        if pg is None:
-            pytest.skip(f"no Postgres server reachable at {PG_URL}")
-        engine, schema = pg, f"state_{uuid.uuid4().hex[:8]}"
+        engine, schema = postgres_or_skip(), f"state_{uuid.uuid4().hex[:8]}"
     yield StateStore(engine, schema)
     if request.param == "postgres":
         with engine.begin() as c:

@@ -5,7 +5,6 @@ record (or none), found by its last delivered identity, never a duplicate or an 
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -35,7 +35,7 @@ from activation.daemon.health import HealthServer
 from activation.daemon.logs import event
 from activation.daemon.metrics import Metrics
 from activation.models.compiler import compile_project
-from activation.project.loader import LoadedProject, ProjectError, ProjectIssue, load_project
+from activation.project.loader import ProjectError, ProjectIssue, load_project
 from activation.project.secrets import redact
 from activation.project.spec import DaemonSpec
 from activation.session import select_syncs
