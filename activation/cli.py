@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -157,6 +155,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
              samples: int = 3) -> None:
     from contextlib import ExitStack
 
+    from activation.leased import leased_runs
     from activation.runner import SyncResult, plan_sync
     from activation.session import Session
 
@@ -185,7 +184,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
                 failed = any(p.blocked or p.counts.rejected for p in plans)
                 raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
             progress = RichProgress(err) if not as_json else None
-            with _leased_runs(s, enabled=box is None) as run_one:
+            with leased_runs(s, enabled=box is None) as run_one:
                 for n in names:
                     r = run_one(prepared[n], allow_removal=allow_removal, limit=limit, progress=progress)
                     results.append(r)
@@ -201,45 +200,6 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
     if as_json:
         _dump({"ok": all(r.ok for r in results), "syncs": [r.model_dump(mode="json") for r in results]})
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
-
-
-RUN_LEASE_TTL = 60.0
-
-
-@contextmanager
-def _leased_runs(session: Any, *, enabled: bool) -> Iterator[Callable[..., Any]]:
-    """`run_sync` for this session, under each sync's lease (as a daemon takes it), so a
-    `run` never overlaps a daemon's run of the same sync; a sync held elsewhere is blocked."""
-    import os
-    import socket
-    import threading
-
-    from activation.diff.plan import SyncPlan
-    from activation.runner import SyncResult, run_sync
-    from activation.state.leases import LeaseStore, Refusal, Renewer
-
-    if not enabled:  # --sandbox: a throwaway state store nobody else uses
-        yield lambda prepared, **options: run_sync(session, prepared, **options)
-        return
-    leases = LeaseStore(session.state, f"{socket.gethostname()}/{os.getpid()} (activation run)", RUN_LEASE_TTL,
-                        take_over_ended=True)  # a `run` killed a moment ago must not block this one
-
-    def run_one(prepared: Any, **options: Any) -> SyncResult:
-        got = leases.acquire(prepared.name, respect_backoff=False)
-        if isinstance(got, Refusal):
-            spec = session.project.syncs[prepared.name]
-            plan = SyncPlan(sync=prepared.name, destination=spec.to, mode=spec.mode, object=spec.object)
-            return SyncResult(sync=prepared.name, status="blocked", plan=plan, error=f"not run now: {got}")
-        lost = threading.Event()  # set by the renewer if another process took the lease over
-        renewer.hold(got, lost)
-        try:
-            return run_sync(session, prepared, cancel=lost, **options)
-        finally:
-            renewer.drop(got)
-            leases.release(got)
-
-    with Renewer(leases, RUN_LEASE_TTL) as renewer:
-        yield run_one
 
 
 def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, samples: int = 3) -> None:
