@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from activation.diff.plan import SyncPlan
-from activation.output import short
+from activation.output import key_text, short
 from activation.project.secrets import redact
 from activation.review.model import ModelChange, Review, ReviewWarning, SyncReview
 
@@ -51,7 +51,7 @@ def _samples(plan: SyncPlan, n: int) -> list[str]:
     for kind, items in (("+ added", plan.added_samples), ("− removed", plan.removed_samples)):
         for row in items[:n]:
             values = {k: v for k, v in row.items() if k != "key"}
-            rows.append([kind, code(row.get("key"), 30), "", "", code(values, 80)])
+            rows.append([kind, code(key_text(row.get("key")), 60), "", "", code(values, 80)])
     for r in plan.rejected_samples[:n]:
         rows.append(["✗ rejected", code(r.key, 30), "", "", code(r.reason, 80)])
     if not rows:

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from activation.diff.plan import SyncPlan
+from activation.state.journal import GHOST
 from activation.project.secrets import redact
 from activation.runner import SyncResult
 
@@ -34,6 +35,16 @@ def plans_table(plans: list[SyncPlan]) -> Table:
     return t
 
 
+def key_text(key: Any) -> str:
+    """A row key as shown: a ghost row (the identity a row had before an interrupted run, see
+    `StateStore.recover_in_flight`) says what it is instead of showing a control character."""
+    text = str(key)
+    if GHOST in text:
+        row, _, run = text.partition(GHOST)
+        return f"{row} (its identity before interrupted run {run})"
+    return text
+
+
 def print_plan_details(console: Console, plan: SyncPlan, *, samples: bool = True) -> None:
     name = escape(plan.sync)
     if plan.blocked:
@@ -54,7 +65,7 @@ def print_plan_details(console: Console, plan: SyncPlan, *, samples: bool = True
     for row in plan.added_samples:
         console.print(f"  [green]+[/] {escape(short(row.get('key'), 30))}  {escape(short({k: v for k, v in row.items() if k != 'key'}, 90))}")
     for row in plan.removed_samples:
-        console.print(f"  [red]-[/] {escape(short(row.get('key'), 30))}  {escape(short({k: v for k, v in row.items() if k != 'key'}, 90))}")
+        console.print(f"  [red]-[/] {escape(short(key_text(row.get('key')), 80))}  {escape(short({k: v for k, v in row.items() if k != 'key'}, 90))}")
     for r in plan.rejected_samples:
         console.print(f"  [magenta]✗[/] {escape(str(r.key))}  {escape(r.reason)}")
     if plan.counts.rejected:
