@@ -219,8 +219,8 @@ class SoakWorld:
         con.execute("CREATE SCHEMA src")
         con.execute("CREATE TABLE src.users (user_id VARCHAR PRIMARY KEY, email VARCHAR, first_name VARCHAR, plan VARCHAR, score DOUBLE)")
         con.execute("CREATE TABLE src.accounts (account_id VARCHAR PRIMARY KEY, name VARCHAR, employees INTEGER)")
-        con.executemany("INSERT INTO src.users VALUES (?, ?, ?, ?, ?)", [self._user(i) for i in range(users)])
-        con.executemany("INSERT INTO src.accounts VALUES (?, ?, ?)", [self._account(i) for i in range(accounts)])
+        _insert(con, "src.users", [self._user(i) for i in range(users)])
+        _insert(con, "src.accounts", [self._account(i) for i in range(accounts)])
         con.close()
         self.next_user, self.next_account = users, accounts
 
@@ -245,7 +245,7 @@ class SoakWorld:
             new = [self._user(self.next_user + i) for i in range(len(gone))]
             self.next_user += len(new)
             if new:
-                con.executemany("INSERT INTO src.users VALUES (?, ?, ?, ?, ?)", new)
+                _insert(con, "src.users", new)
             for aid in rng.sample(accounts, max(1, int(len(accounts) * cfg.change_rate))):
                 con.execute("UPDATE src.accounts SET name = ?, employees = ? WHERE account_id = ?",
                             [f"Account {aid} {rng.randrange(1000)}", rng.randrange(1, 5000), aid])
@@ -256,7 +256,7 @@ class SoakWorld:
             new_a = [self._account(self.next_account + i) for i in range(len(gone_a))]
             self.next_account += len(new_a)
             if new_a:
-                con.executemany("INSERT INTO src.accounts VALUES (?, ?, ?)", new_a)
+                _insert(con, "src.accounts", new_a)
             return touched + 2 * len(gone) + 2 * len(gone_a)
         finally:
             con.close()
@@ -348,6 +348,12 @@ class SoakWorld:
         want_accounts = {aid: {"Name": n, "NumberOfEmployees": e} for aid, (n, e) in accounts.items()}
         checks["accounts_to_salesforce"] = _compare(want_accounts, held_accounts)
         return checks
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[Any, ...]]) -> None:
+    """Rows in one statement, column by column (DuckDB's executemany goes row by row)."""
+    columns = [list(c) for c in zip(*rows)]
+    con.execute(f"INSERT INTO {table} SELECT {', '.join('unnest(?)' for _ in columns)}", columns)
 
 
 def _same(want: dict[str, Any], got: dict[str, Any]) -> bool:

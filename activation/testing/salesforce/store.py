@@ -212,6 +212,13 @@ class Store:
             if new is not None and new.get(f.name) is not None:
                 idx.setdefault(self._key(f, new[f.name]), set()).add(rid)
 
+    def id_set(self, sobject: str, field: str, value: Any) -> set[str] | list[str]:
+        """find_ids without sorting, straight from the index where there is one."""
+        f = self.schema[sobject].field(field)
+        if f is not None and f.indexed:
+            return self._index.get((sobject, f.name), {}).get(self._key(f, value), set())  # type: ignore[return-value]
+        return self.find_ids(sobject, field, value)
+
     def find_ids(self, sobject: str, field: str, value: Any) -> list[str]:
         sot = self.schema[sobject]
         f = sot.field(field)
@@ -327,7 +334,8 @@ class Store:
         for fields, message in sot.unique_together:
             if any(merged.get(n) is None for n in fields):
                 continue
-            first = self.find_ids(sot.name, fields[0], merged[fields[0]])
+            # the most selective field's index (a contact has few memberships, a campaign many)
+            first = min((self.id_set(sot.name, n, merged[n]) for n in fields), key=len)
             if any(i != rid and all(self.live[sot.name][i].get(n) == merged[n] for n in fields)
                    for i in first):
                 raise RecordError("DUPLICATE_VALUE", message)
@@ -396,8 +404,8 @@ class Store:
             rec = {**self.live[sobject][rid], "IsDeleted": True, "SystemModstamp": now_iso()}
             self._put(sobject, rid, rec, deleted=True)
         # Salesforce deletes a person's (or a campaign's) campaign members with it
-        members = [mid for mid, m in self.live.get("CampaignMember", {}).items()
-                   if rid in (m.get("ContactId"), m.get("LeadId"), m.get("CampaignId"))]
+        members = sorted({mid for link in ("ContactId", "LeadId", "CampaignId")
+                          for mid in self.id_set("CampaignMember", link, rid)}) if "CampaignMember" in self.schema else []
         for mid in members:
             self.delete(mid, hard=hard)
         return rid
