@@ -105,15 +105,15 @@ DEFAULT_CHAOS: dict[Fault, float] = {
 
 
 def send_bytes(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,
-               headers: Mapping[str, str] | None = None) -> None:
-    """A complete HTTP response."""
+               headers: Mapping[str, str] | None = None, *, cut: bool = False) -> None:
+    """A complete HTTP response (`cut`: its headers promise the whole body, half is sent)."""
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(len(body)))
     for name, value in (headers or {}).items():
         handler.send_header(name, value)
     handler.end_headers()
-    handler.wfile.write(body)
+    handler.wfile.write(body[: len(body) // 2] if cut else body)
 
 
 def _hang_up(handler: BaseHTTPRequestHandler) -> None:
@@ -152,13 +152,7 @@ def serve_after(handler: BaseHTTPRequestHandler, fault: Fault | None, status: in
     if fault.kind == "drop_after":
         _hang_up(handler)
     elif fault.kind == "truncate":
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(body[: len(body) // 2])
+        send_bytes(handler, status, body, content_type, headers, cut=True)
         _hang_up(handler)
     else:  # late
         time.sleep(fault.seconds)

@@ -239,27 +239,27 @@ class SoakWorld:
             for uid in rng.sample(users, int(len(users) * cfg.email_change_rate)):
                 con.execute("UPDATE src.users SET email = ? WHERE user_id = ?", [f"moved.{uid}.{rng.randrange(10**9)}@soak.example", uid])
                 touched += 1
-            gone = rng.sample(users, int(len(users) * cfg.churn_rate))
-            if gone:
-                con.execute("DELETE FROM src.users WHERE user_id IN (SELECT unnest(?::VARCHAR[]))", [gone])
-            new = [self._user(self.next_user + i) for i in range(len(gone))]
-            self.next_user += len(new)
-            if new:
-                _insert(con, "src.users", new)
             for aid in rng.sample(accounts, max(1, int(len(accounts) * cfg.change_rate))):
                 con.execute("UPDATE src.accounts SET name = ?, employees = ? WHERE account_id = ?",
                             [f"Account {aid} {rng.randrange(1000)}", rng.randrange(1, 5000), aid])
                 touched += 1
-            gone_a = rng.sample(accounts, int(len(accounts) * cfg.churn_rate))
-            if gone_a:
-                con.execute("DELETE FROM src.accounts WHERE account_id IN (SELECT unnest(?::VARCHAR[]))", [gone_a])
-            new_a = [self._account(self.next_account + i) for i in range(len(gone_a))]
-            self.next_account += len(new_a)
-            if new_a:
-                _insert(con, "src.accounts", new_a)
-            return touched + 2 * len(gone) + 2 * len(gone_a)
+            churned = self._churn(con, "src.users", "user_id", rng.sample(users, int(len(users) * cfg.churn_rate)), "next_user", self._user)
+            churned += self._churn(con, "src.accounts", "account_id", rng.sample(accounts, int(len(accounts) * cfg.churn_rate)),
+                                   "next_account", self._account)
+            return touched + 2 * churned
         finally:
             con.close()
+
+    def _churn(self, con: duckdb.DuckDBPyConnection, table: str, key: str, gone: list[str], counter: str,
+               make: Callable[[int], tuple[Any, ...]]) -> int:
+        """Delete `gone` rows of `table` and insert as many new ones (numbered from `counter`)."""
+        if not gone:
+            return 0
+        con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT unnest(?::VARCHAR[]))", [gone])
+        start = getattr(self, counter)
+        _insert(con, table, [make(start + i) for i in range(len(gone))])
+        setattr(self, counter, start + len(gone))
+        return len(gone)
 
     # ------------------------------------------------------------ faults
 
