@@ -1,4 +1,4 @@
-"""The CRM v3 behaviour: objects (single, batch, search), properties and lists, over the store.
+"""The CRM v3 behaviour: objects (single, batch, search) and properties over the store; lists in lists.py.
 
 Handlers take already-validated input and return ``(status, body, headers)``. Where HubSpot's
 behaviour is documented or seen in public reports it is followed; the rest is marked
@@ -9,29 +9,16 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from typing import Any, Literal
 
+from .lists import ListsApi
+from .replies import Reply, cursor, error, scalar_str
 from .spec import Match
 from .store import (HubSpotList, ObjectType, PropertyDef, Record, check_value, now_iso, options_from,
                     seeded_types, stored_value)
 
-Reply = tuple[int, Any, dict[str, str]]
 BatchErrors = Literal["hubspot", "multi-status"]
 MAX_BATCH = 100
-
-
-def error(status: int, message: str, category: str, **extra: Any) -> Reply:
-    body = {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category}
-    body.update(extra)
-    return status, body, {}
-
-
-def _str(value: Any) -> str:
-    # Jackson coerces JSON scalars to strings; only reachable with validation off.
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
 
 
 class _Failure:
@@ -47,7 +34,7 @@ class _Failure:
                 "context": self.context, "errors": details, "links": {}}
 
 
-class CrmApi:
+class CrmApi(ListsApi):
     def __init__(self, portal_id: int = 12345678, batch_errors: BatchErrors = "hubspot",
                  shuffle_results: bool = False) -> None:
         self.portal_id = portal_id
@@ -227,9 +214,9 @@ class CrmApi:
             seen: set[str] = set()
             dupes = []
             for i in inputs:
-                key = t.index_key(i.get("idProperty") or "", _str(i.get("id")))
+                key = t.index_key(i.get("idProperty") or "", scalar_str(i.get("id")))
                 if key in seen:
-                    dupes.append(_str(i.get("id")))
+                    dupes.append(scalar_str(i.get("id")))
                 seen.add(key)
             if dupes:  # (unconfirmed wording)
                 return error(400, f"Duplicate IDs found in batch input: {dupes}. IDs must be unique", "VALIDATION_ERROR")
@@ -237,11 +224,11 @@ class CrmApi:
         plans: list[tuple[dict[str, Any], Record | None, dict[str, str], _Failure | None]] = []
         pending: dict[tuple[str, str], str] = {}
         for n, item in enumerate(inputs):
-            props = {k: _str(v) for k, v in (item.get("properties") or {}).items()}
+            props = {k: scalar_str(v) for k, v in (item.get("properties") or {}).items()}
             target: Record | None = None
             failure: _Failure | None = None
             if kind in ("update", "upsert"):
-                id_value, id_property = _str(item.get("id")), item.get("idProperty")
+                id_value, id_property = scalar_str(item.get("id")), item.get("idProperty")
                 target = t.lookup(id_property or "hs_object_id", id_value)
                 if target is not None and target.archived:
                     target = None
@@ -262,7 +249,7 @@ class CrmApi:
             elif kind == "create" and item.get("objectWriteTraceId"):
                 failure.context.setdefault("objectWriteTraceId", [item["objectWriteTraceId"]])
             elif kind != "create":
-                failure.context.setdefault("ids", [_str(item.get("id"))])
+                failure.context.setdefault("ids", [scalar_str(item.get("id"))])
             plans.append((item, target, props, failure))
 
         failures = [f for *_, f in plans if f]
@@ -310,7 +297,7 @@ class CrmApi:
         names = list(body.get("properties") or [])
         results, missing = [], []
         for item in inputs:
-            value = _str(item.get("id"))
+            value = scalar_str(item.get("id"))
             rec = t.lookup(id_property or "hs_object_id", value)
             if rec is None or rec.archived != archived:
                 missing.append(value)
@@ -331,7 +318,7 @@ class CrmApi:
             return error(400, f"The maximum number of inputs supported in a batch is {MAX_BATCH}. "
                               "Please reduce the number of items and try again", "VALIDATION_ERROR")
         for item in inputs:  # unknown ids are ignored
-            self.archive(t, _str(item.get("id")))
+            self.archive(t, scalar_str(item.get("id")))
         return 204, None, {}
 
     def archive(self, t: ObjectType, rec_id: str) -> None:
@@ -355,7 +342,7 @@ class CrmApi:
 
     def list_objects(self, t: ObjectType, query: dict[str, list[str]], base: str) -> Reply:
         limit = min(int((query.get("limit") or ["10"])[0]), 100)
-        after = _cursor((query.get("after") or ["0"])[0])
+        after = cursor((query.get("after") or ["0"])[0])
         if after is None:
             return error(400, "Invalid paging cursor: after", "VALIDATION_ERROR")
         archived = (query.get("archived") or ["false"])[0].lower() == "true"
@@ -390,7 +377,7 @@ class CrmApi:
         query = (body.get("query") or "").lower()
         if query:
             matched = [r for r in matched if any(query in v.lower() for v in r.properties.values())]
-        offset = _cursor(body.get("after") or "0")
+        offset = cursor(body.get("after") or "0")
         if offset is None:
             return error(400, "Invalid paging cursor: after", "VALIDATION_ERROR")
         limit = min(int(body.get("limit") or 10), 200)
@@ -419,104 +406,6 @@ class CrmApi:
                                  body.get("label"), body.get("fieldType"), body.get("groupName"))
         prop.description = body.get("description") or ""
         return 201, prop.to_api(), {}
-
-    # -- lists
-
-    def _list(self, list_id: str) -> HubSpotList | None:
-        return self.lists.get(list_id)
-
-    def create_list(self, body: dict[str, Any]) -> Reply:
-        t = self.object_type(body["objectTypeId"])
-        if t is None:
-            return error(400, f"Unable to infer object type from: {body['objectTypeId']}", "VALIDATION_ERROR")
-        if body["processingType"] not in ("MANUAL", "SNAPSHOT", "DYNAMIC"):
-            return error(400, f"Invalid processingType: {body['processingType']}", "VALIDATION_ERROR")
-        if body["processingType"] == "DYNAMIC" and not body.get("filterBranch"):
-            return error(400, "DYNAMIC lists require a filterBranch", "VALIDATION_ERROR")
-        if any(lst.name.lower() == body["name"].lower() for lst in self.lists.values()):  # (unconfirmed)
-            return error(409, f"A list named {body['name']} already exists.", "CONFLICT")
-        now = now_iso()
-        lst = HubSpotList(str(self._next_list_id), body["name"], t.type_id, body["processingType"], now, now)
-        self._next_list_id += 1
-        self.lists[lst.list_id] = lst
-        return 200, {"list": lst.to_api()}, {}
-
-    def get_list(self, list_id: str) -> Reply:
-        lst = self._list(list_id)
-        if lst is None:
-            return error(404, f"List does not exist with id: {list_id}", "OBJECT_NOT_FOUND")
-        return 200, {"list": lst.to_api()}, {}
-
-    def get_list_by_name(self, object_type_id: str, name: str) -> Reply:
-        t = self.object_type(object_type_id)
-        for lst in self.lists.values():
-            if t and lst.object_type_id == t.type_id and lst.name.lower() == name.lower():
-                return 200, {"list": lst.to_api()}, {}
-        return error(404, f"List does not exist with name: {name}", "OBJECT_NOT_FOUND")
-
-    def get_lists(self, list_ids: list[str]) -> Reply:
-        return 200, {"lists": [self.lists[i].to_api() for i in list_ids if i in self.lists]}, {}
-
-    def delete_list(self, list_id: str) -> Reply:
-        if self.lists.pop(list_id, None) is None:
-            return error(404, f"List does not exist with id: {list_id}", "OBJECT_NOT_FOUND")
-        return 204, None, {}
-
-    def search_lists(self, body: dict[str, Any]) -> Reply:
-        query = (body.get("query") or "").lower()
-        types = set(body.get("processingTypes") or [])
-        ids = set(body.get("listIds") or [])
-        found = [lst for lst in self.lists.values()
-                 if query in lst.name.lower() and (not types or lst.processing_type in types) and (not ids or lst.list_id in ids)]
-        offset, count = int(body.get("offset") or 0), int(body.get("count") or 20)
-        page = found[offset:offset + count]
-        return 200, {"lists": [lst.to_api(search=True) for lst in page], "offset": offset + len(page),
-                     "hasMore": offset + count < len(found), "total": len(found)}, {}
-
-    def change_members(self, list_id: str, add: list[Any], remove: list[Any]) -> Reply:
-        lst = self._list(list_id)
-        if lst is None:
-            return error(404, f"List does not exist with id: {list_id}", "OBJECT_NOT_FOUND")
-        if lst.processing_type == "DYNAMIC":
-            return error(400, f"List {list_id} is not a MANUAL or SNAPSHOT list", "VALIDATION_ERROR")
-        t = self.object_type(lst.object_type_id)
-        assert t is not None
-        added, removed, missing = [], [], []
-        now = now_iso()
-        for rec_id in dict.fromkeys(_str(i) for i in add):
-            rec = t.records.get(rec_id)
-            if rec is None or rec.archived:
-                missing.append(rec_id)
-            elif rec_id not in lst.members:  # existing members are ignored
-                lst.members[rec_id] = now
-                added.append(rec_id)
-        for rec_id in dict.fromkeys(_str(i) for i in remove):
-            if rec_id in lst.members:
-                del lst.members[rec_id]
-                removed.append(rec_id)
-            elif rec_id not in t.records:
-                missing.append(rec_id)
-        if added or removed:
-            lst.updated_at = now
-        return 200, {"recordsIdsAdded": added, "recordIdsRemoved": removed, "recordIdsMissing": missing}, {}
-
-    def get_members(self, list_id: str, query: dict[str, list[str]]) -> Reply:
-        lst = self._list(list_id)
-        if lst is None:
-            return error(404, f"List does not exist with id: {list_id}", "OBJECT_NOT_FOUND")
-        limit = max(1, min(int((query.get("limit") or ["100"])[0]), 250))
-        ids = sorted(lst.members, key=int)
-        after, before = _cursor((query.get("after") or [""])[0]), _cursor((query.get("before") or [""])[0])
-        if after is not None:  # after wins over before, as documented
-            ids = [i for i in ids if int(i) > after]
-        elif before is not None:
-            ids = [i for i in reversed(ids) if int(i) < before]
-        page = ids[:limit]
-        body: dict[str, Any] = {"results": [{"recordId": i, "membershipTimestamp": lst.members[i]} for i in page],
-                                "total": len(lst.members)}
-        if len(ids) > limit:
-            body["paging"] = {"next": {"after": page[-1]}}
-        return 200, body, {}
 
     # -- dispatch
 
@@ -556,30 +445,10 @@ class CrmApi:
             }
             handler = objects.get(route)
         else:
-            lid = v.get("listId", "")
-            lists = {
-                "POST /crm/v3/lists": lambda: self.create_list(body),
-                "GET /crm/v3/lists": lambda: self.get_lists(q.get("listIds", [])),
-                "GET /crm/v3/lists/{listId}": lambda: self.get_list(lid),
-                "DELETE /crm/v3/lists/{listId}": lambda: self.delete_list(lid),
-                "GET /crm/v3/lists/object-type-id/{objectTypeId}/name/{listName}":
-                    lambda: self.get_list_by_name(v["objectTypeId"], v["listName"]),
-                "POST /crm/v3/lists/search": lambda: self.search_lists(body),
-                "PUT /crm/v3/lists/{listId}/memberships/add": lambda: self.change_members(lid, body, []),
-                "PUT /crm/v3/lists/{listId}/memberships/remove": lambda: self.change_members(lid, [], body),
-                "PUT /crm/v3/lists/{listId}/memberships/add-and-remove":
-                    lambda: self.change_members(lid, body.get("recordIdsToAdd") or [], body.get("recordIdsToRemove") or []),
-                "GET /crm/v3/lists/{listId}/memberships": lambda: self.get_members(lid, q),
-            }
-            handler = lists.get(route)
+            handler = self.list_routes(body, q, v).get(route)
         if handler is None:
             return error(501, f"The emulator does not implement {route}", "NOT_IMPLEMENTED")
         return handler()
-
-
-def _cursor(value: str) -> int | None:
-    """Paging cursors here are record ids or offsets (opaque to clients)."""
-    return int(value) if value.isdigit() else None
 
 
 def _names(query: dict[str, list[str]]) -> list[str]:
