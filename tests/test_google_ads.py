@@ -150,6 +150,38 @@ def test_a_job_google_reports_failed_is_sent_again_next_run(tmp_path: Path, goog
     assert held(google) == expected(p)
 
 
+def test_a_run_whose_answer_was_lost_is_followed_by_the_jobs_status(tmp_path: Path, google: GoogleAdsEmulator) -> None:
+    """The retried `:run` finds the job started (JOB_ALREADY_STARTED): the push waits for the job's
+    own status instead of failing, and a job that then fails is still sent again next run."""
+    p = project(tmp_path, google)
+    google.faults.inject("drop_after", match=":run")  # Google starts the job; its answer is lost
+    result = p.run("members_to_google")
+    assert result["status"] == "success" and result["acknowledged"] == 45
+    assert held(google) == expected(p)
+    [job] = google.jobs()
+    assert result["destination_report"]["details"]["jobs"] == [
+        {"job": job.resource, "kind": "create", "operations": 45, "operation": None, "status": "SUCCESS"}]
+    # Google ran the job (its answer was dropped on the way), then refused the retry.
+    assert [r.status for r in google.request_log if r.path.endswith(":run")] == [200, 400]
+
+    p.sql("UPDATE src.people SET member = false WHERE person_id = 'p0001'")
+    google.fail_next_job()
+    google.faults.inject("drop_after", match=":run")
+    failed = p.run("members_to_google", expect=1)
+    assert failed["status"] == "failed" and "FAILED" in failed["error"] and "sent again next run" in failed["error"]
+    assert p.run("members_to_google")["acknowledged"] == 1
+    assert held(google) == expected(p)
+
+
+def test_a_user_list_create_whose_answer_was_lost_uses_the_list_it_made(tmp_path: Path, google: GoogleAdsEmulator) -> None:
+    p = project(tmp_path, google)
+    google.faults.inject("drop_after", match="userLists:mutate")  # the retry is refused: NAME_ALREADY_USED
+    result = p.run("members_to_google")
+    assert result["status"] == "success" and result["acknowledged"] == 45
+    assert len(google.user_lists()) == 1 and held(google) == expected(p)
+    assert result["destination_report"]["details"]["created_user_list"] == google.list_named("Loyal members")
+
+
 def test_resource_exhausted_is_retried_after_googles_delay(tmp_path: Path, google: GoogleAdsEmulator) -> None:
     p = project(tmp_path, google)
     google.throttle_next(2, retry_seconds=0.02)

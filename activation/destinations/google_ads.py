@@ -16,7 +16,9 @@ reject exactly the rows they point at (``location.fieldPathElements[0].index``),
 Google's error code and message. A job that Google reports FAILED while we poll fails the
 push, so its rows are sent again next run. Jobs take 10 minutes to 24 hours at Google;
 polling stops after `job_wait_seconds` and the run record keeps each job's resource name,
-its operation and the status last seen.
+its operation and the status last seen. A `:run` retried after its answer was lost is refused
+(JOB_ALREADY_STARTED): the job is ours alone, so its own status is polled instead, as Google
+advises; a user list create retried the same way (NAME_ALREADY_USED) uses the list it made.
 
 Auth: an OAuth access token from the refresh token (exchanged at `token_url` before the first
 call and again whenever Google answers 401), the ``developer-token`` header, and
@@ -214,11 +216,7 @@ class GoogleAdsDestination(AdAudienceDestination):
         if name.isdigit():
             return f"customers/{self._customer}/userLists/{name}"
         if name not in self._lists:
-            quoted = name.replace("\\", "\\\\").replace("'", "\\'")
-            query = f"SELECT user_list.resource_name, user_list.name FROM user_list WHERE user_list.name = '{quoted}'"
-            found = [r["userList"]["resourceName"] for r in
-                     self._json(self._post(f"customers/{self._customer}/googleAds:search", {"query": query}),
-                                "the user list search").get("results", [])]
+            found = self._lists_named(name)
             if len(found) > 1:
                 raise DestinationError(f"customer {self._customer} has {len(found)} user lists named {name!r}; "
                                        "set the sync's audience: to one list id", retryable=False)
@@ -229,13 +227,25 @@ class GoogleAdsDestination(AdAudienceDestination):
                 create = {"name": name, "description": f"Synced by activation (sync {target.sync})",
                           "membershipLifeSpan": str(self.spec.membership_life_span_days),
                           "crmBasedUserList": {"uploadKeyType": self.upload_key_type(target), "dataSourceType": "FIRST_PARTY"}}
-                body = self._json(self._post(f"customers/{self._customer}/userLists:mutate",
-                                             {"operations": [{"create": create}]}), "creating the user list")
-                found = [body["results"][0]["resourceName"]]
+                response = self._post(f"customers/{self._customer}/userLists:mutate", {"operations": [{"create": create}]})
+                if response.status_code == 400 and google_error(response)[0] == "NAME_ALREADY_USED":
+                    # A create retried after its answer was lost: the list the first attempt made.
+                    found = self._lists_named(name)
+                    if len(found) != 1:
+                        raise self._fatal(response, "creating the user list")
+                else:
+                    found = [self._json(response, "creating the user list")["results"][0]["resourceName"]]
                 self.details["created_user_list"] = found[0]
             self._lists[name] = found[0]
         self.details["user_list"] = self._lists[name]
         return self._lists[name]
+
+    def _lists_named(self, name: str) -> list[str]:
+        quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+        query = f"SELECT user_list.resource_name, user_list.name FROM user_list WHERE user_list.name = '{quoted}'"
+        return [r["userList"]["resourceName"] for r in
+                self._json(self._post(f"customers/{self._customer}/googleAds:search", {"query": query}),
+                           "the user list search").get("results", [])]
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -295,9 +305,16 @@ class GoogleAdsDestination(AdAudienceDestination):
         if accepted == 0:
             entry["status"] = "NOT_RUN"
             return errors
-        operation = self._json(self._post(f"{resource}:run", {}), "running the job")
+        response = self._post(f"{resource}:run", {})
+        if response.status_code == 400 and google_error(response)[0] == "JOB_ALREADY_STARTED":
+            # The job is ours alone: a retried `:run` whose first answer was lost finds it started.
+            # Its operation's name went with that answer, so the job's own status is polled.
+            entry["operation"] = None
+            entry["status"] = self._wait(lambda: self._job_status(resource), resource)
+            return errors
+        operation = self._json(response, "running the job")
         entry["operation"] = operation.get("name")
-        entry["status"] = self._wait(operation, resource)
+        entry["status"] = self._wait(lambda: self._operation_outcome(operation), resource)
         return errors
 
     def _partial_failures(self, body: dict[str, Any], chunk: list[Member]) -> dict[str, str]:
@@ -314,22 +331,37 @@ class GoogleAdsDestination(AdAudienceDestination):
             errors = {m.key: f"Google rejected the batch: {failure.get('message', 'partial failure')}" for m in chunk}
         return errors
 
-    def _wait(self, operation: dict[str, Any], resource: str) -> str:
-        """Poll the job's long-running operation until done or `job_wait_seconds`; raise if it failed."""
+    def _operation_outcome(self, operation: dict[str, Any]) -> str | None:
+        """None while the job's long-running operation runs; then "" or its error."""
+        if not operation.get("done"):  # polled right away: small jobs may be done already
+            operation.update(self._json(self._call("GET", str(operation["name"])), "polling the job"))
+        if not operation.get("done"):
+            return None
+        error = operation.get("error")
+        return str(error.get("message") or error) if error else ""
+
+    def _job_status(self, resource: str) -> str | None:
+        """The same from the job's status (as Google advises after JOB_ALREADY_STARTED)."""
+        query = ("SELECT offline_user_data_job.resource_name, offline_user_data_job.status FROM offline_user_data_job "
+                 f"WHERE offline_user_data_job.resource_name = '{resource}'")
+        rows = self._json(self._post(f"customers/{self._customer}/googleAds:search", {"query": query}),
+                          "reading the job's status").get("results") or []
+        status = rows[0].get("offlineUserDataJob", {}).get("status") if rows else "UNKNOWN"
+        if status in ("PENDING", "RUNNING"):
+            return None
+        return "" if status == "SUCCESS" else f"the job's status is {status}"
+
+    def _wait(self, outcome: Callable[[], str | None], resource: str) -> str:
+        """Poll `outcome` until the job is done or `job_wait_seconds` passed; raise if it failed."""
         deadline = self._clock() + self.spec.job_wait_seconds
         delay = self.spec.job_poll_seconds
-        while not operation.get("done"):  # the first poll right away: small jobs may be done already
-            operation = self._json(self._call("GET", str(operation["name"])), "polling the job")
-            if operation.get("done"):
-                break
+        while (error := outcome()) is None:
             if self._clock() >= deadline:
                 return "RUNNING"
             self._sleep(min(delay, max(deadline - self._clock(), 0)))
             delay = min(delay * 2, 60.0)
-        if operation.get("error"):
-            error = operation["error"]
-            raise DestinationError(f"Google's job {resource} failed: {error.get('message') or error}; "
-                                   "its rows are sent again next run")
+        if error:
+            raise DestinationError(f"Google's job {resource} failed: {error}; its rows are sent again next run")
         return "SUCCESS"
 
     def report(self) -> DestinationReport:
