@@ -2,6 +2,7 @@
 normalised and hashed) to the local Graph API emulator, beside a raw-HTTP floor.
 
     flock /tmp/activation-bench.lock python bench/meta_audience.py [--rows 1000000] [--repeat 2]
+                                                          [--memory-limit 300MB]
 
 The emulator runs in its own process (as Meta would be elsewhere). "activation" is a whole
 `run` in a fresh process: materialise the audience in DuckDB, diff it against the (empty)
@@ -32,7 +33,7 @@ from hubspot_sync import free_port, stop  # bench/ is the script's directory
 TOKEN = "bench-token"
 PROJECT = """
 version: 1
-warehouse: {{type: duckdb, path: warehouse.duckdb}}
+warehouse: {{type: duckdb, path: warehouse.duckdb{memory}}}
 entities:
   user: {{table: src.users, key: user_id}}
 audiences:
@@ -64,9 +65,9 @@ def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the emulator did not start")
 
 
-def project(rows: int, url: str) -> Path:
+def project(rows: int, url: str, memory_limit: str | None) -> Path:
     root = Path(tempfile.mkdtemp(prefix="activation-meta-bench-"))
-    (root / "syncs.yaml").write_text(PROJECT.format(token=TOKEN, url=url))
+    (root / "syncs.yaml").write_text(PROJECT.format(token=TOKEN, url=url, memory=f", memory_limit: {memory_limit}" if memory_limit else ""))
     con = duckdb.connect(str(root / "warehouse.duckdb"))
     con.execute("CREATE SCHEMA src")
     con.execute(f"""CREATE TABLE src.users AS SELECT i AS user_id, ' User' || i || '@Example.com' AS email,
@@ -110,11 +111,13 @@ def child(root: str) -> None:
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def ours(rows: int) -> dict[str, float]:
+def ours(rows: int, memory_limit: str | None) -> dict[str, float]:
     proc, url = start_emulator()
     try:
-        root = project(rows, url)
-        out = subprocess.run([sys.executable, __file__, "--child", str(root)], capture_output=True, text=True, check=True)
+        root = project(rows, url, memory_limit)
+        out = subprocess.run([sys.executable, __file__, "--child", str(root)], capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit(f"the run failed:\n{out.stderr[-3000:]}")
         return json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         print(f"  emulator: {stop(proc)}", flush=True)
@@ -124,6 +127,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--memory-limit", help="the warehouse's DuckDB memory_limit, e.g. 300MB (default: DuckDB's own)")
     ap.add_argument("--child")
     args = ap.parse_args()
     if args.child:
@@ -134,14 +138,15 @@ def main() -> None:
         proc, url = start_emulator()
         f = floor(url, args.rows)
         print(f"  emulator: {stop(proc)}", flush=True)
-        r = ours(args.rows)
+        r = ours(args.rows, args.memory_limit)
         assert r["members"] == args.rows and r["status"] == "success", r
         rate = args.rows / r["seconds"]
         runs.append((rate, f, r))
         print(f"run {i + 1}: activation {rate:,.0f} members/s ({r['seconds']:.1f} s, {r['requests']:.0f} requests, "
               f"peak RSS {r['peak_rss_mb']:,.0f} MB); floor {f:,.0f} members/s; ratio {rate / f:.2f}", flush=True)
     rate, f, r = max(runs, key=lambda run: run[0] / run[1])
-    print(f"best of {args.repeat} (by ratio): a first push of {args.rows:,} members (email + phone) to the Meta emulator: "
+    print(f"best of {args.repeat} (by ratio): a first push of {args.rows:,} members (email + phone) to the Meta emulator"
+          f"{f' (DuckDB memory_limit {args.memory_limit})' if args.memory_limit else ''}: "
           f"{rate:,.0f} members/s end to end, peak RSS {r['peak_rss_mb']:,.0f} MB; raw-HTTP floor {f:,.0f} members/s "
           f"in the same round (ratio {rate / f:.2f})")
 
