@@ -7,6 +7,7 @@ Exit codes CI can trust: 0 ok · 1 a sync failed, was blocked, or rows were reje
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from enum import Enum
 from pathlib import Path
@@ -457,6 +458,9 @@ def demo(
 
 
 def main() -> None:
+    # A connection handed back to the pool after a failed commit (e.g. DuckDB out of memory)
+    # logs its failed rollback as a second traceback; the error itself is reported below.
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
     try:
         app()
     except KeyboardInterrupt:
@@ -466,8 +470,18 @@ def main() -> None:
         if "--debug" in sys.argv or settings_debug():
             raise
         err.print(f"[bold red]error:[/] {redact(f'{type(e).__name__}: {e}')}", highlight=False)
+        if _duckdb_out_of_memory(e):
+            err.print("[bold]DuckDB ran out of memory under warehouse.memory_limit.[/] Raise it: it must hold the "
+                      "state table's key index, about 600 MB per million delivered rows (or keep the state elsewhere "
+                      "with state.url). Acknowledged batches are kept; the next run sends the rest.")
         err.print("[dim](set ACTIVATION_DEBUG=1 for the full traceback)[/]")
         sys.exit(EXIT_FAILED)
+
+
+def _duckdb_out_of_memory(e: BaseException) -> bool:
+    text = str(e)
+    return "duckdb" in text.lower() and any(s in text for s in ("Out of Memory", "could not allocate block",
+                                                                 "failed to pin block"))
 
 
 def settings_debug() -> bool:
