@@ -1,6 +1,7 @@
-"""The README shows only what works: every `syncs.yaml` example in it validates against the
-project schema (unknown keys are errors), and every `activation COMMAND --option` it shows is
-a command of the CLI taking that option."""
+"""The README shows only what works and documents every key: each `syncs.yaml` example in it
+validates against the project schema (unknown keys are errors), each `activation COMMAND
+--option` it shows is a command of the CLI taking that option, every key of every model of
+`syncs.yaml` is named in it, and each destination's key table names only that destination's keys."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import typer.main
 from ruamel.yaml import YAML
 
 from activation.cli import app
+from activation.project import destinations, spec
 from activation.project.spec import Project
+from activation.project.strict import Strict
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 YAML_BLOCKS = re.findall(r"^```yaml\n(.*?)^```", README, re.S | re.M)
@@ -53,3 +56,36 @@ def test_every_command_and_option_the_readme_shows_exists() -> None:
         known = {o for p in cli.commands[command].params for o in p.opts + p.secondary_opts}
         unknown = [o for o in options if o not in known]
         assert not unknown, f"the README shows `activation {command}` with {unknown}, which it does not take"
+
+
+def spec_models() -> list[type[Strict]]:
+    found = [c for mod in (spec, destinations) for c in vars(mod).values()
+             if isinstance(c, type) and issubclass(c, Strict) and c is not Strict]
+    return list(dict.fromkeys(found))  # spec re-exports the destination models
+
+
+def test_every_key_of_syncs_yaml_is_documented() -> None:
+    names = set(re.findall(r"`([\w.]+)", README)) | set(re.findall(r"(?:^\s*|[{,]\s*)(\w+):", README, re.M))
+    names |= {n.rsplit(".", 1)[-1] for n in names}
+    undocumented = [f"{model.__name__}.{f.alias or name}" for model in spec_models()
+                    for name, f in model.model_fields.items() if (f.alias or name) not in names]
+    assert not undocumented, f"keys of syncs.yaml the README never names: {undocumented}"
+
+
+def test_each_destinations_key_table_names_its_own_keys() -> None:
+    by_type = {m.model_fields["type"].annotation.__args__[0]: m for m in spec_models()  # type: ignore[union-attr]
+               if "type" in m.model_fields and m.__module__ == destinations.__name__}
+    parts = re.split(r"^(#{3,4} .*)$", README, flags=re.M)
+    checked = 0
+    for head, body in zip(parts[1::2], parts[2::2]):
+        m = re.fullmatch(r"#{3,4} `(\w+)`", head.strip())
+        if not m or m.group(1) not in by_type:
+            continue
+        fields = set(by_type[m.group(1)].model_fields)
+        for table in re.findall(r"^\| key \|.*\n\|[-| ]+\|\n((?:\|.*\n)+)", body, re.M):
+            for row in table.splitlines():
+                keys = re.findall(r"`(\w+)`", row.split("|")[1])
+                assert set(keys) <= fields, f"`{m.group(1)}` in the README documents {set(keys) - fields}, which it has not"
+                checked += len(keys)
+    assert set(by_type) == {"file", "webhook", "hubspot", "salesforce", "meta_audience", "google_ads", "mailchimp"}
+    assert checked >= 50
