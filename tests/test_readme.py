@@ -89,3 +89,11 @@ def test_each_destinations_key_table_names_its_own_keys() -> None:
                 checked += len(keys)
     assert set(by_type) == {"file", "webhook", "hubspot", "salesforce", "meta_audience", "google_ads", "mailchimp"}
     assert checked >= 50
+
+
+def test_the_daemons_flag_table_names_its_own_flags() -> None:
+    daemon = typer.main.get_command(app).commands["daemon"]  # type: ignore[attr-defined]
+    known = {o for p in daemon.params for o in p.opts + p.secondary_opts}
+    table = README.split("## The daemon", 1)[1].split("### Command line", 1)[1].split("\n### ", 1)[0]
+    flags = set(re.findall(r"--[a-z][a-z-]*", table))
+    assert len(flags) >= 8 and flags <= known, f"not flags of `activation daemon`: {flags - known}"
