@@ -11,9 +11,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, Field
+
+T = TypeVar("T")
 
 OpKind = Literal["upsert", "insert", "update", "remove"]
 
@@ -92,6 +94,21 @@ class DestinationError(Exception):
 class AmbiguousOutcome(DestinationError):
     """A request that must not run twice (a create) failed in a way that leaves open whether
     the vendor acted: look before trying again."""
+
+
+def find_or_create(find: Callable[[], T | None], create: Callable[[], T], *, attempts: int) -> T:
+    """An object that must exist once at the vendor (an audience, a campaign): `find` it, else
+    `create` it. A create whose outcome is unknown (`AmbiguousOutcome`) is not retried
+    blindly: the next attempt looks again first. After `attempts` creates, the last raises."""
+    for attempt in range(1, attempts + 1):
+        if (found := find()) is not None:
+            return found
+        try:
+            return create()
+        except AmbiguousOutcome:
+            if attempt >= attempts:
+                raise
+    raise AssertionError("attempts must be at least 1")
 
 
 class ConfigError(Exception):

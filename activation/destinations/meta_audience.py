@@ -38,8 +38,8 @@ from urllib.parse import quote_plus, urlencode
 import httpx
 
 from activation.destinations.ad_audience import AdAudienceDestination, Member, chunks
-from activation.destinations.base import (AmbiguousOutcome, ConfigError, DestinationError, DestinationReport, RowOp, RowResult,
-                                          SyncTarget)
+from activation.destinations.base import (ConfigError, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget,
+                                          find_or_create)
 from activation.destinations.http import HttpClient, RetryPolicy
 from activation.destinations.identifiers import META
 from activation.project.secrets import MissingSecret, resolve_env
@@ -217,31 +217,30 @@ class MetaAudienceDestination(AdAudienceDestination):
         name = target.audience or ""
         if name.isdigit():
             return name
-        for attempt in range(1, self.spec.max_retries + 2):
-            if name in self._audiences:
-                break
-            found = self._audiences_named(name)
-            if len(found) > 1:
-                raise DestinationError(f"{self._account} has {len(found)} custom audiences named {name!r} "
-                                       f"(ids {', '.join(found)}); set the sync's audience: to one id", retryable=False)
-            if not found and not self.spec.create_audiences:
-                raise DestinationError(f"{self._account} has no custom audience named {name!r} "
-                                       "(create it, or set create_audiences: true)", retryable=False)
-            if found:
-                self._audiences[name] = found[0]
-                break
-            try:  # names are not unique at Meta: a create retried blindly could make two
-                created = self._call("POST", f"{self._account}/customaudiences", idempotent=False, name=name,
-                                     subtype="CUSTOM", description=f"Synced by activation (sync {target.sync})",
-                                     customer_file_source=self.spec.customer_file_source)
-            except AmbiguousOutcome:
-                if attempt > self.spec.max_retries:
-                    raise
-                continue  # it may exist now: look again before creating
-            self._audiences[name] = str(created["id"])
-            self.details["created_audience"] = self._audiences[name]
+        if name not in self._audiences:
+            self._audiences[name] = find_or_create(lambda: self._audience_named(name),
+                                                   lambda: self._create_audience(target, name),
+                                                   attempts=self.spec.max_retries + 1)
         self.details["audience_id"] = self._audiences[name]
         return self._audiences[name]
+
+    def _audience_named(self, name: str) -> str | None:
+        found = self._audiences_named(name)
+        if len(found) > 1:
+            raise DestinationError(f"{self._account} has {len(found)} custom audiences named {name!r} "
+                                   f"(ids {', '.join(found)}); set the sync's audience: to one id", retryable=False)
+        if not found and not self.spec.create_audiences:
+            raise DestinationError(f"{self._account} has no custom audience named {name!r} "
+                                   "(create it, or set create_audiences: true)", retryable=False)
+        return found[0] if found else None
+
+    def _create_audience(self, target: SyncTarget, name: str) -> str:
+        # names are not unique at Meta: a create retried blindly could make two
+        created = self._call("POST", f"{self._account}/customaudiences", idempotent=False, name=name,
+                             subtype="CUSTOM", description=f"Synced by activation (sync {target.sync})",
+                             customer_file_source=self.spec.customer_file_source)
+        self.details["created_audience"] = str(created["id"])
+        return str(created["id"])
 
     # -- members ---------------------------------------------------------------------------
 

@@ -37,8 +37,8 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.format import format_soql
 
-from activation.destinations.base import (AmbiguousOutcome, ConfigError, Destination, DestinationError, DestinationReport, RowOp,
-                                          RowResult, SyncTarget)
+from activation.destinations.base import (ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult,
+                                          SyncTarget, find_or_create)
 from activation.destinations.http import RetryPolicy
 from activation.destinations.salesforce_client import Outcome, SalesforceClient, http_session
 from activation.destinations.salesforce_fields import ConversionError, SObjectInfo, convert, field_problems, required_missing
@@ -394,21 +394,16 @@ class SalesforceDestination(Destination):
     # ------------------------------------------------------------ audience
 
     def _campaign_id(self, name: str) -> str:
-        attempt = 0
-        while self._campaign is None:
-            attempt += 1
-            found = self.client.query(format_soql("SELECT Id FROM Campaign WHERE Name = {} ORDER BY CreatedDate LIMIT 1", name))
-            if found:
-                self._campaign = found[0]["Id"]
-                break
-            try:  # campaign names are not unique: a create retried blindly could make two
-                created = self.client.call(f"create Campaign {name!r}", lambda sf: sf.restful(
-                    "sobjects/Campaign", method="POST", json={"Name": name, "IsActive": True}), idempotent=False)
-            except AmbiguousOutcome:
-                if attempt > self.spec.max_retries:
-                    raise
-                continue  # it may exist now: look again before creating
-            self._campaign = created["id"]
+        if self._campaign is None:
+            def find() -> str | None:
+                found = self.client.query(format_soql("SELECT Id FROM Campaign WHERE Name = {} ORDER BY CreatedDate LIMIT 1", name))
+                return found[0]["Id"] if found else None
+
+            def create() -> str:  # campaign names are not unique: a create retried blindly could make two
+                return self.client.call(f"create Campaign {name!r}", lambda sf: sf.restful(
+                    "sobjects/Campaign", method="POST", json={"Name": name, "IsActive": True}), idempotent=False)["id"]
+
+            self._campaign = find_or_create(find, create, attempts=self.spec.max_retries + 1)
         return self._campaign
 
     def _audience(self, target: SyncTarget, info: SObjectInfo, ops: list[RowOp], res: dict[str, RowResult]) -> None:
