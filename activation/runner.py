@@ -369,7 +369,7 @@ class SyncRun:
         entry = journal.journal if journal is not None else None
         if delivered or removed or errors or settled or entry or counts:
             self.s.state.commit_batch(self.p.name, run_id, delivered, removed, errors, counts=counts,
-                                      journal=entry, settled_journals=settled)
+                                      journal=entry, settled=settled)
         self.progress.advance(acknowledged + failed)
 
 

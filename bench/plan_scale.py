@@ -108,14 +108,15 @@ def setup(engine: str, root: Path, rows: int, changed: float, removed: float) ->
         key = wh.key_expr(q.key, "src")
         pairs = ", ".join(f"{wh.quote(f)} := src.{wh.quote(f)}" if engine == "duckdb" else f"'{f}', src.{wh.quote(f)}"
                           for f in FIELDS)
-        wh.execute(c, f"""INSERT INTO {s.state.delivered_relation()} (sync_name, row_key, row_hash, row_values, dest_id, delivered_at)
+        delivered = s.state.relation("delivered")
+        wh.execute(c, f"""INSERT INTO {delivered} (sync_name, row_key, row_hash, row_values, dest_id, delivered_at)
             SELECT 'users', {key}, {s.differ.hash(q)}, {VALUES_JSON[engine].format(pairs=pairs)}, NULL, CURRENT_TIMESTAMP
             FROM ({q.model_sql}) AS src""")
         c.commit()
         # the seeded state must be what a real delivery would have recorded
         mapper = FieldMapper(s.project.syncs["users"])
         sample = wh.execute(c, f"""SELECT d.row_values, {', '.join(f'u.{f}' for f in FIELDS)}
-            FROM {s.state.delivered_relation()} AS d JOIN {src}.users AS u ON d.row_key = CAST(u.user_id AS VARCHAR)
+            FROM {delivered} AS d JOIN {src}.users AS u ON d.row_key = CAST(u.user_id AS VARCHAR)
             WHERE u.user_id < 1000""").all()
         for stored, *values in sample:
             assert json.loads(stored) == mapper.map(dict(zip(FIELDS, values))), (stored, values)
@@ -125,7 +126,7 @@ def setup(engine: str, root: Path, rows: int, changed: float, removed: float) ->
         c.commit()
         if engine == "postgres":
             c.exec_driver_sql(f"ANALYZE {src}.users")
-            c.exec_driver_sql(f"ANALYZE {s.state.delivered_relation()}")
+            c.exec_driver_sql(f"ANALYZE {delivered}")
             c.commit()
         return {"changed": n_changed, "removed": n_removed, "salt": q.salt, "target": q.target,
                 "seconds": time.perf_counter() - t}

@@ -152,7 +152,7 @@ def test_generated_snowflake_sql_leaves_lower_case_names_unquoted(tmp_path: Path
             assert differ.differing(q) == '"activation__diff-users"'  # type: ignore[attr-defined]
             assert s.warehouse.quote("Plan") == '"Plan"' and s.warehouse.quote("plan") == "plan"
             assert s.warehouse.relation("user__traits", temp=False) == "activation.user__traits"
-            assert s.state.delivered_relation() == "activation_state.delivered"
+            assert s.state.relation("delivered") == "activation_state.delivered"
     assert '"' not in sql
     assert "OBJECT_CONSTRUCT_KEEP_NULL('email', src.email, 'plan', src.plan)" in sql
 

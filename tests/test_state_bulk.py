@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import postgres_or_skip
+from activation.state.journal import journal_entry
 from activation.state.store import Delivered, RowError, StateStore
 
 
@@ -47,15 +48,16 @@ def test_a_batch_is_written_in_bulk_and_reads_back(engine: tuple[sa.Engine, str]
 
     sa.event.listen(e, "before_cursor_execute", record)
     try:
-        store.mark_in_flight("s", run_id, [(r.key, "{}") for r in rows])
+        entry = journal_entry([(r.key, "{}") for r in rows])
+        store.commit_batch("s", run_id, journal=entry)
         store.commit_batch("s", run_id, rows, removed=[], errors=[RowError("bad", "destination", "no")],
-                           settled=[r.key for r in rows])
+                           settled=entry.ids)
         store.commit_batch("s", run_id, [], removed=[f"k{i:04d}" for i in range(0, 1200, 3)])
     finally:
         sa.event.remove(e, "before_cursor_execute", record)
     writes = [s for s, _ in statements if s.lstrip().upper().startswith(("INSERT", "DELETE"))]
     assert not any(many for _, many in statements), "no executemany: each write is one set-based statement"
-    # in flight: delete + insert; commit: delete delivered, delete in flight, insert delivered,
+    # journal: insert; commit: delete delivered, delete in flight, insert delivered,
     # insert errors; removal: delete. Snowflake splits payloads over 256 kB into a few statements.
     assert len(writes) <= (12 if e.dialect.name == "snowflake" else 7), writes
     delivered = store.delivered_rows("s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from collections.abc import Iterator
 
 import pytest
@@ -76,11 +77,13 @@ def test_journaled_batches_are_settled_or_folded_back_row_by_row(store: StateSto
     second = journal_entry([(odd, values_json({"x": None}))])
     store.commit_batch("s", run, journal=first)
     store.commit_batch("s", run, journal=second)
-    store.mark_in_flight("s", run, [("single", values_json({"a": 1}))])  # a per-row entry
+    with store.engine.begin() as c:  # a per-row entry, as earlier releases journaled each row
+        c.execute(store.t["in_flight"].insert(), {"sync_name": "s", "row_key": "single", "row_values": values_json({"a": 1}),
+                                                 "run_id": run, "created_at": datetime(2026, 1, 1)})
     assert store.in_flight_count("s") == 6
     # the first push returned: its rows are recorded and its entry ends, in one transaction
     store.commit_batch("s", run, [Delivered(f"k{i}", "h", {"n": i}, f"id{i}", new=True) for i in range(4)],
-                       settled_journals=first.ids)
+                       settled=first.ids)
     assert store.in_flight_count("s") == 2
     # the process dies: what is still journaled is folded back as possibly delivered
     assert store.recover_in_flight("s") == 2

@@ -111,7 +111,7 @@ class SqlDiffer(Differ):
 
     def _delivered(self, columns: str) -> str:
         if self.state.initialised:
-            return f"SELECT {columns} FROM {self.state.delivered_relation()} WHERE sync_name = :sync"
+            return f"SELECT {columns} FROM {self.state.relation('delivered')} WHERE sync_name = :sync"
         # nothing delivered yet, and a dry run must not create the table
         nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {c.strip()}" for c in columns.split(","))
         return f"SELECT {nulls} WHERE 1 = 0"

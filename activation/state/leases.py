@@ -84,8 +84,7 @@ class LeaseStore:
         self.take_over_ended = take_over_ended
         self.ttl_ms = int(ttl * 1000)
         self._lock = _engine_lock(state.engine)
-        q = state.engine.dialect.identifier_preparer.quote
-        self._rel = f"{q(state.schema)}.leases" if state.schema else "leases"
+        self._rel = state.relation("leases")
         self._now = _NOW_MS.get(state.dialect, ":local_now")  # elsewhere: this host's clock
 
     def _exec(self, c: Connection, sql: str, params: dict[str, Any]) -> sa.CursorResult[Any]:

@@ -106,12 +106,9 @@ class StateStore:
         # "activation_state" (quoted) and activation_state (folded to upper) are two schemas
         return self.engine.dialect.identifier_preparer.quote(name)
 
-    def _rel(self, table: str) -> str:
+    def relation(self, table: str) -> str:
+        """SQL name of one of the store's tables (e.g. "delivered", for the in-warehouse diff)."""
         return f"{self._q(self.schema)}.{table}" if self.schema else table
-
-    def delivered_relation(self) -> str:
-        """SQL name of the delivered table, for the in-warehouse diff."""
-        return self._rel("delivered")
 
     # -- reads ------------------------------------------------------------------------
 
@@ -203,22 +200,9 @@ class StateStore:
                 .values(status=status, finished_at=utcnow(), error=error, **counts, **extra)
             )
 
-    def mark_in_flight(self, sync: str, run_id: str, rows: Sequence[tuple[str, str]]) -> None:
-        """Journal rows about to be sent (key, `values_json` text), before the destination sees them."""
-        if not rows:
-            return
-        with self.engine.begin() as c:
-            self._delete_keys(c, sync, [k for k, _ in rows], table="in_flight")
-            self._insert(c, self.t["in_flight"], {
-                "sync_name": [sync] * len(rows),
-                "row_key": [k for k, _ in rows],
-                "row_values": [text for _, text in rows],
-                "run_id": [run_id] * len(rows),
-                "created_at": [utcnow()] * len(rows),
-            })
-
     def _journaled(self, c: Connection, sync: str) -> list[Journaled]:
-        """Every row journaled for `sync`: per-row entries and those of whole pushes."""
+        """Every row journaled for `sync`: entries of whole pushes, and the per-row entries
+        that earlier releases wrote (the same table: a store they left mid-run recovers)."""
         f = self.t["in_flight"]
         out: list[Journaled] = []
         for key, text, run_id in c.execute(sa.select(f.c.row_key, f.c.row_values, f.c.run_id).where(f.c.sync_name == sync)):
@@ -291,20 +275,19 @@ class StateStore:
         counts: dict[str, int] | None = None,
         settled: Sequence[str] = (),
         journal: JournalEntry | None = None,
-        settled_journals: Sequence[str] = (),
     ) -> None:
         """Record acknowledged work and journal what is sent next, in one transaction.
 
         Delivered rows, removals and rejections of acknowledged pushes; the end of the journal
-        entries of every row whose push is over (`settled`: keys journaled by `mark_in_flight`;
-        `settled_journals`: the `ids` of `JournalEntry`s); and `journal`, the rows about to be
-        sent: the destination must not see them before this commits.
+        entries of every push that is over (`settled`: the `ids` of their `JournalEntry`s);
+        and `journal`, the rows about to be sent: the destination must not see them before
+        this commits.
         """
         now = utcnow()
         d, f = self.t["delivered"], self.t["in_flight"]
         with self.engine.begin() as c:
             self._delete_keys(c, sync, [r.key for r in delivered if not r.new] + list(removed))
-            self._delete_keys(c, sync, list(settled) + list(settled_journals), table="in_flight")
+            self._delete_keys(c, sync, list(settled), table="in_flight")
             if delivered:
                 self._insert(c, d, {
                     "sync_name": Same(sync),
@@ -350,10 +333,10 @@ class StateStore:
                     for name in tables}
 
     def _delete_keys(self, c: Connection, sync: str, keys: list[str], table: str = "delivered") -> None:
-        delete_keys(c, self.dialect, self._rel(table), self.t[table], sync, keys)
+        delete_keys(c, self.dialect, self.relation(table), self.t[table], sync, keys)
 
     def _insert(self, c: Connection, table: sa.Table, columns: dict[str, list[Any] | Same]) -> None:
-        insert_columns(c, self.dialect, self._rel(table.name), table, columns)
+        insert_columns(c, self.dialect, self.relation(table.name), table, columns)
 
 
 def _run(row: sa.Row[Any]) -> dict[str, Any]:
