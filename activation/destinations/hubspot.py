@@ -152,14 +152,14 @@ class HubSpotDestination(Destination):
         renamed = [o for o in ops if o.kind in ("upsert", "update") and not o.dest_id and _identity_changed(o, idp)]
         if not renamed:
             return []
-        old = self._resolve_ids(target, idp, [property_value((o.previous or {}).get(idp)) for o in renamed])
-        new = self._resolve_ids(target, idp, [property_value(o.values.get(idp)) for o in renamed])
+        old = self._resolve_ids(target, idp, [_match_value(o.previous, idp) for o in renamed])
+        new = self._resolve_ids(target, idp, [_match_value(o.values, idp) for o in renamed])
         stale = []
         for o in renamed:
-            was = old.get(property_value((o.previous or {}).get(idp)).lower())
+            was = old.get(_ident(o.previous, idp))
             if was is None:
                 continue
-            if property_value(o.values.get(idp)).lower() not in new:
+            if _ident(o.values, idp) not in new:
                 o.dest_id = was  # update it in place, by id
             elif target.mode == "mirror":
                 stale.append(RowOp(kind="remove", key=_STALE + o.key, values=o.previous or {}, dest_id=was))
@@ -253,9 +253,9 @@ class HubSpotDestination(Destination):
         return found
 
     def _archive(self, target: SyncTarget, idp: str, ops: list[RowOp]) -> list[RowResult]:
-        missing = [property_value(o.values.get(idp)) for o in ops if not o.dest_id]
+        missing = [_match_value(o.values, idp) for o in ops if not o.dest_id]
         found = self._resolve_ids(target, idp, missing)
-        ids = [o.dest_id or found.get(property_value(o.values.get(idp)).lower()) for o in ops]
+        ids = [o.dest_id or found.get(_ident(o.values, idp)) for o in ops]
         todo = [{"id": i} for i in dict.fromkeys(i for i in ids if i)]
         for chunk in self._chunks(todo):  # archiving an unknown or archived id is a no-op: removal is idempotent
             self._whole(f"archive {target.object}", self.transport.api("batch").archive, target.object,
@@ -300,25 +300,25 @@ class HubSpotDestination(Destination):
         idp = self.id_property(target)
         list_id = self._list_id(target)
         adds = [o for o in ops if o.kind in ("upsert", "insert", "update")]
-        found = self._resolve_ids(target, idp, [property_value(o.values.get(idp)) for o in adds])
+        found = self._resolve_ids(target, idp, [_match_value(o.values, idp) for o in adds])
         # Records of rows that leave (or change identity) without a known id, e.g. delivered by
         # a run that died before recording it: found by their last delivered identity.
         lost = [o.values if o.kind == "remove" else (o.previous or {}) for o in ops
                 if not o.dest_id and (o.kind == "remove" or _identity_changed(o, idp))]
-        old = self._resolve_ids(target, idp, [property_value(v.get(idp)) for v in lost])
+        old = self._resolve_ids(target, idp, [_match_value(v, idp) for v in lost])
         results, to_add, to_remove = [], [], []
         for o in ops:
             if o.kind == "remove":
-                gone = o.dest_id or old.get(property_value(o.values.get(idp)).lower())
+                gone = o.dest_id or old.get(_ident(o.values, idp))
                 if gone:
                     to_remove.append(gone)
                 results.append(RowResult(key=o.key, ok=True))  # no record at all: nothing to remove
                 continue
-            record = found.get(property_value(o.values.get(idp)).lower())
+            record = found.get(_ident(o.values, idp))
             if record is None:  # the match value is not shown: it may be personal data
                 results.append(RowResult(key=o.key, ok=False, error=f"no HubSpot {target.object} has this row's {idp}"))
                 continue
-            before = o.dest_id or (old.get(property_value((o.previous or {}).get(idp)).lower()) if _identity_changed(o, idp) else None)
+            before = o.dest_id or (old.get(_ident(o.previous, idp)) if _identity_changed(o, idp) else None)
             if before and before != record:
                 to_remove.append(before)  # the member's identity changed: the old record leaves
             to_add.append(record)
@@ -350,4 +350,14 @@ def _missing(obj: str, field: str) -> Converter:
 
 
 def _identity_changed(op: RowOp, idp: str) -> bool:
-    return op.previous is not None and property_value(op.previous.get(idp)).lower() != property_value(op.values.get(idp)).lower()
+    return op.previous is not None and _ident(op.previous, idp) != _ident(op.values, idp)
+
+
+def _match_value(values: dict[str, Any] | None, idp: str) -> str:
+    """A row's value of the unique property `idp`, as HubSpot stores it."""
+    return property_value((values or {}).get(idp))
+
+
+def _ident(values: dict[str, Any] | None, idp: str) -> str:
+    """The same as record ids are looked up by (`_resolve_ids`): case-insensitively."""
+    return _match_value(values, idp).lower()
