@@ -111,7 +111,7 @@ def lint(
             scheduled = [n for n, s in loaded.project.syncs.items() if schedule_interval(s.schedule) is not None]
             with Session(loaded, dry_run=True) as s:
                 prepared = s.prepare(scheduled, how="view")
-                rows = {n: s.differ.key_stats(s.conn, p.query).rows for n, p in prepared.items()}
+                rows = {n: s.differ.model_rows(s.conn, p.query) for n, p in prepared.items()}  # sizes, not diffs
         report = lint_project(loaded, rows)
     except ProjectError as e:
         _config_error(e, as_json)

@@ -58,6 +58,10 @@ class Differ:
         self.wh = warehouse
         self.state = state
 
+    def model_rows(self, conn: Connection, q: DiffQuery) -> int:
+        """How many rows the sync's model has (its size; no diff)."""
+        return int(self.wh.execute(conn, f"SELECT COUNT(*) FROM ({q.model_sql}) AS m").scalar() or 0)
+
     def key_stats(self, conn: Connection, q: DiffQuery) -> KeyStats:
         """Row count and whether any key repeats: one aggregate pass.
 
