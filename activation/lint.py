@@ -23,7 +23,7 @@ from activation.destinations.base import SyncTarget
 from activation.models.compiler import compile_offline
 from activation.project.loader import LoadedProject
 from activation.project.schedule import Schedule
-from activation.project.spec import SyncSpec
+from activation.project.spec import Project, SyncSpec
 from activation.project.templating import TemplateProblem, columns_used
 
 Rule = Literal["unused-trait", "unused-audience", "pii-unhashed", "schedule-quota"]
@@ -97,7 +97,7 @@ def _unused(loaded: LoadedProject) -> list[Finding]:
         uses[("audience", name)] = refs(a.where if a.where is not None else _sql(loaded, a.sql), a.entity) - {("audience", name)}
     roots: set[tuple[str, str]] = set()
     for s in p.syncs.values():
-        entity = s.from_ if s.from_ in p.entities else p.audiences[s.from_].entity if s.from_ in p.audiences else None
+        entity = _entity_of(p, s)
         if s.from_ in p.audiences:
             roots.add(("audience", s.from_))
         cols = set().union(*_mapped_columns(s).values()) if (s.match or s.fields) else set()
@@ -122,6 +122,11 @@ def _unused(loaded: LoadedProject) -> list[Finding]:
     return findings
 
 
+def _entity_of(p: Project, s: SyncSpec) -> str | None:
+    """The entity whose rows a sync reads: its `from:` entity, or its audience's; None for SQL."""
+    return s.from_ if s.from_ in p.entities else p.audiences[s.from_].entity if s.from_ in p.audiences else None
+
+
 def _sql(loaded: LoadedProject, text: str | None) -> str:
     if not text:
         return ""
@@ -139,11 +144,6 @@ def _loc(loaded: LoadedProject, *path: str) -> str | None:
 # ---------------------------------------------------------------- PII to ad platforms
 
 
-def _target(name: str, s: SyncSpec) -> SyncTarget:
-    fields = [f for f in s.fields if f not in s.match]
-    return SyncTarget(sync=name, object=s.object, mode=s.mode, match_fields=list(s.match), fields=fields, audience=s.audience)
-
-
 def _pii(loaded: LoadedProject) -> list[Finding]:
     p = loaded.project
     findings = []
@@ -151,8 +151,8 @@ def _pii(loaded: LoadedProject) -> list[Finding]:
         spec = p.destinations.get(s.to)
         if spec is None or not destination_class(spec.type).ad_platform:
             continue
-        hashed = build_destination(s.to, spec, str(loaded.root)).hashed_fields(_target(name, s))
-        entity = s.from_ if s.from_ in p.entities else p.audiences[s.from_].entity if s.from_ in p.audiences else None
+        hashed = build_destination(s.to, spec, str(loaded.root)).hashed_fields(SyncTarget.of(name, s))
+        entity = _entity_of(p, s)
         ids = {i.lower() for e, spec_e in p.entities.items() if entity in (None, e) for i in spec_e.identifiers}
         for (section, field), cols in _mapped_columns(s).items():
             pii = sorted(c for c in cols if c != _ALL and is_pii(c, ids)) or (["every column of the row"] if _ALL in cols and ids else [])

@@ -196,8 +196,7 @@ class Session:
                     ))
                 used |= {lower.get(c.lower(), c) for c in cols}
         destination = self.destination(spec.to, name)
-        target = SyncTarget(sync=name, object=spec.object, mode=spec.mode, match_fields=list(mapper.match),
-                            fields=list(mapper.fields), audience=spec.audience)
+        target = SyncTarget.of(name, spec)
         try:
             destination.check_target(target)
             if (transform := destination.value_transform(target)) is not None:

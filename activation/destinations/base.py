@@ -69,6 +69,13 @@ class SyncTarget(BaseModel):
     fields: list[str] = Field(default_factory=list)
     audience: str | None = None  # mode audience: the list/campaign/audience name
 
+    @classmethod
+    def of(cls, name: str, spec: Any) -> SyncTarget:
+        """The target of sync `name` as its `SyncSpec` declares it (a field that is also a
+        match field is sent as the match)."""
+        return cls(sync=name, object=spec.object, mode=spec.mode, match_fields=list(spec.match),
+                   fields=[f for f in spec.fields if f not in spec.match], audience=spec.audience)
+
 
 class DestinationReport(BaseModel):
     """What a destination says about a run's calls: kept in the run record, exported as metrics."""

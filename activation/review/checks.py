@@ -14,8 +14,7 @@ from activation.project.spec import Project, SyncSpec
 from activation.review.configdiff import ProjectDiff, SyncDiff
 from activation.review.effect import BaseRows, RealState
 from activation.review.model import ModelChange, ReviewWarning
-
-REMOVING_MODES = {"mirror", "audience"}
+from activation.runner import REMOVING_MODES
 
 
 @dataclass

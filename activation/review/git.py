@@ -30,7 +30,7 @@ class BaseRevision:
         return f"{self.rev} (merge base {short})" if self.merge_base else f"{self.rev} ({short})"
 
 
-def _git(cwd: Path, *args: str, binary: bool = False) -> bytes:
+def _git(cwd: Path, *args: str) -> bytes:
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False)
     except FileNotFoundError as e:
