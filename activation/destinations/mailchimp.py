@@ -113,15 +113,18 @@ class MailchimpDestination(Destination):
         except Refused as e:
             return [f"Mailchimp refused the request: {e}"]
         if list_id is None:
-            which = f"list id {self.spec.list_id!r}" if self.spec.list_id else f"name {self.spec.list_name!r}"
             known = ", ".join(f"{a.get('name')!r} ({a.get('id')})" for a in audiences) or "none"
-            return [f"Mailchimp has no audience with {which} (audiences: {known})"]
+            return [f"Mailchimp has no audience with {self._which()} (audiences: {known})"]
         fields = self.api.merge_fields(list_id)
         problems = [f"the Mailchimp audience has no merge field {f!r} (merge fields: {', '.join(fields) or 'none'})"
                     for f in target.fields if f not in fields]
         problems += [f"merge field {tag!r} is required on the Mailchimp audience but not in `fields:`: new members would be refused"
                      for tag, mf in fields.items() if mf.get("required") and tag not in target.fields]
         return problems
+
+    def _which(self) -> str:
+        """The audience as the config names it."""
+        return f"list id {self.spec.list_id!r}" if self.spec.list_id else f"name {self.spec.list_name!r}"
 
     # -- set-up (lazy: an unchanged run makes no call) -------------------------------------
 
@@ -132,8 +135,8 @@ class MailchimpDestination(Destination):
             except Refused as e:
                 raise DestinationError(f"Mailchimp refused to look up the audience: {e}", retryable=False) from None
             if list_id is None:
-                which = f"list id {self.spec.list_id!r}" if self.spec.list_id else f"name {self.spec.list_name!r}"
-                raise DestinationError(f"Mailchimp has no audience with {which} (run `activation validate --remote`)", retryable=False)
+                raise DestinationError(f"Mailchimp has no audience with {self._which()} (run `activation validate --remote`)",
+                                       retryable=False)
             self._list_id = list_id
         if self._types is None:
             self._types = {tag: str(f.get("type")) for tag, f in self.api.merge_fields(self._list_id).items()} if target.fields else {}
