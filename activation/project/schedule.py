@@ -72,11 +72,10 @@ class Schedule(BaseModel):
     def min_interval(self) -> float | None:
         """The shortest time between two runs, in seconds (over a week of fire times, in
         UTC); None for manual."""
+        if self.kind != "cron":
+            return self.seconds  # every: its interval; manual: None
         trigger = self.trigger()
-        if trigger is None:
-            return None
-        if self.kind == "every":
-            return self.seconds
+        assert trigger is not None
         start = datetime(2026, 1, 5, tzinfo=timezone.utc)  # a Monday: a week covers every cron pattern
         fires: list[datetime] = []
         now = start
