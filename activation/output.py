@@ -11,7 +11,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from activation.diff.plan import SyncPlan
-from activation.state.journal import GHOST
 from activation.project.secrets import redact
 from activation.runner import SyncResult
 
@@ -36,13 +35,8 @@ def plans_table(plans: list[SyncPlan]) -> Table:
 
 
 def key_text(key: Any) -> str:
-    """A row key as shown: a ghost row (the identity a row had before an interrupted run, see
-    `StateStore.recover_in_flight`) says what it is instead of showing a control character."""
-    text = str(key)
-    if GHOST in text:
-        row, _, run = text.partition(GHOST)
-        return f"{row} (its identity before interrupted run {run})"
-    return text
+    """A row key as shown."""
+    return str(key)
 
 
 def print_plan_details(console: Console, plan: SyncPlan, *, samples: bool = True) -> None:

@@ -19,13 +19,14 @@ from sqlalchemy.engine import Connection
 
 from activation.destinations import build_destination
 from activation.destinations.base import ConfigError, Destination, DestinationError, SyncTarget
-from activation.diff.differ import DiffQuery, Differ, KeyStats, differ_for
+from activation.diff.differ import DiffQuery, Differ, KeyStats, SharedIdentities, differ_for
 from activation.diff.mapping import FieldMapper
 from activation.models.compiler import CompiledProject, ModelNode, compile_project
 from activation.project.loader import LoadedProject, ProjectError, ProjectIssue
 from activation.project.secrets import MissingSecret
 from activation.project.spec import Project
-from activation.project.templating import TemplateProblem, columns_used
+from activation.identity import SyncIdentities
+from activation.project.templating import TemplateProblem, columns_used, is_expression
 from activation.state.store import StateStore, open_state
 from activation.warehouse.base import Warehouse, WarehouseError, open_warehouse
 
@@ -40,6 +41,8 @@ class PreparedSync:
     query: DiffQuery
     mapper: FieldMapper
     target: SyncTarget
+    destination: Destination  # built once: checks, plans and the run share it
+    identities: SyncIdentities
     stats: KeyStats | None = None  # set by planning; the push reuses it
 
 
@@ -208,8 +211,15 @@ class Session:
         key = [lower[k.lower()] for k in model.key]
         where = f"{spec.to}|{spec.object}|{spec.mode}|{sorted(spec.match)}|{spec.audience}"
         target_tag = hashlib.md5(where.encode()).hexdigest()[:8]  # not the mapping: only where rows go
-        query = DiffQuery(name, model.sql, key, sorted(used), mapper.fingerprint(), target_tag)
-        return PreparedSync(name, query, mapper, target)
+        identities = SyncIdentities(destination, target)
+        shared = None
+        if identities.shares_records and spec.identity_conflicts != "merge":
+            # a match field that names a column is compared in SQL; a template needs the rows mapped
+            match_sql = {f: None if is_expression(expr) else f"src.{self.warehouse.quote(lower[expr.strip().lower()])}"
+                         for f, expr in spec.match.items()}
+            shared = SharedIdentities(spec.identity_conflicts, destination.identity_sql(target, match_sql), spec.identity_order)
+        query = DiffQuery(name, model.sql, key, sorted(used), mapper.fingerprint(), target_tag, shared)
+        return PreparedSync(name, query, mapper, target, destination, identities)
 
     def check_remote(self, prepared: dict[str, PreparedSync]) -> None:
         """Ask each destination's API whether it can take these syncs (credentials, objects,

@@ -112,12 +112,12 @@ def test_every_distinct_key_value_is_its_own_key(tmp_path: Path, warehouse: tupl
     first, second, delivered, after = results["{url: 'sqlite:///state.db'}"]
     assert results[f"{{schema: state_{state_schema}}}"] == (first, second, delivered, after)
     n = len(ROWS)
-    assert first == {s: {"model_rows": n, "delivered": 0, "added": n, "changed": 0, "removed": 0, "unchanged": 0, "rejected": 0}
+    assert first == {s: {"model_rows": n, "delivered": 0, "added": n, "changed": 0, "removed": 0, "unchanged": 0, "rejected": 0, "released": 0}
                      for s in ("by_text", "by_int", "by_pair")}
     assert sorted(delivered["by_text"]) == sorted(TEXT_KEYS)
     assert sorted(delivered["by_int"]) == sorted(str(n) for _, n, _, _ in ROWS)
     assert sorted(delivered["by_pair"]) == sorted(f"{r}\x1f{n}" for _, n, r, _ in ROWS)
     assert second["by_text"] == {"model_rows": n - 1, "delivered": n, "added": 0, "changed": 1, "removed": 1,
-                                 "unchanged": n - 2, "rejected": 0}
+                                 "unchanged": n - 2, "rejected": 0, "released": 1}
     assert after["by_text"]["ABC"]["v"] == "new" and after["by_text"]["abc"]["v"] == "v0"
     assert "Abc" not in after["by_text"] and len(after["by_int"]) == n - 1

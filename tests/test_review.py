@@ -123,7 +123,7 @@ def test_plan_base_reports_the_config_changes_and_exactly_the_rows_they_change(t
     assert (s["base_rows"], s["delivered"]) == (200, 200)
     effect = s["effect"]
     assert effect["counts"] == {"model_rows": 200, "delivered": 200, "added": 0, "changed": len(want["changed"]),
-                                "removed": 0, "unchanged": 200 - len(want["changed"]), "rejected": 0}
+                                "removed": 0, "unchanged": 200 - len(want["changed"]), "rejected": 0, "released": 0}
     assert effect["field_changes"] == want["fields"]
     first = sorted(want["changed"])[:5]
     assert effect["changed_samples"] == [
@@ -301,7 +301,7 @@ def test_a_mode_change_resends_without_changing_rows_and_a_key_change_removes_an
     review = p.json("plan", "--base", "main", expect=1)  # re-keying every member is a removal above max_removal
     users, whales = review["syncs"]
     assert users["effect"]["counts"] | {"unchanged": 0} == {"model_rows": 200, "delivered": 200, "added": 0, "changed": 0,
-                                                            "removed": 0, "unchanged": 0, "rejected": 0}
+                                                            "removed": 0, "unchanged": 0, "rejected": 0, "released": 0}
     n = whales["effect"]["counts"]["model_rows"]
     assert (whales["effect"]["counts"]["added"], whales["effect"]["counts"]["removed"]) == (n, n)
     assert [(w["kind"], w["sync"]) for w in review["warnings"]] == [

@@ -148,7 +148,8 @@ def test_generated_snowflake_sql_leaves_lower_case_names_unquoted(tmp_path: Path
             q = prepared.query
             differ = s.differ
             # the diff's own temporary table is quoted on purpose ('-' keeps it apart from models)
-            sql = differ._classify(q) + differ.sql(q, differ.key_stats(s.conn, q)).replace(differ.differing(q), "")  # type: ignore[attr-defined]
+            stats = differ.key_stats(s.conn, q)
+            sql = differ._classify(q, stats) + differ.sql(q, stats).replace(differ.differing(q), "")  # type: ignore[attr-defined]
             assert differ.differing(q) == '"activation__diff-users"'  # type: ignore[attr-defined]
             assert s.warehouse.quote("Plan") == '"Plan"' and s.warehouse.quote("plan") == "plan"
             assert s.warehouse.relation("user__traits", temp=False) == "activation.user__traits"

@@ -39,8 +39,8 @@ def test_a_batch_is_written_in_bulk_and_reads_back(engine: tuple[sa.Engine, str]
     store = StateStore(e, schema)
     store.migrate()
     run_id = store.start_run("s", "hook")
-    rows = [Delivered(f"k{i:04d}", f"t:{i}", {"n": i, "text": "quote ' and \\ and \u00e9\x1f"}, f"id{i}" if i % 2 else None)
-            for i in range(1200)]
+    rows = [Delivered(f"k{i:04d}", f"t:{i}", {"n": i, "text": "quote ' and \\ and \u00e9\x1f"}, f"id{i}" if i % 2 else None,
+                      identities=(f"n:{i}",)) for i in range(1200)]
     statements: list[tuple[str, bool]] = []
 
     def record(conn: object, cursor: object, statement: str, params: object, context: object, executemany: bool) -> None:
@@ -48,7 +48,7 @@ def test_a_batch_is_written_in_bulk_and_reads_back(engine: tuple[sa.Engine, str]
 
     sa.event.listen(e, "before_cursor_execute", record)
     try:
-        entry = journal_entry([(r.key, "{}") for r in rows])
+        entry = journal_entry([(r.key, "{}", r.identities or ()) for r in rows])
         store.commit_batch("s", run_id, journal=entry)
         store.commit_batch("s", run_id, rows, removed=[], errors=[RowError("bad", "destination", "no")],
                            settled=entry.ids)
@@ -57,9 +57,10 @@ def test_a_batch_is_written_in_bulk_and_reads_back(engine: tuple[sa.Engine, str]
         sa.event.remove(e, "before_cursor_execute", record)
     writes = [s for s, _ in statements if s.lstrip().upper().startswith(("INSERT", "DELETE"))]
     assert not any(many for _, many in statements), "no executemany: each write is one set-based statement"
-    # journal: insert; commit: delete delivered, delete in flight, insert delivered,
-    # insert errors; removal: delete. Snowflake splits payloads over 256 kB into a few statements.
-    assert len(writes) <= (12 if e.dialect.name == "snowflake" else 7), writes
+    # journal: insert; commit: delete delivered, delete and insert claims, delete in flight,
+    # insert delivered, insert errors; removal: delete delivered, delete claims. Snowflake
+    # splits payloads over 256 kB into a few statements.
+    assert len(writes) <= (16 if e.dialect.name == "snowflake" else 9), writes
     delivered = store.delivered_rows("s")
     assert sorted(delivered) == sorted(f"k{i:04d}" for i in range(1200) if i % 3)
     assert delivered["k0001"].values == {"n": 1, "text": "quote ' and \\ and \u00e9\x1f"}
@@ -67,3 +68,7 @@ def test_a_batch_is_written_in_bulk_and_reads_back(engine: tuple[sa.Engine, str]
     assert delivered["k0002"].row_hash == "t:2"
     assert store.in_flight_count("s") == 0
     assert store.row_errors(run_id) == [{"row_key": "bad", "stage": "destination", "reason": "no"}]
+    from activation.state.identities import claimants
+
+    held = claimants(store, "s", [f"n:{i}" for i in range(1200)])
+    assert held == {f"n:{i}": {f"k{i:04d}"} for i in range(1200) if i % 3}  # a removed row's claim goes with it

@@ -66,6 +66,18 @@ def test_a_run_records_the_destinations_report(project: Project) -> None:
     assert f"destination: {project.rx.request_count} requests, 1 retries, 1 throttled" in shown
 
 
+class _ByEmail:
+    """Identity rules of a destination that keeps records by email (as the runner binds them)."""
+
+    version = "test"
+
+    def identify(self, key: str, values: dict[str, object]) -> tuple[str, ...]:
+        return (str(values.get("email", key)).lower(),)
+
+    def removal(self, identity: str, values: dict[str, object]) -> dict[str, object]:
+        return {"email": identity}
+
+
 def test_journaled_batches_are_settled_or_folded_back_row_by_row(store: StateStore) -> None:
     from activation.state.journal import journal_entry, values_json
     from activation.state.store import UNKNOWN_HASH, Delivered
@@ -73,8 +85,8 @@ def test_journaled_batches_are_settled_or_folded_back_row_by_row(store: StateSto
     store.migrate()
     run = store.start_run("s", "d")
     odd = 'quote " and \\ and \u00e9\x1f'
-    first = journal_entry([(f"k{i}", values_json({"email": f"u{i}@example.com", "n": i})) for i in range(4)])
-    second = journal_entry([(odd, values_json({"x": None}))])
+    first = journal_entry([(f"k{i}", values_json({"email": f"u{i}@example.com", "n": i}), (f"u{i}@example.com",)) for i in range(4)])
+    second = journal_entry([(odd, values_json({"x": None}), (odd,))])
     store.commit_batch("s", run, journal=first)
     store.commit_batch("s", run, journal=second)
     with store.engine.begin() as c:  # a per-row entry, as earlier releases journaled each row
@@ -82,13 +94,38 @@ def test_journaled_batches_are_settled_or_folded_back_row_by_row(store: StateSto
                                                  "run_id": run, "created_at": datetime(2026, 1, 1)})
     assert store.in_flight_count("s") == 6
     # the first push returned: its rows are recorded and its entry ends, in one transaction
-    store.commit_batch("s", run, [Delivered(f"k{i}", "h", {"n": i}, f"id{i}", new=True) for i in range(4)],
-                       settled=first.ids)
+    store.commit_batch("s", run, [Delivered(f"k{i}", "h", {"n": i}, f"id{i}", new=True, identities=(f"u{i}@example.com",))
+                                  for i in range(4)], settled=first.ids)
     assert store.in_flight_count("s") == 2
     # the process dies: what is still journaled is folded back as possibly delivered
-    assert store.recover_in_flight("s") == 2
+    assert store.recover_in_flight("s", _ByEmail()) == 2
     rows = store.delivered_rows("s")
     assert {k: (d.row_hash, d.values) for k, d in rows.items() if d.row_hash == UNKNOWN_HASH} == {
         odd: (UNKNOWN_HASH, {"x": None}), "single": (UNKNOWN_HASH, {"a": 1})}
     assert rows["k2"].row_hash == "h" and rows["k2"].dest_id == "id2"
     assert store.in_flight_count("s") == 0
+    from activation.state.identities import claimants
+
+    # each recovered row claims what it was journaled under (the per-row entry: computed)
+    assert claimants(store, "s", [odd, "single", "u2@example.com"]) == {odd: {odd}, "single": {"single"}, "u2@example.com": {"k2"}}
+
+
+def test_a_row_sent_under_a_new_identity_by_a_run_that_died_releases_the_old_one(store: StateStore) -> None:
+    """Found by an oracle that keeps records by email: a row whose email changed was sent, the
+    process died; the destination may hold the record under either email. The recovery keeps
+    both: the new one claimed by the row, the old one released (removed at the end of the next
+    run unless a row claims it again), never a synthetic 'ghost' key."""
+    from activation.state.identities import claimants, releasable
+    from activation.state.journal import journal_entry, values_json
+    from activation.state.store import Delivered
+
+    store.migrate()
+    run = store.start_run("s", "d")
+    store.commit_batch("s", run, [Delivered("k1", "h", {"email": "a@x.com"}, "rec1", new=True, identities=("a@x.com",))])
+    store.commit_batch("s", run, journal=journal_entry([("k1", values_json({"email": "b@x.com"}), ("b@x.com",))]))
+    assert store.recover_in_flight("s", _ByEmail()) == 1
+    assert claimants(store, "s", ["a@x.com", "b@x.com"]) == {"b@x.com": {"k1"}}
+    [released] = [r for batch in releasable(store, "s") for r in batch]
+    assert (released.identity, released.row_key, released.dest_id, released.values) == ("a@x.com", "k1", "rec1", {"email": "a@x.com"})
+    assert store.delivered_rows("s")["k1"].dest_id is None  # rec1 belongs to the old identity
+    assert all("\x1e" not in k for k in store.delivered_rows("s"))

@@ -166,10 +166,3 @@ def test_a_removal_applied_without_acknowledgement_is_undone_when_the_row_return
     project.sql(f"INSERT INTO src.orders VALUES {values}")  # back in the audience
     project.json("run", "whales_to_hook")
     assert project.rx.records("whales_to_hook") == project.model_whales()
-
-
-def test_a_ghost_row_is_shown_for_what_it_is_in_the_plan() -> None:
-    from activation.output import key_text
-
-    assert key_text("u0003\x1eab12") == "u0003 (its identity before interrupted run ab12)"
-    assert key_text("u0003") == "u0003"

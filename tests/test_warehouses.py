@@ -213,7 +213,7 @@ def test_snowflake_plans_and_delivers_like_duckdb(tmp_path: Path, fakesnow_patch
     results = plan_and_deliver(tmp_path, tag, ("duckdb", "snowflake", "snowflake+sqlite"))
     reference = results["duckdb"]
     assert reference[1][0]["counts"] == {"model_rows": 149, "delivered": 150, "added": 1, "changed": 4,
-                                         "removed": 2, "unchanged": 144, "rejected": 0}
+                                         "removed": 2, "unchanged": 144, "rejected": 0, "released": 2}
     for kind, got in results.items():
         assert got == reference, f"{kind} differs from duckdb"
 

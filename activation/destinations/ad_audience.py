@@ -7,8 +7,10 @@ known by hashed identifiers.
   `validate` time with a "did you mean".
 - Rows are normalised and hashed by `value_transform` before they are diffed, stored or
   sent (see `identifiers`): the state store keeps hashes, never the raw email or phone.
-- A changed row is a changed identity: its previous identifiers are removed and the new ones
-  added, removals first. A row leaving the audience is removed with the identifiers last sent.
+- A member is known by identifiers that several people may share (an office phone, a first
+  name): each identifier is an identity of its own (`identities`). A row's identifiers are
+  added; an identifier is removed only when no member holds it any more, one identifier per
+  removal row (the runner releases them, see `activation.delivery`).
 - `push` refuses to send a hashed field that is not a SHA-256 digest: raw identifiers cannot
   leave the process even if a caller skips the transform.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from activation.destinations.base import ConfigError, Destination, RowOp, RowResult, SyncTarget, ValueTransform
+from activation.destinations.base import ConfigError, Destination, IdentityModel, RowOp, RowResult, SyncTarget, ValueTransform
 from activation.destinations.identifiers import Identifiers, is_sha256_hex
 
 
@@ -33,6 +35,10 @@ class Member:
 class AdAudienceDestination(Destination):
     modes: ClassVar[frozenset[str]] = frozenset({"audience"})
     ad_platform: ClassVar[bool] = True
+    identity_model: ClassVar[IdentityModel] = "member"
+    #: Identifiers the platform matches only together (Google's address: name, country and
+    #: postal code): one identity, removed only all at once.
+    combined: ClassVar[tuple[str, ...]] = ()
     identifiers: ClassVar[Identifiers]
     #: The platform and what it calls an audience, for messages.
     platform_name: ClassVar[str]
@@ -63,33 +69,41 @@ class AdAudienceDestination(Destination):
                                            region=self.spec.phone_region)
         return ValueTransform(self.identifiers.version, apply)
 
+    # -- identities ---------------------------------------------------------------------
+
+    def identities(self, target: SyncTarget, key: str, values: dict[str, Any]) -> tuple[str, ...]:
+        """Each identifier the member is sent with ("email:<sha256>"); the `combined` ones as
+        one ("first_name+last_name+…:<v>|<v>|…") when the row has them all."""
+        out = [f"{f}:{v}" for f in self.fields(target) if f not in self.combined and (v := values.get(f)) not in (None, "")]
+        parts = [values.get(f) for f in self.combined]
+        if self.combined and all(p not in (None, "") for p in parts):
+            out.append("+".join(self.combined) + ":" + "|".join(str(p) for p in parts))
+        return tuple(out)
+
+    def removal_values(self, target: SyncTarget, identity: str, values: dict[str, Any]) -> dict[str, Any]:
+        """The one identifier (or combined set) to remove; every other one stays unknown."""
+        fields, _, value = identity.partition(":")
+        if "+" in fields:
+            return dict(zip(fields.split("+"), value.split("|")))
+        return {fields: value}
+
     # -- turning ops into removals and additions ---------------------------------------
 
     def split(self, target: SyncTarget, ops: list[RowOp]) -> tuple[list[Member], list[Member], list[RowResult]]:
-        """(members to remove, members to add, rows refused). An update whose identifiers
-        changed removes the previous ones; one that only re-sends the same ones just adds."""
-        fields = self.fields(target)
+        """(members to remove, members to add, rows refused)."""
         hashed = self.hashed_fields(target)
         removes: list[Member] = []
         adds: list[Member] = []
         refused: list[RowResult] = []
         for op in ops:
-            values = op.values if op.kind != "remove" else (op.previous or op.values)
-            bad = _unhashed(values, hashed) or (_unhashed(op.previous, hashed) if op.previous else None)
+            bad = _unhashed(op.values, hashed)
             if bad:
                 refused.append(RowResult(op.key, False, error=f"field {bad!r} is not a SHA-256 digest; refusing to send it"))
-                continue
-            if op.kind == "remove":
-                removes.append(Member(op.key, values))
-                continue
-            if op.kind == "update" and op.previous and _identity(op.previous, fields) != _identity(values, fields):
-                removes.append(Member(op.key, op.previous))
-            adds.append(Member(op.key, values))
+            elif op.kind == "remove":
+                removes.append(Member(op.key, op.values))
+            else:
+                adds.append(Member(op.key, op.values))
         return removes, adds, refused
-
-
-def _identity(values: dict[str, Any], fields: list[str]) -> tuple[str, ...]:
-    return tuple(str(values.get(f) or "") for f in fields)
 
 
 def _unhashed(values: dict[str, Any] | None, hashed: frozenset[str]) -> str | None:

@@ -27,14 +27,28 @@ OpKind = Literal["upsert", "insert", "update", "remove"]
 
 @dataclass(slots=True)
 class RowOp:
-    """One change to apply at the destination."""
+    """One change to apply at the destination.
+
+    upsert/insert/update write one model row (`key` is the sync's key). `previous` and
+    `changed_fields` are set only when the destination already holds the row under the same
+    identity (send only what changed), or when `rename` allows moving that record to the new
+    identity; otherwise the op writes a record that may not exist yet, whole.
+
+    remove releases one identity the destination holds and no live row maps to any more
+    (`key` is that identity, `values` what the destination needs to find it: see
+    `Destination.removal_values`); removing what is already gone succeeds.
+    """
 
     kind: OpKind
-    key: str  # the sync's key for this row (stable across runs)
-    values: dict[str, Any] = field(default_factory=dict)  # mapped fields (remove: last delivered)
-    previous: dict[str, Any] | None = None  # what was delivered last time (update, remove)
-    changed_fields: list[str] | None = None  # update/upsert of a known row: fields that changed
-    dest_id: str | None = None  # the destination's id, if known
+    key: str
+    values: dict[str, Any] = field(default_factory=dict)  # mapped fields (remove: see above)
+    previous: dict[str, Any] | None = None  # what was delivered last time, under the same record
+    changed_fields: list[str] | None = None  # fields that changed since `previous`
+    dest_id: str | None = None  # the destination's id of that record, if known
+    # The row's identity changed, no other row maps to the old one and nothing is held under
+    # the new one: the destination may rename the record `dest_id` in place (say so with
+    # RowResult.moved) instead of writing a new record for the new identity.
+    rename: bool = False
 
 
 @dataclass(slots=True)
@@ -43,6 +57,13 @@ class RowResult:
     ok: bool
     dest_id: str | None = None
     error: str | None = None
+    # The outcome cannot be known: an attempt may have been applied (its answer was lost, cut
+    # or unreadable) and what followed does not say. The row counts as *possibly delivered*:
+    # resent next run while it is in the model, removed by its identity when it leaves.
+    unknown: bool = False
+    # The record of the previous identity now holds the new one (a rename in place): the old
+    # identity is gone from the destination and must not be removed.
+    moved: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,11 @@ class ValueTransform:
 
     version: str
     apply: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+IdentityModel = Literal["key", "record", "member"]
+#: Joins the parts of an identity made of several match fields.
+IDENTITY_SEPARATOR = "\x1f"
 
 
 class SyncTarget(BaseModel):
@@ -118,6 +144,24 @@ def find_or_create(find: Callable[[], T | None], create: Callable[[], T], *, att
     raise AssertionError("attempts must be at least 1")
 
 
+def identity_text(value: Any) -> str:
+    """A match value as text, as SQL's CAST(... AS VARCHAR) writes the usual types."""
+    if type(value) is str:
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def record_identity(values: dict[str, Any], fields: list[str], fold: bool) -> str:
+    """The identity of a "record" destination's row: its match values, joined."""
+    if fold:
+        return IDENTITY_SEPARATOR.join(identity_text(values.get(f)).strip().lower() for f in fields)
+    return IDENTITY_SEPARATOR.join(identity_text(values.get(f)) for f in fields)
+
+
 class ConfigError(Exception):
     """The destination cannot serve this sync as configured (caught by `validate`)."""
 
@@ -138,6 +182,20 @@ class Destination(ABC):
     ad_platform: ClassVar[bool] = False
     #: Smallest audience the platform will serve (plan warns below it); None: no minimum.
     min_audience_size: ClassVar[int | None] = None
+    #: What the destination keeps records under (see `identities`):
+    #: "key": the sync's key (a webhook receiver keys rows by `key`);
+    #: "record": one record per identity, the `match` values; two live rows that map to one
+    #: record conflict (the plan rejects them, or the sync's `identity_conflicts` rule decides);
+    #: "member": members known by identifiers that several people may share (ad audiences):
+    #: a shared identifier is normal, and is removed only when no live row holds it.
+    identity_model: ClassVar[IdentityModel] = "key"
+    #: "record": whether the destination compares match values without case and surrounding
+    #: spaces (emails at HubSpot and Mailchimp) or exactly (a file's columns).
+    identity_folds_case: ClassVar[bool] = False
+    #: Changes when `identities` changes: the identities of delivered rows are then recomputed.
+    identity_version: ClassVar[str] = "1"
+    #: The destination may rename a record in place when a row's identity changes (RowOp.rename).
+    renames_in_place: ClassVar[bool] = False
 
     def __init__(self, name: str, spec: Any, project_dir: str) -> None:
         self.name = name
@@ -169,6 +227,30 @@ class Destination(ABC):
         """A rewrite of every mapped row before it is diffed, stored and sent (ad platforms:
         normalise and hash identifiers); None: rows are stored and sent as mapped."""
         return None
+
+    def identities(self, target: SyncTarget, key: str, values: dict[str, Any]) -> tuple[str, ...]:
+        """The identities the destination keeps this row's record(s) under: what a removal
+        must not touch while any live row still maps to it. Runs per row: keep it cheap."""
+        if self.identity_model == "key":
+            return (key,)
+        if self.identity_model == "record":
+            return (record_identity(values, target.match_fields, self.identity_folds_case),)
+        raise NotImplementedError(f"{type(self).__name__} keeps members: it must define identities()")
+
+    def identity_sql(self, target: SyncTarget, match_sql: dict[str, str]) -> str | None:
+        """A row's record identity as SQL over the model, given each match field's SQL (None
+        where a field maps a template): how the plan finds rows that would share a record.
+        Equal here must mean equal for `identities`; None: found by mapping the rows instead."""
+        if self.identity_model != "record" or any(match_sql.get(f) is None for f in target.match_fields):
+            return None
+        parts = [f"CAST({match_sql[f]} AS VARCHAR)" for f in target.match_fields]
+        if self.identity_folds_case:
+            parts = [f"LOWER(TRIM({p}))" for p in parts]
+        return f" || '{IDENTITY_SEPARATOR}' || ".join(parts)
+
+    def removal_values(self, target: SyncTarget, identity: str, values: dict[str, Any]) -> dict[str, Any]:
+        """What a remove op for `identity` carries, from the last values delivered under it."""
+        return values
 
     def requests_per_second(self) -> float | None:
         """The request rate this destination keeps to (its client-side limit), if any."""

@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Iterator, Sequence
 
-from activation.destinations.base import (ConfigError, Destination, DestinationError, RowOp,
+from activation.destinations.base import (IdentityModel, ConfigError, Destination, DestinationError, RowOp,
                                           RowResult, SyncTarget)
 
 Key = tuple[str, ...]
@@ -146,6 +146,7 @@ class _RowError(Exception):
 
 
 class FileDestination(Destination):
+    identity_model: ClassVar[IdentityModel] = "record"  # the file keys a line by its match columns, exactly
     type: ClassVar[str] = "file"
     # Bigger than the API default: any batch that changes existing rows rewrites the file.
     max_batch_size: ClassVar[int] = 50_000

@@ -82,6 +82,7 @@ class GoogleAdsDestination(AdAudienceDestination):
     #: Customer Match serves on Search and YouTube from about 1,000 matched members.
     min_audience_size: ClassVar[int | None] = 1000
     identifiers = GOOGLE
+    combined = GOOGLE_ADDRESS  # Google matches an address only with all four parts
     platform_name = "Google Customer Match"
     audience_noun = "Customer Match user list"
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
+from activation.destinations.base import IdentityModel, ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
 from activation.destinations.hubspot_transport import BatchRefused, HubSpotTransport, JsonBody
 from activation.destinations.hubspot_values import ConversionError, Converter, PropertyInfo, as_text, converter
 from activation.project.secrets import redact
@@ -36,6 +36,8 @@ Prepared = tuple[RowOp, dict[str, Any], str]
 
 
 class HubSpotDestination(Destination):
+    identity_model: ClassVar[IdentityModel] = "record"  # HubSpot finds a record by its unique property (an email compares without case)
+    identity_folds_case: ClassVar[bool] = True
     type: ClassVar[str] = "hubspot"
     # A push carries up to 4,000 rows, sent as API calls of `batch_size` (≤ 100, HubSpot's
     # limit) `concurrency` at a time: the state store commits once per push, and its cost

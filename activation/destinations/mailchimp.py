@@ -33,7 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
+from activation.destinations.base import IdentityModel, ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
 from activation.destinations.mailchimp_api import MailchimpApi, Refused
 from activation.project.secrets import redact
 
@@ -71,6 +71,8 @@ def merge_value(type_: str | None, value: Any) -> Any:
 
 
 class MailchimpDestination(Destination):
+    identity_model: ClassVar[IdentityModel] = "record"  # Mailchimp keys a member by the MD5 of the lower-cased email
+    identity_folds_case: ClassVar[bool] = True
     type: ClassVar[str] = "mailchimp"
     modes: ClassVar[frozenset[str]] = frozenset({"upsert", "mirror", "audience"})
     max_batch_size: ClassVar[int] = 500

@@ -37,7 +37,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.format import format_soql
 
-from activation.destinations.base import (ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult,
+from activation.destinations.base import (IdentityModel, ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult,
                                           SyncTarget, find_or_create)
 from activation.destinations.http import RetryPolicy
 from activation.destinations.salesforce_client import Outcome, SalesforceClient, http_session
@@ -73,6 +73,8 @@ def _norm(value: Any) -> str:
 
 class SalesforceDestination(Destination):
     """Writes to one Salesforce org (a `SalesforceDestinationSpec`)."""
+    identity_model: ClassVar[IdentityModel] = "record"  # an external id compares without case unless the field is set case-sensitive
+    identity_folds_case: ClassVar[bool] = True
 
     type = "salesforce"
     max_batch_size = 10_000

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from activation.diff.differ import DiffRow
 from activation.diff.mapping import FieldMapper, MappingError
-from activation.state.store import UNKNOWN_HASH
+from activation.state.identities import UNKNOWN_HASH
 
 ChangeKind = Literal["added", "changed", "removed", "noop", "rejected"]
 SAMPLES = 5
@@ -52,9 +52,12 @@ class PlanCounts(BaseModel):
     delivered: int = Field(0, description="Rows delivered before this plan.")
     added: int = 0
     changed: int = 0
-    removed: int = 0
+    removed: int = Field(0, description="Rows that left the model.")
     unchanged: int = 0
     rejected: int = Field(0, description="Rows (or duplicated keys) that cannot be sent.")
+    released: int = Field(
+        0, description="Records or identifiers the destination holds that no row maps to any more: removed at the "
+        "destination in mirror and audience modes (a row that left keeps its record while another row maps to it).")
 
 
 class SyncPlan(BaseModel):
@@ -78,15 +81,24 @@ class SyncPlan(BaseModel):
     @property
     def up_to_date(self) -> bool:
         c = self.counts
-        return c.added == c.changed == c.removed == 0
+        return c.added == c.changed == c.removed == c.released == 0
 
     @property
     def to_send(self) -> int:
         c = self.counts
-        return c.added + c.changed + (c.removed if self.removes_at_destination else 0)
+        return c.added + c.changed + (c.released if self.removes_at_destination else 0)
 
 
 DUPLICATE = "duplicate key: several model rows share it"
+SHARED = "shares its record at the destination with another row"
+
+
+def shared_reason(match: list[str], others: int, other: str) -> str:
+    """Why a row that would write the same record as other rows is rejected."""
+    rows = "another row" if others == 1 else f"{others} other rows"
+    what = ", ".join(match) or "identity"
+    return (f"{SHARED}: its {what} is the same as {rows}' (e.g. key {other}), and one record cannot hold both; "
+            "fix the model, or set the sync's identity_conflicts")
 
 
 def changes(rows: Iterator[DiffRow], mapper: FieldMapper, target: str = "") -> Iterator[Change]:
@@ -105,6 +117,10 @@ def changes(rows: Iterator[DiffRow], mapper: FieldMapper, target: str = "") -> I
             continue
         if d.kind == "null_key":
             yield Change("rejected", None, None, None, [], None, None, "key is NULL")
+            continue
+        if d.kind == "shared_identity":
+            others, other = d.shared or (1, "?")
+            yield Change("rejected", d.key, None, d.stored_values, [], None, d.dest_id, shared_reason(list(mapper.match), others, other))
             continue
         if d.kind == "duplicate_key":
             if dup is None:
@@ -159,7 +175,7 @@ class PlanBuilder:
         elif c.kind == "rejected":
             self.rejected_rows += c.rows
             reason = c.reason or "rejected"
-            self.reasons[reason.split(":")[0] if reason.startswith("field") else reason] += 1
+            self.reasons[reason.split(":")[0] if reason.startswith(("field", SHARED)) else reason] += 1
             shown = f"{reason} ({c.rows} rows)" if c.rows > 1 else reason
             _sample(p.rejected_samples, c.key, lambda: RejectedSample(key=c.key, reason=shown))
 

@@ -54,6 +54,26 @@ class Redactor:
 
 redact = Redactor()
 
+# What vendors quote back in rejection messages ("Email address a@b.c is invalid"): emails and
+# phone-like digit runs. Bounded repeats keep it linear on long messages.
+_EMAIL_LIKE = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,24}")
+_PHONE_LIKE = re.compile(r"(?<![\w.])(?:\+|\()?\d[\d ().\-]{6,24}\d(?![\w.])")
+
+
+def _phone(m: re.Match[str]) -> str:
+    # A phone is written with a + or with spaces/parentheses; a bare run of digits or a date
+    # (2026-01-01) is more likely a record id or a timestamp, which help more than they harm.
+    text = m.group(0)
+    digits = sum(ch.isdigit() for ch in text)
+    phone = (text.startswith("+") and digits >= 7) or ((" " in text or "(" in text) and digits >= 9)
+    return "<phone>" if phone else text
+
+
+def scrub_personal_data(text: str) -> str:
+    """`text` without email addresses and phone numbers: what the state keeps of a vendor's
+    reason for rejecting a row (the row is named by its key; the person is not)."""
+    return _PHONE_LIKE.sub(_phone, _EMAIL_LIKE.sub("<email>", text))
+
 
 def env_refs(value: str) -> list[str]:
     """Names of the environment variables `value` refers to (without a default)."""

@@ -224,6 +224,16 @@ class SyncSpec(Strict):
         validate_default=True,
         description="Largest share of delivered rows a run may remove before it stops.",
     )
+    identity_conflicts: Literal["reject", "first", "merge"] = Field(
+        default="reject",
+        description="Rows whose match values point at one record at the destination (say two users with one "
+        "email, or emails that differ only by case at HubSpot): reject them all, with examples (default); keep the "
+        "`first` by identity_order and reject the others; or `merge`: every one writes to the one record (the last "
+        "write wins) and it is removed only when none of them is left. Ad audiences share identifiers freely.")
+    identity_order: str | None = Field(
+        default=None,
+        description="With identity_conflicts: first, which row keeps the record: a SQL ORDER BY over the model's "
+        "columns, e.g. 'updated_at DESC' (default: the smallest key).")
     tags: list[str] = Field(default_factory=list)
     batch_size: int | None = Field(default=None, ge=1)
     description: str | None = None
@@ -234,6 +244,8 @@ class SyncSpec(Strict):
             raise ValueError("a sync needs exactly one of `from` or `sql`")
         if self.sql is not None and self.key is None:
             raise ValueError("a sync with `sql` needs `key`")
+        if self.identity_order is not None and self.identity_conflicts != "first":
+            raise ValueError("`identity_order` only applies with `identity_conflicts: first`")
         return self
 
     @field_validator("max_removal")

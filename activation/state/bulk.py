@@ -27,24 +27,53 @@ class Same:
     value: Any
 
 
-def delete_keys(c: Connection, dialect: str, rel: str, table: sa.Table, sync: str, keys: list[str]) -> None:
-    """Delete `keys` of `sync` from `table` (SQL name `rel`) in one statement per chunk."""
+def _where_in(dialect: str, column: str) -> str:
+    """`sync_name = :sync AND <column> IN (the bound list :keys)`, in the engine's own way."""
+    if dialect == "duckdb":
+        return f"sync_name = :sync AND {column} IN (SELECT unnest(CAST(:keys AS VARCHAR[])))"
+    if dialect == "postgresql":
+        return f"sync_name = :sync AND {column} = ANY(CAST(:keys AS TEXT[]))"
+    # Snowflake: the list as one JSON array, unpacked by FLATTEN
+    return f"sync_name = :sync AND {column} IN (SELECT f.value::VARCHAR FROM TABLE(FLATTEN(INPUT => PARSE_JSON(:keys))) AS f)"
+
+
+def _key_lists(dialect: str, keys: list[str]) -> Iterator[Any]:
+    """`keys` as the :keys parameter of `_where_in`: one list, or JSON chunks (Snowflake)."""
+    if dialect in ("duckdb", "postgresql"):
+        yield keys
+    else:
+        yield from _json_chunks(keys)
+
+
+def delete_keys(c: Connection, dialect: str, rel: str, table: sa.Table, sync: str, keys: list[str],
+                column: str = "row_key") -> None:
+    """Delete the rows of `sync` whose `column` is in `keys` from `table` (SQL name `rel`), in
+    one statement per chunk."""
     if not keys:
         return
-    if dialect == "duckdb":
-        c.exec_driver_sql(f"DELETE FROM {rel} WHERE sync_name = ? AND row_key IN (SELECT unnest(?::VARCHAR[]))", (sync, keys))
-    elif dialect == "postgresql":
-        c.execute(sa.text(f"DELETE FROM {rel} WHERE sync_name = :sync AND row_key = ANY(CAST(:keys AS TEXT[]))"),
-                  {"sync": sync, "keys": keys})
-    elif dialect == "snowflake":
-        for payload in _json_chunks(keys):
-            c.execute(sa.text(
-                f"DELETE FROM {rel} WHERE sync_name = :sync AND row_key IN "
-                f"(SELECT f.value::VARCHAR FROM TABLE(FLATTEN(INPUT => PARSE_JSON(:keys))) AS f)"
-            ), {"sync": sync, "keys": payload})
-    else:
-        for i in range(0, len(keys), CHUNK):
-            c.execute(table.delete().where(table.c.sync_name == sync, table.c.row_key.in_(keys[i : i + CHUNK])))
+    if dialect in ("duckdb", "postgresql", "snowflake"):
+        for part in _key_lists(dialect, keys):
+            c.execute(sa.text(f"DELETE FROM {rel} WHERE {_where_in(dialect, column)}"), {"sync": sync, "keys": part})
+        return
+    col = table.c[column]
+    for i in range(0, len(keys), CHUNK):
+        c.execute(table.delete().where(table.c.sync_name == sync, col.in_(keys[i : i + CHUNK])))
+
+
+def select_keys(c: Connection, dialect: str, rel: str, table: sa.Table, sync: str, keys: list[str],
+                columns: Sequence[str], column: str = "row_key") -> Iterator[Sequence[Any]]:
+    """`columns` of the rows of `sync` whose `column` is in `keys`."""
+    if not keys:
+        return
+    if dialect in ("duckdb", "postgresql", "snowflake"):
+        for part in _key_lists(dialect, keys):
+            yield from c.execute(sa.text(f"SELECT {', '.join(columns)} FROM {rel} WHERE {_where_in(dialect, column)}"),
+                                 {"sync": sync, "keys": part}).all()
+        return
+    col = table.c[column]
+    for i in range(0, len(keys), CHUNK):
+        yield from c.execute(sa.select(*(table.c[n] for n in columns))
+                             .where(table.c.sync_name == sync, col.in_(keys[i : i + CHUNK]))).all()
 
 
 def insert_columns(c: Connection, dialect: str, rel: str, table: sa.Table, columns: dict[str, list[Any] | Same]) -> None:

@@ -86,6 +86,38 @@ def tables(schema: str | None, *, indexes: bool = True) -> tuple[sa.MetaData, di
             sa.Column("failures", sa.Integer, nullable=False, default=0),  # consecutive failed runs
             sa.Column("retry_ms", sa.BigInteger),  # backoff: no scheduled run before this
         ),
+        # The identities each delivered (or possibly delivered) row maps to at the destination:
+        # what it holds records under (a normalised email, each hashed identifier of an ad
+        # member, the row key itself). A record is removed only when no row claims it.
+        "claims": sa.Table(
+            "claims", md,
+            sa.Column("sync_name", sa.String(200), nullable=False),
+            sa.Column("identity", sa.String(2000), nullable=False),
+            sa.Column("row_key", sa.String(2000), nullable=False),
+            *([sa.Index("ix_claims_identity", "sync_name", "identity"), sa.Index("ix_claims_row", "sync_name", "row_key")]
+              if indexes else []),
+        ),
+        # Identities the destination holds or may hold that a row stopped claiming (it left the
+        # model, its identity changed, or it was sent by a run that died or whose answer was
+        # lost). The end of each run removes those no row claims (mirror, audience) or forgets
+        # them (other modes); an entry goes only once the destination acknowledged it.
+        "releases": sa.Table(
+            "releases", md,
+            sa.Column("sync_name", sa.String(200), nullable=False),
+            sa.Column("identity", sa.String(2000), nullable=False),
+            sa.Column("row_key", sa.String(2000)),  # the row that last held it (for messages)
+            sa.Column("dest_id", sa.String(200)),
+            sa.Column("row_values", sa.Text, nullable=False),  # JSON: what a remove of it carries
+            sa.Column("created_at", sa.DateTime, nullable=False),
+            *([sa.Index("ix_releases_identity", "sync_name", "identity")] if indexes else []),
+        ),
+        # Per sync: the version of the destination's identity rules the claims were computed
+        # with (claims of a store written before them, or under other rules, are recomputed).
+        "identity_versions": sa.Table(
+            "identity_versions", md,
+            sa.Column("sync_name", sa.String(200), primary_key=True),
+            sa.Column("version", sa.String(100), nullable=False),
+        ),
     }
     return md, t
 
@@ -115,10 +147,16 @@ def _v4(conn: Connection, md: sa.MetaData) -> None:
     md.tables[_qualified(md, "leases")].create(conn, checkfirst=True)
 
 
+def _v5(conn: Connection, md: sa.MetaData) -> None:
+    for name in ("claims", "releases", "identity_versions"):
+        md.tables[_qualified(md, name)].create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "delivered rows, runs, row errors", _v1),
     (2, "in-flight journal: rows sent but not yet acknowledged", _v2),
     (3, "runs.details: what the destination reported (calls, retries, platform ids)", _v3),
     (4, "leases: one run per sync at a time across daemons; schedule slots and backoff", _v4),
+    (5, "identities: what each row claims at the destination, and what is held but released", _v5),
 ]
 LATEST = MIGRATIONS[-1][0]

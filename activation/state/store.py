@@ -17,9 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from activation.state.bulk import CHUNK as _CHUNK
+from activation.state import identities as ids
 from activation.state.bulk import Same, delete_keys, insert_columns
-from activation.state.journal import GHOST, JOURNAL_PREFIX, JournalEntry, Journaled, identity, values_json
+from activation.state.identities import UNKNOWN_HASH, IdentityRules, Release
+from activation.state.journal import CorruptJournal, JournalEntry, Journaled, read_entry, values_json
 from activation.state.schema import LATEST, MIGRATIONS, tables
 
 
@@ -35,6 +36,9 @@ class Delivered:
     dest_id: str | None
     values_json: str | None = None  # `values` already serialised (the journal did it), if so
     new: bool = False  # the diff found no delivered row for this key: nothing to replace
+    # The identities the destination now holds the row under (its claims are replaced by
+    # these); None: unchanged (a row whose hash changed but whose values did not).
+    identities: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,6 @@ class RowError:
     stage: str
     reason: str
 
-
-UNKNOWN_HASH = "?"  # matches no real row hash: "delivered, content unknown"
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -206,56 +208,18 @@ class StateStore:
         f = self.t["in_flight"]
         out: list[Journaled] = []
         for key, text, run_id in c.execute(sa.select(f.c.row_key, f.c.row_values, f.c.run_id).where(f.c.sync_name == sync)):
-            if key.startswith(JOURNAL_PREFIX):
-                entry = json.loads(text)
-                out += [Journaled(k, values_json(v), run_id) for k, v in zip(entry["keys"], entry["values"])]
-            else:
-                out.append(Journaled(key, text, run_id))
+            out += read_entry(key, text, run_id, sync)
         return out
 
-    def recover_in_flight(self, sync: str, match: Sequence[str] = ()) -> int:
-        """Fold rows a dead run left in flight back in as *possibly* delivered.
-
-        The destination may hold them (it applied the batch, the process died before
-        recording it). Marking them delivered with an impossible hash makes the next diff
-        send them again if they are still in the model (idempotent), and remove them if
-        they left it: nothing stays behind at the destination unaccounted for.
-
-        A row sent with a new identity (its `match` values changed) may be held under the
-        old one, the new one or — where a destination changes identity in two calls (add
-        the new, remove the old) — both. It is kept under the new identity, and the old one
-        becomes a *ghost* row (`key` + GHOST + run id) that left the model, so the next run
-        removes it (mirror, audience) by that identity; a ghost carries no destination id,
-        which after a rename-in-place belongs to the row itself.
-        """
-        f, d = self.t["in_flight"], self.t["delivered"]
+    def recover_in_flight(self, sync: str, rules: IdentityRules) -> int:
+        """Fold rows a dead run left in flight back in as *possibly* delivered (see
+        `identities.recover`): resent while in the model, released by identity when they
+        leave. Returns how many rows were recovered."""
         with self.engine.begin() as c:
             rows = self._journaled(c, sync)
-            if not rows:
-                return 0
-            keys = [r.row_key for r in rows]
-            known: dict[str, str] = {}
-            for i in range(0, len(keys), _CHUNK):
-                part = keys[i : i + _CHUNK]
-                known.update(c.execute(sa.select(d.c.row_key, d.c.row_values).where(d.c.sync_name == sync, d.c.row_key.in_(part))).all())
-                c.execute(d.update().where(d.c.sync_name == sync, d.c.row_key.in_(part)).values(row_hash=UNKNOWN_HASH))
-            moved = [r for r in rows if r.row_key in known and identity(known[r.row_key], match) != identity(r.row_values, match)]
-            for r in moved:
-                c.execute(d.update().where(d.c.sync_name == sync, d.c.row_key == r.row_key)
-                          .values(row_values=r.row_values, dest_id=None))
-            new = [(r.row_key, r.row_values) for r in rows if r.row_key not in known]
-            new += [(r.row_key + GHOST + r.run_id, known[r.row_key]) for r in moved]
-            if new:
-                self._delete_keys(c, sync, [k for k, _ in new])  # a ghost left by an earlier recovery of that run
-                self._insert(c, d, {
-                    "sync_name": [sync] * len(new),
-                    "row_key": [k for k, _ in new],
-                    "row_hash": [UNKNOWN_HASH] * len(new),
-                    "row_values": [v for _, v in new],
-                    "dest_id": [None] * len(new),
-                    "delivered_at": [utcnow()] * len(new),
-                })
-            c.execute(f.delete().where(f.c.sync_name == sync))
+            if rows:
+                ids.recover(self, c, sync, rows, rules, utcnow())
+                c.execute(self.t["in_flight"].delete().where(self.t["in_flight"].c.sync_name == sync))
             return len(rows)
 
     def in_flight_count(self, sync: str) -> int:
@@ -275,18 +239,28 @@ class StateStore:
         counts: dict[str, int] | None = None,
         settled: Sequence[str] = (),
         journal: JournalEntry | None = None,
+        releases: Sequence[Release] = (),
+        released: Sequence[str] = (),
     ) -> None:
         """Record acknowledged work and journal what is sent next, in one transaction.
 
-        Delivered rows, removals and rejections of acknowledged pushes; the end of the journal
-        entries of every push that is over (`settled`: the `ids` of their `JournalEntry`s);
-        and `journal`, the rows about to be sent: the destination must not see them before
-        this commits.
+        Delivered rows (with the identities they now claim), rows that left the model
+        (`removed`: their claims go too), rejections; identities rows stopped claiming
+        (`releases`) and released identities the destination removed or that need no removal
+        (`released`); the end of the journal entries of every push that is over (`settled`:
+        the `ids` of their `JournalEntry`s); and `journal`, the rows about to be sent: the
+        destination must not see them before this commits.
         """
         now = utcnow()
         d, f = self.t["delivered"], self.t["in_flight"]
         with self.engine.begin() as c:
             self._delete_keys(c, sync, [r.key for r in delivered if not r.new] + list(removed))
+            reclaimed = [r for r in delivered if r.identities is not None]
+            if reclaimed or removed:
+                ids.replace_claims(self, c, sync, [r.key for r in reclaimed if not r.new] + list(removed),
+                                   [(r.key, i) for r in reclaimed for i in r.identities or ()])
+            ids.add_releases(self, c, sync, releases, now)
+            ids.drop_releases(self, c, sync, released)
             self._delete_keys(c, sync, list(settled), table="in_flight")
             if delivered:
                 self._insert(c, d, {
@@ -320,7 +294,11 @@ class StateStore:
         with self.engine.connect() as c:
             counts = {name: int(c.execute(sa.select(sa.func.count()).where(self.t[name].c.sync_name == sync)).scalar() or 0)
                       for name in ("delivered", "row_errors", "runs")}
-            counts["in_flight"] = len(self._journaled(c, sync))  # rows, not journal entries
+            try:
+                counts["in_flight"] = len(self._journaled(c, sync))  # rows, not journal entries
+            except CorruptJournal:  # reset must still work: count the entries
+                f = self.t["in_flight"]
+                counts["in_flight"] = int(c.execute(sa.select(sa.func.count()).where(f.c.sync_name == sync)).scalar() or 0)
             return counts
 
     def reset(self, sync: str, *, history: bool = False) -> dict[str, int]:
@@ -329,8 +307,17 @@ class StateStore:
         hold personal data). `history` also drops its run records (counts and timings only)."""
         tables = ["delivered", "in_flight", "row_errors"] + (["runs"] if history else [])
         with self.engine.begin() as c:
-            return {name: int(c.execute(self.t[name].delete().where(self.t[name].c.sync_name == sync)).rowcount or 0)
+            gone = {name: int(c.execute(self.t[name].delete().where(self.t[name].c.sync_name == sync)).rowcount or 0)
                     for name in tables}
+            if self.version(c) >= 5:
+                # what rows claimed goes with them; released identities not yet removed are
+                # left at the destination from now on: say how many
+                released = ids.pending_releases(self, sync)
+                for name in ("claims", "releases", "identity_versions"):
+                    c.execute(self.t[name].delete().where(self.t[name].c.sync_name == sync))
+                if released:
+                    gone["releases"] = released
+            return gone
 
     def _delete_keys(self, c: Connection, sync: str, keys: list[str], table: str = "delivered") -> None:
         delete_keys(c, self.dialect, self.relation(table), self.t[table], sync, keys)
