@@ -24,7 +24,7 @@ SELECT 'p' || lpad(CAST(i AS VARCHAR), 4, '0') AS person_id,
        'Ann-' || chr(CAST(97 + i % 26 AS INTEGER)) AS first_name,
        'Smith' AS last_name,
        CASE WHEN i % 2 = 0 THEN 'GB' ELSE 'US' END AS country,
-       'SW1A ' || (i % 9) || 'AA' AS postal_code,
+       CASE WHEN i % 2 = 0 THEN 'SW1A ' || (i % 9) || 'AA' ELSE '9403' || (i % 10) END AS postal_code,
        i % 4 <> 3 AS member
 FROM range({n}) t(i);
 """
