@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ad_project import AdProject, make_ad_project, raw_identifiers, sha
+from ad_project import (AdProject, assert_impossible_phone_rejected, make_ad_project, raw_identifiers,
+                        set_trunk_and_impossible_phones, sha)
 from activation.testing.google_ads_emulator import GoogleAdsEmulator
 
 DEV_TOKEN = "dev-token-abc123"
@@ -237,15 +238,6 @@ def test_validate_remote_checks_credentials_and_lists(tmp_path: Path, google: Go
 
 def test_an_impossible_phone_rejects_its_row_with_the_reason_and_the_others_are_delivered(tmp_path: Path, google: GoogleAdsEmulator) -> None:
     p = project(tmp_path, google)
-    p.sql("UPDATE src.people SET phone = '+44 (0)20 7946 0958' WHERE person_id = 'p0001'")  # the trunk (0): fine, dropped
-    p.sql("UPDATE src.people SET phone = '+44 20 7946 00021' WHERE person_id = 'p0002'")  # a digit too many: impossible
+    set_trunk_and_impossible_phones(p)
     result = p.run("members_to_google", expect=1)
-    assert (result["status"], result["acknowledged"], result["plan"]["counts"]["rejected"]) == ("partial", 44, 1)
-    reason = "field 'phone': not a possible phone number (too long for its country)"
-    [rejected] = p.json("history", "members_to_google")["runs"][0]["rejected_rows"]
-    assert (rejected["row_key"], rejected["reason"]) == ("p0002", reason)
-    assert [(e["row_key"], e["reason"]) for e in p.json("status", expect=1)["syncs"][0]["rejected_rows"]] == [("p0002", reason)]
-    people = held(google)
-    assert len(people) == 44 and not any(("hashedEmail", sha("person.2@example.com")) in person for person in people)
-    phones = {v for person in people for k, v in person if k == "hashedPhoneNumber"}
-    assert sha("+442079460958") in phones and sha("+4402079460958") not in phones  # never the trunk 0
+    assert_impossible_phone_rejected(p, "members_to_google", result, held(google), "hashedEmail", "hashedPhoneNumber", e164_prefix="+")

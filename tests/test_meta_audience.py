@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ad_project import AdProject, make_ad_project, raw_identifiers, sha
+from ad_project import (AdProject, assert_impossible_phone_rejected, make_ad_project, raw_identifiers,
+                        set_trunk_and_impossible_phones, sha)
 from activation.testing.meta_emulator import MetaEmulator
 
 TOKEN = "EAAB-system-user-token-123"
@@ -229,15 +230,6 @@ def test_an_audience_create_whose_answer_is_lost_is_not_made_twice(tmp_path: Pat
 
 def test_an_impossible_phone_rejects_its_row_with_the_reason_and_the_others_are_delivered(tmp_path: Path, meta: MetaEmulator) -> None:
     p = project(tmp_path, meta)
-    p.sql("UPDATE src.people SET phone = '+44 (0)20 7946 0958' WHERE person_id = 'p0001'")  # the trunk (0): fine, dropped
-    p.sql("UPDATE src.people SET phone = '+44 20 7946 00021' WHERE person_id = 'p0002'")  # a digit too many: impossible
+    set_trunk_and_impossible_phones(p)
     result = p.run("members_to_meta", expect=1)
-    assert (result["status"], result["acknowledged"], result["plan"]["counts"]["rejected"]) == ("partial", 44, 1)
-    reason = "field 'phone': not a possible phone number (too long for its country)"
-    [rejected] = p.json("history", "members_to_meta")["runs"][0]["rejected_rows"]
-    assert (rejected["row_key"], rejected["reason"]) == ("p0002", reason)
-    assert [(e["row_key"], e["reason"]) for e in p.json("status", expect=1)["syncs"][0]["rejected_rows"]] == [("p0002", reason)]
-    people = held(meta)
-    assert len(people) == 44 and not any(("EMAIL", sha("person.2@example.com")) in person for person in people)
-    phones = {v for person in people for k, v in person if k == "PHONE"}
-    assert sha("442079460958") in phones and sha("4402079460958") not in phones  # never the trunk 0
+    assert_impossible_phone_rejected(p, "members_to_meta", result, held(meta), "EMAIL", "PHONE", e164_prefix="")
