@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ad_project import AdProject, make_ad_project, raw_identifiers, sha
+from ad_project import (AdProject, assert_impossible_phone_rejected, make_ad_project, raw_identifiers,
+                        set_trunk_and_impossible_phones, sha)
 from activation.testing.google_ads_emulator import GoogleAdsEmulator
 
 DEV_TOKEN = "dev-token-abc123"
@@ -238,3 +239,10 @@ def test_validate_remote_checks_credentials_and_lists(tmp_path: Path, google: Go
     google.revoke_refresh_tokens()
     assert "Google refused the refresh token (invalid_grant" in p.cli("validate", "--remote", expect=2).output
     assert google.user_lists() == {}  # validate created nothing
+
+
+def test_an_impossible_phone_rejects_its_row_with_the_reason_and_the_others_are_delivered(tmp_path: Path, google: GoogleAdsEmulator) -> None:
+    p = project(tmp_path, google)
+    set_trunk_and_impossible_phones(p)
+    result = p.run("members_to_google", expect=1)
+    assert_impossible_phone_rejected(p, "members_to_google", result, held(google), "hashedEmail", "hashedPhoneNumber", e164_prefix="+")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ad_project import AdProject, make_ad_project, raw_identifiers, sha
+from ad_project import (AdProject, assert_impossible_phone_rejected, make_ad_project, raw_identifiers,
+                        set_trunk_and_impossible_phones, sha)
 from activation.testing.meta_emulator import MetaEmulator
 
 TOKEN = "EAAB-system-user-token-123"
@@ -230,3 +231,10 @@ def test_an_audience_create_whose_answer_is_lost_is_not_made_twice(tmp_path: Pat
     result = p.run("members_to_meta")
     assert result["status"] == "success" and len(meta.audiences()) == 1
     assert held(meta) == expected(p)
+
+
+def test_an_impossible_phone_rejects_its_row_with_the_reason_and_the_others_are_delivered(tmp_path: Path, meta: MetaEmulator) -> None:
+    p = project(tmp_path, meta)
+    set_trunk_and_impossible_phones(p)
+    result = p.run("members_to_meta", expect=1)
+    assert_impossible_phone_rejected(p, "members_to_meta", result, held(meta), "EMAIL", "PHONE", e164_prefix="")
