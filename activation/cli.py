@@ -318,17 +318,26 @@ def run(
     _execute(project, syncs, select, dry_run=dry_run, allow_removal=allow_removal, limit=limit, as_json=as_json, sandbox=sandbox)
 
 
+#: What a sync's last run may have ended as, for `status` to exit 1 (blocked runs are recorded as failed).
+NOT_SUCCEEDED = ("failed", "partial", "aborted", "interrupted")
+
+
 @app.command()
-def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """The last run of every sync, and how many rows each has delivered."""
-    from activation.session import Session
+def status(syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """The last run of every sync (or of the chosen ones), and how many rows each has delivered.
+    Exit 1 when the last run of one of them did not succeed."""
+    from activation.session import Session, select_syncs
+    from activation.state.leases import settle_ended_runs
 
     with _reported(as_json):
         loaded = _load(project)
+        names = select_syncs(loaded.project, syncs, select)
         with Session(loaded, dry_run=True) as s:
             last = s.state.last_runs()
+            settle_ended_runs(s.state, [last[n] for n in names if n in last])  # a killed run is not running
             rows = []
-            for name, spec in loaded.project.syncs.items():
+            for name in names:
+                spec = loaded.project.syncs[name]
                 run_ = last.get(name, {})
                 rows.append({
                     "sync": name, "destination": spec.to, "status": run_.get("status", "never run"),
@@ -337,7 +346,7 @@ def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
                     "rejected": run_.get("rejected"), "error": run_.get("error"), "run_id": run_.get("run_id"),
                     "rejected_rows": s.state.row_errors(run_["run_id"], limit=5) if run_ else [],
                 })
-    bad = any(r["status"] in ("failed", "partial", "aborted") for r in rows)
+    bad = any(r["status"] in NOT_SUCCEEDED for r in rows)
     if as_json:
         _dump({"ok": not bad, "syncs": rows})
         raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
@@ -359,6 +368,7 @@ def history(
 ) -> None:
     """The last runs of SYNC with their counts, and the rows each rejected with the reason."""
     from activation.session import Session
+    from activation.state.leases import settle_ended_runs
 
     with _reported(as_json):
         loaded = _load(project)
@@ -366,6 +376,7 @@ def history(
             raise ProjectError([loaded.issue(f"no sync named {sync!r}", "syncs")])
         with Session(loaded, dry_run=True) as s:
             runs = s.state.runs(sync, limit)
+            settle_ended_runs(s.state, runs[:1])  # only the latest can still be running
             for r in runs:
                 r["rejected_rows"] = s.state.row_errors(r["run_id"])
     if as_json:

@@ -45,6 +45,8 @@ class RowError:
 
 
 UNKNOWN_HASH = "?"  # matches no real row hash: "delivered, content unknown"
+#: The error of a run whose process ended before it recorded its end (killed, crashed).
+RUN_ENDED = "the process ended before the run finished"
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -162,6 +164,12 @@ class StateStore:
         with self.engine.connect() as c:
             return {row.sync_name: _run(row) for row in c.execute(q)}
 
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        r = self.t["runs"]
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(r).where(r.c.run_id == run_id)).first()
+            return _run(row) if row is not None else None
+
     def row_errors(self, run_id: str, limit: int = 50) -> list[dict[str, Any]]:
         if not self.initialised:
             return []
@@ -180,7 +188,7 @@ class StateStore:
             # at a time): say so in its record instead of leaving it running forever.
             c.execute(
                 r.update().where(r.c.sync_name == sync, r.c.status == "running")
-                .values(status="aborted", finished_at=utcnow(), error="the process ended before the run finished")
+                .values(status="aborted", finished_at=utcnow(), error=RUN_ENDED)
             )
             c.execute(
                 self.t["runs"].insert().values(
