@@ -187,12 +187,17 @@ JSON_COMMANDS = [
 ]
 
 
+def in_git(root: Path) -> None:
+    """A git repository with the project committed: what `plan --base HEAD` reviews."""
+    for git in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"]):
+        subprocess.run(["git", *git], cwd=root, check=True)
+
+
 @pytest.fixture
 def locked_project(tmp_path: Path, rx: HeldReceiver) -> Iterator[Project]:
     """A project in a git repository (for `plan --base`) whose warehouse file another process holds."""
     p = make_project(tmp_path / "p", rx)
-    for git in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"]):
-        subprocess.run(["git", *git], cwd=p.root, check=True)
+    in_git(p.root)
     holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('open', flush=True); "
                                "sys.stdin.read()", str(p.warehouse)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline() == "open\n"
@@ -214,8 +219,7 @@ def test_json_is_printed_when_the_warehouse_file_is_locked(locked_project: Proje
                          ids=lambda c: " ".join(c))
 def test_json_is_printed_when_the_state_store_is_unreachable(tmp_path: Path, rx: HeldReceiver, command: list[str]) -> None:
     p = make_project(tmp_path / "p", rx, state="state: {url: 'postgresql://postgres@127.0.0.1:1/test'}")  # nothing listens there
-    for git in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"]):
-        subprocess.run(["git", *git], cwd=p.root, check=True)
+    in_git(p.root)
     code, out, err = finish(spawn(p, *command))
     doc = json.loads(out)
     assert doc["ok"] is False and "cannot connect to the state store" in doc["errors"][0], doc

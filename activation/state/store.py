@@ -377,9 +377,10 @@ def open_state(url: str | None, schema: str, warehouse_engine: Engine, *, read_o
         # DuckDB file is opened once).
         return StateStore(warehouse_engine, schema, read_only=read_only)
     engine = sa.create_engine(resolved, pool_pre_ping=True)
-    if engine.dialect.name == "postgresql":
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:
         _postgres_timeouts(engine, lock_timeout, statement_timeout)
-    explain_errors(engine, "state store", timeouts=(lock_timeout, statement_timeout) if engine.dialect.name == "postgresql" else None)
+    explain_errors(engine, "state store", timeouts=(lock_timeout, statement_timeout) if postgres else None)
     return StateStore(engine, schema, read_only=read_only)
 
 
