@@ -145,9 +145,10 @@ def _locked(ctx: sa.engine.ExceptionContext, role: Role) -> str:
 
 
 def _lock_holders(engine: Engine, statement: str) -> list[dict[str, Any]]:
-    """Other sessions' blocking locks on the tables `statement` names (or on any, if it names none)."""
+    """Other sessions' blocking locks on the tables `statement` names (on any, without a statement)."""
     query = sa.text(
-        "SELECT l.pid, l.mode, l.granted, n.nspname, c.relname, a.application_name, a.state "
+        "SELECT l.pid, l.mode, l.granted, n.nspname, c.relname, a.application_name, a.state, "
+        "n.nspname = ANY(current_schemas(false)) AS on_path "
         "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace "
         "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND l.mode IN :modes "
@@ -162,5 +163,9 @@ def _lock_holders(engine: Engine, statement: str) -> list[dict[str, Any]]:
         return []
     finally:
         _busy.on = False
-    named = [r for r in rows if re.search(rf"\b{re.escape(r['relname'])}\b", statement, re.I)]
-    return named if statement else rows
+    if not statement:
+        return rows
+    # by its qualified name, or unqualified when its schema is on the search path: another
+    # schema's table of the same name (another project's state) is not this one
+    return [r for r in rows if re.search(rf'"?{re.escape(r["nspname"])}"?\."?{re.escape(r["relname"])}\b', statement, re.I)
+            or (r["on_path"] and re.search(rf'(?<![\w."]){re.escape(r["relname"])}\b', statement, re.I))]

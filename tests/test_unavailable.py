@@ -102,25 +102,33 @@ def test_a_locked_state_table_fails_the_run_clearly_and_nothing_is_lost(tmp_path
 
 
 @pytest.mark.parametrize("timeouts,said", [
-    ("lock_timeout: 1s", "is locked by another session (pid {pid}, idle in transaction; holds AccessExclusiveLock)"),
+    ("lock_timeout: 1s", "state_{tag}.delivered is locked by another session (pid {pid}, idle in transaction; holds "
+                         "AccessExclusiveLock); the command waited state.lock_timeout (1s)"),
     ("lock_timeout: 0, statement_timeout: 1s", "ran longer than state.statement_timeout (1s)"),
 ])
 def test_reads_of_a_locked_state_table_end_too(tmp_path: Path, rx: HeldReceiver, timeouts: str, said: str) -> None:
     """`status` (a read) waits for an exclusive lock like a run's write does: it ends on
-    state.lock_timeout, or on state.statement_timeout when it would wait forever for locks."""
+    state.lock_timeout, or on state.statement_timeout when it would wait forever for locks.
+    The session named is the one holding this state's table, not one holding another
+    schema's table of the same name."""
     engine = postgres_or_skip()
     tag = uuid.uuid4().hex[:8]
     try:
         p = make_project(tmp_path / "p", rx, state=f"state: {{url: '{PG_URL}', schema: state_{tag}, {timeouts}}}")
         p.cli("run", "whales_to_hook")
+        with engine.begin() as c:
+            c.execute(sa.text(f"CREATE SCHEMA src_{tag}"))  # another schema with a table of the same name
+            c.execute(sa.text(f"CREATE TABLE src_{tag}.delivered (x INTEGER)"))
+        decoy = TableLocker(engine, f"src_{tag}.delivered").start()
         locker = TableLocker(engine, f"state_{tag}.delivered").start()
         try:
-            assert locker.locked.wait(60)
+            assert locker.locked.wait(60) and decoy.locked.wait(60)
             code, out, err = finish(spawn(p, "status", "--json"))
         finally:
             locker.release()
+            decoy.release()
         assert code == UNAVAILABLE, err
-        assert said.format(pid=locker.pid) in json.loads(out)["errors"][0]
+        assert said.format(pid=locker.pid, tag=tag) in json.loads(out)["errors"][0]
         p.cli("status")
     finally:
         drop_schemas(engine, tag)
