@@ -1,7 +1,9 @@
 """The `activation` command line.
 
-Exit codes CI can trust: 0 ok · 1 a sync failed, was blocked, or rows were rejected ·
-2 the project is invalid (nothing was sent).
+Exit codes CI can trust: 0 ok · 1 a sync failed, was blocked, or rows were rejected (or an
+unexpected error) · 2 the project is invalid (nothing was sent) · 3 the warehouse or the state
+store is unavailable right now (held by another process, locked, unreachable): retry.
+With `--json`, stdout holds exactly one JSON document whatever happens.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -22,6 +26,7 @@ from activation.project.loader import LoadedProject, ProjectError, ProjectIssue,
 from activation.project.secrets import redact
 from activation.project.spec import json_schema
 from activation.settings import settings
+from activation.unavailable import Unavailable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Sync warehouse traits and audiences to the tools your teams use.")
 def _console(stderr: bool = False) -> Console:
@@ -33,7 +38,7 @@ def _console(stderr: bool = False) -> Console:
 out = _console()
 err = _console(stderr=True)
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 ProjectOpt = Annotated[Optional[Path], typer.Option("--project", "-p", help="syncs.yaml or its directory [env: ACTIVATION_PROJECT]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
@@ -59,6 +64,38 @@ def _dump(data: Any) -> None:
     print(redact(json.dumps(data, indent=2, default=str)))
 
 
+def _failed(errors: list[str], as_json: bool, code: int, extra: dict[str, Any] | None = None) -> None:
+    if as_json:
+        _dump({"ok": False, "errors": errors, **(extra or {})})
+    else:
+        for e in errors:
+            err.print(f"[bold red]error:[/] {escape(redact(e))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _reported(as_json: bool, extra: Callable[[], dict[str, Any]] | None = None) -> Iterator[None]:
+    """Every way a command can fail, said once with its exit code: on stderr, or with `--json`
+    as one JSON document on stdout (`{"ok": false, "errors": [...]}` plus `extra()`), so a
+    script always has something to parse. Unexpected errors in text mode go to `main`."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except ProjectError as e:
+        _config_error(e, as_json)
+    except Unavailable as e:
+        _failed([str(e)], as_json, EXIT_UNAVAILABLE, extra() if extra else None)
+    except Exception as e:
+        if not as_json or settings_debug():
+            raise
+        _failed(_unexpected(e), as_json, EXIT_FAILED, extra() if extra else None)
+    except KeyboardInterrupt:
+        if as_json:
+            _dump({"ok": False, "errors": [INTERRUPTED], **(extra() if extra else {})})
+        raise
+
+
 @app.command()
 def validate(
     project: ProjectOpt = None,
@@ -70,7 +107,7 @@ def validate(
     mapping against the warehouse's real columns. Writes nothing, sends nothing."""
     from activation.session import Session
 
-    try:
+    with _reported(as_json):
         loaded = _load(project)
         if offline:
             from activation.models.compiler import compile_offline
@@ -81,8 +118,6 @@ def validate(
                 prepared = s.prepare(list(loaded.project.syncs), how="view", check_env=True, every_model=True)
                 if remote:
                     s.check_remote(prepared)
-    except ProjectError as e:
-        _config_error(e, as_json)
     p = loaded.project
     summary = {"ok": True, "entities": len(p.entities), "traits": len(p.traits), "audiences": len(p.audiences),
                "destinations": len(p.destinations), "syncs": len(p.syncs)}
@@ -105,7 +140,7 @@ def lint(
     from activation.session import Session
 
     rows: dict[str, int] | None = None
-    try:
+    with _reported(as_json):
         loaded = _load(project)
         if not offline:
             scheduled = [n for n, s in loaded.project.syncs.items() if schedule_interval(s.schedule) is not None]
@@ -113,8 +148,6 @@ def lint(
                 prepared = s.prepare(scheduled, how="view")
                 rows = {n: s.differ.model_rows(s.conn, p.query) for n, p in prepared.items()}  # sizes, not diffs
         report = lint_project(loaded, rows)
-    except ProjectError as e:
-        _config_error(e, as_json)
     code = EXIT_FAILED if strict and report.findings else EXIT_OK
     if as_json:
         _dump({"ok": not report.findings, **report.model_dump(mode="json")})
@@ -134,14 +167,12 @@ def compile_(project: ProjectOpt = None) -> None:
     from activation.models.compiler import compile_project
     from activation.warehouse.base import open_warehouse
 
-    try:
+    with _reported(False):
         loaded = _load(project)
         wh = open_warehouse(loaded.project.warehouse, loaded.root, read_only=False) if loaded.project.warehouse.type != "duckdb" else None
         quote = wh.quote if wh else (lambda n: f'"{n}"')
         schema = loaded.project.warehouse.schema_
         compiled = compile_project(loaded, lambda n: f'"{schema}"."{n}"', quote, loaded.project.warehouse.type)
-    except ProjectError as e:
-        _config_error(e, False)
     for node_id in compiled.order:
         node = compiled.nodes[node_id]
         out.print(f"-- {node.origin} → \"{schema}\".\"{node_id}\"", style="bold", markup=False, highlight=False)
@@ -161,7 +192,8 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
     from activation.session import Session
 
     results: list[SyncResult] = []
-    try:
+    done = lambda: {"syncs": [r.model_dump(mode="json") for r in results]} if results else {}  # noqa: E731
+    with _reported(as_json, done):
         loaded = _load(project)
         stack = ExitStack()
         box = None
@@ -196,8 +228,6 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
             if box is not None and not as_json:
                 for line in box.summary():
                     out.print(f"[dim]sandbox[/] {line}", highlight=False)
-    except ProjectError as e:
-        _config_error(e, as_json)
     if as_json:
         _dump({"ok": all(r.ok for r in results), "syncs": [r.model_dump(mode="json") for r in results]})
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
@@ -252,15 +282,14 @@ def _review(project: Path | None, syncs: list[str] | None, select: list[str] | N
     from activation.review import GitError, review_project
 
     as_json = fmt == OutputFormat.json
-    try:
+    with _reported(as_json):
         if sandbox:
             raise ProjectError([ProjectIssue("--base and --sandbox cannot be combined (a review sends nothing anyway)")])
         loaded = _load(project)
-        review = review_project(loaded, base, syncs, select)
-    except GitError as e:
-        _config_error(ProjectError([ProjectIssue(f"--base {base}: {e}")]), as_json)
-    except ProjectError as e:
-        _config_error(e, as_json)
+        try:
+            review = review_project(loaded, base, syncs, select)
+        except GitError as e:
+            raise ProjectError([ProjectIssue(f"--base {base}: {e}")]) from e
     if as_json:
         _dump({"ok": not review.failed, **review.model_dump(mode="json")})
     elif fmt == OutputFormat.markdown:
@@ -289,17 +318,26 @@ def run(
     _execute(project, syncs, select, dry_run=dry_run, allow_removal=allow_removal, limit=limit, as_json=as_json, sandbox=sandbox)
 
 
-@app.command()
-def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """The last run of every sync, and how many rows each has delivered."""
-    from activation.session import Session
+#: What a sync's last run may have ended as, for `status` to exit 1 (blocked runs are recorded as failed).
+NOT_SUCCEEDED = ("failed", "partial", "aborted", "interrupted")
 
-    try:
+
+@app.command()
+def status(syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """The last run of every sync (or of the chosen ones), and how many rows each has delivered.
+    Exit 1 when the last run of one of them did not succeed."""
+    from activation.session import Session, select_syncs
+    from activation.state.leases import settle_ended_runs
+
+    with _reported(as_json):
         loaded = _load(project)
+        names = select_syncs(loaded.project, syncs, select)
         with Session(loaded, dry_run=True) as s:
             last = s.state.last_runs()
+            settle_ended_runs(s.state, [last[n] for n in names if n in last])  # a killed run is not running
             rows = []
-            for name, spec in loaded.project.syncs.items():
+            for name in names:
+                spec = loaded.project.syncs[name]
                 run_ = last.get(name, {})
                 rows.append({
                     "sync": name, "destination": spec.to, "status": run_.get("status", "never run"),
@@ -308,9 +346,7 @@ def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
                     "rejected": run_.get("rejected"), "error": run_.get("error"), "run_id": run_.get("run_id"),
                     "rejected_rows": s.state.row_errors(run_["run_id"], limit=5) if run_ else [],
                 })
-    except ProjectError as e:
-        _config_error(e, as_json)
-    bad = any(r["status"] in ("failed", "partial", "aborted") for r in rows)
+    bad = any(r["status"] in NOT_SUCCEEDED for r in rows)
     if as_json:
         _dump({"ok": not bad, "syncs": rows})
         raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
@@ -332,17 +368,17 @@ def history(
 ) -> None:
     """The last runs of SYNC with their counts, and the rows each rejected with the reason."""
     from activation.session import Session
+    from activation.state.leases import settle_ended_runs
 
-    try:
+    with _reported(as_json):
         loaded = _load(project)
         if sync not in loaded.project.syncs:
             raise ProjectError([loaded.issue(f"no sync named {sync!r}", "syncs")])
         with Session(loaded, dry_run=True) as s:
             runs = s.state.runs(sync, limit)
+            settle_ended_runs(s.state, runs[:1])  # only the latest can still be running
             for r in runs:
                 r["rejected_rows"] = s.state.row_errors(r["run_id"])
-    except ProjectError as e:
-        _config_error(e, as_json)
     if as_json:
         _dump({"sync": sync, "runs": runs})
         return
@@ -415,7 +451,7 @@ def reset(
     sends every row again. Nothing is sent or removed at the destination."""
     from activation.session import Session
 
-    try:
+    with _reported(False):
         loaded = _load(project)
         with Session(loaded, dry_run=False) as s:
             stored = s.state.stored(sync)
@@ -427,8 +463,6 @@ def reset(
                 raise typer.Exit(EXIT_FAILED)
             s.state.migrate()
             gone = s.state.reset(sync, history=history)
-    except ProjectError as e:
-        _config_error(e, False)
     out.print(f"{sync}: forgot " + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in gone.items()) + ".")
 
 
@@ -457,6 +491,9 @@ def demo(
     raise typer.Exit(run_demo(directory, out))
 
 
+INTERRUPTED = "interrupted: acknowledged batches are kept; the rest is sent next run"
+
+
 def main() -> None:
     # A connection handed back to the pool after a failed commit (e.g. DuckDB out of memory)
     # logs its failed rollback as a second traceback; the error itself is reported below.
@@ -464,18 +501,28 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("interrupted: acknowledged batches are kept; the rest is sent next run")
+        err.print(INTERRUPTED)
         sys.exit(130)
     except Exception as e:  # a bug or an environment problem: say what, not a 200-line trace
         if "--debug" in sys.argv or settings_debug():
             raise
-        err.print(f"[bold red]error:[/] {redact(f'{type(e).__name__}: {e}')}", highlight=False)
-        if _duckdb_out_of_memory(e):
-            err.print("[bold]DuckDB ran out of memory under warehouse.memory_limit.[/] Raise it: it must hold the "
-                      "state table's key index, about 600 MB per million delivered rows (or keep the state elsewhere "
-                      "with state.url). Acknowledged batches are kept; the next run sends the rest.")
+        said, *hints = _unexpected(e)
+        err.print(f"[bold red]error:[/] {escape(said)}", highlight=False, soft_wrap=True)
+        for hint in hints:
+            err.print(hint, markup=False, highlight=False, soft_wrap=True)
         err.print("[dim](set ACTIVATION_DEBUG=1 for the full traceback)[/]")
         sys.exit(EXIT_FAILED)
+
+
+def _unexpected(e: BaseException) -> list[str]:
+    """What to say about an error nobody anticipated (a bug, an environment problem): the
+    error, then hints."""
+    said = [redact(f"{type(e).__name__}: {e}")]
+    if _duckdb_out_of_memory(e):
+        said.append("DuckDB ran out of memory under warehouse.memory_limit. Raise it: it must hold the state table's key "
+                    "index, about 600 MB per million delivered rows (or keep the state elsewhere with state.url). "
+                    "Acknowledged batches are kept; the next run sends the rest.")
+    return said
 
 
 def _duckdb_out_of_memory(e: BaseException) -> bool:

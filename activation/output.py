@@ -117,7 +117,7 @@ def status_table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="Syncs", title_justify="left")
     for col in ("sync", "to", "last run (UTC)", "status", "delivered", "sent", "failed", "rejected"):
         t.add_column(col, no_wrap=col in ("sync", "to", "status"), justify="right" if col in ("delivered", "sent", "failed", "rejected") else "left")
-    style = {"success": "green", "partial": "yellow", "failed": "red", "aborted": "red", "running": "cyan", "never run": "dim"}
+    style = {"success": "green", "partial": "yellow", "interrupted": "yellow", "failed": "red", "aborted": "red", "running": "cyan", "never run": "dim"}
     for r in rows:
         st = r["status"]
         dash = lambda v: "-" if v is None else str(v)  # noqa: E731

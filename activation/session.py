@@ -61,8 +61,10 @@ class Session:
             self.warehouse: Warehouse = open_warehouse(self.project.warehouse, loaded.root, read_only=dry_run)
             self.conn: Connection = self._stack.enter_context(self.warehouse.session())
             state_url = sandbox_state or _state_url(self.project.state.url, loaded.root)
+            spec = self.project.state
             self.state: StateStore = open_state(
-                state_url, self.project.state.schema_, self.warehouse.engine, read_only=dry_run and not sandbox_state
+                state_url, spec.schema_, self.warehouse.engine, read_only=dry_run and not sandbox_state,
+                lock_timeout=spec.lock_timeout, statement_timeout=spec.statement_timeout,
             )
         except MissingSecret as e:
             self.close()

@@ -368,5 +368,6 @@ def _flatten(chunks: Iterator[Sequence[Any]]) -> Iterator[Sequence[Any]]:
 
 
 def differ_for(warehouse: Warehouse, state: StateStore) -> Differ:
-    same_db = state.engine is warehouse.engine
+    # the same database: the state's own engine on the warehouse's URL (Postgres) counts too
+    same_db = state.engine is warehouse.engine or state.engine.url == warehouse.engine.url
     return SqlDiffer(warehouse, state) if same_db else MergeDiffer(warehouse, state)

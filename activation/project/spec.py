@@ -99,6 +99,12 @@ class StateSpec(Strict):
         "diff run as one set-based query there.",
     )
     schema_: Name = Field(default="activation_state", alias="schema")
+    # Postgres only: a session holding a state table (a LOCK TABLE, a migration, a vacuum
+    # full) must fail the command with its name, not hang a run for as long as it lasts.
+    lock_timeout: Duration = Field(default=30.0, ge=0, description="Postgres: how long a statement of the state store "
+                                   "waits for a lock another session holds before the command fails, naming it (0: forever).")
+    statement_timeout: Duration = Field(default=300.0, ge=0, description="Postgres: the longest a statement of the "
+                                        "state store may run (0: no limit). The warehouse's model queries have none.")
 
 
 # ---------------------------------------------------------------- entities, traits, audiences

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from activation.project.secrets import redact
-from activation.state.store import StateStore
+from activation.state.store import RUN_ENDED, StateStore
 
 log = logging.getLogger("activation.leases")
 
@@ -180,12 +180,39 @@ class LeaseStore:
             done = self._exec(c, f"SELECT done_ms FROM {self._rel} WHERE name = :name", {"name": name}).scalar()
         return done is not None and int(done) >= since_ms
 
+    def holders(self) -> dict[str, tuple[str, bool]]:
+        """name → (owner, whether that process still runs) of every lease not released: on
+        this machine judged by the holder's pid and start time, elsewhere by the expiry."""
+        with self._lock, self.state.engine.connect() as c:
+            rows = self._exec(c, f"SELECT name, owner, process, expires_ms, {self._now} AS now FROM {self._rel} "
+                              "WHERE expires_ms > 0", {})
+            return {r.name: (r.owner, r.expires_ms > r.now and not _ended_here(r.process)) for r in rows}
+
     def held(self) -> list[dict[str, Any]]:
         """Every lease held right now (by anyone): name, owner, acquired_ms, expires_ms."""
         with self._lock, self.state.engine.connect() as c:
             rows = self._exec(c, f"SELECT name, owner, acquired_ms, expires_ms FROM {self._rel} "
                               f"WHERE expires_ms > {self._now} ORDER BY name", {})
             return [dict(r._mapping) for r in rows]
+
+
+def settle_ended_runs(state: StateStore, runs: list[dict[str, Any]]) -> None:
+    """Show runs recorded as `running` whose process has ended (killed, crashed) as what they
+    are: `aborted` (the sync's next run records it so). A run holds its sync's lease from
+    before its record is written until after its end is: no live holder, no live run."""
+    running = [r for r in runs if r["status"] == "running"]
+    if not running or state.version() < 4:  # no leases table: nothing to judge by
+        return
+    holders = LeaseStore(state, "status", 0).holders()
+    for r in running:
+        owner, alive = holders.get(r["sync_name"], (None, False))
+        if alive:
+            continue
+        fresh = state.run(r["run_id"])  # it may have ended (and released its lease) since it was read
+        if fresh is not None and fresh["status"] != "running":
+            r.update(fresh)
+            continue
+        r.update(status="aborted", error=RUN_ENDED + (f" ({owner})" if owner else ""))
 
 
 class Renewer:

@@ -48,6 +48,10 @@ class RowError:
     reason: str
 
 
+#: The error of a run whose process ended before it recorded its end (killed, crashed).
+RUN_ENDED = "the process ended before the run finished"
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -164,6 +168,12 @@ class StateStore:
         with self.engine.connect() as c:
             return {row.sync_name: _run(row) for row in c.execute(q)}
 
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        r = self.t["runs"]
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(r).where(r.c.run_id == run_id)).first()
+            return _run(row) if row is not None else None
+
     def row_errors(self, run_id: str, limit: int = 50) -> list[dict[str, Any]]:
         if not self.initialised:
             return []
@@ -182,7 +192,7 @@ class StateStore:
             # at a time): say so in its record instead of leaving it running forever.
             c.execute(
                 r.update().where(r.c.sync_name == sync, r.c.status == "running")
-                .values(status="aborted", finished_at=utcnow(), error="the process ended before the run finished")
+                .values(status="aborted", finished_at=utcnow(), error=RUN_ENDED)
             )
             c.execute(
                 self.t["runs"].insert().values(
@@ -332,23 +342,44 @@ def _run(row: sa.Row[Any]) -> dict[str, Any]:
     return run
 
 
-def open_state(url: str | None, schema: str, warehouse_engine: Engine, *, read_only: bool) -> StateStore:
-    """The state store: in the warehouse (url None) or at its own SQLAlchemy URL."""
-    if url is None:
-        return StateStore(warehouse_engine, schema, read_only=read_only)
-    from activation.project.secrets import resolve_env
+def open_state(url: str | None, schema: str, warehouse_engine: Engine, *, read_only: bool,
+               lock_timeout: float = 0, statement_timeout: float = 0) -> StateStore:
+    """The state store: in the warehouse (url None) or at its own SQLAlchemy URL.
 
+    On Postgres a statement of the store waits at most `lock_timeout` seconds for a lock
+    another session holds, and runs at most `statement_timeout` seconds (0: no limit), then
+    fails with a message naming the holder (`Unavailable`) instead of hanging the run. The
+    store has its own connections for that even inside the warehouse's database: the
+    warehouse's model queries may rightly run long, and keep the server's settings.
+    """
+    from activation.project.secrets import resolve_env
+    from activation.unavailable import explain_errors
     from activation.warehouse.postgres import psycopg_url
 
-    resolved = psycopg_url(resolve_env(url))
+    warehouse_url = warehouse_engine.url.render_as_string(hide_password=False)
+    resolved = psycopg_url(resolve_env(url)) if url is not None else warehouse_url
     if resolved.startswith("sqlite"):
         engine = _sqlite_engine(resolved, read_only)
         return StateStore(engine, None, read_only=read_only)
-    if resolved == warehouse_engine.url.render_as_string(hide_password=False):
-        # The same database as the warehouse: share the engine, so the diff runs there.
+    if resolved == warehouse_url and warehouse_engine.dialect.name != "postgresql":
+        # The same database as the warehouse: share the engine, so the diff runs there (and a
+        # DuckDB file is opened once).
         return StateStore(warehouse_engine, schema, read_only=read_only)
     engine = sa.create_engine(resolved, pool_pre_ping=True)
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:
+        _postgres_timeouts(engine, lock_timeout, statement_timeout)
+    explain_errors(engine, "state store", timeouts=(lock_timeout, statement_timeout) if postgres else None)
     return StateStore(engine, schema, read_only=read_only)
+
+
+def _postgres_timeouts(engine: Engine, lock_timeout: float, statement_timeout: float) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _limits(dbapi_conn: Any, _: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET lock_timeout = {int(lock_timeout * 1000)}")
+            cur.execute(f"SET statement_timeout = {int(statement_timeout * 1000)}")
+        dbapi_conn.commit()  # or the pool's rollback on return would undo the settings
 
 
 def _sqlite_engine(url: str, read_only: bool) -> Engine:

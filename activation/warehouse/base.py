@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from activation.project.secrets import redact, resolve_env
 from activation.project.spec import WarehouseSpec
+from activation.unavailable import Unavailable, explain_errors
 
 KEY_SEPARATOR = "\x1f"  # joins the parts of a composite key; never appears in real keys
 
@@ -32,6 +33,7 @@ class Warehouse:
         self.read_only = read_only
         self.schema = spec.schema_
         self.engine: Engine = self._create_engine()
+        explain_errors(self.engine, "warehouse")  # a locked file or table says who holds it
 
     # -- connection -----------------------------------------------------------------
 
@@ -108,6 +110,8 @@ class Warehouse:
     def execute(self, conn: Connection, sql: str, params: dict[str, object] | None = None) -> sa.CursorResult:
         try:
             return conn.execute(sa.text(sql), params or {})
+        except Unavailable:
+            raise  # not the statement's fault: transient, said as such
         except sa.exc.DBAPIError as e:
             raise WarehouseError(_db_message(e)) from e
 
@@ -125,6 +129,8 @@ class Warehouse:
             # on this (long-lived) connection a server-side cursor, DDL included.
             result = conn.execute(sa.text(sql), params or {}, execution_options={"stream_results": True, "yield_per": batch})
             yield from result.partitions(batch)
+        except Unavailable:
+            raise
         except sa.exc.DBAPIError as e:
             raise WarehouseError(_db_message(e)) from e
 
