@@ -166,7 +166,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
         stack = ExitStack()
         box = None
         if sandbox:
-            from activation.sandbox import sandbox as make_sandbox
+            from activation_emulators.sandbox import sandbox as make_sandbox
 
             box = stack.enter_context(make_sandbox(loaded))
             loaded = box.loaded
@@ -452,7 +452,7 @@ def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Project directory of the demo.")] = Path("."),
 ) -> None:
     """Generate the demo warehouse, plan, run, change rows, and show the second plan."""
-    from activation.demo import run_demo
+    from activation_emulators.demo.run import run_demo
 
     raise typer.Exit(run_demo(directory, out))
 

@@ -110,24 +110,24 @@ def sandbox(loaded: LoadedProject) -> Iterator[Sandbox]:
             syncs = [s for s in p.syncs.values() if s.to == name]
             update: dict[str, Any]
             if spec.type == "webhook":
-                from activation.testing.webhook_receiver import WebhookReceiver
+                from activation_emulators.webhook import WebhookReceiver
 
                 emu = stack.enter_context(WebhookReceiver())
                 update = {"url": emu.url, "headers": {}}
             elif spec.type == "hubspot":
-                from activation.testing.hubspot_emulator import HubSpotEmulator
+                from activation_emulators.hubspot import HubSpotEmulator
 
                 emu = stack.enter_context(HubSpotEmulator(tokens=None))  # properties: add_properties()
                 update = {"base_url": emu.url, "token": SANDBOX_TOKEN}
             elif spec.type == "salesforce":
                 update, emu = _salesforce(stack, syncs)
             elif spec.type == "meta_audience":
-                from activation.testing.meta_emulator import MetaEmulator
+                from activation_emulators.meta import MetaEmulator
 
                 emu = stack.enter_context(MetaEmulator(tokens={SANDBOX_TOKEN}, record=False))
                 update = {"base_url": emu.url, "token": SANDBOX_TOKEN, "app_secret": None, "ad_account": "act_1"}
             elif spec.type == "google_ads":
-                from activation.testing.google_ads_emulator import GoogleAdsEmulator
+                from activation_emulators.google_ads import GoogleAdsEmulator
 
                 emu = stack.enter_context(GoogleAdsEmulator(client_id="sandbox", client_secret=SANDBOX_TOKEN, record=False))
                 update = {"base_url": emu.url, "token_url": emu.token_url, "developer_token": SANDBOX_TOKEN, "client_id": "sandbox",
@@ -149,7 +149,7 @@ def sandbox(loaded: LoadedProject) -> Iterator[Sandbox]:
 
 
 def _salesforce(stack: ExitStack, syncs: list[Any]) -> tuple[dict[str, Any], Any]:
-    from activation.testing.salesforce import Field, SalesforceEmulator
+    from activation_emulators.salesforce import Field, SalesforceEmulator
 
     emu = stack.enter_context(SalesforceEmulator())
     for s in syncs:
@@ -165,7 +165,7 @@ def _salesforce(stack: ExitStack, syncs: list[Any]) -> tuple[dict[str, Any], Any
 
 
 def _mailchimp(stack: ExitStack, spec: Any, syncs: list[Any]) -> tuple[dict[str, Any], Any]:
-    from activation.testing.mailchimp_emulator import MailchimpEmulator
+    from activation_emulators.mailchimp import MailchimpEmulator
 
     emu = stack.enter_context(MailchimpEmulator())  # any key of its data center
     list_id = emu.create_list(spec.list_name or "Sandbox audience")

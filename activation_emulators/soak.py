@@ -29,14 +29,14 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, Field
 
-from activation.testing.faults import Fault
+from activation_emulators.faults import Fault
 from activation.destinations.identifiers import sha256_hex
-from activation.testing.google_ads_emulator import GoogleAdsEmulator
-from activation.testing.hubspot_emulator import HubSpotEmulator
-from activation.testing.meta_emulator import MetaEmulator
-from activation.testing.mailchimp import MailchimpEmulator
-from activation.testing.salesforce import Field as SalesforceField, SalesforceEmulator
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.google_ads import GoogleAdsEmulator
+from activation_emulators.hubspot import HubSpotEmulator
+from activation_emulators.meta import MetaEmulator
+from activation_emulators.mailchimp import MailchimpEmulator
+from activation_emulators.salesforce import Field as SalesforceField, SalesforceEmulator
+from activation_emulators.webhook import WebhookReceiver
 
 PROJECT = """
 version: 1

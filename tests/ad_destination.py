@@ -13,7 +13,7 @@ import pytest
 
 from activation.destinations import REGISTRY
 from activation.destinations.base import SyncTarget
-from activation.destinations.file import FileDestination
+from activation.destinations.file.destination import FileDestination
 
 HASHED = frozenset({"email", "phone"})
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ad_project import AdProject, make_ad_project, raw_identifiers, sha
-from activation.testing.google_ads_emulator import GoogleAdsEmulator
+from activation_emulators.google_ads import GoogleAdsEmulator
 
 DEV_TOKEN = "dev-token-abc123"
 DESTINATION = """

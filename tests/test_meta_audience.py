@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ad_project import AdProject, make_ad_project, raw_identifiers, sha
-from activation.testing.meta_emulator import MetaEmulator
+from activation_emulators.meta import MetaEmulator
 
 TOKEN = "EAAB-system-user-token-123"
 DESTINATION = """

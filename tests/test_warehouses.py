@@ -21,7 +21,7 @@ from conftest import PG_URL, postgres_or_skip
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 
 PROJECT = """

@@ -9,13 +9,13 @@ from activation.destinations.base import Destination
 
 # type -> "module:Class"; imported lazily so an unused vendor SDK costs nothing.
 REGISTRY: dict[str, str] = {
-    "file": "activation.destinations.file:FileDestination",
-    "webhook": "activation.destinations.webhook:WebhookDestination",
-    "hubspot": "activation.destinations.hubspot:HubSpotDestination",
-    "salesforce": "activation.destinations.salesforce:SalesforceDestination",
-    "meta_audience": "activation.destinations.meta_audience:MetaAudienceDestination",
-    "google_ads": "activation.destinations.google_ads:GoogleAdsDestination",
-    "mailchimp": "activation.destinations.mailchimp:MailchimpDestination",
+    "file": "activation.destinations.file.destination:FileDestination",
+    "webhook": "activation.destinations.webhook.destination:WebhookDestination",
+    "hubspot": "activation.destinations.hubspot.destination:HubSpotDestination",
+    "salesforce": "activation.destinations.salesforce.destination:SalesforceDestination",
+    "meta_audience": "activation.destinations.meta_audience.destination:MetaAudienceDestination",
+    "google_ads": "activation.destinations.google_ads.destination:GoogleAdsDestination",
+    "mailchimp": "activation.destinations.mailchimp.destination:MailchimpDestination",
 }
 
 

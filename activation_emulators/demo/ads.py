@@ -11,10 +11,10 @@ from typing import Any
 
 import duckdb
 
-from activation.destinations.google_ads import GoogleAdsDestination
+from activation.destinations.google_ads.destination import GoogleAdsDestination
 from activation.destinations.identifiers import META
-from activation.testing.google_ads_emulator import GoogleAdsEmulator, identifier_pair
-from activation.testing.meta_emulator import MetaEmulator
+from activation_emulators.google_ads import GoogleAdsEmulator, identifier_pair
+from activation_emulators.meta import MetaEmulator
 
 Members = set[frozenset[tuple[str, str]]]
 _EMAIL = re.compile(rb"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9.-]+\.[A-Za-z]{2,}")

@@ -16,10 +16,10 @@ from typing import Any
 import duckdb
 from rich.console import Console
 
-from activation.demo_data import PLANS, generate, mutate
-from activation.destinations.file import read_file_records
+from activation_emulators.demo.data import PLANS, generate, mutate
+from activation.destinations.file.destination import read_file_records
 from activation.project.loader import load_project
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 CHANGED, DELETED = 12, 4
 WEBHOOK_ENV = "CRM_WEBHOOK_URL"
@@ -61,11 +61,11 @@ def run_demo(directory: Path, console: Console) -> int:
     con.close()
     console.print(f"[bold]Demo warehouse[/] {warehouse.relative_to(root)}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
 
-    from activation.testing.hubspot_emulator import HubSpotEmulator
-    from activation.testing.mailchimp_emulator import MailchimpEmulator
-    from activation.testing.salesforce import SalesforceEmulator
+    from activation_emulators.hubspot import HubSpotEmulator
+    from activation_emulators.mailchimp import MailchimpEmulator
+    from activation_emulators.salesforce import SalesforceEmulator
 
-    from activation.demo_ads import ad_emulators
+    from activation_emulators.demo.ads import ad_emulators
 
     with WebhookReceiver() as rx, HubSpotEmulator(tokens={"demo-token"}) as hubspot, SalesforceEmulator() as sf, \
             MailchimpEmulator(api_keys={MAILCHIMP_KEY}) as mailchimp, ad_emulators() as (meta, google):
@@ -130,7 +130,7 @@ def _mailchimp_audience(mailchimp: Any) -> None:
 
 def _mailchimp_held(mailchimp: Any, sync: Any, delivered: list[dict[str, Any]]) -> tuple[dict, dict]:
     """(what the tag holds, what was delivered), as {email: merge fields} in Mailchimp's form."""
-    from activation.destinations.mailchimp import merge_value
+    from activation.destinations.mailchimp.destination import merge_value
 
     [list_id] = list(mailchimp.lists())
     types = mailchimp.merge_fields(list_id)
@@ -141,7 +141,7 @@ def _mailchimp_held(mailchimp: Any, sync: Any, delivered: list[dict[str, Any]]) 
 
 
 def _check_no_pii(console: Console, warehouse: Path, meta: Any, google: Any) -> bool:
-    from activation.demo_ads import raw_pii_seen
+    from activation_emulators.demo.ads import raw_pii_seen
 
     raw = meta.raw_requests() + google.raw_requests()
     seen = raw_pii_seen(str(warehouse), raw)
@@ -155,7 +155,7 @@ def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubsp
                         ads: Any = None) -> bool:
     """Every destination holds exactly what the state store says was delivered, and the
     state equals the model (the last plan was empty): so each destination equals the model."""
-    from activation.destinations.file import _cell
+    from activation.destinations.file.destination import _cell
     from activation.session import Session
 
     ok = True
@@ -173,14 +173,14 @@ def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubsp
                 encode = _cell if dest.format == "csv" else (lambda v: v)
                 want = {tuple(encode(v[f]) for f in match): {f: encode(x) for f, x in v.items()} for v in delivered}
             elif dest.type == "hubspot" and sync.mode == "audience":
-                from activation.destinations.hubspot import property_value
+                from activation.destinations.hubspot.destination import property_value
 
                 [list_id] = [i for i, meta in hubspot.lists().items() if meta["name"] == sync.audience]
                 records = hubspot.records(sync.object)
                 held = {records[m]["email"] for m in hubspot.list_members(list_id)}
                 want = {property_value(v["email"]) for v in delivered}
             elif dest.type == "hubspot":
-                from activation.destinations.hubspot_values import PropertyInfo, converter
+                from activation.destinations.hubspot.values import PropertyInfo, converter
 
                 # The delivered values as HubSpot stores them, converted by each property's type.
                 defs = hubspot.property_definitions(sync.object)
@@ -189,7 +189,7 @@ def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubsp
                 held = {r[idp]: {f: r.get(f, "") for f in conv} for r in hubspot.records(sync.object).values()}
                 want = {conv[idp](v[idp]): {f: conv[f](x) for f, x in v.items()} for v in delivered}
             elif dest.type in ("meta_audience", "google_ads"):
-                from activation.demo_ads import google_members, held_members, meta_members
+                from activation_emulators.demo.ads import google_members, held_members, meta_members
 
                 held = held_members(dest.type, sync.audience or "", *ads)
                 want = (meta_members if dest.type == "meta_audience" else google_members)(delivered)

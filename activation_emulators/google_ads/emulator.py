@@ -27,7 +27,7 @@ Faults: `throttle_next` (429 RESOURCE_EXHAUSTED with ``quotaErrorDetails.retryDe
 `expire_access_tokens`, `revoke_refresh_tokens`, `fail_next_job`, and the shared `faults`.
 Inspection: `user_lists`, `members`, `jobs`, `request_log`, `raw_requests`, `token_requests`.
 
-    python -m activation.testing.google_ads_emulator --port 8091
+    python -m activation_emulators.google_ads --port 8091
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import phonenumbers
 
-from activation.testing.ad_members import AudienceMembers
-from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
-from activation.testing.faults import FaultInjector, serve_after, serve_before
-from activation.testing.recording import RequestRecorder
+from activation_emulators.ad_members import AudienceMembers
+from activation_emulators.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
+from activation_emulators.faults import FaultInjector, serve_after, serve_before
+from activation_emulators.recording import RequestRecorder
 
 FAILURE_TYPE = "type.googleapis.com/google.ads.googleads.{v}.errors.GoogleAdsFailure"
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -463,7 +463,7 @@ def identifier_pair(identifier: dict[str, Any]) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m activation.testing.google_ads_emulator",
+    parser = argparse.ArgumentParser(prog="python -m activation_emulators.google_ads",
                                      description="Serve a local Google Ads API (REST) emulator for Customer Match.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8091)

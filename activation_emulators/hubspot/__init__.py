@@ -1,4 +1,4 @@
-"""A local HubSpot CRM v3 emulator (see `activation.testing.hubspot_emulator`)."""
+"""A local HubSpot CRM v3 emulator (the full docs: `activation_emulators.hubspot.cli`)."""
 
 from .server import HubSpotEmulator, InvalidMessage, LoggedRequest
 

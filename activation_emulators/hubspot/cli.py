@@ -25,7 +25,7 @@ Setup: ``add_object_type``, ``add_property``, ``create``; ``property_definitions
 ``list_members``, ``request_log``, ``request_count``, ``throttled``, ``invalid_requests``,
 ``invalid_responses``, ``validator_disagreements``, ``server_errors``, ``wait_idle``, ``reset``.
 
-    python -m activation.testing.hubspot_emulator --port 8080 --token pat-na1-demo
+    python -m activation_emulators.hubspot --port 8080 --token pat-na1-demo
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .hubspot import HubSpotEmulator, InvalidMessage, LoggedRequest
+from .server import HubSpotEmulator, InvalidMessage, LoggedRequest
 
 __all__ = ["HubSpotEmulator", "InvalidMessage", "LoggedRequest", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m activation.testing.hubspot_emulator",
+    parser = argparse.ArgumentParser(prog="python -m activation_emulators.hubspot",
                                      description="Serve a local HubSpot CRM v3 emulator.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)

@@ -19,8 +19,8 @@ from .api import BatchErrors, CrmApi, error
 from .spec import Match, ValidationMode, find_specs_dir, load_documents, route_documents
 from .validation import SpecValidator
 from .store import ObjectType, PropertyDef, now_iso
-from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
-from activation.testing.faults import FaultInjector, serve_after, serve_before
+from activation_emulators.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
+from activation_emulators.faults import FaultInjector, serve_after, serve_before
 
 _AUTH_MESSAGE = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
                  "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
@@ -162,7 +162,7 @@ class HubSpotEmulator(BackgroundServer):
         self._validator = SpecValidator(docs, validation)
         self.api = CrmApi(portal_id, batch_errors, shuffle_results)
         self._lock = threading.RLock()
-        #: Generic faults (see activation.testing.faults), on top of fail_next & co.
+        #: Generic faults (see activation_emulators.faults), on top of fail_next & co.
         self.faults = FaultInjector()
         self._inflight = 0
         self.reset(keep_schema=True)

@@ -24,14 +24,14 @@ members refuse to be subscribed ("compliance state"); permanently deleted ones c
 re-imported. Differences: any address with a valid shape is accepted (Mailchimp also refuses
 addresses it deems fake, e.g. at example.com); no double opt-in emails; no interests.
 
-Faults: ``emu.faults`` (activation.testing.faults). Set-up: ``create_list``,
+Faults: ``emu.faults`` (activation_emulators.faults). Set-up: ``create_list``,
 ``add_merge_field``, ``add_member``, ``set_status``, ``forget``. Inspection: ``lists``, ``members``, ``merge_fields``,
 ``tag_members``, ``request_log``, ``request_count``, ``throttled``, ``max_inflight``.
 
-    python -m activation.testing.mailchimp_emulator --port 8090 --list Newsletter
+    python -m activation_emulators.mailchimp --port 8090 --list Newsletter
 """
 
-from activation.testing.mailchimp.server import LoggedRequest, MailchimpEmulator, problem_body
-from activation.testing.mailchimp.store import BATCH_LIMIT, subscriber_hash
+from activation_emulators.mailchimp.server import LoggedRequest, MailchimpEmulator, problem_body
+from activation_emulators.mailchimp.store import BATCH_LIMIT, subscriber_hash
 
 __all__ = ["BATCH_LIMIT", "LoggedRequest", "MailchimpEmulator", "problem_body", "subscriber_hash"]

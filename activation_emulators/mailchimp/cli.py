@@ -1,6 +1,6 @@
-"""Mailchimp Marketing API 3.0 emulator — see `activation.testing.mailchimp` for the full docs.
+"""Mailchimp Marketing API 3.0 emulator — see `activation_emulators.mailchimp` for the full docs.
 
-    python -m activation.testing.mailchimp_emulator --port 8090 --list Newsletter --api-key KEY-us1
+    python -m activation_emulators.mailchimp --port 8090 --list Newsletter --api-key KEY-us1
 """
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from activation.testing.mailchimp import LoggedRequest, MailchimpEmulator, subscriber_hash
+from activation_emulators.mailchimp import LoggedRequest, MailchimpEmulator, subscriber_hash
 
 __all__ = ["LoggedRequest", "MailchimpEmulator", "main", "subscriber_hash"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m activation.testing.mailchimp_emulator",
+    parser = argparse.ArgumentParser(prog="python -m activation_emulators.mailchimp",
                                      description="Serve a local Mailchimp Marketing API 3.0 emulator.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)

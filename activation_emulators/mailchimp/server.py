@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
-from activation.testing.faults import FaultInjector, serve_after, serve_before
+from activation_emulators.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
+from activation_emulators.faults import FaultInjector, serve_after, serve_before
 
 from .store import Account, MemberError, Problem, subscriber_hash
 

@@ -24,7 +24,7 @@ and the shared `faults` injector (5xx, drops, timeouts, answers lost after apply
 Inspection: `audiences`, `members`, `request_log`, `request_count`, `raw_requests` (every byte
 received, for "no raw PII left the process" checks), `sessions`.
 
-    python -m activation.testing.meta_emulator --port 8090 --token demo-token
+    python -m activation_emulators.meta --port 8090 --token demo-token
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from activation.testing.ad_members import AudienceMembers
-from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
-from activation.testing.faults import FaultInjector, serve_after, serve_before
-from activation.testing.recording import RequestRecorder
+from activation_emulators.ad_members import AudienceMembers
+from activation_emulators.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
+from activation_emulators.faults import FaultInjector, serve_after, serve_before
+from activation_emulators.recording import RequestRecorder
 
 MAX_ROWS = 10_000
 MULTI_KEYS = ("EXTERN_ID", "EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "DOBD", "LN", "FN", "FI", "CT", "ST", "ZIP", "MADID", "COUNTRY")
@@ -384,7 +384,7 @@ def _valid(key: str, value: Any) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m activation.testing.meta_emulator",
+    parser = argparse.ArgumentParser(prog="python -m activation_emulators.meta",
                                      description="Serve a local Meta Graph API emulator (Custom Audiences).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)

@@ -5,7 +5,7 @@ Real HTTP, real status codes and bodies, so a destination built on the official
 ``https://{instance}/...`` URLs, so give it a session that routes Salesforce hosts here::
 
     from simple_salesforce import Salesforce
-    from activation.testing.salesforce import SalesforceEmulator, emulator_session
+    from activation_emulators.salesforce import SalesforceEmulator, emulator_session
 
     with SalesforceEmulator() as emu:
         sf = Salesforce(instance_url=f"https://{emu.instance}", session_id=emu.token,
@@ -28,7 +28,7 @@ the daily API quota (``Sforce-Limit-Info``, 403 REQUEST_LIMIT_EXCEEDED); injecte
 
 Seeded objects: Account, Contact, Lead, Campaign, CampaignMember, each (but CampaignMember)
 with a unique external id ``External_Id__c``; add custom ones with `add_sobject`.
-Run standalone: ``python -m activation.testing.salesforce_emulator --port 8443``.
+Run standalone: ``python -m activation_emulators.salesforce --port 8443``.
 """
 
 from .cli import main

@@ -1,4 +1,4 @@
-"""``python -m activation.testing.salesforce`` (same as ``...salesforce_emulator``)."""
+"""``python -m activation_emulators.salesforce``."""
 
 from .cli import main
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m activation.testing.salesforce_emulator --port 8443``."""
+"""Command line: ``python -m activation_emulators.salesforce --port 8443``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from .emulator import DEFAULT_INSTANCE, DEFAULT_TOKEN, SalesforceEmulator
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m activation.testing.salesforce_emulator",
+        prog="python -m activation_emulators.salesforce",
         description="Local Salesforce REST/Bulk 2.0 emulator. Reach it from simple-salesforce "
-                    "with activation.testing.salesforce.emulator_session(URL).")
+                    "with activation_emulators.salesforce.emulator_session(URL).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8443)
     parser.add_argument("--instance", default=DEFAULT_INSTANCE)

@@ -22,8 +22,8 @@ from .bulk import BulkIngest
 from .schema import Field, SObjectType, default_sobjects, make_id, make_sobject
 from .store import RecordError, Store, parse_json_record
 from .wire import Reply, Request, error_reply, json_reply, not_found
-from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
-from activation.testing.faults import FaultInjector, serve_after, serve_before
+from activation_emulators.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
+from activation_emulators.faults import FaultInjector, serve_after, serve_before
 
 API_VERSION = "59.0"
 DEFAULT_INSTANCE = "emulated.my.salesforce.com"
@@ -114,7 +114,7 @@ class SalesforceEmulator(BackgroundServer):
         self._initial_tokens = tuple(tokens)
         self._api_limit = api_limit
         self._lock = threading.RLock()
-        #: Generic faults (see activation.testing.faults), checked before the ones below.
+        #: Generic faults (see activation_emulators.faults), checked before the ones below.
         self.faults = FaultInjector()
         self.schema: dict[str, SObjectType] = {s.name: s for s in default_sobjects()}
         self.reset()

@@ -56,7 +56,7 @@ def emulator_session(target: SalesforceEmulator | str, *, instance: str | None =
     """A session for ``Salesforce(..., session=...)`` that talks to the emulator.
 
     `target` is a running `SalesforceEmulator`, or the URL of one started with
-    ``python -m activation.testing.salesforce_emulator`` (then pass its `instance` if not the
+    ``python -m activation_emulators.salesforce`` (then pass its `instance` if not the
     default). `max_retries` goes to the HTTPAdapter (an int or a `urllib3.Retry`).
     """
     if isinstance(target, str):

@@ -5,7 +5,7 @@ default) so tests go through real HTTP. Faults are injected per test: failures, 
 per-row rejections, a required header, slow answers. Batches are applied idempotently by key,
 so a batch received twice (same Idempotency-Key) is harmless; it is counted, not dropped.
 
-    python -m activation.testing.webhook_receiver --port 8765 [--dump records.json]
+    python -m activation_emulators.webhook --port 8765 [--dump records.json]
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from activation.testing.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
-from activation.testing.faults import FaultInjector, send_bytes, serve_after, serve_before
+from activation_emulators.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
+from activation_emulators.faults import FaultInjector, send_bytes, serve_after, serve_before
 
 Reply = tuple[int, Any, dict[str, str]]
 
@@ -97,7 +97,7 @@ class WebhookReceiver(BackgroundServer):
         self._request_count = 0
         self._seen_batches: set[str] = set()
         self.duplicate_batches = 0
-        #: Generic faults (see activation.testing.faults), checked before the ones below.
+        #: Generic faults (see activation_emulators.faults), checked before the ones below.
         self.faults = FaultInjector()
         self.clear_faults()
 
@@ -247,7 +247,7 @@ class WebhookReceiver(BackgroundServer):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m activation.testing.webhook_receiver",
+        prog="python -m activation_emulators.webhook",
         description="Local webhook receiver for demos: applies batches to in-memory records.",
     )
     parser.add_argument("--host", default="127.0.0.1")

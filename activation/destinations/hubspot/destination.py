@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
-from activation.destinations.hubspot_transport import BatchRefused, HubSpotTransport, JsonBody
-from activation.destinations.hubspot_values import ConversionError, Converter, PropertyInfo, as_text, converter
+from activation.destinations.hubspot.transport import BatchRefused, HubSpotTransport, JsonBody
+from activation.destinations.hubspot.values import ConversionError, Converter, PropertyInfo, as_text, converter
 from activation.project.secrets import redact
 
 LIST_OBJECT_TYPES = {"contacts": "0-1", "companies": "0-2"}

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
-from activation.destinations.mailchimp_api import MailchimpApi, Refused
+from activation.destinations.mailchimp.api import MailchimpApi, Refused
 from activation.project.secrets import redact
 
 EMAIL = "email_address"

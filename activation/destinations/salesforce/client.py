@@ -42,7 +42,7 @@ from simple_salesforce.format import format_soql
 
 from activation.destinations.base import AmbiguousOutcome, DestinationError
 from activation.destinations.http import RetryPolicy
-from activation.destinations.salesforce_fields import csv_cell
+from activation.destinations.salesforce.fields import csv_cell
 from activation.project.secrets import redact
 
 log = logging.getLogger(__name__)

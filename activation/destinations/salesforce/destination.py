@@ -40,8 +40,8 @@ from simple_salesforce.format import format_soql
 from activation.destinations.base import (ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult,
                                           SyncTarget, find_or_create)
 from activation.destinations.http import RetryPolicy
-from activation.destinations.salesforce_client import Outcome, SalesforceClient, http_session
-from activation.destinations.salesforce_fields import ConversionError, SObjectInfo, convert, field_problems, required_missing
+from activation.destinations.salesforce.client import Outcome, SalesforceClient, http_session
+from activation.destinations.salesforce.fields import ConversionError, SObjectInfo, convert, field_problems, required_missing
 from activation.project.secrets import MissingSecret, redact, resolve_env
 
 GONE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND"})
