@@ -74,8 +74,11 @@ def validate(
         loaded = _load(project)
         if offline:
             from activation.models.compiler import compile_offline
+            from activation.session import missing_extras
 
             compile_offline(loaded)
+            if issues := missing_extras(loaded):
+                raise ProjectError(issues)
         else:
             with Session(loaded, dry_run=True) as s:
                 prepared = s.prepare(list(loaded.project.syncs), how="view", check_env=True, every_model=True)

@@ -17,7 +17,7 @@ from typing import Literal
 
 from sqlalchemy.engine import Connection
 
-from activation.destinations import build_destination
+from activation.destinations import REGISTRY, MissingExtra, build_destination
 from activation.destinations.base import ConfigError, Destination, DestinationError, SyncTarget
 from activation.diff.differ import DiffQuery, Differ, KeyStats, differ_for
 from activation.diff.mapping import FieldMapper
@@ -142,7 +142,7 @@ class Session:
             try:
                 prepared[name] = self._prepare_sync(name)
             except ProjectError as e:
-                issues.extend(e.issues)
+                issues.extend(i for i in e.issues if i not in issues)  # syncs to one destination share its issues
         if issues:
             raise ProjectError(issues)
         return prepared
@@ -232,7 +232,19 @@ class Session:
         if spec is None:
             known = ", ".join(self.project.destinations) or "none"
             raise ProjectError([self.loaded.issue(f"destination {name!r} is not defined (defined: {known})", "syncs", sync, "to", where=f"sync {sync}")])
-        return build_destination(name, spec, str(self.loaded.root))
+        try:
+            return build_destination(name, spec, str(self.loaded.root))
+        except MissingExtra as e:
+            raise ProjectError([self.loaded.issue(str(e), "destinations", name, "type")]) from e
+
+
+def missing_extras(loaded: LoadedProject) -> list[ProjectIssue]:
+    """`validate --offline`: an issue for each destination the syncs use whose type needs an
+    extra that is not installed (what `Session.destination` says when it builds one)."""
+    destinations = loaded.project.destinations
+    used = [name for name in dict.fromkeys(s.to for s in loaded.project.syncs.values()) if name in destinations]
+    return [loaded.issue(problem, "destinations", name, "type") for name in used
+            if (problem := REGISTRY[destinations[name].type].missing()) is not None]
 
 
 def select_syncs(project: Project, names: list[str] | None = None, selectors: list[str] | None = None) -> list[str]:

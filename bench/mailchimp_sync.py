@@ -18,7 +18,7 @@ import time
 
 from activation.destinations.base import RowOp, SyncTarget
 from activation.destinations.mailchimp.destination import MailchimpDestination
-from activation.project.spec import MailchimpDestinationSpec
+from activation.destinations.mailchimp.spec import MailchimpDestinationSpec
 
 KEY = "bench0123456789abcdef0123456789ab-us1"
 

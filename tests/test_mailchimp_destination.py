@@ -16,7 +16,7 @@ pytest.importorskip("mailchimp_marketing")
 from conftest import Project  # noqa: E402
 from activation.destinations.base import DestinationError, RowOp, SyncTarget  # noqa: E402
 from activation.destinations.mailchimp.destination import MailchimpDestination  # noqa: E402
-from activation.project.spec import MailchimpDestinationSpec  # noqa: E402
+from activation.destinations.mailchimp.spec import MailchimpDestinationSpec  # noqa: E402
 from activation_emulators.mailchimp import MailchimpEmulator  # noqa: E402
 from activation_emulators.webhook import WebhookReceiver  # noqa: E402
 

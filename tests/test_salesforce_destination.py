@@ -20,7 +20,7 @@ pytest.importorskip("simple_salesforce")
 from activation.cli import app  # noqa: E402
 from activation.destinations.base import DestinationError, RowOp, SyncTarget  # noqa: E402
 from activation.destinations.salesforce.destination import SalesforceDestination  # noqa: E402
-from activation.project.spec import SalesforceDestinationSpec  # noqa: E402
+from activation.destinations.salesforce.spec import SalesforceDestinationSpec  # noqa: E402
 from activation_emulators.salesforce import DEFAULT_USER, SalesforceEmulator  # noqa: E402
 
 PEOPLE_SQL = """

@@ -24,7 +24,7 @@ from activation.destinations.webhook.destination import (
     canonical_json,
     parse_results,
 )
-from activation.project.spec import WebhookDestinationSpec
+from activation.destinations.webhook.spec import WebhookDestinationSpec
 from activation_emulators.webhook import WebhookReceiver
 
 TARGET = SyncTarget(sync="crm_contacts", object="contacts", mode="upsert")

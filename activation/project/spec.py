@@ -8,24 +8,19 @@ Strings may hold `${ENV}` references; they are resolved only where a value is us
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from activation.destinations.registry import spec_union
 from activation.project.schedule import Duration, ScheduleField
-
-from activation.project.destinations import (  # noqa: F401  (re-exported: the destination models)
-    AdIdentifierOptions,
-    DestinationSpec,
-    FileDestinationSpec,
-    GoogleAdsDestinationSpec,
-    HubSpotDestinationSpec,
-    MailchimpDestinationSpec,
-    MetaAudienceDestinationSpec,
-    SalesforceDestinationSpec,
-    WebhookDestinationSpec,
-)
 from activation.project.strict import NAME_PATTERN, Name, Strict  # noqa: F401
+
+if TYPE_CHECKING:
+    DestinationSpec = Any
+else:
+    # One model per registered destination type (built-in and plugins), told apart by `type`.
+    DestinationSpec = spec_union()
 
 
 # ---------------------------------------------------------------- warehouse & state
