@@ -135,7 +135,7 @@ def lint(
 def compile_(project: ProjectOpt = None) -> None:
     """Print the SQL each trait, audience and sync model compiles to."""
     from activation.models.compiler import compile_project
-    from activation.warehouse.base import open_warehouse
+    from activation.warehouse.registry import open_warehouse
 
     try:
         loaded = _load(project)

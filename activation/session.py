@@ -27,7 +27,8 @@ from activation.project.secrets import MissingSecret
 from activation.project.spec import Project
 from activation.project.templating import TemplateProblem, columns_used
 from activation.state.store import StateStore, open_state
-from activation.warehouse.base import Warehouse, WarehouseError, open_warehouse
+from activation.warehouse.base import Warehouse, WarehouseError
+from activation.warehouse.registry import open_warehouse
 
 Materialise = Literal["view", "table"]
 #: node id -> a context manager around its materialisation, yielding whether it is needed

@@ -18,6 +18,7 @@ from activation.destinations import REGISTRY
 from activation.project import spec
 from activation.project.spec import Project
 from activation.project.strict import Strict
+from activation.warehouse import spec as warehouse_spec
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 YAML_BLOCKS = re.findall(r"^```yaml\n(.*?)^```", README, re.S | re.M)
@@ -64,7 +65,7 @@ DESTINATION_SPECS = [p.spec for p in REGISTRY.values()]
 
 
 def spec_models() -> list[type[Strict]]:
-    modules = [spec, *(sys.modules[m.__module__] for m in DESTINATION_SPECS)]  # each destination's spec module
+    modules = [spec, warehouse_spec, *(sys.modules[m.__module__] for m in DESTINATION_SPECS)]  # each destination's spec module
     found = [c for mod in modules for c in vars(mod).values()
              if isinstance(c, type) and issubclass(c, Strict) and c is not Strict]
     return list(dict.fromkeys(found))  # a module may import another's models
