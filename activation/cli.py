@@ -41,6 +41,23 @@ SelectOpt = Annotated[Optional[list[str]], typer.Option("--select", "-s", help="
 SyncsArg = Annotated[Optional[list[str]], typer.Argument(help="Syncs to run (default: all).", show_default=False)]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        from activation.extras import DISTRIBUTION
+
+        print(f"activation {version(DISTRIBUTION)}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Sync warehouse traits and audiences to the tools your teams use."""
+
+
 def _load(project: Path | None) -> LoadedProject:
     return load_project(project or settings().project)
 
@@ -169,7 +186,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
         stack = ExitStack()
         box = None
         if sandbox:
-            from activation_emulators.sandbox import sandbox as make_sandbox
+            from activation_emulators.sandbox import sandbox as make_sandbox  # lazily: see [tool.importlinter]
 
             box = stack.enter_context(make_sandbox(loaded))
             loaded = box.loaded
@@ -383,6 +400,11 @@ def daemon(
     """Run every scheduled sync on its schedule until SIGTERM/SIGINT; SIGHUP re-reads syncs.yaml.
 
     A sync never runs twice at once, even across daemons sharing a state store (leases)."""
+    from activation.extras import needs
+
+    if (problem := needs("activation daemon", "daemon", {"apscheduler": "apscheduler", "prometheus-client": "prometheus_client"})):
+        err.print(f"[bold red]error:[/] {escape(problem)}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG)
     from activation.daemon.service import Daemon, DaemonOptions
     from activation.project.schedule import parse_duration
 
@@ -452,10 +474,10 @@ def init(
 
 @app.command()
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Project directory of the demo.")] = Path("."),
+    directory: Annotated[Optional[Path], typer.Option("--dir", help="Project directory of the demo (default: the current one when it holds a syncs.yaml, else ./activation-demo); the example project is copied into it when it holds none.", show_default=False)] = None,
 ) -> None:
     """Generate the demo warehouse, plan, run, change rows, and show the second plan."""
-    from activation_emulators.demo.run import run_demo
+    from activation_emulators.demo.run import run_demo  # lazily: see [tool.importlinter]
 
     raise typer.Exit(run_demo(directory, out))
 

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from activation_emulators.demo.data import PLANS, generate, mutate
 from activation.destinations.file.destination import read_file_records
+from activation.extras import needs
 from activation.project.loader import load_project
 from activation_emulators.webhook import WebhookReceiver
 
@@ -48,8 +49,33 @@ def _cli(console: Console, *args: str) -> int:
         return int(code)
 
 
-def run_demo(directory: Path, console: Console) -> int:
-    root = directory.resolve()
+#: The example project, shipped as package data (in a clone: links to the root's syncs.yaml,
+#: syncs/ and audiences/, which a build copies into the package).
+EXAMPLE = Path(__file__).parent / "project"
+#: What the demo needs beyond the base install: the emulators and the vendors it syncs to.
+NEEDS = {"hubspot-api-client": "hubspot", "simple-salesforce": "simple_salesforce", "mailchimp-marketing": "mailchimp_marketing",
+         "phonenumbers": "phonenumbers", "openapi-core": "openapi_core", "requests": "requests"}
+
+
+def demo_project(directory: Path | None, console: Console) -> Path:
+    """Where the demo runs: `directory` (default: the current one, e.g. a clone's root) when it
+    holds a syncs.yaml; otherwise the example project is copied there first (default:
+    ./activation-demo), so an installed package runs it from anywhere."""
+    chosen = directory if directory is not None else Path(".")
+    if (chosen / "syncs.yaml").exists():
+        return chosen
+    target = directory if directory is not None else Path("activation-demo")
+    if not (target / "syncs.yaml").exists():
+        shutil.copytree(EXAMPLE, target, dirs_exist_ok=True)  # links in a clone are copied as files
+        console.print(f"[bold]Example project[/] copied to {target}/ (syncs.yaml, syncs/, audiences/)", highlight=False)
+    return target
+
+
+def run_demo(directory: Path | None, console: Console) -> int:
+    if (problem := needs("activation demo", "demo", NEEDS)) is not None:
+        console.print(f"error: {problem}", style="bold red", markup=False, highlight=False)
+        return 2
+    root = demo_project(directory, console).resolve()
     loaded = load_project(root)
     warehouse = root / (loaded.project.warehouse.path or ".activation/warehouse.duckdb")
     # A demo starts from scratch every time: a new warehouse, no state, no output files.
