@@ -112,7 +112,7 @@ class Session:
         `refresh(node_id)` (the daemon) is entered around each model's materialisation and
         says whether it is still needed (another process may have just refreshed it).
         """
-        issues: list[ProjectIssue] = []
+        issues: list[ProjectIssue] = missing_extras(self.loaded, syncs)  # before any model runs
         if check_env if check_env is not None else not self.dry_run:
             for dest in dict.fromkeys(self.project.syncs[n].to for n in syncs):
                 if dest in self.project.destinations:
@@ -239,11 +239,12 @@ class Session:
             raise ProjectError([self.loaded.issue(str(e), "destinations", name, "type")]) from e
 
 
-def missing_extras(loaded: LoadedProject) -> list[ProjectIssue]:
-    """`validate --offline`: an issue for each destination the syncs use whose type needs an
-    extra that is not installed (what `Session.destination` says when it builds one)."""
+def missing_extras(loaded: LoadedProject, syncs: list[str] | None = None) -> list[ProjectIssue]:
+    """An issue for each destination `syncs` (default: all) use whose type needs an extra that
+    is not installed (what `Session.destination` says when it builds one)."""
     destinations = loaded.project.destinations
-    used = [name for name in dict.fromkeys(s.to for s in loaded.project.syncs.values()) if name in destinations]
+    chosen = [loaded.project.syncs[n] for n in syncs] if syncs is not None else list(loaded.project.syncs.values())
+    used = [name for name in dict.fromkeys(s.to for s in chosen) if name in destinations]
     return [loaded.issue(problem, "destinations", name, "type") for name in used
             if (problem := REGISTRY[destinations[name].type].missing()) is not None]
 
