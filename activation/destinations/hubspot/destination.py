@@ -3,14 +3,14 @@
 - Objects (contacts, companies, custom by name) are written with the v3 batch endpoints,
   100 inputs per call: upsert by the match property (email for contacts), create, update,
   and archive for `mirror`.
-- Values are converted by each property's definition (`hubspot_values`), read once per object
+- Values are converted by each property's definition (`values`), read once per object
   per run from the properties API, and only when a push writes something. A value that cannot
   be converted, or a property the object lacks, rejects only its row, before any call.
 - `mode: audience` manages a MANUAL list's memberships; the list is found or created by name.
 - HubSpot refuses a whole batch with 400 when one input has an invalid value. The batch is
   then bisected until the bad inputs stand alone: only they are rejected, with HubSpot's
   message, in O(bad · log 100) extra calls.
-- Calls, the rate limiter and retries live in `hubspot_transport`.
+- Calls, the rate limiter and retries live in `transport`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Salesforce destination: upsert, insert, update and mirror any sObject; campaigns as audiences.
 
-Every call goes through simple-salesforce (`salesforce_client`). How a batch travels:
+Every call goes through simple-salesforce (`client`). How a batch travels:
 
 * The runner sends batches of up to `max_batch_size` (10,000) ops. A write of more records than
   the destination's `bulk_threshold` goes through one Bulk API 2.0 ingest job (create, upload,
