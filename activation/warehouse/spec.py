@@ -35,18 +35,20 @@ class DuckDBWarehouseSpec(EngineSpec):
     )
 
 
-class PostgresWarehouseSpec(EngineSpec):
+class ServerSpec(EngineSpec):
+    """An engine reached over the network."""
+
+    url: str | None = Field(
+        default=None, description="SQLAlchemy URL (postgres, snowflake); may use ${ENV}."
+    )
+
+
+class PostgresWarehouseSpec(ServerSpec):
     type: Literal["postgres"]
-    url: str | None = Field(
-        default=None, description="SQLAlchemy URL (postgres, snowflake); may use ${ENV}."
-    )
 
 
-class SnowflakeWarehouseSpec(EngineSpec):
+class SnowflakeWarehouseSpec(ServerSpec):
     type: Literal["snowflake"]
-    url: str | None = Field(
-        default=None, description="SQLAlchemy URL (postgres, snowflake); may use ${ENV}."
-    )
     # Either `url`, or these keys. Secrets as ${ENV}.
     account: str | None = Field(
         default=None, description="Snowflake account identifier, e.g. myorg-myaccount (snowflake only)."
