@@ -3,17 +3,20 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-dev bench bench-10m clean
+.PHONY: demo test lint-imports install install-dev bench bench-10m clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# The distribution was called `activation` before it became activation-etl: drop a stale copy.
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip uninstall -q -y activation 2>/dev/null || true
+	$(BIN)/pip install -q -e '.[demo]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip uninstall -q -y activation 2>/dev/null || true
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
@@ -25,6 +28,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 -q
+
+# The runtime package never imports the emulators (but from --sandbox and demo): pyproject's
+# [tool.importlinter]; also run by the tests.
+lint-imports: $(VENV)/.installed-dev
+	$(BIN)/lint-imports
 
 # Benchmarks print figures; they are not tests. One at a time on a shared machine (flock).
 bench: $(VENV)/.installed-dev

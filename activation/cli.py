@@ -46,6 +46,23 @@ SelectOpt = Annotated[Optional[list[str]], typer.Option("--select", "-s", help="
 SyncsArg = Annotated[Optional[list[str]], typer.Argument(help="Syncs to run (default: all).", show_default=False)]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        from activation.extras import DISTRIBUTION
+
+        print(f"activation {version(DISTRIBUTION)}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """Sync warehouse traits and audiences to the tools your teams use."""
+
+
 def _load(project: Path | None) -> LoadedProject:
     return load_project(project or settings().project)
 
@@ -111,8 +128,11 @@ def validate(
         loaded = _load(project)
         if offline:
             from activation.models.compiler import compile_offline
+            from activation.session import missing_extras
 
             compile_offline(loaded)
+            if issues := missing_extras(loaded):
+                raise ProjectError(issues)
         else:
             with Session(loaded, dry_run=True) as s:
                 prepared = s.prepare(list(loaded.project.syncs), how="view", check_env=True, every_model=True)
@@ -165,7 +185,7 @@ def lint(
 def compile_(project: ProjectOpt = None) -> None:
     """Print the SQL each trait, audience and sync model compiles to."""
     from activation.models.compiler import compile_project
-    from activation.warehouse.base import open_warehouse
+    from activation.warehouse.registry import open_warehouse
 
     with _reported(False):
         loaded = _load(project)
@@ -198,7 +218,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
         stack = ExitStack()
         box = None
         if sandbox:
-            from activation.sandbox import sandbox as make_sandbox
+            from activation_emulators.sandbox import sandbox as make_sandbox  # lazily: see [tool.importlinter]
 
             box = stack.enter_context(make_sandbox(loaded))
             loaded = box.loaded
@@ -416,6 +436,11 @@ def daemon(
     """Run every scheduled sync on its schedule until SIGTERM/SIGINT; SIGHUP re-reads syncs.yaml.
 
     A sync never runs twice at once, even across daemons sharing a state store (leases)."""
+    from activation.extras import needs
+
+    if (problem := needs("activation daemon", "daemon", {"apscheduler": "apscheduler", "prometheus-client": "prometheus_client"})):
+        err.print(f"[bold red]error:[/] {escape(problem)}", highlight=False)
+        raise typer.Exit(EXIT_CONFIG)
     from activation.daemon.service import Daemon, DaemonOptions
     from activation.project.schedule import parse_duration
 
@@ -483,10 +508,10 @@ def init(
 
 @app.command()
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Project directory of the demo.")] = Path("."),
+    directory: Annotated[Optional[Path], typer.Option("--dir", help="Project directory of the demo (default: the current one when it holds a syncs.yaml, else ./activation-demo); the example project is copied into it when it holds none.", show_default=False)] = None,
 ) -> None:
     """Generate the demo warehouse, plan, run, change rows, and show the second plan."""
-    from activation.demo import run_demo
+    from activation_emulators.demo.run import run_demo  # lazily: see [tool.importlinter]
 
     raise typer.Exit(run_demo(directory, out))
 

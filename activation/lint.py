@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from activation.destinations import build_destination, destination_class
 from activation.destinations.base import SyncTarget
+from activation.extras import install_line
 from activation.models.compiler import compile_offline
 from activation.project.loader import LoadedProject
 from activation.project.schedule import Schedule
@@ -171,8 +172,12 @@ def _pii(loaded: LoadedProject) -> list[Finding]:
 # ---------------------------------------------------------------- schedule vs quota
 
 def schedule_interval(schedule: Schedule | None) -> float | None:
-    """Shortest time between two scheduled runs, in seconds; None for manual."""
-    return schedule.min_interval if schedule is not None else None
+    """Shortest time between two scheduled runs, in seconds; None for manual, and for cron
+    without APScheduler (the daemon extra): it computes cron's fire times."""
+    try:
+        return schedule.min_interval if schedule is not None else None
+    except ModuleNotFoundError:
+        return None
 
 
 def _duration(seconds: float) -> str:
@@ -187,6 +192,8 @@ def _schedules(loaded: LoadedProject, row_counts: dict[str, int] | None) -> tupl
     p = loaded.project
     findings, notes = [], []
     scheduled = {n: s for n, s in p.syncs.items() if schedule_interval(s.schedule) is not None}
+    if any(s.schedule is not None and s.schedule.kind == "cron" and n not in scheduled for n, s in p.syncs.items()):
+        notes.append(f"schedule-quota: cron schedules not checked (they need APScheduler: {install_line('daemon')})")
     if scheduled and row_counts is None:
         return [], ["schedule-quota: not checked offline (it needs each model's row count from the warehouse)"]
     for name, s in scheduled.items():

@@ -17,7 +17,7 @@ from typing import Literal
 
 from sqlalchemy.engine import Connection
 
-from activation.destinations import build_destination
+from activation.destinations import REGISTRY, MissingExtra, build_destination
 from activation.destinations.base import ConfigError, Destination, DestinationError, SyncTarget
 from activation.diff.differ import DiffQuery, Differ, KeyStats, SharedIdentities, differ_for
 from activation.diff.mapping import FieldMapper
@@ -28,7 +28,8 @@ from activation.project.spec import Project
 from activation.identity import SyncIdentities
 from activation.project.templating import TemplateProblem, columns_used, is_expression
 from activation.state.store import StateStore, open_state
-from activation.warehouse.base import Warehouse, WarehouseError, open_warehouse
+from activation.warehouse.base import Warehouse, WarehouseError
+from activation.warehouse.registry import open_warehouse
 
 Materialise = Literal["view", "table"]
 #: node id -> a context manager around its materialisation, yielding whether it is needed
@@ -116,7 +117,7 @@ class Session:
         `refresh(node_id)` (the daemon) is entered around each model's materialisation and
         says whether it is still needed (another process may have just refreshed it).
         """
-        issues: list[ProjectIssue] = []
+        issues: list[ProjectIssue] = missing_extras(self.loaded, syncs)  # before any model runs
         if check_env if check_env is not None else not self.dry_run:
             for dest in dict.fromkeys(self.project.syncs[n].to for n in syncs):
                 if dest in self.project.destinations:
@@ -147,7 +148,7 @@ class Session:
             try:
                 prepared[name] = self._prepare_sync(name)
             except ProjectError as e:
-                issues.extend(e.issues)
+                issues.extend(i for i in e.issues if i not in issues)  # syncs to one destination share its issues
         if issues:
             raise ProjectError(issues)
         return prepared
@@ -244,7 +245,20 @@ class Session:
         if spec is None:
             known = ", ".join(self.project.destinations) or "none"
             raise ProjectError([self.loaded.issue(f"destination {name!r} is not defined (defined: {known})", "syncs", sync, "to", where=f"sync {sync}")])
-        return build_destination(name, spec, str(self.loaded.root))
+        try:
+            return build_destination(name, spec, str(self.loaded.root))
+        except MissingExtra as e:
+            raise ProjectError([self.loaded.issue(str(e), "destinations", name, "type")]) from e
+
+
+def missing_extras(loaded: LoadedProject, syncs: list[str] | None = None) -> list[ProjectIssue]:
+    """An issue for each destination `syncs` (default: all) use whose type needs an extra that
+    is not installed (what `Session.destination` says when it builds one)."""
+    destinations = loaded.project.destinations
+    chosen = [loaded.project.syncs[n] for n in syncs] if syncs is not None else list(loaded.project.syncs.values())
+    used = [name for name in dict.fromkeys(s.to for s in chosen) if name in destinations]
+    return [loaded.issue(problem, "destinations", name, "type") for name in used
+            if (problem := REGISTRY[destinations[name].type].missing()) is not None]
 
 
 def select_syncs(project: Project, names: list[str] | None = None, selectors: list[str] | None = None) -> list[str]:

@@ -53,7 +53,7 @@ def free_port() -> int:
 
 def start_emulator(extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "activation.testing.hubspot_emulator", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "activation_emulators.hubspot", "--port", str(port),
                              "--token", TOKEN, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):

@@ -17,8 +17,8 @@ import sys
 import time
 
 from activation.destinations.base import RowOp, SyncTarget
-from activation.destinations.mailchimp import MailchimpDestination
-from activation.project.spec import MailchimpDestinationSpec
+from activation.destinations.mailchimp.destination import MailchimpDestination
+from activation.destinations.mailchimp.spec import MailchimpDestinationSpec
 
 KEY = "bench0123456789abcdef0123456789ab-us1"
 
@@ -50,7 +50,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "activation.testing.mailchimp_emulator", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "activation_emulators.mailchimp", "--port", str(port),
                              "--list", "Bench", "--api-key", KEY], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

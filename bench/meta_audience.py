@@ -53,7 +53,7 @@ syncs:
 
 def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "activation.testing.meta_emulator", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "activation_emulators.meta", "--port", str(port),
                              "--token", TOKEN, "--no-record"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from activation.testing.soak import main
+from activation_emulators.soak import main
 
 LONG_FORM = ["--users", "80000", "--accounts", "20000", "--rounds", "70", "--kill-rate", "0.75",
              "--fault-rate", "0.05", "--change-rate", "0.02", "--churn-rate", "0.005"]

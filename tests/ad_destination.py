@@ -2,18 +2,19 @@
 
 It is the file destination with the traits an ad platform declares (hashed fields, a
 minimum audience size, a request rate). Tests register it in
-`activation.destinations.REGISTRY` in place of `file` (the spec stays `type: file`).
+`activation.destinations.REGISTRY` in place of `file`'s class (the spec stays `type: file`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import pytest
 
 from activation.destinations import REGISTRY
 from activation.destinations.base import SyncTarget
-from activation.destinations.file import FileDestination
+from activation.destinations.file.destination import FileDestination
 
 HASHED = frozenset({"email", "phone"})
 
@@ -33,4 +34,4 @@ class AdAudienceFile(FileDestination):
 @pytest.fixture
 def ads(monkeypatch: pytest.MonkeyPatch) -> None:
     """`type: file` destinations are this ad platform for the test."""
-    monkeypatch.setitem(REGISTRY, "file", "ad_destination:AdAudienceFile")
+    monkeypatch.setitem(REGISTRY, "file", replace(REGISTRY["file"], destination="ad_destination:AdAudienceFile"))

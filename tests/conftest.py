@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from activation.cli import app
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 USERS_SQL = """
 CREATE SCHEMA IF NOT EXISTS src;

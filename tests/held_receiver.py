@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from conftest import PG_URL, Project, make_project
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 
 class HeldReceiver(WebhookReceiver):

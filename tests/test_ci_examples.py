@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 from conftest import Project
 from test_review import edit, git, repo
 from activation.project.spec import json_schema
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from conftest import Project
 from activation.cli import app
-from activation.destinations.file import read_file_records
+from activation.destinations.file.destination import read_file_records
 
 
 def test_init_creates_a_project_that_validates_plans_and_runs(tmp_path: Path) -> None:

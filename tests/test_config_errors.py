@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from activation.cli import app
 from activation.project import secrets
 from conftest import Project, make_project
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 GOOD = """\
 version: 1

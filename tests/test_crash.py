@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_project
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 
 @pytest.mark.parametrize("kill_after", [1, 4, 9])
@@ -137,7 +137,7 @@ def test_a_push_failing_while_another_is_in_flight_loses_nothing(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A destination taking two pushes at once (`pushes_in_flight`): one fails, the other
     may still succeed; what was acknowledged is recorded and the rest is sent next run."""
-    from activation.destinations.webhook import WebhookDestination
+    from activation.destinations.webhook.destination import WebhookDestination
 
     monkeypatch.setattr(WebhookDestination, "pushes_in_flight", 2)
     p = make_project(tmp_path / "two", rx, n=400, orders=800, mode="mirror")  # eight pushes of 50

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from conftest import PG_URL, Project, make_project, postgres_or_skip
 from test_warehouses import dataset, load
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import duckdb
 import jinja2
 import pytest
 
-from activation.demo_data import TABLES, generate, mutate
+from activation_emulators.demo.data import TABLES, generate, mutate
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAITS_DIR = ROOT / "syncs" / "traits"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 PROJECT = """
 version: 1

@@ -22,11 +22,11 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import PG_URL, postgres_or_skip
-from activation.demo_data import TABLES, generate, mutate
+from activation_emulators.demo.data import TABLES, generate, mutate
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 # Syncs whose destinations need no emulator (a webhook receiver, files): these are run;

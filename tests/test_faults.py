@@ -1,4 +1,4 @@
-"""Every generic fault (activation.testing.faults) through a real run: nothing lost, nothing stale.
+"""Every generic fault (activation_emulators.faults) through a real run: nothing lost, nothing stale.
 
 The webhook receiver applies batches idempotently by key, so faults that strike after the
 batch was applied (the client never hears back) must be resent, and resending is harmless.
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Project, make_project
-from activation.testing.faults import Fault, FaultInjector
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.faults import Fault, FaultInjector
+from activation_emulators.webhook import WebhookReceiver
 
 FAST_HOOK = 'hook: {type: webhook, url: "${HOOK_URL}", batch_size: 50, max_retries: 3, timeout_seconds: 0.5}'
 

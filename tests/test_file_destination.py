@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activation.destinations.base import ConfigError, DestinationError, RowOp, SyncTarget
-from activation.destinations.file import FileDestination, read_file_records
-from activation.project.spec import FileDestinationSpec
+from activation.destinations.file.destination import FileDestination, read_file_records
+from activation.destinations.file.spec import FileDestinationSpec
 
 FIELDS = ["email", "name", "score"]
 FORMATS = pytest.mark.parametrize("fmt", ["csv", "jsonl"])

@@ -11,7 +11,7 @@ import pytest
 
 from ad_project import (AdProject, assert_impossible_phone_rejected, make_ad_project, raw_identifiers,
                         set_trunk_and_impossible_phones, sha)
-from activation.testing.google_ads_emulator import GoogleAdsEmulator
+from activation_emulators.google_ads import GoogleAdsEmulator
 
 DEV_TOKEN = "dev-token-abc123"
 DESTINATION = """

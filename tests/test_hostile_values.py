@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 
 from conftest import Project
-from activation.destinations.file import read_file_records
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation.destinations.file.destination import read_file_records
+from activation_emulators.webhook import WebhookReceiver
 
 HUGE = "x" * 1_000_000
 ODD = 'emoji 🎉 rtl שלום combining é nul\x00end "quotes" \\ back, comma\nnewline'

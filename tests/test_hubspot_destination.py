@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Project, make_project
-from activation.testing.hubspot_emulator import HubSpotEmulator
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.hubspot import HubSpotEmulator
+from activation_emulators.webhook import WebhookReceiver
 
 TOKEN = "pat-na1-test-0123456789"
 

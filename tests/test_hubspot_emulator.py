@@ -37,8 +37,8 @@ from hubspot.crm.properties.exceptions import ApiException as PropertiesApiExcep
 from hubspot.crm.lists import ListCreateRequest, MembershipChangeRequest  # noqa: E402
 from hubspot.crm.properties import PropertyCreate  # noqa: E402
 
-from activation.testing.hubspot.spec import find_specs_dir  # noqa: E402
-from activation.testing.hubspot_emulator import HubSpotEmulator  # noqa: E402
+from activation_emulators.hubspot.spec import find_specs_dir  # noqa: E402
+from activation_emulators.hubspot import HubSpotEmulator  # noqa: E402
 
 try:
     find_specs_dir()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from activation.destinations.hubspot_values import ConversionError, PropertyInfo, converter, plain_number
+from activation.destinations.hubspot.values import ConversionError, PropertyInfo, converter, plain_number
 
 
 def conv(type_: str, field_type: str = "", options: tuple[str, ...] = ()) -> object:

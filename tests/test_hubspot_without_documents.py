@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 import activation
-from activation.testing.hubspot.spec import ROUTES, find_specs_dir, load_documents
+import activation_emulators
+from activation_emulators.hubspot.spec import ROUTES, find_specs_dir, load_documents
 
 SCRIPT = """
 from hubspot import HubSpot
-from activation.testing.hubspot_emulator import HubSpotEmulator
+from activation_emulators.hubspot import HubSpotEmulator
 with HubSpotEmulator(tokens={"t"}) as emu:
     client = HubSpot(access_token="t", host=emu.url)
     client.crm.contacts.batch_api.upsert({"inputs": [{"id": "a@example.com", "idProperty": "email", "properties": {"firstname": "A"}}]})
@@ -29,7 +30,8 @@ with HubSpotEmulator(tokens={"t"}) as emu:
 
 def test_without_the_documents_the_emulator_serves_unvalidated_and_says_so(tmp_path: Path) -> None:
     copy = tmp_path / "elsewhere"
-    shutil.copytree(Path(activation.__file__).parent, copy / "activation", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in (activation, activation_emulators):
+        shutil.copytree(Path(package.__file__).parent, copy / package.__name__, ignore=shutil.ignore_patterns("__pycache__"))
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT)], cwd=tmp_path, env={"PYTHONPATH": str(copy)},
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -41,7 +43,7 @@ def test_the_routes_are_the_documents_paths_of_what_the_emulator_implements() ->
         docs = load_documents(find_specs_dir())
     except FileNotFoundError as e:
         pytest.skip(f"HubSpot's OpenAPI documents are not on this machine: {e}")
-    here = Path(activation.__file__).parent / "testing" / "hubspot"
+    here = Path(activation_emulators.__file__).parent / "hubspot"
     api = "".join((here / name).read_text() for name in ("api.py", "lists.py"))
     implemented = set(re.findall(r'"((?:GET|POST|PUT|PATCH|DELETE) /crm/v3/[^"]+)"', api))
 

@@ -20,7 +20,7 @@ from conftest import PG_URL, postgres_or_skip
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 TEXT_KEYS = ["abc", "ABC", "Abc", "b", "B", "_x", "é", "e", "z ", "10", "9", "Z"]
 ROWS = [(k, n, ["eu", "EU", "us"][i % 3], f"v{i}") for i, (k, n) in enumerate(zip(TEXT_KEYS, [1, 2, 10, 9, 100, 3, 20, 11, 101, 4, 5, 6]))]

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from conftest import make_project, postgres_or_skip
 from activation.state.leases import Lease, LeaseStore, Refusal
 from activation.state.store import StateStore
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 
 @pytest.fixture(params=["sqlite", "duckdb", "postgres"])

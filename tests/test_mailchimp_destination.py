@@ -15,10 +15,10 @@ pytest.importorskip("mailchimp_marketing")
 
 from conftest import Project  # noqa: E402
 from activation.destinations.base import DestinationError, RowOp, SyncTarget  # noqa: E402
-from activation.destinations.mailchimp import MailchimpDestination  # noqa: E402
-from activation.project.spec import MailchimpDestinationSpec  # noqa: E402
-from activation.testing.mailchimp_emulator import MailchimpEmulator  # noqa: E402
-from activation.testing.webhook_receiver import WebhookReceiver  # noqa: E402
+from activation.destinations.mailchimp.destination import MailchimpDestination  # noqa: E402
+from activation.destinations.mailchimp.spec import MailchimpDestinationSpec  # noqa: E402
+from activation_emulators.mailchimp import MailchimpEmulator  # noqa: E402
+from activation_emulators.webhook import WebhookReceiver  # noqa: E402
 
 KEY = "0123456789abcdef0123456789abcdef-us1"
 
@@ -328,7 +328,7 @@ def test_batch_size_is_capped_and_config_is_checked(emu: MailchimpEmulator) -> N
 
 
 def test_connection_slots_give_one_up_per_429_and_earn_it_back() -> None:
-    from activation.destinations.mailchimp_api import Slots
+    from activation.destinations.mailchimp.api import Slots
 
     slots = Slots(4, regain_after=3)
     for _ in range(5):

@@ -15,7 +15,8 @@ pytest.importorskip("mailchimp_marketing")
 from mailchimp_marketing import Client  # noqa: E402
 from mailchimp_marketing.api_client import ApiClientError  # noqa: E402
 
-from activation.testing.mailchimp_emulator import MailchimpEmulator, main, subscriber_hash  # noqa: E402
+from activation_emulators.mailchimp import MailchimpEmulator, subscriber_hash  # noqa: E402
+from activation_emulators.mailchimp.cli import main  # noqa: E402
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from activation.destinations.file import read_file_records
+from activation.destinations.file.destination import read_file_records
 
 PROJECT = """\
 version: 1

@@ -10,7 +10,7 @@ import pytest
 
 from ad_project import (AdProject, assert_impossible_phone_rejected, make_ad_project, raw_identifiers,
                         set_trunk_and_impossible_phones, sha)
-from activation.testing.meta_emulator import MetaEmulator
+from activation_emulators.meta import MetaEmulator
 
 TOKEN = "EAAB-system-user-token-123"
 DESTINATION = """

@@ -6,6 +6,7 @@ validates against the project schema (unknown keys are errors), each `activation
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,11 @@ import typer.main
 from ruamel.yaml import YAML
 
 from activation.cli import app
-from activation.project import destinations, spec
+from activation.destinations import REGISTRY
+from activation.project import spec
 from activation.project.spec import Project
 from activation.project.strict import Strict
+from activation.warehouse import spec as warehouse_spec
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 YAML_BLOCKS = re.findall(r"^```yaml\n(.*?)^```", README, re.S | re.M)
@@ -58,10 +61,14 @@ def test_every_command_and_option_the_readme_shows_exists() -> None:
         assert not unknown, f"the README shows `activation {command}` with {unknown}, which it does not take"
 
 
+DESTINATION_SPECS = [p.spec for p in REGISTRY.values()]
+
+
 def spec_models() -> list[type[Strict]]:
-    found = [c for mod in (spec, destinations) for c in vars(mod).values()
+    modules = [spec, warehouse_spec, *(sys.modules[m.__module__] for m in DESTINATION_SPECS)]  # each destination's spec module
+    found = [c for mod in modules for c in vars(mod).values()
              if isinstance(c, type) and issubclass(c, Strict) and c is not Strict]
-    return list(dict.fromkeys(found))  # spec re-exports the destination models
+    return list(dict.fromkeys(found))  # a module may import another's models
 
 
 def test_every_key_of_syncs_yaml_is_documented() -> None:
@@ -74,7 +81,7 @@ def test_every_key_of_syncs_yaml_is_documented() -> None:
 
 def test_each_destinations_key_table_names_its_own_keys() -> None:
     by_type = {m.model_fields["type"].annotation.__args__[0]: m for m in spec_models()  # type: ignore[union-attr]
-               if "type" in m.model_fields and m.__module__ == destinations.__name__}
+               if "type" in m.model_fields and m in DESTINATION_SPECS}
     parts = re.split(r"^(#{3,4} .*)$", README, flags=re.M)
     checked = 0
     for head, body in zip(parts[1::2], parts[2::2]):

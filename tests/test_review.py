@@ -15,7 +15,7 @@ import pytest
 from ad_destination import ads  # noqa: F401  (a fixture)
 from conftest import Project, make_project
 from test_warehouses import dataset, load, pg, project_for  # noqa: F401  (pg: a fixture)
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 LTV_SQL = "select user_id, sum(amount) as ltv from src.orders group by 1\n"
 LTV_SQL_NEW = "select user_id, sum(case when amount > 1 then amount end) as ltv from src.orders group by 1\n"

@@ -12,7 +12,7 @@ from conftest import make_project
 from activation.project.loader import load_project
 from activation.runner import run_sync
 from activation.session import Session
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 
 class CancelAfter:

@@ -19,9 +19,9 @@ pytest.importorskip("simple_salesforce")
 
 from activation.cli import app  # noqa: E402
 from activation.destinations.base import DestinationError, RowOp, SyncTarget  # noqa: E402
-from activation.destinations.salesforce import SalesforceDestination  # noqa: E402
-from activation.project.spec import SalesforceDestinationSpec  # noqa: E402
-from activation.testing.salesforce import DEFAULT_USER, SalesforceEmulator  # noqa: E402
+from activation.destinations.salesforce.destination import SalesforceDestination  # noqa: E402
+from activation.destinations.salesforce.spec import SalesforceDestinationSpec  # noqa: E402
+from activation_emulators.salesforce import DEFAULT_USER, SalesforceEmulator  # noqa: E402
 
 PEOPLE_SQL = """
 CREATE SCHEMA IF NOT EXISTS src;
@@ -381,7 +381,7 @@ def test_jwt_login_missing_env_and_unknown_object(emu: SalesforceEmulator, tmp_p
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from activation.destinations.base import ConfigError
-    from activation.testing.salesforce import DEFAULT_APP
+    from activation_emulators.salesforce import DEFAULT_APP
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (tmp_path / "key.pem").write_bytes(key.private_bytes(

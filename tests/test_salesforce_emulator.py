@@ -28,7 +28,7 @@ from simple_salesforce.exceptions import (  # noqa: E402
     SalesforceResourceNotFound,
 )
 
-from activation.testing.salesforce import (  # noqa: E402
+from activation_emulators.salesforce import (  # noqa: E402
     DEFAULT_APP,
     DEFAULT_USER,
     Field,

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 from conftest import make_project
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 HUBSPOT = """
   hs: {type: hubspot, token: "${HUBSPOT_TOKEN}"}
@@ -40,7 +40,7 @@ def test_sandbox_run_uses_emulators_and_writes_nothing_real(tmp_path: Path, rx: 
 
 def test_sandbox_hubspot_properties_are_typed_from_the_model(tmp_path: Path, rx: WebhookReceiver) -> None:
     from activation.project.loader import load_project
-    from activation.sandbox import sandbox
+    from activation_emulators.sandbox import sandbox
     from activation.session import Session
 
     p = make_project(tmp_path / "t", rx)

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import make_project
 from activation.project.schedule import Schedule, parse_duration, parse_schedule
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 START = datetime(2026, 3, 1, 0, 0, tzinfo=timezone.utc)  # a Sunday
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import duckdb
 
-from activation.testing.hubspot_emulator import HubSpotEmulator
-from activation.testing.mailchimp import MailchimpEmulator
-from activation.testing.salesforce import SalesforceEmulator
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.hubspot import HubSpotEmulator
+from activation_emulators.mailchimp import MailchimpEmulator
+from activation_emulators.salesforce import SalesforceEmulator
+from activation_emulators.webhook import WebhookReceiver
 
 SECRETS = {
     "HS_TOKEN": "pat-na1-hubspot-SECRET-1111",

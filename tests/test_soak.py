@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from activation.testing.soak import SoakConfig, run_soak
+from activation_emulators.soak import SoakConfig, run_soak
 
 
 @pytest.mark.slow

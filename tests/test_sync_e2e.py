@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Project, make_project
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 
 def file_digest(path: Path) -> str:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import Project, make_project
-from activation.testing.hubspot_emulator import HubSpotEmulator
-from activation.testing.mailchimp import MailchimpEmulator
-from activation.testing.salesforce import Field, SalesforceEmulator
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.hubspot import HubSpotEmulator
+from activation_emulators.mailchimp import MailchimpEmulator
+from activation_emulators.salesforce import Field, SalesforceEmulator
+from activation_emulators.webhook import WebhookReceiver
 
 DESTINATIONS = """\
   hs: {type: hubspot, token: tok, base_url: "${HUBSPOT_URL}", requests_per_second: 500, max_retries: 0}

@@ -21,7 +21,7 @@ from conftest import PG_URL, postgres_or_skip
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation_emulators.webhook import WebhookReceiver
 
 
 PROJECT = """
@@ -219,8 +219,8 @@ def test_snowflake_plans_and_delivers_like_duckdb(tmp_path: Path, fakesnow_patch
 
 
 def test_duckdb_memory_limit_caps_duckdb_in_the_process(tmp_path: Path) -> None:
-    from activation.project.spec import WarehouseSpec
-    from activation.warehouse.base import open_warehouse
+    from activation.warehouse.spec import DuckDBWarehouseSpec as WarehouseSpec
+    from activation.warehouse.registry import open_warehouse
 
     wh = open_warehouse(WarehouseSpec(path="wh.duckdb", memory_limit="200MB"), tmp_path)
     try:

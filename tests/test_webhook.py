@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 
 from activation.destinations.base import ConfigError, DestinationError, RowOp, SyncTarget
 from activation.destinations.http import HttpClient, RetryPolicy, parse_retry_after, safe_url
-from activation.destinations.webhook import (
+from activation.destinations.webhook.destination import (
     UNREPORTED,
     WebhookDestination,
     canonical_json,
     parse_results,
 )
-from activation.project.spec import WebhookDestinationSpec
-from activation.testing.webhook_receiver import WebhookReceiver
+from activation.destinations.webhook.spec import WebhookDestinationSpec
+from activation_emulators.webhook import WebhookReceiver
 
 TARGET = SyncTarget(sync="crm_contacts", object="contacts", mode="upsert")
 SECRET = "tok_s3cret-value-123"

@@ -1,28 +1,13 @@
-"""Destination plugins, looked up by their `type:` in syncs.yaml."""
+"""Destination plugins, looked up by their `type:` in syncs.yaml.
+
+One folder per vendor (`<vendor>/`: `spec.py`, `destination.py`, its own helpers), whose
+`__init__.py` holds its plugin entry; shared here: the interface (`base.py`), the HTTP
+client (`http.py`), ad identifiers (`identifiers.py`, `ad_audience.py`, `ad_spec.py`).
+"""
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from activation.destinations.plugin import DestinationPlugin, MissingExtra
+from activation.destinations.registry import REGISTRY, build_destination, destination_class, spec_union
 
-from activation.destinations.base import Destination
-
-# type -> "module:Class"; imported lazily so an unused vendor SDK costs nothing.
-REGISTRY: dict[str, str] = {
-    "file": "activation.destinations.file:FileDestination",
-    "webhook": "activation.destinations.webhook:WebhookDestination",
-    "hubspot": "activation.destinations.hubspot:HubSpotDestination",
-    "salesforce": "activation.destinations.salesforce:SalesforceDestination",
-    "meta_audience": "activation.destinations.meta_audience:MetaAudienceDestination",
-    "google_ads": "activation.destinations.google_ads:GoogleAdsDestination",
-    "mailchimp": "activation.destinations.mailchimp:MailchimpDestination",
-}
-
-
-def destination_class(type_: str) -> type[Destination]:
-    module, _, cls = REGISTRY[type_].partition(":")
-    return getattr(import_module(module), cls)  # type: ignore[no-any-return]
-
-
-def build_destination(name: str, spec: Any, project_dir: str) -> Destination:
-    return destination_class(spec.type)(name, spec, project_dir)
+__all__ = ["REGISTRY", "DestinationPlugin", "MissingExtra", "build_destination", "destination_class", "spec_union"]

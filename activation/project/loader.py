@@ -318,7 +318,8 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> list[Any]:
             path.append(part)
             node = node[part]
         elif i == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str) and "[" not in part:
-            path.append(part)  # a missing key
+            if part != node.get("type", "duckdb" if path == ["warehouse"] else None):
+                path.append(part)  # a missing key; not the union member's tag of an error about the whole mapping
     return path
 
 

@@ -130,7 +130,12 @@ def _cron(text: str) -> Schedule:
             f"a cron schedule has 5 fields (minute hour day-of-month month day-of-week), {text!r} has {len(fields)}; "
             'or write "every 30m" or "manual"'
         )
-    _cron_trigger(expanded, "UTC")  # raises a ValueError naming the field
+    try:
+        _cron_trigger(expanded, "UTC")  # raises a ValueError naming the field
+    except ModuleNotFoundError:
+        # The base install has no APScheduler; the daemon, which runs schedules, needs it (the
+        # daemon extra) and checks every field when it loads the project.
+        _weekdays(fields[4])
     return Schedule(kind="cron", text=text, cron=expanded)
 
 

@@ -8,87 +8,23 @@ Strings may hold `${ENV}` references; they are resolved only where a value is us
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from activation.destinations.registry import spec_union
 from activation.project.schedule import Duration, ScheduleField
-
-from activation.project.destinations import (  # noqa: F401  (re-exported: the destination models)
-    AdIdentifierOptions,
-    DestinationSpec,
-    FileDestinationSpec,
-    GoogleAdsDestinationSpec,
-    HubSpotDestinationSpec,
-    MailchimpDestinationSpec,
-    MetaAudienceDestinationSpec,
-    SalesforceDestinationSpec,
-    WebhookDestinationSpec,
-)
 from activation.project.strict import NAME_PATTERN, Name, Strict  # noqa: F401
+from activation.warehouse.spec import DuckDBWarehouseSpec, WarehouseSpec
+
+if TYPE_CHECKING:
+    DestinationSpec = Any
+else:
+    # One model per registered destination type (built-in and plugins), told apart by `type`.
+    DestinationSpec = spec_union()
 
 
 # ---------------------------------------------------------------- warehouse & state
-
-
-class WarehouseSpec(Strict):
-    type: Literal["duckdb", "postgres", "snowflake"] = "duckdb"
-    path: str | None = Field(
-        default=".activation/warehouse.duckdb",
-        description="DuckDB file, relative to the project directory (duckdb only).",
-    )
-    url: str | None = Field(
-        default=None, description="SQLAlchemy URL (postgres, snowflake); may use ${ENV}."
-    )
-    schema_: Name = Field(
-        default="activation",
-        alias="schema",
-        description="Schema where traits and audiences are materialised.",
-    )
-    memory_limit: str | None = Field(
-        default=None,
-        pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
-        description="DuckDB only: cap on DuckDB's memory inside this process, e.g. 300MB (default: "
-        "DuckDB's, 80% of RAM). Beyond it, joins and sorts spill to a temporary directory.",
-    )
-    # Snowflake (type: snowflake): either `url`, or these keys. Secrets as ${ENV}.
-    account: str | None = Field(
-        default=None, description="Snowflake account identifier, e.g. myorg-myaccount (snowflake only)."
-    )
-    user: str | None = Field(default=None, description="Snowflake user (snowflake only).")
-    password: str | None = Field(
-        default=None, description="Snowflake password, as ${ENV} (snowflake; or a private key)."
-    )
-    private_key_file: str | None = Field(
-        default=None,
-        description="PEM file of the key-pair auth private key, relative to the project (snowflake only).",
-    )
-    private_key: str | None = Field(
-        default=None, description="The PEM private key itself, as ${ENV} (snowflake; instead of private_key_file)."
-    )
-    private_key_passphrase: str | None = Field(
-        default=None, description="Passphrase of an encrypted private key, as ${ENV} (snowflake only)."
-    )
-    role: str | None = Field(default=None, description="Snowflake role to use (snowflake only).")
-    warehouse: str | None = Field(
-        default=None, description="Snowflake virtual warehouse (compute) to run queries on (snowflake only)."
-    )
-    database: str | None = Field(
-        default=None, description="Snowflake database holding the sources and our schemas (snowflake only)."
-    )
-
-    @model_validator(mode="after")
-    def _snowflake_keys(self) -> WarehouseSpec:
-        if self.type != "snowflake" or self.url:
-            return self
-        missing = [k for k in ("account", "user", "database") if not getattr(self, k)]
-        if missing:
-            raise ValueError(f"a snowflake warehouse needs `url` or {', '.join(f'`{k}`' for k in missing)}")
-        if not (self.password or self.private_key_file or self.private_key):
-            raise ValueError("a snowflake warehouse needs `password`, `private_key_file` or `private_key`")
-        if self.private_key_file and self.private_key:
-            raise ValueError("give `private_key_file` or `private_key`, not both")
-        return self
 
 
 class StateSpec(Strict):
@@ -322,7 +258,7 @@ class Project(Strict):
         description="Glob patterns of more YAML files (e.g. syncs/*.yaml) merged into this one.",
     )
     vars: dict[str, Any] = Field(default_factory=dict, description="Values for {{ var('x') }}.")
-    warehouse: WarehouseSpec = Field(default_factory=WarehouseSpec)
+    warehouse: WarehouseSpec = Field(default_factory=DuckDBWarehouseSpec)
     state: StateSpec = Field(default_factory=StateSpec)
     entities: dict[Name, EntitySpec] = Field(default_factory=dict)
     traits: dict[Name, TraitSpec] = Field(default_factory=dict)

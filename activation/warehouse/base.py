@@ -2,6 +2,8 @@
 
 The adapter owns everything dialect-specific that generated SQL needs: quoting, where
 temporary relations live, how a key becomes a comparable string, how a row is hashed.
+Each engine is a module of its own (duckdb, postgres, snowflake), found through
+`activation.warehouse.registry`.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from activation.project.secrets import redact, resolve_env
-from activation.project.spec import WarehouseSpec
 from activation.unavailable import Unavailable, explain_errors
+from activation.warehouse.spec import AnyWarehouseSpec
 
 KEY_SEPARATOR = "\x1f"  # joins the parts of a composite key; never appears in real keys
 
@@ -27,7 +29,7 @@ class WarehouseError(Exception):
 class Warehouse:
     dialect: str = "generic"
 
-    def __init__(self, spec: WarehouseSpec, root: Path, *, read_only: bool = False) -> None:
+    def __init__(self, spec: AnyWarehouseSpec, root: Path, *, read_only: bool = False) -> None:
         self.spec = spec
         self.root = root
         self.read_only = read_only
@@ -38,9 +40,10 @@ class Warehouse:
     # -- connection -----------------------------------------------------------------
 
     def _create_engine(self) -> Engine:
-        if not self.spec.url:
+        url = getattr(self.spec, "url", None)
+        if not url:
             raise WarehouseError(f"warehouse type {self.spec.type!r} needs `url`")
-        return sa.create_engine(resolve_env(self.spec.url), pool_pre_ping=True)
+        return sa.create_engine(resolve_env(url), pool_pre_ping=True)
 
     @contextmanager
     def session(self) -> Iterator[Connection]:
@@ -139,52 +142,3 @@ def _db_message(e: sa.exc.DBAPIError) -> str:
     """The database's own words, without SQLAlchemy's statement dump and links."""
     text = str(e.orig) if e.orig is not None else str(e)
     return redact(text.strip())
-
-
-class DuckDBWarehouse(Warehouse):
-    dialect = "duckdb"
-    temp_schema = "temp.main"
-
-    def _create_engine(self) -> Engine:
-        path = self.spec.path or ".activation/warehouse.duckdb"
-        if path != ":memory:":
-            file = Path(path) if Path(path).is_absolute() else self.root / path
-            if self.read_only and not file.exists():
-                raise WarehouseError(f"DuckDB file {file} does not exist")
-            file.parent.mkdir(parents=True, exist_ok=True)
-            path = str(file)
-        args = {"read_only": True} if self.read_only else {}
-        engine = sa.create_engine(f"duckdb:///{path}", connect_args=args)
-
-        memory_limit = self.spec.memory_limit
-
-        @sa.event.listens_for(engine, "connect")
-        def _quiet(dbapi_conn: object, _: object) -> None:
-            # DuckDB draws its own progress bar on long queries; ours is the only one we want.
-            dbapi_conn.execute("SET enable_progress_bar = false")  # type: ignore[attr-defined]
-            if memory_limit:
-                dbapi_conn.execute(f"SET memory_limit = '{memory_limit.strip()}'")  # type: ignore[attr-defined]
-
-        return engine
-
-    def binary(self, expr: str) -> str:
-        return f"({expr}) COLLATE C"
-
-    def hash_expr(self, columns: Sequence[str], alias: str, salt: str) -> str:
-        # to_json of a struct is NULL-safe and keeps types apart ("1" vs 1).
-        struct = ", ".join(f"{self.quote(c)} := {alias}.{self.quote(c)}" for c in columns)
-        return f"md5('{salt}' || to_json(struct_pack({struct}))::VARCHAR)"
-
-
-def open_warehouse(spec: WarehouseSpec, root: Path, *, read_only: bool = False) -> Warehouse:
-    if spec.type == "duckdb":
-        return DuckDBWarehouse(spec, root, read_only=read_only)
-    if spec.type == "postgres":
-        from activation.warehouse.postgres import PostgresWarehouse
-
-        return PostgresWarehouse(spec, root, read_only=read_only)
-    if spec.type == "snowflake":
-        from activation.warehouse.snowflake import SnowflakeWarehouse
-
-        return SnowflakeWarehouse(spec, root, read_only=read_only)
-    raise WarehouseError(f"warehouse type {spec.type!r} is not supported yet")

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from activation.project.secrets import resolve_env
 from activation.warehouse.base import Warehouse, WarehouseError
+from activation.warehouse.spec import PostgresWarehouseSpec
 
 
 def psycopg_url(url: str) -> str:
@@ -20,6 +21,7 @@ def psycopg_url(url: str) -> str:
 
 
 class PostgresWarehouse(Warehouse):
+    spec: PostgresWarehouseSpec
     dialect = "postgres"
     temp_schema = "pg_temp"  # this session's own schema: invisible to others, dropped at the end
 

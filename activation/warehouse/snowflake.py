@@ -22,23 +22,17 @@ from sqlalchemy.engine import Engine
 
 from activation.project.secrets import resolve_env
 from activation.warehouse.base import Warehouse, WarehouseError
-
-
-def _require_snowflake() -> None:
-    try:
-        import snowflake.sqlalchemy  # noqa: F401
-    except ImportError as e:
-        raise WarehouseError(
-            "the snowflake warehouse needs snowflake-sqlalchemy: pip install 'activation[snowflake]'"
-        ) from e
+from activation.warehouse.spec import SnowflakeWarehouseSpec
 
 
 class SnowflakeWarehouse(Warehouse):
+    """Opened through the registry, which first checks snowflake-sqlalchemy is installed."""
+
+    spec: SnowflakeWarehouseSpec
     dialect = "snowflake"
     temp_schema = None  # Snowflake keeps temporary tables in the session's current schema
 
     def _create_engine(self) -> Engine:
-        _require_snowflake()
         connect_args: dict[str, Any] = {
             # tag our queries in Snowflake's query history
             "session_parameters": {"QUERY_TAG": "activation"},

@@ -1,0 +1,365 @@
+"""HubSpot CRM through the official SDK (hubspot-api-client): objects and static lists.
+
+- Objects (contacts, companies, custom by name) are written with the v3 batch endpoints,
+  100 inputs per call: upsert by the match property (email for contacts), create, update,
+  and archive for `mirror`.
+- Values are converted by each property's definition (`values`), read once per object
+  per run from the properties API, and only when a push writes something. A value that cannot
+  be converted, or a property the object lacks, rejects only its row, before any call.
+- `mode: audience` manages a MANUAL list's memberships; the list is found or created by name.
+- HubSpot refuses a whole batch with 400 when one input has an invalid value. The batch is
+  then bisected until the bad inputs stand alone: only they are rejected, with HubSpot's
+  message, in O(bad · log 100) extra calls.
+- Calls, the rate limiter and retries live in `transport`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+from activation.destinations.base import IdentityModel, ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
+from activation.destinations.hubspot.transport import BatchRefused, HubSpotTransport, JsonBody
+from activation.destinations.hubspot.values import ConversionError, Converter, PropertyInfo, as_text, converter
+from activation.project.secrets import redact
+
+LIST_OBJECT_TYPES = {"contacts": "0-1", "companies": "0-2"}
+_STALE = "\x00stale:"  # key prefix of the extra archive ops _find_renamed adds (never a real key)
+DEFAULT_ID_PROPERTY = {"contacts": "email"}
+property_value = as_text  # a value as HubSpot stores a string property
+
+# One input ready to send: the op, its JSON input, and what its result is matched by.
+Prepared = tuple[RowOp, dict[str, Any], str]
+
+
+class HubSpotDestination(Destination):
+    identity_model: ClassVar[IdentityModel] = "record"  # HubSpot finds a record by its unique property (an email compares without case)
+    identity_folds_case: ClassVar[bool] = True
+    type: ClassVar[str] = "hubspot"
+    # A push carries up to 4,000 rows, sent as API calls of `batch_size` (≤ 100, HubSpot's
+    # limit) `concurrency` at a time: the state store commits once per push, and its cost
+    # per row falls with the push's size (DuckDB: ~16 µs a row at 1,000, ~9 at 4,000).
+    max_batch_size: ClassVar[int] = 4000
+    # Two pushes in flight: the calls of the next push start while the runner records the
+    # last one, so HubSpot (and the rate limiter's budget) is not left idle in between.
+    pushes_in_flight: ClassVar[int] = 2
+
+    def __init__(self, name: str, spec: Any, project_dir: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(name, spec, project_dir)
+        self.transport = HubSpotTransport(name, spec, sleep)
+        self._list_ids: dict[str, str] = {}
+        self._converters: dict[str, dict[str, Converter]] = {}  # object → field → converter, once per run
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # pushes run concurrently: what they share is built once
+
+    # -- set-up ------------------------------------------------------------------------
+
+    def batch_size(self, requested: int | None) -> int:
+        return min(requested or self.max_batch_size, self.max_batch_size)  # spec.batch_size is per API call
+
+    def id_property(self, target: SyncTarget) -> str:
+        return target.match_fields[0] if target.match_fields else DEFAULT_ID_PROPERTY.get(target.object or "", "")
+
+    def check_target(self, target: SyncTarget) -> None:
+        super().check_target(target)
+        if not target.object:
+            raise ConfigError("a hubspot sync needs `object:` (contacts, companies or a custom object name)")
+        if len(target.match_fields) != 1:
+            raise ConfigError("a hubspot sync needs exactly one `match:` field, a unique property (e.g. match: {email: email})")
+        if target.mode == "audience":
+            if not target.audience:
+                raise ConfigError("mode audience needs `audience:`, the name of the HubSpot list")
+            if target.object not in LIST_OBJECT_TYPES:
+                raise ConfigError(f"lists hold contacts or companies, not {target.object!r}")
+
+    def open(self, target: SyncTarget) -> None:
+        self.transport.client  # noqa: B018 - a missing token fails before any batch
+
+    def _properties(self, target: SyncTarget) -> dict[str, dict[str, Any]]:
+        _, body = self.transport.call(self.transport.api("properties").get_all, target.object)
+        return {p["name"]: p for p in (body or {}).get("results", [])}
+
+    def check_remote(self, target: SyncTarget) -> list[str]:
+        try:
+            known = self._properties(target)
+        except BatchRefused as e:
+            return [f"HubSpot refused to list the properties of {target.object!r}: {e}"]
+        problems = []
+        for field in target.match_fields + target.fields:
+            prop = known.get(field)
+            if prop is None:
+                problems.append(f"HubSpot {target.object} has no property {field!r}")
+            elif PropertyInfo.from_api(prop).read_only:
+                problems.append(f"HubSpot {target.object} property {field!r} is read-only")
+        return problems
+
+    def _field_converters(self, target: SyncTarget) -> dict[str, Converter]:
+        """How each mapped field is written, from the object's property definitions (one call)."""
+        obj = target.object or ""
+        with self._lock:
+            if obj not in self._converters:
+                try:
+                    known = self._properties(target)
+                except BatchRefused as e:
+                    raise DestinationError(f"HubSpot refused to list the properties of {obj!r}: {e}", retryable=False) from None
+                self._converters[obj] = {
+                    field: converter(PropertyInfo.from_api(known[field]), field) if field in known else _missing(obj, field)
+                    for field in dict.fromkeys(target.match_fields + target.fields)}
+            return self._converters[obj]
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def push(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
+        if target.mode == "audience":
+            return self._push_members(target, ops)
+        idp = self.id_property(target)
+        results: list[RowResult] = []
+        stale = self._find_renamed(target, idp, ops)
+        removes = [o for o in ops if o.kind == "remove"] + stale
+        by_id = [o for o in ops if o.kind in ("upsert", "update") and o.dest_id and _identity_changed(o, idp)]
+        moved = {id(o) for o in by_id}
+        groups = (("upsert", [o for o in ops if o.kind == "upsert" and id(o) not in moved]),
+                  ("update", [o for o in ops if o.kind == "update" and id(o) not in moved]),
+                  ("create", [o for o in ops if o.kind == "insert"]),
+                  ("update_by_id", by_id))
+        if removes:
+            archived = self._archive(target, idp, removes)
+            results += [r for r in archived if not r.key.startswith(_STALE)]
+        size = self.spec.batch_size
+        calls: list[tuple[str, list[Prepared]]] = []
+        for kind, group in groups:
+            if group:
+                prepared, rejected = self._inputs(self._field_converters(target), idp, kind, group)
+                results += rejected
+                calls += [(kind, prepared[i : i + size]) for i in range(0, len(prepared), size)]
+        if len(calls) <= 1 or self.spec.concurrency == 1:
+            for kind, chunk in calls:
+                results += self._write(target, idp, kind, chunk)
+            return results
+        with self._lock:
+            if self._pool is None:  # shared by concurrent pushes: `concurrency` calls in flight in all
+                self._pool = ThreadPoolExecutor(max_workers=self.spec.concurrency, thread_name_prefix="hubspot")
+        for chunk_results in self._pool.map(lambda c: self._write(target, idp, c[0], c[1]), calls):
+            results += chunk_results
+        return results
+
+    def _find_renamed(self, target: SyncTarget, idp: str, ops: list[RowOp]) -> list[RowOp]:
+        """Rows whose identity changed but whose record id is unknown (a run died before
+        recording it): find the record by the old value so it is updated, not duplicated.
+        When a record with the new value exists too, the row upserts into it and, in mirror
+        mode, the old record is archived (returned as extra remove ops): one record per row."""
+        renamed = [o for o in ops if o.kind in ("upsert", "update") and not o.dest_id and _identity_changed(o, idp)]
+        if not renamed:
+            return []
+        old = self._resolve_ids(target, idp, [_match_value(o.previous, idp) for o in renamed])
+        new = self._resolve_ids(target, idp, [_match_value(o.values, idp) for o in renamed])
+        stale = []
+        for o in renamed:
+            was = old.get(_ident(o.previous, idp))
+            if was is None:
+                continue
+            if _ident(o.values, idp) not in new:
+                o.dest_id = was  # update it in place, by id
+            elif target.mode == "mirror":
+                stale.append(RowOp(kind="remove", key=_STALE + o.key, values=o.previous or {}, dest_id=was))
+        return stale
+
+    def _inputs(self, convert: dict[str, Converter], idp: str, kind: str, ops: Sequence[RowOp]) -> tuple[list[Prepared], list[RowResult]]:
+        """Each op as a batch input, its values converted; a row that cannot be is rejected."""
+        out: list[Prepared] = []
+        rejected: list[RowResult] = []
+        keep_id = kind in ("create", "update_by_id")  # otherwise the id property is the input's `id`
+        conv = convert.get
+        id_conv = conv(idp, as_text)
+        for op in ops:
+            values = op.values
+            # A known row sends only what changed; a new one sends everything.
+            names = op.changed_fields if op.changed_fields is not None and op.previous is not None else values
+            try:
+                props = {f: conv(f, as_text)(values.get(f)) for f in names if keep_id or f != idp}
+                ident = id_conv(values.get(idp))
+            except ConversionError as e:
+                rejected.append(RowResult(key=op.key, ok=False, error=str(e)))
+                continue
+            if kind == "create":
+                props[idp] = ident
+                out.append((op, {"properties": props, "objectWriteTraceId": op.key}, op.key))
+            elif kind == "update_by_id":
+                out.append((op, {"id": op.dest_id, "properties": props}, str(op.dest_id)))
+            else:
+                out.append((op, {"id": ident, "idProperty": idp, "properties": props}, ident.lower()))
+        return out, rejected
+
+    def _write(self, target: SyncTarget, idp: str, kind: str, prepared: list[Prepared]) -> list[RowResult]:
+        api = self.transport.api("batch")
+        call = {"upsert": (api.upsert, "batch_input_simple_public_object_batch_input_upsert"),
+                "update": (api.update, "batch_input_simple_public_object_batch_input"),
+                "update_by_id": (api.update, "batch_input_simple_public_object_batch_input"),
+                "create": (api.create, "batch_input_simple_public_object_batch_input_for_create")}[kind]
+        try:
+            _, body = self.transport.call(call[0], target.object, **{call[1]: JsonBody(inputs=[p[1] for p in prepared])})
+        except BatchRefused as e:
+            if len(prepared) == 1:
+                return [RowResult(key=prepared[0][0].key, ok=False, error=redact(str(e)))]
+            half = len(prepared) // 2  # isolate the inputs HubSpot objects to
+            return self._write(target, idp, kind, prepared[:half]) + self._write(target, idp, kind, prepared[half:])
+        return self._map_results(idp, kind, prepared, body or {})
+
+    @staticmethod
+    def _map_results(idp: str, kind: str, prepared: list[Prepared], body: dict[str, Any]) -> list[RowResult]:
+        ok: dict[str, str] = {}
+        for r in body.get("results", []):
+            if kind == "create":
+                ok[str(r.get("objectWriteTraceId"))] = str(r["id"])
+            elif kind == "update_by_id":
+                ok[str(r["id"])] = str(r["id"])
+            else:
+                ok[str((r.get("properties") or {}).get(idp, "")).lower()] = str(r["id"])
+        failed: dict[str, str] = {}
+        for err in body.get("errors", []):
+            ctx = err.get("context") or {}
+            for v in ctx.get("objectWriteTraceId", []) + ctx.get("ids", []):
+                failed[str(v).lower() if kind in ("upsert", "update") else str(v)] = err.get("message", "rejected")
+        out = []
+        for op, _, ident in prepared:
+            if ident in ok:
+                out.append(RowResult(key=op.key, ok=True, dest_id=ok[ident]))
+            else:
+                out.append(RowResult(key=op.key, ok=False, error=redact(failed.get(ident, "HubSpot did not return this record"))))
+        return out
+
+    def _whole(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        """A call whose refusal fails the whole push (a read, an archive, a list change): it
+        is no row's fault, so the push fails and is retried next run."""
+        try:
+            return self.transport.call(fn, *args, **kwargs)
+        except BatchRefused as e:
+            raise DestinationError(f"HubSpot refused to {what}: HTTP {e.status}: {e}", retryable=False) from None
+
+    def _chunks(self, items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        size = self.spec.batch_size  # ≤ 100: HubSpot's limit for every batch endpoint
+        for i in range(0, len(items), size):
+            yield items[i : i + size]
+
+    def _resolve_ids(self, target: SyncTarget, idp: str, values: list[str]) -> dict[str, str]:
+        """Record ids of `values` of the unique property `idp` (lower-cased keys)."""
+        found: dict[str, str] = {}
+        for chunk in self._chunks(list(dict.fromkeys(values))):
+            _, body = self._whole(f"read {target.object} by {idp}", self.transport.api("batch").read, target.object,
+                                  batch_read_input_simple_public_object_id=JsonBody(
+                                      inputs=[{"id": v} for v in chunk], idProperty=idp, properties=[idp]))
+            found.update({str((r.get("properties") or {}).get(idp, "")).lower(): str(r["id"]) for r in (body or {}).get("results", [])})
+        return found
+
+    def _archive(self, target: SyncTarget, idp: str, ops: list[RowOp]) -> list[RowResult]:
+        missing = [_match_value(o.values, idp) for o in ops if not o.dest_id]
+        found = self._resolve_ids(target, idp, missing)
+        ids = [o.dest_id or found.get(_ident(o.values, idp)) for o in ops]
+        todo = [{"id": i} for i in dict.fromkeys(i for i in ids if i)]
+        for chunk in self._chunks(todo):  # archiving an unknown or archived id is a no-op: removal is idempotent
+            self._whole(f"archive {target.object}", self.transport.api("batch").archive, target.object,
+                        batch_input_simple_public_object_id=JsonBody(inputs=list(chunk)))
+        return [RowResult(key=o.key, ok=True) for o in ops]
+
+    # -- lists (mode: audience) ---------------------------------------------------------------
+
+    def _list_id(self, target: SyncTarget) -> str:
+        name = target.audience or ""
+        with self._lock:  # concurrent pushes find (or create) the list once
+            if name not in self._list_ids:
+                self._list_ids[name] = self._find_or_create_list(target, name)
+            return self._list_ids[name]
+
+    def _find_or_create_list(self, target: SyncTarget, name: str) -> str:
+        type_id = LIST_OBJECT_TYPES[target.object or "contacts"]
+        lists = self.transport.api("lists")
+
+        def find() -> str | None:
+            try:
+                _, body = self.transport.call(lists.get_by_name, list_name=name, object_type_id=type_id)
+            except BatchRefused as e:
+                if e.status != 404:
+                    raise DestinationError(f"HubSpot list {name!r}: {e}", retryable=False) from None
+                return None
+            return str(body["list"]["listId"])
+
+        if (found := find()) is not None:
+            return found
+        try:
+            _, body = self.transport.call(lists.create, list_create_request={"name": name, "objectTypeId": type_id, "processingType": "MANUAL"})
+        except BatchRefused as e:
+            # A create retried after its answer was lost finds the list made the first time
+            # (names are unique): use it; any other refusal fails the push, not the run.
+            if (found := find()) is not None:
+                return found
+            raise DestinationError(f"HubSpot refused to create the list {name!r}: HTTP {e.status}: {e}", retryable=False) from None
+        return str(body["list"]["listId"])
+
+    def _push_members(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
+        idp = self.id_property(target)
+        list_id = self._list_id(target)
+        adds = [o for o in ops if o.kind in ("upsert", "insert", "update")]
+        found = self._resolve_ids(target, idp, [_match_value(o.values, idp) for o in adds])
+        # Records of rows that leave (or change identity) without a known id, e.g. delivered by
+        # a run that died before recording it: found by their last delivered identity.
+        lost = [o.values if o.kind == "remove" else (o.previous or {}) for o in ops
+                if not o.dest_id and (o.kind == "remove" or _identity_changed(o, idp))]
+        old = self._resolve_ids(target, idp, [_match_value(v, idp) for v in lost])
+        results, to_add, to_remove = [], [], []
+        for o in ops:
+            if o.kind == "remove":
+                gone = o.dest_id or old.get(_ident(o.values, idp))
+                if gone:
+                    to_remove.append(gone)
+                results.append(RowResult(key=o.key, ok=True))  # no record at all: nothing to remove
+                continue
+            record = found.get(_ident(o.values, idp))
+            if record is None:  # the match value is not shown: it may be personal data
+                results.append(RowResult(key=o.key, ok=False, error=f"no HubSpot {target.object} has this row's {idp}"))
+                continue
+            before = o.dest_id or (old.get(_ident(o.previous, idp)) if _identity_changed(o, idp) else None)
+            if before and before != record:
+                to_remove.append(before)  # the member's identity changed: the old record leaves
+            to_add.append(record)
+            results.append(RowResult(key=o.key, ok=True, dest_id=record))
+        if to_add or to_remove:
+            self._whole(f"change the members of list {target.audience!r}", self.transport.api("memberships").add_and_remove, list_id,
+                        membership_change_request=JsonBody(recordIdsToAdd=to_add, recordIdsToRemove=to_remove))
+        return results
+
+    def report(self) -> DestinationReport:
+        t = self.transport
+        details = {"lists": dict(self._list_ids)} if self._list_ids else {}
+        return DestinationReport(requests=t.requests, retries=t.retries, throttled=t.throttled, details=details)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self.transport.close()
+        self._converters.clear()
+
+
+def _missing(obj: str, field: str) -> Converter:
+    def reject(_value: Any) -> str:
+        raise ConversionError(f"field {field!r}: HubSpot {obj} has no property {field!r} "
+                              "(create it, or check the mapping with `activation validate --remote`)")
+
+    return reject
+
+
+def _identity_changed(op: RowOp, idp: str) -> bool:
+    return op.previous is not None and _ident(op.previous, idp) != _ident(op.values, idp)
+
+
+def _match_value(values: dict[str, Any] | None, idp: str) -> str:
+    """A row's value of the unique property `idp`, as HubSpot stores it."""
+    return property_value((values or {}).get(idp))
+
+
+def _ident(values: dict[str, Any] | None, idp: str) -> str:
+    """The same as record ids are looked up by (`_resolve_ids`): case-insensitively."""
+    return _match_value(values, idp).lower()

@@ -1,1 +1,0 @@
-"""Test helpers that are real services, not mocks (used by tests, the demo and benchmarks)."""

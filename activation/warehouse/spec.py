@@ -1,0 +1,102 @@
+"""Pydantic models of the `warehouse:` section of syncs.yaml, one per engine (`type:` picks
+the model; left out, it is DuckDB, the embedded default). Secrets are `${ENV}` references,
+resolved only where used. No engine's driver is imported here."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from activation.project.strict import Name, Strict
+
+
+class EngineSpec(Strict):
+    """What every engine takes."""
+
+    schema_: Name = Field(
+        default="activation",
+        alias="schema",
+        description="Schema where traits and audiences are materialised.",
+    )
+
+
+class DuckDBWarehouseSpec(EngineSpec):
+    type: Literal["duckdb"] = "duckdb"
+    path: str | None = Field(
+        default=".activation/warehouse.duckdb",
+        description="DuckDB file, relative to the project directory (duckdb only).",
+    )
+    memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
+        description="DuckDB only: cap on DuckDB's memory inside this process, e.g. 300MB (default: "
+        "DuckDB's, 80% of RAM). Beyond it, joins and sorts spill to a temporary directory.",
+    )
+
+
+class ServerSpec(EngineSpec):
+    """An engine reached over the network."""
+
+    url: str | None = Field(
+        default=None, description="SQLAlchemy URL (postgres, snowflake); may use ${ENV}."
+    )
+
+
+class PostgresWarehouseSpec(ServerSpec):
+    type: Literal["postgres"]
+
+
+class SnowflakeWarehouseSpec(ServerSpec):
+    type: Literal["snowflake"]
+    # Either `url`, or these keys. Secrets as ${ENV}.
+    account: str | None = Field(
+        default=None, description="Snowflake account identifier, e.g. myorg-myaccount (snowflake only)."
+    )
+    user: str | None = Field(default=None, description="Snowflake user (snowflake only).")
+    password: str | None = Field(
+        default=None, description="Snowflake password, as ${ENV} (snowflake; or a private key)."
+    )
+    private_key_file: str | None = Field(
+        default=None,
+        description="PEM file of the key-pair auth private key, relative to the project (snowflake only).",
+    )
+    private_key: str | None = Field(
+        default=None, description="The PEM private key itself, as ${ENV} (snowflake; instead of private_key_file)."
+    )
+    private_key_passphrase: str | None = Field(
+        default=None, description="Passphrase of an encrypted private key, as ${ENV} (snowflake only)."
+    )
+    role: str | None = Field(default=None, description="Snowflake role to use (snowflake only).")
+    warehouse: str | None = Field(
+        default=None, description="Snowflake virtual warehouse (compute) to run queries on (snowflake only)."
+    )
+    database: str | None = Field(
+        default=None, description="Snowflake database holding the sources and our schemas (snowflake only)."
+    )
+
+    @model_validator(mode="after")
+    def _snowflake_keys(self) -> SnowflakeWarehouseSpec:
+        if self.url:
+            return self
+        missing = [k for k in ("account", "user", "database") if not getattr(self, k)]
+        if missing:
+            raise ValueError(f"a snowflake warehouse needs `url` or {', '.join(f'`{k}`' for k in missing)}")
+        if not (self.password or self.private_key_file or self.private_key):
+            raise ValueError("a snowflake warehouse needs `password`, `private_key_file` or `private_key`")
+        if self.private_key_file and self.private_key:
+            raise ValueError("give `private_key_file` or `private_key`, not both")
+        return self
+
+
+AnyWarehouseSpec = Union[DuckDBWarehouseSpec, PostgresWarehouseSpec, SnowflakeWarehouseSpec]
+
+
+def _duckdb_by_default(value: Any) -> Any:
+    """`type:` may be left out: DuckDB, the embedded default."""
+    if isinstance(value, dict) and "type" not in value:
+        return {**value, "type": "duckdb"}
+    return value
+
+
+WarehouseSpec = Annotated[AnyWarehouseSpec, Field(discriminator="type"), BeforeValidator(_duckdb_by_default)]

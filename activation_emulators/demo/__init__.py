@@ -1,0 +1,1 @@
+"""`activation demo`: the example project on generated data, against every emulator."""
