@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from activation.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_UNAVAILABLE, ActivationError
 from activation.output import RichProgress, plans_table, print_plan_details, print_result, status_table
 from activation.project.loader import LoadedProject, ProjectError, ProjectIssue, load_project
 from activation.project.secrets import redact
@@ -38,7 +39,7 @@ def _console(stderr: bool = False) -> Console:
 out = _console()
 err = _console(stderr=True)
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_OK = 0
 
 ProjectOpt = Annotated[Optional[Path], typer.Option("--project", "-p", help="syncs.yaml or its directory [env: ACTIVATION_PROJECT]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
@@ -103,6 +104,8 @@ def _reported(as_json: bool, extra: Callable[[], dict[str, Any]] | None = None) 
         _config_error(e, as_json)
     except Unavailable as e:
         _failed([str(e)], as_json, EXIT_UNAVAILABLE, extra() if extra else None)
+    except ActivationError as e:
+        _failed([str(e)], as_json, e.exit_code, extra() if extra else None)
     except Exception as e:
         if not as_json or settings_debug():
             raise

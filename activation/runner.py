@@ -21,6 +21,7 @@ from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
 from activation.state import identities as ids
 from activation.state.store import utcnow
+from activation.state.journal import CorruptJournal
 
 __all__ = ["REMOVING_MODES", "NoProgress", "Progress", "SyncResult", "SyncStatus", "plan_sync", "run_sync"]
 
@@ -132,8 +133,14 @@ def run_sync(
     started = time.monotonic()
     spec = session.project.syncs[prepared.name]
     state = session.state
-    ids.ensure_claims(state, prepared.name, prepared.identities, utcnow())
-    recovered = state.recover_in_flight(prepared.name, prepared.identities)
+    try:
+        ids.ensure_claims(state, prepared.name, prepared.identities, utcnow())
+        recovered = state.recover_in_flight(prepared.name, prepared.identities)
+    except CorruptJournal as e:  # the sync cannot know what a dead run sent: stop it, not the others
+        run_id = state.start_run(prepared.name, spec.to)
+        state.finish_run(run_id, "failed", {}, str(e))
+        return SyncResult(sync=prepared.name, status="failed", plan=_empty_plan(session, prepared), run_id=run_id,
+                          error=str(e), seconds=time.monotonic() - started)
     plan = _estimate(session, prepared)
     if recovered:
         plan.warnings.append(f"{recovered} rows sent by an interrupted run were re-checked (resent, or released by identity)")

@@ -121,7 +121,7 @@ def test_an_audience_of_hundreds_is_read_and_changed_in_calls_of_at_most_100(tmp
 def test_a_new_identity_sent_by_a_run_that_died_is_removed_with_the_old_one(tmp_path: Path, rx: WebhookReceiver) -> None:
     """Mailchimp changes a member's email in two calls (add the new member, archive the old).
     A run that stops between them leaves both live; when that row later leaves the model,
-    both must go (the old identity is kept as a ghost row by the recovery)."""
+    both must go (the recovery keeps the old identity as a release, removed once no row maps to it)."""
     from test_mailchimp_destination import KEY, make
 
     with MailchimpEmulator(api_keys={KEY}) as emu:
@@ -136,17 +136,17 @@ def test_a_new_identity_sent_by_a_run_that_died_is_removed_with_the_old_one(tmp_
         live = set(p.members())
         assert "moved@example.com" not in live and "person3@example.com" not in live
         assert live == {f"person{i}@example.com" for i in range(30) if i != 3}
-        assert p.json("plan", "members")["plans"][0]["counts"]["removed"] == 0  # the ghost is gone too
+        assert p.json("plan", "members")["plans"][0]["counts"]["removed"] == 0  # the old identity's release is done too
 
 
-def test_a_ghost_is_not_made_when_the_identity_did_not_change(p: Project, hs: HubSpotEmulator) -> None:
+def test_nothing_is_released_when_the_identity_did_not_change(p: Project, hs: HubSpotEmulator) -> None:
     hs.faults.inject("drop_after", match="/batch/upsert")
     p.json("run", "users_to_hs", expect=1)
     p.sql("UPDATE src.users SET plan = 'team' WHERE user_id = 'u0001'")
     hs.faults.inject("drop_after", match="/batch/upsert")
     p.json("run", "users_to_hs", expect=1)  # u0001 in flight again, same email
     result = p.json("run", "users_to_hs")["syncs"][0]
-    assert result["plan"]["counts"]["removed"] == 0  # no ghost of u0001: nothing removed
+    assert result["plan"]["counts"]["removed"] == 0  # u0001 still claims its email: nothing released
     assert hs_contacts(hs) == {v["email"]: v["plan"] for v in p.model_users().values()}
 
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from activation.errors import StateError
+
 # A journal entry holding a whole push has this key prefix (a control character no real key
 # starts with): one row to write and one to delete per push, however many rows it carries.
 JOURNAL_PREFIX = "\x1djournal:"
@@ -67,7 +69,7 @@ class Journaled:
     identities: tuple[str, ...] | None  # None: journaled by a release that did not record them
 
 
-class CorruptJournal(Exception):
+class CorruptJournal(StateError):
     """An in-flight journal entry cannot be read: the message says which and how to clear it."""
 
 

@@ -20,12 +20,9 @@ from sqlalchemy.engine import Connection, Engine
 from activation.state import identities as ids
 from activation.state.bulk import Same, delete_keys, insert_columns
 from activation.state.identities import UNKNOWN_HASH, IdentityRules, Release
+from activation.errors import StateError
 from activation.state.journal import CorruptJournal, JournalEntry, Journaled, read_entry, values_json
 from activation.state.schema import LATEST, MIGRATIONS, tables
-
-
-class StateError(Exception):
-    pass
 
 
 @dataclass(slots=True)  # one per delivered row on the hot path: no frozen-dataclass __init__
