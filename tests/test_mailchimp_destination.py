@@ -347,3 +347,22 @@ def test_validate_remote_lists_the_audiences_when_the_configured_one_is_missing(
     by_name = MailchimpDestination("mc", MailchimpDestinationSpec(type="mailchimp", api_key=KEY, base_url=emu.url, list_name="Customers"), ".")
     assert by_name.check_remote(target(fields=("FNAME", "NOPE"))) == [
         "the Mailchimp audience has no merge field 'NOPE' (merge fields: FNAME, LNAME, ADDRESS, PHONE, BIRTHDAY)"]
+
+
+def test_a_refusal_answering_a_retry_after_a_lost_answer_leaves_the_member_possibly_delivered(
+        tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator) -> None:
+    """The first attempt was applied and its answer lost; the retry's per-member errors may be
+    Mailchimp's view of that first write, so those rows are not taken as refused: they stay
+    possibly delivered (resent next run, when a clean answer decides)."""
+    p = make(tmp_path, emu, rx, n=6)
+    p.sql("UPDATE src.people SET plan = 'gold' WHERE user_id = 'u0002'")  # refused on every attempt
+    emu.faults.inject("drop_after", match=f"POST /3.0/lists/{p.list_id}")
+    result = p.json("run", "members", expect=1)["syncs"][0]
+    assert (result["status"], result["acknowledged"], result["rejected_by_destination"], result["unconfirmed"]) == \
+        ("partial", 5, 0, 1), result
+    assert "PLAN: Please choose one of the options." in p.rejected("members")["u0002"]  # shown, as unknown
+
+    result = p.json("run", "members", expect=1)["syncs"][0]  # a clean answer: now it is refused
+    assert (result["sent"], result["rejected_by_destination"], result["unconfirmed"]) == (1, 1, 0), result
+    assert "PLAN: Please choose one of the options." in p.rejected("members")["u0002"]
+    assert len(p.members()) == 5

@@ -32,6 +32,9 @@ class Refused(Exception):
     title: str
     detail: str
     errors: list[dict[str, Any]]
+    # An earlier attempt of this call may have been applied (its answer was lost or a 5xx):
+    # the refusal may be Mailchimp answering the retry of something it already did.
+    after_ambiguous: bool = False
 
     def __str__(self) -> str:
         extra = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in self.errors if isinstance(e, dict))
@@ -145,10 +148,17 @@ class MailchimpApi:
 
         Raises DestinationError (auth, or still failing after retries) or Refused (other 4xx).
         """
+        return self.call_with_outcome(fn, *args, **kwargs)[0]
+
+    def call_with_outcome(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, bool]:
+        """Like `call`, with whether an earlier attempt may have been applied (a lost or cut
+        answer, a 500/502/504): then per-member errors in the answer may be Mailchimp's view
+        of its own earlier write, not a refusal of the row."""
         from mailchimp_marketing.api_client import ApiClientError
         from requests import Response
 
         attempt = 0
+        ambiguous = False
         while True:
             with self.slots:
                 self._count("requests")
@@ -159,14 +169,17 @@ class MailchimpApi:
                 else:
                     if not isinstance(result, Response) or result.ok:
                         self.slots.succeeded()
-                        return result if not isinstance(result, Response) else None  # a Response: 204 No Content
+                        return (result if not isinstance(result, Response) else None), ambiguous  # a Response: 204 No Content
                     status, text = result.status_code, result.text
             title, detail, errors = problem(text) if status is not None else ("", f"{type(text).__name__}: {text}", [])
             if status in (401, 403):
                 raise DestinationError(redact(f"Mailchimp refused the API key ({status} {title}: {detail}); check "
                                               "api_key and server (the data center)"), retryable=False)
             if status is not None and status not in (408, 429) and status < 500:
-                raise Refused(status, title, detail, errors)
+                raise Refused(status, title, detail, errors, after_ambiguous=ambiguous)
+            # no status: the connection failed, maybe after the request was sent; 503 and 429
+            # say the request was not served
+            ambiguous = ambiguous or status is None or (status >= 500 and status != 503)
             if status == 429:
                 self._count("throttled")
                 self.slots.throttled()

@@ -15,8 +15,12 @@ One destination is one audience (list). Members are matched by email (`match:
   subscribe a member who unsubscribed or bounced: that row is rejected with its reason
   (we never resubscribe anyone), and so is any other per-member error; the batch's other
   rows are delivered.
-- An identity change (the row's email changed) removes the old member as a removal would
-  (mirror, audience) and writes the new one.
+- An identity change (the row's email changed) writes the member of the new email; the old
+  member is removed as any other (mirror, audience) once no row maps to it.
+- Per-member errors in the answer to a retried call whose earlier attempt may have been
+  applied (a lost answer, a 500) are not taken as refusals: those rows are left possibly
+  delivered (resent while in the model, removed when they leave), as is a member the answer
+  does not mention.
 - Calls run `concurrency` at a time (Mailchimp allows 10 simultaneous connections per
   account), so 429s stay rare; each 429 lowers that limit by one for the rest of the run
   (other apps share the account's connections) and is retried, as are 5xx and transport
@@ -155,44 +159,42 @@ class MailchimpDestination(Destination):
     def push(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
         list_id = self._prepare(target)
         errors: dict[str, str] = {}  # op key -> why it was not applied
+        unknown: set[str] = set()  # op keys an attempt may have applied before the answer that refused them
         writes = [o for o in ops if o.kind != "remove"]
+        # removes come only for members no live row maps to (the core's releases), so a
+        # member never leaves and is written in one batch
         leaving = [(o, _email(o.values)) for o in ops if o.kind == "remove"]
         bodies: list[tuple[RowOp, dict[str, Any]]] = []
         seen: dict[str, str] = {}
         for op in writes:
             email = _email(op.values)
             if email.lower() in seen:
-                errors[op.key] = f"another row ({seen[email.lower()]}) in this batch has the same email_address {email!r}"
+                errors[op.key] = f"another row ({seen[email.lower()]}) in this batch has the same email_address"
                 continue
             seen[email.lower()] = op.key
-            old = _email(op.previous or {})
-            moved = op.previous is not None and old.lower() != email.lower()
-            bodies.append((op, {EMAIL: email, "merge_fields": self._merge_fields(op, everything=moved)}))
-            if moved and old and target.mode != "upsert":
-                leaving.append((op, old))  # the identity changed: the old member leaves
-        errors.update(self._write(list_id, bodies))
+            bodies.append((op, {EMAIL: email, "merge_fields": self._merge_fields(op)}))
+        errors.update(self._write(list_id, bodies, unknown))
         written = [(op, body[EMAIL]) for op, body in bodies if op.key not in errors]
-        gone = [(op, e) for op, e in leaving if e.lower() not in {w.lower() for _, w in written}]
         if target.mode == "audience":
-            errors.update(self._retag(list_id, written, gone))
+            errors.update(self._retag(list_id, written, leaving, unknown))
         action = self.on_remove(target)
-        still = [(op, e) for op, e in gone if op.key not in errors]
+        still = [(op, e) for op, e in leaving if op.key not in errors]
         if action == "archive":
-            errors.update(self._archive(list_id, still))
+            errors.update(self._archive(list_id, still, unknown))
         elif action == "unsubscribe":
-            errors.update(self._unsubscribe(list_id, still))
-        return [RowResult(key=o.key, ok=o.key not in errors, error=errors.get(o.key),
-                          dest_id=None if o.kind == "remove" else subscriber_hash(_email(o.values)))
+            errors.update(self._unsubscribe(list_id, still, unknown))
+        return [RowResult(key=o.key, ok=o.key not in errors and o.key not in unknown, error=errors.get(o.key),
+                          unknown=o.key in unknown, dest_id=None if o.kind == "remove" else subscriber_hash(_email(o.values)))
                 for o in ops]
 
-    def _merge_fields(self, op: RowOp, *, everything: bool) -> dict[str, Any]:
-        """A known member gets only its changed merge fields; a new one (or a new email) all of them."""
+    def _merge_fields(self, op: RowOp) -> dict[str, Any]:
+        """A member known under this email gets only its changed merge fields; a new one all of them."""
         types = self._types or {}
-        known = op.changed_fields is not None and op.previous is not None and not everything
+        known = op.changed_fields is not None and op.previous is not None
         names = op.changed_fields if known and op.changed_fields is not None else list(op.values)
         return {f: merge_value(types.get(f), op.values.get(f)) for f in names if f != EMAIL and f in op.values}
 
-    def _write(self, list_id: str, bodies: list[tuple[RowOp, dict[str, Any]]]) -> dict[str, str]:
+    def _write(self, list_id: str, bodies: list[tuple[RowOp, dict[str, Any]]], unknown: set[str]) -> dict[str, str]:
         if not bodies:
             return {}
         status = self.spec.status_if_new
@@ -203,6 +205,8 @@ class MailchimpDestination(Destination):
                 try:
                     self.api.call(self.api.lists.set_list_member, list_id, subscriber_hash(body[EMAIL]), {**body, "status_if_new": status})
                 except Refused as e:
+                    if e.after_ambiguous:
+                        unknown.add(op.key)
                     return op.key, str(e)
                 return op.key, None
 
@@ -211,7 +215,8 @@ class MailchimpDestination(Destination):
             return failed
         members = [{**body, "status": status} for _, body in bodies]
         try:
-            reply = self.api.call(self.api.lists.batch_list_members, list_id, {"members": members, "update_existing": True})
+            reply, ambiguous = self.api.call_with_outcome(
+                self.api.lists.batch_list_members, list_id, {"members": members, "update_existing": True})
         except Refused as e:
             raise DestinationError(f"Mailchimp refused the batch: {e}", retryable=False) from None
         reply = reply or {}
@@ -224,34 +229,43 @@ class MailchimpDestination(Destination):
             email = body[EMAIL].lower()
             if email in refused:
                 out[op.key] = refused[email]
-            elif email not in acked:
-                out[op.key] = "Mailchimp did not acknowledge this member"
+                if ambiguous:
+                    unknown.add(op.key)
+            elif email not in acked:  # an answer that leaves a member out does not say what happened to it
+                out[op.key] = "Mailchimp's answer did not mention this member"
+                unknown.add(op.key)
         return out
 
-    def _retag(self, list_id: str, written: list[tuple[RowOp, str]], gone: list[tuple[RowOp, str]]) -> dict[str, str]:
+    def _retag(self, list_id: str, written: list[tuple[RowOp, str]], gone: list[tuple[RowOp, str]], unknown: set[str]) -> dict[str, str]:
         assert self._segment is not None
         out: dict[str, str] = {}
         adds, removes = [e for _, e in written], [e for _, e in gone]
         for i in range(0, max(len(adds), len(removes)), self.max_batch_size):
             body = {"members_to_add": adds[i:i + self.max_batch_size], "members_to_remove": removes[i:i + self.max_batch_size]}
             try:
-                reply = self.api.call(self.api.lists.batch_segment_members, body, list_id, self._segment) or {}
+                reply, ambiguous = self.api.call_with_outcome(self.api.lists.batch_segment_members, body, list_id, self._segment)
             except Refused as e:
                 raise DestinationError(f"Mailchimp refused to tag members: {e}", retryable=False) from None
+            reply = reply or {}
             self._bump("tagged", int(reply.get("total_added") or 0))
             self._bump("untagged", int(reply.get("total_removed") or 0))
             missing = {str(a).lower(): str(err.get("error")) for err in reply.get("errors") or [] for a in err.get("email_addresses") or []}
             # a member to untag that is not on the list is untagged already; one to tag must exist
-            out.update({op.key: f"not tagged: {missing[e.lower()]}" for op, e in written if e.lower() in missing})
+            refused = {op.key: f"not tagged: {missing[e.lower()]}" for op, e in written if e.lower() in missing}
+            out.update(refused)
+            if ambiguous:
+                unknown.update(refused)
         return out
 
-    def _archive(self, list_id: str, gone: list[tuple[RowOp, str]]) -> dict[str, str]:
+    def _archive(self, list_id: str, gone: list[tuple[RowOp, str]], unknown: set[str]) -> dict[str, str]:
         def delete(item: tuple[RowOp, str]) -> tuple[str, str | None]:
             op, email = item
             try:
                 self.api.call(self.api.lists.delete_list_member, list_id, subscriber_hash(email))
             except Refused as e:
                 if e.status != 404:  # archived or deleted already: removal is idempotent
+                    if e.after_ambiguous:
+                        unknown.add(op.key)
                     return op.key, str(e)
             return op.key, None
 
@@ -259,19 +273,24 @@ class MailchimpDestination(Destination):
         self._bump("archived", len(gone) - len(failed))
         return failed
 
-    def _unsubscribe(self, list_id: str, gone: list[tuple[RowOp, str]]) -> dict[str, str]:
+    def _unsubscribe(self, list_id: str, gone: list[tuple[RowOp, str]], unknown: set[str]) -> dict[str, str]:
         if not gone:
             return {}
         members = [{EMAIL: e, "status": "unsubscribed"} for _, e in gone]
         try:
-            reply = self.api.call(self.api.lists.batch_list_members, list_id, {"members": members, "update_existing": True},
-                                  skip_merge_validation=True) or {}
+            reply, ambiguous = self.api.call_with_outcome(
+                self.api.lists.batch_list_members, list_id, {"members": members, "update_existing": True},
+                skip_merge_validation=True)
+            reply = reply or {}
         except Refused as e:
             raise DestinationError(f"Mailchimp refused the batch: {e}", retryable=False) from None
         refused = {str(e.get(EMAIL, "")).lower(): _reason(e) for e in reply.get("errors") or []
                    if not any(g in str(e.get("error")) for g in _GONE)}
         self._bump("unsubscribed", len(gone) - len(refused))
-        return {op.key: refused[e.lower()] for op, e in gone if e.lower() in refused}
+        out = {op.key: refused[e.lower()] for op, e in gone if e.lower() in refused}
+        if ambiguous:
+            unknown.update(out)
+        return out
 
     def _each(self, fn: Callable[[Any], tuple[str, str | None]], items: list[Any]) -> list[tuple[str, str | None]]:
         if len(items) <= 1 or self.spec.concurrency == 1:
