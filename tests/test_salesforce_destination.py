@@ -340,13 +340,23 @@ def test_partial_writes_fall_back_to_whole_rows_and_renames_keep_the_record(emu:
                  previous={"External_Id__c": "z", "LastName": "Zed", "Title": "Old"}, changed_fields=["Title"])
     [res] = dest.push(t, [gone])
     assert res.ok and emu.find("Contact", "External_Id__c", "z")["LastName"] == "Zed"
-    # the external id itself changed: the stored record is renamed, not duplicated
+    # the external id itself changed and the core allows the rename: the stored record is
+    # renamed (moved), not duplicated
     renamed = RowOp("upsert", "z", {"External_Id__c": "z2", "LastName": "Zed", "Title": "New"},
                     previous={"External_Id__c": "z", "LastName": "Zed", "Title": "New"},
-                    changed_fields=["External_Id__c"], dest_id=res.dest_id)
+                    changed_fields=["External_Id__c"], dest_id=res.dest_id, rename=True)
     [again] = dest.push(t, [renamed])
-    assert again.ok and again.dest_id == res.dest_id
+    assert again.ok and again.moved and again.dest_id == res.dest_id
     assert [r["External_Id__c"] for r in emu.records("Contact").values()] == ["z2"]
+    # a rename onto a value another record took since: the row is upserted into that record
+    # (not moved: the core removes the old one once no row maps to it)
+    other = emu.create("Contact", {"LastName": "Other", "External_Id__c": "z3"})
+    onto = RowOp("upsert", "z", {"External_Id__c": "z3", "LastName": "Zed", "Title": "New"},
+                 previous={"External_Id__c": "z2", "LastName": "Zed", "Title": "New"},
+                 changed_fields=["External_Id__c"], dest_id=res.dest_id, rename=True)
+    [third] = dest.push(t, [onto])
+    assert third.ok and not third.moved and third.dest_id == other
+    assert emu.records("Contact")[other]["LastName"] == "Zed"
 
 
 @pytest.mark.parametrize("bulk", [0, 2000], ids=["bulk", "collections"])

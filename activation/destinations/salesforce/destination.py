@@ -10,7 +10,9 @@ Every call goes through simple-salesforce (`client`). How a batch travels:
 * upsert/mirror upsert by the one `match` field (an External ID). A changed row sends only its
   changed fields (plus the external id); if that partial write turns out to create the record
   (it was deleted in Salesforce) or lacks a required field, the row is resent whole. A row
-  whose external id itself changed is updated by its stored record Id, so it is not duplicated.
+  whose external id itself changed is updated by its stored record Id when the core allows the
+  rename (no other row maps to the old value, nothing is held under the new one); otherwise
+  the new value is upserted and the old record deleted once no row maps to it.
 * insert creates; a DUPLICATE_VALUE on the external id counts as delivered (the row is there),
   which makes a resend after a crash harmless.
 * update finds records by the match field (one SOQL query per 200 rows, skipped when the record
@@ -30,7 +32,7 @@ import difflib
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
@@ -75,6 +77,9 @@ class SalesforceDestination(Destination):
     """Writes to one Salesforce org (a `SalesforceDestinationSpec`)."""
     identity_model: ClassVar[IdentityModel] = "record"  # an external id compares without case unless the field is set case-sensitive
     identity_folds_case: ClassVar[bool] = True
+    # upsert/mirror: a record whose external id changed is updated by its Id (it keeps its
+    # history, activities and owner) instead of a new record and a delete
+    renames_in_place: ClassVar[bool] = True
 
     type = "salesforce"
     max_batch_size = 10_000
@@ -228,8 +233,7 @@ class SalesforceDestination(Destination):
         if target.mode == "audience":
             self._audience(target, info, ops, res)
         else:
-            upsert = lambda *a: self._upsert(*a, mode=target.mode)  # noqa: E731
-            for kind, handler in (("upsert", upsert), ("insert", self._insert),
+            for kind, handler in (("upsert", self._upsert), ("insert", self._insert),
                                   ("update", self._update), ("remove", self._remove)):
                 group = [op for op in ops if op.kind == kind]
                 if group:
@@ -294,25 +298,28 @@ class SalesforceDestination(Destination):
             found.setdefault(_norm(rec.get(field["name"])), []).append(rec["Id"])
         return found
 
-    def _upsert(self, info: SObjectInfo, match: str, ops: list[RowOp], res: dict[str, RowResult], mode: str) -> None:
+    def _upsert(self, info: SObjectInfo, match: str, ops: list[RowOp], res: dict[str, RowResult]) -> None:
         ext = info.canonical(match)
         upserts: list[tuple[RowOp, dict[str, Any]]] = []
         renames: list[tuple[RowOp, dict[str, Any]]] = []
         partial: set[str] = set()
-        self._find_renamed(info, match, ops, res, mode)
         for op in ops:
             names = self._changed(op)
-            if op.dest_id and op.previous is not None and op.previous.get(match) != op.values.get(match):
+            if op.rename and op.dest_id:  # the core says the record may take the new external id
                 self._add(renames, res, info, op, names, Id=op.dest_id)
                 continue
             if len(set(names) | {match}) < len(op.values):
                 partial.add(op.key)
             self._add(upserts, res, info, op, [match, *names])
-        done = self._write("update", info.name, renames)
-        self._settle(res, [(op, o) for op, o in done if o.code not in GONE])
-        for op, o in done:  # a renamed record that no longer exists: upserted whole, new external id
-            if o.code in GONE:
+        for op, o in self._write("update", info.name, renames):
+            if o.ok:
+                res[op.key] = RowResult(op.key, True, o.id or op.dest_id, moved=True)
+            elif o.code in GONE or o.code == "DUPLICATE_VALUE":
+                # deleted in Salesforce, or another record took the new value since: upsert
+                # the row whole; the core then removes the old record as any released identity
                 self._add(upserts, res, info, op, op.values)
+            else:
+                self._settle(res, [(op, o)])
         outcomes = self._write("upsert", info.name, upserts, ext=ext)
         self._settle(res, outcomes)
         # a partial write that created the record (deleted in Salesforce) or missed a required
@@ -322,30 +329,6 @@ class SalesforceDestination(Destination):
             if op.key in partial and ((o.ok and o.created) or o.code == "REQUIRED_FIELD_MISSING"):
                 self._add(again, res, info, op, op.values)
         self._settle(res, self._write("upsert", info.name, again, ext=ext))
-
-    def _find_renamed(self, info: SObjectInfo, match: str, ops: list[RowOp], res: dict[str, RowResult], mode: str) -> None:
-        """Rows whose match value changed but whose record Id is unknown (a run died before
-        recording it): find the record by the old value, so it is renamed, not duplicated.
-        If a record with the new value exists too, the row upserts into it and, in mirror
-        mode, the old record is deleted: one record per row either way."""
-        renamed = [op for op in ops if not op.dest_id and op.previous is not None
-                   and op.previous.get(match) is not None and not _same_identity(op, match)]
-        if not renamed:
-            return
-        old = self._find(info, match, [op.previous[match] for op in renamed if op.previous])
-        new = self._find(info, match, [op.values.get(match) for op in renamed])
-        stale: list[tuple[RowOp, dict[str, Any]]] = []
-        for op in renamed:
-            was = old.get(_norm((op.previous or {}).get(match)), [])
-            if len(was) != 1:
-                continue  # never created, or ambiguous: the upsert by the new value decides
-            if not new.get(_norm(op.values.get(match))):
-                op.dest_id = was[0]  # rename it in place
-            elif mode == "mirror":
-                stale.append((op, {"Id": was[0]}))
-        for op, o in self._write("delete", info.name, stale):
-            if not o.ok and o.code not in GONE:
-                res[op.key] = RowResult(op.key, False, error=f"the record under the old {info.canonical(match)} could not be deleted: {o.error}")
 
     def _insert(self, info: SObjectInfo, match: str, ops: list[RowOp], res: dict[str, RowResult]) -> None:
         items: list[tuple[RowOp, dict[str, Any]]] = []
@@ -439,15 +422,8 @@ class SalesforceDestination(Destination):
             by_person = {m[link]: m["Id"] for m in members}
             return {k: by_person[p] for k, p in person.items() if p in by_person}
 
-        # a person whose match value changed is now someone else: drop the old membership
-        # (found by the old value when a run died before recording its Id)
-        moved = [op for op in adds if op.kind == "update" and res[op.key].ok and not _same_identity(op, match)]
-        unknown = [RowOp("remove", op.key, values=op.previous or {}) for op in moved if not op.dest_id]
-        old_ids = memberships(unknown) if unknown else {}
-        replaced = [(op, {"Id": op.dest_id or old_ids[op.key]}) for op in moved
-                    if (op.dest_id or op.key in old_ids) and (op.dest_id or old_ids[op.key]) != res[op.key].dest_id]
-        self._write("delete", "CampaignMember", replaced)
-
+        # a person whose match value changed joins as the new person; the core removes the old
+        # membership (a released identity) once no row maps to it
         removes = [op for op in ops if op.kind == "remove"]
         if removes:
             self._remove(info, match, removes, res, sobject="CampaignMember", resolve=memberships)
