@@ -233,26 +233,21 @@ class FileDestination(Destination):
             raise _RowError("the row can't be serialized") from None
 
     def _apply(self, op: RowOp, undo: dict[Key, str | None]) -> None:
+        # An op touches the line of its own identity only: an identity change writes the new
+        # line, and the core removes the old one once no row maps to it.
         try:
-            new, old = self._identity(op.values), self._identity(op.previous)
+            key = self._identity(op.values)
         except (TypeError, ValueError) as e:
             raise _RowError(f"match field(s) {self._match}: {e}") from None
+        if key is None:
+            what = "can't find the row" if op.kind == "remove" else "must all have a value"
+            raise _RowError(f"no value for match field(s) {self._match}: {what}")
         if op.kind == "remove":
-            new = new or old
-            if new is None:
-                raise _RowError(f"no value for match field(s) {self._match}: can't find the row")
-            old = None
             line = None
-        elif new is None:
-            raise _RowError(f"match field(s) {self._match} must all have a value")
-        else:
-            base = None
-            if op.kind == "update":  # merge; if the identity changed, carry the old row over
-                base = self._rows.get(new) or (self._rows.get(old) if old else None)
-            line = self._encode(op.values, base)  # before any change: a rejected row changes nothing
-        for key, value in ((old, None), (new, line)) if old and old != new else ((new, line),):
-            undo.setdefault(key, self._rows.get(key))
-            self._put(key, value)
+        else:  # update merges into the line held (a rejected row changes nothing: encoded first)
+            line = self._encode(op.values, self._rows.get(key) if op.kind == "update" else None)
+        undo.setdefault(key, self._rows.get(key))
+        self._put(key, line)
 
     def _put(self, key: Key, line: str | None) -> None:
         if line is None:
