@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 import re
 from functools import lru_cache
+from itertools import chain, islice
 from operator import itemgetter
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, nodes
-from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate, native_concat
+from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -27,16 +28,39 @@ def _sql_env() -> ImmutableSandboxedEnvironment:
     return env
 
 
+def _typed_concat(values: Iterable[Any]) -> Any:
+    """The value of a rendered field: a single expression's value as it is, else the text.
+
+    Jinja's own native concat parses text output with `ast.literal_eval`, so a string column
+    holding '1234', 'None' or '[1]' would turn into a number, null or list: data changing type
+    depending on its content. Here text stays text, and only an expression's own value keeps
+    its type.
+    """
+    head = list(islice(values, 2))
+    if not head:
+        return None
+    if len(head) == 1:
+        return head[0]
+    return "".join(str(v) for v in chain(head, values))
+
+
 class _NativeSandbox(ImmutableSandboxedEnvironment):
     """Sandboxed environment whose single-expression templates return native values.
 
-    `{{ row.ltv }}` stays a Decimal/number; `{{ row.plan | upper }}` is a str. This matters
-    because the destination should receive typed values, not everything as a string.
+    `{{ row.ltv }}` stays a Decimal/number; `{{ row.plan | upper }}` is a str, and so is a
+    string column whose text looks like a number. This matters because the destination
+    should receive typed values, not everything as a string.
     """
 
     code_generator_class = NativeCodeGenerator
-    concat = staticmethod(native_concat)  # type: ignore[assignment]
-    template_class = NativeTemplate  # type: ignore[assignment]
+    concat = staticmethod(_typed_concat)  # type: ignore[assignment]
+
+
+class _TypedTemplate(NativeTemplate):
+    environment_class = _NativeSandbox  # NativeTemplate.render calls environment_class.concat
+
+
+_NativeSandbox.template_class = _TypedTemplate
 
 
 SQL_ENV = _sql_env()
