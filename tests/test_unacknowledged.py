@@ -166,3 +166,37 @@ def test_a_removal_applied_without_acknowledgement_is_undone_when_the_row_return
     project.sql(f"INSERT INTO src.orders VALUES {values}")  # back in the audience
     project.json("run", "whales_to_hook")
     assert project.rx.records("whales_to_hook") == project.model_whales()
+
+
+def test_a_rename_applied_by_a_run_that_was_killed_keeps_the_record(p: Project, sf: SalesforceEmulator) -> None:
+    """Found by the soak: a run renamed a Contact in place (its external id changed), Salesforce
+    applied it, and the process was killed before it heard back. The next run released the old
+    email with the record's Id, and deleted the renamed record: the row was lost."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    p.json("run", "users_to_sf")
+    p.sql("UPDATE src.users SET email = 'renamed@example.com' WHERE user_id = 'u0003'")
+    sf.faults.inject("late", seconds=60, match="PATCH /services/data")  # applied; the answer never comes
+    before = sf.request_count
+    child = subprocess.Popen([sys.executable, "-m", "activation.cli", "run", "users_to_sf", "--project", str(p.root)],
+                             env={**os.environ, **p.env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while sf.faults.pending and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.01)
+        assert sf.faults.pending == 0, "the rename never reached Salesforce"
+        while "renamed@example.com" not in sf_contacts(sf) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sf_contacts(sf).get("renamed@example.com"), "Salesforce applied the rename"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    assert sf.request_count > before
+    sf.faults.clear()
+    assert p.json("run", "users_to_sf")["syncs"][0]["status"] == "success"
+    want = {v["email"]: v["plan"] for v in p.model_users().values()}
+    assert sf_contacts(sf) == want, "the renamed record is kept, the old email is gone"

@@ -188,7 +188,10 @@ def recover(store: StateStore, c: Connection, sync: str, rows: list[Journaled], 
         values, dest_id = known.get(key, (None, None))
         gone = sorted(old - set(now_ids))
         if gone and values is not None:
-            releases += Release.of(rules, gone, key, dest_id, json.loads(values))
+            # released without their record id: the dead run may have renamed that record to
+            # the new identity in place (Salesforce), and removing it by id would remove the
+            # row's live record; the old identity is found by value, if anything still holds it
+            releases += Release.of(rules, gone, key, None, json.loads(values))
         # the record id belongs to the identity it was learnt under
         dest_ids.append(dest_id if old == set(now_ids) else None)
     delete_keys(c, store.dialect, store.relation("delivered"), d, sync, keys)
