@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from activation.destinations.base import IdentityModel, ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
-from activation.destinations.hubspot.transport import BatchRefused, HubSpotTransport, JsonBody
+from activation.destinations.hubspot.transport import BatchRefused, HubSpotTransport, JsonBody, Unanswered
 from activation.destinations.hubspot.values import ConversionError, Converter, PropertyInfo, as_text, converter
 from activation.project.secrets import redact
 
@@ -201,6 +201,8 @@ class HubSpotDestination(Destination):
                 "create": (api.create, "batch_input_simple_public_object_batch_input_for_create")}[kind]
         try:
             _, body = self.transport.call(call[0], target.object, **{call[1]: JsonBody(inputs=[p[1] for p in prepared])})
+        except Unanswered as e:  # the write may have been applied: possibly delivered, resent next run
+            return [RowResult(key=op.key, ok=False, unknown=True, error=redact(str(e))) for op, _, _ in prepared]
         except BatchRefused as e:
             if len(prepared) == 1:
                 return [RowResult(key=prepared[0][0].key, ok=False, error=redact(str(e)))]

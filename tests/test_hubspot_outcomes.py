@@ -1,0 +1,65 @@
+"""HubSpot: what each call's outcome means for its rows (issue 13, item 6), through the official
+SDK over real HTTP to the emulator. An answer that never comes, a 429, an answer that does not
+echo what it wrote, a swap of emails, a rejection quoting an email, a refusal answering a retry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Project, make_project
+from activation_emulators.hubspot import HubSpotEmulator
+from activation_emulators.webhook import WebhookReceiver
+
+TOKEN = "pat-na1-test-0123456789"
+DESTINATION = """\
+  hs:
+    type: hubspot
+    token: "${HUBSPOT_TOKEN}"
+    base_url: "${HUBSPOT_URL}"
+    requests_per_second: 500
+    max_retries: 0
+    read_timeout_seconds: 0.5
+"""
+SYNC = """\
+  users_to_hs: {from: user, to: hs, object: contacts, mode: mirror, match: {email: email}, fields: {jobtitle: plan}}
+"""
+
+
+@pytest.fixture
+def emu() -> Iterator[HubSpotEmulator]:
+    with HubSpotEmulator(tokens={TOKEN}, log_bodies=True) as e:
+        yield e
+
+
+def project(root: Path, rx: WebhookReceiver, emu: HubSpotEmulator, *, n: int = 40, destination: str = DESTINATION) -> Project:
+    p = make_project(root, rx, n=n, orders=4 * n)
+    text = (p.root / "syncs.yaml").read_text().replace("destinations:\n", "destinations:\n" + destination, 1)
+    (p.root / "syncs.yaml").write_text(text + SYNC)
+    p.env = {"HUBSPOT_TOKEN": TOKEN, "HUBSPOT_URL": emu.url}
+    return p
+
+
+def contacts(emu: HubSpotEmulator) -> dict[str, str]:
+    return {r["email"]: r.get("jobtitle", "") for r in emu.records("contacts").values()}
+
+
+def wanted(p: Project) -> dict[str, str]:
+    return {v["email"]: v["plan"] for v in p.model_users().values()}
+
+
+def test_a_write_never_answered_times_out_and_leaves_its_rows_possibly_delivered(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    """The connection is accepted and the answer never comes (the emulator stays silent for a
+    minute): the read timeout ends the call, and its rows are possibly delivered, not refused."""
+    p = project(tmp_path / "p", rx, emu)
+    emu.faults.inject("timeout", seconds=60, match="/batch/upsert")
+    result = p.json("run", "users_to_hs", expect=1)["syncs"][0]
+    assert emu.faults.pending == 0
+    assert (result["acknowledged"], result["rejected_by_destination"], result["unconfirmed"]) == (0, 0, 40)
+    status = next(s for s in p.json("status", expect=1)["syncs"] if s["sync"] == "users_to_hs")
+    assert status["rejected_rows"] and all(e["stage"] == "unknown" and "timed out" in e["reason"] for e in status["rejected_rows"])
+    # possibly delivered: resent next run, and all there
+    assert p.json("run", "users_to_hs")["syncs"][0]["acknowledged"] == 40
+    assert contacts(emu) == wanted(p)
