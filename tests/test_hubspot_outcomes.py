@@ -63,3 +63,25 @@ def test_a_write_never_answered_times_out_and_leaves_its_rows_possibly_delivered
     # possibly delivered: resent next run, and all there
     assert p.json("run", "users_to_hs")["syncs"][0]["acknowledged"] == 40
     assert contacts(emu) == wanted(p)
+
+
+def test_a_run_against_a_tight_rolling_window_paces_itself_with_few_429s(tmp_path: Path, rx: WebhookReceiver) -> None:
+    """HubSpot counts requests in a rolling window (100 or 190 per 10 s; here 6 per second, so
+    the test is quick) shared with the account's other apps, so the configured rate may be far
+    above it. The destination keeps to the limit HubSpot states in its headers, and a 429 waits
+    for the window to clear: every row arrives, with hardly any 429."""
+    with HubSpotEmulator(tokens={TOKEN}, rate_limit=(6, 1.0)) as emu:
+        p = project(tmp_path / "p", rx, emu, n=1500, destination=DESTINATION.replace("max_retries: 0", "max_retries: 3"))
+        result = p.json("run", "users_to_hs")["syncs"][0]
+        assert result["acknowledged"] == 1500 and contacts(emu) == wanted(p)
+        assert emu.throttled <= 2, f"{emu.throttled} requests were throttled"
+        assert emu.invalid_requests == []
+
+
+def test_the_daily_limit_stops_the_run_at_once_and_says_so(tmp_path: Path, rx: WebhookReceiver) -> None:
+    """A DAILY 429 clears at midnight: retrying it only spends the next day's quota."""
+    with HubSpotEmulator(tokens={TOKEN}, daily_limit=1) as emu:
+        p = project(tmp_path / "p", rx, emu, destination=DESTINATION.replace("max_retries: 0", "max_retries: 3"))
+        result = p.json("run", "users_to_hs", expect=1)["syncs"][0]
+        assert result["status"] == "failed" and "daily request limit" in result["error"]
+        assert emu.throttled == 1, "the daily 429 is not retried"
