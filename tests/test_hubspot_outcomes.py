@@ -85,3 +85,36 @@ def test_the_daily_limit_stops_the_run_at_once_and_says_so(tmp_path: Path, rx: W
         result = p.json("run", "users_to_hs", expect=1)["syncs"][0]
         assert result["status"] == "failed" and "daily request limit" in result["error"]
         assert emu.throttled == 1, "the daily 429 is not retried"
+
+
+def test_upsert_results_that_do_not_echo_the_email_are_matched_by_record_id(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    """HubSpot does not document that an upsert's result echoes the idProperty's value, nor the
+    order of results: without the echo, results are matched by record id, read back."""
+    emu.echo_id_property = False
+    emu.api.shuffle_results = True
+    p = project(tmp_path / "p", rx, emu)
+    result = p.json("run", "users_to_hs")["syncs"][0]
+    assert (result["acknowledged"], result["unconfirmed"], result["rejected_by_destination"]) == (40, 0, 0)
+    assert contacts(emu) == wanted(p)
+    ids = {r["email"]: i for i, r in emu.records("contacts").items()}
+    # the record ids were kept: a removal archives by id, without looking the email up
+    p.sql("DELETE FROM src.users WHERE user_id = 'u0005'")
+    before = len(emu.request_log)
+    p.json("run", "users_to_hs")
+    archived = [r for r in emu.request_log[before:] if r.path.endswith("/batch/archive")]
+    assert [r.path for r in emu.request_log[before:]] == ["/crm/v3/objects/contacts/batch/archive"]
+    assert archived[0].body["inputs"] == [{"id": ids["user5@example.com"]}]
+    assert contacts(emu) == wanted(p)
+    assert emu.invalid_requests == []
+
+
+def test_a_row_the_answer_does_not_account_for_is_possibly_delivered(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    """No echo and the read-back fails: the rows were written, but nothing says which record is
+    whose. They are possibly delivered (resent next run), never acknowledged or refused."""
+    emu.echo_id_property = False
+    p = project(tmp_path / "p", rx, emu)
+    emu.faults.inject("error", status=400, match="/batch/read")
+    result = p.json("run", "users_to_hs", expect=1)["syncs"][0]
+    assert (result["acknowledged"], result["unconfirmed"], result["rejected_by_destination"]) == (0, 40, 0)
+    assert p.json("run", "users_to_hs")["syncs"][0]["acknowledged"] == 40
+    assert contacts(emu) == wanted(p)

@@ -193,33 +193,52 @@ class HubSpotDestination(Destination):
                 out.append((op, {"id": ident, "idProperty": idp, "properties": props}, ident.lower()))
         return out, rejected
 
-    def _write(self, target: SyncTarget, idp: str, kind: str, prepared: list[Prepared]) -> list[RowResult]:
+    def _write(self, target: SyncTarget, idp: str, kind: str, prepared: list[Prepared], ambiguous: bool = False) -> list[RowResult]:
+        """Send one batch; `ambiguous`: an earlier call with these inputs may have been applied."""
         api = self.transport.api("batch")
         call = {"upsert": (api.upsert, "batch_input_simple_public_object_batch_input_upsert"),
                 "update": (api.update, "batch_input_simple_public_object_batch_input"),
                 "update_by_id": (api.update, "batch_input_simple_public_object_batch_input"),
                 "create": (api.create, "batch_input_simple_public_object_batch_input_for_create")}[kind]
         try:
-            _, body = self.transport.call(call[0], target.object, **{call[1]: JsonBody(inputs=[p[1] for p in prepared])})
+            _, body, retried = self.transport.call_with_outcome(call[0], target.object, **{call[1]: JsonBody(inputs=[p[1] for p in prepared])})
         except Unanswered as e:  # the write may have been applied: possibly delivered, resent next run
             return [RowResult(key=op.key, ok=False, unknown=True, error=redact(str(e))) for op, _, _ in prepared]
         except BatchRefused as e:
+            # A refusal answering a retry of a call that may have been applied (a conflict with
+            # the record it made, say) leaves its rows possibly delivered.
+            ambiguous = ambiguous or e.after_ambiguous
             if len(prepared) == 1:
-                return [RowResult(key=prepared[0][0].key, ok=False, error=redact(str(e)))]
+                return [RowResult(key=prepared[0][0].key, ok=False, unknown=ambiguous, error=redact(str(e)))]
             half = len(prepared) // 2  # isolate the inputs HubSpot objects to
-            return self._write(target, idp, kind, prepared[:half]) + self._write(target, idp, kind, prepared[half:])
-        return self._map_results(idp, kind, prepared, body or {})
+            return (self._write(target, idp, kind, prepared[:half], ambiguous)
+                    + self._write(target, idp, kind, prepared[half:], ambiguous))
+        return self._map_results(target, idp, kind, prepared, body or {}, ambiguous or retried)
 
-    @staticmethod
-    def _map_results(idp: str, kind: str, prepared: list[Prepared], body: dict[str, Any]) -> list[RowResult]:
+    def _map_results(self, target: SyncTarget, idp: str, kind: str, prepared: list[Prepared], body: dict[str, Any],
+                     ambiguous: bool) -> list[RowResult]:
+        """One result per input. HubSpot documents neither the order of `results` nor that an
+        upsert's result echoes the idProperty's value: a result is matched by what it echoes
+        (the objectWriteTraceId of a create, the record id of an update by id, the unique
+        value), else by its record id, read back. An input that no result or error accounts
+        for may have been written all the same: possibly delivered, never acknowledged or
+        refused."""
         ok: dict[str, str] = {}
+        unmatched: list[str] = []  # record ids of results that echo nothing we can match
         for r in body.get("results", []):
-            if kind == "create":
-                ok[str(r.get("objectWriteTraceId"))] = str(r["id"])
+            rec_id = str(r.get("id", ""))
+            echoed = (r.get("properties") or {}).get(idp)
+            if kind == "create" and r.get("objectWriteTraceId"):
+                ok[str(r["objectWriteTraceId"])] = rec_id
             elif kind == "update_by_id":
-                ok[str(r["id"])] = str(r["id"])
-            else:
-                ok[str((r.get("properties") or {}).get(idp, "")).lower()] = str(r["id"])
+                ok[rec_id] = rec_id
+            elif echoed and kind != "create":
+                ok[str(echoed).lower()] = rec_id
+            elif rec_id:
+                unmatched.append(rec_id)
+        by_value: dict[str, str] = {}
+        if unmatched:
+            by_value = self._read_values(target, idp, unmatched)  # a create: by the value it was created with
         failed: dict[str, str] = {}
         for err in body.get("errors", []):
             ctx = err.get("context") or {}
@@ -227,11 +246,33 @@ class HubSpotDestination(Destination):
                 failed[str(v).lower() if kind in ("upsert", "update") else str(v)] = err.get("message", "rejected")
         out = []
         for op, _, ident in prepared:
+            value = _ident(op.values, idp)
             if ident in ok:
                 out.append(RowResult(key=op.key, ok=True, dest_id=ok[ident]))
+            elif kind != "update_by_id" and value in by_value:
+                out.append(RowResult(key=op.key, ok=True, dest_id=by_value[value]))
+            elif ident in failed:
+                # a per-input error answering a retry may be HubSpot's view of its own earlier write
+                out.append(RowResult(key=op.key, ok=False, unknown=ambiguous, error=redact(failed[ident])))
             else:
-                out.append(RowResult(key=op.key, ok=False, error=redact(failed.get(ident, "HubSpot did not return this record"))))
+                out.append(RowResult(key=op.key, ok=False, unknown=True,
+                                     error="HubSpot's answer does not account for this row: it may have been written"))
         return out
+
+    def _read_values(self, target: SyncTarget, idp: str, ids: list[str]) -> dict[str, str]:
+        """Record ids by their (lower-cased) value of `idp`, read back by id; {} when the read fails
+        (the rows stay possibly delivered)."""
+        found: dict[str, str] = {}
+        try:
+            for chunk in self._chunks(list(dict.fromkeys(ids))):
+                _, body = self.transport.call(self.transport.api("batch").read, target.object,
+                                              batch_read_input_simple_public_object_id=JsonBody(
+                                                  inputs=[{"id": i} for i in chunk], properties=[idp], propertiesWithHistory=[]))
+                found.update({str((r.get("properties") or {}).get(idp, "")).lower(): str(r["id"])
+                              for r in (body or {}).get("results", []) if (r.get("properties") or {}).get(idp)})
+        except (BatchRefused, DestinationError):
+            return {}
+        return found
 
     def _whole(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, Any]:
         """A call whose refusal fails the whole push (a read, an archive, a list change): it
