@@ -118,3 +118,20 @@ def test_a_row_the_answer_does_not_account_for_is_possibly_delivered(tmp_path: P
     assert (result["acknowledged"], result["unconfirmed"], result["rejected_by_destination"]) == (0, 40, 0)
     assert p.json("run", "users_to_hs")["syncs"][0]["acknowledged"] == 40
     assert contacts(emu) == wanted(p)
+
+
+def test_two_rows_swapping_emails_both_end_right(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    """Row 1 takes row 2's email and row 2 row 1's in one run: each email ends with its new
+    row's values, nothing is archived or duplicated, and the next run has nothing to do."""
+    p = project(tmp_path / "p", rx, emu)
+    p.json("run", "users_to_hs")
+    p.sql("UPDATE src.users SET plan = 'swapped-' || user_id WHERE user_id IN ('u0001', 'u0002');"
+          "UPDATE src.users SET email = CASE user_id WHEN 'u0001' THEN 'user2@example.com' ELSE 'user1@example.com' END "
+          "WHERE user_id IN ('u0001', 'u0002')")
+    result = p.json("run", "users_to_hs")["syncs"][0]
+    assert (result["acknowledged"], result["rejected_by_destination"], result["unconfirmed"]) == (2, 0, 0)
+    assert contacts(emu) == wanted(p) and contacts(emu)["user1@example.com"] == "swapped-u0002"
+    assert len(emu.records("contacts")) == 40 and emu.records("contacts", archived=True) == {}
+    assert p.json("plan", "users_to_hs")["plans"][0]["counts"] | {"model_rows": 0, "delivered": 0, "unchanged": 0} == {
+        "model_rows": 0, "delivered": 0, "added": 0, "changed": 0, "removed": 0, "unchanged": 0, "rejected": 0, "released": 0}
+    assert emu.invalid_requests == []
