@@ -135,3 +135,35 @@ def test_two_rows_swapping_emails_both_end_right(tmp_path: Path, rx: WebhookRece
     assert p.json("plan", "users_to_hs")["plans"][0]["counts"] | {"model_rows": 0, "delivered": 0, "unchanged": 0} == {
         "model_rows": 0, "delivered": 0, "added": 0, "changed": 0, "removed": 0, "unchanged": 0, "rejected": 0, "released": 0}
     assert emu.invalid_requests == []
+
+
+def state_text(p: Project) -> str:
+    """Every value in every table of the state store (schema activation_state, in the warehouse), as text."""
+    import duckdb
+
+    con = duckdb.connect(str(p.warehouse), read_only=True)
+    try:
+        tables = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'activation_state'").fetchall()
+        assert tables, "the state store is in the warehouse"
+        return "\n".join(repr(row) for (t,) in tables for row in con.execute(f'SELECT * FROM activation_state."{t}"').fetchall())
+    finally:
+        con.close()
+
+
+def test_rejection_reasons_keep_no_email_address(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    """HubSpot quotes the value it refuses ("Email address … is invalid"), in shapes a generic
+    email pattern misses (no top-level domain, a space in it): the reasons stored and shown
+    name the row, not the person."""
+    bad = {"u0007": "Jane.Doe@example", "u0009": "john smith@example.com"}
+    p = project(tmp_path / "p", rx, emu)
+    for key, email in bad.items():
+        p.sql(f"UPDATE src.users SET email = '{email}' WHERE user_id = '{key}'")
+    result = p.json("run", "users_to_hs", expect=1)["syncs"][0]
+    assert (result["acknowledged"], result["rejected_by_destination"]) == (38, 2)
+    status = next(s for s in p.json("status", expect=1)["syncs"] if s["sync"] == "users_to_hs")
+    reasons = {e["row_key"]: e["reason"] for e in status["rejected_rows"]}
+    assert set(reasons) == set(bad) and all("INVALID_EMAIL" in r and "<email>" in r for r in reasons.values()), reasons
+    shown = p.cli("history", "users_to_hs", "--json", expect=None).stdout + p.cli("status", "--json", expect=None).stdout
+    for text in (shown, state_text(p)):
+        for needle in ("Jane.Doe", "jane.doe", "john smith", "smith@"):
+            assert needle not in text

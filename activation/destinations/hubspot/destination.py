@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from activation.destinations.base import IdentityModel, ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
 from activation.destinations.hubspot.transport import BatchRefused, HubSpotTransport, JsonBody, Unanswered
 from activation.destinations.hubspot.values import ConversionError, Converter, PropertyInfo, as_text, converter
-from activation.project.secrets import redact
+from activation.project.secrets import redact, scrub_personal_data
 
 LIST_OBJECT_TYPES = {"contacts": "0-1", "companies": "0-2"}
 _STALE = "\x00stale:"  # key prefix of the extra archive ops _find_renamed adds (never a real key)
@@ -209,7 +209,7 @@ class HubSpotDestination(Destination):
             # the record it made, say) leaves its rows possibly delivered.
             ambiguous = ambiguous or e.after_ambiguous
             if len(prepared) == 1:
-                return [RowResult(key=prepared[0][0].key, ok=False, unknown=ambiguous, error=redact(str(e)))]
+                return [RowResult(key=prepared[0][0].key, ok=False, unknown=ambiguous, error=_reason(str(e), prepared[0][0]))]
             half = len(prepared) // 2  # isolate the inputs HubSpot objects to
             return (self._write(target, idp, kind, prepared[:half], ambiguous)
                     + self._write(target, idp, kind, prepared[half:], ambiguous))
@@ -253,7 +253,7 @@ class HubSpotDestination(Destination):
                 out.append(RowResult(key=op.key, ok=True, dest_id=by_value[value]))
             elif ident in failed:
                 # a per-input error answering a retry may be HubSpot's view of its own earlier write
-                out.append(RowResult(key=op.key, ok=False, unknown=ambiguous, error=redact(failed[ident])))
+                out.append(RowResult(key=op.key, ok=False, unknown=ambiguous, error=_reason(failed[ident], op)))
             else:
                 out.append(RowResult(key=op.key, ok=False, unknown=True,
                                      error="HubSpot's answer does not account for this row: it may have been written"))
@@ -392,6 +392,23 @@ def _missing(obj: str, field: str) -> Converter:
                               "(create it, or check the mapping with `activation validate --remote`)")
 
     return reject
+
+
+def _reason(message: str, op: RowOp) -> str:
+    """HubSpot's reason for refusing `op`, without the row's own values: HubSpot quotes the
+    value it refuses ("Email address … is invalid"), in shapes no generic pattern finds (no
+    top-level domain, spaces). The state keeps the reason; the row is named by its key."""
+    import json
+
+    texts = [(field, value.strip()) for field, value in op.values.items() if type(value) is str and len(value.strip()) >= 3]
+    for field, text in sorted(texts, key=lambda ft: -len(ft[1])):  # longest first: a value inside another
+        mark = "<email>" if field == "email" or "@" in text else f"<{field}>"
+        for form in dict.fromkeys((text, json.dumps(text)[1:-1])):
+            at = message.lower().find(form.lower())
+            while at >= 0:
+                message = message[:at] + mark + message[at + len(form):]
+                at = message.lower().find(form.lower(), at + len(mark))
+    return scrub_personal_data(redact(message))
 
 
 def _identity_changed(op: RowOp, idp: str) -> bool:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activation.destinations.base import ConfigError, DestinationError
-from activation.project.secrets import MissingSecret, redact, resolve_env
+from activation.project.secrets import MissingSecret, redact, resolve_env, scrub_personal_data
 
 
 class BatchRefused(Exception):
@@ -201,11 +201,14 @@ class HubSpotTransport:
 
 
 def message(body: Any) -> str:
+    """HubSpot's message in an error body, without email addresses or phone numbers (it may be
+    kept as a run's error); the destination takes a rejected row's own values out as well."""
     try:
         data = json.loads(body) if isinstance(body, (str, bytes)) else body
-        return str(data.get("message") or data)[:500]
+        text = str(data.get("message") or data)
     except (ValueError, AttributeError):
-        return str(body)[:500]
+        text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+    return scrub_personal_data(text)[:500]
 
 
 def policy(body: Any) -> str:
