@@ -296,6 +296,8 @@ class CrmApi(ListsApi):
         if len(inputs) > MAX_BATCH:
             return error(400, f"The maximum number of inputs supported in a batch is {MAX_BATCH}. "
                               "Please reduce the number of items and try again", "VALIDATION_ERROR")
+        if "propertiesWithHistory" not in body:  # required by the published documents (also when they are not loaded)
+            return error(400, "Invalid input JSON on line 1: 'propertiesWithHistory' is a required property", "VALIDATION_ERROR")
         id_property = body.get("idProperty")
         if id_property and not (t.is_unique(id_property) or id_property == "email" and t.name == "contacts"):
             # (unconfirmed wording)

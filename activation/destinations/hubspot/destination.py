@@ -293,7 +293,8 @@ class HubSpotDestination(Destination):
         for chunk in self._chunks(list(dict.fromkeys(values))):
             _, body = self._whole(f"read {target.object} by {idp}", self.transport.api("batch").read, target.object,
                                   batch_read_input_simple_public_object_id=JsonBody(
-                                      inputs=[{"id": v} for v in chunk], idProperty=idp, properties=[idp]))
+                                      inputs=[{"id": v} for v in chunk], idProperty=idp, properties=[idp],
+                                      propertiesWithHistory=[]))  # required by HubSpot's documents
             found.update({str((r.get("properties") or {}).get(idp, "")).lower(): str(r["id"]) for r in (body or {}).get("results", [])})
         return found
 
