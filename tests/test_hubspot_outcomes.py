@@ -167,3 +167,26 @@ def test_rejection_reasons_keep_no_email_address(tmp_path: Path, rx: WebhookRece
     for text in (shown, state_text(p)):
         for needle in ("Jane.Doe", "jane.doe", "john smith", "smith@"):
             assert needle not in text
+
+
+@pytest.mark.parametrize("taker", ["u0001", "u0002"])
+def test_an_email_passed_along_a_chain_of_rows_ends_on_the_right_rows(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator, taker: str) -> None:
+    """One row takes a new email and another takes the first one's old email, each in its own
+    push (batch_size 1), the taker first or second: the taker's values land on the contact of
+    that email, the new email gets a contact of its own, the email no row holds any more is
+    archived. (A rename in place of the first contact, as the core's check allows, would move
+    the taker's values away with it when the taker is sent first.)"""
+    p = project(tmp_path / "p", rx, emu)
+    text = (p.root / "syncs.yaml").read_text().replace("fields: {jobtitle: plan}}", "fields: {jobtitle: plan}, batch_size: 1}")
+    (p.root / "syncs.yaml").write_text(text)
+    p.json("run", "users_to_hs")
+    mover = "u0002" if taker == "u0001" else "u0001"
+    taken, left = f"user{int(mover[1:])}@example.com", f"user{int(taker[1:])}@example.com"
+    p.sql(f"UPDATE src.users SET plan = 'moved-' || user_id WHERE user_id IN ('u0001', 'u0002');"
+          f"UPDATE src.users SET email = CASE user_id WHEN '{taker}' THEN '{taken}' ELSE 'new@example.com' END "
+          "WHERE user_id IN ('u0001', 'u0002')")
+    result = p.json("run", "users_to_hs")["syncs"][0]
+    assert (result["acknowledged"], result["released"], result["rejected_by_destination"], result["unconfirmed"]) == (3, 1, 0, 0)
+    assert contacts(emu) == wanted(p) and left not in contacts(emu)
+    assert contacts(emu)[taken] == f"moved-{taker}" and contacts(emu)["new@example.com"] == f"moved-{mover}"
+    assert p.json("plan", "users_to_hs")["plans"][0]["counts"]["released"] == 0

@@ -27,7 +27,6 @@ from activation.destinations.hubspot.values import ConversionError, Converter, P
 from activation.project.secrets import redact, scrub_personal_data
 
 LIST_OBJECT_TYPES = {"contacts": "0-1", "companies": "0-2"}
-_STALE = "\x00stale:"  # key prefix of the extra archive ops _find_renamed adds (never a real key)
 DEFAULT_ID_PROPERTY = {"contacts": "email"}
 property_value = as_text  # a value as HubSpot stores a string property
 
@@ -113,21 +112,22 @@ class HubSpotDestination(Destination):
     # -- objects ---------------------------------------------------------------------------
 
     def push(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
+        """Write (or, for released identities, archive) `ops`. A row whose email changed arrives
+        as a write of the new identity, whole; the core archives the old one once no row maps
+        to it (releases). HubSpot does not rename a contact in place (`renames_in_place` is off):
+        the core's rename check sees the claims of earlier runs only, so a row of the same run
+        that takes the old email (row 1 c→a, row 2 a→b) would find its values on the record
+        being renamed away."""
         if target.mode == "audience":
             return self._push_members(target, ops)
         idp = self.id_property(target)
         results: list[RowResult] = []
-        stale = self._find_renamed(target, idp, ops)
-        removes = [o for o in ops if o.kind == "remove"] + stale
-        by_id = [o for o in ops if o.kind in ("upsert", "update") and o.dest_id and _identity_changed(o, idp)]
-        moved = {id(o) for o in by_id}
-        groups = (("upsert", [o for o in ops if o.kind == "upsert" and id(o) not in moved]),
-                  ("update", [o for o in ops if o.kind == "update" and id(o) not in moved]),
-                  ("create", [o for o in ops if o.kind == "insert"]),
-                  ("update_by_id", by_id))
+        removes = [o for o in ops if o.kind == "remove"]
+        groups = (("upsert", [o for o in ops if o.kind == "upsert"]),
+                  ("update", [o for o in ops if o.kind == "update"]),
+                  ("create", [o for o in ops if o.kind == "insert"]))
         if removes:
-            archived = self._archive(target, idp, removes)
-            results += [r for r in archived if not r.key.startswith(_STALE)]
+            results += self._archive(target, idp, removes)
         size = self.spec.batch_size
         calls: list[tuple[str, list[Prepared]]] = []
         for kind, group in groups:
@@ -146,32 +146,11 @@ class HubSpotDestination(Destination):
             results += chunk_results
         return results
 
-    def _find_renamed(self, target: SyncTarget, idp: str, ops: list[RowOp]) -> list[RowOp]:
-        """Rows whose identity changed but whose record id is unknown (a run died before
-        recording it): find the record by the old value so it is updated, not duplicated.
-        When a record with the new value exists too, the row upserts into it and, in mirror
-        mode, the old record is archived (returned as extra remove ops): one record per row."""
-        renamed = [o for o in ops if o.kind in ("upsert", "update") and not o.dest_id and _identity_changed(o, idp)]
-        if not renamed:
-            return []
-        old = self._resolve_ids(target, idp, [_match_value(o.previous, idp) for o in renamed])
-        new = self._resolve_ids(target, idp, [_match_value(o.values, idp) for o in renamed])
-        stale = []
-        for o in renamed:
-            was = old.get(_ident(o.previous, idp))
-            if was is None:
-                continue
-            if _ident(o.values, idp) not in new:
-                o.dest_id = was  # update it in place, by id
-            elif target.mode == "mirror":
-                stale.append(RowOp(kind="remove", key=_STALE + o.key, values=o.previous or {}, dest_id=was))
-        return stale
-
     def _inputs(self, convert: dict[str, Converter], idp: str, kind: str, ops: Sequence[RowOp]) -> tuple[list[Prepared], list[RowResult]]:
         """Each op as a batch input, its values converted; a row that cannot be is rejected."""
         out: list[Prepared] = []
         rejected: list[RowResult] = []
-        keep_id = kind in ("create", "update_by_id")  # otherwise the id property is the input's `id`
+        keep_id = kind == "create"  # otherwise the id property is the input's `id`
         conv = convert.get
         id_conv = conv(idp, as_text)
         for op in ops:
@@ -187,8 +166,6 @@ class HubSpotDestination(Destination):
             if kind == "create":
                 props[idp] = ident
                 out.append((op, {"properties": props, "objectWriteTraceId": op.key}, op.key))
-            elif kind == "update_by_id":
-                out.append((op, {"id": op.dest_id, "properties": props}, str(op.dest_id)))
             else:
                 out.append((op, {"id": ident, "idProperty": idp, "properties": props}, ident.lower()))
         return out, rejected
@@ -198,7 +175,6 @@ class HubSpotDestination(Destination):
         api = self.transport.api("batch")
         call = {"upsert": (api.upsert, "batch_input_simple_public_object_batch_input_upsert"),
                 "update": (api.update, "batch_input_simple_public_object_batch_input"),
-                "update_by_id": (api.update, "batch_input_simple_public_object_batch_input"),
                 "create": (api.create, "batch_input_simple_public_object_batch_input_for_create")}[kind]
         try:
             _, body, retried = self.transport.call_with_outcome(call[0], target.object, **{call[1]: JsonBody(inputs=[p[1] for p in prepared])})
@@ -219,8 +195,7 @@ class HubSpotDestination(Destination):
                      ambiguous: bool) -> list[RowResult]:
         """One result per input. HubSpot documents neither the order of `results` nor that an
         upsert's result echoes the idProperty's value: a result is matched by what it echoes
-        (the objectWriteTraceId of a create, the record id of an update by id, the unique
-        value), else by its record id, read back. An input that no result or error accounts
+        (the objectWriteTraceId of a create, the unique value), else by its record id, read back. An input that no result or error accounts
         for may have been written all the same: possibly delivered, never acknowledged or
         refused."""
         ok: dict[str, str] = {}
@@ -230,8 +205,6 @@ class HubSpotDestination(Destination):
             echoed = (r.get("properties") or {}).get(idp)
             if kind == "create" and r.get("objectWriteTraceId"):
                 ok[str(r["objectWriteTraceId"])] = rec_id
-            elif kind == "update_by_id":
-                ok[rec_id] = rec_id
             elif echoed and kind != "create":
                 ok[str(echoed).lower()] = rec_id
             elif rec_id:
@@ -249,7 +222,7 @@ class HubSpotDestination(Destination):
             value = _ident(op.values, idp)
             if ident in ok:
                 out.append(RowResult(key=op.key, ok=True, dest_id=ok[ident]))
-            elif kind != "update_by_id" and value in by_value:
+            elif value in by_value:
                 out.append(RowResult(key=op.key, ok=True, dest_id=by_value[value]))
             elif ident in failed:
                 # a per-input error answering a retry may be HubSpot's view of its own earlier write
@@ -347,11 +320,9 @@ class HubSpotDestination(Destination):
         list_id = self._list_id(target)
         adds = [o for o in ops if o.kind in ("upsert", "insert", "update")]
         found = self._resolve_ids(target, idp, [_match_value(o.values, idp) for o in adds])
-        # Records of rows that leave (or change identity) without a known id, e.g. delivered by
-        # a run that died before recording it: found by their last delivered identity.
-        lost = [o.values if o.kind == "remove" else (o.previous or {}) for o in ops
-                if not o.dest_id and (o.kind == "remove" or _identity_changed(o, idp))]
-        old = self._resolve_ids(target, idp, [_match_value(v, idp) for v in lost])
+        # Records of released identities without a known id (delivered by a run that died
+        # before recording it): found by their identity.
+        old = self._resolve_ids(target, idp, [_match_value(o.values, idp) for o in ops if o.kind == "remove" and not o.dest_id])
         results, to_add, to_remove = [], [], []
         for o in ops:
             if o.kind == "remove":
@@ -364,9 +335,8 @@ class HubSpotDestination(Destination):
             if record is None:  # the match value is not shown: it may be personal data
                 results.append(RowResult(key=o.key, ok=False, error=f"no HubSpot {target.object} has this row's {idp}"))
                 continue
-            before = o.dest_id or (old.get(_ident(o.previous, idp)) if _identity_changed(o, idp) else None)
-            if before and before != record:
-                to_remove.append(before)  # the member's identity changed: the old record leaves
+            if o.dest_id and o.dest_id != record:
+                to_remove.append(o.dest_id)  # the email now belongs to another record: the old one leaves
             to_add.append(record)
             results.append(RowResult(key=o.key, ok=True, dest_id=record))
         if to_add or to_remove:
@@ -410,10 +380,6 @@ def _reason(message: str, op: RowOp) -> str:
                 message = message[:at] + mark + message[at + len(form):]
                 at = message.lower().find(form.lower(), at + len(mark))
     return scrub_personal_data(redact(message))
-
-
-def _identity_changed(op: RowOp, idp: str) -> bool:
-    return op.previous is not None and _ident(op.previous, idp) != _ident(op.values, idp)
 
 
 def _match_value(values: dict[str, Any] | None, idp: str) -> str:
