@@ -190,3 +190,47 @@ def test_an_email_passed_along_a_chain_of_rows_ends_on_the_right_rows(tmp_path: 
     assert contacts(emu) == wanted(p) and left not in contacts(emu)
     assert contacts(emu)[taken] == f"moved-{taker}" and contacts(emu)["new@example.com"] == f"moved-{mover}"
     assert p.json("plan", "users_to_hs")["plans"][0]["counts"]["released"] == 0
+
+
+def test_a_refusal_answering_a_retry_of_a_write_that_may_have_landed_leaves_rows_possibly_delivered(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    """A 502 (HubSpot may have applied the batch), then every later attempt refused: the rows are
+    possibly delivered, not refused; bisecting the batch does not make them any less so."""
+    p = project(tmp_path / "p", rx, emu, destination=DESTINATION.replace("max_retries: 0", "max_retries: 1"))
+    emu.faults.inject("error", status=502, match="/batch/upsert")
+    emu.faults.inject("error", n=1000, status=400, match="/batch/upsert")
+    result = p.json("run", "users_to_hs", expect=1)["syncs"][0]
+    assert (result["acknowledged"], result["rejected_by_destination"], result["unconfirmed"]) == (0, 0, 40)
+    emu.faults.clear()
+    assert p.json("run", "users_to_hs")["syncs"][0]["acknowledged"] == 40
+    assert contacts(emu) == wanted(p)
+
+
+def test_a_create_applied_whose_answer_was_lost_is_not_refused_by_its_retry(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    """insert mode: HubSpot creates the contacts, the answer is lost; the retry is answered with
+    a CONFLICT for every input (they exist now, made by the first attempt). Not refused: insert
+    never touches an existing record, so a record already there is the row delivered (with the
+    id HubSpot names), as Salesforce counts a DUPLICATE_VALUE."""
+    p = project(tmp_path / "p", rx, emu, destination=DESTINATION.replace("max_retries: 0", "max_retries: 1"))
+    text = (p.root / "syncs.yaml").read_text().replace("users_to_hs: {from: user, to: hs, object: contacts, mode: mirror",
+                                                       "users_to_hs: {from: user, to: hs, object: contacts, mode: insert")
+    (p.root / "syncs.yaml").write_text(text)
+    emu.faults.inject("drop_after", match="/batch/create")
+    result = p.json("run", "users_to_hs")["syncs"][0]
+    assert [r.path for r in emu.request_log if r.path.endswith("/batch/create")] == ["/crm/v3/objects/contacts/batch/create"] * 2
+    assert (result["acknowledged"], result["rejected_by_destination"], result["unconfirmed"]) == (40, 0, 0)
+    assert contacts(emu) == wanted(p)
+    assert p.json("run", "users_to_hs")["syncs"][0]["status"] == "up_to_date"
+
+
+def test_a_per_input_error_answering_a_retry_leaves_that_row_possibly_delivered(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    """The first attempt was applied and its answer lost; the retry's 207 lists an error for one
+    input. It may be HubSpot's view of its own earlier write: possibly delivered, not refused.
+    The same error in an answer to a first attempt is a rejection."""
+    emu.batch_errors = "multi-status"  # every failed input is a 207 entry
+    p = project(tmp_path / "p", rx, emu, destination=DESTINATION.replace("max_retries: 0", "max_retries: 1"))
+    p.sql("UPDATE src.users SET email = 'not-an-email' WHERE user_id = 'u0007'")
+    emu.faults.inject("drop_after", match="/batch/upsert")
+    result = p.json("run", "users_to_hs", expect=1)["syncs"][0]
+    assert (result["acknowledged"], result["rejected_by_destination"], result["unconfirmed"]) == (39, 0, 1)
+    result = p.json("run", "users_to_hs", expect=1)["syncs"][0]  # resent: refused on a first attempt
+    assert (result["acknowledged"], result["rejected_by_destination"], result["unconfirmed"]) == (0, 1, 0)

@@ -185,7 +185,10 @@ class HubSpotDestination(Destination):
             # the record it made, say) leaves its rows possibly delivered.
             ambiguous = ambiguous or e.after_ambiguous
             if len(prepared) == 1:
-                return [RowResult(key=prepared[0][0].key, ok=False, unknown=ambiguous, error=_reason(str(e), prepared[0][0]))]
+                op = prepared[0][0]
+                if kind == "create" and (existing := _existing_id(str(e))):
+                    return [RowResult(key=op.key, ok=True, dest_id=existing)]
+                return [RowResult(key=op.key, ok=False, unknown=ambiguous, error=_reason(str(e), op))]
             half = len(prepared) // 2  # isolate the inputs HubSpot objects to
             return (self._write(target, idp, kind, prepared[:half], ambiguous)
                     + self._write(target, idp, kind, prepared[half:], ambiguous))
@@ -217,6 +220,12 @@ class HubSpotDestination(Destination):
             ctx = err.get("context") or {}
             for v in ctx.get("objectWriteTraceId", []) + ctx.get("ids", []):
                 failed[str(v).lower() if kind in ("upsert", "update") else str(v)] = err.get("message", "rejected")
+        if kind == "create":
+            # insert: a record that exists already is never touched; it is there (made by an
+            # earlier attempt whose answer was lost, or by anyone): the row is delivered
+            for err in body.get("errors", []):
+                if str(err.get("category")) == "CONFLICT" and (existing := _existing_id(str(err.get("message", "")))):
+                    ok.update({str(v): existing for v in (err.get("context") or {}).get("objectWriteTraceId", [])})
         out = []
         for op, _, ident in prepared:
             value = _ident(op.values, idp)
@@ -380,6 +389,14 @@ def _reason(message: str, op: RowOp) -> str:
                 message = message[:at] + mark + message[at + len(form):]
                 at = message.lower().find(form.lower(), at + len(mark))
     return scrub_personal_data(redact(message))
+
+
+def _existing_id(message: str) -> str | None:
+    """The record id in HubSpot's conflict message ("Contact already exists. Existing ID: 123")."""
+    import re
+
+    m = re.search(r"already exists\. Existing ID: (\d+)", message)
+    return m.group(1) if m else None
 
 
 def _match_value(values: dict[str, Any] | None, idp: str) -> str:
