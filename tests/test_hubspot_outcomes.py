@@ -163,6 +163,7 @@ def test_rejection_reasons_keep_no_email_address(tmp_path: Path, rx: WebhookRece
     status = next(s for s in p.json("status", expect=1)["syncs"] if s["sync"] == "users_to_hs")
     reasons = {e["row_key"]: e["reason"] for e in status["rejected_rows"]}
     assert set(reasons) == set(bad) and all("INVALID_EMAIL" in r and "<email>" in r for r in reasons.values()), reasons
+    assert all(r.startswith("Property values were not valid") for r in reasons.values()), "only whole values are replaced"
     shown = p.cli("history", "users_to_hs", "--json", expect=None).stdout + p.cli("status", "--json", expect=None).stdout
     for text in (shown, state_text(p)):
         for needle in ("Jane.Doe", "jane.doe", "john smith", "smith@"):

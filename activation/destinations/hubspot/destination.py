@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -349,8 +351,12 @@ class HubSpotDestination(Destination):
             to_add.append(record)
             results.append(RowResult(key=o.key, ok=True, dest_id=record))
         if to_add or to_remove:
-            self._whole(f"change the members of list {target.audience!r}", self.transport.api("memberships").add_and_remove, list_id,
-                        membership_change_request=JsonBody(recordIdsToAdd=to_add, recordIdsToRemove=to_remove))
+            try:
+                self._whole(f"change the members of list {target.audience!r}", self.transport.api("memberships").add_and_remove, list_id,
+                            membership_change_request=JsonBody(recordIdsToAdd=to_add, recordIdsToRemove=to_remove))
+            except Unanswered as e:  # the change may have been applied: possibly done, sent again next run
+                return [RowResult(key=r.key, ok=False, unknown=True, dest_id=r.dest_id, error=redact(str(e))) if r.ok else r
+                        for r in results]
         return results
 
     def report(self) -> DestinationReport:
@@ -377,24 +383,18 @@ def _missing(obj: str, field: str) -> Converter:
 def _reason(message: str, op: RowOp) -> str:
     """HubSpot's reason for refusing `op`, without the row's own values: HubSpot quotes the
     value it refuses ("Email address … is invalid"), in shapes no generic pattern finds (no
-    top-level domain, spaces). The state keeps the reason; the row is named by its key."""
-    import json
-
+    top-level domain, spaces). The state keeps the reason; the row is named by its key. A value
+    is replaced where it stands as a whole (plain or JSON-escaped), never inside a word."""
     texts = [(field, value.strip()) for field, value in op.values.items() if type(value) is str and len(value.strip()) >= 3]
     for field, text in sorted(texts, key=lambda ft: -len(ft[1])):  # longest first: a value inside another
         mark = "<email>" if field == "email" or "@" in text else f"<{field}>"
         for form in dict.fromkeys((text, json.dumps(text)[1:-1])):
-            at = message.lower().find(form.lower())
-            while at >= 0:
-                message = message[:at] + mark + message[at + len(form):]
-                at = message.lower().find(form.lower(), at + len(mark))
+            message = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", mark, message, flags=re.IGNORECASE)
     return scrub_personal_data(redact(message))
 
 
 def _existing_id(message: str) -> str | None:
     """The record id in HubSpot's conflict message ("Contact already exists. Existing ID: 123")."""
-    import re
-
     m = re.search(r"already exists\. Existing ID: (\d+)", message)
     return m.group(1) if m else None
 
