@@ -264,7 +264,7 @@ class HubSpotDestination(Destination):
         try:
             return self.transport.call(fn, *args, **kwargs)
         except BatchRefused as e:
-            raise DestinationError(f"HubSpot refused to {what}: HTTP {e.status}: {e}", retryable=False) from None
+            raise DestinationError(f"HubSpot refused to {what}: HTTP {e.status}: {str(e)[:500]}", retryable=False) from None
 
     def _chunks(self, items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         size = self.spec.batch_size  # ≤ 100: HubSpot's limit for every batch endpoint
@@ -390,7 +390,7 @@ def _reason(message: str, op: RowOp) -> str:
         mark = "<email>" if field == "email" or "@" in text else f"<{field}>"
         for form in dict.fromkeys((text, json.dumps(text)[1:-1])):
             message = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", mark, message, flags=re.IGNORECASE)
-    return scrub_personal_data(redact(message))
+    return scrub_personal_data(redact(message))[:500]
 
 
 def _existing_id(message: str) -> str | None:

@@ -159,7 +159,7 @@ class HubSpotTransport:
                 self._learn_limit(headers)
                 retryable = status is None or status == 429 or status >= 500
                 if status in (401, 403):
-                    raise DestinationError(f"HubSpot answered {status}: {message(body)} (check the token and its scopes)", retryable=False) from None
+                    raise DestinationError(f"HubSpot answered {status}: {message(body)[:500]} (check the token and its scopes)", retryable=False) from None
                 if not retryable:
                     raise BatchRefused(status or 0, message(body), after_ambiguous=ambiguous) from None
                 # no status: the request may have been sent and applied, unless the connection
@@ -169,12 +169,12 @@ class HubSpotTransport:
                 if status == 429:
                     self._count("throttled")
                     if policy(body) == "DAILY":
-                        raise DestinationError(f"HubSpot's daily request limit is reached: {message(body)} (it resets at "
+                        raise DestinationError(f"HubSpot's daily request limit is reached: {message(body)[:500]} (it resets at "
                                                "midnight in the account's time zone)", retryable=False) from None
                     self.limiter.pause(wait)  # every call waits for the window to clear, not only this one
                 attempt += 1
                 if attempt > self.spec.max_retries:
-                    what = f"HTTP {status}: {message(body)}" if status else f"{type(e).__name__}: {e}"
+                    what = f"HTTP {status}: {message(body)[:500]}" if status else f"{type(e).__name__}: {e}"
                     text = redact(f"HubSpot still failing after {attempt - 1} retries: {what}")
                     if ambiguous:
                         raise Unanswered(text + " (an attempt may have been applied)") from None
@@ -208,7 +208,7 @@ def message(body: Any) -> str:
         text = str(data.get("message") or data)
     except (ValueError, AttributeError):
         text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
-    return scrub_personal_data(text)[:500]
+    return scrub_personal_data(text)[:2000]  # whole enough for the destination to take a row's values out
 
 
 def policy(body: Any) -> str:
