@@ -79,7 +79,8 @@ def test_a_record_delivered_without_acknowledgement_is_renamed_not_duplicated(p:
     hs.faults.inject("drop_after", match="/batch/upsert")  # HubSpot applies the batch; we never hear back
     sf.faults.inject("drop_after", match="/composite/sobjects")
     runs = p.json("run", "users_to_hs", "users_to_sf", expect=1)["syncs"]
-    assert [r["status"] for r in runs] == ["failed", "failed"]
+    # HubSpot's rows are possibly delivered (the answer was lost); Salesforce fails the batch
+    assert [r["status"] for r in runs] == ["partial", "failed"] and runs[0]["unconfirmed"] == 40
     assert len(hs_contacts(hs)) == len(sf_contacts(sf)) == 40  # applied all the same
     p.sql("UPDATE src.users SET email = 'renamed@example.com' WHERE user_id = 'u0003'")
     p.json("run", "users_to_hs", "users_to_sf")
@@ -92,7 +93,8 @@ def test_members_added_without_acknowledgement_are_removed_when_they_leave(p: Pr
     hs.faults.inject("drop_after", n=4, match="/memberships/add-and-remove")  # urllib3 retries a PUT 3 times
     sf.faults.inject("drop_after", match="/composite/sobjects")
     runs = p.json("run", "whales_to_hs", "whales_to_sf", expect=1)["syncs"]
-    assert [r["status"] for r in runs] == ["failed", "failed"]
+    # HubSpot's members are possibly added (the answer was lost); Salesforce fails the batch
+    assert [r["status"] for r in runs] == ["partial", "failed"] and runs[0]["unconfirmed"] == len(p.model_whales())
     whales = {v["email"] for v in p.model_whales().values()}
     assert hs_members(hs) == sf_members(sf) == whales
     leaving = sorted(p.model_whales())[:3]
