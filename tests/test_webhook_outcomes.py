@@ -207,6 +207,17 @@ def test_rows_refused_on_a_retry_after_they_landed_are_removed_when_they_leave(t
     assert rx.records("users_to_hook") == p.model_users()  # no orphan left behind
 
 
+def test_a_garbled_answer_mid_run_is_unconfirmed_and_the_next_run_converges(tmp_path: Path, rx: WebhookReceiver) -> None:
+    p = mirror_project(tmp_path / "p", rx)
+    rx.reject_keys({"u0003"}, error="invalid email")  # refused, but the answer saying so is garbled
+    rx.faults.inject("garble")
+    first = p.json("run", "users_to_hook", expect=None)["syncs"][0]
+    assert first["unconfirmed"] == 50 and first["rejected_by_destination"] == 0, first
+    rx.reject_keys(set())
+    assert p.json("run", "users_to_hook")["syncs"][0]["status"] == "success"
+    assert rx.records("users_to_hook") == p.model_users()  # u0003 was resent, not taken as delivered
+
+
 def test_removes_answered_not_found_complete_the_sync(tmp_path: Path, rx: WebhookReceiver) -> None:
     p = mirror_project(tmp_path / "p", rx)
     assert p.json("run", "users_to_hook")["syncs"][0]["status"] == "success"

@@ -320,8 +320,9 @@ class HttpClient:
                         raise AmbiguousOutcome(f"{method} {shown}: {redact(problem, secrets)}") from None
             problem = redact(problem, secrets)
             if attempt > self.retry.max_retries:
+                landed = " (an attempt may have been applied)" if ambiguous else ""
                 raise DestinationError(
-                    f"{method} {shown} failed after {attempt} attempt(s): {problem}"
+                    f"{method} {shown} failed after {attempt} attempt(s): {problem}{landed}"
                 ) from None
             wait = self.retry.backoff(attempt, self._rng) if wait is None else wait
             wait = min(wait, self.retry.max_delay)
