@@ -149,11 +149,12 @@ def test_a_not_found_for_a_write_is_a_rejection(rx: WebhookReceiver) -> None:
 
 def test_a_late_applied_older_write_does_not_win(rx: WebhookReceiver) -> None:
     dest = make_dest(rx, timeout_seconds=0.3, max_retries=0)
-    rx.faults.inject("stall", seconds=1.5)  # queued at the receiver past our timeout, applied later
-    with pytest.raises(DestinationError):
+    release = rx.hold_next()  # queued at the receiver past our timeout, applied later
+    with pytest.raises(DestinationError, match="may have been applied"):
         dest.push(TARGET, ops("a", plan="old"))
     assert outcome(dest.push(TARGET, ops("a", plan="new"))) == {"a": "ok"}
-    assert rx.wait_handled(2)  # the stalled request has now been applied too
+    release.set()
+    assert rx.wait_handled(2)  # the old write has now arrived, after the new one
     assert rx.records(SYNC)["a"]["plan"] == "new"
     assert rx.stale_writes == 1
     old, new = (r.body["rows"][0]["version"] for r in sorted(rx.requests, key=lambda r: r.body["rows"][0]["fields"]["plan"] != "old"))
@@ -162,12 +163,21 @@ def test_a_late_applied_older_write_does_not_win(rx: WebhookReceiver) -> None:
 
 def test_a_late_write_does_not_bring_back_a_removed_record(rx: WebhookReceiver) -> None:
     dest = make_dest(rx, timeout_seconds=0.3, max_retries=0)
-    rx.faults.inject("stall", seconds=1.5)
+    release = rx.hold_next()
     with pytest.raises(DestinationError):
         dest.push(TARGET, ops("a"))
     assert outcome(dest.push(TARGET, ops("a", kind="remove"))) == {"a": "ok"}
+    release.set()
     assert rx.wait_handled(2)
     assert rx.records(SYNC) == {} and rx.stale_writes == 1
+
+
+def test_the_stall_fault_applies_a_request_after_the_client_gave_up(rx: WebhookReceiver) -> None:
+    rx.faults.inject("stall", seconds=1.0)
+    with pytest.raises(DestinationError, match="ReadTimeout"):
+        make_dest(rx, timeout_seconds=0.3, max_retries=0).push(TARGET, ops("a"))
+    assert rx.wait_handled(1)
+    assert set(rx.records(SYNC)) == {"a"} and rx.faults.injected["stall"] == 1
 
 
 def test_versions_grow_across_destinations_and_retries_repeat_them(rx: WebhookReceiver) -> None:

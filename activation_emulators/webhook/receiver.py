@@ -114,6 +114,7 @@ class WebhookReceiver(BackgroundServer):
         self._lock = threading.Lock()
         self._handled_changed = threading.Condition(self._lock)
         self._handled = 0
+        self._all_held: list[threading.Event] = []
         self._records: dict[str, dict[str, dict[str, Any]]] = {}
         self._ids: dict[tuple[str, str], str] = {}
         self._requests: list[Received] = []
@@ -168,6 +169,7 @@ class WebhookReceiver(BackgroundServer):
             self._required: tuple[str, str] | None = None
             self._delay, self._delay_times = 0.0, None
             self._hang_after_apply = 0.0
+            self._held: list[threading.Event] = []
 
     def fail_next(self, n: int, status: int = 500, body: Any = None) -> None:
         """Answer the next `n` POSTs with `status` (body default: an error object)."""
@@ -195,6 +197,23 @@ class WebhookReceiver(BackgroundServer):
         with self._lock:
             self._hang_after_apply = seconds
 
+    def hold_next(self) -> threading.Event:
+        """Keep the next POST waiting, before it is applied, until the returned event is set:
+        the client gives up on it, later requests go through, and then it is applied late
+        (released by `stop` too, so no handler waits forever)."""
+        release = threading.Event()
+        with self._lock:
+            self._held.append(release)
+            self._all_held.append(release)
+        return release
+
+    def stop(self) -> None:
+        with self._lock:
+            held = list(self._all_held)
+        for release in held:  # a held handler ends instead of waiting forever
+            release.set()
+        super().stop()
+
     def delay(self, seconds: float, times: int | None = None) -> None:
         """Wait `seconds` before answering (the next `times` POSTs, or all)."""
         with self._lock:
@@ -209,10 +228,13 @@ class WebhookReceiver(BackgroundServer):
     def _handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         with self._lock:
             self._request_count += 1
+            held = self._held.pop(0) if self._held else None
             delay = self._delay
             if self._delay_times is not None:
                 delay = delay if self._delay_times > 0 else 0.0
                 self._delay_times = max(0, self._delay_times - 1)
+        if held is not None:
+            held.wait()  # outside the lock: other requests proceed meanwhile
         if delay:
             time.sleep(delay)  # outside the lock: other requests proceed meanwhile
         try:
