@@ -244,3 +244,9 @@ def test_removes_answered_not_found_complete_the_sync(tmp_path: Path, rx: Webhoo
     sent = rx.request_count
     assert p.json("run", "users_to_hook")["syncs"][0]["status"] == "up_to_date"
     assert rx.request_count == sent  # nothing left to remove: the sync is complete
+
+
+def test_versions_are_exact_as_javascript_numbers(rx: WebhookReceiver) -> None:
+    make_dest(rx).push(TARGET, ops("a"))
+    version = rx.requests[-1].body["rows"][0]["version"]
+    assert 1_700_000_000 * 10**6 < version < 2**53  # microseconds since the epoch: a double holds it exactly

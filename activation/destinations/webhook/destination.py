@@ -3,7 +3,7 @@
 Body::
 
     {"sync": ..., "object": ..., "mode": ..., "batch_id": "<sha256 hex>",
-     "rows": [{"op": "upsert", "key": "42", "version": 1764921600123456789, "fields": {...},
+     "rows": [{"op": "upsert", "key": "42", "version": 1764921600123456, "fields": {...},
                "previous": {...} | null, "changed": [...] | null}, ...]}
 
 sent with ``Idempotency-Key: <uuid>`` (one per push, the same across its retries) so a
@@ -56,8 +56,10 @@ NOT_FOUND = frozenset({"404", "not_found", "not found", "notfound"})
 
 
 class Versions:
-    """Row versions: nanoseconds since the epoch when the batch was built, strictly
+    """Row versions: microseconds since the epoch when the batch was built, strictly
     increasing within the process (a batch never reuses or goes below the last one).
+    Microseconds, not nanoseconds: they stay below 2**53, so a receiver that parses JSON
+    numbers as doubles (JavaScript) compares them exactly.
 
     A later write of a row is always built later: in the same run, or in a later run (one run
     per sync at a time: the lease). So its version is larger, as long as the clocks of the
@@ -65,7 +67,7 @@ class Versions:
     sync. A retry of a request resends its versions unchanged. Nothing is stored: the clock
     is the sequence."""
 
-    def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(self, clock: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:
         self._clock = clock
         self._last = 0
         self._lock = threading.Lock()
