@@ -75,6 +75,9 @@ class SyncResult(BaseModel):
     released: int = Field(0, description="Identities no row maps to any more, removed at the destination "
                                          "(mirror, audience) or forgotten (other modes).")
     error: str | None = None
+    terminal: bool = Field(False, description="The run failed for a reason retrying cannot fix (credentials, permissions, "
+                                              "an unknown object): the daemon pauses the sync until its configuration "
+                                              "is reloaded.")
     seconds: float = 0.0
     destination_report: DestinationReport | None = Field(
         None, description="The destination's calls, retries, 429s and platform ids for this run.")
@@ -152,6 +155,7 @@ class SyncRun:
         except (DestinationError, ConfigError) as e:
             r.status = "failed"
             r.error = redact(str(e))
+            r.terminal = isinstance(e, ConfigError) or not e.retryable
         finally:
             sender.shutdown(wait=True, cancel_futures=True)  # no push outlives the run
             r.destination_report = self.dest.report()

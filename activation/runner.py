@@ -140,7 +140,7 @@ def run_sync(
         run_id = state.start_run(prepared.name, spec.to)
         state.finish_run(run_id, "failed", {}, str(e))
         return SyncResult(sync=prepared.name, status="failed", plan=_empty_plan(session, prepared), run_id=run_id,
-                          error=str(e), seconds=time.monotonic() - started)
+                          error=str(e), terminal=True, seconds=time.monotonic() - started)
     plan = _estimate(session, prepared)
     if recovered:
         plan.warnings.append(f"{recovered} rows sent by an interrupted run were re-checked (resent, or released by identity)")
@@ -158,7 +158,8 @@ def run_sync(
         run = SyncRun(session, prepared, plan, progress or NoProgress(), cancel)
         result = run.execute(run_id, limit)
     except MissingSecret as e:
-        result = SyncResult(sync=prepared.name, status="failed", plan=plan, run_id=run_id, error=f"destination {spec.to}: {e}")
+        result = SyncResult(sync=prepared.name, status="failed", plan=plan, run_id=run_id, error=f"destination {spec.to}: {e}",
+                            terminal=True)
     except BaseException as e:  # record the failure, then let it propagate (Ctrl-C, bugs)
         state.finish_run(run_id, "aborted", counts, redact(f"{type(e).__name__}: {e}"))
         raise

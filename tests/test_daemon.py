@@ -283,6 +283,50 @@ def test_sighup_with_a_broken_file_keeps_the_old_schedule(tmp_path: Path, rx: We
     assert rx.records("whales_to_hook") == p.model_whales()
 
 
+def test_a_refused_token_pauses_its_sync_at_once_while_a_503_backs_off(tmp_path: Path, rx: WebhookReceiver,
+                                                                      daemons: list[Daemon]) -> None:
+    """A 401 will not pass by retrying: the sync fails once, is alerted as paused, and is not
+    tried again (no request at later slots) until the configuration is reloaded. A 503 may
+    pass: that sync backs off and is retried."""
+    p = make_project(tmp_path / "t", rx, n=20, orders=40, mode="mirror")
+    with WebhookReceiver() as locked, WebhookReceiver() as down, WebhookReceiver(accept_any=True) as alerts:
+        locked.faults.inject("unauthorized", n=1000)
+        down.faults.inject("error", n=1000, status=503)
+        base = alerts.url.rsplit("/", 1)[0]
+        text = (p.root / "syncs.yaml").read_text().replace("destinations:\n", "destinations:\n"
+                f"  locked: {{type: webhook, url: '{locked.url}', max_retries: 0}}\n"
+                f"  down: {{type: webhook, url: '{down.url}', max_retries: 0}}\n")
+        good = text + f"""
+  to_locked: {{from: user, to: locked, match: {{email: email}}, schedule: every 1s}}
+  to_down: {{from: user, to: down, match: {{email: email}}, schedule: every 1s}}
+daemon:
+  backoff: 1s
+  alerts: {{webhook_url: "{base}/alerts"}}
+"""
+        (p.root / "syncs.yaml").write_text(good)
+        d = Daemon(p.root, {"HOOK_URL": rx.url}, log=tmp_path / "t.log")
+        daemons.append(d)
+        wait_for(lambda: len(d.runs("to_down")) >= 3, "the 503 sync to be retried twice after its backoff")
+        m = d.metrics()
+        assert metric(m, "activation_slots_skipped_total", sync="to_locked", reason="paused") >= 2
+        assert len(d.runs("to_locked")) == 1 and locked.request_count == 1, "one attempt, then paused"
+        assert metric(m, "activation_slots_skipped_total", sync="to_down", reason="paused") == 0
+        health = d.health()[1]["syncs"]
+        assert health["to_locked"]["paused"] is True and health["to_down"]["paused"] is False
+        assert "401" in health["to_locked"]["last_error"]
+        hooks = wait_for(lambda: (b := [r.body for r in alerts.requests if r.path == "/alerts"]) and len(b) >= 2 and b,
+                         "the failure alerts")
+        by_sync = {a["sync"]: a for a in hooks}
+        assert by_sync["to_locked"]["paused"] is True and by_sync["to_down"]["paused"] is False
+
+        locked.faults.clear()  # the token was fixed: a reload resumes the sync
+        d.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: d.events("resuming the paused syncs"), "the paused sync to resume")
+        wait_for(lambda: any(r["status"] == "success" for r in d.runs("to_locked")), "the resumed sync to succeed")
+        assert d.stop() == 0
+    assert set(locked.records("to_locked")) == set(p.model_users())
+
+
 # ---------------------------------------------------------------- several daemons, Postgres
 
 PG_PROJECT = """

@@ -39,6 +39,8 @@ class Alert(BaseModel):
     run_id: str | None = None
     error: str | None = None
     failures: int = Field(0, description="Failed runs in a row.")
+    paused: bool = Field(False, description="The failure will not pass by retrying (credentials, permissions): the daemon "
+                                            "stopped running the sync until its configuration is reloaded.")
     rejected: int = 0
     handled: int = Field(0, description="Rows sent plus rows rejected before sending.")
     rejected_rate: float | None = None
@@ -52,6 +54,8 @@ class Alert(BaseModel):
                 "rejected_rate": ":warning: sync {s} rejected {r:.1%} of its rows"}[self.kind]
         line = head.format(s=self.sync, r=self.rejected_rate or 0.0) + f" (to {self.destination}, run {self.run_id or '-'}"
         line += f", {self.failures} failures in a row)" if self.kind == "sync_failed" else ")"
+        if self.paused:
+            line += "; paused until the configuration is reloaded"
         if self.kind == "rejected_rate":
             line += f": {self.rejected} of {self.handled}, threshold {self.threshold:.1%}"
         return line + (f": {self.error}" if self.error and self.kind == "sync_failed" else "")
@@ -94,7 +98,7 @@ class Alerter:
         self._failing, self._over = set(other._failing), set(other._over)
 
     def observe(self, sync: str, destination: str, result: SyncResult | None, *, error: str | None = None,
-                failures: int = 0) -> None:
+                failures: int = 0, paused: bool = False) -> None:
         """After each run (`result`), or a sync that could not even start (`error`)."""
         status = result.status if result is not None else "error"
         base = {"sync": sync, "destination": destination, "status": status, "daemon": self.owner,
@@ -103,7 +107,7 @@ class Alerter:
             return
         if status in FAILED or result is None:
             if sync not in self._failing and self.spec.on_failure:
-                self._emit(Alert(kind="sync_failed", error=_short(error or (result.error if result else None)), **base))
+                self._emit(Alert(kind="sync_failed", error=_short(error or (result.error if result else None)), paused=paused, **base))
             self._failing.add(sync)
             return
         if sync in self._failing:

@@ -67,8 +67,12 @@ class CycleSettings:
 
 class Cycle:
     def __init__(self, settings: CycleSettings, metrics: Metrics, alerter: Alerter, stop: threading.Event,
-                 on_outcome: Callable[[Outcome], None]) -> None:
+                 on_outcome: Callable[[Outcome], None], paused: dict[str, str] | None = None) -> None:
         self.settings = settings
+        # sync -> why: a run failed for a reason retrying cannot fix (a refused token, a missing
+        # permission); trying it at every slot would only hammer the vendor and repeat the
+        # alert. Owned by the daemon: a reload (the fix) clears it.
+        self.paused = paused if paused is not None else {}
         self.metrics = metrics
         self.alerter = alerter
         self.stop = stop
@@ -115,6 +119,12 @@ class Cycle:
 
     def _one(self, s: Session, leases: LeaseStore, renewer: Renewer, name: str, slot_ms: int, offset_ms: int) -> None:
         dest = s.project.syncs[name].to
+        if name in self.paused:
+            self.metrics.skipped.labels(name, "paused").inc()
+            with sync_context(name):
+                event(logging.DEBUG, "skipped: paused after a terminal failure (reload the configuration to resume)",
+                      skipped="paused")
+            return
         got = leases.acquire(name, slot_ms=slot_ms)
         if isinstance(got, Refusal):
             self.metrics.skipped.labels(name, got.reason).inc()
@@ -151,6 +161,10 @@ class Cycle:
                 failed = None if result.status == "interrupted" else result.status in FAILED
                 self.metrics.run_finished(dest, result)
                 failures = got.failures + 1 if failed else got.failures if failed is None else 0
+                if result.terminal:
+                    self.paused[name] = result.error or result.status
+                    event(logging.ERROR, "paused: this failure will not pass by retrying; fix it, then reload the "
+                          "configuration (SIGHUP, or edit the file) or restart the daemon", error=(result.error or "")[:1000])
                 self._report(name, dest, result, result.error, failures)
             finally:
                 running.set(0)
@@ -167,7 +181,7 @@ class Cycle:
                   destination=dest, status=r.status, sent=r.sent, acknowledged=r.acknowledged,
                   rejected=r.rejected_by_destination + r.plan.counts.rejected, seconds=round(r.seconds, 3),
                   error=(r.error or None) and r.error[:1000])
-        self.alerter.observe(name, dest, result, error=error, failures=failures)
+        self.alerter.observe(name, dest, result, error=error, failures=failures, paused=name in self.paused)
         self.on_outcome(Outcome(name, result.status if result else "error", result.run_id if result else None,
                                 error, failures))
 

@@ -33,7 +33,7 @@ class Metrics:
         self.api_throttled = Counter("activation_api_throttled", "429 / rate-limit answers from the destination's API.", _SYNC, registry=r)
         self.skipped = Counter(
             "activation_slots_skipped", "Schedule slots not run here: held (another process runs it), served "
-            "(another daemon ran this slot), backoff (after failures).", ["sync", "reason"], registry=r)
+            "(another daemon ran this slot), backoff (after failures), paused (after a terminal failure, until a reload).", ["sync", "reason"], registry=r)
         self.refreshes = Counter("activation_model_refreshes", "Models materialised by this daemon.", registry=r)
         self.cycles = Counter("activation_cycles", "Cycles (a set of due syncs) started.", registry=r)
         self.reloads = Counter("activation_config_reloads", "Re-reads of syncs.yaml, by result.", ["result"], registry=r)

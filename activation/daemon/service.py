@@ -126,6 +126,7 @@ class Daemon:
         self._due_ready = threading.Event()
         self._cycle: Cycle | None = None
         self._status: dict[str, Outcome] = {}
+        self._paused: dict[str, str] = {}  # syncs a terminal failure paused (Cycle.paused)
         self._config_error: list[str] | None = None
         self._loaded_at = datetime.now(timezone.utc)
         self.scheduler = BackgroundScheduler(
@@ -166,7 +167,7 @@ class Daemon:
                 self._due_ready.clear()
             spec = self.config.spec
             cycle = Cycle(CycleSettings(self.config.loaded, self.owner, spec.lease_ttl, spec.backoff, spec.max_backoff),
-                          self.metrics, self.alerter, self.stopping, self._record)
+                          self.metrics, self.alerter, self.stopping, self._record, self._paused)
             self._cycle = cycle
             self.metrics.cycles.inc()
             try:
@@ -208,6 +209,9 @@ class Daemon:
             before = {}  # every cron slot moves
             self.scheduler.remove_all_jobs()
         self._schedule(before)
+        if self._paused:
+            event(logging.INFO, "resuming the paused syncs", syncs=sorted(self._paused))
+            self._paused.clear()
         self._config_error = None
         self._loaded_at = datetime.now(timezone.utc)
         self.metrics.reloads.labels("ok").inc()
@@ -232,6 +236,7 @@ class Daemon:
                 "last_status": last.status if last else None, "last_run_id": last.run_id if last else None,
                 "last_finished": last.finished_at.isoformat() if last else None,
                 "last_error": last.error[:500] if last and last.error else None, "failures": last.failures if last else 0,
+                "paused": name in self._paused,
             }
         body = {
             "status": "stopping" if self.stopping.is_set() else "ok" if alive and not self._config_error else "degraded" if alive else "down",

@@ -117,7 +117,12 @@ class DestinationReport(BaseModel):
 
 
 class DestinationError(Exception):
-    """The whole batch failed (after retries); nothing in it was acknowledged."""
+    """The whole batch failed (after retries); nothing in it was acknowledged.
+
+    `retryable=False` says retrying cannot help until someone changes something (a refused
+    token, a missing permission, an unknown object or account): the run fails as *terminal*
+    and the daemon pauses the sync instead of trying it at every slot. Anything that may pass
+    by itself (a 5xx, a 429 or a connection failure after every retry) stays retryable."""
 
     def __init__(self, message: str, *, retryable: bool = True) -> None:
         super().__init__(message)
