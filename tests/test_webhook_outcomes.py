@@ -250,3 +250,19 @@ def test_versions_are_exact_as_javascript_numbers(rx: WebhookReceiver) -> None:
     make_dest(rx).push(TARGET, ops("a"))
     version = rx.requests[-1].body["rows"][0]["version"]
     assert 1_700_000_000 * 10**6 < version < 2**53  # microseconds since the epoch: a double holds it exactly
+
+
+def test_removes_applied_unanswered_then_not_found_on_the_retry_are_done(tmp_path: Path, rx: WebhookReceiver) -> None:
+    """The issue's case: a remove lands, its answer is lost, the retry is answered "not found"."""
+    p = mirror_project(tmp_path / "p", rx)
+    assert p.json("run", "users_to_hook")["syncs"][0]["status"] == "success"
+    rx.missing_removes = "not_found"
+    leaving = sorted(rx.records("users_to_hook"))[:10]
+    p.sql("DELETE FROM src.users WHERE user_id IN ({})".format(", ".join(f"'{k}'" for k in leaving)))
+    rx.faults.inject("drop_after")
+    result = p.json("run", "users_to_hook")["syncs"][0]
+    assert [r.status for r in rx.requests[-2:]] == [200, 404] and rx.faults.injected["drop_after"] == 1
+    assert result["status"] == "success" and result["released"] == 10, result
+    assert rx.records("users_to_hook") == p.model_users()
+    sent = rx.request_count
+    assert p.json("run", "users_to_hook")["syncs"][0]["status"] == "up_to_date" and rx.request_count == sent
