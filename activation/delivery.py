@@ -24,7 +24,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
@@ -135,6 +135,11 @@ class SyncRun:
         self._unrecorded = [0, 0]  # sent, failed: not yet in the run record
         self._counted_at = time.monotonic()
         self._sent = 0  # rows handed over, for --limit
+        # identities claimed by rows of this run's batches whose outcome is not recorded yet:
+        # the state's claims do not show them, and a rename must not take a record one of
+        # them writes to (see _renames); bounded by the batches built ahead of their commit
+        self._claiming: Counter[str] = Counter()
+        self._claiming_lock = threading.Lock()
 
     def execute(self, run_id: str, limit: int | None) -> SyncResult:
         r = self.result
@@ -304,6 +309,9 @@ class SyncRun:
         (a record that keeps its history, instead of a new one and a removal)."""
         if not self.dest.renames_in_place:
             return b
+        with self._claiming_lock:  # before the state is read: a batch recorded meanwhile shows there
+            self._claiming.update(i for s in b.sent for i in s.identities)
+            pending = Counter(self._claiming)
         moving = [s for s in b.sent if s.before is not None and s.change.dest_id and not s.change.resend]
         if not moving:
             return b
@@ -312,7 +320,10 @@ class SyncRun:
         new = ids.claimants(state, sync, [i for s in moving for i in s.identities])
         held = ids.released(state, sync, [i for s in moving for i in s.identities])
         for s in moving:
-            if any(old.get(i, set()) - {s.op.key} for i in s.before or ()) or any(i in new or i in held for i in s.identities):
+            # the old identity is claimed by another row (delivered before, or sent in this
+            # run: a row taking over this row's email), or the new one is held or claimed
+            if any(old.get(i, set()) - {s.op.key} or pending[i] for i in s.before or ()) \
+                    or any(i in new or i in held or pending[i] > 1 for i in s.identities):
                 continue
             c = s.change
             s.op.previous, s.op.changed_fields, s.op.dest_id, s.op.rename = c.previous, c.changed_fields, c.dest_id, True
@@ -366,6 +377,10 @@ class SyncRun:
         r.unconfirmed += unconfirmed
         self._commit(run_id, acknowledged, failed + unconfirmed, final, delivered=delivered, removed=removed, errors=errors,
                      releases=releases, settled=settled, journal=journal.journal if journal is not None else None)
+        if self.dest.renames_in_place and pushed:
+            with self._claiming_lock:  # recorded: the state's claims show them now
+                self._claiming.subtract(i for batch, _ in pushed for s in batch.sent for i in s.identities)
+                self._claiming = +self._claiming
 
     def _commit(self, run_id: str, acknowledged: int, failed: int, final: bool, **changes: object) -> None:
         """One state transaction; the run record's counters follow at most once a second (and

@@ -202,3 +202,22 @@ def test_a_rename_applied_by_a_run_that_was_killed_keeps_the_record(p: Project, 
     assert p.json("run", "users_to_sf")["syncs"][0]["status"] == "success"
     want = {v["email"]: v["plan"] for v in p.model_users().values()}
     assert sf_contacts(sf) == want, "the renamed record is kept, the old email is gone"
+
+
+@pytest.mark.parametrize("batch_size", [1, 50])
+def test_an_email_handed_on_in_one_run_is_not_renamed_away(p: Project, sf: SalesforceEmulator, batch_size: int) -> None:
+    """Found by an oracle keeping records by email: u0001 takes user2's email while u0002 moves
+    on to a new one. Salesforce may rename u0002's record only if no row claims user2 any
+    more; u0001 does, in this very run (an earlier push, or the same one), so renaming it
+    would take the record u0001 writes to and leave user2 with none."""
+    text = (p.root / "syncs.yaml").read_text().replace("fields: {LastName: plan, Email: email}}",
+                                                         f"fields: {{LastName: plan, Email: email}}, batch_size: {batch_size}}}")
+    (p.root / "syncs.yaml").write_text(text)
+    p.json("run", "users_to_sf")
+    p.sql("UPDATE src.users SET plan = 'moved-' || user_id WHERE user_id IN ('u0001', 'u0002');"
+          "UPDATE src.users SET email = CASE user_id WHEN 'u0001' THEN 'user2@example.com' ELSE 'new2@example.com' END "
+          "WHERE user_id IN ('u0001', 'u0002')")
+    assert p.json("run", "users_to_sf")["syncs"][0]["status"] == "success"
+    want = {v["email"]: v["plan"] for v in p.model_users().values()}
+    assert sf_contacts(sf) == want
+    assert p.json("run", "users_to_sf")["syncs"][0]["status"] == "up_to_date"
