@@ -250,6 +250,11 @@ class SyncRun:
         """Group changes into destination batches; `silent` and `left` ones only update state."""
         b = _Batch()
         assert self.p.stats is not None, "plan before pushing"
+        # Rows writing one record (identity_conflicts: merge) go in separate batches: vendors
+        # refuse one record twice in a request (Salesforce rejects both rows, DUPLICATE_VALUE,
+        # every run; Mailchimp one). Ad members share identifiers freely: not split.
+        one_record_once = self.dest.identity_model == "record"
+        in_batch: set[str] = set()
         for c in changes(self.s.differ.rows(self.s.conn, self.p.query, self.p.stats), self.p.mapper, self.p.query.target):
             self.builder.add(c)
             if c.kind == "rejected":
@@ -261,6 +266,11 @@ class SyncRun:
             elif (sent := self._op(c)) is None:
                 b.silent.append(c)  # insert mode: an existing record is never touched
             elif limit is None or self._sent < limit:
+                if one_record_once and not in_batch.isdisjoint(sent.identities):
+                    yield self._renames(b).ready()
+                    b, in_batch = _Batch(), set()
+                if one_record_once:
+                    in_batch.update(sent.identities)
                 b.sent.append(sent)
                 # Journaled, with its identities: the vendor may apply it and we never hear
                 # back. Serialised once: journal and delivered share it.
@@ -268,7 +278,7 @@ class SyncRun:
                 self._sent += 1
             if len(b.sent) >= size or len(b.silent) + len(b.errors) + len(b.left) >= 10 * size:
                 yield self._renames(b).ready()
-                b = _Batch()
+                b, in_batch = _Batch(), set()
         if b.sent or b.silent or b.errors or b.left:
             yield self._renames(b).ready()
 
