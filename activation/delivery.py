@@ -388,12 +388,30 @@ class SyncRun:
 
     # -- 2. release ----------------------------------------------------------------------
 
+    def _rewrite_shared(self, run_id: str, sender: ThreadPoolExecutor) -> list[str]:
+        """A record that rows share (identity_conflicts: merge) holds the values written last;
+        when that row left or moved away, the record is written again with the values of a row
+        still mapping to it (else it would keep a departed row's values for good: found by the
+        soak). Returns the identities whose rewrite failed: kept released, tried next run."""
+        if self.dest.identity_model != "record" or self.mode not in ("mirror", "upsert", "update"):
+            return []
+        shared = ids.shared_left(self.s.state, self.p.name)
+        if not shared:
+            return []
+        kind = "update" if self.mode == "update" else "upsert"
+        ops = [RowOp(kind, x.row_key, x.values, changed_fields=list(x.values), dest_id=x.dest_id) for x in shared]
+        self.result.sent += len(ops)
+        results = {res.key: res for res in sender.submit(self.dest.push, self.p.target, ops).result()}
+        failed = [x.identity for x in shared if not ((res := results.get(x.row_key)) is not None and res.ok and not res.unknown)]
+        self._commit(run_id, len(shared) - len(failed), len(failed), False)
+        return failed
+
     def _release(self, run_id: str, sender: ThreadPoolExecutor, size: int, limit: int | None) -> bool:
         """Remove (mirror, audience) or forget every released identity no row claims; True when
         `cancel` stopped it between batches. Removing what is already gone succeeds; a removal
         that is refused or unanswered stays released, and is tried again next run."""
         state, sync = self.s.state, self.p.name
-        ids.drop_claimed_releases(state, sync)
+        ids.drop_claimed_releases(state, sync, keep=self._rewrite_shared(run_id, sender))
         with closing(ids.releasable(state, sync, size)) as batches:
             for batch in batches:
                 if self.cancel is not None and self.cancel.is_set():
