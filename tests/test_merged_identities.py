@@ -40,6 +40,8 @@ SYNCS = """\
                  identity_conflicts: merge}
   users_to_mc: {from: user, to: mc, mode: mirror, match: {email_address: email}, fields: {FNAME: plan},
                 identity_conflicts: merge}
+  whales_to_mc: {from: whales, to: mc, mode: audience, audience: Whales, match: {email_address: email},
+                 identity_conflicts: merge}
 """
 SYNC_NAMES = ("users_to_sf", "whales_to_sf", "users_to_mc")
 
