@@ -584,7 +584,8 @@ def _same(want: dict[str, Any], got: dict[str, Any]) -> bool:
 
 def _check(rows: Rows, held: dict[str, list[dict[str, Any]]], duplicated_extra: int = 0) -> SyncCheck:
     """By key: a row is lost when one of its identities is not held, stale when the record held
-    under it has values no row mapping to it has (rows sharing a record: the last write wins).
+    under it has a value that no row mapping to it has (rows sharing a record: the last write
+    wins, field by field).
     By identity: expected identities against held ones."""
     wanted: dict[str, list[dict[str, Any]]] = {}
     for identities, values in rows.values():
@@ -592,7 +593,11 @@ def _check(rows: Rows, held: dict[str, list[dict[str, Any]]], duplicated_extra: 
             wanted.setdefault(identity, []).append(values)
 
     def stale(identity: str) -> bool:
-        return not any(_same(w, h) for h in held[identity] for w in wanted[identity])
+        # rows sharing a record (identity_conflicts: merge) each write it, a changed row only
+        # its changed fields: the last write wins field by field, so each field must hold the
+        # value some row mapping to the record has
+        return not any(all(any(_same({f: w.get(f)}, h) for w in wanted[identity]) for f in wanted[identity][0])
+                       for h in held[identity])
 
     rows_lost = sum(1 for identities, _ in rows.values() if any(i not in held for i in identities))
     rows_stale = sum(1 for identities, _ in rows.values()

@@ -42,7 +42,7 @@ def test_soak_on_postgres_loses_and_corrupts_nothing(tmp_path: Path, record_prop
     """The same on the Postgres server: warehouse, source and state in schemas of this run's own."""
     if (why := postgres_available()) is not None:
         pytest.skip(why)
-    cfg = SoakConfig(users=120, accounts=20, rounds=5, kill_rate=0.5, fault_rate=0.1, email_change_rate=0.04,
+    cfg = SoakConfig(users=150, accounts=20, rounds=5, kill_rate=0.5, fault_rate=0.1, email_change_rate=0.02,
                      backend="postgres", seed=5)
     report = run_soak(tmp_path / "soak", cfg)
     record_property("soak", "\n".join(report.lines()))
