@@ -388,7 +388,7 @@ class SyncRun:
 
     # -- 2. release ----------------------------------------------------------------------
 
-    def _rewrite_shared(self, run_id: str, sender: ThreadPoolExecutor) -> list[str]:
+    def _rewrite_shared(self, run_id: str, sender: ThreadPoolExecutor, size: int) -> list[str]:
         """A record that rows share (identity_conflicts: merge) holds the values written last;
         when that row left or moved away, the record is written again with the values of a row
         still mapping to it (else it would keep a departed row's values for good: found by the
@@ -399,11 +399,15 @@ class SyncRun:
         if not shared:
             return []
         kind = "update" if self.mode == "update" else "upsert"
-        ops = [RowOp(kind, x.row_key, x.values, changed_fields=list(x.values), dest_id=x.dest_id) for x in shared]
-        self.result.sent += len(ops)
-        results = {res.key: res for res in sender.submit(self.dest.push, self.p.target, ops).result()}
-        failed = [x.identity for x in shared if not ((res := results.get(x.row_key)) is not None and res.ok and not res.unknown)]
-        self._commit(run_id, len(shared) - len(failed), len(failed), False)
+        failed: list[str] = []
+        for at in range(0, len(shared), size):
+            batch = shared[at:at + size]
+            ops = [RowOp(kind, x.row_key, x.values, changed_fields=list(x.values), dest_id=x.dest_id) for x in batch]
+            self.result.sent += len(ops)
+            results = {res.key: res for res in sender.submit(self.dest.push, self.p.target, ops).result()}
+            missed = [x.identity for x in batch if not ((res := results.get(x.row_key)) is not None and res.ok and not res.unknown)]
+            self._commit(run_id, len(batch) - len(missed), len(missed), False)
+            failed += missed
         return failed
 
     def _release(self, run_id: str, sender: ThreadPoolExecutor, size: int, limit: int | None) -> bool:
@@ -411,7 +415,7 @@ class SyncRun:
         `cancel` stopped it between batches. Removing what is already gone succeeds; a removal
         that is refused or unanswered stays released, and is tried again next run."""
         state, sync = self.s.state, self.p.name
-        ids.drop_claimed_releases(state, sync, keep=self._rewrite_shared(run_id, sender))
+        ids.drop_claimed_releases(state, sync, keep=self._rewrite_shared(run_id, sender, size))
         with closing(ids.releasable(state, sync, size)) as batches:
             for batch in batches:
                 if self.cancel is not None and self.cancel.is_set():
