@@ -196,13 +196,20 @@ def compile_(project: ProjectOpt = None) -> None:
         quote = wh.quote if wh else (lambda n: f'"{n}"')
         schema = loaded.project.warehouse.schema_
         compiled = compile_project(loaded, lambda n: f'"{schema}"."{n}"', quote, loaded.project.warehouse.type)
+    # Plain print, not the console: the output is SQL (`compile > models.sql`), and the console
+    # wraps long lines at the terminal's width, which turned a header's tail into code.
     for node_id in compiled.order:
         node = compiled.nodes[node_id]
-        out.print(f"-- {node.origin} → \"{schema}\".\"{node_id}\"", style="bold", markup=False, highlight=False)
+        print(_sql_comment(f"{node.origin} → \"{schema}\".\"{node_id}\""))
         print(node.sql.strip() + ";\n")
     for name, model in compiled.syncs.items():
-        out.print(f"-- sync {name}: model (key: {', '.join(model.key)})", style="bold", markup=False, highlight=False)
+        print(_sql_comment(f"sync {name}: model (key: {', '.join(model.key)})"))
         print(model.sql.strip() + ";\n")
+
+
+def _sql_comment(text: str) -> str:
+    """`text` as SQL line comments: every line of it starts with `--`."""
+    return "\n".join(f"-- {line}" for line in text.splitlines() or [""])
 
 
 def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | None, *, dry_run: bool,
