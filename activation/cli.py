@@ -138,7 +138,9 @@ def validate(
                 raise ProjectError(issues)
         else:
             with Session(loaded, dry_run=True) as s:
-                prepared = s.prepare(list(loaded.project.syncs), how="view", check_env=True, every_model=True)
+                # destination secrets only where a destination is contacted (--remote): a CI job with
+                # warehouse credentials alone still gets every column check
+                prepared = s.prepare(list(loaded.project.syncs), how="view", check_env=remote, every_model=True)
                 if remote:
                     s.check_remote(prepared)
     p = loaded.project
