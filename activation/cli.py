@@ -350,8 +350,11 @@ def run(
     _execute(project, syncs, select, dry_run=dry_run, allow_removal=allow_removal, limit=limit, as_json=as_json, sandbox=sandbox)
 
 
-#: What a sync's last run may have ended as, for `status` to exit 1 (blocked runs are recorded as failed).
-NOT_SUCCEEDED = ("failed", "partial", "aborted", "interrupted")
+#: What a sync's last run may have ended as, for `status` to exit 1. A run is recorded with the
+#: status `run` reports (up_to_date · success · partial · failed · blocked · interrupted), or
+#: running / aborted (its process ended first); state written before 0.x said success for
+#: up_to_date and failed for blocked.
+NOT_SUCCEEDED = ("failed", "blocked", "partial", "aborted", "interrupted")
 
 
 @app.command()
@@ -374,8 +377,8 @@ def status(syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt
                 rows.append({
                     "sync": name, "destination": spec.to, "status": run_.get("status", "never run"),
                     "last_run": run_.get("started_at").isoformat(timespec="seconds") if run_.get("started_at") else None,
-                    "delivered_rows": s.state.delivered_count(name), "sent": run_.get("sent"), "failed": run_.get("failed"),
-                    "rejected": run_.get("rejected"), "error": run_.get("error"), "run_id": run_.get("run_id"),
+                    "delivered_rows": s.state.delivered_count(name), "sent": run_.get("sent"),
+                    "rejected_by_destination": run_.get("failed"), "rejected": run_.get("rejected"), "error": run_.get("error"), "run_id": run_.get("run_id"),
                     "rejected_rows": s.state.row_errors(run_["run_id"], limit=5) if run_ else [],
                 })
     bad = any(r["status"] in NOT_SUCCEEDED for r in rows)
@@ -410,6 +413,8 @@ def history(
             runs = s.state.runs(sync, limit)
             settle_ended_runs(s.state, runs[:1])  # only the latest can still be running
             for r in runs:
+                # the words of `run --json`: rows the destination refused (the state's `failed` column)
+                r["rejected_by_destination"] = r.pop("failed", None)
                 r["rejected_rows"] = s.state.row_errors(r["run_id"])
     if as_json:
         _dump({"sync": sync, "runs": runs})
@@ -418,9 +423,11 @@ def history(
         out.print(f"{sync} has never run.")
     for r in runs:
         took = f"{(r['finished_at'] - r['started_at']).total_seconds():.1f}s" if r["finished_at"] else "-"
-        out.print(f"[bold]{r['started_at']:%Y-%m-%d %H:%M:%S}[/] {r['run_id']} [{r['status']}] {took}: "
-                  f"+{r['added']} ~{r['changed']} -{r['removed']} ={r['unchanged']} rejected {r['rejected']}, "
-                  f"sent {r['sent']}, failed {r['failed']}")
+        # escaped: rich took "[partial]" for a style tag and printed no status at all
+        out.print(f"[bold]{r['started_at']:%Y-%m-%d %H:%M:%S}[/] {r['run_id']} {escape('[' + r['status'] + ']')} {took}: "
+                  f"+{r['added']} ~{r['changed']} -{r['removed']} ={r['unchanged']}, "
+                  f"rejected before sending {r['rejected']}, sent {r['sent']}, "
+                  f"rejected by destination {r['rejected_by_destination']}", soft_wrap=True)
         if r["error"]:
             out.print(f"    error: {r['error']}", markup=False)
         if d := r.get("details"):

@@ -115,14 +115,16 @@ class RichProgress:
 
 def status_table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="Syncs", title_justify="left")
-    for col in ("sync", "to", "last run (UTC)", "status", "delivered", "sent", "failed", "rejected"):
-        t.add_column(col, no_wrap=col in ("sync", "to", "status"), justify="right" if col in ("delivered", "sent", "failed", "rejected") else "left")
-    style = {"success": "green", "partial": "yellow", "interrupted": "yellow", "failed": "red", "aborted": "red", "running": "cyan", "never run": "dim"}
+    counts = ("delivered", "sent", "rejected by destination", "rejected before sending")  # the words `run` prints
+    for col in ("sync", "to", "last run (UTC)", "status", *counts):
+        t.add_column(col, no_wrap=col in ("sync", "to", "status"), justify="right" if col in counts else "left")
+    style = {"up_to_date": "green", "success": "green", "partial": "yellow", "interrupted": "yellow", "failed": "red",
+             "blocked": "red", "aborted": "red", "running": "cyan", "never run": "dim"}
     for r in rows:
         st = r["status"]
         dash = lambda v: "-" if v is None else str(v)  # noqa: E731
         t.add_row(r["sync"], r["destination"], (r.get("last_run") or "-").replace("T", " "), f"[{style.get(st, '')}]{st}[/]",
-                  str(r["delivered_rows"]), dash(r.get("sent")), dash(r.get("failed")), dash(r.get("rejected")))
+                  str(r["delivered_rows"]), dash(r.get("sent")), dash(r.get("rejected_by_destination")), dash(r.get("rejected")))
     return t
 
 

@@ -151,7 +151,7 @@ def run_sync(
     include = {"added", "changed", "removed", "unchanged", "rejected"}
     counts = plan.counts.model_dump(include=include)
     if plan.blocked:
-        state.finish_run(run_id, "failed", counts, plan.blocked)
+        state.finish_run(run_id, "blocked", counts, plan.blocked)
         return SyncResult(sync=prepared.name, status="blocked", plan=plan, run_id=run_id, error=plan.blocked,
                           seconds=time.monotonic() - started)
     try:
@@ -174,6 +174,6 @@ def run_sync(
     counts = result.plan.counts.model_dump(include=include)
     report = result.destination_report
     details = report.model_dump() if report is not None and (report.requests or report.details) else None
-    state.finish_run(run_id, "success" if result.status == "up_to_date" else result.status, counts, result.error, details)
+    state.finish_run(run_id, result.status, counts, result.error, details)  # the words `run` says: one vocabulary
     result.seconds = time.monotonic() - started
     return result

@@ -43,3 +43,27 @@ def test_validate_needs_destination_secrets_only_with_remote(project: Project) -
     remote = project.json("validate", "--remote", expect=2)["errors"]
     assert any("HUBSPOT_TOKEN_UNSET_IN_CI is not set" in e for e in remote) and any("HOOK_URL_UNSET_IN_CI is not set" in e for e in remote)
     assert any("HOOK_URL_UNSET_IN_CI is not set" in e for e in project.json("run", expect=2)["errors"])
+
+
+def test_run_status_and_history_say_one_vocabulary(project: Project) -> None:
+    """`run --json` said blocked and up_to_date while status/history stored failed and success,
+    and rows the destination rejected appeared under "failed"."""
+    project.rx.reject_keys({"u0003": "invalid email"})
+    ran = project.json("run", "users_to_hook", expect=1)["syncs"][0]
+    assert (ran["status"], ran["rejected_by_destination"]) == ("partial", 1)
+    project.rx.reject_keys({})
+    assert project.json("run", "users_to_hook")["syncs"][0]["status"] == "success"  # the rejected row, resent
+    assert project.json("run", "users_to_hook")["syncs"][0]["status"] == "up_to_date"
+    runs = project.json("history", "users_to_hook")["runs"]
+    assert [r["status"] for r in runs] == ["up_to_date", "success", "partial"]
+    assert [r["rejected_by_destination"] for r in runs] == [0, 0, 1] and all("failed" not in r for r in runs)
+    project.cli("run", "whales_to_hook")
+    project.sql("DELETE FROM src.orders")  # an empty audience: the removal guard stops the run
+    assert project.json("run", "whales_to_hook", expect=1)["syncs"][0]["status"] == "blocked"
+    status = {r["sync"]: r for r in project.json("status", expect=1)["syncs"]}
+    assert (status["whales_to_hook"]["status"], status["users_to_hook"]["status"]) == ("blocked", "up_to_date")
+    assert status["users_to_hook"]["rejected_by_destination"] == 0 and "failed" not in status["users_to_hook"]
+    text = project.cli("status", expect=1).stdout
+    assert "blocked" in text and "up_to_date" in text and "failed" not in text
+    history = project.cli("history", "users_to_hook").stdout
+    assert "[partial]" in history and "rejected by destination 1" in history and "failed" not in history
