@@ -216,7 +216,7 @@ def _sql_comment(text: str) -> str:
 
 def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | None, *, dry_run: bool,
              allow_removal: bool, limit: int | None, as_json: bool, sandbox: bool = False, markdown: bool = False,
-             samples: int = 3) -> None:
+             samples: int = 3, full: bool = False) -> None:
     from contextlib import ExitStack
 
     from activation.leased import leased_runs
@@ -245,7 +245,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
                 s.state.migrate()  # only once the project is known to be valid
             if dry_run:
                 plans = [plan_sync(s, prepared[n]) for n in names]
-                _report_plans(plans, as_json, markdown, samples)
+                _report_plans(plans, as_json, markdown, samples, full)
                 failed = any(p.blocked or p.counts.rejected for p in plans)
                 raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
             progress = RichProgress(err) if not as_json else None
@@ -265,7 +265,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
 
 
-def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, samples: int = 3) -> None:
+def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, samples: int = 3, full: bool = False) -> None:
     if markdown:
         from activation.markdown import plans_markdown
 
@@ -275,9 +275,14 @@ def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, sampl
         _dump({"ok": not any(p.blocked or p.counts.rejected for p in plans), "dry_run": True,
                "plans": [p.model_dump(mode="json") for p in plans]})
         return
+    from activation.output import FULL_HINT, VALUES_WIDTH
+
     out.print(plans_table(plans))
+    cut = False
     for p in plans:
-        print_plan_details(out, p)
+        cut |= print_plan_details(out, p, full=full)
+    if cut:
+        out.print(f"[dim]{FULL_HINT.format(width=VALUES_WIDTH)}[/]", highlight=False)
     out.print("[dim]Dry run: nothing was sent and no state was written.[/]")
 
 
@@ -293,23 +298,25 @@ class OutputFormat(str, Enum):
 FormatOpt = Annotated[Optional[OutputFormat], typer.Option("--format", help="text (default), json (same as --json) or markdown (a pull-request comment).")]
 BaseOpt = Annotated[Optional[str], typer.Option("--base", metavar="REV", help="Review the change since REV (its merge base with HEAD): the config diff and its effect on today's data.")]
 SamplesOpt = Annotated[int, typer.Option("--samples", min=0, help="Markdown: sample rows per change kind (0: none, e.g. for a public repository).")]
+FullOpt = Annotated[bool, typer.Option("--full", help="Text: show sample values whole (cut at 90 characters otherwise).")]
 
 
 @app.command()
 def plan(
     syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt = None, as_json: JsonOpt = False,
     sandbox: SandboxOpt = False, base: BaseOpt = None, fmt: FormatOpt = None, samples: SamplesOpt = 3,
+    full: FullOpt = False,
 ) -> None:
     """Show what a run would change, per sync and per field. Sends nothing, writes nothing."""
     chosen = OutputFormat.json if as_json else fmt or OutputFormat.text
     if base is not None:
-        _review(project, syncs, select, base, chosen, sandbox, samples)
+        _review(project, syncs, select, base, chosen, sandbox, samples, full)
     _execute(project, syncs, select, dry_run=True, allow_removal=False, limit=None, as_json=chosen == OutputFormat.json,
-             sandbox=sandbox, markdown=chosen == OutputFormat.markdown, samples=samples)
+             sandbox=sandbox, markdown=chosen == OutputFormat.markdown, samples=samples, full=full)
 
 
 def _review(project: Path | None, syncs: list[str] | None, select: list[str] | None, base: str, fmt: OutputFormat,
-            sandbox: bool, samples: int) -> None:
+            sandbox: bool, samples: int, full: bool = False) -> None:
     """plan --base: the config diff against REV and its effect on today's data."""
     from activation.review import GitError, review_project
 
@@ -331,7 +338,7 @@ def _review(project: Path | None, syncs: list[str] | None, select: list[str] | N
     else:
         from activation.output import print_review
 
-        print_review(out, review)
+        print_review(out, review, full=full)
     raise typer.Exit(EXIT_FAILED if review.failed else EXIT_OK)
 
 

@@ -67,3 +67,39 @@ def test_run_status_and_history_say_one_vocabulary(project: Project) -> None:
     assert "blocked" in text and "up_to_date" in text and "failed" not in text
     history = project.cli("history", "users_to_hook").stdout
     assert "[partial]" in history and "rejected by destination 1" in history and "failed" not in history
+
+
+def test_plan_text_names_each_sample_block_shows_values_whole_on_request_and_diffs_sql(tmp_path: Path) -> None:
+    """First-load samples did not name their sync; values were cut with no way to see them
+    whole; `plan --base` in text showed a changed SQL trait as two identical cut lines."""
+    from test_review import edit, git, repo
+    from activation_emulators.webhook import WebhookReceiver
+
+    with WebhookReceiver() as rx:
+        p = repo(tmp_path, rx)
+        long_plan = "enterprise-" + "x" * 150 + "-END"
+        p.sql(f"UPDATE src.users SET plan = '{long_plan}' WHERE user_id = 'u0000'")
+        (p.root / "syncs.yaml").write_text((p.root / "syncs.yaml").read_text() + """  plans_to_hook:
+    from: user
+    to: hook
+    object: plans
+    match: {email: email}
+    fields: {plan: plan}
+""")
+        text = p.cli("plan", "plans_to_hook", "users_to_hook", expect=0).stdout
+        assert "plans_to_hook sample rows (of 200 added):" in text
+        assert "users_to_hook sample rows (of 1 changed):" in text
+        assert "-END" not in text and "`activation plan --full`" in text
+        whole = p.cli("plan", "plans_to_hook", "users_to_hook", "--full").stdout
+        assert long_plan in whole.replace("\n", "") and "--full`" not in whole
+        # a changed SQL trait: the line that changed, once, with - and +
+        edit(p.root / "traits" / "ltv.sql", "sum(amount) as ltv", "sum(amount) filter (where amount > 1) as ltv")
+        review = p.cli("plan", "--base", "main", "users_to_hook").stdout
+        assert "trait ltv (changed):" in review
+        assert "-select user_id, sum(amount) as ltv from src.orders group by 1" in review
+        assert "+select user_id, sum(amount) filter (where amount > 1) as ltv from src.orders group by 1" in review
+        as_json = p.json("plan", "--base", "main", "users_to_hook")
+        (model,) = [m for m in as_json["models"] if m["name"] == "ltv"]
+        assert model["diff"] == ["@@ -1 +1 @@", "-select user_id, sum(amount) as ltv from src.orders group by 1",
+                                 "+select user_id, sum(amount) filter (where amount > 1) as ltv from src.orders group by 1"]
+        assert git(p.root, "status", "--short")  # the review read the working tree
