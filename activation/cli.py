@@ -127,16 +127,22 @@ def validate(
     mapping against the warehouse's real columns. Writes nothing, sends nothing."""
     from activation.session import Session
 
+    from activation.models.compiler import compile_offline
+    from activation.session import missing_extras
+
     with _reported(as_json):
         loaded = _load(project)
-        if offline:
-            from activation.models.compiler import compile_offline
-            from activation.session import missing_extras
-
+        try:  # what --offline finds needs no warehouse: said first, whatever the warehouse does
             compile_offline(loaded)
-            if issues := missing_extras(loaded):
-                raise ProjectError(issues)
-        else:
+            findings = missing_extras(loaded)
+        except ProjectError as e:
+            findings = e.issues + missing_extras(loaded)
+        if findings and not offline:
+            if (problem := _warehouse_problem(loaded)) is not None:
+                findings.append(ProjectIssue(f"and the warehouse could not be checked: {problem}", loaded.locate("warehouse")))
+        if findings:
+            raise ProjectError(findings)
+        if not offline:
             with Session(loaded, dry_run=True) as s:
                 # destination secrets only where a destination is contacted (--remote): a CI job with
                 # warehouse credentials alone still gets every column check
@@ -150,6 +156,23 @@ def validate(
         _dump(summary)
     else:
         out.print(f"[green]✓[/] {loaded.file.name} is valid: " + ", ".join(f"{v} {k}" for k, v in summary.items() if k != "ok"))
+
+
+def _warehouse_problem(loaded: LoadedProject) -> str | None:
+    """Why the warehouse cannot be opened (read-only), or None when it can."""
+    from activation.project.secrets import MissingSecret
+    from activation.warehouse.base import WarehouseError
+    from activation.warehouse.registry import open_warehouse
+
+    try:
+        wh = open_warehouse(loaded.project.warehouse, loaded.root, read_only=True)
+        try:
+            with wh.session():
+                return None
+        finally:
+            wh.dispose()
+    except (WarehouseError, Unavailable, MissingSecret) as e:
+        return str(e)
 
 
 @app.command()

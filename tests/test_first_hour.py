@@ -103,3 +103,19 @@ def test_plan_text_names_each_sample_block_shows_values_whole_on_request_and_dif
         assert model["diff"] == ["@@ -1 +1 @@", "-select user_id, sum(amount) as ltv from src.orders group by 1",
                                  "+select user_id, sum(amount) filter (where amount > 1) as ltv from src.orders group by 1"]
         assert git(p.root, "status", "--short")  # the review read the working tree
+
+
+def test_validate_reports_reference_errors_before_a_warehouse_it_cannot_open(project: Project) -> None:
+    text = (project.root / "syncs.yaml").read_text()
+    text = text.replace("path: warehouse.duckdb", "path: missing/warehouse.duckdb")
+    text = text.replace('where: "ltv >= 100"', 'where: "ltv >= 100 and nope_trait"').replace("    to: hook\n    mode: audience", "    to: hoook\n    mode: audience")
+    (project.root / "syncs.yaml").write_text(text)
+    offline = project.json("validate", "--offline", expect=2)["errors"]
+    assert offline and any("hoook" in e for e in offline)
+    errors = project.json("validate", expect=2)["errors"]
+    assert errors[:len(offline)] == offline, "the offline findings first"
+    assert len(errors) == len(offline) + 1 and "warehouse" in errors[-1] and "missing" in errors[-1]
+    # nothing else wrong: the warehouse failure alone, as before
+    (project.root / "syncs.yaml").write_text(text.replace(" and nope_trait", "").replace("to: hoook", "to: hook"))
+    (alone,) = project.json("validate", expect=2)["errors"]
+    assert "cannot open the warehouse" in alone
