@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import Project
 
 
@@ -119,3 +121,29 @@ def test_validate_reports_reference_errors_before_a_warehouse_it_cannot_open(pro
     (project.root / "syncs.yaml").write_text(text.replace(" and nope_trait", "").replace("to: hoook", "to: hook"))
     (alone,) = project.json("validate", expect=2)["errors"]
     assert "cannot open the warehouse" in alone
+
+
+def test_commands_find_the_project_from_a_subdirectory_but_not_an_included_syncs_yaml(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    from activation.cli import app
+
+    # syncs/syncs.yaml is an included file of the project, not a project
+    (project.root / "syncs" / "deeper").mkdir(parents=True)
+    (project.root / "syncs" / "syncs.yaml").write_text("vars:\n  region: eu\n")
+    text = (project.root / "syncs.yaml").read_text()
+    (project.root / "syncs.yaml").write_text(text.replace("version: 1\n", "version: 1\ninclude: [syncs/*.yaml]\n", 1))
+    for where in (project.root / "syncs", project.root / "syncs" / "deeper"):
+        monkeypatch.chdir(where)
+        result = project.runner.invoke(app, ["validate", "--offline"])
+        assert result.exit_code == 0, result.output
+        assert "syncs.yaml is valid: 1 entities, 2 traits" in result.stdout
+    monkeypatch.chdir(project.root.parent)
+    missing = project.runner.invoke(app, ["validate", "--offline"])
+    assert missing.exit_code == 2 and "or any parent directory" in missing.output
+
+
+def test_an_include_pattern_that_matches_no_file_is_an_error(project: Project) -> None:
+    text = (project.root / "syncs.yaml").read_text()
+    (project.root / "syncs.yaml").write_text(text.replace("version: 1\n", "version: 1\ninclude: [audience/*.yaml]\n", 1))
+    (error,) = project.json("validate", "--offline", expect=2)["errors"]
+    assert error.startswith("syncs.yaml:3:") and "include pattern 'audience/*.yaml' matches no file" in error
