@@ -147,3 +147,22 @@ def test_an_include_pattern_that_matches_no_file_is_an_error(project: Project) -
     (project.root / "syncs.yaml").write_text(text.replace("version: 1\n", "version: 1\ninclude: [audience/*.yaml]\n", 1))
     (error,) = project.json("validate", "--offline", expect=2)["errors"]
     assert error.startswith("syncs.yaml:3:") and "include pattern 'audience/*.yaml' matches no file" in error
+
+
+def test_init_writes_a_gitignore_that_keeps_the_schema_and_ignores_the_warehouse(tmp_path: Path) -> None:
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from activation.cli import app
+
+    root = tmp_path / "new"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    assert CliRunner().invoke(app, ["init", str(root)]).exit_code == 0
+    assert CliRunner().invoke(app, ["run", "--project", str(root)]).exit_code == 0  # writes the state and out/users.csv
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=root, check=True,
+                            capture_output=True, text=True).stdout
+    untracked = sorted(line[3:] for line in status.splitlines())
+    assert untracked == [".activation/schema.json", ".gitignore", "audiences/loyal.yaml", "syncs.yaml",
+                         "syncs/traits/orders_90d.sql"], untracked
