@@ -410,6 +410,7 @@ def status(syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt
                     "delivered_rows": s.state.delivered_count(name), "sent": run_.get("sent"),
                     "rejected_by_destination": run_.get("failed"), "rejected": run_.get("rejected"), "error": run_.get("error"), "run_id": run_.get("run_id"),
                     "rejected_rows": s.state.row_errors(run_["run_id"], limit=5) if run_ else [],
+                    "rejected_rows_total": s.state.row_error_count(run_["run_id"]) if run_ else 0,
                 })
     bad = any(r["status"] in NOT_SUCCEEDED for r in rows)
     if as_json:
@@ -421,6 +422,9 @@ def status(syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt
             out.print(f"  ✗ {r['sync']}: {r['error']}", markup=False, highlight=False)
         for e in r["rejected_rows"]:
             out.print(f"  ✗ {r['sync']} {e['row_key']}: {e['reason']}", markup=False, highlight=False)
+        if (more := r["rejected_rows_total"] - len(r["rejected_rows"])) > 0:
+            out.print(f"  … and {more} more rejected rows of {r['sync']} (`activation history {r['sync']}`)",
+                      markup=False, highlight=False)
     raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
 
 
@@ -429,6 +433,7 @@ def history(
     sync: Annotated[str, typer.Argument(help="The sync.")],
     project: ProjectOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 10,
+    rejected: Annotated[int, typer.Option("--rejected", min=0, help="Rejected rows shown per run (0: all).")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """The last runs of SYNC with their counts, and the rows each rejected with the reason."""
@@ -445,7 +450,8 @@ def history(
             for r in runs:
                 # the words of `run --json`: rows the destination refused (the state's `failed` column)
                 r["rejected_by_destination"] = r.pop("failed", None)
-                r["rejected_rows"] = s.state.row_errors(r["run_id"])
+                r["rejected_rows"] = s.state.row_errors(r["run_id"], rejected or None)
+                r["rejected_rows_total"] = s.state.row_error_count(r["run_id"])  # more than shown: said below
     if as_json:
         _dump({"sync": sync, "runs": runs})
         return
@@ -466,6 +472,9 @@ def history(
                       markup=False, highlight=False)
         for e in r["rejected_rows"]:
             out.print(f"    ✗ {e['row_key']} ({e['stage']}): {e['reason']}", markup=False, highlight=False)
+        if (more := r["rejected_rows_total"] - len(r["rejected_rows"])) > 0:
+            out.print(f"    … and {more} more rejected rows (`activation history {sync} --rejected 0` shows all)",
+                      markup=False, highlight=False)
 
 
 @app.command()

@@ -166,3 +166,16 @@ def test_init_writes_a_gitignore_that_keeps_the_schema_and_ignores_the_warehouse
     untracked = sorted(line[3:] for line in status.splitlines())
     assert untracked == [".activation/schema.json", ".gitignore", "audiences/loyal.yaml", "syncs.yaml",
                          "syncs/traits/orders_90d.sql"], untracked
+
+
+def test_history_and_status_say_how_many_rejected_rows_they_did_not_show(project: Project) -> None:
+    project.rx.reject_keys({f"u{i:04d}": "invalid email" for i in range(60)})
+    project.cli("run", "users_to_hook", expect=1)
+    text = project.cli("history", "users_to_hook").stdout
+    assert text.count("✗ u00") == 50 and "… and 10 more rejected rows (`activation history users_to_hook --rejected 0` shows all)" in text
+    whole = project.cli("history", "users_to_hook", "--rejected", "0").stdout
+    assert whole.count("✗ u00") == 60 and "more rejected rows" not in whole
+    (run,) = project.json("history", "users_to_hook")["runs"]
+    assert (len(run["rejected_rows"]), run["rejected_rows_total"]) == (50, 60)
+    status = project.cli("status", "users_to_hook", expect=1).stdout
+    assert "… and 55 more rejected rows of users_to_hook (`activation history users_to_hook`)" in status
