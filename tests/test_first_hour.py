@@ -179,3 +179,48 @@ def test_history_and_status_say_how_many_rejected_rows_they_did_not_show(project
     assert (len(run["rejected_rows"]), run["rejected_rows_total"]) == (50, 60)
     status = project.cli("status", "users_to_hook", expect=1).stdout
     assert "… and 55 more rejected rows of users_to_hook (`activation history users_to_hook`)" in status
+
+
+HS_SCRIPT = """
+from activation_emulators.hubspot import HubSpotEmulator
+with HubSpotEmulator(tokens={"t"}) as emu:
+    print(emu.unvalidated_reason is None)
+"""
+
+
+def test_hubspot_documents_are_looked_up_in_one_place_only(tmp_path: Path) -> None:
+    """A clone found another clone's copy further up: only shared/ beside the checkout counts."""
+    import shutil
+    import subprocess
+    import sys
+
+    import activation
+    import activation_emulators
+    from activation_emulators.hubspot.spec import SPEC_FILES, find_specs_dir
+
+    docs = find_specs_dir()  # this machine has them (the HubSpot emulator tests need them too)
+    checkout = tmp_path / "up" / "work" / "clone"
+    for package in (activation, activation_emulators):
+        shutil.copytree(Path(package.__file__).parent, checkout / package.__name__, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def validated() -> bool:
+        out = subprocess.run([sys.executable, "-c", HS_SCRIPT], cwd=tmp_path, env={"PYTHONPATH": str(checkout)},
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip() == "True"
+
+    far = tmp_path / "up" / "shared" / "vendor-specs" / "hubspot"  # two levels up: another clone's
+    shutil.copytree(docs, far)
+    assert not validated()
+    shutil.copytree(docs, tmp_path / "up" / "work" / "shared" / "vendor-specs" / "hubspot")  # beside the checkout
+    assert validated()
+    assert set(SPEC_FILES) <= {p.name for p in far.iterdir()}
+
+
+def test_sandbox_says_not_validated_without_the_hubspot_documents(project: Project, tmp_path: Path) -> None:
+    text = (project.root / "syncs.yaml").read_text().replace("destinations:\n", "destinations:\n  hs: {type: hubspot}\n", 1)
+    (project.root / "syncs.yaml").write_text(text + "  to_hs:\n    from: user\n    to: hs\n    object: contacts\n    match: {email: email}\n")
+    (tmp_path / "empty").mkdir()
+    project.env["ACTIVATION_HUBSPOT_SPECS"] = str(tmp_path / "empty")
+    out = " ".join(project.cli("run", "to_hs", "--sandbox").stdout.split())
+    assert "requests not validated (HubSpot OpenAPI documents not found in" in out and "invalid requests" not in out
