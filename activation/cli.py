@@ -20,6 +20,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from activation.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_UNAVAILABLE, ActivationError
 from activation.output import RichProgress, plans_table, print_plan_details, print_result, status_table
@@ -475,6 +476,82 @@ def history(
         if (more := r["rejected_rows_total"] - len(r["rejected_rows"])) > 0:
             out.print(f"    … and {more} more rejected rows (`activation history {sync} --rejected 0` shows all)",
                       markup=False, highlight=False)
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="A trait, audience, entity or sync.", metavar="TRAIT|AUDIENCE|ENTITY|SYNC")],
+    project: ProjectOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many rows.")] = 10,
+    where: Annotated[Optional[str], typer.Option("--where", help="A SQL condition on the rows' columns, e.g. \"plan = 'pro'\".")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Preview rows of a trait, an audience, an entity's traits, or a sync's mapped payload,
+    without running a sync (read-only, as `plan`): sends nothing, writes nothing."""
+    from activation.diff.mapping import MappingError, to_jsonable
+    from activation.models.compiler import audience_id, trait_id, traits_id
+    from activation.models.readonly import write_problem
+    from activation.session import Session
+    from activation.warehouse.base import WarehouseError
+
+    with _reported(as_json):
+        loaded = _load(project)
+        p = loaded.project
+        if where is not None and (problem := write_problem(where, fragment=True)) is not None:
+            raise ProjectError([ProjectIssue(f"--where: {problem}")])
+        kinds = (("sync", p.syncs, None), ("trait", p.traits, trait_id), ("audience", p.audiences, audience_id),
+                 ("entity", p.entities, traits_id))
+        found = next(((kind, id_of) for kind, names, id_of in kinds if name in names), None)
+        if found is None:
+            plural = {"entity": "entities"}
+            known = "; ".join(f"{plural.get(kind, kind + 's')}: {', '.join(names) or 'none'}" for kind, names, _ in kinds)
+            raise ProjectError([ProjectIssue(f"no sync, trait, audience or entity named {name!r} ({known})")])
+        kind, id_of = found
+        with Session(loaded, dry_run=True) as s:
+            mapper = None
+            if id_of is None:
+                prepared = s.prepare([name])[name]
+                sql, key, mapper = prepared.query.model_sql, prepared.query.key, prepared.mapper
+            else:
+                relation = s.materialise_node(id_of(name))
+                entity_name = name if kind == "entity" else p.traits[name].entity if kind == "trait" else p.audiences[name].entity
+                entity = p.entities[entity_name]
+                key = [entity.key] if isinstance(entity.key, str) else list(entity.key)
+                sql = f"SELECT * FROM {relation}"
+                if kind == "audience":  # its members, with their traits (the membership table holds only keys)
+                    traits = s.materialise_node(traits_id(entity_name))
+                    same = " AND ".join(f"t.{s.warehouse.quote(k)} = a.{s.warehouse.quote(k)}" for k in key)
+                    sql = f"SELECT t.* FROM {traits} AS t WHERE EXISTS (SELECT 1 FROM {relation} AS a WHERE {same})"
+            actual = {c.lower(): c for c in s.warehouse.columns(s.conn, sql)}
+            order = ", ".join(s.warehouse.quote(actual.get(k.lower(), k)) for k in key)
+            query = f"SELECT * FROM ({sql}) AS q{f' WHERE {where}' if where else ''} ORDER BY {order} LIMIT {limit}"
+            try:
+                rows = [dict(r._mapping) for chunk in s.warehouse.stream(s.conn, query) for r in chunk]
+            except WarehouseError as e:
+                raise ProjectError([ProjectIssue(f"--where {where!r}: the warehouse rejected it: {e}" if where else str(e))]) from e
+        shown: list[dict[str, Any]] = []
+        for row in rows:
+            if mapper is None:  # the model's own columns (its key among them)
+                shown.append({c: to_jsonable(v) for c, v in row.items()})
+                continue
+            item = {"key": "/".join(str(row[actual.get(k.lower(), k)]) for k in key)}
+            try:  # what the sync would send for the row: its mapped fields (hashed where the destination hashes)
+                item.update(mapper.map(row))
+            except MappingError as e:
+                item["rejected"] = str(e)
+            shown.append(item)
+    if as_json:
+        _dump({"ok": True, kind: name, "rows": shown})
+        return
+    table = Table(title=f"{kind} {name}" + (" (mapped payload)" if mapper is not None else ""), title_justify="left")
+    columns = list(dict.fromkeys(c for item in shown for c in item))
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for item in shown:
+        table.add_row(*(escape(json.dumps(item[c], default=str) if not isinstance(item.get(c), str) else item[c])
+                        if c in item else "" for c in columns))
+    out.print(table)
+    out.print(f"[dim]{len(shown)} rows shown (--limit {limit}); nothing was sent and nothing was written.[/]")
 
 
 @app.command()

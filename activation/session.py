@@ -179,6 +179,25 @@ class Session:
                     f"must return exactly the columns {', '.join(node.expect_columns)}; it returned {', '.join(got)}"
                 )
 
+    def materialise_node(self, node_id: str) -> str:
+        """Materialise one trait, audience or entity's traits model and what it reads (`show`);
+        its relation. A model the warehouse rejects is a ProjectError naming it."""
+        wanted: set[str] = set()
+        stack = [node_id]
+        while stack:
+            n = stack.pop()
+            if n not in wanted:
+                wanted.add(n)
+                stack.extend(self.compiled.nodes[n].deps)
+        for n in self.compiled.order:
+            if n in wanted and n not in self._materialised:
+                node = self.compiled.nodes[n]
+                try:
+                    self._materialise(node, "table")
+                except WarehouseError as e:
+                    raise ProjectError([self._node_issue(node, str(e), rejected=not isinstance(e, ColumnMismatch))]) from e
+        return self.warehouse.relation(node_id, temp=self.dry_run)
+
     def _duplicate_keys(self, node: ModelNode, examples: int = 3) -> str | None:
         """What is wrong when `node`'s rows repeat a key (an entity's key, a sync model's), with
         examples; None when every key is unique."""

@@ -224,3 +224,26 @@ def test_sandbox_says_not_validated_without_the_hubspot_documents(project: Proje
     project.env["ACTIVATION_HUBSPOT_SPECS"] = str(tmp_path / "empty")
     out = " ".join(project.cli("run", "to_hs", "--sandbox").stdout.split())
     assert "requests not validated (HubSpot OpenAPI documents not found in" in out and "invalid requests" not in out
+
+
+def test_show_previews_a_trait_an_audience_an_entity_and_a_sync_payload_without_writing(project: Project) -> None:
+    import hashlib
+
+    model = project.model_users()
+    before = hashlib.sha256(project.warehouse.read_bytes()).hexdigest()
+    trait = project.json("show", "ltv", "--limit", "3")
+    assert trait == {"ok": True, "trait": "ltv", "rows": [{"user_id": k, "ltv": model[k]["ltv"]} for k in ("u0000", "u0001", "u0002")]}
+    whales = sorted(k for k, v in model.items() if v["ltv"] is not None and v["ltv"] >= 100 and v["plan"] == "pro")[:5]
+    audience = project.json("show", "whales", "--where", "plan = 'pro'", "-n", "5")["rows"]
+    assert [r["user_id"] for r in audience] == whales and all(r["ltv"] >= 100 and r["plan"] == "pro" for r in audience)
+    entity = project.json("show", "user", "-n", "1")["rows"][0]
+    assert entity["email"] == model["u0000"]["email"] and entity["engagement"] == model["u0000"]["score"]
+    payload = project.json("show", "users_to_hook", "-n", "2")["rows"]
+    assert payload == [{"key": k, **{f: model[k][f] for f in ("email", "plan", "ltv", "score", "plan_upper")}} for k in ("u0000", "u0001")]
+    text = project.cli("show", "users_to_hook", "-n", "2").stdout
+    assert "sync users_to_hook (mapped payload)" in text and "PRO" in text and "nothing was sent" in text
+    assert project.rx.request_count == 0 and hashlib.sha256(project.warehouse.read_bytes()).hexdigest() == before
+    assert "more than one statement" in project.cli("show", "ltv", "--where", "1=1; delete from src.users", expect=2).output
+    assert "it must only read, but uses DELETE" in project.cli("show", "ltv", "--where", "1 in (delete from x)", expect=2).output
+    assert "no sync, trait, audience or entity named 'nope'" in project.cli("show", "nope", expect=2).output
+    assert "--where 'nocol > 1': the warehouse rejected it" in " ".join(project.cli("show", "ltv", "--where", "nocol > 1", expect=2).output.split())
