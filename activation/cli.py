@@ -642,6 +642,28 @@ def init(
 
 
 @app.command()
+def emulate(project: ProjectOpt = None) -> None:
+    """Start a local emulator for every destination of the project, set up what its syncs need,
+    print the environment that points the project at them, and keep them running until Ctrl-C
+    (state persists between runs, unlike --sandbox). Needs the sandbox extra."""
+    import signal
+    import threading
+
+    with _reported(False):
+        loaded = _load(project)
+        try:
+            from activation_emulators.serve import serve  # lazily: see [tool.importlinter]
+        except ModuleNotFoundError as e:
+            from activation.extras import install_line
+
+            raise ProjectError([ProjectIssue(f"emulate needs the sandbox extra: {install_line('sandbox')} ({e})")]) from e
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        serve(loaded, lambda line: print(line, flush=True), stop)
+
+
+@app.command()
 def demo(
     directory: Annotated[Optional[Path], typer.Option("--dir", help="Project directory of the demo (default: the current one when it holds a syncs.yaml, else ./activation-demo); the example project is copied into it when it holds none.", show_default=False)] = None,
 ) -> None:

@@ -247,3 +247,52 @@ def test_show_previews_a_trait_an_audience_an_entity_and_a_sync_payload_without_
     assert "it must only read, but uses DELETE" in project.cli("show", "ltv", "--where", "1 in (delete from x)", expect=2).output
     assert "no sync, trait, audience or entity named 'nope'" in project.cli("show", "nope", expect=2).output
     assert "--where 'nocol > 1': the warehouse rejected it" in " ".join(project.cli("show", "ltv", "--where", "nocol > 1", expect=2).output.split())
+
+
+def test_emulate_serves_a_project_between_runs_and_prints_the_environment(tmp_path: Path) -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from ad_project import make_ad_project
+
+    p = make_ad_project(tmp_path / "e", """
+hs: {type: hubspot, token: "${EMU_HS_TOKEN}", base_url: "${EMU_HS_URL:-https://api.hubapi.com}"}
+sf:
+  type: salesforce
+  instance_url: "${EMU_SF_INSTANCE}"
+  session_id: "${EMU_SF_SESSION}"
+  transport_url: "${EMU_SF_TRANSPORT}"
+  username: "${EMU_SF_USER}"
+  password: "${EMU_SF_PASSWORD}"
+hook: {type: webhook, url: "${EMU_HOOK_URL}", headers: {Authorization: "Bearer ${EMU_HOOK_TOKEN}"}}
+""", """
+people_to_hs: {from: person, to: hs, object: contacts, match: {email: email}, fields: {firstname: first_name, country_code: country}}
+people_to_sf: {from: person, to: sf, object: Contact, match: {Ext__c: person_id}, fields: {LastName: last_name}}
+members_to_hook: {from: members, to: hook, mode: audience, match: {email: email}}
+""", n=20)
+    p.sql("UPDATE src.people SET email = lower(trim(email))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMU_")}
+    proc = subprocess.Popen([sys.executable, "-m", "activation.cli", "emulate", "--project", str(p.root)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the emulators say when they are ready: no sleep
+            lines.append(line.rstrip("\n"))
+            if line.startswith("# emulators ready"):
+                break
+        exports = dict(re.findall(r"^export (\w+)='([^']*)'$", "\n".join(lines), re.M))
+        assert {"EMU_HS_TOKEN", "EMU_HS_URL", "EMU_SF_INSTANCE", "EMU_SF_SESSION", "EMU_SF_TRANSPORT", "EMU_SF_USER",
+                "EMU_SF_PASSWORD", "EMU_HOOK_URL", "EMU_HOOK_TOKEN"} <= set(exports), lines
+        p.env.update(exports)
+        first = p.json("run")["syncs"]
+        assert [(s["sync"], s["status"], s["acknowledged"]) for s in first] == [
+            ("people_to_hs", "success", 20), ("people_to_sf", "success", 20), ("members_to_hook", "success", 15)]
+        again = p.json("run")["syncs"]  # the emulators kept what they received, and the state what was delivered
+        assert all(s["status"] == "up_to_date" for s in again), again
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
