@@ -15,7 +15,7 @@ from typing import Any
 
 from activation.delivery import REMOVING_MODES, NoProgress, Progress, SyncResult, SyncRun, SyncStatus
 from activation.destinations import REGISTRY, destination_class
-from activation.diff.plan import PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
+from activation.diff.plan import DUPLICATE, PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
 from activation.identity import ReleasePlan, mapped_identities
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
@@ -66,6 +66,11 @@ def _finish_plan(session: Session, builder: PlanBuilder) -> SyncPlan:
         )
     if (warning := _below_minimum(session, plan)) is not None:
         plan.warnings.append(warning)
+    if (duplicated := plan.rejected_reasons.get(DUPLICATE)):
+        model = f"sync model of {plan.sync}" if spec.sql else f"{spec.from_!r}"
+        plan.warnings.append(
+            f"{duplicated} keys appear in several rows of {model}: `activation validate` names the trait, audience, "
+            "entity or model whose SQL repeats them, with examples")
     plan.blocked = check_guards(plan, spec.removal_limit, allow_removal=False)
     return plan
 

@@ -296,3 +296,11 @@ members_to_hook: {from: members, to: hook, mode: audience, match: {email: email}
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_plan_points_duplicate_key_rejections_to_validate(project: Project) -> None:
+    project.sql("INSERT INTO src.users SELECT * FROM src.users WHERE user_id IN ('u0007', 'u0008')")
+    (plan,) = project.json("plan", "users_to_hook", expect=1)["plans"]
+    assert plan["rejected_reasons"] == {"duplicate key: several model rows share it": 2}
+    assert any("2 keys appear in several rows of 'user': `activation validate` names the trait" in w for w in plan["warnings"])
+    assert "entity user" in project.json("validate", expect=2)["errors"][0]
