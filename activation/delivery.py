@@ -24,7 +24,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
@@ -135,6 +135,11 @@ class SyncRun:
         self._unrecorded = [0, 0]  # sent, failed: not yet in the run record
         self._counted_at = time.monotonic()
         self._sent = 0  # rows handed over, for --limit
+        # identities claimed by rows of this run's batches whose outcome is not recorded yet:
+        # the state's claims do not show them, and a rename must not take a record one of
+        # them writes to (see _renames); bounded by the batches built ahead of their commit
+        self._claiming: Counter[str] = Counter()
+        self._claiming_lock = threading.Lock()
 
     def execute(self, run_id: str, limit: int | None) -> SyncResult:
         r = self.result
@@ -254,6 +259,11 @@ class SyncRun:
         """Group changes into destination batches; `silent` and `left` ones only update state."""
         b = _Batch()
         assert self.p.stats is not None, "plan before pushing"
+        # Rows writing one record (identity_conflicts: merge) go in separate batches: vendors
+        # refuse one record twice in a request (Salesforce rejects both rows, DUPLICATE_VALUE,
+        # every run; Mailchimp one). Ad members share identifiers freely: not split.
+        one_record_once = self.dest.identity_model == "record"
+        in_batch: set[str] = set()
         for c in changes(self.s.differ.rows(self.s.conn, self.p.query, self.p.stats), self.p.mapper, self.p.query.target):
             self.builder.add(c)
             if c.kind == "rejected":
@@ -265,6 +275,11 @@ class SyncRun:
             elif (sent := self._op(c)) is None:
                 b.silent.append(c)  # insert mode: an existing record is never touched
             elif limit is None or self._sent < limit:
+                if one_record_once and not in_batch.isdisjoint(sent.identities):
+                    yield self._renames(b).ready()
+                    b, in_batch = _Batch(), set()
+                if one_record_once:
+                    in_batch.update(sent.identities)
                 b.sent.append(sent)
                 # Journaled, with its identities: the vendor may apply it and we never hear
                 # back. Serialised once: journal and delivered share it.
@@ -272,7 +287,7 @@ class SyncRun:
                 self._sent += 1
             if len(b.sent) >= size or len(b.silent) + len(b.errors) + len(b.left) >= 10 * size:
                 yield self._renames(b).ready()
-                b = _Batch()
+                b, in_batch = _Batch(), set()
         if b.sent or b.silent or b.errors or b.left:
             yield self._renames(b).ready()
 
@@ -304,6 +319,9 @@ class SyncRun:
         (a record that keeps its history, instead of a new one and a removal)."""
         if not self.dest.renames_in_place:
             return b
+        with self._claiming_lock:  # before the state is read: a batch recorded meanwhile shows there
+            self._claiming.update(i for s in b.sent for i in s.identities)
+            pending = Counter(self._claiming)
         moving = [s for s in b.sent if s.before is not None and s.change.dest_id and not s.change.resend]
         if not moving:
             return b
@@ -312,7 +330,10 @@ class SyncRun:
         new = ids.claimants(state, sync, [i for s in moving for i in s.identities])
         held = ids.released(state, sync, [i for s in moving for i in s.identities])
         for s in moving:
-            if any(old.get(i, set()) - {s.op.key} for i in s.before or ()) or any(i in new or i in held for i in s.identities):
+            # the old identity is claimed by another row (delivered before, or sent in this
+            # run: a row taking over this row's email), or the new one is held or claimed
+            if any(old.get(i, set()) - {s.op.key} or pending[i] for i in s.before or ()) \
+                    or any(i in new or i in held or pending[i] > 1 for i in s.identities):
                 continue
             c = s.change
             s.op.previous, s.op.changed_fields, s.op.dest_id, s.op.rename = c.previous, c.changed_fields, c.dest_id, True
@@ -366,6 +387,10 @@ class SyncRun:
         r.unconfirmed += unconfirmed
         self._commit(run_id, acknowledged, failed + unconfirmed, final, delivered=delivered, removed=removed, errors=errors,
                      releases=releases, settled=settled, journal=journal.journal if journal is not None else None)
+        if self.dest.renames_in_place and pushed:
+            with self._claiming_lock:  # recorded: the state's claims show them now
+                self._claiming.subtract(i for batch, _ in pushed for s in batch.sent for i in s.identities)
+                self._claiming = +self._claiming
 
     def _commit(self, run_id: str, acknowledged: int, failed: int, final: bool, **changes: object) -> None:
         """One state transaction; the run record's counters follow at most once a second (and
@@ -382,12 +407,34 @@ class SyncRun:
 
     # -- 2. release ----------------------------------------------------------------------
 
+    def _rewrite_shared(self, run_id: str, sender: ThreadPoolExecutor, size: int) -> list[str]:
+        """A record that rows share (identity_conflicts: merge) holds the values written last;
+        when that row left or moved away, the record is written again with the values of a row
+        still mapping to it (else it would keep a departed row's values for good: found by the
+        soak). Returns the identities whose rewrite failed: kept released, tried next run."""
+        if self.dest.identity_model != "record" or self.mode not in ("mirror", "upsert", "update"):
+            return []
+        shared = ids.shared_left(self.s.state, self.p.name)
+        if not shared:
+            return []
+        kind = "update" if self.mode == "update" else "upsert"
+        failed: list[str] = []
+        for at in range(0, len(shared), size):
+            batch = shared[at:at + size]
+            ops = [RowOp(kind, x.row_key, x.values, changed_fields=list(x.values), dest_id=x.dest_id) for x in batch]
+            self.result.sent += len(ops)
+            results = {res.key: res for res in sender.submit(self.dest.push, self.p.target, ops).result()}
+            missed = [x.identity for x in batch if not ((res := results.get(x.row_key)) is not None and res.ok and not res.unknown)]
+            self._commit(run_id, len(batch) - len(missed), len(missed), False)
+            failed += missed
+        return failed
+
     def _release(self, run_id: str, sender: ThreadPoolExecutor, size: int, limit: int | None) -> bool:
         """Remove (mirror, audience) or forget every released identity no row claims; True when
         `cancel` stopped it between batches. Removing what is already gone succeeds; a removal
         that is refused or unanswered stays released, and is tried again next run."""
         state, sync = self.s.state, self.p.name
-        ids.drop_claimed_releases(state, sync)
+        ids.drop_claimed_releases(state, sync, keep=self._rewrite_shared(run_id, sender, size))
         with closing(ids.releasable(state, sync, size)) as batches:
             for batch in batches:
                 if self.cancel is not None and self.cancel.is_set():

@@ -4,9 +4,10 @@ An ad platform matches an uploaded row to a person on any of its *strong* identi
 email, a phone, a mobile or CRM id); weaker ones (a first name, a country) only help match
 together, so a row without a strong identifier is matched on all of its identifiers at once:
 
-- adding a row that shares a strong identifier with people already in the audience replaces
-  them with the row (the same person, known by the newest identifiers); a resent row changes
-  nothing;
+- adding a row makes it a person of the audience; a resent row (the same identifiers) changes
+  nothing. Two rows sharing a strong identifier (two people with one office phone) are two
+  people: the platform cannot tell them apart, so neither replaces the other (the soak found
+  that a replacing audience lost the first person's email the moment the second was added);
 - removing a row removes every person it matches.
 
 Identifiers are ``(key, value)`` pairs (``("EMAIL", "<sha256>")``); empty values are unknown.
@@ -22,7 +23,8 @@ class AudienceMembers:
     def __init__(self, strong: frozenset[str]) -> None:
         self.strong = strong  # keys that identify a person on their own
         self._people: dict[int, frozenset[tuple[str, str]]] = {}
-        self._index: dict[object, int] = {}  # a strong (key, value), or a weak row's whole identifier set
+        self._by_ids: dict[frozenset[tuple[str, str]], int] = {}
+        self._index: dict[object, set[int]] = {}  # a strong (key, value), or a weak row's whole identifier set
         self._next = 1
 
     @staticmethod
@@ -35,23 +37,27 @@ class AudienceMembers:
         return strong or [ids]
 
     def _matching(self, ids: frozenset[tuple[str, str]]) -> set[int]:
-        return {p for k in self._keys(ids) if (p := self._index.get(k)) is not None}
+        return {p for k in self._keys(ids) for p in self._index.get(k, ())}
 
     def _drop(self, person: int) -> None:
-        for k in self._keys(self._people.pop(person)):
-            if self._index.get(k) == person:
-                del self._index[k]
+        ids = self._people.pop(person)
+        del self._by_ids[ids]
+        for k in self._keys(ids):
+            holders = self._index.get(k)
+            if holders is not None:
+                holders.discard(person)
+                if not holders:
+                    del self._index[k]
 
     def add(self, row: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
         ids = self.identifiers(row)
-        if not ids:
+        if not ids or ids in self._by_ids:
             return
-        for person in self._matching(ids):
-            self._drop(person)
         person, self._next = self._next, self._next + 1
         self._people[person] = ids
+        self._by_ids[ids] = person
         for k in self._keys(ids):
-            self._index[k] = person
+            self._index.setdefault(k, set()).add(person)
 
     def remove(self, row: Mapping[str, str] | Iterable[tuple[str, str]]) -> int:
         """Remove every person matched by the row; returns how many."""
@@ -62,6 +68,7 @@ class AudienceMembers:
 
     def clear(self) -> None:
         self._people.clear()
+        self._by_ids.clear()
         self._index.clear()
 
     def __len__(self) -> int:

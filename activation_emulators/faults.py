@@ -9,13 +9,19 @@ strikes decides what the destination must survive:
   `drop` (connection closed, no answer), `timeout` (no answer for `seconds`, then closed);
 - after it was processed (the vendor applied it, the client does not know): `drop_after`
   (closed without an answer), `truncate` (headers and half the body, then closed), `late`
-  (the answer comes `seconds` late: a client with a shorter timeout gives up).
+  (the answer comes `seconds` late: a client with a shorter timeout gives up), `garble`
+  (a complete 200 whose body is not valid JSON: a proxy's page, a receiver's bug);
+- while it waits to be processed: `stall` (the request sits `seconds` in the vendor's queue,
+  then is applied and answered: a client with a shorter timeout gives up and may send newer
+  data meanwhile, which the stalled request then arrives after). Emulators that call
+  `serve_before` for every request honour it (the Mailchimp emulator does not).
 
 The emulator supplies the vendor's error body for a status; this module writes the bytes.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -25,9 +31,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Literal
 
-FaultKind = Literal["error", "throttle", "unauthorized", "drop", "timeout", "drop_after", "truncate", "late"]
+FaultKind = Literal["error", "throttle", "unauthorized", "drop", "timeout", "drop_after", "truncate", "late",
+                    "garble", "stall"]
 BEFORE: frozenset[str] = frozenset({"error", "throttle", "unauthorized", "drop", "timeout"})
-AFTER: frozenset[str] = frozenset({"drop_after", "truncate", "late"})
+AFTER: frozenset[str] = frozenset({"drop_after", "truncate", "late", "garble"})
 
 #: An emulator's error body for a status: (body bytes, content type).
 ErrorBody = Callable[[int], tuple[bytes, str]]
@@ -38,7 +45,7 @@ class Fault:
     kind: FaultKind
     status: int = 500  # error; throttle is always 429, unauthorized 401
     retry_after: float | None = 1.0  # throttle: the Retry-After header (None: no header)
-    seconds: float = 0.0  # timeout: silence before closing; late: delay before answering
+    seconds: float = 0.0  # timeout: silence before closing; late: delay before answering; stall: before processing
     match: str | None = None  # only requests whose "METHOD /path" contains this
 
     @property
@@ -116,6 +123,17 @@ def send_bytes(handler: BaseHTTPRequestHandler, status: int, body: bytes, conten
     handler.wfile.write(body[: len(body) // 2] if cut else body)
 
 
+def garbled(body: bytes) -> bytes:
+    """`body` cut in half (complete as HTTP, so only a JSON parser notices); never valid JSON."""
+    half = body[: len(body) // 2]
+    try:
+        json.loads(half)
+    except ValueError:
+        if half.strip():
+            return half
+    return b"<html>" + half  # half of a short body may be empty or still parse ("12" -> "1")
+
+
 def _hang_up(handler: BaseHTTPRequestHandler) -> None:
     handler.close_connection = True
     handler.wfile.flush()
@@ -128,7 +146,11 @@ def _hang_up(handler: BaseHTTPRequestHandler) -> None:
 def serve_before(handler: BaseHTTPRequestHandler, fault: Fault | None, error_body: ErrorBody) -> bool:
     """Answer a fault that strikes before processing; True when the request is done with.
 
+    A `stall` waits here and returns False: the request is then processed as usual.
     The caller has read the request body already (keep-alive framing stays intact)."""
+    if fault is not None and fault.kind == "stall":
+        time.sleep(fault.seconds)
+        return False
     if fault is None or not fault.before:
         return False
     if fault.kind in ("drop", "timeout"):
@@ -146,7 +168,7 @@ def serve_before(handler: BaseHTTPRequestHandler, fault: Fault | None, error_bod
 def serve_after(handler: BaseHTTPRequestHandler, fault: Fault | None, status: int, body: bytes,
                 content_type: str, headers: Mapping[str, str] | None = None) -> None:
     """Send the processed request's answer, spoiled by `fault` if it strikes after processing."""
-    if fault is None or fault.before:
+    if fault is None or fault.kind not in AFTER:
         send_bytes(handler, status, body, content_type, headers)
         return
     if fault.kind == "drop_after":
@@ -154,6 +176,8 @@ def serve_after(handler: BaseHTTPRequestHandler, fault: Fault | None, status: in
     elif fault.kind == "truncate":
         send_bytes(handler, status, body, content_type, headers, cut=True)
         _hang_up(handler)
+    elif fault.kind == "garble":
+        send_bytes(handler, 200, garbled(body), content_type, headers)
     else:  # late
         time.sleep(fault.seconds)
         try:

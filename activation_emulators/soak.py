@@ -7,6 +7,18 @@ Each run is a real `activation run` child process (so a kill is a real SIGKILL, 
 the emulators live in this process and keep their records across runs, like a vendor would.
 The model the destinations must hold is computed here from the source tables with plain SQL,
 independently of activation's code.
+
+Identities are exercised on purpose: some users' emails go A -> B and, a round later (often
+across a SIGKILLed run), back to A (the world keeps each user's email history to do it); a few
+pairs of users share one email differing only by case (one record at HubSpot, Salesforce and
+Mailchimp, one hashed identifier at Meta and Google) and a few pairs share a phone (one hashed
+identifier in the ad audiences); each round one of a pair leaves the model, and the shared
+record or identifier must stay for the other. The final check counts by key (each model row's
+identities held with its values) and by identity (expected identities against held ones).
+
+The warehouse, and with it the state, is DuckDB or the Postgres server (`backend`); on
+Postgres every run uses schemas of its own (`src_<tag>`, `act_<tag>`, `state_<tag>`), dropped
+at the end, so soaks can run side by side.
 """
 
 from __future__ import annotations
@@ -19,12 +31,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 from pydantic import BaseModel, Field
@@ -38,12 +51,16 @@ from activation_emulators.mailchimp import MailchimpEmulator
 from activation_emulators.salesforce import Field as SalesforceField, SalesforceEmulator
 from activation_emulators.webhook import WebhookReceiver
 
+#: The project; __WAREHOUSE__, __STATE__ and __SRC__ are filled in per backend (see `project_yaml`).
+#: The syncs whose destination keeps one record per email merge rows that share it (the last
+#: write wins; the record goes when no row maps to it): pairs of users share an email on purpose.
 PROJECT = """
 version: 1
-warehouse: {type: duckdb, path: warehouse.duckdb}
+warehouse: __WAREHOUSE__
+__STATE__
 entities:
-  user: {table: src.users, key: user_id}
-  account: {table: src.accounts, key: account_id}
+  user: {table: __SRC__.users, key: user_id}
+  account: {table: __SRC__.accounts, key: account_id}
 audiences:
   pros: {entity: user, where: "plan = 'pro'"}
 destinations:
@@ -70,28 +87,34 @@ syncs:
      fields: {first_name: first_name, plan: plan, score: score}, max_removal: 100%}
   users_to_hubspot:
     {from: user, to: hubspot, object: contacts, mode: mirror, match: {email: email},
-     fields: {firstname: first_name, plan: plan}, max_removal: 100%}
+     fields: {firstname: first_name, plan: plan}, max_removal: 100%, identity_conflicts: merge}
   pros_to_hubspot_list:
     {from: pros, to: hubspot, object: contacts, mode: audience, audience: Soak pros, match: {email: email},
-     max_removal: 100%}
+     max_removal: 100%, identity_conflicts: merge}
   users_to_salesforce:
     {from: user, to: salesforce, object: Contact, mode: mirror, match: {Soak_Email__c: email},
-     fields: {LastName: first_name, Email: email}, max_removal: 100%}
+     fields: {LastName: first_name, Email: email}, max_removal: 100%, identity_conflicts: merge}
   pros_to_salesforce_campaign:
     {from: pros, to: salesforce, object: Contact, mode: audience, audience: Soak pros, match: {Email: email},
-     max_removal: 100%}
+     max_removal: 100%, identity_conflicts: merge}
   users_to_mailchimp:
-    {from: user, to: mailchimp, mode: mirror, match: {email_address: email}, fields: {FNAME: first_name}, max_removal: 100%}
+    {from: user, to: mailchimp, mode: mirror, match: {email_address: email}, fields: {FNAME: first_name}, max_removal: 100%,
+     identity_conflicts: merge}
   pros_to_mailchimp_tag:
-    {from: pros, to: mailchimp, mode: audience, audience: Pros, match: {email_address: email}, max_removal: 100%}
+    {from: pros, to: mailchimp, mode: audience, audience: Pros, match: {email_address: email}, max_removal: 100%,
+     identity_conflicts: merge}
   pros_to_meta:
-    {from: pros, to: meta, mode: audience, audience: Soak pros, match: {email: email}, max_removal: 100%}
+    {from: pros, to: meta, mode: audience, audience: Soak pros, match: {email: email}, fields: {phone: phone},
+     max_removal: 100%}
   pros_to_google:
-    {from: pros, to: google, mode: audience, audience: Soak pros, match: {email: email}, max_removal: 100%}
+    {from: pros, to: google, mode: audience, audience: Soak pros, match: {email: email}, fields: {phone: phone},
+     max_removal: 100%}
   accounts_to_salesforce:
     {from: account, to: salesforce, object: Account, mode: mirror, match: {External_Id__c: account_id},
      fields: {Name: name, NumberOfEmployees: employees}, max_removal: 100%}
 """
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 PLANS = ("free", "pro", "enterprise")
 
@@ -101,7 +124,9 @@ HTTP_CHAOS: dict[Fault, float] = {
     Fault("throttle", retry_after=None): 1, Fault("drop"): 2, Fault("drop_after"): 2, Fault("truncate"): 1,
 }
 # Salesforce does not answer 429 (its quota error is a 403 REQUEST_LIMIT_EXCEEDED).
-CHAOS = {"salesforce": {f: w for f, w in HTTP_CHAOS.items() if f.kind != "throttle"}}
+# The webhook receiver also answers 2xx bodies that cannot be read (its rows possibly delivered).
+CHAOS = {"salesforce": {f: w for f, w in HTTP_CHAOS.items() if f.kind != "throttle"},
+         "hook": {**HTTP_CHAOS, Fault("garble"): 2}}
 
 
 class SoakConfig(BaseModel):
@@ -112,17 +137,26 @@ class SoakConfig(BaseModel):
     fault_rate: float = Field(0.08, ge=0, le=1, description="Share of requests struck by a random fault.")
     change_rate: float = Field(0.05, ge=0, le=1, description="Share of rows updated per round.")
     churn_rate: float = Field(0.02, ge=0, le=1, description="Share of rows deleted, and as many inserted, per round.")
-    email_change_rate: float = Field(0.005, ge=0, le=1, description="Share of users whose email (the match key) changes per round.")
+    email_change_rate: float = Field(0.01, ge=0, le=1, description="Share of users whose email (the match key) goes A -> B per round.")
+    flip_back_rate: float = Field(0.5, ge=0, le=1, description="Share of the users whose email changed in a round that go back (B -> A) "
+                                  "the next round; as many older changes go back too.")
+    shared_pairs: int = Field(3, ge=0, description="Pairs of users sharing an email (case aside) and pairs sharing a phone, "
+                              "made at the start; each round one of a pair leaves and a new pair forms.")
+    backend: Literal["duckdb", "postgres"] = Field("duckdb", description="Where the warehouse (and the state in it) lives.")
     seed: int = 1
 
 
 class SyncCheck(BaseModel):
-    expected: int
-    held: int
-    lost: int = Field(description="Rows of the model missing at the destination.")
-    stale: int = Field(description="Rows present with other values than the model's.")
-    orphaned: int = Field(description="Rows at the destination that left the model (should have been removed).")
+    rows: int = Field(description="Model rows the sync must deliver (by key).")
+    rows_lost: int = Field(description="Model rows an identity of which the destination lacks.")
+    rows_stale: int = Field(description="Model rows whose record holds values no row mapping to it has.")
+    expected: int = Field(description="Identities the destination must hold (normalised email, hashed identifier, key...).")
+    held: int = Field(description="Identities the destination holds (records or identifiers).")
+    lost: int = Field(description="Identities of the model missing at the destination.")
+    stale: int = Field(description="Identities held with values that no row mapping to them has.")
+    orphaned: int = Field(description="Identities held that no row of the model maps to (should have been removed).")
     duplicated: int = Field(description="Extra records sharing one identity (0 where the API upserts).")
+    examples: dict[str, list[str]] = Field(default_factory=dict, description="Up to 3 identities per kind of problem.")
 
 
 class SoakReport(BaseModel):
@@ -137,31 +171,122 @@ class SoakReport(BaseModel):
     sync_runs: dict[str, int] = Field(default_factory=dict, description="Sync outcomes of the runs not killed.")
     model_rows: int = 0
     rows_mutated: int = 0
+    identity: dict[str, int] = Field(default_factory=dict, description="Identity events made in the source: A -> B, "
+                                     "B -> A, pairs formed and broken.")
     seconds: float = 0.0
     syncs: dict[str, SyncCheck] = Field(default_factory=dict)
 
     @property
     def lost(self) -> int:
-        return sum(c.lost for c in self.syncs.values())
+        return sum(c.lost + c.rows_lost for c in self.syncs.values())
 
     @property
     def corrupted(self) -> int:
-        return sum(c.stale + c.orphaned + c.duplicated for c in self.syncs.values())
+        return sum(c.rows_stale + c.stale + c.orphaned + c.duplicated for c in self.syncs.values())
 
     def lines(self) -> list[str]:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
+        ident = self.identity
         out = [
-            f"runs {self.runs} ({self.runs_ok} ok, {self.runs_failed} failed, {self.kills} SIGKILLed), "
-            f"then {self.clean_runs} clean run(s); {self.seconds:.1f} s; sync outcomes of unkilled runs: "
+            f"{self.config.backend}, seed {self.config.seed}: runs {self.runs} ({self.runs_ok} ok, {self.runs_failed} failed, "
+            f"{self.kills} SIGKILLed), then {self.clean_runs} clean run(s); {self.seconds:.1f} s; sync outcomes of unkilled runs: "
             + (", ".join(f"{k} {v}" for k, v in sorted(self.sync_runs.items())) or "none"),
             f"model rows {self.model_rows:,} (users + accounts); rows mutated {self.rows_mutated:,}; "
             f"requests {self.requests:,}; faults injected {sum(self.faults.values()):,} ({faults})",
+            f"identities: {ident.get('changed', 0)} emails A -> B, {ident.get('back', 0)} back B -> A "
+            f"({ident.get('back_next_round', 0)} the next round); shared emails: {ident.get('email_pairs', 0)} pairs formed, "
+            f"{ident.get('email_pairs_broken', 0)} broken by a leaver; shared phones: {ident.get('phone_pairs', 0)} formed, "
+            f"{ident.get('phone_pairs_broken', 0)} broken",
         ]
         for name, c in self.syncs.items():
-            out.append(f"  {name}: expected {c.expected:,}, held {c.held:,}; lost {c.lost}, stale {c.stale}, "
-                       f"orphaned {c.orphaned}, duplicated {c.duplicated}")
-        out.append(f"rows lost: {self.lost}; rows corrupted (stale, orphaned or duplicated): {self.corrupted}")
+            out.append(f"  {name}: by key {c.rows:,} rows, lost {c.rows_lost}, stale {c.rows_stale}; by identity expected "
+                       f"{c.expected:,}, held {c.held:,}: lost {c.lost}, stale {c.stale}, orphaned {c.orphaned}, "
+                       f"duplicated {c.duplicated}")
+            out.extend(f"    {kind}: {', '.join(ids)}" for kind, ids in c.examples.items())
+        out.append(f"lost (rows + identities): {self.lost}; corrupted (stale, orphaned or duplicated): {self.corrupted}")
         return out
+
+
+class Source:
+    """The source tables, in DuckDB (the project's warehouse file) or in a schema of the
+    Postgres server; statements are written with `?` placeholders for both."""
+
+    def __init__(self, backend: str, root: Path, tag: str) -> None:
+        self.backend, self.root, self.tag = backend, root, tag
+        self.schema = "src" if backend == "duckdb" else f"src_{tag}"
+
+    @contextmanager
+    def connect(self) -> Iterator[Callable[[str, list[Any] | None], list[tuple[Any, ...]]]]:
+        """A function running one statement (committed when the block ends)."""
+        if self.backend == "duckdb":
+            con = duckdb.connect(str(self.root / "warehouse.duckdb"))
+            try:
+                def run(statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+                    result = con.execute(statement, params or [])
+                    return result.fetchall() if result.description else []
+                yield run
+            finally:
+                con.close()
+        else:
+            import psycopg
+
+            with psycopg.connect(PG_URL, autocommit=False) as pg:
+                def run_pg(statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+                    cur = pg.execute(statement.replace("?", "%s"), params or [])  # type: ignore[arg-type]
+                    return cur.fetchall() if cur.description else []
+                yield run_pg
+
+    def insert(self, run: Callable[..., Any], table: str, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if self.backend == "duckdb":  # one statement, column by column (executemany goes row by row)
+            columns = [list(c) for c in zip(*rows)]
+            run(f"INSERT INTO {table} SELECT {', '.join('unnest(?)' for _ in columns)}", columns)
+        else:  # in statements of at most 5,000 rows (Postgres takes 65,535 parameters)
+            for at in range(0, len(rows), 5000):
+                chunk = rows[at:at + 5000]
+                values = ", ".join("(" + ", ".join("?" for _ in r) + ")" for r in chunk)
+                run(f"INSERT INTO {table} VALUES {values}", [v for r in chunk for v in r])
+
+    def delete(self, run: Callable[..., Any], table: str, key: str, ids: list[str]) -> None:
+        if self.backend == "duckdb":
+            run(f"DELETE FROM {table} WHERE {key} IN (SELECT unnest(?::VARCHAR[]))", [ids])
+        else:
+            run(f"DELETE FROM {table} WHERE {key} = ANY(?)", [ids])
+
+    def drop(self) -> None:
+        if self.backend == "postgres":
+            with self.connect() as run:
+                for schema in (f"src_{self.tag}", f"act_{self.tag}", f"state_{self.tag}"):
+                    run(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def project_yaml(backend: str, tag: str) -> str:
+    if backend == "duckdb":
+        warehouse, state, src = "{type: duckdb, path: warehouse.duckdb}", "", "src"
+    else:
+        warehouse = f"{{type: postgres, url: 'postgresql+psycopg://postgres@127.0.0.1:5432/test', schema: act_{tag}}}"
+        state, src = f"state: {{schema: state_{tag}}}", f"src_{tag}"
+    return PROJECT.replace("__WAREHOUSE__", warehouse).replace("__STATE__", state).replace("__SRC__", src)
+
+
+def postgres_available() -> str | None:
+    """None when the Postgres server answers, else why not."""
+    try:
+        import psycopg
+    except ImportError as e:
+        return f"psycopg is not installed ({e})"
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3) as pg:
+            pg.execute("SELECT 1")
+    except psycopg.Error as e:
+        return f"no Postgres at 127.0.0.1:5432 (database test): {e}"
+    return None
+
+
+def meta_phone(phone: str) -> str:
+    """Meta's documented phone normalisation: E.164 digits, no '+' (the soak's phones are E.164 already)."""
+    return "".join(c for c in phone if c.isdigit())
 
 
 @dataclass
@@ -169,6 +294,7 @@ class SoakWorld:
     """The project directory, its warehouse and the emulators standing in for the vendors."""
 
     root: Path
+    source: Source
     hook: WebhookReceiver
     hubspot: HubSpotEmulator
     salesforce: SalesforceEmulator
@@ -178,7 +304,14 @@ class SoakWorld:
     rng: random.Random
     next_user: int = 0
     next_account: int = 0
-    emails: Counter[str] = field(default_factory=Counter)
+    #: Every email each live user has had, in order: what an A -> B -> A flip goes back to.
+    history: dict[str, list[str]] = field(default_factory=dict)
+    #: Users whose email went A -> B in the last round (candidates to go back next round).
+    changed_last_round: list[str] = field(default_factory=list)
+    #: (owner, sharer) pairs: the sharer holds the owner's email in another case / its phone.
+    email_pairs: list[tuple[str, str]] = field(default_factory=list)
+    phone_pairs: list[tuple[str, str]] = field(default_factory=list)
+    identity_events: Counter[str] = field(default_factory=Counter)
 
     @property
     def env(self) -> dict[str, str]:
@@ -197,67 +330,142 @@ class SoakWorld:
         return sum(emu.request_count for emu in self.emulators.values())
 
     def sql(self, statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        con = duckdb.connect(str(self.root / "warehouse.duckdb"))
-        try:
-            result = con.execute(statement, params or [])
-            return result.fetchall() if result.description else []
-        finally:
-            con.close()
+        with self.source.connect() as run:
+            return run(statement, params)
+
+    @property
+    def users_table(self) -> str:
+        return f"{self.source.schema}.users"
+
+    @property
+    def accounts_table(self) -> str:
+        return f"{self.source.schema}.accounts"
 
     # ------------------------------------------------------------ the source
 
+    def _phone(self) -> str:
+        return f"+44207{self.rng.randrange(10**7):07d}"  # a London number, E.164
+
     def _user(self, i: int) -> tuple[Any, ...]:
         plan = self.rng.choice(PLANS)
-        return (f"u{i:07d}", f"user{i}.{self.rng.randrange(10**6)}@soak.example", f"First{self.rng.randrange(1000)}",
-                plan, round(self.rng.random() * 100, 2))
+        uid = f"u{i:07d}"
+        email = f"user{i}.{self.rng.randrange(10**6)}@soak.example"
+        self.history[uid] = [email]
+        return (uid, email, self._phone(), f"First{self.rng.randrange(1000)}", plan, round(self.rng.random() * 100, 2))
 
     def _account(self, i: int) -> tuple[Any, ...]:
         return (f"a{i:06d}", f"Account {i} {self.rng.randrange(1000)}", self.rng.randrange(1, 5000))
 
-    def create_source(self, users: int, accounts: int) -> None:
-        con = duckdb.connect(str(self.root / "warehouse.duckdb"))
-        con.execute("CREATE SCHEMA src")
-        con.execute("CREATE TABLE src.users (user_id VARCHAR PRIMARY KEY, email VARCHAR, first_name VARCHAR, plan VARCHAR, score DOUBLE)")
-        con.execute("CREATE TABLE src.accounts (account_id VARCHAR PRIMARY KEY, name VARCHAR, employees INTEGER)")
-        _insert(con, "src.users", [self._user(i) for i in range(users)])
-        _insert(con, "src.accounts", [self._account(i) for i in range(accounts)])
-        con.close()
-        self.next_user, self.next_account = users, accounts
+    def create_source(self, users: int, accounts: int, shared_pairs: int) -> None:
+        s = self.source.schema
+        with self.source.connect() as run:
+            run(f"CREATE SCHEMA {s}")
+            run(f"CREATE TABLE {s}.users (user_id VARCHAR PRIMARY KEY, email VARCHAR, phone VARCHAR, first_name VARCHAR, "
+                "plan VARCHAR, score DOUBLE PRECISION)")
+            run(f"CREATE TABLE {s}.accounts (account_id VARCHAR PRIMARY KEY, name VARCHAR, employees INTEGER)")
+            self.source.insert(run, self.users_table, [self._user(i) for i in range(users)])
+            self.source.insert(run, self.accounts_table, [self._account(i) for i in range(accounts)])
+            self.next_user, self.next_account = users, accounts
+            for _ in range(shared_pairs):
+                self._pair(run, "email")
+                self._pair(run, "phone")
+
+    def _emails(self, run: Callable[..., Any]) -> dict[str, tuple[str, str]]:
+        return {uid: (email, phone) for uid, email, phone in run(f"SELECT user_id, email, phone FROM {self.users_table}")}
+
+    def _paired(self) -> set[str]:
+        return {u for pair in self.email_pairs + self.phone_pairs for u in pair}
+
+    def _pair(self, run: Callable[..., Any], what: str) -> None:
+        """Two users not yet paired come to share one email (the sharer's in upper case: one
+        record where emails compare without case) or one phone."""
+        free = sorted(set(self._emails(run)) - self._paired())
+        if len(free) < 2:
+            return
+        owner, sharer = self.rng.sample(free, 2)
+        email, phone = self._emails(run)[owner]
+        if what == "email":
+            run(f"UPDATE {self.users_table} SET email = ? WHERE user_id = ?", [email.upper(), sharer])
+            self.history[sharer].append(email.upper())
+            self.email_pairs.append((owner, sharer))
+        else:
+            run(f"UPDATE {self.users_table} SET phone = ? WHERE user_id = ?", [phone, sharer])
+            self.phone_pairs.append((owner, sharer))
+        self.identity_events[f"{what}_pairs"] += 1
+
+    def _break_pair(self, run: Callable[..., Any], what: str) -> str | None:
+        """One of a pair (either side) leaves the model; the other still needs the shared record."""
+        pairs = self.email_pairs if what == "email" else self.phone_pairs
+        if not pairs:
+            return None
+        pair = pairs.pop(self.rng.randrange(len(pairs)))
+        leaver = self.rng.choice(pair)
+        self.identity_events[f"{what}_pairs_broken"] += 1
+        return leaver
 
     def mutate(self, cfg: SoakConfig) -> int:
-        """Update, delete, insert and re-key some rows; return how many rows were touched."""
+        """Update, delete, insert and re-key some rows (A -> B, and B -> A for earlier changes);
+        break and form shared pairs; return how many rows were touched."""
         rng = self.rng
-        con = duckdb.connect(str(self.root / "warehouse.duckdb"))
-        try:
-            users = [r[0] for r in con.execute("SELECT user_id FROM src.users").fetchall()]
-            accounts = [r[0] for r in con.execute("SELECT account_id FROM src.accounts").fetchall()]
+        with self.source.connect() as run:
+            users = sorted(self._emails(run))
+            accounts = [r[0] for r in run(f"SELECT account_id FROM {self.accounts_table}")]
             touched = 0
             for uid in rng.sample(users, max(1, int(len(users) * cfg.change_rate))):
-                con.execute("UPDATE src.users SET plan = ?, first_name = ?, score = ? WHERE user_id = ?",
-                            [rng.choice(PLANS), f"First{rng.randrange(1000)}", round(rng.random() * 100, 2), uid])
+                run(f"UPDATE {self.users_table} SET plan = ?, first_name = ?, score = ? WHERE user_id = ?",
+                    [rng.choice(PLANS), f"First{rng.randrange(1000)}", round(rng.random() * 100, 2), uid])
                 touched += 1
-            for uid in rng.sample(users, int(len(users) * cfg.email_change_rate)):
-                con.execute("UPDATE src.users SET email = ? WHERE user_id = ?", [f"moved.{uid}.{rng.randrange(10**9)}@soak.example", uid])
+            # B -> A: some of last round's changes (the run between may have been killed), and
+            # as many older ones
+            live = set(users)
+            back = [u for u in self.changed_last_round if u in live and rng.random() < cfg.flip_back_rate]
+            older = [u for u in users if len(self.history[u]) >= 2 and self.history[u][-1] != self.history[u][-2]
+                     and u not in self.changed_last_round]
+            back_older = rng.sample(older, min(len(older), len(back)))
+            for uid in back + back_older:
+                previous = self.history[uid][-2]
+                run(f"UPDATE {self.users_table} SET email = ? WHERE user_id = ?", [previous, uid])
+                self.history[uid].append(previous)
                 touched += 1
+            self.identity_events["back"] += len(back) + len(back_older)
+            self.identity_events["back_next_round"] += len(back)
+            # A -> B
+            flipped = set(back + back_older)
+            changed = [u for u in rng.sample(users, int(len(users) * cfg.email_change_rate)) if u not in flipped]
+            for uid in changed:
+                email = f"moved.{uid}.{rng.randrange(10**9)}@soak.example"
+                run(f"UPDATE {self.users_table} SET email = ? WHERE user_id = ?", [email, uid])
+                self.history[uid].append(email)
+                touched += 1
+            self.identity_events["changed"] += len(changed)
+            self.changed_last_round = changed
             for aid in rng.sample(accounts, max(1, int(len(accounts) * cfg.change_rate))):
-                con.execute("UPDATE src.accounts SET name = ?, employees = ? WHERE account_id = ?",
-                            [f"Account {aid} {rng.randrange(1000)}", rng.randrange(1, 5000), aid])
+                run(f"UPDATE {self.accounts_table} SET name = ?, employees = ? WHERE account_id = ?",
+                    [f"Account {aid} {rng.randrange(1000)}", rng.randrange(1, 5000), aid])
                 touched += 1
-            churned = self._churn(con, "src.users", "user_id", rng.sample(users, int(len(users) * cfg.churn_rate)), "next_user", self._user)
-            churned += self._churn(con, "src.accounts", "account_id", rng.sample(accounts, int(len(accounts) * cfg.churn_rate)),
-                                   "next_account", self._account)
+            # one of a shared pair leaves (of each kind), on top of the random churn
+            leavers = {u for what in ("email", "phone") if (u := self._break_pair(run, what)) is not None}
+            gone = set(rng.sample(users, int(len(users) * cfg.churn_rate))) | leavers
+            self.email_pairs = [p for p in self.email_pairs if not gone & set(p)]
+            self.phone_pairs = [p for p in self.phone_pairs if not gone & set(p)]
+            churned = self._churn(run, self.users_table, "user_id", sorted(gone), "next_user", self._user)
+            for uid in gone:
+                self.history.pop(uid, None)
+            churned += self._churn(run, self.accounts_table, "account_id",
+                                   rng.sample(accounts, int(len(accounts) * cfg.churn_rate)), "next_account", self._account)
+            if cfg.shared_pairs:
+                for what in ("email", "phone"):
+                    self._pair(run, what)
             return touched + 2 * churned
-        finally:
-            con.close()
 
-    def _churn(self, con: duckdb.DuckDBPyConnection, table: str, key: str, gone: list[str], counter: str,
+    def _churn(self, run: Callable[..., Any], table: str, key: str, gone: list[str], counter: str,
                make: Callable[[int], tuple[Any, ...]]) -> int:
         """Delete `gone` rows of `table` and insert as many new ones (numbered from `counter`)."""
         if not gone:
             return 0
-        con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT unnest(?::VARCHAR[]))", [gone])
+        self.source.delete(run, table, key, gone)
         start = getattr(self, counter)
-        _insert(con, table, [make(start + i) for i in range(len(gone))])
+        self.source.insert(run, table, [make(start + i) for i in range(len(gone))])
         setattr(self, counter, start + len(gone))
         return len(gone)
 
@@ -280,20 +488,26 @@ class SoakWorld:
     # ------------------------------------------------------------ checks
 
     def check(self) -> dict[str, SyncCheck]:
-        users = {uid: (email, first, plan, score) for uid, email, first, plan, score in self.sql(
-            "SELECT user_id, email, first_name, plan, score FROM src.users")}
-        accounts = {aid: (name, emp) for aid, name, emp in self.sql("SELECT account_id, name, employees FROM src.accounts")}
+        """Each sync: its model rows (key -> identities, values) against what the destination
+        holds by identity (identity -> the values of each record held under it)."""
+        users = {uid: (email, phone, first, plan, score) for uid, email, phone, first, plan, score in self.sql(
+            f"SELECT user_id, email, phone, first_name, plan, score FROM {self.users_table}")}
+        accounts = {aid: (name, emp) for aid, name, emp in self.sql(
+            f"SELECT account_id, name, employees FROM {self.accounts_table}")}
+        pros = {uid: u for uid, u in users.items() if u[3] == "pro"}
         checks = {}
 
-        want_hook = {uid: {"email": e, "first_name": f, "plan": p, "score": s} for uid, (e, f, p, s) in users.items()}
-        checks["users_to_hook"] = _compare(want_hook, {k: [v] for k, v in self.hook.records("users_to_hook").items()})
+        def by_email(rows: dict[str, tuple[Any, ...]], values: Callable[[tuple[Any, ...]], dict[str, Any]]) -> Rows:
+            return {uid: ((u[0].strip().lower(),), values(u)) for uid, u in rows.items()}
+
+        want_hook = {uid: ((uid,), {"email": e, "first_name": f, "plan": p, "score": s}) for uid, (e, _, f, p, s) in users.items()}
+        checks["users_to_hook"] = _check(want_hook, {k: [v] for k, v in self.hook.records("users_to_hook").items()})
 
         held_contacts: dict[str, list[dict[str, Any]]] = {}
         for props in self.hubspot.records("contacts").values():
             held_contacts.setdefault(props.get("email", "").lower(), []).append(
                 {"firstname": props.get("firstname", ""), "plan": props.get("plan", "")})
-        want_contacts = {e.lower(): {"firstname": f, "plan": p} for e, f, p, _ in users.values()}
-        checks["users_to_hubspot"] = _compare(want_contacts, held_contacts)
+        checks["users_to_hubspot"] = _check(by_email(users, lambda u: {"firstname": u[2], "plan": u[3]}), held_contacts)
 
         lists = [i for i, meta in self.hubspot.lists().items() if meta["name"] == "Soak pros"]
         records = self.hubspot.records("contacts")
@@ -302,13 +516,13 @@ class SoakWorld:
             for m in self.hubspot.list_members(list_id):
                 email = records.get(m, {}).get("email", f"<archived record {m}>").lower()
                 members.setdefault(email, []).append({})
-        want_members = {e.lower(): {} for e, _, p, _ in users.values() if p == "pro"}
-        checks["pros_to_hubspot_list"] = _compare(want_members, members, duplicated_extra=max(0, len(lists) - 1))
+        want_members = by_email(pros, lambda u: {})
+        checks["pros_to_hubspot_list"] = _check(want_members, members, duplicated_extra=max(0, len(lists) - 1))
 
         held_people: dict[str, list[dict[str, Any]]] = {}
         for rec in self.salesforce.records("Contact").values():
             held_people.setdefault(str(rec.get("Soak_Email__c")).lower(), []).append({"LastName": rec.get("LastName")})
-        checks["users_to_salesforce"] = _compare({e.lower(): {"LastName": f} for e, f, _, _ in users.values()}, held_people)
+        checks["users_to_salesforce"] = _check(by_email(users, lambda u: {"LastName": u[2]}), held_people)
 
         campaigns = [c for c in self.salesforce.records("Campaign").values() if c.get("Name") == "Soak pros"]
         contacts = self.salesforce.records("Contact")
@@ -317,43 +531,42 @@ class SoakWorld:
             if any(m.get("CampaignId") == c.get("Id") for c in campaigns):
                 email = str(contacts.get(m.get("ContactId"), {}).get("Email", f"<deleted contact {m.get('ContactId')}>"))
                 in_campaign.setdefault(email.lower(), []).append({})
-        checks["pros_to_salesforce_campaign"] = _compare(want_members, in_campaign, duplicated_extra=max(0, len(campaigns) - 1))
+        checks["pros_to_salesforce_campaign"] = _check(want_members, in_campaign, duplicated_extra=max(0, len(campaigns) - 1))
 
         [list_id] = self.mailchimp.lists()
         live = self.mailchimp.members(list_id)
         held_members = {e: [{"FNAME": m["merge_fields"].get("FNAME")}] for e, m in live.items()}
-        checks["users_to_mailchimp"] = _compare({e.lower(): {"FNAME": f} for e, f, _, _ in users.values()}, held_members)
+        checks["users_to_mailchimp"] = _check(by_email(users, lambda u: {"FNAME": u[2]}), held_members)
         # archived members keep their tags in Mailchimp (and get them back if re-added): only
         # the live members' tags are the audience marketing sees
         tagged = {e: [{}] for e in self.mailchimp.tag_members(list_id, "Pros") if e in live}
-        checks["pros_to_mailchimp_tag"] = _compare(want_members, tagged)
+        checks["pros_to_mailchimp_tag"] = _check(want_members, tagged)
 
-        # ad platforms hold hashes: compare the hashed, lower-cased emails of the pros
-        want_hashes = {sha256_hex(e.strip().lower()): {} for e, _, p, _ in users.values() if p == "pro"}
-        for name, emu, audience, key in (("pros_to_meta", self.meta, "audience_named", "EMAIL"),
-                                         ("pros_to_google", self.google, "list_named", "hashedEmail")):
+        # ad platforms hold hashed identifiers, each an identity of its own (a shared phone is
+        # one identity of two rows): every identifier held by some person of the audience
+        for name, emu, audience, email_key, phone_key, phone_form in (
+                ("pros_to_meta", self.meta, "audience_named", "EMAIL", "PHONE", meta_phone),
+                ("pros_to_google", self.google, "list_named", "hashedEmail", "hashedPhoneNumber", lambda p: p)):
+            want_ids = {uid: ((f"{email_key}:{sha256_hex(e.strip().lower())}", f"{phone_key}:{sha256_hex(phone_form(ph))}"), {})
+                        for uid, (e, ph, *_rest) in pros.items()}
             try:
                 people = emu.members(getattr(emu, audience)("Soak pros"))
             except ValueError:  # never created (no run got that far)
                 people = set()
-            held_hashes: dict[str, list[dict[str, Any]]] = {}
-            for person in people:
-                held_hashes.setdefault(dict(person).get(key, "?"), []).append({})
-            checks[name] = _compare(want_hashes, held_hashes)
+            held_ids = {f"{k}:{v}": [{}] for person in people for k, v in person}
+            checks[name] = _check(want_ids, held_ids)
 
         held_accounts: dict[str, list[dict[str, Any]]] = {}
         for rec in self.salesforce.records("Account").values():
-            held_accounts.setdefault(str(rec.get("External_Id__c")), []).append(
+            held_accounts.setdefault(str(rec.get("External_Id__c")).lower(), []).append(
                 {"Name": rec.get("Name"), "NumberOfEmployees": rec.get("NumberOfEmployees")})
-        want_accounts = {aid: {"Name": n, "NumberOfEmployees": e} for aid, (n, e) in accounts.items()}
-        checks["accounts_to_salesforce"] = _compare(want_accounts, held_accounts)
+        want_accounts = {aid: ((aid.lower(),), {"Name": n, "NumberOfEmployees": e}) for aid, (n, e) in accounts.items()}
+        checks["accounts_to_salesforce"] = _check(want_accounts, held_accounts)
         return checks
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple[Any, ...]]) -> None:
-    """Rows in one statement, column by column (DuckDB's executemany goes row by row)."""
-    columns = [list(c) for c in zip(*rows)]
-    con.execute(f"INSERT INTO {table} SELECT {', '.join('unnest(?)' for _ in columns)}", columns)
+#: A sync's model rows: key -> (the identities the destination keeps its record(s) under, the values it must hold).
+Rows = dict[str, tuple[tuple[str, ...], dict[str, Any]]]
 
 
 def _same(want: dict[str, Any], got: dict[str, Any]) -> bool:
@@ -371,21 +584,48 @@ def _same(want: dict[str, Any], got: dict[str, Any]) -> bool:
     return True
 
 
-def _compare(want: dict[str, dict[str, Any]], held: dict[str, list[dict[str, Any]]], duplicated_extra: int = 0) -> SyncCheck:
-    lost = sum(1 for k in want if k not in held)
-    stale = sum(1 for k, w in want.items() if k in held and not any(_same(w, h) for h in held[k]))
-    orphaned = sum(1 for k in held if k not in want)
-    duplicated = sum(len(v) - 1 for v in held.values()) + duplicated_extra
-    return SyncCheck(expected=len(want), held=sum(len(v) for v in held.values()), lost=lost, stale=stale,
-                     orphaned=orphaned, duplicated=duplicated)
+def _check(rows: Rows, held: dict[str, list[dict[str, Any]]], duplicated_extra: int = 0) -> SyncCheck:
+    """By key: a row is lost when one of its identities is not held, stale when the record held
+    under it has a value that no row mapping to it has (rows sharing a record: the last write
+    wins, field by field).
+    By identity: expected identities against held ones."""
+    wanted: dict[str, list[dict[str, Any]]] = {}
+    for identities, values in rows.values():
+        for identity in identities:
+            wanted.setdefault(identity, []).append(values)
+
+    def stale(identity: str) -> bool:
+        # rows sharing a record (identity_conflicts: merge) each write it, a changed row only
+        # its changed fields: the last write wins field by field, so each field must hold the
+        # value some row mapping to the record has
+        return not any(all(any(_same({f: w.get(f)}, h) for w in wanted[identity]) for f in wanted[identity][0])
+                       for h in held[identity])
+
+    rows_lost = sum(1 for identities, _ in rows.values() if any(i not in held for i in identities))
+    rows_stale = sum(1 for identities, _ in rows.values()
+                     if all(i in held for i in identities) and any(stale(i) for i in identities))
+    problems = {"lost": [i for i in wanted if i not in held],
+                "stale": [i for i in wanted if i in held and stale(i)],
+                "orphaned": [i for i in held if i not in wanted],
+                "duplicated": [i for i, v in held.items() if len(v) > 1]}
+    examples = {kind: [f"{i} (held {held.get(i)}, rows {wanted.get(i)})" for i in ids[:3]] for kind, ids in problems.items() if ids}
+    return SyncCheck(
+        rows=len(rows), rows_lost=rows_lost, rows_stale=rows_stale, expected=len(wanted), held=len(held),
+        lost=len(problems["lost"]), stale=len(problems["stale"]), orphaned=len(problems["orphaned"]),
+        duplicated=sum(len(v) - 1 for v in held.values()) + duplicated_extra, examples=examples)
 
 
 @contextmanager
 def soak_world(root: Path, cfg: SoakConfig) -> Iterator[SoakWorld]:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "syncs.yaml").write_text(PROJECT)
+    tag = f"soak_{uuid.uuid4().hex[:10]}"
+    (root / "syncs.yaml").write_text(project_yaml(cfg.backend, tag))
+    source = Source(cfg.backend, root, tag)
     with ExitStack() as stack:
-        hook = stack.enter_context(WebhookReceiver(keep_requests=False))
+        stack.callback(source.drop)
+        # a receiver as strict as real ones: a retried idempotency key it already applied is a
+        # 409, a remove of a key it does not hold is a 404, an older version is dropped
+        hook = stack.enter_context(WebhookReceiver(keep_requests=False, replay="conflict", missing_removes="not_found"))
         hubspot = stack.enter_context(HubSpotEmulator(tokens={"soak-token"}))
         hubspot.add_property("contacts", "plan")
         sf = stack.enter_context(SalesforceEmulator(keep_requests=False))
@@ -395,8 +635,8 @@ def soak_world(root: Path, cfg: SoakConfig) -> Iterator[SoakWorld]:
         meta = stack.enter_context(MetaEmulator(tokens={"soak-token"}, record=False))
         google = stack.enter_context(GoogleAdsEmulator(developer_tokens={"dev"}, client_id="cid", client_secret="secret",
                                                        refresh_tokens={"refresh"}, record=False))
-        world = SoakWorld(root, hook, hubspot, sf, mailchimp, meta, google, random.Random(cfg.seed))
-        world.create_source(cfg.users, cfg.accounts)
+        world = SoakWorld(root, source, hook, hubspot, sf, mailchimp, meta, google, random.Random(cfg.seed))
+        world.create_source(cfg.users, cfg.accounts, cfg.shared_pairs)
         yield world
 
 
@@ -471,7 +711,8 @@ def run_soak(root: Path, cfg: SoakConfig, log: Callable[[str], None] = lambda _:
         report.requests = world.requests
         report.syncs = world.check()
         report.model_rows = sum(n for (n,) in world.sql(
-            "SELECT (SELECT count(*) FROM src.users) + (SELECT count(*) FROM src.accounts)"))
+            f"SELECT (SELECT count(*) FROM {world.users_table}) + (SELECT count(*) FROM {world.accounts_table})"))
+        report.identity = dict(world.identity_events)
     report.seconds = time.monotonic() - started
     return report
 

@@ -246,3 +246,33 @@ def test_an_impossible_phone_rejects_its_row_with_the_reason_and_the_others_are_
     set_trunk_and_impossible_phones(p)
     result = p.run("members_to_google", expect=1)
     assert_impossible_phone_rejected(p, "members_to_google", result, held(google), "hashedEmail", "hashedPhoneNumber", e164_prefix="+")
+
+
+def test_a_refusal_answering_a_retried_add_operations_leaves_its_rows_possibly_delivered(
+        tmp_path: Path, google: GoogleAdsEmulator) -> None:
+    """The first addOperations call lands in the job and its answer is lost; the retry is
+    refused. The job runs with the other chunks, so it adds those members too: recorded as
+    rejected, they would stay in the list for good once they leave the model (issue 13)."""
+    p = project(tmp_path, google)
+    (p.root / "syncs.yaml").write_text((p.root / "syncs.yaml").read_text().replace(
+        "job_wait_seconds: 5\n", "job_wait_seconds: 5\n    operations_per_request: 20\n"))
+    google.faults.inject("drop_after", match="addOperations")
+    google.faults.inject("error", status=400, match="addOperations")
+    result = p.run("members_to_google", expect=None)
+    assert google.faults.injected == {"drop_after": 1, "error": 1}
+    assert result["unconfirmed"] == 20 and result["rejected_by_destination"] == 0 and result["acknowledged"] == 25, result
+    assert held(google) == expected(p)  # the job took the first chunk from the attempt whose answer was lost
+    first_chunk = [r["person_id"] for r in p.people()][:20]
+    p.sql("UPDATE src.people SET member = false WHERE person_id IN ({})".format(", ".join(f"'{k}'" for k in first_chunk)))
+    assert p.run("members_to_google")["status"] == "success"
+    assert held(google) == expected(p) and len(held(google)) == 25
+
+
+def test_a_2xx_google_answers_with_a_body_that_is_not_json_acknowledges_nothing(tmp_path: Path, google: GoogleAdsEmulator) -> None:
+    p = project(tmp_path, google)
+    google.faults.inject("garble", match="addOperations")
+    result = p.run("members_to_google", expect=None)
+    assert result["unconfirmed"] == 45 and result["acknowledged"] == 0, result
+    assert held(google) == expected(p)  # the operations were in the job, and it ran
+    assert p.run("members_to_google")["status"] == "success"
+    assert held(google) == expected(p)

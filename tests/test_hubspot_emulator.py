@@ -110,13 +110,13 @@ def test_batch_create_update_read_archive(client: HubSpot, emu: HubSpotEmulator)
     assert updated.results[0].properties["lifecyclestage"] == "customer"
 
     read = api.read(BatchReadInputSimplePublicObjectId(
-        inputs=[SimplePublicObjectId(id=i) for i in ids], properties=["jobtitle", "lifecyclestage"]))
+        inputs=[SimplePublicObjectId(id=i) for i in ids], properties=["jobtitle", "lifecyclestage"], properties_with_history=[]))
     by_id = {r.id: r.properties for r in read.results}
     assert by_id[ids[0]]["jobtitle"] == "CTO" and by_id[ids[1]]["lifecyclestage"] == "lead"
 
     assert api.archive(BatchInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=ids[0])])) is None  # 204
     assert ids[0] not in emu.records("contacts") and ids[0] in emu.records("contacts", archived=True)
-    partial = api.read(BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=i) for i in ids]))
+    partial = api.read(BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=i) for i in ids], properties_with_history=[]))
     assert type(partial).__name__ == "BatchResponseSimplePublicObjectWithErrors"  # 207: some were not found
     assert partial.errors[0].category == "OBJECT_NOT_FOUND" and partial.errors[0].context == {"ids": [ids[0]]}
 
@@ -401,7 +401,8 @@ def test_compiled_checks_agree_with_openapi_core_on_mutated_bodies(emu: HubSpotE
     good = {
         "/crm/v3/objects/contacts/batch/upsert": {"inputs": [{"id": "a@example.com", "idProperty": "email", "properties": {"a": "1"}}]},
         "/crm/v3/objects/companies/batch/create": {"inputs": [{"properties": {"name": "A"}, "objectWriteTraceId": "t"}]},
-        "/crm/v3/objects/contacts/batch/read": {"inputs": [{"id": "1"}], "properties": ["email"], "idProperty": "email"},
+        "/crm/v3/objects/contacts/batch/read": {"inputs": [{"id": "1"}], "properties": ["email"], "propertiesWithHistory": [],
+                                                "idProperty": "email"},
         "/crm/v3/lists": {"name": "L", "objectTypeId": "0-1", "processingType": "MANUAL", "listFolderId": 3},
     }
 
@@ -428,3 +429,18 @@ def test_compiled_checks_agree_with_openapi_core_on_mutated_bodies(emu: HubSpotE
                 checked += 1
     assert checked > 100
     assert emu.validator_disagreements == []  # "both" mode compared every one of them
+
+
+def test_a_batch_read_without_properties_with_history_is_refused(client: HubSpot, emu: HubSpotEmulator) -> None:
+    """HubSpot's published documents require `propertiesWithHistory` in a batch read; the SDK's
+    model leaves it out unless it is given."""
+    api = client.crm.contacts.batch_api
+    with pytest.raises(ApiException) as refused:
+        api.read(BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id="1")], properties=["email"]))
+    assert refused.value.status == 400 and "propertiesWithHistory" in refused.value.body
+    assert json.loads(refused.value.body)["category"] == "VALIDATION_ERROR"
+    assert [i.path for i in emu.invalid_requests] == ["/crm/v3/objects/contacts/batch/read"]
+    emu.invalid_requests.clear()  # the one invalid request was this test's own
+    read = api.read(BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id="1")], properties=["email"],
+                                                        properties_with_history=[]))
+    assert read.results == []

@@ -238,3 +238,29 @@ def test_an_impossible_phone_rejects_its_row_with_the_reason_and_the_others_are_
     set_trunk_and_impossible_phones(p)
     result = p.run("members_to_meta", expect=1)
     assert_impossible_phone_rejected(p, "members_to_meta", result, held(meta), "EMAIL", "PHONE", e164_prefix="")
+
+
+def test_a_refusal_answering_a_retry_after_the_batch_landed_leaves_its_rows_possibly_delivered(
+        tmp_path: Path, meta: MetaEmulator) -> None:
+    """Applied, answer lost, the retry refused: the members are in the audience, so recording
+    them as rejected would leave them there for good once they leave the model (issue 13)."""
+    p = project(tmp_path, meta)
+    meta.faults.inject("drop_after", match="/users")  # Meta takes the batch; the answer is lost
+    meta.faults.inject("error", status=400, match="/users")  # the retry is refused (code 100)
+    result = p.run("members_to_meta", expect=None)
+    assert meta.faults.injected == {"drop_after": 1, "error": 1}
+    assert result["unconfirmed"] == 45 and result["rejected_by_destination"] == 0, result
+    assert held(meta) == expected(p)
+    leaving = [r["person_id"] for r in p.people()][:5]
+    p.sql("UPDATE src.people SET member = false WHERE person_id IN ({})".format(", ".join(f"'{k}'" for k in leaving)))
+    assert p.run("members_to_meta")["status"] == "success"
+    assert held(meta) == expected(p) and len(held(meta)) == 40  # the five who left were removed
+
+
+def test_a_2xx_meta_answers_with_a_body_that_is_not_json_acknowledges_nothing(tmp_path: Path, meta: MetaEmulator) -> None:
+    p = project(tmp_path, meta)
+    meta.faults.inject("garble", match="/users")
+    result = p.run("members_to_meta", expect=None)
+    assert result["unconfirmed"] == 45 and result["acknowledged"] == 0, result
+    assert p.run("members_to_meta")["status"] == "success"
+    assert held(meta) == expected(p)

@@ -56,6 +56,33 @@ def test_a_store_made_by_an_older_version_is_migrated_and_keeps_its_runs(store: 
     assert store.migrate() == LATEST  # idempotent
 
 
+def test_a_duckdb_store_made_with_key_indexes_loses_them_and_keeps_its_rows(tmp_path: object) -> None:
+    """DuckDB holds an ART index whole in memory: a store made before version 6 (a primary key
+    on delivered, indexes on claims and releases) is rebuilt without them, rows kept."""
+    from activation.state.schema import tables
+
+    engine = sa.create_engine(f"duckdb:///{tmp_path}/old.duckdb")
+    md, t = tables("activation_state")  # as versions 1-5 made it on DuckDB: with keys and indexes
+    with engine.begin() as c:
+        c.execute(sa.text("CREATE SCHEMA activation_state"))
+        md.create_all(c)
+        for version, _, _ in MIGRATIONS[:5]:
+            c.execute(t["schema_version"].insert().values(version=version, applied_at=sa.func.now()))
+        c.execute(t["delivered"].insert().values(sync_name="s", row_key="k1", row_hash="h", row_values="{}",
+                                                 delivered_at=sa.func.now()))
+    def indexes() -> int:
+        with engine.connect() as c:
+            return int(c.execute(sa.text("SELECT (SELECT count(*) FROM duckdb_indexes() WHERE table_name IN ('claims', 'releases')) "
+                                         "+ (SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'delivered' "
+                                         "AND constraint_type = 'PRIMARY KEY')")).scalar() or 0)
+    assert indexes() > 0
+    store = StateStore(engine, "activation_state")
+    assert store.migrate() == LATEST
+    assert indexes() == 0
+    assert list(store.delivered_rows("s")) == ["k1"]
+    engine.dispose()
+
+
 def test_a_run_records_the_destinations_report(project: Project) -> None:
     project.rx.throttle_next(1, retry_after="0")
     project.cli("run", "users_to_hook")

@@ -7,7 +7,12 @@ destination behaves the same way when an API is slow, down or throttling:
   backoff (``Retry-After`` is honoured on 429/503, capped at ``max_delay``);
 * every other response is returned to the caller, which decides what a 4xx means;
 * once retries are exhausted a `DestinationError` is raised whose message names the method,
-  the URL without query string or credentials, the status and a short body excerpt.
+  the URL without query string or credentials, the status and a short body excerpt;
+* `send` also says whether an earlier attempt of the request may have been applied (its
+  connection dropped after sending, its answer timed out or was cut, a 5xx other than 503):
+  a refusal answering the retry (a per-row error, a 409 for a used idempotency key, a 404
+  for a remove already done) may then be the vendor's view of its own earlier write, so
+  `Answer.rejected` leaves such rows possibly delivered instead of rejected.
 
 Header values (tokens) never appear in messages or logs: they are redacted even when a
 server echoes them back in an error body.
@@ -24,6 +29,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import timezone
 from types import TracebackType
 from typing import Any
@@ -32,7 +38,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from activation import __version__
-from activation.destinations.base import AmbiguousOutcome, DestinationError
+from activation.destinations.base import AmbiguousOutcome, DestinationError, RowResult
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +150,45 @@ def response_message(response: httpx.Response, limit: int = _EXCERPT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+#: Added to a refusal that answered a retry after an attempt that may have been applied.
+AFTER_AMBIGUOUS = "answering a retry of a request that may have been applied"
+#: The error of rows whose 2xx answer could not be read.
+UNREADABLE = "the answer could not be read (a 2xx whose body is not what the API sends): the request may have been applied"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A response and what the attempts before it leave open."""
+
+    response: httpx.Response
+    #: An earlier attempt of this request may have been applied (dropped after sending, a
+    #: timed-out or cut answer, a 5xx other than 503): a refusal now may be the vendor
+    #: refusing to do twice what it already did.
+    after_ambiguous: bool = False
+
+    def rejected(self, key: str, error: str) -> RowResult:
+        """The result of a row this answer refuses (see `rejected`)."""
+        return rejected(key, error, after_ambiguous=self.after_ambiguous)
+
+
+def rejected(key: str, error: str, *, after_ambiguous: bool) -> RowResult:
+    """A refused row: rejected, or possibly delivered when an earlier attempt of the request
+    may have applied it (then it is resent next run, and removed by identity if it leaves)."""
+    if after_ambiguous:
+        return RowResult(key=key, ok=False, unknown=True, error=f"{error} ({AFTER_AMBIGUOUS})")
+    return RowResult(key=key, ok=False, error=error)
+
+
+def unreadable(key: str, why: str = "") -> RowResult:
+    """The result of a row whose request got a 2xx we cannot read: possibly delivered."""
+    return RowResult(key=key, ok=False, unknown=True, error=f"{UNREADABLE}{f': {why}' if why else ''}")
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The decoded JSON body; ValueError when it is not JSON (cut, garbled, an HTML page)."""
+    return jsonlib.loads(response.content)
+
+
 class HttpClient:
     """One keep-alive `httpx.Client` with retries; thread-safe like httpx itself.
 
@@ -207,7 +252,25 @@ class HttpClient:
         display_url: str | None = None,
         idempotent: bool = True,
     ) -> httpx.Response:
-        """Send with retries; return the first response that is not worth retrying.
+        """Send with retries; return the first response that is not worth retrying (see
+        `send` for the arguments)."""
+        return self.send(method, url, json=json, content=content, headers=headers, params=params,
+                         display_url=display_url, idempotent=idempotent).response
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        display_url: str | None = None,
+        idempotent: bool = True,
+    ) -> Answer:
+        """Send with retries; the first response that is not worth retrying, and whether an
+        earlier attempt may have been applied (`Answer.after_ambiguous`).
 
         `display_url` is what messages show (e.g. the URL as written, with ``${ENV}``
         placeholders still in it); by default `url` minus query string and credentials.
@@ -219,6 +282,7 @@ class HttpClient:
         shown = display_url or safe_url(url)
         secrets = self._secrets | secret_values(headers or {})
         attempt = 0
+        ambiguous = False  # an attempt so far may have been applied
         while True:
             attempt += 1
             self._count("requests")
@@ -229,8 +293,10 @@ class HttpClient:
                 )
             except TRANSIENT_ERRORS as exc:
                 problem = _exc_text(exc, url, shown)
-                if not idempotent and not isinstance(exc, NOT_SENT_ERRORS):
-                    raise AmbiguousOutcome(f"{method} {shown}: {redact(problem, secrets)}") from None
+                if not isinstance(exc, NOT_SENT_ERRORS):  # sent, then dropped, timed out or cut
+                    ambiguous = True
+                    if not idempotent:
+                        raise AmbiguousOutcome(f"{method} {shown}: {redact(problem, secrets)}") from None
             except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 text = redact(_exc_text(exc, url, shown), secrets)
                 raise DestinationError(f"{method} {shown} failed: {text}", retryable=False) from None
@@ -239,7 +305,7 @@ class HttpClient:
                 throttled = status == 429 or (
                     self._throttled is not None and status < 500 and self._throttled(response))
                 if status < 500 and status not in RETRY_STATUSES and not throttled:
-                    return response
+                    return Answer(response, ambiguous)
                 if throttled:
                     self._count("throttled")
                 if status in RETRY_AFTER_STATUSES:
@@ -248,12 +314,15 @@ class HttpClient:
                     wait = self._retry_after(response)
                 problem = f"HTTP {status}: {response_message(response)}"
                 response.close()
-                if not idempotent and status >= 500 and status != 503:
-                    raise AmbiguousOutcome(f"{method} {shown}: {redact(problem, secrets)}") from None
+                if status >= 500 and status != 503:  # 503 says it was not served; others may have been
+                    ambiguous = True
+                    if not idempotent:
+                        raise AmbiguousOutcome(f"{method} {shown}: {redact(problem, secrets)}") from None
             problem = redact(problem, secrets)
             if attempt > self.retry.max_retries:
+                landed = " (an attempt may have been applied)" if ambiguous else ""
                 raise DestinationError(
-                    f"{method} {shown} failed after {attempt} attempt(s): {problem}"
+                    f"{method} {shown} failed after {attempt} attempt(s): {problem}{landed}"
                 ) from None
             wait = self.retry.backoff(attempt, self._rng) if wait is None else wait
             wait = min(wait, self.retry.max_delay)

@@ -94,14 +94,54 @@ def drop_releases(store: StateStore, c: Connection, sync: str, identities: Seque
     delete_keys(c, store.dialect, store.relation("releases"), store.t["releases"], sync, list(identities), column="identity")
 
 
-def drop_claimed_releases(store: StateStore, sync: str) -> int:
-    """Forget the released identities a row claims again: the destination must keep them."""
+def drop_claimed_releases(store: StateStore, sync: str, keep: Sequence[str] = ()) -> int:
+    """Forget the released identities a row claims again: the destination must keep them
+    (but `keep`: their record is still to be rewritten, see `shared_left`)."""
     r, cl = store.relation("releases"), store.relation("claims")
     with store.engine.begin() as c:
+        if keep:
+            claimed = [i for (i,) in c.execute(sa.text(
+                f"SELECT DISTINCT identity FROM {r} WHERE sync_name = :s "
+                f"AND identity IN (SELECT identity FROM {cl} WHERE sync_name = :s)"), {"s": sync})]
+            gone = sorted(set(claimed) - set(keep))
+            delete_keys(c, store.dialect, r, store.t["releases"], sync, gone, column="identity")
+            return len(gone)
         result = c.execute(sa.text(
             f"DELETE FROM {r} WHERE sync_name = :s AND identity IN (SELECT identity FROM {cl} WHERE sync_name = :s)"),
             {"s": sync})
         return int(result.rowcount or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class SharedRecord:
+    """A record a row stopped mapping to while another row still does: it may hold the values
+    of the row that went, so it is written again with the values delivered for `row_key`."""
+
+    identity: str
+    row_key: str
+    dest_id: str | None
+    values: dict[str, Any]
+
+
+def shared_left(store: StateStore, sync: str) -> list[SharedRecord]:
+    """Released identities that a row other than the one that released them still claims
+    (rows sharing a record under identity_conflicts: merge, one of which left or moved away),
+    each with the smallest claiming row's delivered values."""
+    if store.version() < 5:
+        return []
+    r, cl = store.relation("releases"), store.relation("claims")
+    with store.engine.connect() as c:
+        picks = {identity: key for identity, key in c.execute(sa.text(
+            f"SELECT c.identity, MIN(c.row_key) FROM {cl} c WHERE c.sync_name = :s AND c.identity IN ("
+            f"SELECT r.identity FROM {r} r WHERE r.sync_name = :s AND (r.row_key IS NULL OR NOT EXISTS ("
+            f"SELECT 1 FROM {cl} o WHERE o.sync_name = :s AND o.identity = r.identity AND o.row_key = r.row_key))) "
+            f"GROUP BY c.identity"), {"s": sync})}
+        if not picks:
+            return []
+        delivered = {k: (v, i) for k, v, i in select_keys(c, store.dialect, store.relation("delivered"), store.t["delivered"],
+                                                          sync, sorted(set(picks.values())), ("row_key", "row_values", "dest_id"))}
+    return [SharedRecord(identity, key, delivered[key][1], json.loads(delivered[key][0]))
+            for identity, key in sorted(picks.items()) if key in delivered]
 
 
 def releasable(store: StateStore, sync: str, batch: int = 2000) -> Iterator[list[Releasable]]:

@@ -59,7 +59,7 @@ class StateStore:
         self.schema = schema
         self.read_only = read_only
         self.dialect = engine.dialect.name
-        self.metadata, self.t = tables(schema, indexes=self.dialect != "snowflake")
+        self.metadata, self.t = tables(schema, indexes=self.dialect not in ("snowflake", "duckdb"), row_keys=self.dialect != "duckdb")
 
     # -- schema --------------------------------------------------------------------------
 

@@ -40,6 +40,9 @@ class CrmApi(ListsApi):
         self.portal_id = portal_id
         self.batch_errors = batch_errors
         self.shuffle_results = shuffle_results  # HubSpot does not promise input order in batch results
+        # Whether an upsert's or update's results echo the idProperty's value in `properties`.
+        # HubSpot does not document that they do: a client must not depend on it.
+        self.echo_id_property = True
         self.reset()
 
     def reset(self, keep_schema: bool = False) -> None:
@@ -276,7 +279,10 @@ class CrmApi(ListsApi):
                 extra["new"] = new
             if item.get("objectWriteTraceId"):
                 extra["objectWriteTraceId"] = item["objectWriteTraceId"]
-            results.append(self._render(t, rec, **extra))
+            rendered = self._render(t, rec, **extra)
+            if not self.echo_id_property and item.get("idProperty"):
+                rendered["properties"].pop(item["idProperty"], None)
+            results.append(rendered)
         body: dict[str, Any] = {"status": "COMPLETE", "results": self._order(results), "startedAt": started,
                                 "completedAt": now_iso()}
         if errors:
@@ -290,6 +296,8 @@ class CrmApi(ListsApi):
         if len(inputs) > MAX_BATCH:
             return error(400, f"The maximum number of inputs supported in a batch is {MAX_BATCH}. "
                               "Please reduce the number of items and try again", "VALIDATION_ERROR")
+        if "propertiesWithHistory" not in body:  # required by the published documents (also when they are not loaded)
+            return error(400, "Invalid input JSON on line 1: 'propertiesWithHistory' is a required property", "VALIDATION_ERROR")
         id_property = body.get("idProperty")
         if id_property and not (t.is_unique(id_property) or id_property == "email" and t.name == "contacts"):
             # (unconfirmed wording)

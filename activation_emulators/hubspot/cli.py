@@ -19,7 +19,9 @@ single get/list/create/update/archive and search; properties list/get/create; li
 (by id, by name, several), delete, search, memberships add/remove/add-and-remove/page.
 
 Options: ``tokens``, ``rate_limit=(n, seconds)``, ``daily_limit``, ``retry_after``,
-``batch_errors="hubspot"|"multi-status"``, ``shuffle_results``, ``log_bodies``, ``portal_id``.
+``batch_errors="hubspot"|"multi-status"``, ``shuffle_results``, ``log_bodies``, ``portal_id``; the attribute
+``echo_id_property`` (False: upsert/update results leave out the idProperty's value, which HubSpot does
+not promise to echo). A batch read without ``propertiesWithHistory`` is refused, as the documents require.
 Setup: ``add_object_type``, ``add_property``, ``create``; ``property_definitions``. Faults: ``fail_next``,
 ``throttle_next``, ``drop_next``, ``delay``. Inspection: ``records``, ``find``, ``lists``,
 ``list_members``, ``request_log``, ``request_count``, ``throttled``, ``invalid_requests``,
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daily-limit", type=int)
     parser.add_argument("--validation", choices=["compiled", "openapi-core", "both", "off"], default="compiled")
     parser.add_argument("--batch-errors", choices=["hubspot", "multi-status"], default="hubspot")
+    parser.add_argument("--retry-after", action="store_true", help="send Retry-After with 429s")
+    parser.add_argument("--no-echo", action="store_true", help="upsert/update results do not echo the idProperty's value")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     rate_limit = None
@@ -56,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit = (int(count), float(seconds or 10))
     emu = HubSpotEmulator(args.host, args.port, tokens=set(args.token) if args.token else None, rate_limit=rate_limit,
                           daily_limit=args.daily_limit, validation=args.validation, batch_errors=args.batch_errors,
-                          verbose=args.verbose)
+                          retry_after=args.retry_after, verbose=args.verbose)
+    emu.echo_id_property = not args.no_echo
     emu.serve_until_signal("HubSpot emulator on {url} (Ctrl-C to stop)")
     invalid = len(emu.invalid_requests)
     print(f"{emu.request_count} requests, {invalid} invalid, {emu.throttled} throttled", file=sys.stderr)

@@ -202,6 +202,15 @@ class HubSpotEmulator(BackgroundServer):
         self.api.batch_errors = value
 
     @property
+    def echo_id_property(self) -> bool:
+        """Whether upsert/update results echo the idProperty's value (HubSpot does not document it); True by default."""
+        return self.api.echo_id_property
+
+    @echo_id_property.setter
+    def echo_id_property(self, value: bool) -> None:
+        self.api.echo_id_property = value
+
+    @property
     def request_count(self) -> int:
         """Requests received (including any still being answered) since the last reset."""
         return self._received

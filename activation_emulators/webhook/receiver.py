@@ -5,6 +5,16 @@ default) so tests go through real HTTP. Faults are injected per test: failures, 
 per-row rejections, a required header, slow answers. Batches are applied idempotently by key,
 so a batch received twice (same Idempotency-Key) is harmless; it is counted, not dropped.
 
+Modes model receivers met in the wild:
+
+- `replay`: what a request whose Idempotency-Key was already applied gets: applied again
+  (``"apply"``, the default), ``409 Conflict`` (``"conflict"``, Stripe-like), or a per-row
+  rejection of each row (``"reject"``: "already exists");
+- `missing_removes`: a remove of a key not held succeeds (``"ok"``) or is answered "not
+  found" per row (``"not_found"``; HTTP 404 when every row of the request is one);
+- `versioned` (on by default): a row's write older than the version held for its key (a
+  remove leaves its version behind) is dropped, answered ok, and counted in `stale_writes`.
+
     python -m activation_emulators.webhook --port 8765 [--dump records.json]
 """
 
@@ -17,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from activation_emulators.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
 from activation_emulators.faults import FaultInjector, send_bytes, serve_after, serve_before
 
@@ -49,6 +59,7 @@ class _Handler(KeepAliveHandler):
             owner._count_request()
             serve_before(self, fault, _error_body)
             return
+        serve_before(self, fault, _error_body)  # a `stall` waits here, then is processed
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, body, extra = owner._handle(self.path, headers, raw)
         serve_after(self, fault, status, json.dumps(body).encode() if body is not None else b"", "application/json", extra)
@@ -80,6 +91,9 @@ class WebhookReceiver(BackgroundServer):
         keep_requests: bool = True,
         verbose: bool = False,
         accept_any: bool = False,
+        replay: Literal["apply", "conflict", "reject"] = "apply",
+        missing_removes: Literal["ok", "not_found"] = "ok",
+        versioned: bool = True,
     ) -> None:
         self.host, self.port = host, port
         #: Answer 200 to any other POST too, keeping it in `requests` (a generic receiver:
@@ -90,7 +104,17 @@ class WebhookReceiver(BackgroundServer):
         #: Keep every request body in `requests` (turn off for large benchmarks).
         self.keep_requests = keep_requests
         self.verbose = verbose
+        #: See the module's docstring.
+        self.replay: Literal["apply", "conflict", "reject"] = replay
+        self.missing_removes: Literal["ok", "not_found"] = missing_removes
+        self.versioned = versioned
+        #: Row writes dropped because a newer version of the key was held.
+        self.stale_writes = 0
+        self._versions: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
+        self._handled_changed = threading.Condition(self._lock)
+        self._handled = 0
+        self._all_held: list[threading.Event] = []
         self._records: dict[str, dict[str, dict[str, Any]]] = {}
         self._ids: dict[tuple[str, str], str] = {}
         self._requests: list[Received] = []
@@ -129,6 +153,12 @@ class WebhookReceiver(BackgroundServer):
         with self._lock:
             return self._request_count
 
+    def wait_handled(self, n: int, timeout: float = 10.0) -> bool:
+        """Wait until `n` POSTs were processed (applied or refused; faults answered before
+        processing do not count); False on timeout."""
+        with self._handled_changed:
+            return self._handled_changed.wait_for(lambda: self._handled >= n, timeout)
+
     # ------------------------------------------------------------ fault injection
 
     def clear_faults(self) -> None:
@@ -139,6 +169,7 @@ class WebhookReceiver(BackgroundServer):
             self._required: tuple[str, str] | None = None
             self._delay, self._delay_times = 0.0, None
             self._hang_after_apply = 0.0
+            self._held: list[threading.Event] = []
 
     def fail_next(self, n: int, status: int = 500, body: Any = None) -> None:
         """Answer the next `n` POSTs with `status` (body default: an error object)."""
@@ -166,6 +197,23 @@ class WebhookReceiver(BackgroundServer):
         with self._lock:
             self._hang_after_apply = seconds
 
+    def hold_next(self) -> threading.Event:
+        """Keep the next POST waiting, before it is applied, until the returned event is set:
+        the client gives up on it, later requests go through, and then it is applied late
+        (released by `stop` too, so no handler waits forever)."""
+        release = threading.Event()
+        with self._lock:
+            self._held.append(release)
+            self._all_held.append(release)
+        return release
+
+    def stop(self) -> None:
+        with self._lock:
+            held = list(self._all_held)
+        for release in held:  # a held handler ends instead of waiting forever
+            release.set()
+        super().stop()
+
     def delay(self, seconds: float, times: int | None = None) -> None:
         """Wait `seconds` before answering (the next `times` POSTs, or all)."""
         with self._lock:
@@ -180,10 +228,13 @@ class WebhookReceiver(BackgroundServer):
     def _handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         with self._lock:
             self._request_count += 1
+            held = self._held.pop(0) if self._held else None
             delay = self._delay
             if self._delay_times is not None:
                 delay = delay if self._delay_times > 0 else 0.0
                 self._delay_times = max(0, self._delay_times - 1)
+        if held is not None:
+            held.wait()  # outside the lock: other requests proceed meanwhile
         if delay:
             time.sleep(delay)  # outside the lock: other requests proceed meanwhile
         try:
@@ -194,6 +245,8 @@ class WebhookReceiver(BackgroundServer):
             reply = self._respond(headers, body)
             if self.keep_requests:
                 self._requests.append(Received(path, headers, body, reply[0]))
+            self._handled += 1
+            self._handled_changed.notify_all()
             hang, self._hang_after_apply = self._hang_after_apply, 0.0
         if hang:
             time.sleep(hang)  # applied, but the client does not hear back yet
@@ -216,10 +269,18 @@ class WebhookReceiver(BackgroundServer):
             return 400, {"error": "body must be a JSON object with sync and rows"}, {}
         batch = headers.get("idempotency-key")
         if batch in self._seen_batches:
-            self.duplicate_batches += 1  # re-applied: ops are idempotent by key
+            self.duplicate_batches += 1
+            if self.replay == "conflict":
+                return 409, {"error": "this Idempotency-Key was already used"}, {}
+            if self.replay == "reject":
+                return 200, {"results": [{"key": row.get("key") if isinstance(row, dict) else None, "ok": False,
+                                          "status": 409, "error": "already exists"} for row in body["rows"]]}, {}
+            # "apply": re-applied, harmless: ops are idempotent by key
         results = [self._apply(body["sync"], row) for row in body["rows"]]
         if batch:
             self._seen_batches.add(batch)
+        if results and all(r.get("status") == 404 for r in results):
+            return 404, {"error": "not found", "results": results}, {}
         if self.report_results or not all(r["ok"] for r in results):
             return 200, {"results": results}, {}
         return 200, {"accepted": len(results)}, {}
@@ -231,16 +292,25 @@ class WebhookReceiver(BackgroundServer):
         if key in self._rejected:
             return {"key": key, "ok": False, "error": self._rejected[key]}
         op, fields = row.get("op"), row.get("fields") or {}
+        if op not in ("upsert", "insert", "update", "remove"):
+            return {"key": key, "ok": False, "error": f"unknown op {op!r}"}
         store = self._records.setdefault(sync, {})
+        version = row.get("version")
+        if self.versioned and isinstance(version, int):
+            held = self._versions.get((sync, key))
+            if held is not None and version < held:
+                # A write older than what we hold arrived late: the newer data stands.
+                self.stale_writes += 1
+                return {"key": key, "ok": True, "stale": True}
+            self._versions[(sync, key)] = version
         if op in ("upsert", "insert"):
             store[key] = dict(fields)
         elif op == "update":
             store.setdefault(key, {}).update(fields)
-        elif op == "remove":
-            store.pop(key, None)
+        else:  # remove
+            if store.pop(key, None) is None and self.missing_removes == "not_found":
+                return {"key": key, "ok": False, "status": 404, "error": "not found"}
             return {"key": key, "ok": True}
-        else:
-            return {"key": key, "ok": False, "error": f"unknown op {op!r}"}
         rid = self._ids.setdefault((sync, key), f"rx_{len(self._ids) + 1}")
         return {"key": key, "ok": True, "id": rid}
 
@@ -256,10 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", action="store_true", help="always answer per-row results")
     parser.add_argument("--require-header", metavar="NAME:VALUE", help="401 without this header")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument("--replay", choices=["apply", "conflict", "reject"], default="apply",
+                        help="a retried Idempotency-Key already applied: apply again, 409, or reject each row")
+    parser.add_argument("--missing-removes", choices=["ok", "not_found"], default="ok",
+                        help="a remove of a key not held: ok, or 'not found' (404)")
     args = parser.parse_args(argv)
 
     rx = WebhookReceiver(args.host, args.port, report_results=args.results,
-                         keep_requests=False, verbose=args.verbose)
+                         keep_requests=False, verbose=args.verbose, replay=args.replay,
+                         missing_removes=args.missing_removes)
     if args.require_header:
         name, _, value = args.require_header.partition(":")
         rx.require_header(name.strip(), value.strip())

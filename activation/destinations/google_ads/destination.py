@@ -13,7 +13,9 @@ remove operations in one job (CONFLICTING_OPERATION):
 
 A row is acknowledged once its operation was accepted and its job started: partial failures
 reject exactly the rows they point at (``location.fieldPathElements[0].index``), with
-Google's error code and message. A job that Google reports FAILED while we poll fails the
+Google's error code and message. A refusal (partial or whole) answering an ``addOperations``
+retried after an attempt that may have landed, or a 2xx we cannot read, leaves those rows
+possibly delivered instead: the job may hold their operations, so it is run all the same. A job that Google reports FAILED while we poll fails the
 push, so its rows are sent again next run. Jobs take 10 minutes to 24 hours at Google;
 polling stops after `job_wait_seconds` and the run record keeps each job's resource name,
 its operation and the status last seen. A `:run` retried after its answer was lost is refused
@@ -37,7 +39,7 @@ import httpx
 
 from activation.destinations.ad_audience import AdAudienceDestination, Member, chunks
 from activation.destinations.base import ConfigError, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
-from activation.destinations.http import HttpClient, RetryPolicy
+from activation.destinations.http import Answer, HttpClient, RetryPolicy, json_body, unreadable
 from activation.destinations.identifiers import GOOGLE, GOOGLE_ADDRESS
 from activation.project.secrets import MissingSecret, resolve_env
 
@@ -172,13 +174,17 @@ class GoogleAdsDestination(AdAudienceDestination):
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         """A call with a fresh token; one refresh and retry when Google says the token expired."""
+        return self._send(method, path, body).response
+
+    def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Answer:
+        """`_call`, with whether an earlier attempt may have been applied (a 401 was not)."""
         http = self.http  # first: it resolves the base URL
         url = f"{self._base}/{path}"
-        response = http.request(method, url, json=body, headers=self._headers())
-        if response.status_code == 401:
+        answer = http.send(method, url, json=body, headers=self._headers())
+        if answer.response.status_code == 401:
             self._access_token = None
-            response = http.request(method, url, json=body, headers=self._headers())
-        return response
+            answer = http.send(method, url, json=body, headers=self._headers())
+        return answer
 
     def _fatal(self, response: httpx.Response, what: str) -> DestinationError:
         code, message = google_error(response)
@@ -252,15 +258,15 @@ class GoogleAdsDestination(AdAudienceDestination):
 
     def push(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
         removes, adds, refused = self.split(target, ops)
-        errors: dict[str, str] = {r.key: r.error or "refused" for r in refused}
+        failed: dict[str, RowResult] = {r.key: r for r in refused}
         if removes or adds:
             user_list = self._user_list(target)
             if removes:
-                errors.update(self._job(user_list, "remove", removes))
-            adds = [m for m in adds if m.key not in errors]  # a failed removal keeps its old identity: retry both
+                failed.update(self._job(user_list, "remove", removes))
+            adds = [m for m in adds if m.key not in failed]  # a failed removal keeps its old identity: retry both
             if adds:
-                errors.update(self._job(user_list, "create", adds))
-        return [RowResult(op.key, op.key not in errors, error=errors.get(op.key)) for op in ops]
+                failed.update(self._job(user_list, "create", adds))
+        return [failed.get(op.key) or RowResult(op.key, True) for op in ops]
 
     @staticmethod
     def user_data(values: dict[str, Any]) -> dict[str, Any]:
@@ -278,8 +284,9 @@ class GoogleAdsDestination(AdAudienceDestination):
                 ids.append({key: values[field]})
         return {"userIdentifiers": ids}
 
-    def _job(self, user_list: str, kind: str, members: list[Member]) -> dict[str, str]:
-        """One offline user data job of `kind` operations; returns {key: error} for rows it did not take."""
+    def _job(self, user_list: str, kind: str, members: list[Member]) -> dict[str, RowResult]:
+        """One offline user data job of `kind` operations; the results of the rows it did not
+        take for sure (rejected, or possibly taken: see the module's docstring)."""
         metadata: dict[str, Any] = {"userList": user_list}
         consent = {k: v for k, v in (("adUserData", self.spec.ad_user_data_consent),
                                      ("adPersonalization", self.spec.ad_personalization_consent)) if v}
@@ -289,21 +296,31 @@ class GoogleAdsDestination(AdAudienceDestination):
                                     {"job": {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": metadata}}),
                          "creating an offline user data job")
         resource = str(job["resourceName"])
-        errors: dict[str, str] = {}
+        errors: dict[str, RowResult] = {}
         for chunk in chunks(members, self.spec.operations_per_request):
             operations = [{kind: self.user_data(m.values)} for m in chunk]
-            response = self._post(f"{resource}:addOperations", {"operations": operations, "enablePartialFailure": True})
+            answer = self._send("POST", f"{resource}:addOperations", {"operations": operations, "enablePartialFailure": True})
+            response = answer.response
             if response.status_code in (401, 403) or response.status_code >= 500:
                 raise self._fatal(response, "adding operations")
             if response.status_code >= 400:
                 code, message = google_error(response)
-                errors.update({m.key: self.http.redact(f"Google refused the batch: {code}: {message}") for m in chunk})
+                reason = self.http.redact(f"Google refused the batch: {code}: {message}")
+                errors.update({m.key: answer.rejected(m.key, reason) for m in chunk})
                 continue
-            errors.update(self._partial_failures(response.json(), chunk))
-        accepted = len(members) - sum(1 for m in members if m.key in errors)
+            try:
+                body = json_body(response)
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):  # a 2xx we cannot read: the job may hold any of them
+                errors.update({m.key: unreadable(m.key, f"Google answered HTTP {response.status_code} with a body that is "
+                                                        "not JSON") for m in chunk})
+                continue
+            errors.update({k: answer.rejected(k, e) for k, e in self._partial_failures(body, chunk).items()})
+        accepted = sum(1 for m in members if m.key not in errors)
         entry: dict[str, Any] = {"job": resource, "kind": kind, "operations": accepted}
         self.details.setdefault("jobs", []).append(entry)
-        if accepted == 0:
+        if not any(m.key not in errors or errors[m.key].unknown for m in members):
             entry["status"] = "NOT_RUN"
             return errors
         response = self._post(f"{resource}:run", {})

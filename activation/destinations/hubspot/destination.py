@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,12 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from activation.destinations.base import IdentityModel, ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
-from activation.destinations.hubspot.transport import BatchRefused, HubSpotTransport, JsonBody
+from activation.destinations.hubspot.transport import BatchRefused, HubSpotTransport, JsonBody, Unanswered
 from activation.destinations.hubspot.values import ConversionError, Converter, PropertyInfo, as_text, converter
-from activation.project.secrets import redact
+from activation.project.secrets import redact, scrub_personal_data
 
 LIST_OBJECT_TYPES = {"contacts": "0-1", "companies": "0-2"}
-_STALE = "\x00stale:"  # key prefix of the extra archive ops _find_renamed adds (never a real key)
 DEFAULT_ID_PROPERTY = {"contacts": "email"}
 property_value = as_text  # a value as HubSpot stores a string property
 
@@ -113,21 +114,22 @@ class HubSpotDestination(Destination):
     # -- objects ---------------------------------------------------------------------------
 
     def push(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
+        """Write (or, for released identities, archive) `ops`. A row whose email changed arrives
+        as a write of the new identity, whole; the core archives the old one once no row maps
+        to it (releases). HubSpot does not rename a contact in place (`renames_in_place` is off):
+        the core's rename check sees the claims of earlier runs only, so a row of the same run
+        that takes the old email (row 1 c→a, row 2 a→b) would find its values on the record
+        being renamed away."""
         if target.mode == "audience":
             return self._push_members(target, ops)
         idp = self.id_property(target)
         results: list[RowResult] = []
-        stale = self._find_renamed(target, idp, ops)
-        removes = [o for o in ops if o.kind == "remove"] + stale
-        by_id = [o for o in ops if o.kind in ("upsert", "update") and o.dest_id and _identity_changed(o, idp)]
-        moved = {id(o) for o in by_id}
-        groups = (("upsert", [o for o in ops if o.kind == "upsert" and id(o) not in moved]),
-                  ("update", [o for o in ops if o.kind == "update" and id(o) not in moved]),
-                  ("create", [o for o in ops if o.kind == "insert"]),
-                  ("update_by_id", by_id))
+        removes = [o for o in ops if o.kind == "remove"]
+        groups = (("upsert", [o for o in ops if o.kind == "upsert"]),
+                  ("update", [o for o in ops if o.kind == "update"]),
+                  ("create", [o for o in ops if o.kind == "insert"]))
         if removes:
-            archived = self._archive(target, idp, removes)
-            results += [r for r in archived if not r.key.startswith(_STALE)]
+            results += self._archive(target, idp, removes)
         size = self.spec.batch_size
         calls: list[tuple[str, list[Prepared]]] = []
         for kind, group in groups:
@@ -146,32 +148,11 @@ class HubSpotDestination(Destination):
             results += chunk_results
         return results
 
-    def _find_renamed(self, target: SyncTarget, idp: str, ops: list[RowOp]) -> list[RowOp]:
-        """Rows whose identity changed but whose record id is unknown (a run died before
-        recording it): find the record by the old value so it is updated, not duplicated.
-        When a record with the new value exists too, the row upserts into it and, in mirror
-        mode, the old record is archived (returned as extra remove ops): one record per row."""
-        renamed = [o for o in ops if o.kind in ("upsert", "update") and not o.dest_id and _identity_changed(o, idp)]
-        if not renamed:
-            return []
-        old = self._resolve_ids(target, idp, [_match_value(o.previous, idp) for o in renamed])
-        new = self._resolve_ids(target, idp, [_match_value(o.values, idp) for o in renamed])
-        stale = []
-        for o in renamed:
-            was = old.get(_ident(o.previous, idp))
-            if was is None:
-                continue
-            if _ident(o.values, idp) not in new:
-                o.dest_id = was  # update it in place, by id
-            elif target.mode == "mirror":
-                stale.append(RowOp(kind="remove", key=_STALE + o.key, values=o.previous or {}, dest_id=was))
-        return stale
-
     def _inputs(self, convert: dict[str, Converter], idp: str, kind: str, ops: Sequence[RowOp]) -> tuple[list[Prepared], list[RowResult]]:
         """Each op as a batch input, its values converted; a row that cannot be is rejected."""
         out: list[Prepared] = []
         rejected: list[RowResult] = []
-        keep_id = kind in ("create", "update_by_id")  # otherwise the id property is the input's `id`
+        keep_id = kind == "create"  # otherwise the id property is the input's `id`
         conv = convert.get
         id_conv = conv(idp, as_text)
         for op in ops:
@@ -187,49 +168,95 @@ class HubSpotDestination(Destination):
             if kind == "create":
                 props[idp] = ident
                 out.append((op, {"properties": props, "objectWriteTraceId": op.key}, op.key))
-            elif kind == "update_by_id":
-                out.append((op, {"id": op.dest_id, "properties": props}, str(op.dest_id)))
             else:
                 out.append((op, {"id": ident, "idProperty": idp, "properties": props}, ident.lower()))
         return out, rejected
 
-    def _write(self, target: SyncTarget, idp: str, kind: str, prepared: list[Prepared]) -> list[RowResult]:
+    def _write(self, target: SyncTarget, idp: str, kind: str, prepared: list[Prepared], ambiguous: bool = False) -> list[RowResult]:
+        """Send one batch; `ambiguous`: an earlier call with these inputs may have been applied."""
         api = self.transport.api("batch")
         call = {"upsert": (api.upsert, "batch_input_simple_public_object_batch_input_upsert"),
                 "update": (api.update, "batch_input_simple_public_object_batch_input"),
-                "update_by_id": (api.update, "batch_input_simple_public_object_batch_input"),
                 "create": (api.create, "batch_input_simple_public_object_batch_input_for_create")}[kind]
         try:
-            _, body = self.transport.call(call[0], target.object, **{call[1]: JsonBody(inputs=[p[1] for p in prepared])})
+            _, body, retried = self.transport.call_with_outcome(call[0], target.object, **{call[1]: JsonBody(inputs=[p[1] for p in prepared])})
+        except Unanswered as e:  # the write may have been applied: possibly delivered, resent next run
+            return [RowResult(key=op.key, ok=False, unknown=True, error=redact(str(e))) for op, _, _ in prepared]
         except BatchRefused as e:
+            # A refusal answering a retry of a call that may have been applied (a conflict with
+            # the record it made, say) leaves its rows possibly delivered.
+            ambiguous = ambiguous or e.after_ambiguous
             if len(prepared) == 1:
-                return [RowResult(key=prepared[0][0].key, ok=False, error=redact(str(e)))]
+                op = prepared[0][0]
+                if kind == "create" and (existing := _existing_id(str(e))):
+                    return [RowResult(key=op.key, ok=True, dest_id=existing)]
+                return [RowResult(key=op.key, ok=False, unknown=ambiguous, error=_reason(str(e), op))]
             half = len(prepared) // 2  # isolate the inputs HubSpot objects to
-            return self._write(target, idp, kind, prepared[:half]) + self._write(target, idp, kind, prepared[half:])
-        return self._map_results(idp, kind, prepared, body or {})
+            return (self._write(target, idp, kind, prepared[:half], ambiguous)
+                    + self._write(target, idp, kind, prepared[half:], ambiguous))
+        return self._map_results(target, idp, kind, prepared, body or {}, ambiguous or retried)
 
-    @staticmethod
-    def _map_results(idp: str, kind: str, prepared: list[Prepared], body: dict[str, Any]) -> list[RowResult]:
+    def _map_results(self, target: SyncTarget, idp: str, kind: str, prepared: list[Prepared], body: dict[str, Any],
+                     ambiguous: bool) -> list[RowResult]:
+        """One result per input. HubSpot documents neither the order of `results` nor that an
+        upsert's result echoes the idProperty's value: a result is matched by what it echoes
+        (the objectWriteTraceId of a create, the unique value), else by its record id, read back. An input that no result or error accounts
+        for may have been written all the same: possibly delivered, never acknowledged or
+        refused."""
         ok: dict[str, str] = {}
+        unmatched: list[str] = []  # record ids of results that echo nothing we can match
         for r in body.get("results", []):
-            if kind == "create":
-                ok[str(r.get("objectWriteTraceId"))] = str(r["id"])
-            elif kind == "update_by_id":
-                ok[str(r["id"])] = str(r["id"])
-            else:
-                ok[str((r.get("properties") or {}).get(idp, "")).lower()] = str(r["id"])
+            rec_id = str(r.get("id", ""))
+            echoed = (r.get("properties") or {}).get(idp)
+            if kind == "create" and r.get("objectWriteTraceId"):
+                ok[str(r["objectWriteTraceId"])] = rec_id
+            elif echoed and kind != "create":
+                ok[str(echoed).lower()] = rec_id
+            elif rec_id:
+                unmatched.append(rec_id)
+        by_value: dict[str, str] = {}
+        if unmatched:
+            by_value = self._read_values(target, idp, unmatched)  # a create: by the value it was created with
         failed: dict[str, str] = {}
         for err in body.get("errors", []):
             ctx = err.get("context") or {}
             for v in ctx.get("objectWriteTraceId", []) + ctx.get("ids", []):
                 failed[str(v).lower() if kind in ("upsert", "update") else str(v)] = err.get("message", "rejected")
+        if kind == "create":
+            # insert: a record that exists already is never touched; it is there (made by an
+            # earlier attempt whose answer was lost, or by anyone): the row is delivered
+            for err in body.get("errors", []):
+                if str(err.get("category")) == "CONFLICT" and (existing := _existing_id(str(err.get("message", "")))):
+                    ok.update({str(v): existing for v in (err.get("context") or {}).get("objectWriteTraceId", [])})
         out = []
         for op, _, ident in prepared:
+            value = _ident(op.values, idp)
             if ident in ok:
                 out.append(RowResult(key=op.key, ok=True, dest_id=ok[ident]))
+            elif value in by_value:
+                out.append(RowResult(key=op.key, ok=True, dest_id=by_value[value]))
+            elif ident in failed:
+                # a per-input error answering a retry may be HubSpot's view of its own earlier write
+                out.append(RowResult(key=op.key, ok=False, unknown=ambiguous, error=_reason(failed[ident], op)))
             else:
-                out.append(RowResult(key=op.key, ok=False, error=redact(failed.get(ident, "HubSpot did not return this record"))))
+                out.append(RowResult(key=op.key, ok=False, unknown=True,
+                                     error="HubSpot's answer does not account for this row: it may have been written"))
         return out
+
+    def _read_values(self, target: SyncTarget, idp: str, ids: list[str]) -> dict[str, str]:
+        """Record ids by their (lower-cased) value of `idp`, read back by id; {} when the read fails
+        (the rows stay possibly delivered)."""
+        found: dict[str, str] = {}
+        try:
+            for chunk in self._chunks(list(dict.fromkeys(ids))):
+                _, body = self.transport.call(self.transport.api("batch").read, target.object,
+                                              batch_read_input_simple_public_object_id=JsonBody(
+                                                  inputs=[{"id": i} for i in chunk], properties=[idp], propertiesWithHistory=[]))
+                found.update({str((r.get("properties") or {}).get(idp, "")).lower(): str(r["id"])
+                              for r in (body or {}).get("results", []) if (r.get("properties") or {}).get(idp)})
+        except (BatchRefused, DestinationError):
+            return {}
+        return found
 
     def _whole(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, Any]:
         """A call whose refusal fails the whole push (a read, an archive, a list change): it
@@ -237,7 +264,7 @@ class HubSpotDestination(Destination):
         try:
             return self.transport.call(fn, *args, **kwargs)
         except BatchRefused as e:
-            raise DestinationError(f"HubSpot refused to {what}: HTTP {e.status}: {e}", retryable=False) from None
+            raise DestinationError(f"HubSpot refused to {what}: HTTP {e.status}: {str(e)[:500]}", retryable=False) from None
 
     def _chunks(self, items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         size = self.spec.batch_size  # ≤ 100: HubSpot's limit for every batch endpoint
@@ -250,7 +277,8 @@ class HubSpotDestination(Destination):
         for chunk in self._chunks(list(dict.fromkeys(values))):
             _, body = self._whole(f"read {target.object} by {idp}", self.transport.api("batch").read, target.object,
                                   batch_read_input_simple_public_object_id=JsonBody(
-                                      inputs=[{"id": v} for v in chunk], idProperty=idp, properties=[idp]))
+                                      inputs=[{"id": v} for v in chunk], idProperty=idp, properties=[idp],
+                                      propertiesWithHistory=[]))  # required by HubSpot's documents
             found.update({str((r.get("properties") or {}).get(idp, "")).lower(): str(r["id"]) for r in (body or {}).get("results", [])})
         return found
 
@@ -303,11 +331,9 @@ class HubSpotDestination(Destination):
         list_id = self._list_id(target)
         adds = [o for o in ops if o.kind in ("upsert", "insert", "update")]
         found = self._resolve_ids(target, idp, [_match_value(o.values, idp) for o in adds])
-        # Records of rows that leave (or change identity) without a known id, e.g. delivered by
-        # a run that died before recording it: found by their last delivered identity.
-        lost = [o.values if o.kind == "remove" else (o.previous or {}) for o in ops
-                if not o.dest_id and (o.kind == "remove" or _identity_changed(o, idp))]
-        old = self._resolve_ids(target, idp, [_match_value(v, idp) for v in lost])
+        # Records of released identities without a known id (delivered by a run that died
+        # before recording it): found by their identity.
+        old = self._resolve_ids(target, idp, [_match_value(o.values, idp) for o in ops if o.kind == "remove" and not o.dest_id])
         results, to_add, to_remove = [], [], []
         for o in ops:
             if o.kind == "remove":
@@ -320,14 +346,17 @@ class HubSpotDestination(Destination):
             if record is None:  # the match value is not shown: it may be personal data
                 results.append(RowResult(key=o.key, ok=False, error=f"no HubSpot {target.object} has this row's {idp}"))
                 continue
-            before = o.dest_id or (old.get(_ident(o.previous, idp)) if _identity_changed(o, idp) else None)
-            if before and before != record:
-                to_remove.append(before)  # the member's identity changed: the old record leaves
+            if o.dest_id and o.dest_id != record:
+                to_remove.append(o.dest_id)  # the email now belongs to another record: the old one leaves
             to_add.append(record)
             results.append(RowResult(key=o.key, ok=True, dest_id=record))
         if to_add or to_remove:
-            self._whole(f"change the members of list {target.audience!r}", self.transport.api("memberships").add_and_remove, list_id,
-                        membership_change_request=JsonBody(recordIdsToAdd=to_add, recordIdsToRemove=to_remove))
+            try:
+                self._whole(f"change the members of list {target.audience!r}", self.transport.api("memberships").add_and_remove, list_id,
+                            membership_change_request=JsonBody(recordIdsToAdd=to_add, recordIdsToRemove=to_remove))
+            except Unanswered as e:  # the change may have been applied: possibly done, sent again next run
+                return [RowResult(key=r.key, ok=False, unknown=True, dest_id=r.dest_id, error=redact(str(e))) if r.ok else r
+                        for r in results]
         return results
 
     def report(self) -> DestinationReport:
@@ -351,8 +380,23 @@ def _missing(obj: str, field: str) -> Converter:
     return reject
 
 
-def _identity_changed(op: RowOp, idp: str) -> bool:
-    return op.previous is not None and _ident(op.previous, idp) != _ident(op.values, idp)
+def _reason(message: str, op: RowOp) -> str:
+    """HubSpot's reason for refusing `op`, without the row's own values: HubSpot quotes the
+    value it refuses ("Email address … is invalid"), in shapes no generic pattern finds (no
+    top-level domain, spaces). The state keeps the reason; the row is named by its key. A value
+    is replaced where it stands as a whole (plain or JSON-escaped), never inside a word."""
+    texts = [(field, value.strip()) for field, value in op.values.items() if type(value) is str and len(value.strip()) >= 3]
+    for field, text in sorted(texts, key=lambda ft: -len(ft[1])):  # longest first: a value inside another
+        mark = "<email>" if field == "email" or "@" in text else f"<{field}>"
+        for form in dict.fromkeys((text, json.dumps(text)[1:-1])):
+            message = re.sub(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])", mark, message, flags=re.IGNORECASE)
+    return scrub_personal_data(redact(message))[:500]
+
+
+def _existing_id(message: str) -> str | None:
+    """The record id in HubSpot's conflict message ("Contact already exists. Existing ID: 123")."""
+    m = re.search(r"already exists\. Existing ID: (\d+)", message)
+    return m.group(1) if m else None
 
 
 def _match_value(values: dict[str, Any] | None, idp: str) -> str:

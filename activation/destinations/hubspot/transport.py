@@ -5,9 +5,17 @@
 - Request bodies the destination builds are plain JSON already; `JsonBody` marks them so the
   SDK's ApiClient does not walk them again (`sanitize_for_serialization` is the identity on
   plain JSON, at ~3 µs a row).
-- A client-side limiter keeps under the app's request quota, so 429s stay rare; when one
-  comes, its Retry-After / rate-limit headers are honoured; 5xx and dropped connections are
-  retried with jittered backoff.
+- Every call has a connect and a read timeout (the SDK has none by default: a connection
+  accepted and never answered would hang the run).
+- HubSpot limits each app to a number of requests in a rolling ten-second window (100 or 190
+  per 10 s), told in the X-HubSpot-RateLimit-Max / -Interval-Milliseconds headers of every
+  answer. A client-side limiter spaces calls under the configured rate and, once HubSpot has
+  said its limit, under that; a 429 pauses every call until the window has cleared (Retry-After
+  if sent, else the whole interval): a shorter wait only earns more 429s. A DAILY 429 stops the
+  run (it clears at midnight). 5xx and dropped connections are retried with jittered backoff.
+- An attempt whose answer was lost (read timeout, dropped or cut connection) or was a 500, 502
+  or 504 may have been applied. If retries run out after one, `Unanswered` is raised; a
+  refusal after one is marked `after_ambiguous`: the rows are possibly delivered, not refused.
 """
 
 from __future__ import annotations
@@ -20,15 +28,23 @@ from collections.abc import Callable
 from typing import Any
 
 from activation.destinations.base import ConfigError, DestinationError
-from activation.project.secrets import MissingSecret, redact, resolve_env
+from activation.project.secrets import MissingSecret, redact, resolve_env, scrub_personal_data
 
 
 class BatchRefused(Exception):
-    """HubSpot refused the call (a 4xx other than auth and 429): nothing in it was applied."""
+    """HubSpot refused the call (a 4xx other than auth and 429): nothing in it was applied,
+    unless `after_ambiguous`: an earlier attempt of the same call may have been, and the
+    refusal may be HubSpot answering the retry of something it already did."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, after_ambiguous: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.after_ambiguous = after_ambiguous
+
+
+class Unanswered(DestinationError):
+    """Retries ran out after an attempt that may have been applied (no answer, or a 5xx that
+    does not say it was not served): what the call asked for is possibly done."""
 
 
 class JsonBody(dict):  # type: ignore[type-arg]
@@ -56,6 +72,11 @@ class RateLimiter:
         with self._lock:
             self.next_at = max(self.next_at, self.clock() + seconds)
 
+    def slow_to(self, rate: float) -> None:
+        """Never more than `rate` calls per second from now on (a lower limit learnt from the API)."""
+        with self._lock:
+            self.interval = max(self.interval, 1.0 / rate)
+
 
 _APIS: dict[str, Callable[[Any], Any]] = {
     "batch": lambda crm: crm.objects.batch_api,
@@ -71,7 +92,7 @@ class HubSpotTransport:
     def __init__(self, name: str, spec: Any, sleep: Callable[[float], None] = time.sleep) -> None:
         self.name, self.spec = name, spec
         self.limiter = RateLimiter(spec.requests_per_second, sleep=sleep)
-        self.requests = self.throttled = self.retries = 0  # approximate under concurrency
+        self.requests = self.throttled = self.retries = 0
         self._client: Any = None
         self._apis: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -107,37 +128,72 @@ class HubSpotTransport:
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, Any]:
         """(status, parsed JSON body) of one SDK call, after the limiter and retries.
 
-        Raises DestinationError (auth, or retries exhausted) or BatchRefused (another 4xx).
+        Raises DestinationError (auth, or retries exhausted: `Unanswered` if an attempt may
+        have been applied) or BatchRefused (another 4xx).
         """
+        status, body, _ = self.call_with_outcome(fn, *args, **kwargs)
+        return status, body
+
+    def call_with_outcome(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, Any, bool]:
+        """Like `call`, with whether an earlier attempt may have been applied: then errors in
+        the answer may be HubSpot's view of its own earlier write, not a refusal of the input."""
         from urllib3.exceptions import HTTPError as TransportError
 
+        timeout = (self.spec.connect_timeout_seconds, self.spec.read_timeout_seconds)
         attempt = 0
+        ambiguous = False
         while True:
             self.limiter.wait()
-            self.requests += 1
+            self._count("requests")
             try:
-                response = fn(*args, _preload_content=False, **kwargs)
+                response = fn(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
+                self._learn_limit(response.headers)
                 data = response.data
-                return response.status, json.loads(data) if data else None
+                return response.status, json.loads(data) if data else None, ambiguous
             except Exception as e:  # the SDK raises a per-module ApiException class
                 status = getattr(e, "status", None)
                 if status is None and not isinstance(e, (TransportError, ConnectionError, TimeoutError)):
                     raise
                 body = getattr(e, "body", "") or ""
                 headers = getattr(e, "headers", None) or {}
+                self._learn_limit(headers)
                 retryable = status is None or status == 429 or status >= 500
                 if status in (401, 403):
-                    raise DestinationError(f"HubSpot answered {status}: {message(body)} (check the token and its scopes)", retryable=False) from None
+                    raise DestinationError(f"HubSpot answered {status}: {message(body)[:500]} (check the token and its scopes)", retryable=False) from None
                 if not retryable:
-                    raise BatchRefused(status or 0, message(body)) from None
+                    raise BatchRefused(status or 0, message(body), after_ambiguous=ambiguous) from None
+                # no status: the request may have been sent and applied, unless the connection
+                # was never made; 503 and 429 say it was not served
+                ambiguous = ambiguous or (status is None and _maybe_sent(e)) or (status is not None and status >= 500 and status != 503)
+                wait = backoff(headers, attempt + 1, status)
                 if status == 429:
-                    self.throttled += 1
+                    self._count("throttled")
+                    if policy(body) == "DAILY":
+                        raise DestinationError(f"HubSpot's daily request limit is reached: {message(body)[:500]} (it resets at "
+                                               "midnight in the account's time zone)", retryable=False) from None
+                    self.limiter.pause(wait)  # every call waits for the window to clear, not only this one
                 attempt += 1
                 if attempt > self.spec.max_retries:
-                    what = f"HTTP {status}: {message(body)}" if status else f"{type(e).__name__}: {e}"
-                    raise DestinationError(redact(f"HubSpot still failing after {attempt - 1} retries: {what}")) from None
-                self.retries += 1
-                self.limiter.pause(backoff(headers, attempt, status))
+                    what = f"HTTP {status}: {message(body)[:500]}" if status else f"{type(e).__name__}: {e}"
+                    text = redact(f"HubSpot still failing after {attempt - 1} retries: {what}")
+                    if ambiguous:
+                        raise Unanswered(text + " (an attempt may have been applied)") from None
+                    raise DestinationError(text) from None
+                self._count("retries")
+                self.limiter.pause(wait)
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def _learn_limit(self, headers: Any) -> None:
+        """Keep under the limit HubSpot says it applies (requests per rolling interval)."""
+        get = headers.get if hasattr(headers, "get") else (lambda _k: None)
+        most, interval = get("X-HubSpot-RateLimit-Max"), get("X-HubSpot-RateLimit-Interval-Milliseconds")
+        if not (most and interval and str(most).isdigit() and str(interval).isdigit()) or int(most) <= 0 or int(interval) <= 0:
+            return
+        # 90%: arrival times at HubSpot bunch up a little against the spacing of the sends
+        self.limiter.slow_to(0.9 * int(most) / (int(interval) / 1000))
 
     def close(self) -> None:
         self._client = None
@@ -145,15 +201,40 @@ class HubSpotTransport:
 
 
 def message(body: Any) -> str:
+    """HubSpot's message in an error body, without email addresses or phone numbers (it may be
+    kept as a run's error); the destination takes a rejected row's own values out as well."""
     try:
         data = json.loads(body) if isinstance(body, (str, bytes)) else body
-        return str(data.get("message") or data)[:500]
+        text = str(data.get("message") or data)
     except (ValueError, AttributeError):
-        return str(body)[:500]
+        text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+    return scrub_personal_data(text)[:2000]  # whole enough for the destination to take a row's values out
+
+
+def policy(body: Any) -> str:
+    """The policyName of a 429's body (TEN_SECONDLY_ROLLING, DAILY, ...), or ""."""
+    try:
+        data = json.loads(body) if isinstance(body, (str, bytes)) else body
+        return str(data.get("policyName") or "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _maybe_sent(e: BaseException) -> bool:
+    """Whether a transport failure may have come after the request reached HubSpot (anything
+    but a connection that was never made)."""
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+
+    reason = e.reason if isinstance(e, MaxRetryError) else e
+    return not isinstance(reason, (ConnectTimeoutError, NewConnectionError, ConnectionRefusedError))
+
+
+#: HubSpot's rolling window: a 429 that says nothing else is waited out this long.
+WINDOW_SECONDS = 10.0
 
 
 def backoff(headers: Any, attempt: int, status: int | None) -> float:
-    """How long to back off: Retry-After, else HubSpot's interval header, else jittered backoff."""
+    """How long to back off: Retry-After, else (429) the whole rate-limit interval, else jittered backoff."""
     get = headers.get if hasattr(headers, "get") else (lambda _k: None)
     retry_after = get("Retry-After")
     if retry_after:
@@ -161,10 +242,11 @@ def backoff(headers: Any, attempt: int, status: int | None) -> float:
             return min(float(retry_after), 60.0)
         except ValueError:
             pass
-    interval, most = get("X-HubSpot-RateLimit-Interval-Milliseconds"), get("X-HubSpot-RateLimit-Max")
-    if status == 429 and interval and get("X-HubSpot-RateLimit-Remaining") == "0":
-        # A rolling window: a slot frees up every interval/max on average, so wait for one
-        # (more on each repeat), not for the whole window.
-        whole = min(int(interval) / 1000, 10.0)
-        return min(whole / int(most) * attempt, whole) if most and most.isdigit() and int(most) > 0 else whole
+    if status == 429:
+        # The window is rolling: after waiting it out every request counted in it has left,
+        # so the next one is served. Waiting less (a slot's share) only earns more 429s.
+        interval = get("X-HubSpot-RateLimit-Interval-Milliseconds")
+        if interval and str(interval).isdigit() and int(interval) > 0:
+            return min(int(interval) / 1000, WINDOW_SECONDS)
+        return WINDOW_SECONDS
     return min(0.5 * 2 ** (attempt - 1), 30.0) * (0.5 + random.random() / 2)

@@ -16,6 +16,9 @@
   HTTP client with backoff, honouring ``X-Business-Use-Case-Usage``'s time to regain access.
   An expired or invalid token (190, 102) or a permission error (10, 200-299) stops the sync;
   any other error rejects the batch's rows with Meta's message.
+- A refusal (an error, invalid entries) answering a retry whose earlier attempt may have been
+  applied (its answer lost, cut or a 5xx) leaves those rows possibly delivered, as does a
+  2xx whose body cannot be read: the members may be in the audience (see `http.Answer`).
 
 The facebook-business SDK is not used: it would hash with its own (partial) normalisation,
 reaches a local emulator only by patching a class constant, keeps a process-wide default
@@ -40,7 +43,7 @@ import httpx
 from activation.destinations.ad_audience import AdAudienceDestination, Member, chunks
 from activation.destinations.base import (ConfigError, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget,
                                           find_or_create)
-from activation.destinations.http import HttpClient, RetryPolicy
+from activation.destinations.http import Answer, HttpClient, RetryPolicy, json_body, unreadable
 from activation.destinations.identifiers import META
 from activation.project.secrets import MissingSecret, resolve_env
 
@@ -167,12 +170,15 @@ class MetaAudienceDestination(AdAudienceDestination):
         return body if isinstance(body, dict) else {}
 
     def _request(self, method: str, path: str, params: dict[str, str], idempotent: bool = True) -> httpx.Response:
+        return self._send_request(method, path, params, idempotent).response
+
+    def _send_request(self, method: str, path: str, params: dict[str, str], idempotent: bool = True) -> Answer:
         http = self.http  # first: it resolves the base URL
         url = f"{self._base}/{path}"
         if method == "POST":
-            return http.request(method, url, content=form_encode(params), idempotent=idempotent,
-                                headers={"Content-Type": "application/x-www-form-urlencoded"})
-        return http.request(method, url, params=params)  # GET, DELETE: in the query string, like the SDKs
+            return http.send(method, url, content=form_encode(params), idempotent=idempotent,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+        return http.send(method, url, params=params)  # GET, DELETE: in the query string, like the SDKs
 
     def _message(self, response: httpx.Response) -> str:
         error = meta_error(response)
@@ -246,25 +252,25 @@ class MetaAudienceDestination(AdAudienceDestination):
 
     def push(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
         removes, adds, refused = self.split(target, ops)
-        errors: dict[str, str] = {r.key: r.error or "refused" for r in refused}
+        failed: dict[str, RowResult] = {r.key: r for r in refused}
         if not removes and not adds:
             return refused
         audience = self._audience_id(target)
         fields = self.fields(target)
         schema = [META.by_name[f].key for f in fields]
         for chunk in self._url_sized(audience, schema, fields, removes):
-            errors.update(self._send("DELETE", audience, schema, fields, chunk, None))
-        adds = [m for m in adds if m.key not in errors]  # a failed removal keeps its row's old identity: retry both
+            failed.update(self._send("DELETE", audience, schema, fields, chunk, None))
+        adds = [m for m in adds if m.key not in failed]  # a failed removal keeps its row's old identity: retry both
         session_id = random.randrange(1, 2**53)  # JSON-safe integer
         add_chunks = chunks(adds, self.spec.batch_size)
         for seq, chunk in enumerate(add_chunks, 1):
             session = {"session_id": session_id, "batch_seq": seq, "last_batch_flag": seq == len(add_chunks),
                        "estimated_num_total": len(adds)}
-            errors.update(self._send("POST", audience, schema, fields, chunk, session))
+            failed.update(self._send("POST", audience, schema, fields, chunk, session))
         if add_chunks:
             self.details["session_id"] = str(session_id)
             self.details["sessions"] = self.details.get("sessions", 0) + 1
-        return [RowResult(op.key, op.key not in errors, error=errors.get(op.key)) for op in ops]
+        return [failed.get(op.key) or RowResult(op.key, True) for op in ops]
 
     def _url_sized(self, audience: str, schema: list[str], fields: list[str], members: list[Member]) -> list[list[Member]]:
         """Removal batches whose DELETE URL stays within `max_url_bytes` (and `remove_batch_size` rows)."""
@@ -283,27 +289,35 @@ class MetaAudienceDestination(AdAudienceDestination):
         return [c for c in out if c]
 
     def _send(self, method: str, audience: str, schema: list[str], fields: list[str], members: list[Member],
-              session: dict[str, Any] | None) -> dict[str, str]:
-        """One users call; returns {key: error} for the rows it did not take."""
+              session: dict[str, Any] | None) -> dict[str, RowResult]:
+        """One users call; the results of the rows it did not take for sure (rejected, or
+        possibly taken when a refusal answers a retry after an attempt that may have landed)."""
         data = [[str(m.values.get(f) or "") for f in fields] for m in members]
         params = self._params(payload={"schema": schema, "data": data}, **({"session": session} if session else {}))
-        response = self._request(method, f"{audience}/users", params)
+        answer = self._send_request(method, f"{audience}/users", params)
+        response = answer.response
         if response.status_code >= 400:
             if fatal := self._fatal(response):
                 raise fatal
             reason = f"Meta refused the batch: {self._message(response)}"
-            return {m.key: reason for m in members}
-        body = response.json()
+            return {m.key: answer.rejected(m.key, reason) for m in members}
+        try:
+            body = json_body(response)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):  # a 2xx we cannot read: Meta may have taken any of them
+            return {m.key: unreadable(m.key, f"Meta answered HTTP {response.status_code} with a body that is not JSON")
+                    for m in members}
         self.details["num_received"] += int(body.get("num_received") or 0)
         self.details["num_invalid_entries"] += int(body.get("num_invalid_entries") or 0)
         samples = body.get("invalid_entry_samples") or {}
         if not isinstance(samples, dict) or not samples:
             return {}
-        bad: dict[str, str] = {}
+        bad: dict[str, RowResult] = {}
         for m, row in zip(members, data):
             for value in row:
                 if value and value in samples:
-                    bad[m.key] = f"Meta counted this row invalid: {samples[value]}"
+                    bad[m.key] = answer.rejected(m.key, f"Meta counted this row invalid: {samples[value]}")
         return bad
 
     def report(self) -> DestinationReport:

@@ -3,14 +3,22 @@
 Body::
 
     {"sync": ..., "object": ..., "mode": ..., "batch_id": "<sha256 hex>",
-     "rows": [{"op": "upsert", "key": "42", "fields": {...}, "previous": {...} | null,
-               "changed": [...] | null}, ...]}
+     "rows": [{"op": "upsert", "key": "42", "version": 1764921600123456, "fields": {...},
+               "previous": {...} | null, "changed": [...] | null}, ...]}
 
-sent with ``Idempotency-Key: <batch_id>`` so a receiver can drop a batch it already applied
-(e.g. when our retry follows a response lost in transit). The receiver answers 2xx, optionally
-with ``{"results": [{"key": ..., "ok": true|false, "error": ..., "id": ...}]}`` (or
-``"status": "ok"|"error"``) for per-row outcomes. A 4xx rejects the whole batch's rows; 5xx,
-408, 429 and network errors are retried by `HttpClient`, then raise `DestinationError`.
+sent with ``Idempotency-Key: <uuid>`` (one per push, the same across its retries) so a
+receiver can drop a request it already applied. ``version`` orders the writes of a row: it is
+larger for every later write of the same key, so a receiver keeping the version it holds can
+drop an older write that arrives late (see `Versions`).
+
+The receiver answers 2xx, optionally with ``{"results": [{"key": ..., "ok": true|false,
+"error": ..., "id": ..., "status": ...}]}`` for per-row outcomes. A remove answered "not
+found" (``"status": 404`` or ``"not_found"``) is done: the record is gone, which was the goal.
+A 2xx whose body is not JSON, or whose results are malformed, acknowledges nothing: its rows
+are possibly delivered. So is a row a refusal answers when an earlier attempt of the request
+may have been applied (`Answer.rejected`). A 4xx rejects the batch's rows (per row when the
+body carries results); 401/403 stop the sync; 5xx, 408, 429 and network errors are retried
+by `HttpClient`, then raise `DestinationError`.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import base64
 import hashlib
 import json
 import math
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -38,10 +47,40 @@ from activation.destinations.base import (
     RowResult,
     SyncTarget,
 )
-from activation.destinations.http import HttpClient, RetryPolicy, safe_url
+from activation.destinations.http import HttpClient, RetryPolicy, json_body, rejected, safe_url, unreadable
 from activation.project.secrets import MissingSecret, resolve_env
 
-UNREPORTED = "receiver did not report this row"
+UNREPORTED = "receiver did not report this row (it may have applied it)"
+MALFORMED = "receiver sent malformed results (expected a list)"
+NOT_FOUND = frozenset({"404", "not_found", "not found", "notfound"})
+
+
+class Versions:
+    """Row versions: microseconds since the epoch when the batch was built, strictly
+    increasing within the process (a batch never reuses or goes below the last one).
+    Microseconds, not nanoseconds: they stay below 2**53, so a receiver that parses JSON
+    numbers as doubles (JavaScript) compares them exactly.
+
+    A later write of a row is always built later: in the same run, or in a later run (one run
+    per sync at a time: the lease). So its version is larger, as long as the clocks of the
+    hosts running the syncs do not step back by more than the time between two runs of a
+    sync. A retry of a request resends its versions unchanged. Nothing is stored: the clock
+    is the sequence."""
+
+    def __init__(self, clock: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:
+        self._clock = clock
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(self._clock(), self._last + 1)
+            return self._last
+
+
+#: One per process: two destinations sending the same sync (a daemon reloading its
+#: project) still never reuse a version.
+VERSIONS = Versions()
 
 
 def _json_default(value: Any) -> Any:
@@ -103,20 +142,27 @@ def _entry_ok(entry: dict[str, Any]) -> bool:
     if "ok" in entry:
         return entry["ok"] is True
     if "status" in entry:
-        return str(entry["status"]).lower() in ("ok", "success")
+        return str(entry["status"]).lower() in ("ok", "success", "200", "201", "204")
     return not entry.get("error")
 
 
+def _not_found(entry: dict[str, Any]) -> bool:
+    return any(str(entry.get(f, "")).lower() in NOT_FOUND for f in ("status", "code"))
+
+
 def parse_results(
-    ops: Sequence[RowOp], body: Any, redact: Callable[[str], str] = lambda s: s
+    ops: Sequence[RowOp], body: Any, redact: Callable[[str], str] = lambda s: s,
+    *, after_ambiguous: bool = False,
 ) -> list[RowResult]:
-    """Per-row outcomes from a 2xx response body (already JSON-decoded, or None)."""
+    """Per-row outcomes from a JSON-decoded answer (None: nothing per row, all acknowledged).
+
+    `after_ambiguous`: an earlier attempt of the request may have been applied, so a
+    refusal now leaves the row possibly delivered (see `http.rejected`)."""
     if not isinstance(body, dict) or "results" not in body:
         return [RowResult(key=op.key, ok=True, dest_id=op.dest_id) for op in ops]
     results = body["results"]
-    if not isinstance(results, list):
-        error = "receiver sent malformed results (expected a list)"
-        return [RowResult(key=op.key, ok=False, error=error) for op in ops]
+    if not isinstance(results, list):  # unreadable: the receiver may have applied any row
+        return [unreadable(op.key, MALFORMED) for op in ops]
     reported = {
         str(entry["key"]): entry
         for entry in results
@@ -125,20 +171,17 @@ def parse_results(
     out: list[RowResult] = []
     for op in ops:
         entry = reported.get(op.key)
-        if entry is None:  # safer than assuming success: the row is resent next run
-            out.append(RowResult(key=op.key, ok=False, error=UNREPORTED))
+        if entry is None:  # not said either way: possibly delivered (resent next run)
+            out.append(RowResult(key=op.key, ok=False, unknown=True, error=UNREPORTED))
             continue
-        ok = _entry_ok(entry)
         dest_id = entry.get("id")
-        error = None if ok else redact(str(entry.get("error") or "rejected by receiver"))[:500]
-        out.append(
-            RowResult(
-                key=op.key,
-                ok=ok,
-                dest_id=str(dest_id) if dest_id is not None else op.dest_id,
-                error=error,
-            )
-        )
+        dest = str(dest_id) if dest_id is not None else op.dest_id
+        if _entry_ok(entry) or (op.kind == "remove" and _not_found(entry)):
+            # a remove answered "not found": the record is gone, which is what it asked for
+            out.append(RowResult(key=op.key, ok=True, dest_id=dest))
+            continue
+        error = redact(str(entry.get("error") or "rejected by receiver"))[:500]
+        out.append(rejected(op.key, error, after_ambiguous=after_ambiguous))
     return out
 
 
@@ -196,10 +239,12 @@ class WebhookDestination(Destination):
         if not ops:
             return []
         http = self.http
+        version = VERSIONS.next()
         rows = [
             {
                 "op": op.kind,
                 "key": op.key,
+                "version": version,
                 "fields": op.values,
                 "previous": op.previous,
                 "changed": op.changed_fields,
@@ -216,20 +261,25 @@ class WebhookDestination(Destination):
         # The Idempotency-Key is per push, reused by the transport's retries of that push:
         # a content hash would collide when a value flips A→B→A→B, and a receiver that
         # remembers keys would then drop a real change.
-        response = http.request(
+        answer = http.send(
             "POST",
             url,
             content=body.encode("utf-8"),
             headers={"Idempotency-Key": uuid.uuid4().hex},
             display_url=self.display_url,
         )
+        response = answer.response
         status = response.status_code
         if 200 <= status < 300:
+            if not response.content.strip():
+                return parse_results(ops, None)  # nothing per row: the 2xx acknowledges all
             try:
-                payload = response.json() if response.content.strip() else None
+                payload = json_body(response)
             except ValueError:
-                payload = None  # a 2xx with a non-JSON body: nothing per row to report
-            return parse_results(ops, payload, http.redact)
+                # Cut or garbled: whatever it said per row is lost, and it may have refused
+                # some rows. Nothing is acknowledged; every row is possibly delivered.
+                return [unreadable(op.key, f"HTTP {status}, body not JSON") for op in ops]
+            return parse_results(ops, payload, http.redact, after_ambiguous=answer.after_ambiguous)
         if status in (401, 403):
             # Every later batch would fail the same way: stop the sync instead of
             # rejecting each row. Nothing in this batch is marked delivered.
@@ -239,9 +289,17 @@ class WebhookDestination(Destination):
                 retryable=False,
             )
         if 400 <= status < 500:
-            # Not marked delivered, so these rows are retried next run anyway.
+            # Not marked delivered, so these rows are retried next run anyway. A body with
+            # per-row results (a 404 for removes of records already gone, a 422 naming the bad
+            # rows) says more than the status.
+            try:
+                payload = json_body(response)
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict) and isinstance(payload.get("results"), list):
+                return parse_results(ops, payload, http.redact, after_ambiguous=answer.after_ambiguous)
             error = f"HTTP {status}: {http.describe(response)}"
-            return [RowResult(key=op.key, ok=False, error=error) for op in ops]
+            return [answer.rejected(op.key, error) for op in ops]
         raise DestinationError(
             f"POST {self.display_url}: unexpected HTTP {status} (redirects are not followed; "
             "check the url)",
