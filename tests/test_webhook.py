@@ -267,6 +267,15 @@ def test_values_of_every_type_become_json(rx: WebhookReceiver, sleep: FakeSleep)
                    "id": str(uid), "nan": None, "text": "ünïcødé, \"q\""}
 
 
+def test_a_decimal_a_double_cannot_hold_keeps_every_digit(rx: WebhookReceiver, sleep: FakeSleep) -> None:
+    """The webhook had its own Decimal rule, which went through float: 20 digits became 17.
+    Every destination now takes the shared one (activation.values): exact text instead."""
+    dest = make_dest(rx.url, sleep)
+    values = {"big": Decimal("12345678901234567890.1234567890"), "whole": Decimal("123456789012345678901234567890")}
+    assert all(r.ok for r in dest.push(TARGET, [RowOp(kind="upsert", key="a", values=values)]))
+    assert rx.records("crm_contacts")["a"] == {"big": "12345678901234567890.1234567890", "whole": 123456789012345678901234567890}
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),

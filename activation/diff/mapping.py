@@ -6,56 +6,21 @@ compare and send is the same thing everywhere.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
-import math
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 from activation.project.spec import SyncSpec
 from activation.project.templating import compile_field
+from activation.values import PLAIN_TYPES as _PLAIN
+from activation.values import to_jsonable
+
+__all__ = ["FieldMapper", "MappingError", "to_jsonable"]
 
 
 class MappingError(Exception):
     """A row could not be mapped; the row is rejected with this reason."""
-
-
-_PLAIN = frozenset({str, int, bool, type(None)})
-
-
-def to_jsonable(value: Any) -> Any:
-    if type(value) in _PLAIN:  # the common case, checked first: this runs per field per row
-        return value
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            return None
-        if value == value.to_integral_value():
-            return int(value)
-        number = float(value)
-        # A double holds most decimals exactly (1234.56); one with more digits than a double
-        # keeps goes as its exact text rather than silently losing them.
-        return number if Decimal(repr(number)) == value else str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (date, time)):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [to_jsonable(v) for v in value]
-    return str(value)
 
 
 class FieldMapper:

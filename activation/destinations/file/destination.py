@@ -20,8 +20,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Iterator, Sequence
 
-from activation.destinations.base import (IdentityModel, ConfigError, Destination, DestinationError, RowOp,
-                                          RowResult, SyncTarget)
+from activation.destinations.base import (
+    ConfigError,
+    Destination,
+    DestinationError,
+    IdentityModel,
+    RowOp,
+    RowResult,
+    SyncTarget,
+)
+from activation.values import to_jsonable
 
 Key = tuple[str, ...]
 _NEEDS_QUOTES = re.compile(r'[",\r\n]')
@@ -31,16 +39,10 @@ csv.field_size_limit(2**31 - 1)
 
 
 def _plain(v: Any) -> Any:
-    """`json.dumps` default hook: common warehouse types as JSON-able values; others fail."""
-    if isinstance(v, (dt.datetime, dt.date, dt.time)):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        if v.is_finite() and v == v.to_integral_value():
-            return int(v)
-        f = float(v)  # a float only when it is exact, else a string: never lose digits
-        return f if Decimal(repr(f)) == v else str(v)
-    if isinstance(v, uuid.UUID):
-        return str(v)
+    """`json.dumps` default hook: common warehouse types as JSON-able values, by the shared
+    rule (activation.values); others fail."""
+    if isinstance(v, (dt.datetime, dt.date, dt.time, Decimal, uuid.UUID)):
+        return to_jsonable(v)
     raise TypeError(f"a value of type {type(v).__name__} can't be written to a file")
 
 

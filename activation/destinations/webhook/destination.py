@@ -23,7 +23,6 @@ by `HttpClient`, then raise `DestinationError`.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import math
@@ -31,12 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
-from datetime import time as dtime
-from decimal import Decimal
-from enum import Enum
 from typing import Any
-from uuid import UUID
 
 from activation.destinations.base import (
     ConfigError,
@@ -47,8 +41,16 @@ from activation.destinations.base import (
     RowResult,
     SyncTarget,
 )
-from activation.destinations.http import HttpClient, RetryPolicy, json_body, rejected, safe_url, unreadable
+from activation.destinations.http import (
+    HttpClient,
+    RetryPolicy,
+    json_body,
+    rejected,
+    safe_url,
+    unreadable,
+)
 from activation.project.secrets import MissingSecret, resolve_env
+from activation.values import to_jsonable
 
 UNREPORTED = "receiver did not report this row (it may have applied it)"
 MALFORMED = "receiver sent malformed results (expected a list)"
@@ -84,25 +86,13 @@ VERSIONS = Versions()
 
 
 def _json_default(value: Any) -> Any:
-    """JSON for values the stdlib encoder refuses (rows are normally JSON-safe already)."""
-    if isinstance(value, (datetime, date, dtime)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        if value.is_finite() and value == value.to_integral_value():
-            return int(value)
-        number = float(value)
-        return number if math.isfinite(number) else None
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode("ascii")
+    """JSON for values the stdlib encoder refuses (rows are normally JSON-safe already): the
+    shared rule (activation.values), so a Decimal keeps every digit here too."""
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=repr)  # sorted: canonical JSON must not depend on set order
     if callable(getattr(value, "item", None)):  # numpy / pandas scalars
         return value.item()
-    return str(value)
+    return to_jsonable(value)
 
 
 def _finite(value: Any) -> Any:
