@@ -240,9 +240,9 @@ class Compiler:
             )
             deps = {traits_id(entity), audience_id(src)}
         else:
-            known = sorted(set(p.entities) | set(p.audiences))
+            sources = sorted(set(p.entities) | set(p.audiences))
             self.issues.append(
-                self.loaded.issue(f"`from: {src}` names no entity or audience (known: {', '.join(known) or 'none'})", "syncs", name, "from")
+                self.loaded.issue(f"`from: {src}` names no entity or audience (known: {', '.join(sources) or 'none'})", "syncs", name, "from")
             )
             return None
         key = p.entities[entity].key_columns if s.key is None else ([s.key] if isinstance(s.key, str) else list(s.key))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -323,7 +324,7 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> list[Any]:
     return path
 
 
-def _issue_from_pydantic(loaded: LoadedProject, err: dict[str, Any], data: Any) -> ProjectIssue:
+def _issue_from_pydantic(loaded: LoadedProject, err: ErrorDetails, data: Any) -> ProjectIssue:
     bad_name = "[key]" in err["loc"]
     loc = _yaml_path(tuple(err["loc"]), data)
     path = tuple(loc)

@@ -150,6 +150,7 @@ class FileDestination(Destination):
     type: ClassVar[str] = "file"
     # Bigger than the API default: any batch that changes existing rows rewrites the file.
     max_batch_size: ClassVar[int] = 50_000
+    _is_open = False  # open() loaded the file into memory; close() dropped it
 
     def check_target(self, target: SyncTarget) -> None:
         super().check_target(target)
@@ -177,6 +178,7 @@ class FileDestination(Destination):
                 self._rewrite()  # an empty delivered set is still a file (header only)
         except OSError as e:
             raise DestinationError(f"file destination {self.name!r}: {e}") from e
+        self._is_open = True
 
     def _load(self) -> None:
         header, end, reorder = None, 0, False
@@ -256,7 +258,7 @@ class FileDestination(Destination):
             self._rows[key] = line
 
     def push(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
-        if getattr(self, "_path", None) is None:
+        if not self._is_open:
             self.open(target)  # never write from an empty memory: that would wipe the file
         if self._fmt == "csv":  # new columns first, so undo snapshots are taken after widening
             extra = list(dict.fromkeys(k for op in ops for k in op.values if k not in self._cols))
@@ -312,4 +314,4 @@ class FileDestination(Destination):
         self._dirty = False
 
     def close(self) -> None:
-        self._rows, self._path = {}, None  # all on disk already; free the memory
+        self._rows, self._is_open = {}, False  # all on disk already; free the memory
