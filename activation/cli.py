@@ -364,7 +364,7 @@ def status(syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt
                 run_ = last.get(name, {})
                 rows.append({
                     "sync": name, "destination": spec.to, "status": run_.get("status", "never run"),
-                    "last_run": run_.get("started_at").isoformat(timespec="seconds") if run_.get("started_at") else None,
+                    "last_run": run_["started_at"].isoformat(timespec="seconds") if run_.get("started_at") else None,
                     "delivered_rows": s.state.delivered_count(name), "sent": run_.get("sent"), "failed": run_.get("failed"),
                     "rejected": run_.get("rejected"), "error": run_.get("error"), "run_id": run_.get("run_id"),
                     "rejected_rows": s.state.row_errors(run_["run_id"], limit=5) if run_ else [],

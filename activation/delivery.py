@@ -33,7 +33,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult
+from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, OpKind, RowOp, RowResult
 from activation.diff.plan import Change, PlanBuilder, SyncPlan, changes
 from activation.gc_tuning import fewer_collections
 from activation.project.secrets import redact, scrub_personal_data
@@ -417,7 +417,7 @@ class SyncRun:
         shared = ids.shared_left(self.s.state, self.p.name)
         if not shared:
             return []
-        kind = "update" if self.mode == "update" else "upsert"
+        kind: OpKind = "update" if self.mode == "update" else "upsert"
         failed: list[str] = []
         for at in range(0, len(shared), size):
             batch = shared[at:at + size]

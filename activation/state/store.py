@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -122,7 +122,7 @@ class StateStore:
         with self.engine.connect() as c:
             return int(c.execute(sa.select(sa.func.count()).where(d.c.sync_name == sync)).scalar() or 0)
 
-    def stream_delivered(self, sync: str, batch: int = 5000) -> Iterator[Sequence[sa.Row]]:
+    def stream_delivered(self, sync: str, batch: int = 5000) -> Generator[Sequence[sa.Row], None, None]:  # (callers close it early)
         """(row_key, row_hash, row_values, dest_id) ordered by key in code point order."""
         if not self.initialised:
             return

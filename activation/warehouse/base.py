@@ -8,7 +8,7 @@ Each engine is a module of its own (duckdb, postgres, snowflake), found through
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -110,7 +110,7 @@ class Warehouse:
         prefix = "TEMP " if temp else ""
         self.execute(conn, f"CREATE OR REPLACE {prefix}{kind} {relation} AS\n{sql}")
 
-    def execute(self, conn: Connection, sql: str, params: dict[str, object] | None = None) -> sa.CursorResult:
+    def execute(self, conn: Connection, sql: str, params: Mapping[str, object] | None = None) -> sa.CursorResult:
         try:
             return conn.execute(sa.text(sql), params or {})
         except Unavailable:

@@ -154,8 +154,10 @@ class MetaAudienceDestination(AdAudienceDestination):
         found: list[str] = []
         after: str | None = None
         while True:  # every page: a name is not unique at Meta, so look at all of them
-            page = self._call("GET", f"{self._account}/customaudiences", fields="id,name", limit="500",
-                              **({"after": after} if after else {}))
+            query: dict[str, Any] = {"fields": "id,name", "limit": "500"}
+            if after:
+                query["after"] = after
+            page = self._call("GET", f"{self._account}/customaudiences", **query)
             found += [str(a["id"]) for a in page.get("data", []) if a.get("name") == name]
             after = ((page.get("paging") or {}).get("cursors") or {}).get("after")
             if not after or not (page.get("paging") or {}).get("next"):

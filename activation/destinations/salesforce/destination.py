@@ -39,7 +39,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.format import format_soql
 
-from activation.destinations.base import (IdentityModel, ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult,
+from activation.destinations.base import (AmbiguousOutcome, IdentityModel, ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult,
                                           SyncTarget, find_or_create)
 from activation.destinations.http import RetryPolicy
 from activation.destinations.salesforce.client import Outcome, SalesforceClient, http_session
@@ -385,8 +385,11 @@ class SalesforceDestination(Destination):
                 return found[0]["Id"] if found else None
 
             def create() -> str:  # campaign names are not unique: a create retried blindly could make two
-                return self.client.call(f"create Campaign {name!r}", lambda sf: sf.restful(
-                    "sobjects/Campaign", method="POST", json={"Name": name, "IsActive": True}), idempotent=False)["id"]
+                created = self.client.call(f"create Campaign {name!r}", lambda sf: sf.restful(
+                    "sobjects/Campaign", method="POST", json={"Name": name, "IsActive": True}), idempotent=False)
+                if created is None:  # an empty answer (simple_salesforce's None): created or not, look first
+                    raise AmbiguousOutcome(f"Salesforce answered the creation of Campaign {name!r} with nothing")
+                return str(created["id"])
 
             self._campaign = find_or_create(find, create, attempts=self.spec.max_retries + 1)
         return self._campaign
