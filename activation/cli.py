@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -41,10 +41,10 @@ err = _console(stderr=True)
 
 EXIT_OK = 0
 
-ProjectOpt = Annotated[Optional[Path], typer.Option("--project", "-p", help="syncs.yaml or its directory [env: ACTIVATION_PROJECT]")]
+ProjectOpt = Annotated[Path | None, typer.Option("--project", "-p", help="syncs.yaml or its directory [env: ACTIVATION_PROJECT]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
-SelectOpt = Annotated[Optional[list[str]], typer.Option("--select", "-s", help="Sync name, tag:NAME or destination:NAME (repeatable).")]
-SyncsArg = Annotated[Optional[list[str]], typer.Argument(help="Syncs to run (default: all).", show_default=False)]
+SelectOpt = Annotated[list[str] | None, typer.Option("--select", "-s", help="Sync name, tag:NAME or destination:NAME (repeatable).")]
+SyncsArg = Annotated[list[str] | None, typer.Argument(help="Syncs to run (default: all).", show_default=False)]
 
 
 def _version(value: bool) -> None:
@@ -281,8 +281,8 @@ class OutputFormat(str, Enum):
     markdown = "markdown"
 
 
-FormatOpt = Annotated[Optional[OutputFormat], typer.Option("--format", help="text (default), json (same as --json) or markdown (a pull-request comment).")]
-BaseOpt = Annotated[Optional[str], typer.Option("--base", metavar="REV", help="Review the change since REV (its merge base with HEAD): the config diff and its effect on today's data.")]
+FormatOpt = Annotated[OutputFormat | None, typer.Option("--format", help="text (default), json (same as --json) or markdown (a pull-request comment).")]
+BaseOpt = Annotated[str | None, typer.Option("--base", metavar="REV", help="Review the change since REV (its merge base with HEAD): the config diff and its effect on today's data.")]
 SamplesOpt = Annotated[int, typer.Option("--samples", min=0, help="Markdown: sample rows per change kind (0: none, e.g. for a public repository).")]
 
 
@@ -333,7 +333,7 @@ def run(
     project: ProjectOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Same as `plan`.")] = False,
     allow_removal: Annotated[bool, typer.Option("--allow-removal", help="Accept removals above max_removal, this run only.")] = False,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="Send at most N operations per sync (a cautious first send).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="Send at most N operations per sync (a cautious first send).")] = None,
     as_json: JsonOpt = False,
     sandbox: SandboxOpt = False,
 ) -> None:
@@ -427,14 +427,14 @@ def daemon(
     syncs: SyncsArg = None,
     select: SelectOpt = None,
     project: ProjectOpt = None,
-    host: Annotated[Optional[str], typer.Option("--host", help="Address of /healthz and /metrics (daemon.health_host; default 127.0.0.1).")] = None,
-    port: Annotated[Optional[int], typer.Option("--port", min=0, max=65535, help="Port of /healthz and /metrics; 0 picks a free one (daemon.health_port; default 9464).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address of /healthz and /metrics (daemon.health_host; default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port of /healthz and /metrics; 0 picks a free one (daemon.health_port; default 9464).")] = None,
     no_health: Annotated[bool, typer.Option("--no-health", help="No HTTP server.")] = False,
-    json_logs: Annotated[Optional[bool], typer.Option("--json-logs/--text-logs", help="One JSON object per log line (daemon.json_logs).")] = None,
-    log_level: Annotated[Optional[str], typer.Option("--log-level", help="debug, info, warning or error (daemon.log_level).")] = None,
-    lease_ttl: Annotated[Optional[str], typer.Option("--lease-ttl", help="Lease duration, e.g. 60s (daemon.lease_ttl).")] = None,
-    watch: Annotated[Optional[bool], typer.Option("--watch/--no-watch", help="Re-read syncs.yaml when it changes (daemon.watch).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="This daemon's name in leases and logs (default: the host name; the pid is added).")] = None,
+    json_logs: Annotated[bool | None, typer.Option("--json-logs/--text-logs", help="One JSON object per log line (daemon.json_logs).")] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="debug, info, warning or error (daemon.log_level).")] = None,
+    lease_ttl: Annotated[str | None, typer.Option("--lease-ttl", help="Lease duration, e.g. 60s (daemon.lease_ttl).")] = None,
+    watch: Annotated[bool | None, typer.Option("--watch/--no-watch", help="Re-read syncs.yaml when it changes (daemon.watch).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="This daemon's name in leases and logs (default: the host name; the pid is added).")] = None,
 ) -> None:
     """Run every scheduled sync on its schedule until SIGTERM/SIGINT; SIGHUP re-reads syncs.yaml.
 
@@ -511,7 +511,7 @@ def init(
 
 @app.command()
 def demo(
-    directory: Annotated[Optional[Path], typer.Option("--dir", help="Project directory of the demo (default: the current one when it holds a syncs.yaml, else ./activation-demo); the example project is copied into it when it holds none.", show_default=False)] = None,
+    directory: Annotated[Path | None, typer.Option("--dir", help="Project directory of the demo (default: the current one when it holds a syncs.yaml, else ./activation-demo); the example project is copied into it when it holds none.", show_default=False)] = None,
 ) -> None:
     """Generate the demo warehouse, plan, run, change rows, and show the second plan."""
     from activation_emulators.demo.run import run_demo  # lazily: see [tool.importlinter]

@@ -42,13 +42,14 @@ from typing import Any, Literal
 import duckdb
 from pydantic import BaseModel, Field
 
-from activation_emulators.faults import Fault
 from activation.destinations.identifiers import sha256_hex
+from activation_emulators.faults import Fault
 from activation_emulators.google_ads import GoogleAdsEmulator
 from activation_emulators.hubspot import HubSpotEmulator
-from activation_emulators.meta import MetaEmulator
 from activation_emulators.mailchimp import MailchimpEmulator
-from activation_emulators.salesforce import Field as SalesforceField, SalesforceEmulator
+from activation_emulators.meta import MetaEmulator
+from activation_emulators.salesforce import Field as SalesforceField
+from activation_emulators.salesforce import SalesforceEmulator
 from activation_emulators.webhook import WebhookReceiver
 
 #: The project; __WAREHOUSE__, __STATE__ and __SRC__ are filled in per backend (see `project_yaml`).
@@ -238,7 +239,7 @@ class Source:
         if not rows:
             return
         if self.backend == "duckdb":  # one statement, column by column (executemany goes row by row)
-            columns = [list(c) for c in zip(*rows)]
+            columns = [list(c) for c in zip(*rows, strict=False)]
             run(f"INSERT INTO {table} SELECT {', '.join('unnest(?)' for _ in columns)}", columns)
         else:  # in statements of at most 5,000 rows (Postgres takes 65,535 parameters)
             for at in range(0, len(rows), 5000):

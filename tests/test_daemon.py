@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import sqlalchemy as sa
-
 from conftest import PG_URL, Project, make_project, postgres_or_skip
 from test_warehouses import dataset, load
+
 from activation_emulators.webhook import WebhookReceiver
 
 T = TypeVar("T")
@@ -403,7 +403,7 @@ def run_ranges(engine: sa.Engine, tag: str) -> dict[str, list[tuple[datetime, da
 
 def assert_never_concurrent(ranges: dict[str, list[tuple[datetime, datetime | None, str]]]) -> None:
     for sync, runs in ranges.items():
-        for (s1, f1, st1), (s2, _, _) in zip(runs, runs[1:]):
+        for (s1, f1, st1), (s2, _, _) in zip(runs, runs[1:], strict=False):
             assert f1 is not None and f1 <= s2, f"{sync}: a run ({st1}, {s1}..{f1}) overlaps the next one from {s2}"
 
 

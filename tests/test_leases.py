@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import make_project, postgres_or_skip
+
 from activation.state.leases import Lease, LeaseStore, Refusal
 from activation.state.store import StateStore
 from activation_emulators.webhook import WebhookReceiver

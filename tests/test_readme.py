@@ -84,7 +84,7 @@ def test_each_destinations_key_table_names_its_own_keys() -> None:
                if "type" in m.model_fields and m in DESTINATION_SPECS}
     parts = re.split(r"^(#{3,4} .*)$", README, flags=re.M)
     checked = 0
-    for head, body in zip(parts[1::2], parts[2::2]):
+    for head, body in zip(parts[1::2], parts[2::2], strict=False):
         m = re.fullmatch(r"#{3,4} `(\w+)`", head.strip())
         if not m or m.group(1) not in by_type:
             continue

@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import PG_URL, postgres_or_skip
+
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
 from activation_emulators.webhook import WebhookReceiver
-
 
 PROJECT = """
 version: 1
@@ -219,8 +218,8 @@ def test_snowflake_plans_and_delivers_like_duckdb(tmp_path: Path, fakesnow_patch
 
 
 def test_duckdb_memory_limit_caps_duckdb_in_the_process(tmp_path: Path) -> None:
-    from activation.warehouse.spec import DuckDBWarehouseSpec as WarehouseSpec
     from activation.warehouse.registry import open_warehouse
+    from activation.warehouse.spec import DuckDBWarehouseSpec as WarehouseSpec
 
     wh = open_warehouse(WarehouseSpec(path="wh.duckdb", memory_limit="200MB"), tmp_path)
     try:

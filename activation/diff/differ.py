@@ -166,7 +166,7 @@ FROM (SELECT k, COUNT(*) AS n FROM (SELECT {key} AS k FROM ({q.model_sql}) AS sr
 
 
 def _row(q: DiffQuery, values: Sequence[Any]) -> dict[str, Any]:
-    return dict(zip(q.columns, values))
+    return dict(zip(q.columns, values, strict=False))
 
 
 class SqlDiffer(Differ):

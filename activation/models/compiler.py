@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import Any, Literal
 
+from activation.models.readonly import without_final_semicolon, write_problem
 from activation.project.loader import LoadedProject, ProjectError, ProjectIssue
 from activation.project.spec import ScoreComponent
-from activation.models.readonly import without_final_semicolon, write_problem
 from activation.project.templating import TemplateProblem, render_sql
 
 NodeKind = Literal["trait", "traits", "audience", "model"]

@@ -7,8 +7,8 @@ still input: the sandbox refuses attribute access to Python internals (`__class_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 import re
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from itertools import chain, islice
 from operator import itemgetter

@@ -15,12 +15,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .api import BatchErrors, CrmApi, error
-from .spec import Match, ValidationMode, find_specs_dir, load_documents, route_documents
-from .validation import SpecValidator
-from .store import ObjectType, PropertyDef, now_iso
 from activation_emulators.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
 from activation_emulators.faults import FaultInjector, serve_after, serve_before
+
+from .api import BatchErrors, CrmApi, error
+from .spec import Match, ValidationMode, find_specs_dir, load_documents, route_documents
+from .store import ObjectType, PropertyDef, now_iso
+from .validation import SpecValidator
 
 _AUTH_MESSAGE = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
                  "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")

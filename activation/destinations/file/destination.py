@@ -16,12 +16,12 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Iterator, Sequence
+from typing import Any, BinaryIO, ClassVar
 
-from activation.destinations.base import (IdentityModel, ConfigError, Destination, DestinationError, RowOp,
-                                          RowResult, SyncTarget)
+from activation.destinations.base import ConfigError, Destination, DestinationError, IdentityModel, RowOp, RowResult, SyncTarget
 
 Key = tuple[str, ...]
 _NEEDS_QUOTES = re.compile(r'[",\r\n]')
@@ -135,7 +135,7 @@ def read_file_records(
                 if header is None:
                     header = rec
                     continue
-                rec = dict(zip(header, rec))
+                rec = dict(zip(header, rec, strict=False))
             keys = match_fields or list(rec)[:1]
             records[tuple(rec.get(m) for m in keys)] = rec
     return records
@@ -196,7 +196,7 @@ class FileDestination(Destination):
                         self._dirty = reorder = header != self._cols
                         continue
                     else:
-                        cells = dict(zip(header, rec))
+                        cells = dict(zip(header, rec, strict=False))
                         key = tuple(cells[m] for m in self._match)
                         if reorder:  # columns moved: re-encode in the new order
                             text = _csv_line([cells.get(c, "") for c in self._cols])
@@ -221,7 +221,7 @@ class FileDestination(Destination):
         """The line for `values`, merged over the existing line `base` (an update)."""
         try:
             if self._fmt == "csv":
-                cells = dict(zip(self._cols, next(csv.reader([base])))) if base else {}
+                cells = dict(zip(self._cols, next(csv.reader([base])), strict=False)) if base else {}
                 cells.update((k, _cell(v)) for k, v in values.items())
                 return _csv_line([cells.get(c, "") for c in self._cols])
             obj = {**json.loads(base), **values} if base else dict(values)

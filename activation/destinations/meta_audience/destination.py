@@ -41,8 +41,7 @@ from urllib.parse import quote_plus, urlencode
 import httpx
 
 from activation.destinations.ad_audience import AdAudienceDestination, Member, chunks
-from activation.destinations.base import (ConfigError, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget,
-                                          find_or_create)
+from activation.destinations.base import ConfigError, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget, find_or_create
 from activation.destinations.http import Answer, HttpClient, RetryPolicy, json_body, unreadable
 from activation.destinations.identifiers import META
 from activation.project.secrets import MissingSecret, resolve_env
@@ -316,7 +315,7 @@ class MetaAudienceDestination(AdAudienceDestination):
         if not isinstance(samples, dict) or not samples:
             return {}
         bad: dict[str, RowResult] = {}
-        for m, row in zip(members, data):
+        for m, row in zip(members, data, strict=False):
             for value in row:
                 if value and value in samples:
                     bad[m.key] = answer.rejected(m.key, f"Meta counted this row invalid: {samples[value]}")
