@@ -27,7 +27,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -208,10 +208,8 @@ class SyncRun:
             # batch that never left is taken off the journal; a failed push's rows stay
             # journaled: the destination may hold them.
             for done, future in sending:
-                try:
+                with suppress(DestinationError, ConfigError):
                     pushed.append((done, future.result()))
-                except (DestinationError, ConfigError):
-                    pass
             self._record(run_id, pushed, unsent=queued, final=True)
             raise
         self._record(run_id, pushed, final=True)

@@ -644,7 +644,7 @@ def activation_run(world: SoakWorld, *, kill_after_requests: int | None, timeout
     counts each sync's outcome in `statuses`."""
     cmd = [sys.executable, "-m", "activation.cli", "run", "--project", str(world.root), "--json"]
     start = world.requests
-    out = tempfile.TemporaryFile()
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below, once the child is reaped
     proc = subprocess.Popen(cmd, env=world.env, stdout=out, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     try:

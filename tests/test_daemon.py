@@ -457,12 +457,12 @@ def test_a_sigkilled_daemons_lease_is_taken_over_after_it_expires(
     b = Daemon(root, env, "users_a", "--name", "beta", log=tmp_path / "b.log")
     daemons.append(b)
     wait_for(lambda: b.events("skipped: users_a is running in alpha/"), "beta to find the lease held")
-    held = wait_for(lambda: (l := lease()) and l.expires_ms > first.expires_ms and l, "alpha to renew its lease")
+    held = wait_for(lambda: (now := lease()) and now.expires_ms > first.expires_ms and now, "alpha to renew its lease")
     assert held.owner.startswith("alpha/"), "a renewed lease stays alpha's: beta did not take a live lease"
     a.proc.kill()
     a.proc.wait(10)
     rx.delay(0)
-    wait_for(lambda: (l := lease()) and l.owner.startswith("beta/"), "beta to take the lease over", timeout=20)
+    wait_for(lambda: (now := lease()) and now.owner.startswith("beta/"), "beta to take the lease over", timeout=20)
     wait_for(lambda: any(r["status"] == "success" for r in b.runs("users_a")), "beta to finish the sync")
     assert b.stop() == 0
     with engine.connect() as c:

@@ -170,10 +170,7 @@ def plan_and_deliver(tmp_path: Path, tag: str, kinds: tuple[str, ...]) -> dict[s
     results = {}
     for kind in kinds:
         with WebhookReceiver() as rx:
-            if kind == "postgres+sqlite":  # a fresh set of schemas for the second Postgres run
-                tag2 = tag + "b"
-            else:
-                tag2 = tag
+            tag2 = tag + "b" if kind == "postgres+sqlite" else tag  # postgres+sqlite: a fresh set of schemas for the second Postgres run
             root, engine, src = project_for(kind, tmp_path / kind, rx.url, tag2)
             try:
                 load(engine, src, dataset())

@@ -262,7 +262,7 @@ class Destination(ABC):
         rate = getattr(self.spec, "requests_per_second", None)
         return float(rate) if rate else None
 
-    def open(self, target: SyncTarget) -> None:
+    def open(self, target: SyncTarget) -> None:  # noqa: B027 - an optional hook, not abstract
         """Called once before the first batch of a sync."""
 
     @abstractmethod
@@ -273,5 +273,5 @@ class Destination(ABC):
         """Counters and platform ids of the calls made since `open` (read before `close`)."""
         return DestinationReport()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Called once after the last batch (also after a failure)."""

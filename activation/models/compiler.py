@@ -164,7 +164,7 @@ class Compiler:
                 origin = f"trait {name}"
                 sql, deps = self.score_sql(name, t.entity, t.score)
             nodes[trait_id(name)] = ModelNode(trait_id(name), "trait", name, t.entity, sql, deps, origin, key + [name])
-        for entity, e in p.entities.items():
+        for entity in p.entities:
             mine = [n for n, t in p.traits.items() if t.entity == entity]
             nodes[traits_id(entity)] = ModelNode(
                 traits_id(entity), "traits", entity, entity, self.traits_sql(entity, mine),

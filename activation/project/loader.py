@@ -315,9 +315,9 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> list[Any]:
         if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             path.append(part)
             node = node[part]
-        elif i == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str) and "[" not in part:
-            if part != node.get("type", "duckdb" if path == ["warehouse"] else None):
-                path.append(part)  # a missing key; not the union member's tag of an error about the whole mapping
+        elif (i == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str) and "[" not in part
+              and part != node.get("type", "duckdb" if path == ["warehouse"] else None)):
+            path.append(part)  # a missing key; not the union member's tag of an error about the whole mapping
     return path
 
 

@@ -470,9 +470,9 @@ def _users_base_sql(R: _Rand, T: str) -> str:
     steps = (("created_project", 0.95, 0.2), ("invited_teammate", 0.75, 1.0), ("connected_integration", 0.60, 2.0))
     step_cols = []
     for idx, (event, p, mean_days) in enumerate(steps, start=1):
-        delay = R.exp("ob%d_delay" % idx, n) + f" * {mean_days * 86400} + 300"
+        delay = R.exp(f"ob{idx}_delay", n) + f" * {mean_days * 86400} + 300"
         at = f"signed_up_at + {_seconds(delay)}"
-        done = R.u("ob%d" % idx, n) + f" < CASE WHEN stalled THEN 0.25 ELSE {p} END"
+        done = R.u(f"ob{idx}", n) + f" < CASE WHEN stalled THEN 0.25 ELSE {p} END"
         step_cols.append(
             f"/* {event} */ CASE WHEN {done} AND {at} < active_until THEN {at} END AS ob{idx}_at"
         )

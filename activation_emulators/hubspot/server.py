@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import socket
@@ -85,10 +86,8 @@ class _Handler(KeepAliveHandler):
                 emu._inflight -= 1
         if reply is None:  # fault: close without answering
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             emu._log(self.command, self.path, 0, started, body)
             return
         status, data, extra = reply

@@ -184,7 +184,7 @@ class FileDestination(Destination):
         header, end, reorder = None, 0, False
         with open(self._path, "rb") as f:
             try:
-                for end, text, rec in _scan(f, self._fmt):
+                for end, text, rec in _scan(f, self._fmt):  # noqa: B007 - the last line's end is read after the loop
                     if self._fmt == "jsonl":
                         key = tuple(_dumps(rec.get(m)) for m in self._match)
                     elif header is None:
@@ -244,10 +244,8 @@ class FileDestination(Destination):
         if key is None:
             what = "can't find the row" if op.kind == "remove" else "must all have a value"
             raise _RowError(f"no value for match field(s) {self._match}: {what}")
-        if op.kind == "remove":
-            line = None
-        else:  # update merges into the line held (a rejected row changes nothing: encoded first)
-            line = self._encode(op.values, self._rows.get(key) if op.kind == "update" else None)
+        # update merges into the line held (a rejected row changes nothing: encoded first)
+        line = None if op.kind == "remove" else self._encode(op.values, self._rows.get(key) if op.kind == "update" else None)
         undo.setdefault(key, self._rows.get(key))
         self._put(key, line)
 
