@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 from pydantic import Field
 
@@ -55,4 +55,5 @@ def build_destination(name: str, spec: Any, project_dir: str) -> Destination:
 
 def spec_union() -> Any:
     """What `destinations:` accepts: the registered specs, told apart by `type`."""
-    return Annotated[tuple(p.spec for p in REGISTRY.values()), Field(discriminator="type")]
+    # Union[...] of a tuple built at run time (ruff's UP007 rewrite drops the Union)
+    return Annotated[Union[tuple(p.spec for p in REGISTRY.values())], Field(discriminator="type")]  # noqa: UP007
