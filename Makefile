@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint-imports install install-dev bench bench-10m clean
+.PHONY: demo test test-fast lint lint-imports install install-dev bench bench-10m clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,17 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 -q
+
+# The inner loop: every test but those marked slow (the soak, long daemon runs, the demo's data).
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+# Style, types and the import contracts; CI (.ci/run) runs it before the tests. No `ruff
+# format --check`: the tree is not in ruff's format, and reformatting it is not worth the churn.
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check activation activation_emulators tests bench examples
+	$(BIN)/mypy activation
+	$(BIN)/lint-imports
 
 # The runtime package never imports the emulators (but from --sandbox and demo): pyproject's
 # [tool.importlinter]; also run by the tests.
