@@ -125,7 +125,7 @@ def other(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, sa.Engine]
             sa.create_engine(f"snowflake://tester:x@fakeacct/example_{tag}/public")
 
 
-@pytest.mark.parametrize("other", ["postgres", "snowflake"], indirect=True)
+@pytest.mark.parametrize("other", ["postgres", pytest.param("snowflake", marks=pytest.mark.slow)], indirect=True)
 def test_example_project_plans_are_identical(tmp_path: Path, demo: duckdb.DuckDBPyConnection,
                                              other: tuple[str, str, sa.Engine], monkeypatch: pytest.MonkeyPatch) -> None:
     kind, warehouse, engine = other

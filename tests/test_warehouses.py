@@ -202,6 +202,7 @@ def test_duckdb_and_postgres_plan_and_deliver_the_same(tmp_path: Path, pg: tuple
         assert got == reference, f"{kind} differs from duckdb"
 
 
+@pytest.mark.slow
 def test_snowflake_plans_and_delivers_like_duckdb(tmp_path: Path, fakesnow_patched: None) -> None:
     """In-warehouse state (the SQL diff and the bulk state writes run as Snowflake SQL) and
     a SQLite state store (the merge diff over Snowflake's key order)."""
