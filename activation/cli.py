@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from activation.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_UNAVAILABLE, ActivationError
 from activation.output import RichProgress, plans_table, print_plan_details, print_result, status_table
@@ -125,20 +126,25 @@ def validate(
 ) -> None:
     """Check syncs.yaml: keys, references, templates, and (unless --offline) every model and
     mapping against the warehouse's real columns. Writes nothing, sends nothing."""
-    from activation.session import Session
+    from activation.models.compiler import compile_offline
+    from activation.session import Session, missing_extras
 
     with _reported(as_json):
         loaded = _load(project)
-        if offline:
-            from activation.models.compiler import compile_offline
-            from activation.session import missing_extras
-
+        try:  # what --offline finds needs no warehouse: said first, whatever the warehouse does
             compile_offline(loaded)
-            if issues := missing_extras(loaded):
-                raise ProjectError(issues)
-        else:
+            findings = missing_extras(loaded)
+        except ProjectError as e:
+            findings = e.issues + missing_extras(loaded)
+        if findings and not offline and (problem := _warehouse_problem(loaded)) is not None:
+            findings.append(ProjectIssue(f"and the warehouse could not be checked: {problem}", loaded.locate("warehouse")))
+        if findings:
+            raise ProjectError(findings)
+        if not offline:
             with Session(loaded, dry_run=True) as s:
-                prepared = s.prepare(list(loaded.project.syncs), how="view", check_env=True, every_model=True)
+                # destination secrets only where a destination is contacted (--remote): a CI job with
+                # warehouse credentials alone still gets every column check
+                prepared = s.prepare(list(loaded.project.syncs), how="view", check_env=remote, every_model=True)
                 if remote:
                     s.check_remote(prepared)
     p = loaded.project
@@ -148,6 +154,23 @@ def validate(
         _dump(summary)
     else:
         out.print(f"[green]✓[/] {loaded.file.name} is valid: " + ", ".join(f"{v} {k}" for k, v in summary.items() if k != "ok"))
+
+
+def _warehouse_problem(loaded: LoadedProject) -> str | None:
+    """Why the warehouse cannot be opened (read-only), or None when it can."""
+    from activation.project.secrets import MissingSecret
+    from activation.warehouse.base import WarehouseError
+    from activation.warehouse.registry import open_warehouse
+
+    try:
+        wh = open_warehouse(loaded.project.warehouse, loaded.root, read_only=True)
+        try:
+            with wh.session():
+                return None
+        finally:
+            wh.dispose()
+    except (WarehouseError, Unavailable, MissingSecret) as e:
+        return str(e)
 
 
 @app.command()
@@ -196,18 +219,25 @@ def compile_(project: ProjectOpt = None) -> None:
         quote = wh.quote if wh else (lambda n: f'"{n}"')
         schema = loaded.project.warehouse.schema_
         compiled = compile_project(loaded, lambda n: f'"{schema}"."{n}"', quote, loaded.project.warehouse.type)
+    # Plain print, not the console: the output is SQL (`compile > models.sql`), and the console
+    # wraps long lines at the terminal's width, which turned a header's tail into code.
     for node_id in compiled.order:
         node = compiled.nodes[node_id]
-        out.print(f"-- {node.origin} → \"{schema}\".\"{node_id}\"", style="bold", markup=False, highlight=False)
+        print(_sql_comment(f"{node.origin} → \"{schema}\".\"{node_id}\""))
         print(node.sql.strip() + ";\n")
     for name, model in compiled.syncs.items():
-        out.print(f"-- sync {name}: model (key: {', '.join(model.key)})", style="bold", markup=False, highlight=False)
+        print(_sql_comment(f"sync {name}: model (key: {', '.join(model.key)})"))
         print(model.sql.strip() + ";\n")
+
+
+def _sql_comment(text: str) -> str:
+    """`text` as SQL line comments: every line of it starts with `--`."""
+    return "\n".join(f"-- {line}" for line in text.splitlines() or [""])
 
 
 def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | None, *, dry_run: bool,
              allow_removal: bool, limit: int | None, as_json: bool, sandbox: bool = False, markdown: bool = False,
-             samples: int = 3) -> None:
+             samples: int = 3, full: bool = False) -> None:
     from contextlib import ExitStack
 
     from activation.leased import leased_runs
@@ -236,7 +266,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
                 s.state.migrate()  # only once the project is known to be valid
             if dry_run:
                 plans = [plan_sync(s, prepared[n]) for n in names]
-                _report_plans(plans, as_json, markdown, samples)
+                _report_plans(plans, as_json, markdown, samples, full)
                 failed = any(p.blocked or p.counts.rejected for p in plans)
                 raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
             progress = RichProgress(err) if not as_json else None
@@ -256,7 +286,7 @@ def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | 
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
 
 
-def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, samples: int = 3) -> None:
+def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, samples: int = 3, full: bool = False) -> None:
     if markdown:
         from activation.markdown import plans_markdown
 
@@ -266,9 +296,14 @@ def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, sampl
         _dump({"ok": not any(p.blocked or p.counts.rejected for p in plans), "dry_run": True,
                "plans": [p.model_dump(mode="json") for p in plans]})
         return
+    from activation.output import FULL_HINT, VALUES_WIDTH
+
     out.print(plans_table(plans))
+    cut = False
     for p in plans:
-        print_plan_details(out, p)
+        cut |= print_plan_details(out, p, full=full)
+    if cut:
+        out.print(f"[dim]{FULL_HINT.format(width=VALUES_WIDTH)}[/]", highlight=False)
     out.print("[dim]Dry run: nothing was sent and no state was written.[/]")
 
 
@@ -284,23 +319,25 @@ class OutputFormat(str, Enum):
 FormatOpt = Annotated[OutputFormat | None, typer.Option("--format", help="text (default), json (same as --json) or markdown (a pull-request comment).")]
 BaseOpt = Annotated[str | None, typer.Option("--base", metavar="REV", help="Review the change since REV (its merge base with HEAD): the config diff and its effect on today's data.")]
 SamplesOpt = Annotated[int, typer.Option("--samples", min=0, help="Markdown: sample rows per change kind (0: none, e.g. for a public repository).")]
+FullOpt = Annotated[bool, typer.Option("--full", help="Text: show sample values whole (cut at 90 characters otherwise).")]
 
 
 @app.command()
 def plan(
     syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt = None, as_json: JsonOpt = False,
     sandbox: SandboxOpt = False, base: BaseOpt = None, fmt: FormatOpt = None, samples: SamplesOpt = 3,
+    full: FullOpt = False,
 ) -> None:
     """Show what a run would change, per sync and per field. Sends nothing, writes nothing."""
     chosen = OutputFormat.json if as_json else fmt or OutputFormat.text
     if base is not None:
-        _review(project, syncs, select, base, chosen, sandbox, samples)
+        _review(project, syncs, select, base, chosen, sandbox, samples, full)
     _execute(project, syncs, select, dry_run=True, allow_removal=False, limit=None, as_json=chosen == OutputFormat.json,
-             sandbox=sandbox, markdown=chosen == OutputFormat.markdown, samples=samples)
+             sandbox=sandbox, markdown=chosen == OutputFormat.markdown, samples=samples, full=full)
 
 
 def _review(project: Path | None, syncs: list[str] | None, select: list[str] | None, base: str, fmt: OutputFormat,
-            sandbox: bool, samples: int) -> None:
+            sandbox: bool, samples: int, full: bool = False) -> None:
     """plan --base: the config diff against REV and its effect on today's data."""
     from activation.review import GitError, review_project
 
@@ -322,7 +359,7 @@ def _review(project: Path | None, syncs: list[str] | None, select: list[str] | N
     else:
         from activation.output import print_review
 
-        print_review(out, review)
+        print_review(out, review, full=full)
     raise typer.Exit(EXIT_FAILED if review.failed else EXIT_OK)
 
 
@@ -341,8 +378,11 @@ def run(
     _execute(project, syncs, select, dry_run=dry_run, allow_removal=allow_removal, limit=limit, as_json=as_json, sandbox=sandbox)
 
 
-#: What a sync's last run may have ended as, for `status` to exit 1 (blocked runs are recorded as failed).
-NOT_SUCCEEDED = ("failed", "partial", "aborted", "interrupted")
+#: What a sync's last run may have ended as, for `status` to exit 1. A run is recorded with the
+#: status `run` reports (up_to_date · success · partial · failed · blocked · interrupted), or
+#: running / aborted (its process ended first); state written before 0.x said success for
+#: up_to_date and failed for blocked.
+NOT_SUCCEEDED = ("failed", "blocked", "partial", "aborted", "interrupted")
 
 
 @app.command()
@@ -365,9 +405,10 @@ def status(syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt
                 rows.append({
                     "sync": name, "destination": spec.to, "status": run_.get("status", "never run"),
                     "last_run": run_["started_at"].isoformat(timespec="seconds") if run_.get("started_at") else None,
-                    "delivered_rows": s.state.delivered_count(name), "sent": run_.get("sent"), "failed": run_.get("failed"),
-                    "rejected": run_.get("rejected"), "error": run_.get("error"), "run_id": run_.get("run_id"),
+                    "delivered_rows": s.state.delivered_count(name), "sent": run_.get("sent"),
+                    "rejected_by_destination": run_.get("failed"), "rejected": run_.get("rejected"), "error": run_.get("error"), "run_id": run_.get("run_id"),
                     "rejected_rows": s.state.row_errors(run_["run_id"], limit=5) if run_ else [],
+                    "rejected_rows_total": s.state.row_error_count(run_["run_id"]) if run_ else 0,
                 })
     bad = any(r["status"] in NOT_SUCCEEDED for r in rows)
     if as_json:
@@ -379,6 +420,9 @@ def status(syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt
             out.print(f"  ✗ {r['sync']}: {r['error']}", markup=False, highlight=False)
         for e in r["rejected_rows"]:
             out.print(f"  ✗ {r['sync']} {e['row_key']}: {e['reason']}", markup=False, highlight=False)
+        if (more := r["rejected_rows_total"] - len(r["rejected_rows"])) > 0:
+            out.print(f"  … and {more} more rejected rows of {r['sync']} (`activation history {r['sync']}`)",
+                      markup=False, highlight=False)
     raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
 
 
@@ -387,6 +431,7 @@ def history(
     sync: Annotated[str, typer.Argument(help="The sync.")],
     project: ProjectOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many runs.")] = 10,
+    rejected: Annotated[int, typer.Option("--rejected", min=0, help="Rejected rows shown per run (0: all).")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """The last runs of SYNC with their counts, and the rows each rejected with the reason."""
@@ -401,7 +446,10 @@ def history(
             runs = s.state.runs(sync, limit)
             settle_ended_runs(s.state, runs[:1])  # only the latest can still be running
             for r in runs:
-                r["rejected_rows"] = s.state.row_errors(r["run_id"])
+                # the words of `run --json`: rows the destination refused (the state's `failed` column)
+                r["rejected_by_destination"] = r.pop("failed", None)
+                r["rejected_rows"] = s.state.row_errors(r["run_id"], rejected or None)
+                r["rejected_rows_total"] = s.state.row_error_count(r["run_id"])  # more than shown: said below
     if as_json:
         _dump({"sync": sync, "runs": runs})
         return
@@ -409,9 +457,11 @@ def history(
         out.print(f"{sync} has never run.")
     for r in runs:
         took = f"{(r['finished_at'] - r['started_at']).total_seconds():.1f}s" if r["finished_at"] else "-"
-        out.print(f"[bold]{r['started_at']:%Y-%m-%d %H:%M:%S}[/] {r['run_id']} [{r['status']}] {took}: "
-                  f"+{r['added']} ~{r['changed']} -{r['removed']} ={r['unchanged']} rejected {r['rejected']}, "
-                  f"sent {r['sent']}, failed {r['failed']}")
+        # escaped: rich took "[partial]" for a style tag and printed no status at all
+        out.print(f"[bold]{r['started_at']:%Y-%m-%d %H:%M:%S}[/] {r['run_id']} {escape('[' + r['status'] + ']')} {took}: "
+                  f"+{r['added']} ~{r['changed']} -{r['removed']} ={r['unchanged']}, "
+                  f"rejected before sending {r['rejected']}, sent {r['sent']}, "
+                  f"rejected by destination {r['rejected_by_destination']}", soft_wrap=True)
         if r["error"]:
             out.print(f"    error: {r['error']}", markup=False)
         if d := r.get("details"):
@@ -420,6 +470,85 @@ def history(
                       markup=False, highlight=False)
         for e in r["rejected_rows"]:
             out.print(f"    ✗ {e['row_key']} ({e['stage']}): {e['reason']}", markup=False, highlight=False)
+        if (more := r["rejected_rows_total"] - len(r["rejected_rows"])) > 0:
+            out.print(f"    … and {more} more rejected rows (`activation history {sync} --rejected 0` shows all)",
+                      markup=False, highlight=False)
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="A trait, audience, entity or sync.", metavar="TRAIT|AUDIENCE|ENTITY|SYNC")],
+    project: ProjectOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many rows.")] = 10,
+    where: Annotated[str | None, typer.Option("--where", help="A SQL condition on the rows' columns, e.g. \"plan = 'pro'\".")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Preview rows of a trait, an audience, an entity's traits, or a sync's mapped payload,
+    without running a sync (read-only, as `plan`): sends nothing, writes nothing."""
+    from activation.diff.mapping import MappingError, to_jsonable
+    from activation.models.compiler import audience_id, trait_id, traits_id
+    from activation.models.readonly import write_problem
+    from activation.session import Session
+    from activation.warehouse.base import WarehouseError
+
+    with _reported(as_json):
+        loaded = _load(project)
+        p = loaded.project
+        if where is not None and (problem := write_problem(where, fragment=True)) is not None:
+            raise ProjectError([ProjectIssue(f"--where: {problem}")])
+        kinds = (("sync", p.syncs, None), ("trait", p.traits, trait_id), ("audience", p.audiences, audience_id),
+                 ("entity", p.entities, traits_id))
+        found = next(((kind, id_of) for kind, names, id_of in kinds if name in names), None)
+        if found is None:
+            plural = {"entity": "entities"}
+            known = "; ".join(f"{plural.get(kind, kind + 's')}: {', '.join(names) or 'none'}" for kind, names, _ in kinds)
+            raise ProjectError([ProjectIssue(f"no sync, trait, audience or entity named {name!r} ({known})")])
+        kind, id_of = found
+        with Session(loaded, dry_run=True) as s:
+            mapper = None
+            if id_of is None:
+                prepared = s.prepare([name])[name]
+                sql, key, mapper = prepared.query.model_sql, prepared.query.key, prepared.mapper
+            else:
+                relation = s.materialise_node(id_of(name))
+                entity_name = name if kind == "entity" else p.traits[name].entity if kind == "trait" else p.audiences[name].entity
+                entity = p.entities[entity_name]
+                key = [entity.key] if isinstance(entity.key, str) else list(entity.key)
+                sql = f"SELECT * FROM {relation}"
+                if kind == "audience":  # its members, with their traits (the membership table holds only keys)
+                    traits = s.materialise_node(traits_id(entity_name))
+                    same = " AND ".join(f"t.{s.warehouse.quote(k)} = a.{s.warehouse.quote(k)}" for k in key)
+                    sql = f"SELECT t.* FROM {traits} AS t WHERE EXISTS (SELECT 1 FROM {relation} AS a WHERE {same})"
+            actual = {c.lower(): c for c in s.warehouse.columns(s.conn, sql)}
+            order = ", ".join(s.warehouse.quote(actual.get(k.lower(), k)) for k in key)
+            query = f"SELECT * FROM ({sql}) AS q{f' WHERE {where}' if where else ''} ORDER BY {order} LIMIT {limit}"
+            try:
+                rows = [dict(r._mapping) for chunk in s.warehouse.stream(s.conn, query) for r in chunk]
+            except WarehouseError as e:
+                raise ProjectError([ProjectIssue(f"--where {where!r}: the warehouse rejected it: {e}" if where else str(e))]) from e
+        shown: list[dict[str, Any]] = []
+        for row in rows:
+            if mapper is None:  # the model's own columns (its key among them)
+                shown.append({c: to_jsonable(v) for c, v in row.items()})
+                continue
+            item = {"key": "/".join(str(row[actual.get(k.lower(), k)]) for k in key)}
+            try:  # what the sync would send for the row: its mapped fields (hashed where the destination hashes)
+                item.update(mapper.map(row))
+            except MappingError as e:
+                item["rejected"] = str(e)
+            shown.append(item)
+    if as_json:
+        _dump({"ok": True, kind: name, "rows": shown})
+        return
+    table = Table(title=f"{kind} {name}" + (" (mapped payload)" if mapper is not None else ""), title_justify="left")
+    columns = list(dict.fromkeys(c for item in shown for c in item))
+    for c in columns:
+        table.add_column(c, overflow="fold")
+    for item in shown:
+        table.add_row(*(escape(json.dumps(item[c], default=str) if not isinstance(item.get(c), str) else item[c])
+                        if c in item else "" for c in columns))
+    out.print(table)
+    out.print(f"[dim]{len(shown)} rows shown (--limit {limit}); nothing was sent and nothing was written.[/]")
 
 
 @app.command()
@@ -507,6 +636,28 @@ def init(
         out.print(f"created {f}")
     if not created:
         out.print("nothing created: syncs.yaml already exists")
+
+
+@app.command()
+def emulate(project: ProjectOpt = None) -> None:
+    """Start a local emulator for every destination of the project, set up what its syncs need,
+    print the environment that points the project at them, and keep them running until Ctrl-C
+    (state persists between runs, unlike --sandbox). Needs the sandbox extra."""
+    import signal
+    import threading
+
+    with _reported(False):
+        loaded = _load(project)
+        try:
+            from activation_emulators.serve import serve  # lazily: see [tool.importlinter]
+        except ModuleNotFoundError as e:
+            from activation.extras import install_line
+
+            raise ProjectError([ProjectIssue(f"emulate needs the sandbox extra: {install_line('sandbox')} ({e})")]) from e
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        serve(loaded, lambda line: print(line, flush=True), stop)
 
 
 @app.command()

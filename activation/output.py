@@ -12,6 +12,7 @@ from rich.table import Table
 
 from activation.diff.plan import SyncPlan
 from activation.project.secrets import redact
+from activation.review.model import diff_lines
 from activation.runner import SyncResult
 
 
@@ -39,32 +40,55 @@ def key_text(key: Any) -> str:
     return str(key)
 
 
-def print_plan_details(console: Console, plan: SyncPlan, *, samples: bool = True) -> None:
+#: Text output cuts a sample's values at these widths, unless `plan --full`.
+KEY_WIDTH, VALUES_WIDTH, VALUE_WIDTH = 30, 90, 40
+FULL_HINT = "values cut at {width} characters are shown whole by `activation plan --full` (or `--json`)"
+
+
+def print_plan_details(console: Console, plan: SyncPlan, *, samples: bool = True, full: bool = False) -> bool:
+    """The plan of one sync after the table: warnings, changed fields, sample rows (each block
+    named by its sync). Returns whether a value was cut (`full` shows them whole)."""
     name = escape(plan.sync)
+    cut = False
+
+    def show(value: Any, width: int) -> str:
+        nonlocal cut
+        text = short(value, 10**9)
+        if full or len(text) <= width:
+            return escape(text)
+        cut = True
+        return escape(short(text, width))
+
     if plan.blocked:
         console.print(f"[bold red]✗ {name}: would stop before sending: {escape(plan.blocked)}[/]")
     for w in plan.warnings:
         console.print(f"[yellow]! {name}: {escape(w)}[/]")
     if plan.up_to_date and not plan.counts.rejected:
         console.print(f"[green]✓ {name}: up to date ({plan.counts.model_rows} rows), nothing to send[/]")
-        return
+        return False
     if plan.field_changes:
         fields = ", ".join(f"{escape(f)} ({n})" for f, n in plan.field_changes.items())
         console.print(f"[bold]{name}[/] changed fields: {fields}")
     if not samples:
-        return
+        return False
+    shown = [(kind, n) for kind, n, rows in (("added", plan.counts.added, plan.added_samples),
+                                             ("changed", plan.counts.changed, plan.changed_samples),
+                                             ("removed", plan.counts.removed, plan.removed_samples)) if rows]
+    if shown:  # several syncs' samples follow one another: each block says whose rows these are
+        console.print(f"[bold]{name}[/] sample rows (of {', '.join(f'{n} {kind}' for kind, n in shown)}):", highlight=False)
     for s in plan.changed_samples:
-        diffs = "; ".join(f"{escape(f)}: {escape(short(c.before))} → {escape(short(c.after))}" for f, c in s.fields.items())
+        diffs = "; ".join(f"{escape(f)}: {show(c.before, VALUE_WIDTH)} → {show(c.after, VALUE_WIDTH)}" for f, c in s.fields.items())
         console.print(f"  [yellow]~[/] {escape(s.key)}  {diffs}")
     for row in plan.added_samples:
-        console.print(f"  [green]+[/] {escape(short(row.get('key'), 30))}  {escape(short({k: v for k, v in row.items() if k != 'key'}, 90))}")
+        console.print(f"  [green]+[/] {show(row.get('key'), KEY_WIDTH)}  {show({k: v for k, v in row.items() if k != 'key'}, VALUES_WIDTH)}")
     for row in plan.removed_samples:
-        console.print(f"  [red]-[/] {escape(short(key_text(row.get('key')), 80))}  {escape(short({k: v for k, v in row.items() if k != 'key'}, 90))}")
+        console.print(f"  [red]-[/] {show(key_text(row.get('key')), 80)}  {show({k: v for k, v in row.items() if k != 'key'}, VALUES_WIDTH)}")
     for r in plan.rejected_samples:
         console.print(f"  [magenta]✗[/] {escape(str(r.key))}  {escape(r.reason)}")
     if plan.counts.rejected:
         reasons = ", ".join(f"{escape(k)} ({n})" for k, n in plan.rejected_reasons.items())
         console.print(f"  [magenta]{plan.counts.rejected} rejected rows[/]: {reasons}")
+    return cut
 
 
 def print_result(console: Console, r: SyncResult) -> None:
@@ -115,23 +139,38 @@ class RichProgress:
 
 def status_table(rows: list[dict[str, Any]]) -> Table:
     t = Table(title="Syncs", title_justify="left")
-    for col in ("sync", "to", "last run (UTC)", "status", "delivered", "sent", "failed", "rejected"):
-        t.add_column(col, no_wrap=col in ("sync", "to", "status"), justify="right" if col in ("delivered", "sent", "failed", "rejected") else "left")
-    style = {"success": "green", "partial": "yellow", "interrupted": "yellow", "failed": "red", "aborted": "red", "running": "cyan", "never run": "dim"}
+    counts = ("delivered", "sent", "rejected by destination", "rejected before sending")  # the words `run` prints
+    for col in ("sync", "to", "last run (UTC)", "status", *counts):
+        t.add_column(col, no_wrap=col in ("sync", "to", "status"), justify="right" if col in counts else "left")
+    style = {"up_to_date": "green", "success": "green", "partial": "yellow", "interrupted": "yellow", "failed": "red",
+             "blocked": "red", "aborted": "red", "running": "cyan", "never run": "dim"}
     for r in rows:
         st = r["status"]
         dash = lambda v: "-" if v is None else str(v)  # noqa: E731
         t.add_row(r["sync"], r["destination"], (r.get("last_run") or "-").replace("T", " "), f"[{style.get(st, '')}]{st}[/]",
-                  str(r["delivered_rows"]), dash(r.get("sent")), dash(r.get("failed")), dash(r.get("rejected")))
+                  str(r["delivered_rows"]), dash(r.get("sent")), dash(r.get("rejected_by_destination")), dash(r.get("rejected")))
     return t
 
 
-def print_review(console: Console, review: Any) -> None:
+def _print_diff(console: Console, lines: list[str], indent: str = "    ") -> None:
+    style = {"-": "red", "+": "green", "@": "cyan"}
+    for line in lines:
+        color = style.get(line[:1])
+        text = escape(line)
+        console.print(f"{indent}[{color}]{text}[/]" if color else f"{indent}{text}", highlight=False, soft_wrap=True)
+
+
+def _long(value: Any) -> bool:
+    return isinstance(value, str) and ("\n" in value or len(value) > VALUE_WIDTH)
+
+
+def print_review(console: Console, review: Any, *, full: bool = False) -> None:
     """`plan --base`: warnings first, the effect table, then each sync's config changes."""
     console.print(f"[bold]Review:[/] working tree vs {escape(review.base)}", highlight=False)
     for w in review.warnings:
         who = f"{escape(w.sync)}: " if w.sync else ""
         console.print(f"[yellow]! {who}{escape(w.message)}[/]", highlight=False)
+    cut = False
     effects = [s.effect for s in review.syncs if s.effect is not None]
     if effects:
         console.print(plans_table(effects))
@@ -139,6 +178,10 @@ def print_review(console: Console, review: Any) -> None:
         renamed = f" from {escape(s.renamed_from)}" if s.renamed_from else ""
         console.print(f"[bold]{escape(s.sync)}[/] ({s.status}{renamed})", highlight=False)
         for c in s.config_changes:
+            if _long(c.before) or _long(c.after):  # long or multi-line text: a diff, not two cut copies
+                console.print(f"  {escape(c.path)}:", highlight=False)
+                _print_diff(console, diff_lines(c.before, c.after))
+                continue
             change = f"added {short(c.after)}" if c.before is None else f"removed (was {short(c.before)})" if c.after is None \
                 else f"{short(c.before)} → {short(c.after)}"
             console.print(f"  {escape(c.path)}: {escape(change)}", highlight=False)
@@ -150,10 +193,13 @@ def print_review(console: Console, review: Any) -> None:
             console.print("  [green]no row changes at the destination[/]")
         else:
             # the review's own warnings (above) say what the plan's warnings and guards would
-            print_plan_details(console, s.effect.model_copy(update={"warnings": [], "blocked": None}))
+            cut |= print_plan_details(console, s.effect.model_copy(update={"warnings": [], "blocked": None}), full=full)
     for m in review.models:
         renamed = f" (renamed from {escape(m.renamed_from)})" if m.renamed_from else f" ({m.change})"
-        console.print(f"[dim]{m.kind} {escape(m.name)}{renamed}: {escape(short(m.before, 60))} → {escape(short(m.after, 60))}[/]", highlight=False)
+        console.print(f"[bold]{m.kind} {escape(m.name)}[/]{renamed}:", highlight=False)
+        _print_diff(console, m.diff)
+    if cut:
+        console.print(f"[dim]{FULL_HINT.format(width=VALUES_WIDTH)}[/]", highlight=False)
     if review.unchanged_syncs:
         console.print(f"[dim]unchanged: {escape(', '.join(review.unchanged_syncs))}[/]", highlight=False)
     console.print("[dim]Both configs were computed on today's warehouse data; nothing was sent and no state was written.[/]")

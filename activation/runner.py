@@ -15,7 +15,7 @@ from typing import Any
 
 from activation.delivery import REMOVING_MODES, NoProgress, Progress, SyncResult, SyncRun, SyncStatus
 from activation.destinations import REGISTRY, destination_class
-from activation.diff.plan import PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
+from activation.diff.plan import DUPLICATE, PlanBuilder, PlanCounts, SyncPlan, changes, check_guards
 from activation.identity import ReleasePlan, mapped_identities
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
@@ -66,6 +66,11 @@ def _finish_plan(session: Session, builder: PlanBuilder) -> SyncPlan:
         )
     if (warning := _below_minimum(session, plan)) is not None:
         plan.warnings.append(warning)
+    if (duplicated := plan.rejected_reasons.get(DUPLICATE)):
+        model = f"sync model of {plan.sync}" if spec.sql else f"{spec.from_!r}"
+        plan.warnings.append(
+            f"{duplicated} keys appear in several rows of {model}: `activation validate` names the trait, audience, "
+            "entity or model whose SQL repeats them, with examples")
     plan.blocked = check_guards(plan, spec.removal_limit, allow_removal=False)
     return plan
 
@@ -151,7 +156,7 @@ def run_sync(
     include = {"added", "changed", "removed", "unchanged", "rejected"}
     counts = plan.counts.model_dump(include=include)
     if plan.blocked:
-        state.finish_run(run_id, "failed", counts, plan.blocked)
+        state.finish_run(run_id, "blocked", counts, plan.blocked)
         return SyncResult(sync=prepared.name, status="blocked", plan=plan, run_id=run_id, error=plan.blocked,
                           seconds=time.monotonic() - started)
     try:
@@ -174,6 +179,6 @@ def run_sync(
     counts = result.plan.counts.model_dump(include=include)
     report = result.destination_report
     details = report.model_dump() if report is not None and (report.requests or report.details) else None
-    state.finish_run(run_id, "success" if result.status == "up_to_date" else result.status, counts, result.error, details)
+    state.finish_run(run_id, result.status, counts, result.error, details)  # the words `run` says: one vocabulary
     result.seconds = time.monotonic() - started
     return result

@@ -66,6 +66,15 @@ SELECT 'u' || (1 + i % 50) AS user_id, DATE '2026-01-01' - CAST(i % 120 AS INTEG
 """
 
 
+#: Commit syncs.yaml, the SQL and .activation/schema.json (editors read it); never the
+#: warehouse file, the state or the files a file destination writes (they hold people's data).
+GITIGNORE = """# activation: keep the schema for editors; the local warehouse, state and outputs stay local
+.activation/*
+!.activation/schema.json
+out/
+"""
+
+
 def scaffold(directory: Path, *, sample_data: bool = True) -> list[Path]:
     """Create the files of a new project; existing files are left alone."""
     files = {
@@ -81,6 +90,14 @@ def scaffold(directory: Path, *, sample_data: bool = True) -> list[Path]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             created.append(path)
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text(GITIGNORE)
+        created.append(ignore)
+    elif ".activation/" not in ignore.read_text():
+        with ignore.open("a") as f:
+            f.write(("\n" if ignore.read_text() and not ignore.read_text().endswith("\n") else "") + GITIGNORE)
+        created.append(ignore)
     schema = directory / ".activation" / "schema.json"
     schema.parent.mkdir(parents=True, exist_ok=True)
     import json

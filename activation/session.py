@@ -122,6 +122,7 @@ class Session:
             for dest in dict.fromkeys(self.project.syncs[n].to for n in syncs):
                 if dest in self.project.destinations:
                     issues += self.loaded.missing_env(self.project.destinations[dest], "destinations", dest)
+        duplicated: set[str] = set()  # nodes with duplicate keys: those reading them are not blamed too
         for node_id in self.compiled.order if every_model else self.compiled.needed_for(syncs):
             node = self.compiled.nodes[node_id]
             if node_id in self._materialised and (self._materialised[node_id] == "table" or how == "view"):
@@ -135,6 +136,11 @@ class Session:
                             self._materialise(node, how)
                         else:
                             self._materialised[node_id] = how
+                # validate: a model whose keys repeat would have its rows rejected by every plan
+                # as "duplicate key", naming no model; say here which one yields them
+                if every_model and not node.deps & duplicated and (problem := self._duplicate_keys(node)):
+                    duplicated.add(node_id)
+                    issues.append(self._node_issue(node, problem, rejected=False))
             except ColumnMismatch as e:
                 issues.append(self._node_issue(node, str(e), rejected=False))
                 break
@@ -172,6 +178,55 @@ class Session:
                 raise ColumnMismatch(
                     f"must return exactly the columns {', '.join(node.expect_columns)}; it returned {', '.join(got)}"
                 )
+
+    def materialise_node(self, node_id: str) -> str:
+        """Materialise one trait, audience or entity's traits model and what it reads (`show`);
+        its relation. A model the warehouse rejects is a ProjectError naming it."""
+        wanted: set[str] = set()
+        stack = [node_id]
+        while stack:
+            n = stack.pop()
+            if n not in wanted:
+                wanted.add(n)
+                stack.extend(self.compiled.nodes[n].deps)
+        for n in self.compiled.order:
+            if n in wanted and n not in self._materialised:
+                node = self.compiled.nodes[n]
+                try:
+                    self._materialise(node, "table")
+                except WarehouseError as e:
+                    raise ProjectError([self._node_issue(node, str(e), rejected=not isinstance(e, ColumnMismatch))]) from e
+        return self.warehouse.relation(node_id, temp=self.dry_run)
+
+    def _duplicate_keys(self, node: ModelNode, examples: int = 3) -> str | None:
+        """What is wrong when `node`'s rows repeat a key (an entity's key, a sync model's), with
+        examples; None when every key is unique."""
+        if node.kind == "model":
+            key = self.compiled.syncs[node.name].key
+        elif node.entity is not None and node.entity in self.project.entities:
+            entity_key = self.project.entities[node.entity].key
+            key = [entity_key] if isinstance(entity_key, str) else list(entity_key)
+        else:
+            return None
+        wh = self.warehouse
+        relation = wh.relation(node.id, temp=self.dry_run)
+        actual = {c.lower(): c for c in wh.columns(self.conn, f"SELECT * FROM {relation}")}
+        if any(k.lower() not in actual for k in key):
+            return None  # a missing key column is reported where the model is used
+        quoted = [wh.quote(actual[k.lower()]) for k in key]
+        cols = ", ".join(quoted)
+        not_null = " AND ".join(f"{c} IS NOT NULL" for c in quoted)  # null keys are another rejection
+        rows = wh.execute(self.conn, (
+            f"SELECT {cols}, n, COUNT(*) OVER () AS keys FROM (SELECT {cols}, COUNT(*) AS n FROM {relation} "
+            f"WHERE {not_null} GROUP BY {cols} HAVING COUNT(*) > 1) AS d ORDER BY n DESC, {cols} LIMIT {examples}")).fetchall()
+        if not rows:
+            return None
+        shown = ", ".join(f"{'/'.join(map(str, r[:len(key)]))} ({r[len(key)]} rows)" for r in rows)
+        total = rows[0][-1]
+        what = "keys appear" if total != 1 else "key appears"
+        return (f"returns duplicate keys ({', '.join(key)}): {total} {what} more than once, e.g. {shown}; "
+                "plan would reject those rows as 'duplicate key'. Make it return one row per key "
+                "(GROUP BY the key, or pick one row with row_number())")
 
     def _node_issue(self, node: ModelNode, message: str, *, rejected: bool = True) -> ProjectIssue:
         section = {"trait": "traits", "audience": "audiences", "model": "syncs"}.get(node.kind)

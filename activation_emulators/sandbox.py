@@ -9,7 +9,12 @@ and leaves the project's real state and warehouse untouched.
 
 Each destination type's plugin entry names its hook (`sandbox="module:function"`), in that
 vendor's folder here: `stand_in(stack, spec, syncs)` starts the emulator on `stack` and answers
-a `StandIn`. A type without a hook cannot be rehearsed (a configuration error).
+a `StandIn` whose spec holds the credentials the emulator accepts, for whichever auth style the
+project uses. A type without a hook cannot be rehearsed (a configuration error).
+
+No credential is needed: a `${NAME}` left unset in a stand-in's spec (a field the hook does
+not know, a third-party plugin's) is replaced by a placeholder, so a sandbox never fails with
+"environment variable … is not set".
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 from activation.destinations import REGISTRY
 from activation.extras import install_line
 from activation.project.loader import LoadedProject, ProjectError
+from activation.project.secrets import fill_unset, missing_env
 
 SANDBOX_TOKEN = "sandbox-token"
 
@@ -69,11 +75,30 @@ def sandbox(loaded: LoadedProject) -> Iterator[Sandbox]:
         stand_ins: dict[str, StandIn] = {}
         for name, spec in p.destinations.items():
             syncs = [s for s in p.syncs.values() if s.to == name]
-            stand_ins[name] = _hook(loaded, name, spec.type)(stack, spec, syncs)
+            stand_in = _hook(loaded, name, spec.type)(stack, spec, syncs)
+            stand_in.spec = without_unset_env(stand_in.spec)
+            stand_ins[name] = stand_in
         project = p.model_copy(update={"destinations": {name: s.spec for name, s in stand_ins.items()}})
         emulators = {name: s.emulator for name, s in stand_ins.items() if s.emulator is not None}
         yield Sandbox(LoadedProject(project, loaded.root, loaded.file, loaded.locations),
                       f"sqlite:///{tmp / 'state.db'}", emulators, stand_ins)
+
+
+def without_unset_env(spec: Any) -> Any:
+    """`spec` with every unset `${NAME}` (without a default) in its values replaced by a
+    placeholder; references to variables that are set are left for the destination to resolve."""
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            return fill_unset(value, SANDBOX_TOKEN) if missing_env(value) else value
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(fill(v) for v in value)
+        return value
+
+    update = {name: fill(getattr(spec, name)) for name in type(spec).model_fields}
+    return spec.model_copy(update={k: v for k, v in update.items() if v is not getattr(spec, k)})
 
 
 def _hook(loaded: LoadedProject, name: str, type_: str) -> Callable[..., StandIn]:

@@ -125,7 +125,9 @@ HTTP_CHAOS: dict[Fault, float] = {
     Fault("throttle", retry_after=None): 1, Fault("drop"): 2, Fault("drop_after"): 2, Fault("truncate"): 1,
 }
 # Salesforce does not answer 429 (its quota error is a 403 REQUEST_LIMIT_EXCEEDED).
-CHAOS = {"salesforce": {f: w for f, w in HTTP_CHAOS.items() if f.kind != "throttle"}}
+# The webhook receiver also answers 2xx bodies that cannot be read (its rows possibly delivered).
+CHAOS = {"salesforce": {f: w for f, w in HTTP_CHAOS.items() if f.kind != "throttle"},
+         "hook": {**HTTP_CHAOS, Fault("garble"): 2}}
 
 
 class SoakConfig(BaseModel):
@@ -622,7 +624,9 @@ def soak_world(root: Path, cfg: SoakConfig) -> Iterator[SoakWorld]:
     source = Source(cfg.backend, root, tag)
     with ExitStack() as stack:
         stack.callback(source.drop)
-        hook = stack.enter_context(WebhookReceiver(keep_requests=False))
+        # a receiver as strict as real ones: a retried idempotency key it already applied is a
+        # 409, a remove of a key it does not hold is a 404, an older version is dropped
+        hook = stack.enter_context(WebhookReceiver(keep_requests=False, replay="conflict", missing_removes="not_found"))
         hubspot = stack.enter_context(HubSpotEmulator(tokens={"soak-token"}))
         hubspot.add_property("contacts", "plan")
         sf = stack.enter_context(SalesforceEmulator(keep_requests=False))

@@ -64,3 +64,42 @@ def test_reset_purges_every_row_level_trace_even_of_a_sync_no_longer_declared(pr
     assert project.sql("SELECT count(*) FROM activation_state.runs WHERE sync_name = 'users_to_hook'") == [(1,)]
     assert "1 runs" in project.cli("reset", "users_to_hook", "--history", "--yes").stdout
     assert project.cli("reset", "users_to_hook", "--yes", expect=2)  # nothing left: an unknown sync again
+
+
+LONG = "lifetime_value_of_every_order_this_user_ever_placed_across_all_of_their_accounts"
+
+
+def _execute_compiled(project: Project, sql: str) -> int:
+    """Run every statement of `compile`'s output on the project's DuckDB warehouse; how many ran."""
+    import duckdb
+
+    con = duckdb.connect(str(project.warehouse), read_only=True)
+    try:
+        statements = con.extract_statements(sql)  # a header line wrapped into code fails here or below
+        for statement in statements:
+            con.execute(statement).fetchall()
+        return len(statements)
+    finally:
+        con.close()
+
+
+def test_compile_output_is_valid_sql_whatever_the_terminal_width(project: Project) -> None:
+    """Issue 16: header comments wrapped at the console's width and left a table name on a line
+    of its own, as code. Executed on DuckDB: piped (rich's 120 columns), and on a 30-column terminal."""
+    import os
+    import subprocess
+    import sys
+
+    text = (project.root / "syncs.yaml").read_text()
+    text = text.replace("audiences:\n", f'  {LONG}:\n    entity: user\n    sql: "select user_id, sum(amount) as {LONG} '
+                                       'from src.orders group by 1"\naudiences:\n', 1)
+    (project.root / "syncs.yaml").write_text(text)
+    project.cli("run")  # the models exist in the warehouse: the printed SQL reads them
+    piped = project.cli("compile").stdout
+    counted = _execute_compiled(project, piped)
+    assert any(len(line) > 120 for line in piped.splitlines() if line.startswith("--")), "a header longer than the console"
+    env = {**os.environ, "COLUMNS": "30", "TTY_COMPATIBLE": "1", "HOOK_URL": project.rx.url}  # rich: a 30-column terminal
+    narrow = subprocess.run([sys.executable, "-m", "activation.cli", "compile", "--project", str(project.root)],
+                            env=env, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert _execute_compiled(project, narrow) == counted
+    assert f'-- trait {LONG}' in narrow

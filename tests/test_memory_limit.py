@@ -1,5 +1,5 @@
-"""A run whose DuckDB runs out of memory under `warehouse.memory_limit` (the state table's key
-index grows with every delivered row): a real process, a clear error naming the setting and
+"""A run whose DuckDB runs out of memory under `warehouse.memory_limit` (40 MB cannot hold
+the diff of 300,000 rows): a real process, a clear error naming the setting and
 no second traceback; nothing is lost, and a run with more memory finishes the sync."""
 
 from __future__ import annotations

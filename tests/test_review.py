@@ -100,9 +100,11 @@ def test_plan_base_reports_the_config_changes_and_exactly_the_rows_they_change(t
     assert review["base_commit"] == git(top, "rev-parse", "main").strip()
     assert review["models"] == [
         {"kind": "trait", "name": "ltv", "change": "changed", "renamed_from": None,
-         "before": LTV_SQL.strip(), "after": LTV_SQL_NEW.strip()},
+         "before": LTV_SQL.strip(), "after": LTV_SQL_NEW.strip(),
+         "diff": ["@@ -1 +1 @@", f"-{LTV_SQL.strip()}", f"+{LTV_SQL_NEW.strip()}"]},
         {"kind": "audience", "name": "whales", "change": "changed", "renamed_from": None,
-         "before": "where: ltv >= 100", "after": "where: ltv >= 110"},
+         "before": "where: ltv >= 100", "after": "where: ltv >= 110",
+         "diff": ["@@ -1 +1 @@", "-where: ltv >= 100", "+where: ltv >= 110"]},
     ]
     assert review["project_changes"] == [] and review["warnings"] == [] and review["unchanged_syncs"] == []
     by_sync = {s["sync"]: s for s in review["syncs"]}
@@ -192,7 +194,8 @@ def test_plan_base_warns_for_a_removed_sync_a_renamed_audience_and_a_changed_mat
     assert whales["config_changes"] == [{"path": "from", "before": "whales", "after": "big_spenders"}]
     assert whales["effect"]["counts"]["removed"] == 0 and whales["effect"]["counts"]["changed"] == 0
     assert review["models"] == [{"kind": "audience", "name": "big_spenders", "change": "renamed", "renamed_from": "whales",
-                                 "before": "where: ltv >= 100", "after": "where: ltv >= 100"}]
+                                 "before": "where: ltv >= 100", "after": "where: ltv >= 100",
+                                 "diff": [" where: ltv >= 100"]}]
 
     md = p.cli("plan", "--base", "main", "--format", "markdown").stdout
     assert md.startswith("<!-- activation-plan -->\n## activation plan: working tree vs `main (")

@@ -221,3 +221,23 @@ def test_an_email_handed_on_in_one_run_is_not_renamed_away(p: Project, sf: Sales
     want = {v["email"]: v["plan"] for v in p.model_users().values()}
     assert sf_contacts(sf) == want
     assert p.json("run", "users_to_sf")["syncs"][0]["status"] == "up_to_date"
+
+
+def test_a_salesforce_refusal_answering_a_retry_after_a_lost_answer_leaves_the_row_possibly_delivered(
+        p: Project, sf: SalesforceEmulator) -> None:
+    """The first attempt was applied and its answer lost; the retry found the record locked
+    (UNABLE_TO_LOCK_ROW). Recording the row as never sent left the contact behind for good
+    once the row left the model."""
+    text = (p.root / "syncs.yaml").read_text().replace("    max_retries: 0\n", "    max_retries: 2\n", 1)
+    (p.root / "syncs.yaml").write_text(text)
+    p.sql("DELETE FROM src.users WHERE user_id = 'u0005'")
+    p.json("run", "users_to_sf")
+    p.sql("INSERT INTO src.users VALUES ('u0005', 'user5@example.com', 'pro', 1, 50)")
+    sf.faults.inject("drop_after", match="/composite/sobjects")  # applied, the answer lost
+    sf.lock_rows("user5@example.com", after=1)  # the retry finds the record locked
+    result = p.json("run", "users_to_sf", expect=1)["syncs"][0]
+    assert result["status"] == "partial" and result["unconfirmed"] == 1 and result["rejected_by_destination"] == 0, result
+    assert "user5@example.com" in sf_contacts(sf)
+    p.sql("DELETE FROM src.users WHERE user_id = 'u0005'")
+    p.json("run", "users_to_sf")
+    assert "user5@example.com" not in sf_contacts(sf), "the contact left with its row"

@@ -292,7 +292,7 @@ FROM m FULL OUTER JOIN s ON m.__key = s.row_key
         return self._counts(conn, q)
 
     def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000) -> Iterator[DiffRow]:
-        for chunk in self.wh.stream(conn, self.sql(q, stats), {"sync": q.sync}, batch=batch):
+        for chunk in self.wh.stream_detached(conn, self.sql(q, stats), {"sync": q.sync}, batch=batch):
             for r in chunk:
                 kind, key, h, values, stored_hash, dest_id, others, other = r[:8]
                 yield DiffRow(

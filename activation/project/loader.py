@@ -220,11 +220,45 @@ class _Plain:
         return items
 
 
+PROJECT_FILE = "syncs.yaml"
+
+
+def find_project(start: Path) -> Path | None:
+    """The project's syncs.yaml for a directory: in it or its nearest parent holding one (as
+    git and dbt find theirs), so commands work from any subdirectory. A syncs.yaml that an
+    enclosing project includes (`include: [syncs/*.yaml]` matching syncs/syncs.yaml) is part
+    of that project, not a project of its own."""
+    start = start.resolve()
+    found = [d / PROJECT_FILE for d in (start, *start.parents) if (d / PROJECT_FILE).is_file()]
+    for i, candidate in enumerate(found):
+        if not any(candidate in _included_by(outer) for outer in found[i + 1:]):
+            return candidate
+    return None
+
+
+def _included_by(file: Path) -> set[Path]:
+    """The files a project file's `include:` patterns match (nothing when it cannot be read)."""
+    try:
+        if file.stat().st_size > MAX_FILE_BYTES:
+            return set()
+        data = YAML(typ="safe").load(file.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - an unreadable outer file is simply not a project that includes ours
+        return set()
+    patterns = data.get("include") if isinstance(data, dict) else None
+    return {Path(m).resolve() for pattern in (patterns if isinstance(patterns, list) else []) if isinstance(pattern, str)
+            for m in glob.glob(str(file.parent / pattern), recursive=True)}
+
+
 def load_project(path: str | os.PathLike[str]) -> LoadedProject:
-    """Read the project at `path` (a syncs.yaml, or a directory holding one)."""
+    """Read the project at `path`: a syncs.yaml, or a directory in (or below) a project."""
     file = Path(path)
     if file.is_dir():
-        file = file / "syncs.yaml"
+        found = find_project(file)
+        if found is None:
+            raise ProjectError([ProjectIssue(
+                f"no {PROJECT_FILE} in {file.resolve()} or any parent directory "
+                "(run `activation init` to create a project, or pass --project)")])
+        file = found
     if not file.exists():
         raise ProjectError([ProjectIssue(f"{file}: no such file (run `activation init` to create a project)")])
     root = file.parent
@@ -241,8 +275,10 @@ def load_project(path: str | os.PathLike[str]) -> LoadedProject:
             continue  # reported by validation below
         where = locations.get(("include", index)) or locations.get(("include",))
         matches = sorted(m for m in glob.glob(str(root / pattern), recursive=True) if not Path(m).is_dir())
-        if not matches and not glob.has_magic(pattern):
-            issues.append(ProjectIssue(f"included file {pattern!r} does not exist", where))
+        if not matches:  # a pattern that matches nothing is a typo or a moved folder: never silent
+            issues.append(ProjectIssue(f"included file {pattern!r} does not exist" if not glob.has_magic(pattern)
+                                       else f"include pattern {pattern!r} matches no file (patterns are relative to "
+                                       f"the directory of {PROJECT_FILE})", where))
         for inc in matches:
             if Path(inc).resolve() in read:
                 continue  # e.g. `include: ["*.yaml"]` matches the main file itself

@@ -86,6 +86,13 @@ def missing_env(value: str, environ: Mapping[str, str] | None = None) -> list[st
     return [name for name in env_refs(value) if name not in env]
 
 
+def fill_unset(value: str, placeholder: str, environ: Mapping[str, str] | None = None) -> str:
+    """`value` with each reference to an unset variable (without a default) replaced by
+    `placeholder`; every other reference is left as it is (`--sandbox`)."""
+    env = os.environ if environ is None else environ
+    return _REF.sub(lambda m: placeholder if m.group(2) is None and m.group(1) not in env else m.group(0), value)
+
+
 def resolve_env(value: str, environ: Mapping[str, str] | None = None) -> str:
     """Replace `${NAME}` / `${NAME:-default}`; raise MissingSecret for an unset NAME."""
     env = os.environ if environ is None else environ

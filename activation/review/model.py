@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from activation.diff.plan import SyncPlan
+from activation.project.secrets import redact
 
 ChangeStatus = Literal["added", "removed", "changed", "renamed", "unchanged"]
 
@@ -28,6 +30,18 @@ class ModelChange(BaseModel):
     renamed_from: str | None = None
     before: str | None = Field(None, description="The definition at the base (SQL text, `where`, score).")
     after: str | None = Field(None, description="The definition in the working tree.")
+
+    @computed_field(description="A unified diff of the definition (lines starting -, + or a space), secrets redacted.")  # type: ignore[prop-decorator]
+    @property
+    def diff(self) -> list[str]:
+        return diff_lines(self.before, self.after)
+
+
+def diff_lines(before: str | None, after: str | None) -> list[str]:
+    """A unified diff of two definitions, without its file header: a changed SQL trait shows
+    the lines that changed, not two cut copies that look alike (the one diff every format shows)."""
+    old, new = redact(before or "").splitlines(), redact(after or "").splitlines()
+    return list(difflib.unified_diff(old, new, lineterm="", n=1))[2:] or [f" {line}" for line in new]
 
 
 class ReviewWarning(BaseModel):

@@ -171,13 +171,22 @@ class StateStore:
             row = c.execute(sa.select(r).where(r.c.run_id == run_id)).first()
             return _run(row) if row is not None else None
 
-    def row_errors(self, run_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    def row_errors(self, run_id: str, limit: int | None = 50) -> list[dict[str, Any]]:
+        """The rows `run_id` rejected, by key; the first `limit` (None: all)."""
         if not self.initialised:
             return []
         e = self.t["row_errors"]
-        q = sa.select(e.c.row_key, e.c.stage, e.c.reason).where(e.c.run_id == run_id).order_by(e.c.row_key).limit(limit)
+        q = sa.select(e.c.row_key, e.c.stage, e.c.reason).where(e.c.run_id == run_id).order_by(e.c.row_key)
         with self.engine.connect() as c:
-            return [dict(row._mapping) for row in c.execute(q)]
+            return [dict(row._mapping) for row in c.execute(q if limit is None else q.limit(limit))]
+
+    def row_error_count(self, run_id: str) -> int:
+        """How many rows `run_id` rejected (what `row_errors` may have cut)."""
+        if not self.initialised:
+            return 0
+        e = self.t["row_errors"]
+        with self.engine.connect() as c:
+            return int(c.execute(sa.select(sa.func.count()).select_from(e).where(e.c.run_id == run_id)).scalar_one())
 
     # -- writes -----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -136,6 +137,14 @@ class Warehouse:
             raise
         except sa.exc.DBAPIError as e:
             raise WarehouseError(_db_message(e)) from e
+
+
+    def stream_detached(self, conn: Connection, sql: str, params: dict[str, object] | None = None, *,
+                        batch: int = 5000) -> Iterator[Sequence[Any]]:
+        """Like `stream`, for a read that lasts while the process writes to the same database
+        (the diff, read while the state is written): engines where a long read holds back
+        the writers' housekeeping override it."""
+        yield from self.stream(conn, sql, params, batch=batch)
 
 
 def _db_message(e: sa.exc.DBAPIError) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 from rich.console import Console
+from rich.markup import escape
 
 from activation.destinations.file.destination import read_file_records
 from activation.extras import needs
@@ -139,7 +140,11 @@ def run_demo(directory: Path | None, console: Console) -> int:
         if _cli(console, "run", *p) != 0:
             return 1
         invalid = len(hubspot.invalid_requests)
-        console.print(f"{'[green]✓[/]' if not invalid else '[red]✗[/]'} HubSpot: {hubspot.request_count} requests, {invalid} invalid")
+        if hubspot.unvalidated_reason is not None:  # nothing was checked: no green mark for it
+            console.print(f"[yellow]![/] HubSpot: {hubspot.request_count} requests, not validated "
+                          f"({escape(hubspot.unvalidated_reason)})", highlight=False)
+        else:
+            console.print(f"{'[green]✓[/]' if not invalid else '[red]✗[/]'} HubSpot: {hubspot.request_count} requests, {invalid} invalid")
         _cli(console, "status", *p)
         ok = exact and _check_destinations(console, root, rx, hubspot, sf, mailchimp, (meta, google))
         ok &= _check_no_pii(console, warehouse, meta, google)

@@ -30,23 +30,27 @@ RELAXATIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def beside_the_repository() -> Path:
+    """The one documented default place of the documents: shared/vendor-specs/hubspot in the
+    directory that holds this checkout (not any parent's: a clone must not find another
+    clone's copy further up)."""
+    checkout = Path(__file__).resolve().parents[2]  # <checkout>/activation_emulators/hubspot/spec.py
+    return checkout.parent / "shared" / "vendor-specs" / "hubspot"
+
+
 def find_specs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The folder holding the four documents: explicit, $ACTIVATION_HUBSPOT_SPECS, or shared/ beside the repo."""
-    candidates: list[Path] = []
-    if explicit:
-        candidates.append(Path(explicit))
-    if os.environ.get("ACTIVATION_HUBSPOT_SPECS"):
-        candidates.append(Path(os.environ["ACTIVATION_HUBSPOT_SPECS"]))
-    here = Path(__file__).resolve()
-    candidates.append(here.parent / "specs")
-    for parent in here.parents:  # the repo is cloned with shared/ beside it
-        candidates.append(parent / "shared" / "vendor-specs" / "hubspot")
-    for candidate in candidates:
-        if all((candidate / name).is_file() for name in SPEC_FILES):
-            return candidate
+    """The folder holding the four documents: `explicit`, else $ACTIVATION_HUBSPOT_SPECS, else
+    shared/vendor-specs/hubspot beside the checkout; the first of these given is the only one
+    looked at."""
+    env = os.environ.get("ACTIVATION_HUBSPOT_SPECS")
+    where, candidate = (("the folder given", Path(explicit)) if explicit
+                        else ("$ACTIVATION_HUBSPOT_SPECS", Path(env)) if env
+                        else ("beside the checkout", beside_the_repository()))
+    if all((candidate / name).is_file() for name in SPEC_FILES):
+        return candidate
     raise FileNotFoundError(
-        "HubSpot OpenAPI documents not found (looked for shared/vendor-specs/hubspot beside the repo); "
-        "set ACTIVATION_HUBSPOT_SPECS or pass validation='off'"
+        f"HubSpot OpenAPI documents not found in {candidate} ({where}: needs {', '.join(SPEC_FILES)}); "
+        "set ACTIVATION_HUBSPOT_SPECS to their folder, or pass validation='off'"
     )
 
 

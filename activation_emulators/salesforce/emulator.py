@@ -110,6 +110,8 @@ class SalesforceEmulator(BackgroundServer):
         self.keep_requests, self.verbose = keep_requests, verbose
         #: Report unknown fields / unreadable values per record instead of a 400 for the request.
         self.field_errors_per_record = False
+        #: external id or record Id (lower-case) -> writes still to refuse (lock_rows)
+        self.locked_rows: dict[str, list[int]] = {}  # value -> [writes to let through, writes to refuse]
         self.org_id, self.user_id = make_id("00D", 1), make_id("005", 1)
         self.users: dict[str, tuple[str, str]] = {DEFAULT_USER[0]: DEFAULT_USER[1:]}
         self.connected_apps: dict[str, str] = {DEFAULT_APP[0]: DEFAULT_APP[1]}
@@ -232,6 +234,24 @@ class SalesforceEmulator(BackgroundServer):
         """Wait `seconds` before answering (the next `times` requests, or all)."""
         with self._lock:
             self._delay, self._delay_times = seconds, times
+
+    def lock_rows(self, value: str, n: int = 1, after: int = 0) -> None:
+        """After `after` more collection writes of the record whose external id (or Id) is
+        `value`, the next `n` fail with UNABLE_TO_LOCK_ROW, Salesforce's usual per-record
+        transient error (another transaction holds the record or its parent)."""
+        with self._lock:
+            self.locked_rows[value.lower()] = [after, n]
+
+    def take_row_lock(self, value: Any) -> bool:
+        with self._lock:
+            lock = self.locked_rows.get(str(value).lower())
+            if lock is None or lock[1] <= 0:
+                return False
+            if lock[0] > 0:
+                lock[0] -= 1
+                return False
+            lock[1] -= 1
+            return True
 
     def fail_bulk_jobs(self, n: int = 1, message: str = "InternalServerError : Retry later") -> None:
         """Make the next `n` Bulk 2.0 jobs processed end Failed with this errorMessage."""

@@ -254,6 +254,9 @@ def _collections(emu: SalesforceEmulator, req: Request, version: str, segs: list
             continue
         sot, values, rels, raw = item
         try:
+            named = values.get(ext.name) if ext is not None else next((v for k, v in raw.items() if k.lower() == "id"), None)
+            if named is not None and emu.take_row_lock(named):
+                raise RecordError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records")
             if op == "create":
                 results.append(_ok(store.insert(sot, values, rels)))
             elif op == "update":

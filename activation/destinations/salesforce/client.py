@@ -16,6 +16,7 @@ look-ups by a field, chunked so each query stays well under URL limits.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import random
@@ -62,6 +63,9 @@ class Outcome:
     created: bool = False
     code: str | None = None
     message: str | None = None
+    #: refused by an attempt that followed one Salesforce may have applied (its answer was
+    #: lost, cut or a 5xx): the record may hold the write all the same
+    after_ambiguous: bool = False
 
     @property
     def error(self) -> str:
@@ -127,6 +131,13 @@ def error_text(exc: BaseException) -> str:
         text = content.decode(errors="replace") if isinstance(content, bytes) else str(content)
         return f"HTTP {exc.status}: {' '.join(text.split())[:300]}"
     return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class _Attempts:
+    """What `SalesforceClient.call` learnt about its attempts."""
+
+    maybe_applied: bool = False
 
 
 def _transient(exc: BaseException) -> bool:
@@ -215,11 +226,12 @@ class SalesforceClient:
         return self.adapter.sent
 
     def call(self, what: str, fn: Callable[[Salesforce], T], passthrough: tuple[type[Exception], ...] = (),
-             idempotent: bool = True) -> T:
+             idempotent: bool = True, attempts: _Attempts | None = None) -> T:
         """`fn(sf)` with retries; `passthrough` errors reach the caller, any other refusal
         becomes a non-retryable DestinationError. `idempotent=False` (a create that must not
         happen twice): a transient failure after which Salesforce may have acted raises
-        `AmbiguousOutcome` instead of being retried, so the caller can look first."""
+        `AmbiguousOutcome` instead of being retried, so the caller can look first.
+        `attempts` learns whether an attempt before the last may have been applied."""
         attempt, relogged = 0, False
         while True:
             attempt += 1
@@ -250,8 +262,11 @@ class SalesforceClient:
                 if not _transient(e):
                     raise DestinationError(f"{what}: {redact(error_text(e))}", retryable=False) from None
                 problem = error_text(e)
-                if not idempotent and not isinstance(e, requests.exceptions.ConnectTimeout) and not _refused_unprocessed(e):
+                maybe_applied = not isinstance(e, requests.exceptions.ConnectTimeout) and not _refused_unprocessed(e)
+                if not idempotent and maybe_applied:
                     raise AmbiguousOutcome(f"{what}: {redact(problem)}") from None
+                if attempts is not None and maybe_applied:
+                    attempts.maybe_applied = True
             problem = redact(problem)
             if attempt > self.retry.max_retries:
                 raise DestinationError(f"{what} failed after {attempt} attempt(s): {problem}") from None
@@ -310,14 +325,18 @@ class SalesforceClient:
         return out
 
     def _collection_call(self, what: str, n: int, fn: Callable[[Salesforce], Any]) -> list[Outcome]:
+        attempts = _Attempts()
         try:
-            results = self.call(what, fn, (SalesforceMalformedRequest,)) or []
+            results = self.call(what, fn, (SalesforceMalformedRequest,), attempts=attempts) or []
         except SalesforceMalformedRequest as e:
             # The whole request was refused (e.g. a value the JSON reader cannot take): each of
             # its records is rejected with that reason, and resent next run.
             code, _, message = error_text(e).partition(": ")
-            return [Outcome(False, code=code, message=message) for _ in range(n)]
-        return [parse_save_result(results[i] if i < len(results) else None) for i in range(n)]
+            return [Outcome(False, code=code, message=message, after_ambiguous=attempts.maybe_applied) for _ in range(n)]
+        outcomes = [parse_save_result(results[i] if i < len(results) else None) for i in range(n)]
+        if attempts.maybe_applied:  # a refusal now does not undo what the lost attempt may have done
+            outcomes = [o if o.ok else dataclasses.replace(o, after_ambiguous=True) for o in outcomes]
+        return outcomes
 
     def bulk(self, op: str, sobject: str, records: Sequence[dict[str, Any]], key: str,
              ext: str | None = None) -> list[Outcome]:

@@ -291,7 +291,8 @@ class SalesforceDestination(Destination):
     def _settle(res: dict[str, RowResult], outcomes: Iterable[tuple[RowOp, Outcome]], ok_codes: frozenset[str] = frozenset()) -> None:
         for op, o in outcomes:
             ok = o.ok or o.code in ok_codes
-            res[op.key] = RowResult(op.key, ok, o.id or op.dest_id, None if ok else o.error)
+            # refused after an attempt Salesforce may have applied: possibly delivered
+            res[op.key] = RowResult(op.key, ok, o.id or op.dest_id, None if ok else o.error, unknown=not ok and o.after_ambiguous)
 
     def _find(self, info: SObjectInfo, match: str, values: Iterable[Any], where: str = "") -> dict[str, list[str]]:
         """Record Ids by normalised match value (one query per chunk of values)."""
