@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint-imports install install-dev bench bench-10m clean
+.PHONY: demo test test-fast lint lint-imports lock install install-dev bench bench-10m clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -15,9 +15,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install -q -e '.[demo]'
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/activate
+# The dev install (make test, CI) takes the versions in requirements-dev.lock, every time.
+$(VENV)/.installed-dev: pyproject.toml requirements-dev.lock | $(BIN)/activate
 	$(BIN)/pip uninstall -q -y activation 2>/dev/null || true
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c requirements-dev.lock -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -28,6 +29,24 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 -q
+
+# The inner loop: every test but those marked slow (the soak, long daemon runs, the demo's data).
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+# Style, types and the import contracts; CI (.ci/run) runs it before the tests. No `ruff
+# format --check`: the tree is not in ruff's format, and reformatting it is not worth the churn.
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check activation activation_emulators tests bench examples
+	$(BIN)/mypy activation
+	$(BIN)/lint-imports
+
+# After changing a dependency in pyproject.toml: resolve the dev extra again (uv: seconds).
+# Python 3.11 is the dev extra's floor (fakesnow 0.12.1 needs it); the runtime supports 3.10.
+lock: | $(BIN)/activate
+	$(BIN)/pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -q \
+		--custom-compile-command 'make lock' -o requirements-dev.lock
 
 # The runtime package never imports the emulators (but from --sandbox and demo): pyproject's
 # [tool.importlinter]; also run by the tests.

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -42,10 +42,10 @@ err = _console(stderr=True)
 
 EXIT_OK = 0
 
-ProjectOpt = Annotated[Optional[Path], typer.Option("--project", "-p", help="syncs.yaml or its directory [env: ACTIVATION_PROJECT]")]
+ProjectOpt = Annotated[Path | None, typer.Option("--project", "-p", help="syncs.yaml or its directory [env: ACTIVATION_PROJECT]")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
-SelectOpt = Annotated[Optional[list[str]], typer.Option("--select", "-s", help="Sync name, tag:NAME or destination:NAME (repeatable).")]
-SyncsArg = Annotated[Optional[list[str]], typer.Argument(help="Syncs to run (default: all).", show_default=False)]
+SelectOpt = Annotated[list[str] | None, typer.Option("--select", "-s", help="Sync name, tag:NAME or destination:NAME (repeatable).")]
+SyncsArg = Annotated[list[str] | None, typer.Argument(help="Syncs to run (default: all).", show_default=False)]
 
 
 def _version(value: bool) -> None:
@@ -126,10 +126,8 @@ def validate(
 ) -> None:
     """Check syncs.yaml: keys, references, templates, and (unless --offline) every model and
     mapping against the warehouse's real columns. Writes nothing, sends nothing."""
-    from activation.session import Session
-
     from activation.models.compiler import compile_offline
-    from activation.session import missing_extras
+    from activation.session import Session, missing_extras
 
     with _reported(as_json):
         loaded = _load(project)
@@ -138,9 +136,8 @@ def validate(
             findings = missing_extras(loaded)
         except ProjectError as e:
             findings = e.issues + missing_extras(loaded)
-        if findings and not offline:
-            if (problem := _warehouse_problem(loaded)) is not None:
-                findings.append(ProjectIssue(f"and the warehouse could not be checked: {problem}", loaded.locate("warehouse")))
+        if findings and not offline and (problem := _warehouse_problem(loaded)) is not None:
+            findings.append(ProjectIssue(f"and the warehouse could not be checked: {problem}", loaded.locate("warehouse")))
         if findings:
             raise ProjectError(findings)
         if not offline:
@@ -319,8 +316,8 @@ class OutputFormat(str, Enum):
     markdown = "markdown"
 
 
-FormatOpt = Annotated[Optional[OutputFormat], typer.Option("--format", help="text (default), json (same as --json) or markdown (a pull-request comment).")]
-BaseOpt = Annotated[Optional[str], typer.Option("--base", metavar="REV", help="Review the change since REV (its merge base with HEAD): the config diff and its effect on today's data.")]
+FormatOpt = Annotated[OutputFormat | None, typer.Option("--format", help="text (default), json (same as --json) or markdown (a pull-request comment).")]
+BaseOpt = Annotated[str | None, typer.Option("--base", metavar="REV", help="Review the change since REV (its merge base with HEAD): the config diff and its effect on today's data.")]
 SamplesOpt = Annotated[int, typer.Option("--samples", min=0, help="Markdown: sample rows per change kind (0: none, e.g. for a public repository).")]
 FullOpt = Annotated[bool, typer.Option("--full", help="Text: show sample values whole (cut at 90 characters otherwise).")]
 
@@ -373,7 +370,7 @@ def run(
     project: ProjectOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Same as `plan`.")] = False,
     allow_removal: Annotated[bool, typer.Option("--allow-removal", help="Accept removals above max_removal, this run only.")] = False,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="Send at most N operations per sync (a cautious first send).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="Send at most N operations per sync (a cautious first send).")] = None,
     as_json: JsonOpt = False,
     sandbox: SandboxOpt = False,
 ) -> None:
@@ -407,7 +404,7 @@ def status(syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt
                 run_ = last.get(name, {})
                 rows.append({
                     "sync": name, "destination": spec.to, "status": run_.get("status", "never run"),
-                    "last_run": run_.get("started_at").isoformat(timespec="seconds") if run_.get("started_at") else None,
+                    "last_run": run_["started_at"].isoformat(timespec="seconds") if run_.get("started_at") else None,
                     "delivered_rows": s.state.delivered_count(name), "sent": run_.get("sent"),
                     "rejected_by_destination": run_.get("failed"), "rejected": run_.get("rejected"), "error": run_.get("error"), "run_id": run_.get("run_id"),
                     "rejected_rows": s.state.row_errors(run_["run_id"], limit=5) if run_ else [],
@@ -483,7 +480,7 @@ def show(
     name: Annotated[str, typer.Argument(help="A trait, audience, entity or sync.", metavar="TRAIT|AUDIENCE|ENTITY|SYNC")],
     project: ProjectOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many rows.")] = 10,
-    where: Annotated[Optional[str], typer.Option("--where", help="A SQL condition on the rows' columns, e.g. \"plan = 'pro'\".")] = None,
+    where: Annotated[str | None, typer.Option("--where", help="A SQL condition on the rows' columns, e.g. \"plan = 'pro'\".")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Preview rows of a trait, an audience, an entity's traits, or a sync's mapped payload,
@@ -559,14 +556,14 @@ def daemon(
     syncs: SyncsArg = None,
     select: SelectOpt = None,
     project: ProjectOpt = None,
-    host: Annotated[Optional[str], typer.Option("--host", help="Address of /healthz and /metrics (daemon.health_host; default 127.0.0.1).")] = None,
-    port: Annotated[Optional[int], typer.Option("--port", min=0, max=65535, help="Port of /healthz and /metrics; 0 picks a free one (daemon.health_port; default 9464).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address of /healthz and /metrics (daemon.health_host; default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port of /healthz and /metrics; 0 picks a free one (daemon.health_port; default 9464).")] = None,
     no_health: Annotated[bool, typer.Option("--no-health", help="No HTTP server.")] = False,
-    json_logs: Annotated[Optional[bool], typer.Option("--json-logs/--text-logs", help="One JSON object per log line (daemon.json_logs).")] = None,
-    log_level: Annotated[Optional[str], typer.Option("--log-level", help="debug, info, warning or error (daemon.log_level).")] = None,
-    lease_ttl: Annotated[Optional[str], typer.Option("--lease-ttl", help="Lease duration, e.g. 60s (daemon.lease_ttl).")] = None,
-    watch: Annotated[Optional[bool], typer.Option("--watch/--no-watch", help="Re-read syncs.yaml when it changes (daemon.watch).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="This daemon's name in leases and logs (default: the host name; the pid is added).")] = None,
+    json_logs: Annotated[bool | None, typer.Option("--json-logs/--text-logs", help="One JSON object per log line (daemon.json_logs).")] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="debug, info, warning or error (daemon.log_level).")] = None,
+    lease_ttl: Annotated[str | None, typer.Option("--lease-ttl", help="Lease duration, e.g. 60s (daemon.lease_ttl).")] = None,
+    watch: Annotated[bool | None, typer.Option("--watch/--no-watch", help="Re-read syncs.yaml when it changes (daemon.watch).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="This daemon's name in leases and logs (default: the host name; the pid is added).")] = None,
 ) -> None:
     """Run every scheduled sync on its schedule until SIGTERM/SIGINT; SIGHUP re-reads syncs.yaml.
 
@@ -665,7 +662,7 @@ def emulate(project: ProjectOpt = None) -> None:
 
 @app.command()
 def demo(
-    directory: Annotated[Optional[Path], typer.Option("--dir", help="Project directory of the demo (default: the current one when it holds a syncs.yaml, else ./activation-demo); the example project is copied into it when it holds none.", show_default=False)] = None,
+    directory: Annotated[Path | None, typer.Option("--dir", help="Project directory of the demo (default: the current one when it holds a syncs.yaml, else ./activation-demo); the example project is copied into it when it holds none.", show_default=False)] = None,
 ) -> None:
     """Generate the demo warehouse, plan, run, change rows, and show the second plan."""
     from activation_emulators.demo.run import run_demo  # lazily: see [tool.importlinter]

@@ -27,13 +27,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult
+from activation.destinations.base import ConfigError, Destination, DestinationError, DestinationReport, OpKind, RowOp, RowResult
 from activation.diff.plan import Change, PlanBuilder, SyncPlan, changes
 from activation.gc_tuning import fewer_collections
 from activation.project.secrets import redact, scrub_personal_data
@@ -208,10 +208,8 @@ class SyncRun:
             # batch that never left is taken off the journal; a failed push's rows stay
             # journaled: the destination may hold them.
             for done, future in sending:
-                try:
+                with suppress(DestinationError, ConfigError):
                     pushed.append((done, future.result()))
-                except (DestinationError, ConfigError):
-                    pass
             self._record(run_id, pushed, unsent=queued, final=True)
             raise
         self._record(run_id, pushed, final=True)
@@ -417,7 +415,7 @@ class SyncRun:
         shared = ids.shared_left(self.s.state, self.p.name)
         if not shared:
             return []
-        kind = "update" if self.mode == "update" else "upsert"
+        kind: OpKind = "update" if self.mode == "update" else "upsert"
         failed: list[str] = []
         for at in range(0, len(shared), size):
             batch = shared[at:at + size]

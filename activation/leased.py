@@ -16,7 +16,6 @@ from activation.runner import SyncResult, run_sync
 from activation.session import Session
 from activation.state.leases import LeaseStore, Refusal, Renewer
 
-
 RUN_LEASE_TTL = 60.0
 
 

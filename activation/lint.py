@@ -117,7 +117,7 @@ def _unused(loaded: LoadedProject) -> list[Finding]:
             if readers else "no sync, score, audience or model reads it"
         hint = "delete it, or map it in a sync's `fields:`" if kind == "trait" else "delete it, or sync it (`from: " + name + "`)"
         section = "traits" if kind == "trait" else "audiences"
-        findings.append(Finding(rule=f"unused-{kind}", subject=f"{kind} {name}",  # type: ignore[arg-type]
+        findings.append(Finding(rule=f"unused-{kind}", subject=f"{kind} {name}",
                                 message=f"{why}: it is computed on every run for nothing ({hint})",
                                 location=_loc(loaded, section, name)))
     return findings

@@ -20,8 +20,8 @@ from activation.identity import ReleasePlan, mapped_identities
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
 from activation.state import identities as ids
-from activation.state.store import utcnow
 from activation.state.journal import CorruptJournal
+from activation.state.store import utcnow
 
 __all__ = ["REMOVING_MODES", "NoProgress", "Progress", "SyncResult", "SyncStatus", "plan_sync", "run_sync"]
 
@@ -51,7 +51,7 @@ def _model_rows(session: Session, prepared: PreparedSync) -> Iterator[tuple[str,
     for chunk in wh.stream(session.conn, f"SELECT {wh.key_expr(q.key, 'src')} AS __k{cols} FROM ({q.model_sql}) AS src"):
         for r in chunk:
             if r[0] is not None:
-                yield r[0], dict(zip(q.columns, r[1:]))
+                yield r[0], dict(zip(q.columns, r[1:], strict=False))
 
 
 def _finish_plan(session: Session, builder: PlanBuilder) -> SyncPlan:

@@ -19,13 +19,13 @@ from sqlalchemy.engine import Connection
 
 from activation.destinations import REGISTRY, MissingExtra, build_destination
 from activation.destinations.base import ConfigError, Destination, DestinationError, SyncTarget
-from activation.diff.differ import DiffQuery, Differ, KeyStats, SharedIdentities, differ_for
+from activation.diff.differ import Differ, DiffQuery, KeyStats, SharedIdentities, differ_for
 from activation.diff.mapping import FieldMapper
+from activation.identity import SyncIdentities
 from activation.models.compiler import CompiledProject, ModelNode, compile_project
 from activation.project.loader import LoadedProject, ProjectError, ProjectIssue
 from activation.project.secrets import MissingSecret
 from activation.project.spec import Project
-from activation.identity import SyncIdentities
 from activation.project.templating import TemplateProblem, columns_used, is_expression
 from activation.state.store import StateStore, open_state
 from activation.warehouse.base import Warehouse, WarehouseError

@@ -32,7 +32,7 @@ class Unavailable(sa.exc.OperationalError):
     """The warehouse or the state store is held by someone else or unreachable; retry."""
 
     def __init__(self, message: str, statement: str | None = None, params: Any = None, orig: BaseException | None = None) -> None:
-        super().__init__(statement, params, orig or Exception(message))  # type: ignore[arg-type]
+        super().__init__(statement, params, orig or Exception(message))
         self.message = message
 
     def __str__(self) -> str:

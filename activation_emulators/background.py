@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import signal
 import socketserver
-from http import HTTPStatus
 import sys
 import threading
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar

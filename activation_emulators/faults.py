@@ -21,6 +21,7 @@ The emulator supplies the vendor's error body for a status; this module writes t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -137,10 +138,8 @@ def garbled(body: bytes) -> bytes:
 def _hang_up(handler: BaseHTTPRequestHandler) -> None:
     handler.close_connection = True
     handler.wfile.flush()
-    try:
+    with contextlib.suppress(OSError):
         handler.connection.shutdown(2)  # type: ignore[attr-defined]  # SHUT_RDWR: the client sees EOF now
-    except OSError:
-        pass
 
 
 def serve_before(handler: BaseHTTPRequestHandler, fault: Fault | None, error_body: ErrorBody) -> bool:
@@ -180,7 +179,5 @@ def serve_after(handler: BaseHTTPRequestHandler, fault: Fault | None, status: in
         send_bytes(handler, 200, garbled(body), content_type, headers)
     else:  # late
         time.sleep(fault.seconds)
-        try:
+        with contextlib.suppress(OSError):  # the client gave up waiting: that is the point
             send_bytes(handler, status, body, content_type, headers)
-        except OSError:
-            pass  # the client gave up waiting: that is the point

@@ -20,7 +20,6 @@ from typing import Any
 
 from activation.project.loader import LoadedProject
 from activation.project.secrets import _REF, env_refs
-
 from activation_emulators.sandbox import SANDBOX_TOKEN, sandbox
 
 

@@ -42,13 +42,14 @@ from typing import Any, Literal
 import duckdb
 from pydantic import BaseModel, Field
 
-from activation_emulators.faults import Fault
 from activation.destinations.identifiers import sha256_hex
+from activation_emulators.faults import Fault
 from activation_emulators.google_ads import GoogleAdsEmulator
 from activation_emulators.hubspot import HubSpotEmulator
-from activation_emulators.meta import MetaEmulator
 from activation_emulators.mailchimp import MailchimpEmulator
-from activation_emulators.salesforce import Field as SalesforceField, SalesforceEmulator
+from activation_emulators.meta import MetaEmulator
+from activation_emulators.salesforce import Field as SalesforceField
+from activation_emulators.salesforce import SalesforceEmulator
 from activation_emulators.webhook import WebhookReceiver
 
 #: The project; __WAREHOUSE__, __STATE__ and __SRC__ are filled in per backend (see `project_yaml`).
@@ -240,7 +241,7 @@ class Source:
         if not rows:
             return
         if self.backend == "duckdb":  # one statement, column by column (executemany goes row by row)
-            columns = [list(c) for c in zip(*rows)]
+            columns = [list(c) for c in zip(*rows, strict=False)]
             run(f"INSERT INTO {table} SELECT {', '.join('unnest(?)' for _ in columns)}", columns)
         else:  # in statements of at most 5,000 rows (Postgres takes 65,535 parameters)
             for at in range(0, len(rows), 5000):
@@ -647,7 +648,7 @@ def activation_run(world: SoakWorld, *, kill_after_requests: int | None, timeout
     counts each sync's outcome in `statuses`."""
     cmd = [sys.executable, "-m", "activation.cli", "run", "--project", str(world.root), "--json"]
     start = world.requests
-    out = tempfile.TemporaryFile()
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below, once the child is reaped
     proc = subprocess.Popen(cmd, env=world.env, stdout=out, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     try:

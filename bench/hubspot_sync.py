@@ -129,7 +129,7 @@ def main() -> None:
         ours.append(args.rows / seconds)
         print(f"round {n + 1}: raw-HTTP floor {floors[-1]:,.0f} rows/s; activation (SDK) {ours[-1]:,.0f} rows/s "
               f"({ours[-1] / floors[-1]:.2f}x); emulator: {log}", flush=True)
-    ratios = sorted(o / f for o, f in zip(ours, floors))
+    ratios = sorted(o / f for o, f in zip(ours, floors, strict=False))
     print(f"first sync of {args.rows:,} contacts, best of {args.rounds}: activation (SDK) {max(ours):,.0f} rows/s "
           f"(spread {min(ours):,.0f}-{max(ours):,.0f}); raw-HTTP floor {max(floors):,.0f} rows/s "
           f"(spread {min(floors):,.0f}-{max(floors):,.0f}); ratio of bests {max(ours) / max(floors):.2f}x, "

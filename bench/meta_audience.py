@@ -27,7 +27,6 @@ from urllib.parse import urlencode
 
 import duckdb
 import httpx
-
 from hubspot_sync import free_port, stop  # bench/ is the script's directory
 
 TOKEN = "bench-token"

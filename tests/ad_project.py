@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-
 from conftest import Project
 
 PEOPLE_SQL = """
@@ -42,7 +41,7 @@ class AdProject(Project):
 
     def people(self, members_only: bool = True) -> list[dict[str, Any]]:
         cols = ["person_id", "email", "phone", "first_name", "last_name", "country", "postal_code", "member"]
-        rows = [dict(zip(cols, r)) for r in self.sql(f"SELECT {', '.join(cols)} FROM src.people ORDER BY 1")]
+        rows = [dict(zip(cols, r, strict=False)) for r in self.sql(f"SELECT {', '.join(cols)} FROM src.people ORDER BY 1")]
         return [r for r in rows if r["member"] or not members_only]
 
 

@@ -13,8 +13,8 @@ from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
-
 from conftest import PG_URL, Project, make_project
+
 from activation_emulators.webhook import WebhookReceiver
 
 

@@ -15,9 +15,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import make_project
 
 from activation_emulators.webhook import WebhookReceiver
-from conftest import make_project
 
 #: What the extras install (by import name): none may be needed on the base path.
 OPTIONAL = ("hubspot", "simple_salesforce", "mailchimp_marketing", "phonenumbers", "psycopg", "apscheduler",

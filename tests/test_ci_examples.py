@@ -14,10 +14,10 @@ import threading
 from pathlib import Path
 
 import jsonschema
-from ruamel.yaml import YAML
-
 from conftest import Project
+from ruamel.yaml import YAML
 from test_review import edit, git, repo
+
 from activation.project.spec import json_schema
 from activation_emulators.webhook import WebhookReceiver
 

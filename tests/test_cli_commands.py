@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import Project
 from typer.testing import CliRunner
 
-from conftest import Project
 from activation.cli import app
 from activation.destinations.file.destination import read_file_records
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import duckdb
 import pytest
+from conftest import Project, make_project
 from typer.testing import CliRunner
 
 from activation.cli import app
 from activation.project import secrets
-from conftest import Project, make_project
 from activation_emulators.webhook import WebhookReceiver
 
 GOOD = """\

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Project, make_project
+
 from activation_emulators.google_ads import GoogleAdsEmulator
 from activation_emulators.hubspot import HubSpotEmulator
 from activation_emulators.mailchimp import MailchimpEmulator

@@ -5,6 +5,7 @@ delivers every row again."""
 from __future__ import annotations
 
 from conftest import Project
+
 from activation.state.journal import JOURNAL_PREFIX
 
 

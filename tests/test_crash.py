@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import make_project
+
 from activation_emulators.webhook import WebhookReceiver
 
 

@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import sqlalchemy as sa
-
 from conftest import PG_URL, Project, make_project, postgres_or_skip
 from test_warehouses import dataset, load
+
 from activation_emulators.webhook import WebhookReceiver
 
 T = TypeVar("T")
@@ -405,7 +405,7 @@ def run_ranges(engine: sa.Engine, tag: str) -> dict[str, list[tuple[datetime, da
 
 def assert_never_concurrent(ranges: dict[str, list[tuple[datetime, datetime | None, str]]]) -> None:
     for sync, runs in ranges.items():
-        for (s1, f1, st1), (s2, _, _) in zip(runs, runs[1:]):
+        for (s1, f1, st1), (s2, _, _) in zip(runs, runs[1:], strict=False):
             assert f1 is not None and f1 <= s2, f"{sync}: a run ({st1}, {s1}..{f1}) overlaps the next one from {s2}"
 
 
@@ -461,12 +461,12 @@ def test_a_sigkilled_daemons_lease_is_taken_over_after_it_expires(
     b = Daemon(root, env, "users_a", "--name", "beta", log=tmp_path / "b.log")
     daemons.append(b)
     wait_for(lambda: b.events("skipped: users_a is running in alpha/"), "beta to find the lease held")
-    held = wait_for(lambda: (l := lease()) and l.expires_ms > first.expires_ms and l, "alpha to renew its lease")
+    held = wait_for(lambda: (now := lease()) and now.expires_ms > first.expires_ms and now, "alpha to renew its lease")
     assert held.owner.startswith("alpha/"), "a renewed lease stays alpha's: beta did not take a live lease"
     a.proc.kill()
     a.proc.wait(10)
     gate.set()  # the held push lands late, from a dead process: beta's run makes it right
-    wait_for(lambda: (l := lease()) and l.owner.startswith("beta/"), "beta to take the lease over")
+    wait_for(lambda: (now := lease()) and now.owner.startswith("beta/"), "beta to take the lease over")
     wait_for(lambda: any(r["status"] == "success" for r in b.runs("users_a")), "beta to finish the sync")
     assert b.stop() == 0
     with engine.connect() as c:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_project
 
 from activation_emulators.webhook import WebhookReceiver
-from conftest import make_project
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "destination-plugin"
 

@@ -20,12 +20,12 @@ from typing import Any
 import duckdb
 import pytest
 import sqlalchemy as sa
-
 from conftest import PG_URL, postgres_or_skip
-from activation_emulators.demo.data import TABLES, generate, mutate
+
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
+from activation_emulators.demo.data import TABLES, generate, mutate
 from activation_emulators.webhook import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ def copy_tables(source: duckdb.DuckDBPyConnection, engine: sa.Engine, kind: str)
             ddl = ", ".join(f"{name} {TYPES[kind][typ]}" for name, typ, *_ in columns)
             c.execute(sa.text(f"DROP TABLE IF EXISTS analytics.{table}"))
             c.execute(sa.text(f"CREATE TABLE analytics.{table} ({ddl})"))
-            rows = [dict(zip(names, r)) for r in source.execute(f"SELECT * FROM analytics.{table}").fetchall()]
+            rows = [dict(zip(names, r, strict=False)) for r in source.execute(f"SELECT * FROM analytics.{table}").fetchall()]
             target = sa.table(table, *map(sa.column, names), schema="analytics")
             for i in range(0, len(rows), 1000):  # multi-row INSERTs (fakesnow runs executemany row by row)
                 c.execute(sa.insert(target).values(rows[i : i + 1000]))
@@ -125,7 +125,7 @@ def other(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, sa.Engine]
             sa.create_engine(f"snowflake://tester:x@fakeacct/example_{tag}/public")
 
 
-@pytest.mark.parametrize("other", ["postgres", "snowflake"], indirect=True)
+@pytest.mark.parametrize("other", ["postgres", pytest.param("snowflake", marks=pytest.mark.slow)], indirect=True)
 def test_example_project_plans_are_identical(tmp_path: Path, demo: duckdb.DuckDBPyConnection,
                                              other: tuple[str, str, sa.Engine], monkeypatch: pytest.MonkeyPatch) -> None:
     kind, warehouse, engine = other

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import Project, make_project
+
 from activation_emulators.faults import Fault, FaultInjector
 from activation_emulators.webhook import WebhookReceiver
 

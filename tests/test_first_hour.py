@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import Project
 
 
@@ -75,6 +74,7 @@ def test_plan_text_names_each_sample_block_shows_values_whole_on_request_and_dif
     """First-load samples did not name their sync; values were cut with no way to see them
     whole; `plan --base` in text showed a changed SQL trait as two identical cut lines."""
     from test_review import edit, git, repo
+
     from activation_emulators.webhook import WebhookReceiver
 
     with WebhookReceiver() as rx:

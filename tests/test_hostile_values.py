@@ -10,8 +10,8 @@ import textwrap
 from pathlib import Path
 
 import duckdb
-
 from conftest import Project
+
 from activation.destinations.file.destination import read_file_records
 from activation_emulators.webhook import WebhookReceiver
 

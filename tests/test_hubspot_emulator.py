@@ -20,6 +20,7 @@ import httpx  # noqa: E402
 import urllib3  # noqa: E402
 from hubspot import HubSpot  # noqa: E402
 from hubspot.crm.companies import BatchInputSimplePublicObjectBatchInputUpsert as CompanyUpsert  # noqa: E402
+from hubspot.crm.companies.exceptions import ApiException as CompaniesApiException  # noqa: E402
 from hubspot.crm.contacts import (  # noqa: E402
     BatchInputSimplePublicObjectBatchInput,
     BatchInputSimplePublicObjectBatchInputForCreate,
@@ -31,14 +32,13 @@ from hubspot.crm.contacts import (  # noqa: E402
     SimplePublicObjectBatchInputUpsert,
     SimplePublicObjectId,
 )
-from hubspot.crm.companies.exceptions import ApiException as CompaniesApiException  # noqa: E402
 from hubspot.crm.contacts.exceptions import ApiException  # noqa: E402
-from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException  # noqa: E402
 from hubspot.crm.lists import ListCreateRequest, MembershipChangeRequest  # noqa: E402
 from hubspot.crm.properties import PropertyCreate  # noqa: E402
+from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException  # noqa: E402
 
-from activation_emulators.hubspot.spec import find_specs_dir  # noqa: E402
 from activation_emulators.hubspot import HubSpotEmulator  # noqa: E402
+from activation_emulators.hubspot.spec import find_specs_dir  # noqa: E402
 
 try:
     find_specs_dir()

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import Project, make_project
+
 from activation_emulators.hubspot import HubSpotEmulator
 from activation_emulators.webhook import WebhookReceiver
 

@@ -20,8 +20,16 @@ import hashlib
 
 import pytest
 
-from activation.destinations.identifiers import (GOOGLE, META, Identifiers, InvalidIdentifier, e164, google_email,
-                                                 google_postal_code, meta_zip)
+from activation.destinations.identifiers import (
+    GOOGLE,
+    META,
+    Identifiers,
+    InvalidIdentifier,
+    e164,
+    google_email,
+    google_postal_code,
+    meta_zip,
+)
 
 META_DOCUMENTED = [  # (field, input, expected SHA-256 from Meta's page)
     ("email", "John_Smith@gmail.com", "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"),

@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import Project, make_project
+from test_merged_identities import DESTINATIONS, KEY, SYNCS
+from test_unacknowledged import hs, p, sf, sf_contacts, sf_members  # noqa: F401  (fixtures)
+
 from activation_emulators.hubspot import HubSpotEmulator
 from activation_emulators.mailchimp import MailchimpEmulator
 from activation_emulators.salesforce import SalesforceEmulator
 from activation_emulators.webhook import WebhookReceiver
-from test_merged_identities import DESTINATIONS, KEY, SYNCS
-from test_unacknowledged import hs, p, sf, sf_contacts, sf_members  # noqa: F401  (fixtures)
 
 
 def test_a_campaign_member_survives_its_contact_renamed_by_another_sync(p: Project, sf: SalesforceEmulator,  # noqa: F811

@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import PG_URL, postgres_or_skip
+
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
 from activation_emulators.webhook import WebhookReceiver
 
 TEXT_KEYS = ["abc", "ABC", "Abc", "b", "B", "_x", "é", "e", "z ", "10", "9", "Z"]
-ROWS = [(k, n, ["eu", "EU", "us"][i % 3], f"v{i}") for i, (k, n) in enumerate(zip(TEXT_KEYS, [1, 2, 10, 9, 100, 3, 20, 11, 101, 4, 5, 6]))]
+ROWS = [(k, n, ["eu", "EU", "us"][i % 3], f"v{i}") for i, (k, n) in enumerate(zip(TEXT_KEYS, [1, 2, 10, 9, 100, 3, 20, 11, 101, 4, 5, 6], strict=True))]
 
 PROJECT = """
 version: 1
@@ -88,7 +88,7 @@ def load(engine: sa.Engine, src: str, key_type: str, rows: list[tuple[str, int, 
         c.execute(sa.text(f"DROP TABLE IF EXISTS {src}.things"))
         c.execute(sa.text(f"CREATE TABLE {src}.things (k {key_type}, n INTEGER, region VARCHAR(5), v VARCHAR(10))"))
         table = sa.table("things", *map(sa.column, ["k", "n", "region", "v"]), schema=src)
-        c.execute(sa.insert(table).values([dict(zip(["k", "n", "region", "v"], r)) for r in rows]))
+        c.execute(sa.insert(table).values([dict(zip(["k", "n", "region", "v"], r, strict=False)) for r in rows]))
     engine.dispose()
 
 

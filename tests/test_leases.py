@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import make_project, postgres_or_skip
+
 from activation.state.leases import Lease, LeaseStore, Refusal
 from activation.state.store import StateStore
 from activation_emulators.webhook import WebhookReceiver
@@ -39,11 +39,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore
 
 def test_only_one_of_many_racing_takers_gets_a_lease(store: StateStore) -> None:
     takers = [LeaseStore(store, f"daemon-{i}", ttl=30) for i in range(6)]
-    for round_ in range(3):  # a missing row (INSERT race), then an expired one (UPDATE race)
+    for _round in range(3):  # a missing row (INSERT race), then an expired one (UPDATE race)
         start = threading.Barrier(len(takers))
         got: list[Lease | Refusal] = [None] * len(takers)  # type: ignore[list-item]
 
-        def take(i: int) -> None:
+        def take(i: int, start: threading.Barrier = start, got: list[Lease | Refusal] = got) -> None:
             start.wait()
             got[i] = takers[i].acquire("users")
 

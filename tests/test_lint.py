@@ -4,9 +4,9 @@ schedules tighter than the destination's quota; exit codes; the schedule parser.
 from __future__ import annotations
 
 import pytest
-
 from ad_destination import ads  # noqa: F401  (a fixture)
 from conftest import Project
+
 from activation.lint import schedule_interval
 from activation.project.schedule import parse_schedule
 

@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("mailchimp_marketing")
 
 from conftest import Project  # noqa: E402
+
 from activation.destinations.base import DestinationError, RowOp, SyncTarget  # noqa: E402
 from activation.destinations.mailchimp.destination import MailchimpDestination  # noqa: E402
 from activation.destinations.mailchimp.spec import MailchimpDestinationSpec  # noqa: E402

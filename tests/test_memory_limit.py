@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from activation.destinations.file.destination import read_file_records
 
@@ -36,6 +37,7 @@ def run(root: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_out_of_memory_names_the_setting_and_the_next_run_with_room_finishes(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     con.execute("CREATE SCHEMA src")

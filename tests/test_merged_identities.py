@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import Project, make_project
+
 from activation_emulators.mailchimp import MailchimpEmulator
 from activation_emulators.salesforce import Field, SalesforceEmulator
 from activation_emulators.webhook import WebhookReceiver

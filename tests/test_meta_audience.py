@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ad_project import AdProject, assert_impossible_phone_rejected, make_ad_project, raw_identifiers, set_trunk_and_impossible_phones, sha
 
-from ad_project import (AdProject, assert_impossible_phone_rejected, make_ad_project, raw_identifiers,
-                        set_trunk_and_impossible_phones, sha)
 from activation_emulators.meta import MetaEmulator
 
 TOKEN = "EAAB-system-user-token-123"

@@ -90,7 +90,7 @@ names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True)
 
 @given(st.dictionaries(names, st.text(min_size=4, max_size=30).filter(lambda s: "}" not in s), max_size=4),
        st.lists(st.one_of(st.text(alphabet="abc/:-_ ", max_size=6), names.map(lambda n: "${" + n + "}"),
-                          st.tuples(names, st.text(alphabet="xyz0", max_size=5)).map(lambda t: "${%s:-%s}" % t)), max_size=6))
+                          st.tuples(names, st.text(alphabet="xyz0", max_size=5)).map(lambda t: f"${{{t[0]}:-{t[1]}}}")), max_size=6))
 def test_env_references_resolve_exactly_and_resolved_secrets_are_scrubbed(env: dict[str, str], parts: list[str]) -> None:
     template = "".join(parts)
     expected, missing = [], False

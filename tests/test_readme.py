@@ -1,7 +1,8 @@
 """The README shows only what works and documents every key: each `syncs.yaml` example in it
 validates against the project schema (unknown keys are errors), each `activation COMMAND
 --option` it shows is a command of the CLI taking that option, every key of every model of
-`syncs.yaml` is named in it, and each destination's key table names only that destination's keys."""
+`syncs.yaml` is named in it, each destination's key table names only that destination's keys,
+and each `make TARGET` it shows is a target of the Makefile."""
 
 from __future__ import annotations
 
@@ -64,6 +65,14 @@ def test_every_command_and_option_the_readme_shows_exists() -> None:
 DESTINATION_SPECS = [p.spec for p in REGISTRY.values()]
 
 
+def test_every_make_target_the_readme_shows_exists() -> None:
+    makefile = (Path(__file__).parent.parent / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", makefile, re.M))
+    shown = set(re.findall(r"(?:`|^)make ([a-z][a-z0-9-]*)", README, re.M))  # code spans, shell lines
+    assert {"demo", "test", "lint", "test-fast"} <= shown
+    assert not shown - targets, f"the README shows `make {sorted(shown - targets)}`, which the Makefile lacks"
+
+
 def spec_models() -> list[type[Strict]]:
     modules = [spec, warehouse_spec, *(sys.modules[m.__module__] for m in DESTINATION_SPECS)]  # each destination's spec module
     found = [c for mod in modules for c in vars(mod).values()
@@ -84,7 +93,7 @@ def test_each_destinations_key_table_names_its_own_keys() -> None:
                if "type" in m.model_fields and m in DESTINATION_SPECS}
     parts = re.split(r"^(#{3,4} .*)$", README, flags=re.M)
     checked = 0
-    for head, body in zip(parts[1::2], parts[2::2]):
+    for head, body in zip(parts[1::2], parts[2::2], strict=False):
         m = re.fullmatch(r"#{3,4} `(\w+)`", head.strip())
         if not m or m.group(1) not in by_type:
             continue

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from ad_destination import ads  # noqa: F401  (a fixture)
 from conftest import Project, make_project
 from test_warehouses import dataset, load, pg, project_for  # noqa: F401  (pg: a fixture)
+
 from activation_emulators.webhook import WebhookReceiver
 
 LTV_SQL = "select user_id, sum(amount) as ltv from src.orders group by 1\n"

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import make_project
+
 from activation.project.loader import load_project
 from activation.runner import run_sync
 from activation.session import Session

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from conftest import make_project
+
 from activation_emulators.webhook import WebhookReceiver
 
 HUBSPOT = """
@@ -40,8 +41,8 @@ def test_sandbox_run_uses_emulators_and_writes_nothing_real(tmp_path: Path, rx: 
 
 def test_sandbox_hubspot_properties_are_typed_from_the_model(tmp_path: Path, rx: WebhookReceiver) -> None:
     from activation.project.loader import load_project
-    from activation_emulators.sandbox import sandbox
     from activation.session import Session
+    from activation_emulators.sandbox import sandbox
 
     p = make_project(tmp_path / "t", rx)
     p.sql("ALTER TABLE src.users ADD COLUMN active BOOLEAN; UPDATE src.users SET active = seats > 2;"

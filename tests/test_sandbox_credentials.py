@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from ad_project import make_ad_project
 
 SF_SYNC = """

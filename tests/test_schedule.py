@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
 from conftest import make_project
+
 from activation.project.schedule import Schedule, parse_duration, parse_schedule
 from activation_emulators.webhook import WebhookReceiver
 

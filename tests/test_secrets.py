@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from activation_emulators.hubspot import HubSpotEmulator
 from activation_emulators.mailchimp import MailchimpEmulator
@@ -43,6 +44,7 @@ syncs:
 """
 
 
+@pytest.mark.slow
 def test_no_secret_in_any_output_log_or_state(tmp_path: Path) -> None:
     root = tmp_path / "p"
     root.mkdir()

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import postgres_or_skip
+
 from activation.state.journal import journal_entry
 from activation.state.store import Delivered, RowError, StateStore
-
 
 
 @pytest.fixture(params=["duckdb", "postgres", "snowflake"])

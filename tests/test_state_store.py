@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import Project, postgres_or_skip
+
 from activation.state.schema import LATEST, MIGRATIONS
 from activation.state.store import StateStore
 
@@ -106,8 +106,9 @@ class _ByEmail:
 
 
 def test_journaled_batches_are_settled_or_folded_back_row_by_row(store: StateStore) -> None:
+    from activation.state.identities import UNKNOWN_HASH
     from activation.state.journal import journal_entry, values_json
-    from activation.state.store import UNKNOWN_HASH, Delivered
+    from activation.state.store import Delivered
 
     store.migrate()
     run = store.start_run("s", "d")

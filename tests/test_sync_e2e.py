@@ -6,8 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from conftest import Project, make_project
+
 from activation_emulators.webhook import WebhookReceiver
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import PG_URL, Project, make_project, postgres_or_skip
 from held_receiver import HeldReceiver, drop_schemas, finish, postgres_project, spawn
 

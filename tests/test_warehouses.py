@@ -16,13 +16,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import PG_URL, postgres_or_skip
+
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
 from activation_emulators.webhook import WebhookReceiver
-
 
 PROJECT = """
 version: 1
@@ -171,10 +170,7 @@ def plan_and_deliver(tmp_path: Path, tag: str, kinds: tuple[str, ...]) -> dict[s
     results = {}
     for kind in kinds:
         with WebhookReceiver() as rx:
-            if kind == "postgres+sqlite":  # a fresh set of schemas for the second Postgres run
-                tag2 = tag + "b"
-            else:
-                tag2 = tag
+            tag2 = tag + "b" if kind == "postgres+sqlite" else tag  # postgres+sqlite: a fresh set of schemas for the second Postgres run
             root, engine, src = project_for(kind, tmp_path / kind, rx.url, tag2)
             try:
                 load(engine, src, dataset())
@@ -206,6 +202,7 @@ def test_duckdb_and_postgres_plan_and_deliver_the_same(tmp_path: Path, pg: tuple
         assert got == reference, f"{kind} differs from duckdb"
 
 
+@pytest.mark.slow
 def test_snowflake_plans_and_delivers_like_duckdb(tmp_path: Path, fakesnow_patched: None) -> None:
     """In-warehouse state (the SQL diff and the bulk state writes run as Snowflake SQL) and
     a SQLite state store (the merge diff over Snowflake's key order)."""
@@ -219,8 +216,8 @@ def test_snowflake_plans_and_delivers_like_duckdb(tmp_path: Path, fakesnow_patch
 
 
 def test_duckdb_memory_limit_caps_duckdb_in_the_process(tmp_path: Path) -> None:
-    from activation.warehouse.spec import DuckDBWarehouseSpec as WarehouseSpec
     from activation.warehouse.registry import open_warehouse
+    from activation.warehouse.spec import DuckDBWarehouseSpec as WarehouseSpec
 
     wh = open_warehouse(WarehouseSpec(path="wh.duckdb", memory_limit="200MB"), tmp_path)
     try:

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from conftest import Project, make_project
+
 from activation.destinations.base import DestinationError, RowOp, RowResult, SyncTarget
 from activation.destinations.http import AFTER_AMBIGUOUS, UNREADABLE
 from activation.destinations.webhook.destination import WebhookDestination

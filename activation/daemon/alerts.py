@@ -114,7 +114,7 @@ class Alerter:
             self._failing.discard(sync)
             if self.spec.on_failure:
                 self._emit(Alert(kind="sync_recovered", **base))
-        threshold = self.spec.rejected_rate
+        threshold = self.spec.rejected_share
         rejected = result.rejected_by_destination + result.plan.counts.rejected
         handled = result.sent + result.plan.counts.rejected
         if threshold is None or not handled:

@@ -60,7 +60,7 @@ class DaemonOptions:
     name: str | None = None
 
     def apply(self, spec: DaemonSpec) -> DaemonSpec:
-        update = {k: v for k, v in (("health_host", self.health_host), ("health_port", self.health_port),
+        update: dict[str, object] = {k: v for k, v in (("health_host", self.health_host), ("health_port", self.health_port),
                                     ("json_logs", self.json_logs), ("log_level", self.log_level),
                                     ("lease_ttl", self.lease_ttl), ("watch", self.watch)) if v is not None}
         if self.no_health:

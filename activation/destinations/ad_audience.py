@@ -84,7 +84,7 @@ class AdAudienceDestination(Destination):
         """The one identifier (or combined set) to remove; every other one stays unknown."""
         fields, _, value = identity.partition(":")
         if "+" in fields:
-            return dict(zip(fields.split("+"), value.split("|")))
+            return dict(zip(fields.split("+"), value.split("|"), strict=False))
         return {fields: value}
 
     # -- turning ops into removals and additions ---------------------------------------

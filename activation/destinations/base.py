@@ -9,7 +9,7 @@ so it is resent next run); per-row problems are `RowResult(ok=False, error=...)`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -242,7 +242,7 @@ class Destination(ABC):
             return (record_identity(values, target.match_fields, self.identity_folds_case),)
         raise NotImplementedError(f"{type(self).__name__} keeps members: it must define identities()")
 
-    def identity_sql(self, target: SyncTarget, match_sql: dict[str, str]) -> str | None:
+    def identity_sql(self, target: SyncTarget, match_sql: Mapping[str, str | None]) -> str | None:
         """A row's record identity as SQL over the model, given each match field's SQL (None
         where a field maps a template): how the plan finds rows that would share a record.
         Equal here must mean equal for `identities`; None: found by mapping the rows instead."""
@@ -262,7 +262,7 @@ class Destination(ABC):
         rate = getattr(self.spec, "requests_per_second", None)
         return float(rate) if rate else None
 
-    def open(self, target: SyncTarget) -> None:
+    def open(self, target: SyncTarget) -> None:  # noqa: B027 - an optional hook, not abstract
         """Called once before the first batch of a sync."""
 
     @abstractmethod
@@ -273,5 +273,5 @@ class Destination(ABC):
         """Counters and platform ids of the calls made since `open` (read before `close`)."""
         return DestinationReport()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Called once after the last batch (also after a failure)."""

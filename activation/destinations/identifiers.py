@@ -159,6 +159,11 @@ def letters(text: str, region: str | None = None) -> str:
     return value
 
 
+def first_initial(text: str, region: str | None = None) -> str:
+    """The first letter of a name (Meta's FI), normalised as `letters`."""
+    return letters(text)[0]
+
+
 def trimmed_lower(text: str, region: str | None = None) -> str:
     return text.strip().lower()
 
@@ -369,7 +374,7 @@ META = Identifiers(
         ("phone", Identifier("PHONE", meta_phone, True, "phone number, E.164 digits", reads="phone")),
         ("fn", Identifier("FN", letters, True, "first name")),
         ("ln", Identifier("LN", letters, True, "last name")),
-        ("fi", Identifier("FI", lambda t, region=None: letters(t)[0], True, "first initial")),
+        ("fi", Identifier("FI", first_initial, True, "first initial")),
         ("ct", Identifier("CT", letters, True, "city")),
         ("st", Identifier("ST", letters, True, "state or province")),
         ("zip", Identifier("ZIP", meta_zip, True, "zip or postal code", reads="country")),

@@ -10,6 +10,7 @@ does not use a vendor never imports its SDK, and one that lacks it is told what 
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ class DestinationPlugin:
     type: str
     #: The pydantic model of its settings, with `type: Literal["<type>"]`. Its module must not
     #: import the vendor's SDK: every spec is loaded to read any syncs.yaml.
-    spec: type[BaseModel]
+    spec: builtins.type[BaseModel]  # (`type` is also a field of this class)
     #: The `Destination` subclass, as "module:Class" (imported on first use).
     destination: str
     #: The extra of activation-etl that installs what the class needs (None: nothing, or a
@@ -61,7 +62,7 @@ class DestinationPlugin:
         """What to install before this type can be used; None when all is there."""
         return needs(f"destination type {self.type!r}", self.extra, self.requires)
 
-    def load(self) -> type[Destination]:
+    def load(self) -> builtins.type[Destination]:
         """The destination class; MissingExtra when its SDK is not installed."""
         if (problem := self.missing()) is not None:
             raise MissingExtra(problem)

@@ -166,7 +166,7 @@ FROM (SELECT k, COUNT(*) AS n FROM (SELECT {key} AS k FROM ({q.model_sql}) AS sr
 
 
 def _row(q: DiffQuery, values: Sequence[Any]) -> dict[str, Any]:
-    return dict(zip(q.columns, values))
+    return dict(zip(q.columns, values, strict=False))
 
 
 class SqlDiffer(Differ):
@@ -334,7 +334,7 @@ class MergeDiffer(Differ):
                 kind: DiffKind = "duplicate_key" if m[2] > 1 else "shared_identity" if m[3] is not None else "added"
                 yield DiffRow(kind, mk, _row(q, m[5:]), m[1], None, None, None, _shared(m))
                 m = next(model, None)
-            elif m is None or sk < mk:  # only delivered
+            elif m is None or s[0] < m[0]:  # only delivered (s and m narrowed: sk and mk are these keys)
                 yield DiffRow("removed", sk, None, None, json.loads(s[2]), s[1], s[3])
                 s = next(state, None)
             else:  # in both; duplicates of one key are all rejected against the same state row

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import Any, Literal
 
+from activation.models.readonly import without_final_semicolon, write_problem
 from activation.project.loader import LoadedProject, ProjectError, ProjectIssue
 from activation.project.spec import ScoreComponent
-from activation.models.readonly import without_final_semicolon, write_problem
 from activation.project.templating import TemplateProblem, render_sql
 
 NodeKind = Literal["trait", "traits", "audience", "model"]
@@ -164,7 +164,7 @@ class Compiler:
                 origin = f"trait {name}"
                 sql, deps = self.score_sql(name, t.entity, t.score)
             nodes[trait_id(name)] = ModelNode(trait_id(name), "trait", name, t.entity, sql, deps, origin, key + [name])
-        for entity, e in p.entities.items():
+        for entity in p.entities:
             mine = [n for n, t in p.traits.items() if t.entity == entity]
             nodes[traits_id(entity)] = ModelNode(
                 traits_id(entity), "traits", entity, entity, self.traits_sql(entity, mine),
@@ -240,9 +240,9 @@ class Compiler:
             )
             deps = {traits_id(entity), audience_id(src)}
         else:
-            known = sorted(set(p.entities) | set(p.audiences))
+            sources = sorted(set(p.entities) | set(p.audiences))
             self.issues.append(
-                self.loaded.issue(f"`from: {src}` names no entity or audience (known: {', '.join(known) or 'none'})", "syncs", name, "from")
+                self.loaded.issue(f"`from: {src}` names no entity or audience (known: {', '.join(sources) or 'none'})", "syncs", name, "from")
             )
             return None
         key = p.entities[entity].key_columns if s.key is None else ([s.key] if isinstance(s.key, str) else list(s.key))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -347,19 +348,16 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> list[Any]:
     path: list[Any] = []
     node = data
     for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             path.append(part)
             node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            path.append(part)
-            node = node[part]
-        elif i == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str) and "[" not in part:
-            if part != node.get("type", "duckdb" if path == ["warehouse"] else None):
-                path.append(part)  # a missing key; not the union member's tag of an error about the whole mapping
+        elif (i == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str) and "[" not in part
+              and part != node.get("type", "duckdb" if path == ["warehouse"] else None)):
+            path.append(part)  # a missing key; not the union member's tag of an error about the whole mapping
     return path
 
 
-def _issue_from_pydantic(loaded: LoadedProject, err: dict[str, Any], data: Any) -> ProjectIssue:
+def _issue_from_pydantic(loaded: LoadedProject, err: ErrorDetails, data: Any) -> ProjectIssue:
     bad_name = "[key]" in err["loc"]
     loc = _yaml_path(tuple(err["loc"]), data)
     path = tuple(loc)

@@ -85,7 +85,7 @@ class Schedule(BaseModel):
                 break
             fires.append(nxt)
             now = nxt + timedelta(microseconds=1)
-        gaps = [(b - a).total_seconds() for a, b in zip(fires, fires[1:])]
+        gaps = [(b - a).total_seconds() for a, b in zip(fires, fires[1:], strict=False)]
         return min(gaps) if gaps else None
 
 
@@ -145,13 +145,13 @@ def _cron_trigger(cron: str, tz: tzinfo | str) -> BaseTrigger:
 
     values = cron.split()
     values[4] = _weekdays(values[4])
-    for field, name, expr in zip(_FIELDS, _FIELD_NAMES, values):
+    for field, name, expr in zip(_FIELDS, _FIELD_NAMES, values, strict=False):
         try:
             CronTrigger(**{field: expr}, timezone="UTC")
         except ValueError as e:
             reason = re.sub(r"^Error validating expression '[^']*': ", "", str(e))
             raise ValueError(f"cron {cron!r}: {name} field {expr!r}: {reason}") from None
-    fields = dict(zip(_FIELDS, values))
+    fields = dict(zip(_FIELDS, values, strict=False))
     dom, dow = cron.split()[2], cron.split()[4]
     if not dom.startswith("*") and not dow.startswith("*"):
         # crontab(5): "if both fields are restricted, the command runs when either matches"

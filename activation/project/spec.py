@@ -218,6 +218,12 @@ class AlertsSpec(Strict):
     def _rate(cls, v: float | str | None) -> float | None:
         return None if v is None else _share(v)
 
+    @property
+    def rejected_share(self) -> float | None:
+        """`rejected_rate` as a share: the validator turned a '5%' into 0.05."""
+        assert not isinstance(self.rejected_rate, str)
+        return self.rejected_rate
+
 
 class DaemonSpec(Strict):
     health_host: str = Field(default="127.0.0.1", description="Where /healthz and /metrics listen (loopback by default).")

@@ -7,15 +7,15 @@ still input: the sandbox refuses attribute access to Python internals (`__class_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 import re
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from itertools import chain, islice
 from operator import itemgetter
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, nodes
-from jinja2.nativetypes import NativeCodeGenerator, NativeTemplate
+from jinja2.nativetypes import NativeCodeGenerator, NativeEnvironment, NativeTemplate
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -44,16 +44,17 @@ def _typed_concat(values: Iterable[Any]) -> Any:
     return "".join(str(v) for v in chain(head, values))
 
 
-class _NativeSandbox(ImmutableSandboxedEnvironment):
+class _NativeSandbox(ImmutableSandboxedEnvironment, NativeEnvironment):
     """Sandboxed environment whose single-expression templates return native values.
 
     `{{ row.ltv }}` stays a Decimal/number; `{{ row.plan | upper }}` is a str, and so is a
     string column whose text looks like a number. This matters because the destination
-    should receive typed values, not everything as a string.
+    should receive typed values, not everything as a string. (A NativeEnvironment too, as
+    NativeTemplate expects; the sandbox's methods come first.)
     """
 
     code_generator_class = NativeCodeGenerator
-    concat = staticmethod(_typed_concat)  # type: ignore[assignment]
+    concat = staticmethod(_typed_concat)
 
 
 class _TypedTemplate(NativeTemplate):
@@ -76,9 +77,9 @@ def _check_safe(source: str, ast: nodes.Template, what: str) -> None:
     The sandbox would refuse them too, but only when the template runs (for a field: per
     row); a template that can never work is a configuration error, reported up front.
     """
-    found = set()
-    for node in ast.find_all((nodes.Getattr, nodes.Const)):
-        name = node.attr if isinstance(node, nodes.Getattr) else node.value
+    found: set[str] = set()
+    used = [*(n.attr for n in ast.find_all(nodes.Getattr)), *(n.value for n in ast.find_all(nodes.Const))]
+    for name in used:
         if isinstance(name, str) and _DUNDER.fullmatch(name):
             found.add(name)
     if found:
@@ -143,7 +144,9 @@ def columns_used(expression: str, available: Iterable[str]) -> set[str]:
     used: set[str] = set()
     whole_row = False
     attr_of_row: set[int] = set()
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+    # (one find_all per node class: given a tuple of classes, its annotation yields plain Expr)
+    accesses: list[nodes.Getattr | nodes.Getitem] = [*ast.find_all(nodes.Getattr), *ast.find_all(nodes.Getitem)]
+    for node in accesses:
         if isinstance(node.node, nodes.Name) and node.node.name == "row":
             attr_of_row.add(id(node.node))
             if isinstance(node, nodes.Getattr):

@@ -131,7 +131,7 @@ def _node_changes(old: LoadedProject, new: LoadedProject, oc: CompiledProject, n
         if a is not None and b is not None and before == after:  # only a var (or a ref'd name) changed
             before, after = a.sql.strip(), b.sql.strip()
         status: ChangeStatus = "added" if a is None else "removed" if b is None else "changed"
-        changes.append(ModelChange(kind=_NODE_KINDS[node.kind], name=node.name, change=status, before=before, after=after))  # type: ignore[arg-type]
+        changes.append(ModelChange(kind=_NODE_KINDS[node.kind], name=node.name, change=status, before=before, after=after))
     for name in dict.fromkeys([*old.project.entities, *new.project.entities]):
         a_e, b_e = old.project.entities.get(name), new.project.entities.get(name)
         if _dump(a_e) != _dump(b_e):

@@ -99,13 +99,13 @@ def insert_columns(c: Connection, dialect: str, rel: str, table: sa.Table, colum
         # Rows as one JSON array per statement, unpacked by FLATTEN: set-based, and the
         # statement text stays small (the connector binds client-side, inlining values).
         casts = ", ".join(f"f.value[{i}]::{_sql_type(table.c[n], 'snowflake')}" for i, n in enumerate(names))
-        rows = [[v.isoformat() if isinstance(v, datetime) else v for v in row] for row in zip(*lists.values())]
+        rows = [[v.isoformat() if isinstance(v, datetime) else v for v in row] for row in zip(*lists.values(), strict=True)]
         for payload in _json_chunks(rows):
             c.execute(sa.text(
                 f"INSERT INTO {rel} ({cols}) SELECT {casts} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(:rows))) AS f"
             ), {"rows": payload})
     else:  # SQLite: executemany runs in-process, fast enough
-        c.execute(table.insert(), [dict(zip(names, values)) for values in zip(*lists.values())])
+        c.execute(table.insert(), [dict(zip(names, values, strict=True)) for values in zip(*lists.values(), strict=True)])
 
 
 def _json_chunks(items: Sequence[Any]) -> Iterator[str]:

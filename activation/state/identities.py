@@ -17,7 +17,7 @@ interrupted: a release entry goes only once the destination acknowledged the rem
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,7 +39,8 @@ LEGACY_GHOST = "\x1e"
 class IdentityRules(Protocol):
     """How one sync's rows map to identities at its destination (built by the runner)."""
 
-    version: str
+    @property
+    def version(self) -> str: ...  # read-only: the implementation derives it
 
     def identify(self, key: str, values: dict[str, Any]) -> tuple[str, ...]: ...
 
@@ -144,7 +145,7 @@ def shared_left(store: StateStore, sync: str) -> list[SharedRecord]:
             for identity, key in sorted(picks.items()) if key in delivered]
 
 
-def releasable(store: StateStore, sync: str, batch: int = 2000) -> Iterator[list[Releasable]]:
+def releasable(store: StateStore, sync: str, batch: int = 2000) -> Generator[list[Releasable], None, None]:  # (callers close it early)
     """The released identities no row claims, one entry each (the latest), in batches."""
     if store.version() < 5:
         return

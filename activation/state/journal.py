@@ -84,7 +84,7 @@ def read_entry(key: str, text: str, run_id: str, sync: str) -> list[Journaled]:
         if not (len(keys) == len(values) == len(identities)):
             raise ValueError("its keys, values and identities differ in number")
         return [Journaled(k, values_json(v), run_id, tuple(i) if i is not None else None)
-                for k, v, i in zip(keys, values, identities)]
+                for k, v, i in zip(keys, values, identities, strict=True)]
     except (ValueError, KeyError, TypeError) as e:
         raise CorruptJournal(
             f"sync {sync}: the in-flight journal entry {key[len(JOURNAL_PREFIX):]} (run {run_id}) cannot be read "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -17,11 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from activation.errors import StateError
 from activation.state import identities as ids
 from activation.state.bulk import Same, delete_keys, insert_columns
-from activation.state.identities import UNKNOWN_HASH, IdentityRules, Release
-from activation.errors import StateError
-from activation.state.journal import CorruptJournal, JournalEntry, Journaled, read_entry, values_json
+from activation.state.identities import IdentityRules, Release
+from activation.state.journal import CorruptJournal, Journaled, JournalEntry, read_entry, values_json
 from activation.state.schema import LATEST, MIGRATIONS, tables
 
 
@@ -122,7 +122,7 @@ class StateStore:
         with self.engine.connect() as c:
             return int(c.execute(sa.select(sa.func.count()).where(d.c.sync_name == sync)).scalar() or 0)
 
-    def stream_delivered(self, sync: str, batch: int = 5000) -> Iterator[Sequence[sa.Row]]:
+    def stream_delivered(self, sync: str, batch: int = 5000) -> Generator[Sequence[sa.Row], None, None]:  # (callers close it early)
         """(row_key, row_hash, row_values, dest_id) ordered by key in code point order."""
         if not self.initialised:
             return

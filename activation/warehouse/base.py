@@ -8,10 +8,10 @@ Each engine is a module of its own (duckdb, postgres, snowflake), found through
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -111,7 +111,7 @@ class Warehouse:
         prefix = "TEMP " if temp else ""
         self.execute(conn, f"CREATE OR REPLACE {prefix}{kind} {relation} AS\n{sql}")
 
-    def execute(self, conn: Connection, sql: str, params: dict[str, object] | None = None) -> sa.CursorResult:
+    def execute(self, conn: Connection, sql: str, params: Mapping[str, object] | None = None) -> sa.CursorResult:
         try:
             return conn.execute(sa.text(sql), params or {})
         except Unavailable:

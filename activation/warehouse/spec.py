@@ -4,7 +4,7 @@ resolved only where used. No engine's driver is imported here."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -89,7 +89,7 @@ class SnowflakeWarehouseSpec(ServerSpec):
         return self
 
 
-AnyWarehouseSpec = Union[DuckDBWarehouseSpec, PostgresWarehouseSpec, SnowflakeWarehouseSpec]
+AnyWarehouseSpec = DuckDBWarehouseSpec | PostgresWarehouseSpec | SnowflakeWarehouseSpec
 
 
 def _duckdb_by_default(value: Any) -> Any:

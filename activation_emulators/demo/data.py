@@ -51,15 +51,7 @@ EVENT_RETENTION_DAYS = 180
 
 # ---------------------------------------------------------------- vocabularies
 
-_PREFIXES = (
-    "Northwind Bluefin Copperleaf Brightwave Ironclad Silverline Redwood Granite Lumen Quanta "
-    "Vertex Nimbus Harbor Summit Evergreen Polar Cobalt Falcon Orchid Meridian Atlas Pioneer "
-    "Beacon Crescent Driftwood Ember Fathom Glacier Helix Indigo Juniper Kestrel Lighthouse "
-    "Maple Nova Oakridge Pinnacle Quarry Riverbend Sable Tidewater Umber Vantage Willow Xenon "
-    "Yarrow Zephyr Alder Birch Cascade Delta Echo Fjord Grove Horizon Ionic Jade Keystone "
-    "Lattice Monarch Nimble Onyx Prism Quill Radiant Sierra Tandem Unity Vivid Wavelength "
-    "Axiom Bolt Cinder Dynamo Elevate Flux Gamut Hearth Inlet Kinetic"
-).split()
+_PREFIXES = ["Northwind", "Bluefin", "Copperleaf", "Brightwave", "Ironclad", "Silverline", "Redwood", "Granite", "Lumen", "Quanta", "Vertex", "Nimbus", "Harbor", "Summit", "Evergreen", "Polar", "Cobalt", "Falcon", "Orchid", "Meridian", "Atlas", "Pioneer", "Beacon", "Crescent", "Driftwood", "Ember", "Fathom", "Glacier", "Helix", "Indigo", "Juniper", "Kestrel", "Lighthouse", "Maple", "Nova", "Oakridge", "Pinnacle", "Quarry", "Riverbend", "Sable", "Tidewater", "Umber", "Vantage", "Willow", "Xenon", "Yarrow", "Zephyr", "Alder", "Birch", "Cascade", "Delta", "Echo", "Fjord", "Grove", "Horizon", "Ionic", "Jade", "Keystone", "Lattice", "Monarch", "Nimble", "Onyx", "Prism", "Quill", "Radiant", "Sierra", "Tandem", "Unity", "Vivid", "Wavelength", "Axiom", "Bolt", "Cinder", "Dynamo", "Elevate", "Flux", "Gamut", "Hearth", "Inlet", "Kinetic"]
 
 # (suffix, industry): the company name hints at what the company does.
 _SUFFIXES: tuple[tuple[str, str], ...] = (
@@ -99,21 +91,8 @@ _CRM_OWNERS: dict[str, tuple[str, ...]] = {
     "free": ("Self-serve Team",),
 }
 
-_FIRST_NAMES = (
-    "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara "
-    "Richard Susan Joseph Jessica Thomas Sarah Charles Karen Daniel Lisa Matthew Nancy Anthony "
-    "Sandra Mark Ashley Paul Emily Steven Michelle Andrew Laura Joshua Emma Kevin Olivia Brian "
-    "Sophia Lukas Lea Hugo Chloe Mateo Lucia Aarav Ananya Wei Mei Hiroshi Yuki Lars Ingrid "
-    "Sean Aoife Rafael Camila Piotr Zofia Noah Mia Liam Amelia Arjun Priya Tomas Elena"
-).split()
-_LAST_NAMES = (
-    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez "
-    "Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Thompson White Harris Clark Lewis "
-    "Walker Hall Young King Wright Scott Green Baker Adams Nelson Hill Campbell Mitchell "
-    "Roberts Carter Mueller Schmidt Schneider Fischer Dubois Moreau Laurent Rossi Bianchi "
-    "Kowalski Nowak Jansen Visser Andersson Nilsson Murphy Kelly Sato Suzuki Tanaka Patel "
-    "Sharma Gupta Chen Wang Silva Santos Costa Fernandez"
-).split()
+_FIRST_NAMES = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Charles", "Karen", "Daniel", "Lisa", "Matthew", "Nancy", "Anthony", "Sandra", "Mark", "Ashley", "Paul", "Emily", "Steven", "Michelle", "Andrew", "Laura", "Joshua", "Emma", "Kevin", "Olivia", "Brian", "Sophia", "Lukas", "Lea", "Hugo", "Chloe", "Mateo", "Lucia", "Aarav", "Ananya", "Wei", "Mei", "Hiroshi", "Yuki", "Lars", "Ingrid", "Sean", "Aoife", "Rafael", "Camila", "Piotr", "Zofia", "Noah", "Mia", "Liam", "Amelia", "Arjun", "Priya", "Tomas", "Elena"]
+_LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Hernandez", "Lopez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Thompson", "White", "Harris", "Clark", "Lewis", "Walker", "Hall", "Young", "King", "Wright", "Scott", "Green", "Baker", "Adams", "Nelson", "Hill", "Campbell", "Mitchell", "Roberts", "Carter", "Mueller", "Schmidt", "Schneider", "Fischer", "Dubois", "Moreau", "Laurent", "Rossi", "Bianchi", "Kowalski", "Nowak", "Jansen", "Visser", "Andersson", "Nilsson", "Murphy", "Kelly", "Sato", "Suzuki", "Tanaka", "Patel", "Sharma", "Gupta", "Chen", "Wang", "Silva", "Santos", "Costa", "Fernandez"]
 
 # (title, weight); a few users have no title in the CRM.
 _TITLES: tuple[tuple[str, int], ...] = (
@@ -491,9 +470,9 @@ def _users_base_sql(R: _Rand, T: str) -> str:
     steps = (("created_project", 0.95, 0.2), ("invited_teammate", 0.75, 1.0), ("connected_integration", 0.60, 2.0))
     step_cols = []
     for idx, (event, p, mean_days) in enumerate(steps, start=1):
-        delay = R.exp("ob%d_delay" % idx, n) + f" * {mean_days * 86400} + 300"
+        delay = R.exp(f"ob{idx}_delay", n) + f" * {mean_days * 86400} + 300"
         at = f"signed_up_at + {_seconds(delay)}"
-        done = R.u("ob%d" % idx, n) + f" < CASE WHEN stalled THEN 0.25 ELSE {p} END"
+        done = R.u(f"ob{idx}", n) + f" < CASE WHEN stalled THEN 0.25 ELSE {p} END"
         step_cols.append(
             f"/* {event} */ CASE WHEN {done} AND {at} < active_until THEN {at} END AS ob{idx}_at"
         )

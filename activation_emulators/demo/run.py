@@ -17,10 +17,10 @@ import duckdb
 from rich.console import Console
 from rich.markup import escape
 
-from activation_emulators.demo.data import PLANS, generate, mutate
 from activation.destinations.file.destination import read_file_records
 from activation.extras import needs
 from activation.project.loader import load_project
+from activation_emulators.demo.data import PLANS, generate, mutate
 from activation_emulators.webhook import WebhookReceiver
 
 CHANGED, DELETED = 12, 4
@@ -88,11 +88,10 @@ def run_demo(directory: Path | None, console: Console) -> int:
     con.close()
     console.print(f"[bold]Demo warehouse[/] {warehouse.relative_to(root)}: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
 
+    from activation_emulators.demo.ads import ad_emulators
     from activation_emulators.hubspot import HubSpotEmulator
     from activation_emulators.mailchimp import MailchimpEmulator
     from activation_emulators.salesforce import SalesforceEmulator
-
-    from activation_emulators.demo.ads import ad_emulators
 
     with WebhookReceiver() as rx, HubSpotEmulator(tokens={"demo-token"}) as hubspot, SalesforceEmulator() as sf, \
             MailchimpEmulator(api_keys={MAILCHIMP_KEY}) as mailchimp, ad_emulators() as (meta, google):

@@ -14,8 +14,7 @@ from typing import Any, Literal
 from .lists import ListsApi
 from .replies import Reply, cursor, error, scalar_str
 from .spec import Match
-from .store import (HubSpotList, ObjectType, PropertyDef, Record, check_value, now_iso, options_from,
-                    seeded_types, stored_value)
+from .store import HubSpotList, ObjectType, PropertyDef, Record, check_value, now_iso, options_from, seeded_types, stored_value
 
 BatchErrors = Literal["hubspot", "multi-status"]
 MAX_BATCH = 100

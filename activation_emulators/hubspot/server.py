@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import socket
@@ -15,12 +16,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .api import BatchErrors, CrmApi, error
-from .spec import Match, ValidationMode, find_specs_dir, load_documents, route_documents
-from .validation import SpecValidator
-from .store import ObjectType, PropertyDef, now_iso
 from activation_emulators.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
 from activation_emulators.faults import FaultInjector, serve_after, serve_before
+
+from .api import BatchErrors, CrmApi, error
+from .spec import Match, ValidationMode, find_specs_dir, load_documents, route_documents
+from .store import ObjectType, PropertyDef, now_iso
+from .validation import SpecValidator
 
 _AUTH_MESSAGE = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
                  "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
@@ -84,10 +86,8 @@ class _Handler(KeepAliveHandler):
                 emu._inflight -= 1
         if reply is None:  # fault: close without answering
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             emu._log(self.command, self.path, 0, started, body)
             return
         status, data, extra = reply

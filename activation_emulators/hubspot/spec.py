@@ -120,13 +120,13 @@ class Router:
             parts = parts[:3] + [mapped] + parts[4:]
         path_exists = False
         for pattern, names, ops in self.by_segments.get(len(parts), []):
-            if all(p is None or p == s for p, s in zip(pattern, parts)):
+            if all(p is None or p == s for p, s in zip(pattern, parts, strict=False)):
                 path_exists = True
                 op = ops.get(method.lower())
                 if op is None:
                     continue
-                values = [s for p, s in zip(pattern, parts) if p is None]
-                return Match(op, "/" + "/".join(parts), dict(zip(names, values)), object_type)
+                values = [s for p, s in zip(pattern, parts, strict=False) if p is None]
+                return Match(op, "/" + "/".join(parts), dict(zip(names, values, strict=False)), object_type)
         return 405 if path_exists else 404
 
 

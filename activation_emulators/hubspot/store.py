@@ -7,11 +7,11 @@ public example confirms them; see `check_value`).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-import datetime as dt
 from datetime import datetime, timezone
 from typing import Any
 

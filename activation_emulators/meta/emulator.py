@@ -354,13 +354,13 @@ class MetaEmulator(BackgroundServer):
         bad_rows = 0
         for row in rows:
             problems = {str(v): f"Invalid {k}" + ("" if k in UNHASHED else ": not a SHA-256 hash")
-                        for k, v in zip(keys, row) if v not in ("", None) and not _valid(k, v)}
+                        for k, v in zip(keys, row, strict=False) if v not in ("", None) and not _valid(k, v)}
             if problems or not any(row):
                 bad_rows += 1
                 for value, reason in list(problems.items())[: max(0, 10 - len(invalid))]:
                     invalid[value] = reason
                 continue
-            (members.add if method == "POST" else members.remove)(zip(keys, row))
+            (members.add if method == "POST" else members.remove)(zip(keys, row, strict=False))
         sid = int(session["session_id"]) if isinstance(session, dict) and "session_id" in session else uuid.uuid4().int % 2**53
         if isinstance(session, dict):
             entry = self._sessions.setdefault((aid, sid), {"audience_id": aid, "session_id": str(sid), "batches": [],

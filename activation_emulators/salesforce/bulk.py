@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .schema import Field, SObjectType, make_id, normalize_id
-from .store import UNSET, RecordError, Store, parse_text, now_iso, relationship_target
+from .store import UNSET, RecordError, Store, now_iso, parse_text, relationship_target
 from .wire import Reply, Request, error_reply, json_reply, no_content, not_found
 
 OPERATIONS = ("insert", "upsert", "update", "delete", "hardDelete")
@@ -178,7 +178,7 @@ class BulkIngest:
             values: dict[str, Any] = {}
             rels: dict[str, tuple[SObjectType, Field, Any]] = {}
             raw_id = ""
-            for col, cell in zip(cols, row + [""] * (len(cols) - len(row))):
+            for col, cell in zip(cols, row + [""] * (len(cols) - len(row)), strict=False):
                 if col[0] == "rel":
                     if cell:
                         rels[col[1].name] = (col[2], col[3], cell)

@@ -13,17 +13,19 @@ import re
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, unquote
+
+from activation_emulators.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
+from activation_emulators.faults import FaultInjector, serve_after, serve_before
 
 from . import auth, rest
 from .bulk import BulkIngest
 from .schema import Field, SObjectType, default_sobjects, make_id, make_sobject
 from .store import RecordError, Store, parse_json_record
 from .wire import Reply, Request, error_reply, json_reply, not_found
-from activation_emulators.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
-from activation_emulators.faults import FaultInjector, serve_after, serve_before
 
 API_VERSION = "59.0"
 DEFAULT_INSTANCE = "emulated.my.salesforce.com"

@@ -11,6 +11,7 @@ INVALID_TYPE_ON_FIELD_IN_RECORD) instead.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .schema import SObjectType, normalize_id
@@ -416,9 +417,13 @@ def _query(emu: SalesforceEmulator, req: Request, version: str, include_deleted:
             # Plain strings (no ids): SOQL's case-insensitive '=' is set membership on lower
             # case, so a WHERE Email IN (200 values) over 100k records stays linear.
             wanted = {v.lower() for v in vals}
-            hit = (lambda r, n=name, w=wanted: isinstance(r.get(n), str) and r[n].lower() in w)
+            def in_lower(r: dict[str, Any], n: str = name, w: set[str] = wanted) -> bool:
+                return isinstance(r.get(n), str) and r[n].lower() in w
+            hit: Callable[[dict[str, Any]], bool] = in_lower
         else:
-            hit = (lambda r, n=name, vs=vals: any(_same(r.get(n), v) for v in vs))
+            def same_as_any(r: dict[str, Any], n: str = name, vs: list[Any] = vals) -> bool:
+                return any(_same(r.get(n), v) for v in vs)
+            hit = same_as_any
         recs = [r for r in recs if hit(r) == (op in ("=", "IN"))]
     if order:
         recs.sort(key=lambda r: (r.get(order) is None, r.get(order) or 0),

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Any, Callable
+from typing import Any
 
 TEXT_TYPES = {"string", "textarea", "email", "phone", "url", "picklist", "multipicklist"}
 NUMBER_TYPES = {"double", "currency", "percent", "int"}

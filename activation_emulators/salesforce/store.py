@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .schema import NUMBER_TYPES, TEXT_TYPES, Field, SObjectType, make_id, normalize_id
 

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
 from activation_emulators.background import BackgroundServer, KeepAliveHandler, QuietHTTPServer
 from activation_emulators.faults import FaultInjector, send_bytes, serve_after, serve_before
 

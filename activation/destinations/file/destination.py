@@ -16,19 +16,12 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Iterator, Sequence
+from typing import Any, BinaryIO, ClassVar
 
-from activation.destinations.base import (
-    ConfigError,
-    Destination,
-    DestinationError,
-    IdentityModel,
-    RowOp,
-    RowResult,
-    SyncTarget,
-)
+from activation.destinations.base import ConfigError, Destination, DestinationError, IdentityModel, RowOp, RowResult, SyncTarget
 from activation.values import to_jsonable
 
 Key = tuple[str, ...]
@@ -137,7 +130,7 @@ def read_file_records(
                 if header is None:
                     header = rec
                     continue
-                rec = dict(zip(header, rec))
+                rec = dict(zip(header, rec, strict=False))
             keys = match_fields or list(rec)[:1]
             records[tuple(rec.get(m) for m in keys)] = rec
     return records
@@ -152,6 +145,7 @@ class FileDestination(Destination):
     type: ClassVar[str] = "file"
     # Bigger than the API default: any batch that changes existing rows rewrites the file.
     max_batch_size: ClassVar[int] = 50_000
+    _is_open = False  # open() loaded the file into memory; close() dropped it
 
     def check_target(self, target: SyncTarget) -> None:
         super().check_target(target)
@@ -179,12 +173,13 @@ class FileDestination(Destination):
                 self._rewrite()  # an empty delivered set is still a file (header only)
         except OSError as e:
             raise DestinationError(f"file destination {self.name!r}: {e}") from e
+        self._is_open = True
 
     def _load(self) -> None:
         header, end, reorder = None, 0, False
         with open(self._path, "rb") as f:
             try:
-                for end, text, rec in _scan(f, self._fmt):
+                for end, text, rec in _scan(f, self._fmt):  # noqa: B007 - the last line's end is read after the loop
                     if self._fmt == "jsonl":
                         key = tuple(_dumps(rec.get(m)) for m in self._match)
                     elif header is None:
@@ -196,7 +191,7 @@ class FileDestination(Destination):
                         self._dirty = reorder = header != self._cols
                         continue
                     else:
-                        cells = dict(zip(header, rec))
+                        cells = dict(zip(header, rec, strict=False))
                         key = tuple(cells[m] for m in self._match)
                         if reorder:  # columns moved: re-encode in the new order
                             text = _csv_line([cells.get(c, "") for c in self._cols])
@@ -221,7 +216,7 @@ class FileDestination(Destination):
         """The line for `values`, merged over the existing line `base` (an update)."""
         try:
             if self._fmt == "csv":
-                cells = dict(zip(self._cols, next(csv.reader([base])))) if base else {}
+                cells = dict(zip(self._cols, next(csv.reader([base])), strict=False)) if base else {}
                 cells.update((k, _cell(v)) for k, v in values.items())
                 return _csv_line([cells.get(c, "") for c in self._cols])
             obj = {**json.loads(base), **values} if base else dict(values)
@@ -244,10 +239,8 @@ class FileDestination(Destination):
         if key is None:
             what = "can't find the row" if op.kind == "remove" else "must all have a value"
             raise _RowError(f"no value for match field(s) {self._match}: {what}")
-        if op.kind == "remove":
-            line = None
-        else:  # update merges into the line held (a rejected row changes nothing: encoded first)
-            line = self._encode(op.values, self._rows.get(key) if op.kind == "update" else None)
+        # update merges into the line held (a rejected row changes nothing: encoded first)
+        line = None if op.kind == "remove" else self._encode(op.values, self._rows.get(key) if op.kind == "update" else None)
         undo.setdefault(key, self._rows.get(key))
         self._put(key, line)
 
@@ -258,7 +251,7 @@ class FileDestination(Destination):
             self._rows[key] = line
 
     def push(self, target: SyncTarget, ops: list[RowOp]) -> list[RowResult]:
-        if getattr(self, "_path", None) is None:
+        if not self._is_open:
             self.open(target)  # never write from an empty memory: that would wipe the file
         if self._fmt == "csv":  # new columns first, so undo snapshots are taken after widening
             extra = list(dict.fromkeys(k for op in ops for k in op.values if k not in self._cols))
@@ -314,4 +307,4 @@ class FileDestination(Destination):
         self._dirty = False
 
     def close(self) -> None:
-        self._rows, self._path = {}, None  # all on disk already; free the memory
+        self._rows, self._is_open = {}, False  # all on disk already; free the memory

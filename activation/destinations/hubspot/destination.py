@@ -23,7 +23,16 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from activation.destinations.base import IdentityModel, ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
+from activation.destinations.base import (
+    ConfigError,
+    Destination,
+    DestinationError,
+    DestinationReport,
+    IdentityModel,
+    RowOp,
+    RowResult,
+    SyncTarget,
+)
 from activation.destinations.hubspot.transport import BatchRefused, HubSpotTransport, JsonBody, Unanswered
 from activation.destinations.hubspot.values import ConversionError, Converter, PropertyInfo, as_text, converter
 from activation.project.secrets import redact, scrub_personal_data

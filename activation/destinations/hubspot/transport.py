@@ -47,7 +47,7 @@ class Unanswered(DestinationError):
     does not say it was not served): what the call asked for is possibly done."""
 
 
-class JsonBody(dict):  # type: ignore[type-arg]
+class JsonBody(dict[str, Any]):
     """A request body that is plain JSON (dicts, lists, strings) and needs no SDK sanitising."""
 
 

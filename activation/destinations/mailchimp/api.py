@@ -52,7 +52,8 @@ def problem(text: Any) -> tuple[str, str, list[dict[str, Any]]]:
             return "", " ".join(str(text if isinstance(text, str) else text.decode(errors="replace")).split())[:300], []
     if not isinstance(doc, dict):
         return "", str(doc)[:300], []
-    errors = doc.get("errors") if isinstance(doc.get("errors"), list) else []
+    raw = doc.get("errors")
+    errors: list[dict[str, Any]] = raw if isinstance(raw, list) else []  # (items checked where read)
     return str(doc.get("title") or ""), str(doc.get("detail") or doc.get("title") or doc)[:500], errors
 
 

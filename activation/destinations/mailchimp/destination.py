@@ -37,7 +37,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
-from activation.destinations.base import IdentityModel, ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
+from activation.destinations.base import (
+    ConfigError,
+    Destination,
+    DestinationError,
+    DestinationReport,
+    IdentityModel,
+    RowOp,
+    RowResult,
+    SyncTarget,
+)
 from activation.destinations.mailchimp.api import MailchimpApi, Refused
 from activation.project.secrets import redact
 

@@ -41,8 +41,7 @@ from urllib.parse import quote_plus, urlencode
 import httpx
 
 from activation.destinations.ad_audience import AdAudienceDestination, Member, chunks
-from activation.destinations.base import (ConfigError, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget,
-                                          find_or_create)
+from activation.destinations.base import ConfigError, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget, find_or_create
 from activation.destinations.http import Answer, HttpClient, RetryPolicy, json_body, unreadable
 from activation.destinations.identifiers import META
 from activation.project.secrets import MissingSecret, resolve_env
@@ -154,8 +153,10 @@ class MetaAudienceDestination(AdAudienceDestination):
         found: list[str] = []
         after: str | None = None
         while True:  # every page: a name is not unique at Meta, so look at all of them
-            page = self._call("GET", f"{self._account}/customaudiences", fields="id,name", limit="500",
-                              **({"after": after} if after else {}))
+            query: dict[str, Any] = {"fields": "id,name", "limit": "500"}
+            if after:
+                query["after"] = after
+            page = self._call("GET", f"{self._account}/customaudiences", **query)
             found += [str(a["id"]) for a in page.get("data", []) if a.get("name") == name]
             after = ((page.get("paging") or {}).get("cursors") or {}).get("after")
             if not after or not (page.get("paging") or {}).get("next"):
@@ -314,7 +315,7 @@ class MetaAudienceDestination(AdAudienceDestination):
         if not isinstance(samples, dict) or not samples:
             return {}
         bad: dict[str, RowResult] = {}
-        for m, row in zip(members, data):
+        for m, row in zip(members, data, strict=False):
             for value in row:
                 if value and value in samples:
                     bad[m.key] = answer.rejected(m.key, f"Meta counted this row invalid: {samples[value]}")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from activation.destinations.salesforce.spec import SalesforceDestinationSpec
 from activation.destinations.plugin import DestinationPlugin
+from activation.destinations.salesforce.spec import SalesforceDestinationSpec
 
 PLUGIN = DestinationPlugin(
     type="salesforce",

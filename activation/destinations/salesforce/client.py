@@ -286,7 +286,10 @@ class SalesforceClient:
             return None
 
     def object_names(self) -> list[str]:
-        return [s["name"] for s in self.call("describe", lambda sf: sf.describe())["sobjects"]]
+        described = self.call("describe", lambda sf: sf.describe())
+        if described is None:  # simple_salesforce's answer to an empty body
+            raise DestinationError("Salesforce answered the describe of all objects with nothing")
+        return [s["name"] for s in described["sobjects"]]
 
     def query(self, soql: str) -> list[dict[str, Any]]:
         return list(self.call("query", lambda sf: sf.query_all(soql))["records"])
@@ -362,13 +365,13 @@ class SalesforceClient:
                 text = self.call(f"Bulk API 2.0 {kind} results of job {job_id}",
                                  lambda sf, k=kind, j=job_id: getattr(getattr(sf.bulk2, sobject), f"get_{k}_records")(j))  # type: ignore[misc]
                 for result in csv.DictReader(io.StringIO(text)):
-                    i = take(result.get(key, ""))
-                    if i is None:
+                    slot = take(result.get(key, ""))
+                    if slot is None:
                         continue
                     if kind == "successful":
-                        out[i] = Outcome(True, result.get("sf__Id") or None, result.get("sf__Created") == "true")
+                        out[slot] = Outcome(True, result.get("sf__Id") or None, result.get("sf__Created") == "true")
                     else:
                         code, message = parse_bulk_error(result.get("sf__Error", ""))
-                        out[i] = Outcome(False, result.get("sf__Id") or None, code=code, message=message)
+                        out[slot] = Outcome(False, result.get("sf__Id") or None, code=code, message=message)
         missing = Outcome(False, code="NOT_PROCESSED", message="the Bulk API job did not process this record")
         return [o if o is not None else missing for o in out]

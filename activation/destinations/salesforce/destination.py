@@ -39,8 +39,18 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.format import format_soql
 
-from activation.destinations.base import (IdentityModel, ConfigError, Destination, DestinationError, DestinationReport, RowOp, RowResult,
-                                          SyncTarget, find_or_create)
+from activation.destinations.base import (
+    AmbiguousOutcome,
+    ConfigError,
+    Destination,
+    DestinationError,
+    DestinationReport,
+    IdentityModel,
+    RowOp,
+    RowResult,
+    SyncTarget,
+    find_or_create,
+)
 from activation.destinations.http import RetryPolicy
 from activation.destinations.salesforce.client import Outcome, SalesforceClient, http_session
 from activation.destinations.salesforce.fields import ConversionError, SObjectInfo, convert, field_problems, required_missing
@@ -253,7 +263,7 @@ class SalesforceDestination(Destination):
             outcomes = self.client.delete([r["Id"] for r in records])
         else:
             outcomes = self.client.collection(op, sobject, records, ext=ext)
-        return list(zip([o for o, _ in items], outcomes))
+        return list(zip([o for o, _ in items], outcomes, strict=False))
 
     @staticmethod
     def _add(items: list[tuple[RowOp, dict[str, Any]]], res: dict[str, RowResult], info: SObjectInfo,
@@ -386,8 +396,11 @@ class SalesforceDestination(Destination):
                 return found[0]["Id"] if found else None
 
             def create() -> str:  # campaign names are not unique: a create retried blindly could make two
-                return self.client.call(f"create Campaign {name!r}", lambda sf: sf.restful(
-                    "sobjects/Campaign", method="POST", json={"Name": name, "IsActive": True}), idempotent=False)["id"]
+                created = self.client.call(f"create Campaign {name!r}", lambda sf: sf.restful(
+                    "sobjects/Campaign", method="POST", json={"Name": name, "IsActive": True}), idempotent=False)
+                if created is None:  # an empty answer (simple_salesforce's None): created or not, look first
+                    raise AmbiguousOutcome(f"Salesforce answered the creation of Campaign {name!r} with nothing")
+                return str(created["id"])
 
             self._campaign = find_or_create(find, create, attempts=self.spec.max_retries + 1)
         return self._campaign
@@ -410,11 +423,11 @@ class SalesforceDestination(Destination):
             if (person := _only_record(info, match, op, people, res)) is not None:
                 items.append((op, {"CampaignId": campaign, link: person}))
         outcomes = self._write("insert", "CampaignMember", items, key=link)
-        dupes = [rec[link] for (_, rec), (_, o) in zip(items, outcomes) if o.code == "DUPLICATE_VALUE"]
+        dupes = [rec[link] for (_, rec), (_, o) in zip(items, outcomes, strict=False) if o.code == "DUPLICATE_VALUE"]
         if dupes:  # already a member: find the membership, so a later removal can delete it
             ids = {m[link]: m["Id"] for m in self.client.find("CampaignMember", link, dupes, where=in_campaign)}
             outcomes = [(op, Outcome(True, ids[rec[link]]) if o.code == "DUPLICATE_VALUE" and rec[link] in ids else o)
-                        for (op, rec), (_, o) in zip(items, outcomes)]
+                        for (op, rec), (_, o) in zip(items, outcomes, strict=False)]
         self._settle(res, outcomes)
         def memberships(rows: list[RowOp]) -> dict[str, str]:
             found = self._find(info, match, [op.values.get(match) for op in rows if op.values.get(match) is not None])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from activation.destinations.webhook.spec import WebhookDestinationSpec
 from activation.destinations.plugin import DestinationPlugin
+from activation.destinations.webhook.spec import WebhookDestinationSpec
 
 PLUGIN = DestinationPlugin(
     type="webhook",
