@@ -171,6 +171,17 @@ def postgres_or_skip() -> Any:
     return engine
 
 
+def hubspot_documents_or_skip() -> Path:
+    """The folder of HubSpot's OpenAPI documents (beside the checkout, or
+    $ACTIVATION_HUBSPOT_SPECS), or skip saying why (fail in CI, which has them)."""
+    from activation_emulators.hubspot.spec import find_specs_dir
+
+    try:
+        return find_specs_dir()
+    except FileNotFoundError as e:
+        unavailable(f"HubSpot's OpenAPI documents are not on this machine: {e}")
+
+
 @pytest.fixture
 def fakesnow_patched(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Snowflake's connector answered by fakesnow for the whole test; $SF_TEST_PASSWORD set."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Project
+from conftest import Project, hubspot_documents_or_skip
 
 
 def test_validate_names_the_trait_whose_sql_returns_duplicate_keys(project: Project) -> None:
@@ -196,9 +196,9 @@ def test_hubspot_documents_are_looked_up_in_one_place_only(tmp_path: Path) -> No
 
     import activation
     import activation_emulators
-    from activation_emulators.hubspot.spec import SPEC_FILES, find_specs_dir
+    from activation_emulators.hubspot.spec import SPEC_FILES
 
-    docs = find_specs_dir()  # this machine has them (the HubSpot emulator tests need them too)
+    docs = hubspot_documents_or_skip()
     checkout = tmp_path / "up" / "work" / "clone"
     for package in (activation, activation_emulators):
         shutil.copytree(Path(package.__file__).parent, checkout / package.__name__, ignore=shutil.ignore_patterns("__pycache__"))
