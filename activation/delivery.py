@@ -452,6 +452,8 @@ class SyncRun:
                 done, errors, failed = [], [], 0
                 for x in batch:
                     res = results.get(x.identity)
+                    if res is not None and res.deferred:
+                        continue  # still released: tried again next run
                     if res is not None and res.ok and not res.unknown:
                         done.append(x.identity)
                     elif res is None or res.unknown:

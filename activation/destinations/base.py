@@ -64,6 +64,10 @@ class RowResult:
     # The record of the previous identity now holds the new one (a rename in place): the old
     # identity is gone from the destination and must not be removed.
     moved: bool = False
+    # A removal the vendor cannot do now and that is not a failure (Mailchimp cannot untag a
+    # member another sync archived; it keeps the tag and brings it back with the member):
+    # the identity stays released and its removal is tried again next run, silently.
+    deferred: bool = False
 
 
 @dataclass(frozen=True)

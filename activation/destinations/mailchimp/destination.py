@@ -169,6 +169,7 @@ class MailchimpDestination(Destination):
         list_id = self._prepare(target)
         errors: dict[str, str] = {}  # op key -> why it was not applied
         unknown: set[str] = set()  # op keys an attempt may have applied before the answer that refused them
+        deferred: set[str] = set()  # removals Mailchimp cannot do now (an archived member's tag)
         writes = [o for o in ops if o.kind != "remove"]
         # removes come only for members no live row maps to (the core's releases), so a
         # member never leaves and is written in one batch
@@ -185,15 +186,16 @@ class MailchimpDestination(Destination):
         errors.update(self._write(list_id, bodies, unknown))
         written = [(op, body[EMAIL]) for op, body in bodies if op.key not in errors]
         if target.mode == "audience":
-            errors.update(self._retag(list_id, written, leaving, unknown))
+            errors.update(self._retag(list_id, written, leaving, unknown, deferred))
         action = self.on_remove(target)
         still = [(op, e) for op, e in leaving if op.key not in errors]
         if action == "archive":
             errors.update(self._archive(list_id, still, unknown))
         elif action == "unsubscribe":
             errors.update(self._unsubscribe(list_id, still, unknown))
-        return [RowResult(key=o.key, ok=o.key not in errors and o.key not in unknown, error=errors.get(o.key),
-                          unknown=o.key in unknown, dest_id=None if o.kind == "remove" else subscriber_hash(_email(o.values)))
+        return [RowResult(key=o.key, ok=o.key not in errors and o.key not in unknown and o.key not in deferred,
+                          error=errors.get(o.key), unknown=o.key in unknown, deferred=o.key in deferred,
+                          dest_id=None if o.kind == "remove" else subscriber_hash(_email(o.values)))
                 for o in ops]
 
     def _merge_fields(self, op: RowOp) -> dict[str, Any]:
@@ -245,7 +247,8 @@ class MailchimpDestination(Destination):
                 unknown.add(op.key)
         return out
 
-    def _retag(self, list_id: str, written: list[tuple[RowOp, str]], gone: list[tuple[RowOp, str]], unknown: set[str]) -> dict[str, str]:
+    def _retag(self, list_id: str, written: list[tuple[RowOp, str]], gone: list[tuple[RowOp, str]], unknown: set[str],
+               deferred: set[str]) -> dict[str, str]:
         assert self._segment is not None
         out: dict[str, str] = {}
         adds, removes = [e for _, e in written], [e for _, e in gone]
@@ -264,6 +267,21 @@ class MailchimpDestination(Destination):
             out.update(refused)
             if ambiguous:
                 unknown.update(refused)
+            deferred.update(self._archived(list_id, [(op, e) for op, e in gone[i:i + self.max_batch_size] if e.lower() in missing]))
+        return out
+
+    def _archived(self, list_id: str, untagged: list[tuple[RowOp, str]]) -> set[str]:
+        """Of members an untag did not find, those that are archived (another sync of this
+        audience archived them first): Mailchimp keeps an archived member's tags and cannot
+        change them, and brings them back with the member, so the untag waits for it."""
+        out: set[str] = set()
+        for op, email in untagged:
+            try:
+                member = self.api.call(self.api.lists.get_list_member, list_id, subscriber_hash(email), fields=["status"])
+            except Refused:
+                continue  # not on the list at all: untagged already
+            if (member or {}).get("status") == "archived":
+                out.add(op.key)
         return out
 
     def _archive(self, list_id: str, gone: list[tuple[RowOp, str]], unknown: set[str]) -> dict[str, str]:
