@@ -320,7 +320,9 @@ class SyncRun:
         with self._claiming_lock:  # before the state is read: a batch recorded meanwhile shows there
             self._claiming.update(i for s in b.sent for i in s.identities)
             pending = Counter(self._claiming)
-        moving = [s for s in b.sent if s.before is not None and s.change.dest_id and not s.change.resend]
+        # a resent row's record id is known only where it follows the row (an earlier rename
+        # whose answer was lost: the record holds the old identity or the new one)
+        moving = [s for s in b.sent if s.before is not None and s.change.dest_id]
         if not moving:
             return b
         state, sync = self.s.state, self.p.name
@@ -330,11 +332,14 @@ class SyncRun:
         for s in moving:
             # the old identity is claimed by another row (delivered before, or sent in this
             # run: a row taking over this row's email), or the new one is held or claimed
+            # run: a row taking over this row's email), or the new one is held (unless by a
+            # release of this row's own: it is going back to it) or claimed
             if any(old.get(i, set()) - {s.op.key} or pending[i] for i in s.before or ()) \
-                    or any(i in new or i in held or pending[i] > 1 for i in s.identities):
+                    or any(i in new or held.get(i, set()) - {s.op.key} or pending[i] > 1 for i in s.identities):
                 continue
             c = s.change
-            s.op.previous, s.op.changed_fields, s.op.dest_id, s.op.rename = c.previous, c.changed_fields, c.dest_id, True
+            fields = list(s.op.values) if c.resend else c.changed_fields  # possibly never delivered: whole
+            s.op.previous, s.op.changed_fields, s.op.dest_id, s.op.rename = c.previous, fields, c.dest_id, True
         return b
 
     def _record(self, run_id: str, pushed: list[tuple[_Batch, list[RowResult]]], journal: _Batch | None = None,
@@ -362,13 +367,18 @@ class SyncRun:
                 # for this row): either way the destination may now hold it under `identities`
                 known = res is not None and not res.unknown
                 same = s.before is None
-                dest_id = (res.dest_id if res is not None else None) or (c.dest_id if same or (res is not None and res.moved) else None)
+                # the record id follows the row when it stayed under its identity, was renamed,
+                # or may have been (a rename whose answer was lost: the record holds either)
+                follows = same or op.rename and (res is None or res.moved or res.unknown)
+                dest_id = (res.dest_id if res is not None else None) or (c.dest_id if follows else None)
                 delivered.append(Delivered(op.key, (c.row_hash or "") if known else UNKNOWN_HASH, op.values, dest_id,
                                            batch.texts[op.key], c.kind == "added", s.identities))
                 if not known:
                     unconfirmed += 1
                     errors.append(RowError(op.key, "unknown", scrub_personal_data(redact(res.error if res and res.error else UNKNOWN))))
-                if s.before is not None and self.removing and not (known and res is not None and res.moved):
+                # (a resent row's rename may have renamed a record other than the one holding the
+                # old identity: that identity is released all the same, found by value)
+                if s.before is not None and self.removing and not (known and res is not None and res.moved and not c.resend):
                     # the old identity may still be held (or renamed, when unknown: found by value, not id)
                     gone = [i for i in s.before if i not in s.identities]
                     releases += Release.of(self.rules, gone, op.key, None if op.rename else c.dest_id, c.previous or {})

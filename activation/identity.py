@@ -34,6 +34,13 @@ class SyncIdentities:
         """Two live rows with one identity would write one record (not ad members' identifiers)."""
         return self.destination.identity_model == "record"
 
+    @property
+    def record_follows_row(self) -> bool:
+        """A row's record keeps its id when the row's identity changes (the destination renames
+        it in place, upsert and mirror modes): a run that died after sending a new identity
+        leaves the record under either identity, and its id still names it."""
+        return self.destination.renames_in_place and self.target.mode in ("upsert", "mirror")
+
     def identify(self, key: str, values: dict[str, Any]) -> tuple[str, ...]:
         return self.destination.identities(self.target, key, values)
 

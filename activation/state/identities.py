@@ -192,13 +192,17 @@ def claimants(store: StateStore, sync: str, identities: Sequence[str]) -> dict[s
     return found
 
 
-def released(store: StateStore, sync: str, identities: Sequence[str]) -> set[str]:
-    """Which of `identities` wait in the releases (the destination holds or may hold them)."""
+def released(store: StateStore, sync: str, identities: Sequence[str]) -> dict[str, set[str | None]]:
+    """Which of `identities` wait in the releases (the destination holds or may hold them),
+    each with the rows that released it."""
+    found: dict[str, set[str | None]] = {}
     if not identities or store.version() < 5:
-        return set()
+        return found
     with store.engine.connect() as c:
-        return {i for (i,) in select_keys(c, store.dialect, store.relation("releases"), store.t["releases"], sync,
-                                          list(dict.fromkeys(identities)), ("identity",), column="identity")}
+        for i, key in select_keys(c, store.dialect, store.relation("releases"), store.t["releases"], sync,
+                                  list(dict.fromkeys(identities)), ("identity", "row_key"), column="identity"):
+            found.setdefault(i, set()).add(key)
+    return found
 
 
 def recover(store: StateStore, c: Connection, sync: str, rows: list[Journaled], rules: IdentityRules, now: datetime) -> None:
@@ -212,6 +216,7 @@ def recover(store: StateStore, c: Connection, sync: str, rows: list[Journaled], 
     """
     d = store.t["delivered"]
     latest = {r.row_key: r for r in rows}  # a key journaled twice: the later send is what may be held
+    follows = bool(getattr(rules, "record_follows_row", False))
     keys = list(latest)
     known: dict[str, tuple[str, str | None]] = {
         k: (v, i) for k, v, i in select_keys(c, store.dialect, store.relation("delivered"), d, sync, keys,
@@ -233,8 +238,9 @@ def recover(store: StateStore, c: Connection, sync: str, rows: list[Journaled], 
             # the new identity in place (Salesforce), and removing it by id would remove the
             # row's live record; the old identity is found by value, if anything still holds it
             releases += Release.of(rules, gone, key, None, json.loads(values))
-        # the record id belongs to the identity it was learnt under
-        dest_ids.append(dest_id if old == set(now_ids) else None)
+        # the record id belongs to the identity it was learnt under, unless the record follows
+        # the row (renamed in place: it holds the old identity or the new one, by this id)
+        dest_ids.append(dest_id if old == set(now_ids) or follows else None)
     delete_keys(c, store.dialect, store.relation("delivered"), d, sync, keys)
     insert_columns(c, store.dialect, store.relation("delivered"), d, {
         "sync_name": Same(sync), "row_key": keys, "row_hash": Same(UNKNOWN_HASH),
