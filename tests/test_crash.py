@@ -152,3 +152,78 @@ def test_a_push_failing_while_another_is_in_flight_loses_nothing(tmp_path: Path,
     assert rx.records("users_to_hook") == p.model_users()
     plan = p.json("plan", "users_to_hook")["plans"][0]
     assert plan["counts"]["added"] == plan["counts"]["changed"] == 0 and not plan["warnings"], "nothing left in flight"
+
+
+FILE_PROJECT = """\
+version: 1
+warehouse: {type: duckdb, path: warehouse.duckdb}
+entities:
+  user: {table: src.users, key: user_id}
+destinations:
+  export: {type: file, path: out/users.csv}
+syncs:
+  users:
+    from: user
+    to: export
+    mode: mirror
+    match: {email: email}
+    fields: {plan: plan}
+    batch_size: 5
+    max_removal: 100%
+"""
+
+
+def test_identities_going_a_b_a_around_a_sigkill_leave_the_file_exact(tmp_path: Path) -> None:
+    """Found by an oracle keeping records by email, on the file destination: every row's email
+    went A -> B, the run was SIGKILLed, the emails went back to A. The recovery removed A as a
+    'ghost' of the dead run although rows claimed it again: 4,000 of 20,000 rows vanished,
+    with exit 0 and a plan of 0 changes. The released A is claimed again, so it stays."""
+    import duckdb
+
+    from activation.destinations.file.destination import read_file_records
+
+    n = 3000
+    (tmp_path / "syncs.yaml").write_text(FILE_PROJECT)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute(f"CREATE SCHEMA src; CREATE TABLE src.users AS SELECT 'u' || i AS user_id, 'a' || i || '@example.com' AS email, "
+                f"'pro' AS plan FROM range({n}) t(i)")
+    con.close()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "activation.cli", "run", "-p", str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=300)
+
+    def sql(statement: str) -> None:
+        c = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+        c.execute(statement)
+        c.close()
+
+    out = tmp_path / "out" / "users.csv"
+    assert run().returncode == 0
+    delivered = out.stat().st_size
+    sql("UPDATE src.users SET email = 'b' || substr(email, 2)")  # A -> B, every row
+    child = subprocess.Popen([sys.executable, "-m", "activation.cli", "run", "-p", str(tmp_path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    # B lines are added a batch of 5 at a time (the A lines go at the end of the run): kill
+    # once a tenth of them are there, hundreds of batches before the end
+    while out.stat().st_size < delivered * 1.1 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    assert child.returncode == -signal.SIGKILL, "the kill must land mid-run"
+    c = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    in_flight = c.execute("SELECT count(*) FROM activation_state.in_flight").fetchone()
+    c.close()
+    assert in_flight is not None and in_flight[0] > 0, "the dead run left rows in flight: the recovery is exercised"
+    sql("UPDATE src.users SET email = 'a' || substr(email, 2)")  # B -> A
+
+    assert run().returncode == 0
+    held = read_file_records(out, "csv", ["email"])
+    assert set(held) == {(f"a{i}@example.com",) for i in range(n)}, "every A is held, no B is left"
+    again = subprocess.run([sys.executable, "-m", "activation.cli", "plan", "-p", str(tmp_path), "--json"],
+                           capture_output=True, text=True, timeout=300)
+    import json
+
+    [plan] = json.loads(again.stdout)["plans"]  # and nothing left to do
+    assert plan["counts"]["added"] == plan["counts"]["changed"] == plan["counts"]["removed"] == 0
