@@ -275,3 +275,16 @@ def test_a_2xx_google_answers_with_a_body_that_is_not_json_acknowledges_nothing(
     assert held(google) == expected(p)  # the operations were in the job, and it ran
     assert p.run("members_to_google")["status"] == "success"
     assert held(google) == expected(p)
+
+
+def test_a_phone_two_members_share_stays_when_one_leaves(tmp_path: Path, google: GoogleAdsEmulator) -> None:
+    """Two people share an office phone; one leaves: the shared hashed phone stays in the list
+    for the other (removed only when no member holds it)."""
+    p = project(tmp_path, google)
+    p.sql("UPDATE src.people SET phone = '+44 20 7946 0001' WHERE person_id = 'p0002'")  # p0001's number
+    p.json("run", "members_to_google")
+    p.sql("UPDATE src.people SET member = false WHERE person_id = 'p0001'")
+    p.json("run", "members_to_google")
+    phone = ("hashedPhoneNumber", sha("+442079460001"))
+    assert any(phone in person for person in held(google)), "p0002 still holds the shared phone"
+    assert held(google) == expected(p)

@@ -263,3 +263,17 @@ def test_a_2xx_meta_answers_with_a_body_that_is_not_json_acknowledges_nothing(tm
     assert result["unconfirmed"] == 45 and result["acknowledged"] == 0, result
     assert p.run("members_to_meta")["status"] == "success"
     assert held(meta) == expected(p)
+
+
+def test_a_phone_two_members_share_stays_when_one_leaves(tmp_path: Path, meta: MetaEmulator) -> None:
+    """Found by an oracle keeping members by hashed identifier: two people share an office
+    phone; when one left, the shared phone went with them (the audience held 36 where status
+    said 37). An identifier is removed only when no member holds it any more."""
+    p = project(tmp_path, meta)
+    p.sql("UPDATE src.people SET phone = '+44 20 7946 0001' WHERE person_id = 'p0002'")  # p0001's number
+    p.run("members_to_meta")
+    p.sql("UPDATE src.people SET member = false WHERE person_id = 'p0001'")
+    p.run("members_to_meta")
+    phone = ("PHONE", sha("442079460001"))
+    assert any(phone in person for person in held(meta)), "p0002 still holds the shared phone"
+    assert held(meta) == expected(p)
