@@ -123,3 +123,42 @@ def test_rows_sharing_a_record_in_one_batch_all_arrive_and_it_stays_while_one_is
     p.json("run", *SYNC_NAMES, "--allow-removal")
     assert "user5@example.com" not in sf_contacts(sf) and "user5@example.com" not in mc_members(mc)
     assert "user5@example.com" not in sf_members(sf)
+
+
+def test_a_hubspot_contact_two_rows_share_stays_in_mirror_and_list_while_one_is_left(tmp_path: Path, rx: WebhookReceiver) -> None:
+    """Issue 13's first case, where it was found: two rows whose emails differ only by case
+    share one HubSpot contact; when one left, `mirror` archived the contact and the audience
+    dropped it from the list while the other row still needed it, for good."""
+    from activation_emulators.hubspot import HubSpotEmulator
+
+    with HubSpotEmulator(tokens={"tok"}) as hs:
+        hs.add_property("contacts", "jobtitle")
+        proj = make_project(tmp_path / "h", rx, n=40, orders=160)
+        text = (proj.root / "syncs.yaml").read_text().replace("destinations:\n", "destinations:\n"
+            '  hs: {type: hubspot, token: tok, base_url: "${HUBSPOT_URL}", requests_per_second: 500, max_retries: 0}\n', 1)
+        (proj.root / "syncs.yaml").write_text(text + """\
+  users_to_hs: {from: user, to: hs, object: contacts, mode: mirror, match: {email: email}, fields: {jobtitle: plan},
+                identity_conflicts: merge, max_removal: 100%}
+  whales_to_hs: {from: whales, to: hs, object: contacts, mode: audience, audience: Whales, match: {email: email},
+                 identity_conflicts: merge, max_removal: 100%}
+""")
+        proj.env = {"HUBSPOT_URL": hs.url}
+        proj.sql("UPDATE src.users SET email = 'USER5@Example.COM' WHERE user_id = 'u0015'")  # u0005's, case aside
+
+        def contacts() -> set[str]:
+            return {r["email"].lower() for r in hs.records("contacts").values()}
+
+        def members() -> set[str]:
+            [list_id] = hs.lists()
+            records = hs.records("contacts")
+            return {records[m]["email"].lower() for m in hs.list_members(list_id)}
+
+        assert [r["status"] for r in proj.json("run", "users_to_hs", "whales_to_hs")["syncs"]] == ["success"] * 2
+        assert "user5@example.com" in contacts() and "user5@example.com" in members()
+        proj.sql("DELETE FROM src.users WHERE user_id = 'u0005'")  # one leaves, u0015 still maps to the contact
+        proj.json("run", "users_to_hs", "whales_to_hs")
+        assert "user5@example.com" in contacts() and "user5@example.com" in members()
+        assert contacts() == {v["email"].lower() for v in proj.model_users().values()}
+        proj.sql("DELETE FROM src.users WHERE user_id = 'u0015'")  # the last one leaves: the contact goes
+        proj.json("run", "users_to_hs", "whales_to_hs")
+        assert "user5@example.com" not in contacts() and "user5@example.com" not in members()
