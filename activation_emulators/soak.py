@@ -65,7 +65,7 @@ entities:
 audiences:
   pros: {entity: user, where: "plan = 'pro'"}
 destinations:
-  hook: {type: webhook, url: "${SOAK_HOOK_URL}", batch_size: 200, max_retries: 4, timeout_seconds: 5}
+  hook: {type: webhook, url: "${SOAK_HOOK_URL}", batch_size: 200, max_retries: 4, timeout_seconds: 1}
   hubspot: {type: hubspot, token: soak-token, base_url: "${SOAK_HUBSPOT_URL}", requests_per_second: 1000, max_retries: 6}
   salesforce:
     type: salesforce
@@ -125,9 +125,11 @@ HTTP_CHAOS: dict[Fault, float] = {
     Fault("throttle", retry_after=None): 1, Fault("drop"): 2, Fault("drop_after"): 2, Fault("truncate"): 1,
 }
 # Salesforce does not answer 429 (its quota error is a 403 REQUEST_LIMIT_EXCEEDED).
-# The webhook receiver also answers 2xx bodies that cannot be read (its rows possibly delivered).
+# The webhook receiver also answers 2xx bodies that cannot be read (its rows possibly
+# delivered), and lets a request wait in its queue past the client's 1 s timeout: the retry
+# lands first and the stalled write is applied late, after it (dropped by its older version).
 CHAOS = {"salesforce": {f: w for f, w in HTTP_CHAOS.items() if f.kind != "throttle"},
-         "hook": {**HTTP_CHAOS, Fault("garble"): 2}}
+         "hook": {**HTTP_CHAOS, Fault("garble"): 2, Fault("stall", seconds=1.5): 2}}
 
 
 class SoakConfig(BaseModel):
