@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint lint-imports lock install install-dev bench bench-10m clean
+.PHONY: demo test test-fast lint lint-imports lock install install-dev docs bench bench-10m clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -61,5 +61,13 @@ bench-10m: $(VENV)/.installed-dev
 	flock /tmp/activation-bench.lock $(BIN)/python bench/plan_scale.py --rows 10000000 --engine duckdb --memory-limit 300MB
 	flock /tmp/activation-bench.lock $(BIN)/python bench/plan_scale.py --rows 10000000 --engine postgres --repeat 2
 
+# The documentation site: docs/ (its generated key tables first) built by mkdocs into site/.
+# mkdocs gets a venv of its own, so it never changes what the tests run with.
+DOCS_VENV ?= .venv-docs
+docs: $(VENV)/.installed
+	$(BIN)/python -m activation.project.reference > docs/schema.md
+	test -x $(DOCS_VENV)/bin/mkdocs || ($(PY) -m venv $(DOCS_VENV) && $(DOCS_VENV)/bin/pip install -q 'mkdocs>=1.6,<2')
+	$(DOCS_VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .activation out
+	rm -rf $(VENV) $(DOCS_VENV) site .activation out

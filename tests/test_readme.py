@@ -1,8 +1,10 @@
-"""The README shows only what works and documents every key: each `syncs.yaml` example in it
-validates against the project schema (unknown keys are errors), each `activation COMMAND
---option` it shows is a command of the CLI taking that option, every key of every model of
-`syncs.yaml` is named in it, each destination's key table names only that destination's keys,
-and each `make TARGET` it shows is a target of the Makefile."""
+"""The README and the docs (the README is the quickstart, docs/ the reference) show only what
+works and document every key: each `syncs.yaml` example in them validates against the
+project schema (unknown keys are errors), each `activation COMMAND --option` shown is a
+command of the CLI taking that option, every key of every model of `syncs.yaml` is named,
+each destination's key table names only that destination's keys, each `make TARGET` shown is
+a target of the Makefile, every relative link resolves, the site's navigation lists every
+page, and the generated key tables (docs/schema.md) are current."""
 
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from activation.project.spec import Project
 from activation.project.strict import Strict
 from activation.warehouse import spec as warehouse_spec
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
+ROOT = Path(__file__).parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+README = "\n".join(page.read_text() for page in PAGES)  # the README and every docs page
 YAML_BLOCKS = re.findall(r"^```yaml\n(.*?)^```", README, re.S | re.M)
 
 
@@ -113,3 +117,43 @@ def test_the_daemons_flag_table_names_its_own_flags() -> None:
     table = README.split("## The daemon", 1)[1].split("### Command line", 1)[1].split("\n### ", 1)[0]
     flags = set(re.findall(r"--[a-z][a-z-]*", table))
     assert len(flags) >= 8 and flags <= known, f"not flags of `activation daemon`: {flags - known}"
+
+
+def test_the_readme_is_a_quickstart_and_the_reference_lives_in_docs() -> None:
+    quickstart = (ROOT / "README.md").read_text()
+    assert len(quickstart.splitlines()) < 400, "the README stays a quickstart: the reference goes to docs/"
+    for heading in ("## Set-up: two commands", "## Install", "## Your own project", "## Commands", "## Documentation"):
+        assert heading in quickstart
+
+
+def test_every_relative_link_resolves() -> None:
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue  # a URL
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken
+
+
+def test_the_sites_navigation_lists_every_page() -> None:
+    nav = YAML(typ="safe").load((ROOT / "mkdocs.yml").read_text())["nav"]
+
+    def pages(items: list[object]) -> list[str]:
+        out: list[str] = []
+        for item in items:
+            value = next(iter(item.values())) if isinstance(item, dict) else item
+            out += pages(value) if isinstance(value, list) else [str(value)]
+        return out
+
+    listed = pages(nav)
+    docs = sorted(str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md"))
+    assert sorted(listed) == docs
+
+
+def test_the_generated_key_tables_are_current() -> None:
+    from activation.project.reference import markdown
+
+    assert (ROOT / "docs" / "schema.md").read_text() == markdown(), \
+        "docs/schema.md is stale: run `make docs` (or python -m activation.project.reference > docs/schema.md)"
