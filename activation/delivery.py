@@ -262,7 +262,8 @@ class SyncRun:
         # every run; Mailchimp one). Ad members share identifiers freely: not split.
         one_record_once = self.dest.identity_model == "record"
         in_batch: set[str] = set()
-        for c in changes(self.s.differ.rows(self.s.conn, self.p.query, self.p.stats), self.p.mapper, self.p.query.target):
+        rows = self.s.differ.rows(self.s.conn, self.p.query, self.p.stats, while_writing=True)
+        for c in changes(rows, self.p.mapper, self.p.query.target):
             self.builder.add(c)
             if c.kind == "rejected":
                 b.errors.append(RowError(c.key, "plan", c.reason or "rejected"))

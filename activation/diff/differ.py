@@ -154,7 +154,10 @@ FROM (SELECT k, COUNT(*) AS n FROM (SELECT {key} AS k FROM ({q.model_sql}) AS sr
             return "CAST(NULL AS INTEGER) AS __sn, CAST(NULL AS VARCHAR) AS __so", ""
         return "sh.__n AS __sn, sh.__other AS __so", f" LEFT JOIN {self.shared_relation(q)} AS sh ON sh.__k = {key}"
 
-    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000) -> Iterator[DiffRow]:
+    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000, *,
+             while_writing: bool = False) -> Iterator[DiffRow]:
+        """The differing rows; `while_writing`: the process writes the state meanwhile (a
+        push), so the warehouse must not hold a read open (Warehouse.stream_detached)."""
         raise NotImplementedError
 
     def kind_counts(self, conn: Connection, q: DiffQuery, stats: KeyStats) -> dict[str, int]:
@@ -291,8 +294,10 @@ FROM m FULL OUTER JOIN s ON m.__key = s.row_key
             return super().kind_counts(conn, q, stats)
         return self._counts(conn, q)
 
-    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000) -> Iterator[DiffRow]:
-        for chunk in self.wh.stream_detached(conn, self.sql(q, stats), {"sync": q.sync}, batch=batch):
+    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000, *,
+             while_writing: bool = False) -> Iterator[DiffRow]:
+        stream = self.wh.stream_detached if while_writing else self.wh.stream
+        for chunk in stream(conn, self.sql(q, stats), {"sync": q.sync}, batch=batch):
             for r in chunk:
                 kind, key, h, values, stored_hash, dest_id, others, other = r[:8]
                 yield DiffRow(
@@ -309,7 +314,8 @@ class MergeDiffer(Differ):
     def model_sql(self, q: DiffQuery, stats: KeyStats) -> str:
         return f"SELECT * FROM ({self.model_cte(q, stats)}) AS m ORDER BY {self.wh.order_key('__key')} NULLS FIRST"
 
-    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000) -> Iterator[DiffRow]:
+    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000, *,
+             while_writing: bool = False) -> Iterator[DiffRow]:
         model = _flatten(self.wh.stream(conn, self.model_sql(q, stats), batch=batch))
         state = _flatten(self.state.stream_delivered(q.sync, batch))
         m = next(model, None)
