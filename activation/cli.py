@@ -126,52 +126,15 @@ def validate(
 ) -> None:
     """Check syncs.yaml: keys, references, templates, and (unless --offline) every model and
     mapping against the warehouse's real columns. Writes nothing, sends nothing."""
-    from activation.models.compiler import compile_offline
-    from activation.session import Session, missing_extras
+    from activation import app as application
 
     with _reported(as_json):
         loaded = _load(project)
-        try:  # what --offline finds needs no warehouse: said first, whatever the warehouse does
-            compile_offline(loaded)
-            findings = missing_extras(loaded)
-        except ProjectError as e:
-            findings = e.issues + missing_extras(loaded)
-        if findings and not offline and (problem := _warehouse_problem(loaded)) is not None:
-            findings.append(ProjectIssue(f"and the warehouse could not be checked: {problem}", loaded.locate("warehouse")))
-        if findings:
-            raise ProjectError(findings)
-        if not offline:
-            with Session(loaded, dry_run=True) as s:
-                # destination secrets only where a destination is contacted (--remote): a CI job with
-                # warehouse credentials alone still gets every column check
-                prepared = s.prepare(list(loaded.project.syncs), how="view", check_env=remote, every_model=True)
-                if remote:
-                    s.check_remote(prepared)
-    p = loaded.project
-    summary = {"ok": True, "entities": len(p.entities), "traits": len(p.traits), "audiences": len(p.audiences),
-               "destinations": len(p.destinations), "syncs": len(p.syncs)}
+        summary = {"ok": True, **application.validate(loaded, offline=offline, remote=remote).model_dump()}
     if as_json:
         _dump(summary)
     else:
         out.print(f"[green]✓[/] {loaded.file.name} is valid: " + ", ".join(f"{v} {k}" for k, v in summary.items() if k != "ok"))
-
-
-def _warehouse_problem(loaded: LoadedProject) -> str | None:
-    """Why the warehouse cannot be opened (read-only), or None when it can."""
-    from activation.project.secrets import MissingSecret
-    from activation.warehouse.base import WarehouseError
-    from activation.warehouse.registry import open_warehouse
-
-    try:
-        wh = open_warehouse(loaded.project.warehouse, loaded.root, read_only=True)
-        try:
-            with wh.session():
-                return None
-        finally:
-            wh.dispose()
-    except (WarehouseError, Unavailable, MissingSecret) as e:
-        return str(e)
-
 
 @app.command()
 def lint(
@@ -182,18 +145,10 @@ def lint(
 ) -> None:
     """Warnings about a valid project: traits or audiences nobody syncs, PII sent to an ad
     platform unhashed, schedules tighter than the destination's quota. Exit 0 unless --strict."""
-    from activation.lint import lint_project, schedule_interval
-    from activation.session import Session
+    from activation import app as application
 
-    rows: dict[str, int] | None = None
     with _reported(as_json):
-        loaded = _load(project)
-        if not offline:
-            scheduled = [n for n, s in loaded.project.syncs.items() if schedule_interval(s.schedule) is not None]
-            with Session(loaded, dry_run=True) as s:
-                prepared = s.prepare(scheduled, how="view")
-                rows = {n: s.differ.model_rows(s.conn, p.query) for n, p in prepared.items()}  # sizes, not diffs
-        report = lint_project(loaded, rows)
+        report = application.lint(_load(project), offline=offline)
     code = EXIT_FAILED if strict and report.findings else EXIT_OK
     if as_json:
         _dump({"ok": not report.findings, **report.model_dump(mode="json")})
@@ -210,25 +165,15 @@ def lint(
 @app.command("compile")
 def compile_(project: ProjectOpt = None) -> None:
     """Print the SQL each trait, audience and sync model compiles to."""
-    from activation.models.compiler import compile_project
-    from activation.warehouse.registry import open_warehouse
+    from activation import app as application
 
     with _reported(False):
-        loaded = _load(project)
-        wh = open_warehouse(loaded.project.warehouse, loaded.root, read_only=False) if loaded.project.warehouse.type != "duckdb" else None
-        quote = wh.quote if wh else (lambda n: f'"{n}"')
-        schema = loaded.project.warehouse.schema_
-        compiled = compile_project(loaded, lambda n: f'"{schema}"."{n}"', quote, loaded.project.warehouse.type)
+        statements = application.compile_sql(_load(project))
     # Plain print, not the console: the output is SQL (`compile > models.sql`), and the console
     # wraps long lines at the terminal's width, which turned a header's tail into code.
-    for node_id in compiled.order:
-        node = compiled.nodes[node_id]
-        print(_sql_comment(f"{node.origin} → \"{schema}\".\"{node_id}\""))
-        print(node.sql.strip() + ";\n")
-    for name, model in compiled.syncs.items():
-        print(_sql_comment(f"sync {name}: model (key: {', '.join(model.key)})"))
-        print(model.sql.strip() + ";\n")
-
+    for st in statements:
+        print(_sql_comment(st.origin))
+        print(st.sql + ";\n")
 
 def _sql_comment(text: str) -> str:
     """`text` as SQL line comments: every line of it starts with `--`."""
@@ -238,48 +183,31 @@ def _sql_comment(text: str) -> str:
 def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | None, *, dry_run: bool,
              allow_removal: bool, limit: int | None, as_json: bool, sandbox: bool = False, markdown: bool = False,
              samples: int = 3, full: bool = False) -> None:
-    from contextlib import ExitStack
-
-    from activation.leased import leased_runs
-    from activation.runner import SyncResult, plan_sync
-    from activation.session import Session
+    from activation import app as application
+    from activation.runner import SyncResult
 
     results: list[SyncResult] = []
     done = lambda: {"syncs": [r.model_dump(mode="json") for r in results]} if results else {}  # noqa: E731
     with _reported(as_json, done):
         loaded = _load(project)
-        stack = ExitStack()
-        box = None
-        if sandbox:
-            from activation_emulators.sandbox import sandbox as make_sandbox  # lazily: see [tool.importlinter]
-
-            box = stack.enter_context(make_sandbox(loaded))
-            loaded = box.loaded
-            if not as_json:
+        with application.workspace(loaded, dry_run=dry_run, sandbox=sandbox) as w:
+            if sandbox and not as_json:
                 err.print("[bold]sandbox:[/] every destination is a local emulator; the warehouse and the state are not written")
-        with stack, Session(loaded, dry_run=dry_run or sandbox, sandbox_state=box.state_url if box else None) as s:
-            names = s.select(syncs, select)
-            prepared = s.prepare(names)  # every model and mapping checked before anything is sent
-            if box is not None:
-                box.add_properties(s, prepared)  # typed from the prepared models
-            if not dry_run:
-                s.state.migrate()  # only once the project is known to be valid
+            names = w.prepare(syncs, select)
             if dry_run:
-                plans = [plan_sync(s, prepared[n]) for n in names]
+                plans = w.plan(names)
                 _report_plans(plans, as_json, markdown, samples, full)
                 failed = any(p.blocked or p.counts.rejected for p in plans)
                 raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
             progress = RichProgress(err) if not as_json else None
-            with leased_runs(s, enabled=box is None) as run_one:
-                for n in names:
-                    r = run_one(prepared[n], allow_removal=allow_removal, limit=limit, progress=progress)
-                    results.append(r)
-                    if not as_json:
-                        if r.status != "up_to_date":
-                            print_plan_details(out, r.plan, samples=False)
-                        print_result(out, r)
-            if box is not None and not as_json:
-                for line in box.summary():
+            for r in w.run(names, allow_removal=allow_removal, limit=limit, progress=progress):
+                results.append(r)
+                if not as_json:
+                    if r.status != "up_to_date":
+                        print_plan_details(out, r.plan, samples=False)
+                    print_result(out, r)
+            if not as_json:
+                for line in w.sandbox_summary():
                     out.print(f"[dim]sandbox[/] {line}", highlight=False)
     if as_json:
         _dump({"ok": all(r.ok for r in results), "syncs": [r.model_dump(mode="json") for r in results]})
@@ -378,39 +306,15 @@ def run(
     _execute(project, syncs, select, dry_run=dry_run, allow_removal=allow_removal, limit=limit, as_json=as_json, sandbox=sandbox)
 
 
-#: What a sync's last run may have ended as, for `status` to exit 1. A run is recorded with the
-#: status `run` reports (up_to_date · success · partial · failed · blocked · interrupted), or
-#: running / aborted (its process ended first); state written before 0.x said success for
-#: up_to_date and failed for blocked.
-NOT_SUCCEEDED = ("failed", "blocked", "partial", "aborted", "interrupted")
-
-
 @app.command()
 def status(syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """The last run of every sync (or of the chosen ones), and how many rows each has delivered.
     Exit 1 when the last run of one of them did not succeed."""
-    from activation.session import Session, select_syncs
-    from activation.state.leases import settle_ended_runs
+    from activation import app as application
 
     with _reported(as_json):
-        loaded = _load(project)
-        names = select_syncs(loaded.project, syncs, select)
-        with Session(loaded, dry_run=True) as s:
-            last = s.state.last_runs()
-            settle_ended_runs(s.state, [last[n] for n in names if n in last])  # a killed run is not running
-            rows = []
-            for name in names:
-                spec = loaded.project.syncs[name]
-                run_ = last.get(name, {})
-                rows.append({
-                    "sync": name, "destination": spec.to, "status": run_.get("status", "never run"),
-                    "last_run": run_["started_at"].isoformat(timespec="seconds") if run_.get("started_at") else None,
-                    "delivered_rows": s.state.delivered_count(name), "sent": run_.get("sent"),
-                    "rejected_by_destination": run_.get("failed"), "rejected": run_.get("rejected"), "error": run_.get("error"), "run_id": run_.get("run_id"),
-                    "rejected_rows": s.state.row_errors(run_["run_id"], limit=5) if run_ else [],
-                    "rejected_rows_total": s.state.row_error_count(run_["run_id"]) if run_ else 0,
-                })
-    bad = any(r["status"] in NOT_SUCCEEDED for r in rows)
+        rows = application.statuses(_load(project), syncs, select)
+    bad = any(r["status"] in application.NOT_SUCCEEDED for r in rows)
     if as_json:
         _dump({"ok": not bad, "syncs": rows})
         raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
@@ -435,21 +339,10 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """The last runs of SYNC with their counts, and the rows each rejected with the reason."""
-    from activation.session import Session
-    from activation.state.leases import settle_ended_runs
+    from activation import app as application
 
     with _reported(as_json):
-        loaded = _load(project)
-        if sync not in loaded.project.syncs:
-            raise ProjectError([loaded.issue(f"no sync named {sync!r}", "syncs")])
-        with Session(loaded, dry_run=True) as s:
-            runs = s.state.runs(sync, limit)
-            settle_ended_runs(s.state, runs[:1])  # only the latest can still be running
-            for r in runs:
-                # the words of `run --json`: rows the destination refused (the state's `failed` column)
-                r["rejected_by_destination"] = r.pop("failed", None)
-                r["rejected_rows"] = s.state.row_errors(r["run_id"], rejected or None)
-                r["rejected_rows_total"] = s.state.row_error_count(r["run_id"])  # more than shown: said below
+        runs = application.history(_load(project), sync, limit, rejected or None)
     if as_json:
         _dump({"sync": sync, "runs": runs})
         return
@@ -485,62 +378,15 @@ def show(
 ) -> None:
     """Preview rows of a trait, an audience, an entity's traits, or a sync's mapped payload,
     without running a sync (read-only, as `plan`): sends nothing, writes nothing."""
-    from activation.diff.mapping import MappingError, to_jsonable
-    from activation.models.compiler import audience_id, trait_id, traits_id
-    from activation.models.readonly import write_problem
-    from activation.session import Session
-    from activation.warehouse.base import WarehouseError
+    from activation.preview import preview
 
     with _reported(as_json):
-        loaded = _load(project)
-        p = loaded.project
-        if where is not None and (problem := write_problem(where, fragment=True)) is not None:
-            raise ProjectError([ProjectIssue(f"--where: {problem}")])
-        kinds = (("sync", p.syncs, None), ("trait", p.traits, trait_id), ("audience", p.audiences, audience_id),
-                 ("entity", p.entities, traits_id))
-        found = next(((kind, id_of) for kind, names, id_of in kinds if name in names), None)
-        if found is None:
-            plural = {"entity": "entities"}
-            known = "; ".join(f"{plural.get(kind, kind + 's')}: {', '.join(names) or 'none'}" for kind, names, _ in kinds)
-            raise ProjectError([ProjectIssue(f"no sync, trait, audience or entity named {name!r} ({known})")])
-        kind, id_of = found
-        with Session(loaded, dry_run=True) as s:
-            mapper = None
-            if id_of is None:
-                prepared = s.prepare([name])[name]
-                sql, key, mapper = prepared.query.model_sql, prepared.query.key, prepared.mapper
-            else:
-                relation = s.materialise_node(id_of(name))
-                entity_name = name if kind == "entity" else p.traits[name].entity if kind == "trait" else p.audiences[name].entity
-                entity = p.entities[entity_name]
-                key = [entity.key] if isinstance(entity.key, str) else list(entity.key)
-                sql = f"SELECT * FROM {relation}"
-                if kind == "audience":  # its members, with their traits (the membership table holds only keys)
-                    traits = s.materialise_node(traits_id(entity_name))
-                    same = " AND ".join(f"t.{s.warehouse.quote(k)} = a.{s.warehouse.quote(k)}" for k in key)
-                    sql = f"SELECT t.* FROM {traits} AS t WHERE EXISTS (SELECT 1 FROM {relation} AS a WHERE {same})"
-            actual = {c.lower(): c for c in s.warehouse.columns(s.conn, sql)}
-            order = ", ".join(s.warehouse.quote(actual.get(k.lower(), k)) for k in key)
-            query = f"SELECT * FROM ({sql}) AS q{f' WHERE {where}' if where else ''} ORDER BY {order} LIMIT {limit}"
-            try:
-                rows = [dict(r._mapping) for chunk in s.warehouse.stream(s.conn, query) for r in chunk]
-            except WarehouseError as e:
-                raise ProjectError([ProjectIssue(f"--where {where!r}: the warehouse rejected it: {e}" if where else str(e))]) from e
-        shown: list[dict[str, Any]] = []
-        for row in rows:
-            if mapper is None:  # the model's own columns (its key among them)
-                shown.append({c: to_jsonable(v) for c, v in row.items()})
-                continue
-            item = {"key": "/".join(str(row[actual.get(k.lower(), k)]) for k in key)}
-            try:  # what the sync would send for the row: its mapped fields (hashed where the destination hashes)
-                item.update(mapper.map(row))
-            except MappingError as e:
-                item["rejected"] = str(e)
-            shown.append(item)
+        found = preview(_load(project), name, limit=limit, where=where)
+    kind, shown, mapped = found.kind, found.rows, found.mapped
     if as_json:
         _dump({"ok": True, kind: name, "rows": shown})
         return
-    table = Table(title=f"{kind} {name}" + (" (mapped payload)" if mapper is not None else ""), title_justify="left")
+    table = Table(title=f"{kind} {name}" + (" (mapped payload)" if mapped else ""), title_justify="left")
     columns = list(dict.fromkeys(c for item in shown for c in item))
     for c in columns:
         table.add_column(c, overflow="fold")
@@ -606,22 +452,14 @@ def reset(
 ) -> None:
     """Forget what SYNC delivered, its in-flight journal and its rejected rows: its next run
     sends every row again. Nothing is sent or removed at the destination."""
-    from activation.session import Session
+    from activation import app as application
 
     with _reported(False):
-        loaded = _load(project)
-        with Session(loaded, dry_run=False) as s:
-            stored = s.state.stored(sync)
-            if sync not in loaded.project.syncs and not any(stored.values()):
-                raise ProjectError([loaded.issue(f"no sync named {sync!r}, and nothing is stored for one", "syncs")])
-            what = f"{stored.get('delivered', 0)} delivered rows, {stored.get('in_flight', 0)} in flight, " \
-                   f"{stored.get('row_errors', 0)} rejected-row records" + (f", {stored.get('runs', 0)} runs" if history else "")
-            if not yes and not typer.confirm(f"Forget {what} of {sync}? Its next run resends every row."):
-                raise typer.Exit(EXIT_FAILED)
-            s.state.migrate()
-            gone = s.state.reset(sync, history=history)
+        gone = application.reset(_load(project), sync, history=history,
+                                 confirm=lambda what: yes or typer.confirm(f"Forget {what} of {sync}? Its next run resends every row."))
+    if gone is None:
+        raise typer.Exit(EXIT_FAILED)
     out.print(f"{sync}: forgot " + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in gone.items()) + ".")
-
 
 @app.command()
 def init(

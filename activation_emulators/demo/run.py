@@ -125,12 +125,10 @@ def run_demo(directory: Path | None, console: Console) -> int:
         console.print(f"changed the title of {CHANGED} users: {', '.join(changed['changed_user_ids'])}")
         console.print(f"deleted {DELETED} users: {', '.join(changed['deleted_user_ids'])}")
 
-        from activation.runner import plan_sync
-        from activation.session import Session
+        from activation import app as application
 
-        with Session(load_project(root), dry_run=True) as s:
-            prepared = s.prepare(["users_to_crm"])
-            plan = plan_sync(s, prepared["users_to_crm"])
+        with application.workspace(load_project(root), dry_run=True) as w:
+            plan = w.plan(w.prepare(["users_to_crm"], None))[0]
         _cli(console, "plan", "users_to_crm", *p)
         exact = (plan.counts.changed == CHANGED and plan.counts.removed == DELETED
                  and {c.key for c in plan.changed_samples} <= set(changed["changed_user_ids"]))
