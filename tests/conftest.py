@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -122,6 +126,32 @@ def make_project(root: Path, rx: WebhookReceiver, *, n: int = 200, orders: int =
     con.execute(USERS_SQL.format(n=n, orders=orders))
     con.close()
     return p
+
+
+#: A third-party destination in its own package (type: jsonbin), with its emulator in its tests.
+PLUGIN_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "destination-plugin"
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin pip-installed into a folder of its own (from a copy: the build writes
+    beside its sources); put it on PYTHONPATH to make `type: jsonbin` a destination."""
+    tmp = tmp_path_factory.mktemp("plugin")
+    source = shutil.copytree(PLUGIN_EXAMPLE, tmp / "source")
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                           "--target", str(tmp / "site"), str(source)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list((tmp / "site").glob("activation_jsonbin-*.dist-info/entry_points.txt"))
+    return tmp / "site"
+
+
+def plugin_emulator() -> Any:
+    """The example plugin's emulator class (examples/destination-plugin/tests/bin_emulator.py)."""
+    spec = importlib.util.spec_from_file_location("bin_emulator", PLUGIN_EXAMPLE / "tests" / "bin_emulator.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.BinEmulator
 
 
 @pytest.fixture

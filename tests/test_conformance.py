@@ -14,13 +14,19 @@ Each case states what every destination must do, whatever the vendor:
 - a row the vendor (or its identifier rules) refuses is rejected alone: the rest arrive.
 
 A vendor joins the suite with one `Vendor` entry: how to start its emulator, its
-`destinations:` block, and how to read the identities it holds.
+`destinations:` block, and how to read the identities it holds. A third-party destination
+joins it the same way: the example plugin (examples/destination-plugin, `type: jsonbin`) is
+pip-installed into a folder of its own and run in a subprocess with that folder on
+PYTHONPATH, registered through the entry point alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -28,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project, make_project
+from conftest import Project, make_project, plugin_emulator
 
 from activation_emulators.google_ads import GoogleAdsEmulator
 from activation_emulators.hubspot import HubSpotEmulator
@@ -60,6 +66,11 @@ class Vendor:
     throttles: bool = True  # the vendor answers 429 (Salesforce says REQUEST_LIMIT_EXCEEDED in a 403)
     refuses_bad_email: bool = True
     match: str = "email"  # the vendor's name for the email it matches on
+    plugin: bool = False  # a third-party package: installed apart, run in a subprocess
+
+
+def _jsonbin() -> Any:
+    return plugin_emulator()(token=SECRET)
 
 
 def _salesforce() -> SalesforceEmulator:
@@ -117,7 +128,19 @@ VENDORS = [
                        f"token_url: '{emu.token_url}', retry_backoff_seconds: 0.01, max_retries: 2}}",
            "{mode: audience, audience: People}", _google_held, identity=lambda e: _sha(e.strip().lower()),
            write=":addOperations"),
+    Vendor("jsonbin", _jsonbin, lambda emu: f"{{type: jsonbin, url: '{emu.url}', token: {SECRET}, max_retries: 2}}",
+           "{mode: mirror, fields: {plan: plan}}", lambda emu: [r["email"] for r in emu.records().values()],
+           write="POST /bins/", refuses_bad_email=False, plugin=True),
 ]
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a command printed and how it ended, in or out of process alike."""
+
+    exit_code: int
+    stdout: str
+    output: str  # stdout and stderr
 
 
 @dataclass
@@ -125,9 +148,21 @@ class Case:
     vendor: Vendor
     emu: Any
     p: Project
+    site: Path | None = None  # where a plugin vendor is installed
+
+    def cli(self, *args: str, expect: int | None = None) -> Ran:
+        if self.site is None:
+            r = self.p.cli(*args, expect=expect)
+            return Ran(r.exit_code, r.stdout, r.output)
+        env = {**os.environ, **self.p.env, "HOOK_URL": self.p.rx.url, "PYTHONPATH": str(self.site)}
+        done = subprocess.run([sys.executable, "-m", "activation.cli", *args, "--project", str(self.p.root)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        if expect is not None:
+            assert done.returncode == expect, f"exit {done.returncode}, wanted {expect}:\n{done.stdout}\n{done.stderr}"
+        return Ran(done.returncode, done.stdout, done.stdout + done.stderr)
 
     def run(self, *args: str, expect: int | None = None) -> dict[str, Any]:
-        result = self.p.cli("run", "people", *args, "--json", expect=expect)
+        result = self.cli("run", "people", *args, "--json", expect=expect)
         assert SECRET not in result.output, "a secret was printed"
         [sync] = json.loads(result.stdout)["syncs"]
         return sync
@@ -149,7 +184,7 @@ def case(request: pytest.FixtureRequest, tmp_path: Path, rx: WebhookReceiver) ->
             "destinations:\n", f"destinations:\n  dest: {vendor.destination(emu)}\n", 1)
         sync = vendor.sync.replace("{", f"{{from: user, to: dest, match: {{{vendor.match}: email}}, max_removal: 100%, ", 1)
         (p.root / "syncs.yaml").write_text(text + f"  people: {sync}\n")
-        yield Case(vendor, emu, p)
+        yield Case(vendor, emu, p, request.getfixturevalue("plugin_site") if vendor.plugin else None)
 
 
 def test_every_row_is_delivered_once_and_a_rerun_sends_nothing(case: Case) -> None:
@@ -186,7 +221,7 @@ def test_a_refused_credential_fails_the_run_as_terminal_and_prints_no_secret(cas
     assert result["status"] == "failed" and result["terminal"] is True, result
     assert case.emu.faults.injected["unauthorized"] == 1, "a refused credential is not retried"
     assert result["error"]
-    history = case.p.cli("history", "people", "--json", expect=None)
+    history = case.cli("history", "people", "--json")
     assert SECRET not in history.output
     assert case.held() == []
 

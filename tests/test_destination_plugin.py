@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -20,8 +19,6 @@ import pytest
 from conftest import make_project
 
 from activation_emulators.webhook import WebhookReceiver
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "destination-plugin"
 
 BIN = """
   bin: {type: jsonbin, url: "${BIN_URL}", token: "${BIN_TOKEN}"}
@@ -63,24 +60,12 @@ def bin_() -> Iterator[Bin]:
     b.server.server_close()
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example plugin pip-installed (from a copy: the build writes beside its sources)."""
-    tmp = tmp_path_factory.mktemp("plugin")
-    source = shutil.copytree(EXAMPLE, tmp / "source")
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                           "--target", str(tmp / "site"), str(source)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert list((tmp / "site").glob("activation_jsonbin-*.dist-info/entry_points.txt"))
-    return tmp / "site"
-
-
 def activation(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "activation.cli", *args, "-p", str(root)], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=300)
 
 
-def test_an_installed_plugin_is_a_destination(tmp_path: Path, site: Path, bin_: Bin, rx: WebhookReceiver) -> None:
+def test_an_installed_plugin_is_a_destination(tmp_path: Path, plugin_site: Path, bin_: Bin, rx: WebhookReceiver) -> None:
     p = make_project(tmp_path / "p", rx, n=40, orders=100)
     text = (p.root / "syncs.yaml").read_text().replace("destinations:\n", "destinations:" + BIN, 1)
     (p.root / "syncs.yaml").write_text(text + SYNC)
@@ -89,7 +74,7 @@ def test_an_installed_plugin_is_a_destination(tmp_path: Path, site: Path, bin_: 
     without = activation(p.root, env, "validate")
     assert without.returncode == 2 and "unknown type 'jsonbin'" in without.stderr, without.stderr
 
-    env["PYTHONPATH"] = str(site)
+    env["PYTHONPATH"] = str(plugin_site)
     checked = activation(p.root, env, "validate")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     ran = activation(p.root, env, "run", "users_to_bin", "--json")

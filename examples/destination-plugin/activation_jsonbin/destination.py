@@ -4,7 +4,7 @@ and secret redaction come from activation's HTTP client."""
 
 from __future__ import annotations
 
-from activation.destinations.base import Destination, DestinationError, RowOp, RowResult, SyncTarget
+from activation.destinations.base import Destination, DestinationError, DestinationReport, RowOp, RowResult, SyncTarget
 from activation.destinations.http import HttpClient, RetryPolicy
 from activation.project.secrets import resolve_env
 
@@ -28,6 +28,11 @@ class JsonBinDestination(Destination):
         ok = 200 <= response.status_code < 300
         error = None if ok else f"HTTP {response.status_code}: {self.http.describe(response)}"
         return [RowResult(key=op.key, ok=ok, error=error) for op in ops]
+
+    def report(self) -> DestinationReport:
+        """The HTTP client's counters: run --json, history and the daemon's metrics show them."""
+        h = self.http
+        return DestinationReport(requests=h.requests, retries=h.retries, throttled=h.throttled) if h else DestinationReport()
 
     def close(self) -> None:
         if self.http is not None:
