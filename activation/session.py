@@ -27,6 +27,7 @@ from activation.project.loader import LoadedProject, ProjectError, ProjectIssue
 from activation.project.secrets import MissingSecret
 from activation.project.spec import Project
 from activation.project.templating import TemplateProblem, columns_used, is_expression
+from activation.state.budget import AccountBudget
 from activation.state.store import StateStore, open_state
 from activation.warehouse.base import Warehouse, WarehouseError
 from activation.warehouse.registry import open_warehouse
@@ -257,6 +258,8 @@ class Session:
                     ))
                 used |= {lower.get(c.lower(), c) for c in cols}
         destination = self.destination(spec.to, name)
+        if not self.state.read_only:  # a run that sends: calls take slots of the account's shared budget
+            destination.share_budget(lambda account: AccountBudget(self.state, account))
         target = SyncTarget.of(name, spec)
         try:
             destination.check_target(target)

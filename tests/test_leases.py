@@ -60,13 +60,14 @@ def test_only_one_of_many_racing_takers_gets_a_lease(store: StateStore) -> None:
 
 
 def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out(store: StateStore) -> None:
-    a = LeaseStore(store, "a", ttl=1)
+    a = LeaseStore(store, "a", ttl=30)  # long: a loaded machine must not let it lapse before the renewal
     b = LeaseStore(store, "b", ttl=30)
     la = a.acquire("users")
     assert isinstance(la, Lease)
     assert isinstance(b.acquire("users"), Refusal)
     assert a.renew(la)  # a live holder extends it
-    deadline = time.monotonic() + 10
+    assert LeaseStore(store, "a", ttl=0.5).renew(la)  # then a renewal that lapses soon (a holder that stopped renewing)
+    deadline = time.monotonic() + 60
     while isinstance(lb := b.acquire("users"), Refusal):
         assert lb.reason == "held" and time.monotonic() < deadline
         time.sleep(0.1)

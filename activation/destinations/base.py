@@ -8,10 +8,11 @@ so it is resent next run); per-row problems are `RowResult(ok=False, error=...)`
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -23,6 +24,24 @@ OpKind = Literal["upsert", "insert", "update", "remove"]
 # RowOp and RowResult are per-row objects on the hot path (a first load creates millions):
 # slotted dataclasses cost a fraction of a pydantic model, and the runner builds them from
 # already-validated data, so validation would buy nothing here.
+
+
+class RequestBudget(Protocol):
+    """The request slots of a vendor account (see `Destination.share_budget`)."""
+
+    def take(self, interval: float) -> float:
+        """Seconds to wait before the next call, at one call per `interval` seconds."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """No call to the account from anyone for `seconds` (the vendor said 429)."""
+        ...
+
+
+def account_key(vendor: str, *parts: str) -> str:
+    """A stable name for a vendor account (for its shared budget) that reveals nothing of the
+    credentials it is made of: a digest."""
+    return f"{vendor}:{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:24]}"
 
 
 @dataclass(slots=True)
@@ -265,6 +284,12 @@ class Destination(ABC):
         """The request rate this destination keeps to (its client-side limit), if any."""
         rate = getattr(self.spec, "requests_per_second", None)
         return float(rate) if rate else None
+
+    def share_budget(self, budget_for: Callable[[str], RequestBudget]) -> None:  # noqa: B027 - an optional hook
+        """Called before `open` in a run that writes state: `budget_for(account)` is the
+        request budget of a vendor account, shared by every sync and process that writes to it
+        through one state store (activation/state/budget.py). A destination whose vendor meters
+        requests per account takes its call slots from it."""
 
     def open(self, target: SyncTarget) -> None:  # noqa: B027 - an optional hook, not abstract
         """Called once before the first batch of a sync."""

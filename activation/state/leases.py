@@ -35,8 +35,9 @@ from activation.state.store import RUN_ENDED, StateStore
 
 log = logging.getLogger("activation.leases")
 
-#: Milliseconds since the epoch on the database's clock.
-_NOW_MS = {
+#: The database's clock in epoch milliseconds, per dialect: leases and budgets shared across
+#: machines go by one clock.
+NOW_MS = {
     "postgresql": "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
     "sqlite": "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
     "duckdb": "epoch_ms(get_current_timestamp())",
@@ -83,9 +84,9 @@ class LeaseStore:
         self.owner = owner
         self.take_over_ended = take_over_ended
         self.ttl_ms = int(ttl * 1000)
-        self._lock = _engine_lock(state.engine)
+        self._lock = engine_lock(state.engine)
         self._rel = state.relation("leases")
-        self._now = _NOW_MS.get(state.dialect, ":local_now")  # elsewhere: this host's clock
+        self._now = NOW_MS.get(state.dialect, ":local_now")  # elsewhere: this host's clock
 
     def _exec(self, c: Connection, sql: str, params: dict[str, Any]) -> sa.CursorResult[Any]:
         return c.execute(sa.text(sql), {**params, "local_now": int(time.time() * 1000)})
@@ -302,7 +303,7 @@ _locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDicti
 _locks_guard = threading.Lock()
 
 
-def _engine_lock(engine: Engine) -> threading.Lock:
+def engine_lock(engine: Engine) -> threading.Lock:
     """One lease statement at a time per engine in this process: DuckDB's optimistic
     concurrency would fail the second of two concurrent writers instead of making it wait
     (and DuckDB is one process, so this makes it atomic); elsewhere it only saves round trips."""

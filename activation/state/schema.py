@@ -125,6 +125,12 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
             sa.Column("sync_name", sa.String(200), primary_key=True),
             sa.Column("version", sa.String(100), nullable=False),
         ),
+        # Per vendor account, the earliest time its next request may go (state/budget.py).
+        "budgets": sa.Table(
+            "budgets", md,
+            sa.Column("account", sa.String(200), primary_key=True),
+            sa.Column("next_ms", sa.BigInteger, nullable=False),
+        ),
     }
     return md, t
 
@@ -174,6 +180,10 @@ def _v6(conn: Connection, md: sa.MetaData) -> None:
     conn.execute(sa.text(f"DROP TABLE {prefix}delivered_v5"))
 
 
+def _v7(conn: Connection, md: sa.MetaData) -> None:
+    md.tables[_qualified(md, "budgets")].create(conn, checkfirst=True)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "delivered rows, runs, row errors", _v1),
     (2, "in-flight journal: rows sent but not yet acknowledged", _v2),
@@ -181,5 +191,6 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (4, "leases: one run per sync at a time across daemons; schedule slots and backoff", _v4),
     (5, "identities: what each row claims at the destination, and what is held but released", _v5),
     (6, "DuckDB: state tables without key indexes (memory bounded on first loads)", _v6),
+    (7, "budgets: one request schedule per vendor account, shared by every sync and process", _v7),
 ]
 LATEST = MIGRATIONS[-1][0]

@@ -84,6 +84,11 @@ class StateStore:
         if self.read_only:
             raise StateError("the state store is open read-only")
         with self.engine.begin() as conn:
+            if self.dialect == "sqlite":
+                # pysqlite runs DDL outside any transaction: take the write lock first, so two
+                # processes migrating a new store at once take turns (both created the tables
+                # and the second failed on schema_version's key)
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
             if self.dialect == "postgresql":
                 # Two processes migrating at once (daemons starting together) would race on
                 # CREATE SCHEMA/TABLE; one waits for the other instead.

@@ -29,13 +29,15 @@ from activation.destinations.base import (
     DestinationError,
     DestinationReport,
     IdentityModel,
+    RequestBudget,
     RowOp,
     RowResult,
     SyncTarget,
+    account_key,
 )
 from activation.destinations.hubspot.transport import BatchRefused, HubSpotTransport, JsonBody, Unanswered
 from activation.destinations.hubspot.values import ConversionError, Converter, PropertyInfo, as_text, converter
-from activation.project.secrets import redact, scrub_personal_data
+from activation.project.secrets import MissingSecret, redact, resolve_env, scrub_personal_data
 
 LIST_OBJECT_TYPES = {"contacts": "0-1", "companies": "0-2"}
 DEFAULT_ID_PROPERTY = {"contacts": "email"}
@@ -66,6 +68,15 @@ class HubSpotDestination(Destination):
         self._lock = threading.Lock()  # pushes run concurrently: what they share is built once
 
     # -- set-up ------------------------------------------------------------------------
+
+    def share_budget(self, budget_for: Callable[[str], RequestBudget]) -> None:
+        """HubSpot meters each app (its token) in its portal: every sync and daemon sending
+        with one token shares its quota."""
+        try:
+            token, host = resolve_env(self.spec.token), resolve_env(self.spec.base_url).rstrip("/")
+        except MissingSecret:
+            return  # open() says what is missing
+        self.transport.limiter.budget = budget_for(account_key("hubspot", host, token))
 
     def batch_size(self, requested: int | None) -> int:
         return min(requested or self.max_batch_size, self.max_batch_size)  # spec.batch_size is per API call

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from activation.destinations.base import ConfigError, DestinationError
+from activation.destinations.base import ConfigError, DestinationError, RequestBudget
 from activation.project.secrets import MissingSecret, redact, resolve_env, scrub_personal_data
 
 
@@ -52,7 +52,10 @@ class JsonBody(dict[str, Any]):
 
 
 class RateLimiter:
-    """Spaces calls at most `rate` per second across threads (no bursts over the quota)."""
+    """Spaces calls at most `rate` per second across threads (no bursts over the quota), and
+    with a `budget`, within the slots of the account that other syncs and processes share."""
+
+    budget: RequestBudget | None = None
 
     def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.interval = 1.0 / rate
@@ -67,10 +70,14 @@ class RateLimiter:
             self.next_at = slot + self.interval
         if slot > now:
             self.sleep(slot - now)
+        if self.budget is not None and (shared := self.budget.take(self.interval)) > 0:
+            self.sleep(shared)
 
     def pause(self, seconds: float) -> None:
         with self._lock:
             self.next_at = max(self.next_at, self.clock() + seconds)
+        if self.budget is not None:
+            self.budget.pause(seconds)
 
     def slow_to(self, rate: float) -> None:
         """Never more than `rate` calls per second from now on (a lower limit learnt from the API)."""
