@@ -78,6 +78,9 @@ class SyncResult(BaseModel):
     terminal: bool = Field(False, description="The run failed for a reason retrying cannot fix (credentials, permissions, "
                                               "an unknown object): the daemon pauses the sync until its configuration "
                                               "is reloaded.")
+    retry_after: float | None = Field(None, description="Seconds before trying again can help, as the destination "
+                                                        "said (a daily quota until its reset): the daemon waits at least "
+                                                        "this long before the sync's next run.")
     seconds: float = 0.0
     destination_report: DestinationReport | None = Field(
         None, description="The destination's calls, retries, 429s and platform ids for this run.")
@@ -161,6 +164,7 @@ class SyncRun:
             r.status = "failed"
             r.error = redact(str(e))
             r.terminal = isinstance(e, ConfigError) or not e.retryable
+            r.retry_after = getattr(e, "retry_after", None)
         finally:
             sender.shutdown(wait=True, cancel_futures=True)  # no push outlives the run
             r.destination_report = self.dest.report()

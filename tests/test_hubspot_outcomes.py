@@ -85,6 +85,8 @@ def test_the_daily_limit_stops_the_run_at_once_and_says_so(tmp_path: Path, rx: W
         result = p.json("run", "users_to_hs", expect=1)["syncs"][0]
         assert result["status"] == "failed" and "daily request limit" in result["error"]
         assert emu.throttled == 1, "the daily 429 is not retried"
+        # it passes by itself: not terminal (the daemon does not pause the sync), but not before an hour
+        assert result["terminal"] is False and result["retry_after"] == 3600, result
 
 
 def test_upsert_results_that_do_not_echo_the_email_are_matched_by_record_id(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:

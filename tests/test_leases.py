@@ -98,6 +98,12 @@ def test_a_schedule_slot_runs_once_and_failures_back_off(store: StateStore) -> N
         rel = f"{store.schema}.leases" if store.schema else "leases"
         failures, wait = c.execute(sa.text(f"SELECT failures, retry_ms - {a.now_ms()} FROM {rel}")).one()
     assert failures == 2 and 80_000 < wait <= 90_000
+    told = a.acquire("users", respect_backoff=False)
+    assert isinstance(told, Lease)
+    assert a.release(told, failed=True, backoff=60, max_backoff=90, not_before=3600)  # a daily quota: the vendor said when
+    with store.engine.connect() as c:
+        wait = c.execute(sa.text(f"SELECT retry_ms - {a.now_ms()} FROM {rel}")).scalar_one()
+    assert 3_500_000 < wait <= 3_600_000, "the destination's word beats the capped backoff"
     ok = a.acquire("users", respect_backoff=False)
     assert isinstance(ok, Lease) and a.release(ok, failed=False)
     assert isinstance(again := b.acquire("users", slot_ms=4000), Lease) and again.failures == 0

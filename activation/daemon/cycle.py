@@ -137,6 +137,7 @@ class Cycle:
         if self.stop.is_set():
             cancel.set()
         failed: bool | None = None
+        not_before: float | None = None  # the destination said when trying again can help
         with sync_context(name):
             running = self.metrics.running.labels(name, dest)
             running.set(1)
@@ -159,6 +160,7 @@ class Cycle:
                 self._report(name, dest, None, error, got.failures + 1)
             else:
                 failed = None if result.status == "interrupted" else result.status in FAILED
+                not_before = result.retry_after
                 self.metrics.run_finished(dest, result)
                 failures = got.failures + 1 if failed else got.failures if failed is None else 0
                 if result.terminal:
@@ -170,7 +172,8 @@ class Cycle:
                 running.set(0)
                 renewer.drop(got)
                 self._cancel = None
-                if not leases.release(got, failed=failed, backoff=self.settings.backoff, max_backoff=self.settings.max_backoff):
+                if not leases.release(got, failed=failed, backoff=self.settings.backoff, max_backoff=self.settings.max_backoff,
+                                      not_before=not_before):
                     event(logging.WARNING, "the lease was no longer ours at release (it expired and was taken over)")
 
     def _report(self, name: str, dest: str, result: SyncResult | None, error: str | None, failures: int) -> None:

@@ -145,11 +145,14 @@ class DestinationError(Exception):
     `retryable=False` says retrying cannot help until someone changes something (a refused
     token, a missing permission, an unknown object or account): the run fails as *terminal*
     and the daemon pauses the sync instead of trying it at every slot. Anything that may pass
-    by itself (a 5xx, a 429 or a connection failure after every retry) stays retryable."""
+    by itself (a 5xx, a 429 or a connection failure after every retry) stays retryable.
+    `retry_after`: the vendor said when trying again can help (a daily quota: after its reset),
+    so the daemon waits at least that long, whatever its backoff."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class AmbiguousOutcome(DestinationError):

@@ -155,16 +155,17 @@ class LeaseStore:
                               {"name": lease.name, "token": lease.token, "ttl": self.ttl_ms}).rowcount == 1
 
     def release(self, lease: Lease, *, failed: bool | None = None, backoff: float = 0.0, max_backoff: float = 0.0,
-                refreshed: bool = False) -> bool:
+                not_before: float | None = None, refreshed: bool = False) -> bool:
         """Give the lease up. `failed`: the run failed (count it and back off: `backoff`
-        seconds doubling per consecutive failure, at most `max_backoff`) or succeeded (reset);
-        None leaves the count. `refreshed`: a model's refresh completed. False when it was
-        no longer ours."""
+        seconds doubling per consecutive failure, at most `max_backoff`, and at least
+        `not_before` when the destination said when trying again can help) or succeeded
+        (reset); None leaves the count. `refreshed`: a model's refresh completed. False when
+        it was no longer ours."""
         sets = ["expires_ms = 0"]
         params: dict[str, Any] = {"name": lease.name, "token": lease.token}
         if failed is True:
             failures = lease.failures + 1
-            wait = min(max_backoff, backoff * 2 ** min(failures - 1, 30))
+            wait = max(min(max_backoff, backoff * 2 ** min(failures - 1, 30)), not_before or 0.0)
             sets += ["failures = :failures", f"retry_ms = {self._now} + :wait"]
             params |= {"failures": failures, "wait": int(wait * 1000)}
         elif failed is False:

@@ -176,8 +176,12 @@ class HubSpotTransport:
                 if status == 429:
                     self._count("throttled")
                     if policy(body) == "DAILY":
+                        # Not terminal: it passes by itself. The reset is midnight in the account's
+                        # time zone, which the API does not say: try again hourly, not every slot
+                        # (a try costs one call of the next day's quota if it is too early).
                         raise DestinationError(f"HubSpot's daily request limit is reached: {message(body)[:500]} (it resets at "
-                                               "midnight in the account's time zone)", retryable=False) from None
+                                               "midnight in the account's time zone; the daemon tries again hourly)",
+                                               retry_after=DAILY_RETRY_SECONDS) from None
                     self.limiter.pause(wait)  # every call waits for the window to clear, not only this one
                 attempt += 1
                 if attempt > self.spec.max_retries:
@@ -236,6 +240,8 @@ def _maybe_sent(e: BaseException) -> bool:
     return not isinstance(reason, (ConnectTimeoutError, NewConnectionError, ConnectionRefusedError))
 
 
+#: After a DAILY 429, the soonest a sync tries again (the reset's time is not told).
+DAILY_RETRY_SECONDS = 3600.0
 #: HubSpot's rolling window: a 429 that says nothing else is waited out this long.
 WINDOW_SECONDS = 10.0
 
