@@ -237,3 +237,16 @@ def test_a_per_input_error_answering_a_retry_leaves_that_row_possibly_delivered(
     assert (result["acknowledged"], result["rejected_by_destination"], result["unconfirmed"]) == (39, 0, 1)
     result = p.json("run", "users_to_hs", expect=1)["syncs"][0]  # resent: refused on a first attempt
     assert (result["acknowledged"], result["rejected_by_destination"], result["unconfirmed"]) == (0, 1, 0)
+
+
+def test_every_retry_is_ours_not_a_hidden_one_of_the_sdk(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+    """urllib3 under the SDK retries GET, PUT and DELETE three times by itself: a retry nobody
+    counts, paces or tells from a first attempt (a PUT refused on its retry may be HubSpot's
+    answer to its own earlier write). The SDK's retries are off: every retry is the
+    destination's own, counted and limited."""
+    p = project(tmp_path / "p", rx, emu, destination=DESTINATION.replace("max_retries: 0", "max_retries: 2"))
+    emu.faults.inject("drop", n=1, match="GET /crm/v3/properties/contacts")
+    result = p.json("run", "users_to_hs")["syncs"][0]
+    assert emu.faults.injected["drop"] == 1
+    assert result["status"] == "success" and result["destination_report"]["retries"] == 1, result
+    assert contacts(emu) == wanted(p)

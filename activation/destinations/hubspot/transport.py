@@ -114,8 +114,13 @@ class HubSpotTransport:
                 host = resolve_env(self.spec.base_url).rstrip("/")
             except MissingSecret as e:
                 raise ConfigError(f"destination {self.name!r}: {e}") from None
-            # A pool as large as the calls in flight, or urllib3 discards connections.
-            self._client = HubSpot(access_token=token, host=host, connection_pool_maxsize=max(self.spec.concurrency, 4))
+            from urllib3.util.retry import Retry
+
+            # A pool as large as the calls in flight, or urllib3 discards connections. No retry
+            # of urllib3's own (by default 3 for GET, PUT, DELETE): retries are ours, counted,
+            # paced by the limiter, and aware that a retried call may have been applied.
+            self._client = HubSpot(access_token=token, host=host, connection_pool_maxsize=max(self.spec.concurrency, 4),
+                                   retry=Retry(total=0, redirect=False, raise_on_status=False))
         return self._client
 
     def api(self, name: str) -> Any:
