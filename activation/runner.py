@@ -20,6 +20,7 @@ from activation.identity import ReleasePlan, mapped_identities
 from activation.project.secrets import MissingSecret, redact
 from activation.session import PreparedSync, Session
 from activation.state import identities as ids
+from activation.state.budget import daily_quota
 from activation.state.journal import CorruptJournal
 from activation.state.store import utcnow
 
@@ -75,6 +76,29 @@ def _finish_plan(session: Session, builder: PlanBuilder) -> SyncPlan:
     return plan
 
 
+#: A daily quota the vendor told more than a day ago says nothing of today.
+DAY_MS = 86_400_000
+
+
+def _daily_quota(session: Session, plan: SyncPlan, prepared: PreparedSync) -> str | None:
+    """Whether the run fits in what remains of the account's daily quota, as the vendor last
+    said it (the day's first run learns it; nothing is said before)."""
+    c = plan.counts
+    removals = c.released if plan.removes_at_destination else 0
+    dest = prepared.destination
+    calls = dest.estimated_calls(prepared.target, c.added + c.changed, removals) if c.added + c.changed + removals else None
+    account = dest.budget_account() if calls else None
+    quota = daily_quota(session.state, account) if account else None
+    if quota is None or calls is None or time.time() * 1000 - quota.seen_ms > DAY_MS:
+        return None
+    seen = time.strftime("%H:%M UTC", time.gmtime(quota.seen_ms / 1000))
+    said = f"this run needs about {calls:,} calls; {quota.remaining:,} of the account's {quota.limit:,} a day remained at {seen}"
+    if calls <= quota.remaining:
+        return None if calls < quota.remaining / 10 else said
+    return (f"{said}: it would stop when the daily quota runs out (nothing is lost: the rest goes after the reset, "
+            "the daemon tries again hourly)")
+
+
 def _below_minimum(session: Session, plan: SyncPlan) -> str | None:
     """Ad platforms serve no ads to an audience below their minimum size: say so in the plan."""
     spec = session.project.destinations.get(plan.destination)
@@ -110,6 +134,8 @@ def plan_sync(session: Session, prepared: PreparedSync) -> SyncPlan:
             releases.changes(c.key or "", c.previous if c.kind == "changed" else None, identify(c.key or "", c.values or {}))
     plan = _finish_plan(session, builder)
     plan.counts.released = releases.count() if releases is not None else 0
+    if (forecast := _daily_quota(session, plan, prepared)) is not None:
+        plan.warnings.append(forecast)
     return plan
 
 

@@ -115,3 +115,29 @@ def test_two_processes_writing_to_one_app_keep_together_under_its_quota(tmp_path
         assert len(hub.records("contacts")) == 5000
         # 25 batch calls and a few property reads per process: spaced together, not each alone
         assert hub.throttled <= 4, f"{hub.throttled} calls answered 429"
+
+
+def test_plan_says_whether_a_run_fits_in_what_remains_of_the_daily_quota(tmp_path: Path) -> None:
+    """HubSpot tells the daily quota in every answer; a run keeps the last word in the state, and
+    the next plan weighs its calls against it before anything is sent."""
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    with HubSpotEmulator(tokens={"pat-shared"}, daily_limit=40) as hub:
+        root = _project(tmp_path / "p", "first", state, hub.url, rows=1500)  # 15 calls of 100, and a few more
+        env = {**os.environ, "HS_TOKEN": "pat-shared"}
+
+        def cli(*args: str) -> dict:
+            done = subprocess.run([sys.executable, "-m", "activation.cli", *args, "--json", "-p", str(root)], env=env,
+                                  capture_output=True, text=True, timeout=300)
+            return json.loads(done.stdout)
+
+        [before] = cli("plan")["plans"]
+        assert not any("daily" in w for w in before["warnings"]), "nothing is said before the vendor said it"
+        assert cli("run")["syncs"][0]["status"] == "success"
+        left = 40 - hub.request_count
+        con = duckdb.connect(str(root / "warehouse.duckdb"))
+        con.execute("INSERT INTO src.users SELECT i, 'first' || i || '@example.com', 'Engineer' FROM range(1500, 4000) t(i)")
+        con.close()
+        [plan] = cli("plan")["plans"]
+        [said] = [w for w in plan["warnings"] if "calls" in w]
+        assert "needs about 26 calls" in said and f"{left} of the account's 40 a day remained" in said, said
+        assert "would stop when the daily quota runs out" in said

@@ -37,6 +37,14 @@ class RequestBudget(Protocol):
         """No call to the account from anyone for `seconds` (the vendor said 429)."""
         ...
 
+    def observe_daily(self, remaining: int, limit: int) -> None:
+        """The vendor said how much of the account's daily quota remains (for `plan`)."""
+        ...
+
+    def flush(self) -> None:
+        """Keep what was said and not yet kept (the destination closes)."""
+        ...
+
 
 def account_key(vendor: str, *parts: str) -> str:
     """A stable name for a vendor account (for its shared budget) that reveals nothing of the
@@ -287,6 +295,16 @@ class Destination(ABC):
         """The request rate this destination keeps to (its client-side limit), if any."""
         rate = getattr(self.spec, "requests_per_second", None)
         return float(rate) if rate else None
+
+    def budget_account(self) -> str | None:
+        """The vendor account whose quota this destination's calls count against (see
+        `account_key`), or None when the vendor meters nothing per account that we track."""
+        return None
+
+    def estimated_calls(self, target: SyncTarget, writes: int, removals: int) -> int | None:
+        """About how many API calls a run writing `writes` rows and removing `removals`
+        records makes, for `plan` to weigh against the account's daily quota (None: unknown)."""
+        return None
 
     def share_budget(self, budget_for: Callable[[str], RequestBudget]) -> None:  # noqa: B027 - an optional hook
         """Called before `open` in a run that writes state: `budget_for(account)` is the

@@ -21,7 +21,8 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -30,6 +31,32 @@ from activation.state.store import StateStore
 
 #: Slots reserved per round trip to the state store, in seconds of the rate.
 CHUNK_SECONDS = 0.05
+#: The vendor's word on the daily quota is written at most this often (it comes with every answer).
+DAILY_WRITE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class DailyQuota:
+    """An account's daily quota as the vendor last told it."""
+
+    remaining: int
+    limit: int
+    seen_ms: int  # epoch ms, the database's clock
+
+
+def daily_quota(state: StateStore, account: str) -> DailyQuota | None:
+    """What the vendor last said of `account`'s daily quota, if it ever did (read-only)."""
+    if not state.initialised:
+        return None
+    with state.engine.connect() as c:
+        try:
+            row = c.execute(sa.text(f"SELECT daily_remaining, daily_limit, daily_seen_ms FROM {state.relation('budgets')} "
+                                    "WHERE account = :account"), {"account": account}).one_or_none()
+        except sa.exc.DBAPIError:  # a store older than the budgets table: nothing was ever said
+            return None
+    if row is None or row.daily_remaining is None:
+        return None
+    return DailyQuota(int(row.daily_remaining), int(row.daily_limit or 0), int(row.daily_seen_ms or 0))
 
 
 class AccountBudget:
@@ -39,11 +66,13 @@ class AccountBudget:
         self.state, self.account, self.clock = state, account, clock
         self._rel = state.relation("budgets")
         self._now = NOW_MS.get(state.dialect, ":local_now")  # elsewhere: this host's clock
-        self.engine_lock = engine_lock(state.engine)
+        self._engine_lock = engine_lock(state.engine)
         self._lock = threading.Lock()
         self._slots: collections.deque[float] = collections.deque()  # local monotonic times
+        self._daily_written = -DAILY_WRITE_SECONDS
+        self._daily: tuple[int, int] | None = None  # said and not written yet
 
-    def _exec(self, c: sa.Connection, sql: str, params: dict[str, object]) -> sa.CursorResult[object]:
+    def _exec(self, c: sa.Connection, sql: str, params: Mapping[str, object]) -> sa.CursorResult[object]:
         return c.execute(sa.text(sql), {**params, "account": self.account, "local_now": int(time.time() * 1000)})
 
     def reserve(self, n: int, interval: float) -> tuple[int, int]:
@@ -51,17 +80,11 @@ class AccountBudget:
         epoch milliseconds of the database's clock."""
         cost = max(1, round(n * interval * 1000))
         now = self._now
-        with self.engine_lock, self.state.engine.begin() as c:
+        with self._engine_lock, self.state.engine.begin() as c:
             moved = f"UPDATE {self._rel} SET next_ms = (CASE WHEN next_ms > {now} THEN next_ms ELSE {now} END) + :cost " \
                     "WHERE account = :account"
             if not self._exec(c, moved, {"cost": cost}).rowcount:
-                insert = (
-                    f"MERGE INTO {self._rel} AS t USING (SELECT :account AS account) AS n ON t.account = n.account "
-                    f"WHEN NOT MATCHED THEN INSERT (account, next_ms) VALUES (:account, {now})"
-                    if self.state.dialect == "snowflake"
-                    else f"INSERT INTO {self._rel} (account, next_ms) VALUES (:account, {now}) ON CONFLICT (account) DO NOTHING"
-                )
-                self._exec(c, insert, {})
+                self._add_row(c)
                 self._exec(c, moved, {"cost": cost})  # the row is there now (ours or another's): move it on
             row = self._exec(c, f"SELECT next_ms, {now} AS now FROM {self._rel} WHERE account = :account", {}).one()
         return int(row.next_ms) - cost, int(row.now)
@@ -82,6 +105,41 @@ class AccountBudget:
         until = f"{self._now} + :wait"
         with self._lock:
             self._slots.clear()  # reserved before the 429: not valid any more
-            with self.engine_lock, self.state.engine.begin() as c:
+            with self._engine_lock, self.state.engine.begin() as c:
                 self._exec(c, f"UPDATE {self._rel} SET next_ms = (CASE WHEN next_ms > {until} THEN next_ms ELSE {until} END) "
                            "WHERE account = :account", {"wait": int(seconds * 1000)})
+
+    def observe_daily(self, remaining: int, limit: int) -> None:
+        """The vendor's word on the account's daily quota: kept (at most once a second) for
+        `plan` to say whether a run fits in what remains today."""
+        with self._lock:
+            self._daily = (remaining, limit)
+            if self.clock() - self._daily_written < DAILY_WRITE_SECONDS:
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what the vendor last said of the daily quota (at the end of a run)."""
+        with self._lock:
+            if self._daily is None:
+                return
+            (remaining, limit), self._daily = self._daily, None
+            self._daily_written = self.clock()
+        params = {"remaining": remaining, "limit": limit}
+        update = f"UPDATE {self._rel} SET daily_remaining = :remaining, daily_limit = :limit, daily_seen_ms = {self._now} " \
+                 "WHERE account = :account"
+        with self._engine_lock, self.state.engine.begin() as c:
+            if not self._exec(c, update, params).rowcount:
+                self._add_row(c)
+                self._exec(c, update, params)
+
+    def _add_row(self, c: sa.Connection) -> None:
+        """The account's row, unless another process made it first."""
+        now = self._now
+        insert = (
+            f"MERGE INTO {self._rel} AS t USING (SELECT :account AS account) AS n ON t.account = n.account "
+            f"WHEN NOT MATCHED THEN INSERT (account, next_ms) VALUES (:account, {now})"
+            if self.state.dialect == "snowflake"  # no ON CONFLICT there (nor enforced keys)
+            else f"INSERT INTO {self._rel} (account, next_ms) VALUES (:account, {now}) ON CONFLICT (account) DO NOTHING"
+        )
+        self._exec(c, insert, {})

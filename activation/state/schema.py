@@ -130,6 +130,10 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
             "budgets", md,
             sa.Column("account", sa.String(200), primary_key=True),
             sa.Column("next_ms", sa.BigInteger, nullable=False),
+            # the vendor's daily quota as it last said it (for plan's forecast), and when
+            sa.Column("daily_remaining", sa.BigInteger),
+            sa.Column("daily_limit", sa.BigInteger),
+            sa.Column("daily_seen_ms", sa.BigInteger),
         ),
     }
     return md, t

@@ -69,14 +69,24 @@ class HubSpotDestination(Destination):
 
     # -- set-up ------------------------------------------------------------------------
 
-    def share_budget(self, budget_for: Callable[[str], RequestBudget]) -> None:
+    def budget_account(self) -> str | None:
         """HubSpot meters each app (its token) in its portal: every sync and daemon sending
         with one token shares its quota."""
         try:
             token, host = resolve_env(self.spec.token), resolve_env(self.spec.base_url).rstrip("/")
         except MissingSecret:
-            return  # open() says what is missing
-        self.transport.limiter.budget = budget_for(account_key("hubspot", host, token))
+            return None  # open() says what is missing
+        return account_key("hubspot", host, token)
+
+    def share_budget(self, budget_for: Callable[[str], RequestBudget]) -> None:
+        if (account := self.budget_account()) is not None:
+            self.transport.limiter.budget = budget_for(account)
+
+    def estimated_calls(self, target: SyncTarget, writes: int, removals: int) -> int | None:
+        # calls of batch_size (<= 100): a write each (an audience first reads the records' ids),
+        # a read and an archive or membership removal per call of removals, and the properties
+        size, per_write = self.spec.batch_size, 2 if target.mode == "audience" else 1
+        return -(-writes // size) * per_write + -(-removals // size) * 2 + 1
 
     def batch_size(self, requested: int | None) -> int:
         return min(requested or self.max_batch_size, self.max_batch_size)  # spec.batch_size is per API call

@@ -205,6 +205,9 @@ class HubSpotTransport:
     def _learn_limit(self, headers: Any) -> None:
         """Keep under the limit HubSpot says it applies (requests per rolling interval)."""
         get = headers.get if hasattr(headers, "get") else (lambda _k: None)
+        daily, left = get("X-HubSpot-RateLimit-Daily"), get("X-HubSpot-RateLimit-Daily-Remaining")
+        if self.limiter.budget is not None and daily and left and str(daily).isdigit() and str(left).isdigit():
+            self.limiter.budget.observe_daily(int(left), int(daily))  # for plan's forecast
         most, interval = get("X-HubSpot-RateLimit-Max"), get("X-HubSpot-RateLimit-Interval-Milliseconds")
         if not (most and interval and str(most).isdigit() and str(interval).isdigit()) or int(most) <= 0 or int(interval) <= 0:
             return
@@ -212,6 +215,8 @@ class HubSpotTransport:
         self.limiter.slow_to(0.9 * int(most) / (int(interval) / 1000))
 
     def close(self) -> None:
+        if self.limiter.budget is not None:
+            self.limiter.budget.flush()
         self._client = None
         self._apis.clear()
 
