@@ -35,10 +35,12 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
 
 from activation import __version__
 from activation.destinations.base import AmbiguousOutcome, DestinationError, RowResult
+
+# RetryPolicy lives with the loop; destinations and tests take it from here as before.
+from activation.destinations.retrying import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -64,25 +66,6 @@ _PUBLIC_HEADERS = frozenset(
 )
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
 _EXCERPT = 200
-
-
-class RetryPolicy(BaseModel):
-    """How often and how patiently to retry a failed request."""
-
-    model_config = ConfigDict(frozen=True)
-
-    max_retries: int = Field(default=5, ge=0, description="Retries after the first attempt.")
-    base_delay: float = Field(default=0.5, ge=0, description="Seconds before the first retry.")
-    max_delay: float = Field(default=60.0, ge=0, description="Cap on any single wait.")
-
-    def backoff(self, retry: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry number `retry` (1-based).
-
-        "Equal jitter": half of the exponential step is fixed so retries really back off,
-        the other half is random so many clients do not hammer an API in lockstep.
-        """
-        step = min(self.max_delay, self.base_delay * 2 ** min(max(retry - 1, 0), 62))
-        return step / 2 + (rng or random).random() * step / 2
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
