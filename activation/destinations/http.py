@@ -1,7 +1,9 @@
-"""The HTTP transport shared by every HTTP destination.
+"""The httpx transport shared by the webhook, Meta and Google Ads destinations (and alerts).
 
-Timeouts, retries, backoff and error messages live here and nowhere else, so every
-destination behaves the same way when an API is slow, down or throttling:
+Timeouts, what a failed request means and error messages live here; the retry loop itself
+(attempts, waits, ambiguity, counters) is `retrying.Retrying`, shared with the destinations
+that call through a vendor's SDK. Every httpx destination behaves the same way when an API is
+slow, down or throttling:
 
 * connection errors, timeouts, 408, 429 and 5xx are retried with jittered exponential
   backoff (``Retry-After`` is honoured on 429/503, capped at ``max_delay``);
@@ -26,7 +28,6 @@ import logging
 import math
 import random
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -35,10 +36,12 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
 
 from activation import __version__
-from activation.destinations.base import AmbiguousOutcome, DestinationError, RowResult
+from activation.destinations.base import DestinationError, RowResult
+
+# RetryPolicy lives with the loop; destinations and tests take it from here as before.
+from activation.destinations.retrying import Failure, Retrying, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -64,25 +67,6 @@ _PUBLIC_HEADERS = frozenset(
 )
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
 _EXCERPT = 200
-
-
-class RetryPolicy(BaseModel):
-    """How often and how patiently to retry a failed request."""
-
-    model_config = ConfigDict(frozen=True)
-
-    max_retries: int = Field(default=5, ge=0, description="Retries after the first attempt.")
-    base_delay: float = Field(default=0.5, ge=0, description="Seconds before the first retry.")
-    max_delay: float = Field(default=60.0, ge=0, description="Cap on any single wait.")
-
-    def backoff(self, retry: int, rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry number `retry` (1-based).
-
-        "Equal jitter": half of the exponential step is fixed so retries really back off,
-        the other half is random so many clients do not hammer an API in lockstep.
-        """
-        step = min(self.max_delay, self.base_delay * 2 ** min(max(retry - 1, 0), 62))
-        return step / 2 + (rng or random).random() * step / 2
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -214,8 +198,6 @@ class HttpClient:
         self.retry = retry or RetryPolicy()
         self._throttled = throttled
         self._retry_after = retry_after
-        self._sleep = sleep
-        self._rng = rng or random.Random()
         self._secrets = secret_values(headers or {})
         self._client = httpx.Client(
             timeout=timeout,
@@ -223,14 +205,19 @@ class HttpClient:
             transport=transport,
             follow_redirects=False,  # a redirected POST may silently lose its body
         )
-        self._lock = threading.Lock()
-        self.requests = 0
-        self.retries = 0
-        self.throttled = 0
+        self.retrying = Retrying(self.retry, sleep=sleep, rng=rng or random.Random(), log=log)
 
-    def _count(self, attr: str) -> None:
-        with self._lock:
-            setattr(self, attr, getattr(self, attr) + 1)
+    @property
+    def requests(self) -> int:
+        return self.retrying.requests
+
+    @property
+    def retries(self) -> int:
+        return self.retrying.retries
+
+    @property
+    def throttled(self) -> int:
+        return self.retrying.throttled
 
     def redact(self, text: str, extra: Iterable[str] = ()) -> str:
         """`text` with every known header value replaced by ***."""
@@ -281,57 +268,37 @@ class HttpClient:
         """
         shown = display_url or safe_url(url)
         secrets = self._secrets | secret_values(headers or {})
-        attempt = 0
-        ambiguous = False  # an attempt so far may have been applied
-        while True:
-            attempt += 1
-            self._count("requests")
-            wait: float | None = None
-            try:
-                response = self._client.request(
-                    method, url, json=json, content=content, headers=headers, params=params
-                )
-            except TRANSIENT_ERRORS as exc:
-                problem = _exc_text(exc, url, shown)
-                if not isinstance(exc, NOT_SENT_ERRORS):  # sent, then dropped, timed out or cut
-                    ambiguous = True
-                    if not idempotent:
-                        raise AmbiguousOutcome(f"{method} {shown}: {redact(problem, secrets)}") from None
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+
+        def attempt() -> httpx.Response | Failure:
+            response = self._client.request(method, url, json=json, content=content, headers=headers, params=params)
+            return self._failure(response, secrets) or response
+
+        def classify(exc: Exception) -> Failure | None:
+            if isinstance(exc, TRANSIENT_ERRORS):  # sent, then dropped, timed out or cut: unless never sent
+                return Failure(redact(_exc_text(exc, url, shown), secrets), maybe_applied=not isinstance(exc, NOT_SENT_ERRORS))
+            if isinstance(exc, (httpx.HTTPError, httpx.InvalidURL)):  # a bad URL or scheme: retrying cannot fix it
                 text = redact(_exc_text(exc, url, shown), secrets)
-                raise DestinationError(f"{method} {shown} failed: {text}", retryable=False) from None
-            else:
-                status = response.status_code
-                throttled = status == 429 or (
-                    self._throttled is not None and status < 500 and self._throttled(response))
-                if status < 500 and status not in RETRY_STATUSES and not throttled:
-                    return Answer(response, ambiguous)
-                if throttled:
-                    self._count("throttled")
-                if status in RETRY_AFTER_STATUSES:
-                    wait = parse_retry_after(response.headers.get("Retry-After"))
-                if wait is None and throttled and self._retry_after is not None:
-                    wait = self._retry_after(response)
-                problem = f"HTTP {status}: {response_message(response)}"
-                response.close()
-                if status >= 500 and status != 503:  # 503 says it was not served; others may have been
-                    ambiguous = True
-                    if not idempotent:
-                        raise AmbiguousOutcome(f"{method} {shown}: {redact(problem, secrets)}") from None
-            problem = redact(problem, secrets)
-            if attempt > self.retry.max_retries:
-                landed = " (an attempt may have been applied)" if ambiguous else ""
-                raise DestinationError(
-                    f"{method} {shown} failed after {attempt} attempt(s): {problem}{landed}"
-                ) from None
-            wait = self.retry.backoff(attempt, self._rng) if wait is None else wait
-            wait = min(wait, self.retry.max_delay)
-            self._count("retries")
-            log.warning(
-                "%s %s: %s; retry %d/%d in %.1fs",
-                method, shown, problem, attempt, self.retry.max_retries, wait,
-            )
-            self._sleep(wait)
+                return Failure(text, fatal=lambda _: DestinationError(f"{method} {shown} failed: {text}", retryable=False))
+            return None
+
+        response, ambiguous = self.retrying.call(f"{method} {shown}", attempt, classify, idempotent=idempotent)
+        return Answer(response, ambiguous)
+
+    def _failure(self, response: httpx.Response, secrets: Iterable[str]) -> Failure | None:
+        """The failure `response` is (408, 429, 5xx, the API's own throttling), or None: the
+        caller decides what any other answer means."""
+        status = response.status_code
+        throttled = status == 429 or (self._throttled is not None and status < 500 and self._throttled(response))
+        if status < 500 and status not in RETRY_STATUSES and not throttled:
+            return None
+        wait = parse_retry_after(response.headers.get("Retry-After")) if status in RETRY_AFTER_STATUSES else None
+        if wait is None and throttled and self._retry_after is not None:
+            wait = self._retry_after(response)
+        problem = redact(f"HTTP {status}: {response_message(response)}", secrets)
+        response.close()
+        # 503 says it was not served; other 5xx may have been
+        return Failure(problem, status=status, throttled=throttled, wait=wait,
+                       maybe_applied=status >= 500 and status != 503)
 
     def close(self) -> None:
         self._client.close()

@@ -12,7 +12,8 @@
   answer. A client-side limiter spaces calls under the configured rate and, once HubSpot has
   said its limit, under that; a 429 pauses every call until the window has cleared (Retry-After
   if sent, else the whole interval): a shorter wait only earns more 429s. A DAILY 429 stops the
-  run (it clears at midnight). 5xx and dropped connections are retried with jittered backoff.
+  run (it clears at midnight). 5xx and dropped connections are retried with jittered backoff
+  (by the shared loop, `retrying.Retrying`; `_failure` says what each failure means).
 - An attempt whose answer was lost (read timeout, dropped or cut connection) or was a 500, 502
   or 504 may have been applied. If retries run out after one, `Unanswered` is raised; a
   refusal after one is marked `after_ambiguous`: the rows are possibly delivered, not refused.
@@ -21,13 +22,13 @@
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from activation.destinations.base import ConfigError, DestinationError, RequestBudget
+from activation.destinations.retrying import Attempts, Failure, Retrying, RetryPolicy
 from activation.project.secrets import MissingSecret, redact, resolve_env, scrub_personal_data
 
 
@@ -73,10 +74,12 @@ class RateLimiter:
         if self.budget is not None and (shared := self.budget.take(self.interval)) > 0:
             self.sleep(shared)
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, *, shared: bool = False) -> None:
+        """No call from this process for `seconds`; `shared` (a 429: the account's window is
+        full): from any process sharing the account's budget either."""
         with self._lock:
             self.next_at = max(self.next_at, self.clock() + seconds)
-        if self.budget is not None:
+        if shared and self.budget is not None:
             self.budget.pause(seconds)
 
     def slow_to(self, rate: float) -> None:
@@ -99,10 +102,26 @@ class HubSpotTransport:
     def __init__(self, name: str, spec: Any, sleep: Callable[[float], None] = time.sleep) -> None:
         self.name, self.spec = name, spec
         self.limiter = RateLimiter(spec.requests_per_second, sleep=sleep)
-        self.requests = self.throttled = self.retries = 0
+        # Waits go through the limiter (pause, then the next call's wait sleeps), so a retry
+        # also keeps to the spacing; 0.5 s doubling up to 30 s between 5xx / dropped calls.
+        self.retrying = Retrying(RetryPolicy(max_retries=spec.max_retries, base_delay=0.5, max_delay=30.0),
+                                 sleep=self.limiter.pause, max_wait=RETRY_AFTER_CAP,
+                                 on_throttle=self._pause_all, exhausted=_still_failing)
         self._client: Any = None
         self._apis: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    @property
+    def requests(self) -> int:
+        return self.retrying.requests
+
+    @property
+    def retries(self) -> int:
+        return self.retrying.retries
+
+    @property
+    def throttled(self) -> int:
+        return self.retrying.throttled
 
     @property
     def client(self) -> Any:
@@ -149,58 +168,53 @@ class HubSpotTransport:
     def call_with_outcome(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, Any, bool]:
         """Like `call`, with whether an earlier attempt may have been applied: then errors in
         the answer may be HubSpot's view of its own earlier write, not a refusal of the input."""
+        timeout = (self.spec.connect_timeout_seconds, self.spec.read_timeout_seconds)
+
+        def attempt() -> tuple[int, Any]:
+            self.limiter.wait()
+            response = fn(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
+            self._learn_limit(response.headers)
+            data = response.data  # read inside the attempt: a cut answer is a transport failure
+            return response.status, json.loads(data) if data else None
+
+        (status, body), ambiguous = self.retrying.call("HubSpot", attempt, self._failure)
+        return status, body, ambiguous
+
+    def _failure(self, e: Exception) -> Failure | None:
+        """What a failed SDK call means (the SDK raises a per-module ApiException class, urllib3
+        its own errors); None for anything else (a bug, a body that is not JSON): raised as is."""
         from urllib3.exceptions import HTTPError as TransportError
 
-        timeout = (self.spec.connect_timeout_seconds, self.spec.read_timeout_seconds)
-        attempt = 0
-        ambiguous = False
-        while True:
-            self.limiter.wait()
-            self._count("requests")
-            try:
-                response = fn(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
-                self._learn_limit(response.headers)
-                data = response.data
-                return response.status, json.loads(data) if data else None, ambiguous
-            except Exception as e:  # the SDK raises a per-module ApiException class
-                status = getattr(e, "status", None)
-                if status is None and not isinstance(e, (TransportError, ConnectionError, TimeoutError)):
-                    raise
-                body = getattr(e, "body", "") or ""
-                headers = getattr(e, "headers", None) or {}
-                self._learn_limit(headers)
-                retryable = status is None or status == 429 or status >= 500
-                if status in (401, 403):
-                    raise DestinationError(f"HubSpot answered {status}: {message(body)[:500]} (check the token and its scopes)", retryable=False) from None
-                if not retryable:
-                    raise BatchRefused(status or 0, message(body), after_ambiguous=ambiguous) from None
-                # no status: the request may have been sent and applied, unless the connection
-                # was never made; 503 and 429 say it was not served
-                ambiguous = ambiguous or (status is None and _maybe_sent(e)) or (status is not None and status >= 500 and status != 503)
-                wait = backoff(headers, attempt + 1, status)
-                if status == 429:
-                    self._count("throttled")
-                    if policy(body) == "DAILY":
-                        # Not terminal: it passes by itself. The reset is midnight in the account's
-                        # time zone, which the API does not say: try again hourly, not every slot
-                        # (a try costs one call of the next day's quota if it is too early).
-                        raise DestinationError(f"HubSpot's daily request limit is reached: {message(body)[:500]} (it resets at "
-                                               "midnight in the account's time zone; the daemon tries again hourly)",
-                                               retry_after=DAILY_RETRY_SECONDS) from None
-                    self.limiter.pause(wait)  # every call waits for the window to clear, not only this one
-                attempt += 1
-                if attempt > self.spec.max_retries:
-                    what = f"HTTP {status}: {message(body)[:500]}" if status else f"{type(e).__name__}: {e}"
-                    text = redact(f"HubSpot still failing after {attempt - 1} retries: {what}")
-                    if ambiguous:
-                        raise Unanswered(text + " (an attempt may have been applied)") from None
-                    raise DestinationError(text) from None
-                self._count("retries")
-                self.limiter.pause(wait)
+        status = getattr(e, "status", None)
+        if status is None and not isinstance(e, (TransportError, ConnectionError, TimeoutError)):
+            return None
+        body = getattr(e, "body", "") or ""
+        headers = getattr(e, "headers", None) or {}
+        self._learn_limit(headers)
+        if status in (401, 403):
+            auth = DestinationError(f"HubSpot answered {status}: {message(body)[:500]} (check the token and its scopes)", retryable=False)
+            return Failure(str(auth), status=status, fatal=lambda _: auth)
+        if status is not None and status != 429 and status < 500:
+            return Failure(redact(message(body)), status=status,
+                           fatal=lambda applied: BatchRefused(status or 0, message(body), after_ambiguous=applied))
+        if status == 429 and policy(body) == "DAILY":
+            # Not terminal: it passes by itself. The reset is midnight in the account's time zone,
+            # which the API does not say: try again hourly, not every slot (a try costs one
+            # call of the next day's quota if it is too early).
+            daily = DestinationError(f"HubSpot's daily request limit is reached: {message(body)[:500]} (it resets at "
+                                     "midnight in the account's time zone; the daemon tries again hourly)",
+                                     retry_after=DAILY_RETRY_SECONDS)
+            return Failure(str(daily), status=status, throttled=True, fatal=lambda _: daily)
+        what = f"HTTP {status}: {message(body)[:500]}" if status else f"{type(e).__name__}: {e}"
+        # no status: the request may have been sent and applied, unless the connection was
+        # never made; 503 and 429 say it was not served
+        maybe_applied = (status is None and _maybe_sent(e)) or (status is not None and status >= 500 and status != 503)
+        return Failure(redact(what), status=status, maybe_applied=maybe_applied, throttled=status == 429,
+                       wait=server_wait(headers, status))
 
-    def _count(self, name: str) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + 1)
+    def _pause_all(self, wait: float | None) -> None:
+        """A 429: every call waits for the window to clear, not only the one that got it."""
+        self.limiter.pause(WINDOW_SECONDS if wait is None else wait, shared=True)
 
     def _learn_limit(self, headers: Any) -> None:
         """Keep under the limit HubSpot says it applies (requests per rolling interval)."""
@@ -254,15 +268,18 @@ def _maybe_sent(e: BaseException) -> bool:
 DAILY_RETRY_SECONDS = 3600.0
 #: HubSpot's rolling window: a 429 that says nothing else is waited out this long.
 WINDOW_SECONDS = 10.0
+#: The longest Retry-After honoured.
+RETRY_AFTER_CAP = 60.0
 
 
-def backoff(headers: Any, attempt: int, status: int | None) -> float:
-    """How long to back off: Retry-After, else (429) the whole rate-limit interval, else jittered backoff."""
+def server_wait(headers: Any, status: int | None) -> float | None:
+    """How long HubSpot asks to wait: Retry-After, else (429) the whole rate-limit interval;
+    None: the loop's jittered backoff."""
     get = headers.get if hasattr(headers, "get") else (lambda _k: None)
     retry_after = get("Retry-After")
     if retry_after:
         try:
-            return min(float(retry_after), 60.0)
+            return float(retry_after)  # capped at RETRY_AFTER_CAP by the loop
         except ValueError:
             pass
     if status == 429:
@@ -272,4 +289,11 @@ def backoff(headers: Any, attempt: int, status: int | None) -> float:
         if interval and str(interval).isdigit() and int(interval) > 0:
             return min(int(interval) / 1000, WINDOW_SECONDS)
         return WINDOW_SECONDS
-    return min(0.5 * 2 ** (attempt - 1), 30.0) * (0.5 + random.random() / 2)
+    return None
+
+
+def _still_failing(what: str, attempts: Attempts, failure: Failure) -> BaseException:
+    text = f"HubSpot still failing after {attempts.retries} retries: {failure.problem}"
+    if attempts.maybe_applied:
+        return Unanswered(text + " (an attempt may have been applied)")
+    return DestinationError(text)

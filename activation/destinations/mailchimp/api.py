@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from activation.destinations.base import ConfigError, DestinationError
-from activation.destinations.http import RetryPolicy
+from activation.destinations.retrying import Attempts, Failure, Retrying, RetryPolicy
 from activation.project.secrets import MissingSecret, redact, resolve_env
 
 PAGE = 1000  # Mailchimp's largest `count`
@@ -103,17 +103,52 @@ class Slots:
                 self._cond.notify_all()
 
 
+def _failure(status: int | None, text: Any) -> Failure:
+    """What a failed call means: `status` None is a transport failure (refused, dropped, timed
+    out, cut), `text` the problem+json document, or the exception, as the SDK hands it over."""
+    title, detail, errors = problem(text) if status is not None else ("", f"{type(text).__name__}: {text}", [])
+    if status in (401, 403):
+        auth = DestinationError(redact(f"Mailchimp refused the API key ({status} {title}: {detail}); check "
+                                       "api_key and server (the data center)"), retryable=False)
+        return Failure(str(auth), status=status, fatal=lambda _: auth)
+    if status is not None and status not in (408, 429) and status < 500:
+        return Failure(redact(detail), status=status,
+                       fatal=lambda applied: Refused(status, title, detail, errors, after_ambiguous=applied))
+    # No status: the connection failed, maybe after the request was sent (the SDK does not say
+    # whether it was ever made, so it counts as maybe applied); 503 and 429 say it was not served.
+    return Failure(redact(f"HTTP {status} {title}: {detail}" if status else detail), status=status,
+                   maybe_applied=status is None or (status >= 500 and status != 503), throttled=status == 429)
+
+
+def _still_failing(what: str, attempts: Attempts, failure: Failure) -> BaseException:
+    # Unlike HttpClient and HubSpot it says nothing of an attempt that may have been applied
+    # (no Unanswered-like error): kept as Mailchimp's loop had it before the loop was shared.
+    return DestinationError(f"Mailchimp still failing after {attempts.retries} retries: {failure.problem}")
+
+
 class MailchimpApi:
     """Thread-safe: calls from a pool share one set of connection `Slots`."""
 
     def __init__(self, name: str, spec: Any, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.name, self.spec = name, spec
-        self._sleep = sleep
         self._client: Any = None
         self.slots = Slots(spec.concurrency)
-        self._lock = threading.Lock()
         self.retry = RetryPolicy(max_retries=spec.max_retries, max_delay=30.0)
-        self.requests = self.retries = self.throttled = 0
+        # No Retry-After is honoured (ApiClientError carries no headers); a 429 costs a slot.
+        self.retrying = Retrying(self.retry, sleep=sleep, on_throttle=lambda _wait: self.slots.throttled(),
+                                 exhausted=_still_failing)
+
+    @property
+    def requests(self) -> int:
+        return self.retrying.requests
+
+    @property
+    def retries(self) -> int:
+        return self.retrying.retries
+
+    @property
+    def throttled(self) -> int:
+        return self.retrying.throttled
 
     @property
     def lists(self) -> Any:
@@ -140,10 +175,6 @@ class MailchimpApi:
         self.lists  # noqa: B018 - builds the client
         return self._client.ping
 
-    def _count(self, attr: str) -> None:
-        with self._lock:
-            setattr(self, attr, getattr(self, attr) + 1)
-
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """`fn(*args, **kwargs)` with a connection slot, retrying 429, 5xx and transport failures.
 
@@ -158,11 +189,8 @@ class MailchimpApi:
         from mailchimp_marketing.api_client import ApiClientError
         from requests import Response
 
-        attempt = 0
-        ambiguous = False
-        while True:
-            with self.slots:
-                self._count("requests")
+        def attempt() -> Any:
+            with self.slots:  # held for the call only: released before any wait
                 try:
                     result = fn(*args, **kwargs)
                 except ApiClientError as e:
@@ -170,26 +198,11 @@ class MailchimpApi:
                 else:
                     if not isinstance(result, Response) or result.ok:
                         self.slots.succeeded()
-                        return (result if not isinstance(result, Response) else None), ambiguous  # a Response: 204 No Content
+                        return result if not isinstance(result, Response) else None  # a Response: 204 No Content
                     status, text = result.status_code, result.text
-            title, detail, errors = problem(text) if status is not None else ("", f"{type(text).__name__}: {text}", [])
-            if status in (401, 403):
-                raise DestinationError(redact(f"Mailchimp refused the API key ({status} {title}: {detail}); check "
-                                              "api_key and server (the data center)"), retryable=False)
-            if status is not None and status not in (408, 429) and status < 500:
-                raise Refused(status, title, detail, errors, after_ambiguous=ambiguous)
-            # no status: the connection failed, maybe after the request was sent; 503 and 429
-            # say the request was not served
-            ambiguous = ambiguous or status is None or (status >= 500 and status != 503)
-            if status == 429:
-                self._count("throttled")
-                self.slots.throttled()
-            attempt += 1
-            if attempt > self.retry.max_retries:
-                what = f"HTTP {status} {title}: {detail}" if status else detail
-                raise DestinationError(redact(f"Mailchimp still failing after {attempt - 1} retries: {what}"))
-            self._count("retries")
-            self._sleep(self.retry.backoff(attempt))
+            return _failure(status, text)
+
+        return self.retrying.call("Mailchimp", attempt)
 
     # -- look-ups ---------------------------------------------------------------------------
 

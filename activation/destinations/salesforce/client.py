@@ -3,7 +3,8 @@
 `SalesforceClient.call` is the one place that decides what a failure means:
 
 * REQUEST_LIMIT_EXCEEDED, 5xx, dropped connections, timeouts and failed Bulk jobs are retried
-  with jittered backoff (`RetryPolicy`), then raise a retryable `DestinationError`;
+  with jittered backoff (the shared loop, `retrying.Retrying`), then raise a retryable
+  `DestinationError`;
 * 401 INVALID_SESSION_ID logs in again once when credentials are configured, else it raises a
   non-retryable `DestinationError` (a session id cannot renew itself);
 * every other refusal (403, 404, 400) propagates to the caller, which knows what it means.
@@ -41,8 +42,8 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.format import format_soql
 
-from activation.destinations.base import AmbiguousOutcome, DestinationError
-from activation.destinations.http import RetryPolicy
+from activation.destinations.base import DestinationError
+from activation.destinations.retrying import Attempts, Failure, Retrying, RetryPolicy
 from activation.destinations.salesforce.fields import csv_cell
 from activation.project.secrets import redact
 
@@ -133,11 +134,10 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-@dataclass
-class _Attempts:
-    """What `SalesforceClient.call` learnt about its attempts."""
-
-    maybe_applied: bool = False
+def _failed_after(what: str, attempts: Attempts, failure: Failure) -> BaseException:
+    # No "(an attempt may have been applied)" here, unlike HttpClient's: kept as Salesforce's
+    # loop had it (its callers read `Attempts.maybe_applied` when they need to know).
+    return DestinationError(f"{what} failed after {attempts.made} attempt(s): {failure.problem}")
 
 
 def _transient(exc: BaseException) -> bool:
@@ -216,64 +216,75 @@ class SalesforceClient:
         self.retry = retry
         self.adapter = adapter
         self.bulk_wait = bulk_wait
-        self._sleep = sleep
-        self._rng = random.Random()
-        self.retries = 0
+        # REQUEST_LIMIT_EXCEEDED is retried but not counted as throttled (it never was)
+        self.retrying = Retrying(retry, sleep=sleep, rng=random.Random(), exhausted=_failed_after, log=log)
         self.api_usage: tuple[int, int] | None = None  # (used, limit) from Sforce-Limit-Info
 
     @property
     def requests(self) -> int:
         return self.adapter.sent
 
+    @property
+    def retries(self) -> int:
+        return self.retrying.retries
+
     def call(self, what: str, fn: Callable[[Salesforce], T], passthrough: tuple[type[Exception], ...] = (),
-             idempotent: bool = True, attempts: _Attempts | None = None) -> T:
+             idempotent: bool = True, attempts: Attempts | None = None) -> T:
         """`fn(sf)` with retries; `passthrough` errors reach the caller, any other refusal
         becomes a non-retryable DestinationError. `idempotent=False` (a create that must not
         happen twice): a transient failure after which Salesforce may have acted raises
         `AmbiguousOutcome` instead of being retried, so the caller can look first.
         `attempts` learns whether an attempt before the last may have been applied."""
-        attempt, relogged = 0, False
-        while True:
-            attempt += 1
+        relogged = False
+
+        def attempt() -> T:
+            nonlocal relogged
             try:
-                if self._sf is None:
-                    self._sf = self._login(relogged)
-                result = fn(self._sf)
-                usage = self._sf.api_usage.get("api-usage")
-                if usage is not None:  # cheap: parsed by the SDK from every REST response
-                    self.api_usage = (usage.used, usage.total)
-                return result
-            except passthrough:
-                raise
-            except SalesforceExpiredSession:
-                if relogged or not self.can_relogin:
-                    raise DestinationError(
-                        f"{what}: Salesforce answered 401 INVALID_SESSION_ID (the session expired or was "
-                        "revoked); configure username/password or JWT so activation can log in again, or "
-                        "supply a fresh session_id", retryable=False) from None
-                relogged, attempt, self._sf = True, attempt - 1, None  # log in afresh, inside the retries
+                return self._once(fn, fresh=relogged)
+            except SalesforceExpiredSession as e:
+                if isinstance(e, passthrough) or relogged or not self.can_relogin:
+                    raise  # classified below: a session id cannot renew itself
+                relogged, self._sf = True, None
                 log.info("%s: session expired; logging in again", what)
-                continue
-            except SalesforceAuthenticationFailed as e:
+            # Logged in afresh inside the same attempt: the re-login is not a retry, and only
+            # the first expiry of a call is forgiven.
+            return self._once(fn, fresh=True)
+
+        def classify(e: Exception) -> Failure | None:
+            if isinstance(e, passthrough):
+                return None
+            if isinstance(e, SalesforceExpiredSession):
+                expired = DestinationError(
+                    f"{what}: Salesforce answered 401 INVALID_SESSION_ID (the session expired or was "
+                    "revoked); configure username/password or JWT so activation can log in again, or "
+                    "supply a fresh session_id", retryable=False)
+                return Failure(str(expired), fatal=lambda _: expired)
+            if isinstance(e, SalesforceAuthenticationFailed):  # a login, which writes nothing
                 if not _transient(e):
-                    raise DestinationError(f"Salesforce login failed: {redact(error_text(e))}", retryable=False) from None
-                problem = error_text(e)
-            except (SalesforceError, SalesforceOperationError, requests.RequestException) as e:
+                    failed = DestinationError(f"Salesforce login failed: {redact(error_text(e))}", retryable=False)
+                    return Failure(str(failed), fatal=lambda _: failed)
+                return Failure(redact(error_text(e)))
+            if isinstance(e, (SalesforceError, SalesforceOperationError, requests.RequestException)):
                 if not _transient(e):
-                    raise DestinationError(f"{what}: {redact(error_text(e))}", retryable=False) from None
-                problem = error_text(e)
+                    refused = DestinationError(f"{what}: {redact(error_text(e))}", retryable=False)
+                    return Failure(str(refused), fatal=lambda _: refused)
+                # Only a connect timeout proves nothing was sent (a refused connection counts as
+                # maybe applied here, unlike HttpClient's connect errors)
                 maybe_applied = not isinstance(e, requests.exceptions.ConnectTimeout) and not _refused_unprocessed(e)
-                if not idempotent and maybe_applied:
-                    raise AmbiguousOutcome(f"{what}: {redact(problem)}") from None
-                if attempts is not None and maybe_applied:
-                    attempts.maybe_applied = True
-            problem = redact(problem)
-            if attempt > self.retry.max_retries:
-                raise DestinationError(f"{what} failed after {attempt} attempt(s): {problem}") from None
-            wait = self.retry.backoff(attempt, self._rng)
-            self.retries += 1
-            log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt, self.retry.max_retries, wait)
-            self._sleep(wait)
+                return Failure(redact(error_text(e)), maybe_applied=maybe_applied)
+            return None
+
+        return self.retrying.call(what, attempt, classify, idempotent=idempotent, attempts=attempts)[0]
+
+    def _once(self, fn: Callable[[Salesforce], T], *, fresh: bool) -> T:
+        """One attempt: log in if needed (`fresh`: not with a configured session id), then `fn`."""
+        if self._sf is None:
+            self._sf = self._login(fresh)
+        result = fn(self._sf)
+        usage = self._sf.api_usage.get("api-usage")
+        if usage is not None:  # cheap: parsed by the SDK from every REST response
+            self.api_usage = (usage.used, usage.total)
+        return result
 
     # ------------------------------------------------------------ reads
 
@@ -325,7 +336,7 @@ class SalesforceClient:
         return out
 
     def _collection_call(self, what: str, n: int, fn: Callable[[Salesforce], Any]) -> list[Outcome]:
-        attempts = _Attempts()
+        attempts = Attempts()
         try:
             results = self.call(what, fn, (SalesforceMalformedRequest,), attempts=attempts) or []
         except SalesforceMalformedRequest as e:
