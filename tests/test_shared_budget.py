@@ -141,3 +141,42 @@ def test_plan_says_whether_a_run_fits_in_what_remains_of_the_daily_quota(tmp_pat
         [said] = [w for w in plan["warnings"] if "calls" in w]
         assert "needs about 26 calls" in said and f"{left} of the account's 40 a day remained" in said, said
         assert "would stop when the daily quota runs out" in said
+
+
+SALESFORCE = """
+version: 1
+warehouse: {{type: duckdb, path: warehouse.duckdb}}
+state: {{url: "{state}"}}
+entities:
+  user: {{table: src.users, key: user_id}}
+destinations:
+  sf: {{type: salesforce, instance_url: "https://{instance}", session_id: sf-token, transport_url: "{url}", bulk_poll_seconds: 0.01}}
+syncs:
+  first: {{from: user, to: sf, object: Contact, mode: upsert, match: {{Email_Key__c: email}}, fields: {{LastName: title, Email: email}}}}
+"""
+
+
+def test_plan_weighs_a_salesforce_run_against_the_orgs_daily_requests(tmp_path: Path) -> None:
+    from activation_emulators.salesforce import Field, SalesforceEmulator
+
+    with SalesforceEmulator(tokens=("sf-token",)) as sf:
+        sf.add_field("Contact", Field("Email_Key__c", external_id=True, unique=True))
+        sf.set_api_usage(used=14_994, limit=15_000)
+        root = _project(tmp_path / "p", "first", "", "", rows=300)
+        (root / "syncs.yaml").write_text(SALESFORCE.format(state=f"sqlite:///{tmp_path / 'state.db'}", instance=sf.instance,
+                                                          url=sf.url))
+
+        def cli(*args: str) -> dict:
+            done = subprocess.run([sys.executable, "-m", "activation.cli", *args, "--json", "-p", str(root)],
+                                  capture_output=True, text=True, timeout=300, env=os.environ)
+            return json.loads(done.stdout)
+
+        assert cli("run")["syncs"][0]["status"] == "success"
+        used, limit = sf.api_usage
+        con = duckdb.connect(str(root / "warehouse.duckdb"))
+        con.execute("UPDATE src.users SET title = 'Manager'")  # 300 updates: Collections of 200, with look-ups
+        con.close()
+        [plan] = cli("plan")["plans"]
+        [said] = [w for w in plan["warnings"] if "calls" in w]
+        assert f"needs about 5 calls; {limit - used} of the account's {limit:,} a day remained" in said, said
+        assert limit - used < 5 and "would stop" in said, said

@@ -46,9 +46,11 @@ from activation.destinations.base import (
     DestinationError,
     DestinationReport,
     IdentityModel,
+    RequestBudget,
     RowOp,
     RowResult,
     SyncTarget,
+    account_key,
     find_or_create,
 )
 from activation.destinations.http import RetryPolicy
@@ -100,6 +102,7 @@ class SalesforceDestination(Destination):
         self._values: dict[str, str | None] = {}
         self._client: SalesforceClient | None = None
         self._http: requests.Session | None = None
+        self._budget: RequestBudget | None = None  # the org's daily quota, kept for plan
         self._objects: dict[str, SObjectInfo | None] = {}
         self._campaign: str | None = None
 
@@ -184,6 +187,27 @@ class SalesforceDestination(Destination):
     def open(self, target: SyncTarget) -> None:
         self.client  # noqa: B018 - resolve ${ENV} before the first batch; no network yet
 
+    def budget_account(self) -> str | None:
+        """Salesforce's daily API request limit is the org's: its instance, else the user's
+        (a username belongs to one org)."""
+        try:
+            org = self._value("instance_url") or self._value("username") or self._value("transport_url")
+        except ConfigError:
+            return None  # open() says what is missing
+        return account_key("salesforce", org) if org else None
+
+    def share_budget(self, budget_for: Callable[[str], RequestBudget]) -> None:
+        # no per-second quota to share; the daily one is told in every answer (Sforce-Limit-Info)
+        if (account := self.budget_account()) is not None:
+            self._budget = budget_for(account)
+
+    def estimated_calls(self, target: SyncTarget, writes: int, removals: int) -> int | None:
+        # writes: Collections of 200 (with a look-up query per 200 to update by the match
+        # field), or one Bulk job (create, upload, close, a few polls, the results); removals:
+        # a look-up and a delete per 200; and the describe
+        bulk = writes > self.spec.bulk_threshold
+        return (10 if bulk else -(-writes // 200) * 2) + -(-removals // 200) * 2 + 1
+
     def report(self) -> DestinationReport:
         c = self._client
         if c is None:
@@ -192,6 +216,10 @@ class SalesforceDestination(Destination):
         return DestinationReport(requests=c.requests, retries=c.retries, details=details)
 
     def close(self) -> None:
+        if self._budget is not None and self._client is not None and self._client.api_usage:
+            used, limit = self._client.api_usage
+            self._budget.observe_daily(max(limit - used, 0), limit)  # for plan's forecast
+            self._budget.flush()
         if self._http is not None:
             self._http.close()
         self._http = self._client = None
