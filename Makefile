@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint lint-imports lock install install-dev docs bench bench-10m clean
+.PHONY: demo test test-fast lint format lint-imports lock install install-dev docs bench bench-10m clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -34,10 +34,12 @@ test: $(VENV)/.installed-dev
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
-# Style, types and the import contracts; CI (.ci/run) runs it before the tests. No `ruff
-# format --check`: the tree is not in ruff's format, and reformatting it is not worth the churn.
+# Style, types and the import contracts; CI (.ci/run) runs it before the tests. `make format`
+# puts the tree in ruff's format (the check below fails otherwise).
+LINTED := activation activation_emulators tests bench examples
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check activation activation_emulators tests bench examples
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy activation
 	$(BIN)/lint-imports
 
@@ -47,6 +49,10 @@ lock: | $(BIN)/activate
 	$(BIN)/pip install -q uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -q \
 		--custom-compile-command 'make lock' -o requirements-dev.lock
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 # The runtime package never imports the emulators (but from --sandbox and demo): pyproject's
 # [tool.importlinter]; also run by the tests.
