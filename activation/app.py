@@ -67,8 +67,9 @@ def validate(loaded: LoadedProject, *, offline: bool = False, remote: bool = Fal
             if remote:
                 s.check_remote(prepared)
     p = loaded.project
-    return ProjectSummary(entities=len(p.entities), traits=len(p.traits), audiences=len(p.audiences),
-                          destinations=len(p.destinations), syncs=len(p.syncs))
+    return ProjectSummary(
+        entities=len(p.entities), traits=len(p.traits), audiences=len(p.audiences), destinations=len(p.destinations), syncs=len(p.syncs)
+    )
 
 
 def warehouse_problem(loaded: LoadedProject) -> str | None:
@@ -120,10 +121,10 @@ def compile_sql(loaded: LoadedProject) -> list[Statement]:
     wh = open_warehouse(spec, loaded.root, read_only=False) if spec.type != "duckdb" else None
     quote = wh.quote if wh else (lambda n: f'"{n}"')
     compiled = compile_project(loaded, lambda n: f'"{spec.schema_}"."{n}"', quote, spec.type)
-    statements = [Statement(f"{compiled.nodes[n].origin} → \"{spec.schema_}\".\"{n}\"", compiled.nodes[n].sql.strip())
-                  for n in compiled.order]
-    statements += [Statement(f"sync {name}: model (key: {', '.join(model.key)})", model.sql.strip())
-                   for name, model in compiled.syncs.items()]
+    statements = [Statement(f'{compiled.nodes[n].origin} → "{spec.schema_}"."{n}"', compiled.nodes[n].sql.strip()) for n in compiled.order]
+    statements += [
+        Statement(f"sync {name}: model (key: {', '.join(model.key)})", model.sql.strip()) for name, model in compiled.syncs.items()
+    ]
     return statements
 
 
@@ -146,8 +147,9 @@ class Workspace:
     def plan(self, names: list[str]) -> list[SyncPlan]:
         return [plan_sync(self.session, self.prepared[n]) for n in names]
 
-    def run(self, names: list[str], *, allow_removal: bool = False, limit: int | None = None,
-            progress: Progress | None = None) -> Iterator[SyncResult]:
+    def run(
+        self, names: list[str], *, allow_removal: bool = False, limit: int | None = None, progress: Progress | None = None
+    ) -> Iterator[SyncResult]:
         """Run each sync in turn (under its lease, but in the sandbox), yielding each result
         as it ends."""
         from activation.leased import leased_runs
@@ -188,15 +190,22 @@ def statuses(loaded: LoadedProject, syncs: list[str] | None = None, select: list
         settle_ended_runs(s.state, [last[n] for n in names if n in last])  # a killed run is not running
         for name in names:
             run_ = last.get(name, {})
-            rows.append({
-                "sync": name, "destination": loaded.project.syncs[name].to, "status": run_.get("status", "never run"),
-                "last_run": run_["started_at"].isoformat(timespec="seconds") if run_.get("started_at") else None,
-                "delivered_rows": s.state.delivered_count(name), "sent": run_.get("sent"),
-                "rejected_by_destination": run_.get("failed"), "rejected": run_.get("rejected"), "error": run_.get("error"),
-                "run_id": run_.get("run_id"),
-                "rejected_rows": s.state.row_errors(run_["run_id"], limit=5) if run_ else [],
-                "rejected_rows_total": s.state.row_error_count(run_["run_id"]) if run_ else 0,
-            })
+            rows.append(
+                {
+                    "sync": name,
+                    "destination": loaded.project.syncs[name].to,
+                    "status": run_.get("status", "never run"),
+                    "last_run": run_["started_at"].isoformat(timespec="seconds") if run_.get("started_at") else None,
+                    "delivered_rows": s.state.delivered_count(name),
+                    "sent": run_.get("sent"),
+                    "rejected_by_destination": run_.get("failed"),
+                    "rejected": run_.get("rejected"),
+                    "error": run_.get("error"),
+                    "run_id": run_.get("run_id"),
+                    "rejected_rows": s.state.row_errors(run_["run_id"], limit=5) if run_ else [],
+                    "rejected_rows_total": s.state.row_error_count(run_["run_id"]) if run_ else 0,
+                }
+            )
     return rows
 
 
@@ -224,8 +233,10 @@ def reset(loaded: LoadedProject, sync: str, *, history: bool, confirm: Callable[
         stored = s.state.stored(sync)
         if sync not in loaded.project.syncs and not any(stored.values()):
             raise ProjectError([loaded.issue(f"no sync named {sync!r}, and nothing is stored for one", "syncs")])
-        what = f"{stored.get('delivered', 0)} delivered rows, {stored.get('in_flight', 0)} in flight, " \
-               f"{stored.get('row_errors', 0)} rejected-row records" + (f", {stored.get('runs', 0)} runs" if history else "")
+        what = (
+            f"{stored.get('delivered', 0)} delivered rows, {stored.get('in_flight', 0)} in flight, "
+            f"{stored.get('row_errors', 0)} rejected-row records" + (f", {stored.get('runs', 0)} runs" if history else "")
+        )
         if not confirm(what):
             return None
         s.state.migrate()

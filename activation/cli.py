@@ -30,7 +30,14 @@ from activation.project.spec import json_schema
 from activation.settings import settings
 from activation.unavailable import Unavailable
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Sync warehouse traits and audiences to the tools your teams use.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Sync warehouse traits and audiences to the tools your teams use.",
+)
+
+
 def _console(stderr: bool = False) -> Console:
     # Piped output (CI logs, `make demo | tee`) gets 120 columns instead of rich's 80.
     probe = Console(stderr=stderr)
@@ -121,7 +128,9 @@ def _reported(as_json: bool, extra: Callable[[], dict[str, Any]] | None = None) 
 def validate(
     project: ProjectOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Do not connect to the warehouse.")] = False,
-    remote: Annotated[bool, typer.Option("--remote", help="Also ask each destination's API: credentials, objects, fields and their types.")] = False,
+    remote: Annotated[
+        bool, typer.Option("--remote", help="Also ask each destination's API: credentials, objects, fields and their types.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check syncs.yaml: keys, references, templates, and (unless --offline) every model and
@@ -135,6 +144,7 @@ def validate(
         _dump(summary)
     else:
         out.print(f"[green]✓[/] {loaded.file.name} is valid: " + ", ".join(f"{v} {k}" for k, v in summary.items() if k != "ok"))
+
 
 @app.command()
 def lint(
@@ -175,14 +185,26 @@ def compile_(project: ProjectOpt = None) -> None:
         print(_sql_comment(st.origin))
         print(st.sql + ";\n")
 
+
 def _sql_comment(text: str) -> str:
     """`text` as SQL line comments: every line of it starts with `--`."""
     return "\n".join(f"-- {line}" for line in text.splitlines() or [""])
 
 
-def _execute(project: Path | None, syncs: list[str] | None, select: list[str] | None, *, dry_run: bool,
-             allow_removal: bool, limit: int | None, as_json: bool, sandbox: bool = False, markdown: bool = False,
-             samples: int = 3, full: bool = False) -> None:
+def _execute(
+    project: Path | None,
+    syncs: list[str] | None,
+    select: list[str] | None,
+    *,
+    dry_run: bool,
+    allow_removal: bool,
+    limit: int | None,
+    as_json: bool,
+    sandbox: bool = False,
+    markdown: bool = False,
+    samples: int = 3,
+    full: bool = False,
+) -> None:
     from activation import app as application
     from activation.runner import SyncResult
 
@@ -221,8 +243,13 @@ def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, sampl
         print(redact(plans_markdown(plans, samples=samples)), end="")
         return
     if as_json:
-        _dump({"ok": not any(p.blocked or p.counts.rejected for p in plans), "dry_run": True,
-               "plans": [p.model_dump(mode="json") for p in plans]})
+        _dump(
+            {
+                "ok": not any(p.blocked or p.counts.rejected for p in plans),
+                "dry_run": True,
+                "plans": [p.model_dump(mode="json") for p in plans],
+            }
+        )
         return
     from activation.output import FULL_HINT, VALUES_WIDTH
 
@@ -244,28 +271,64 @@ class OutputFormat(str, Enum):
     markdown = "markdown"
 
 
-FormatOpt = Annotated[OutputFormat | None, typer.Option("--format", help="text (default), json (same as --json) or markdown (a pull-request comment).")]
-BaseOpt = Annotated[str | None, typer.Option("--base", metavar="REV", help="Review the change since REV (its merge base with HEAD): the config diff and its effect on today's data.")]
-SamplesOpt = Annotated[int, typer.Option("--samples", min=0, help="Markdown: sample rows per change kind (0: none, e.g. for a public repository).")]
+FormatOpt = Annotated[
+    OutputFormat | None, typer.Option("--format", help="text (default), json (same as --json) or markdown (a pull-request comment).")
+]
+BaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base",
+        metavar="REV",
+        help="Review the change since REV (its merge base with HEAD): the config diff and its effect on today's data.",
+    ),
+]
+SamplesOpt = Annotated[
+    int, typer.Option("--samples", min=0, help="Markdown: sample rows per change kind (0: none, e.g. for a public repository).")
+]
 FullOpt = Annotated[bool, typer.Option("--full", help="Text: show sample values whole (cut at 90 characters otherwise).")]
 
 
 @app.command()
 def plan(
-    syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt = None, as_json: JsonOpt = False,
-    sandbox: SandboxOpt = False, base: BaseOpt = None, fmt: FormatOpt = None, samples: SamplesOpt = 3,
+    syncs: SyncsArg = None,
+    select: SelectOpt = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+    sandbox: SandboxOpt = False,
+    base: BaseOpt = None,
+    fmt: FormatOpt = None,
+    samples: SamplesOpt = 3,
     full: FullOpt = False,
 ) -> None:
     """Show what a run would change, per sync and per field. Sends nothing, writes nothing."""
     chosen = OutputFormat.json if as_json else fmt or OutputFormat.text
     if base is not None:
         _review(project, syncs, select, base, chosen, sandbox, samples, full)
-    _execute(project, syncs, select, dry_run=True, allow_removal=False, limit=None, as_json=chosen == OutputFormat.json,
-             sandbox=sandbox, markdown=chosen == OutputFormat.markdown, samples=samples, full=full)
+    _execute(
+        project,
+        syncs,
+        select,
+        dry_run=True,
+        allow_removal=False,
+        limit=None,
+        as_json=chosen == OutputFormat.json,
+        sandbox=sandbox,
+        markdown=chosen == OutputFormat.markdown,
+        samples=samples,
+        full=full,
+    )
 
 
-def _review(project: Path | None, syncs: list[str] | None, select: list[str] | None, base: str, fmt: OutputFormat,
-            sandbox: bool, samples: int, full: bool = False) -> None:
+def _review(
+    project: Path | None,
+    syncs: list[str] | None,
+    select: list[str] | None,
+    base: str,
+    fmt: OutputFormat,
+    sandbox: bool,
+    samples: int,
+    full: bool = False,
+) -> None:
     """plan --base: the config diff against REV and its effect on today's data."""
     from activation.review import GitError, review_project
 
@@ -325,8 +388,7 @@ def status(syncs: SyncsArg = None, select: SelectOpt = None, project: ProjectOpt
         for e in r["rejected_rows"]:
             out.print(f"  ✗ {r['sync']} {e['row_key']}: {e['reason']}", markup=False, highlight=False)
         if (more := r["rejected_rows_total"] - len(r["rejected_rows"])) > 0:
-            out.print(f"  … and {more} more rejected rows of {r['sync']} (`activation history {r['sync']}`)",
-                      markup=False, highlight=False)
+            out.print(f"  … and {more} more rejected rows of {r['sync']} (`activation history {r['sync']}`)", markup=False, highlight=False)
     raise typer.Exit(EXIT_FAILED if bad else EXIT_OK)
 
 
@@ -351,21 +413,28 @@ def history(
     for r in runs:
         took = f"{(r['finished_at'] - r['started_at']).total_seconds():.1f}s" if r["finished_at"] else "-"
         # escaped: rich took "[partial]" for a style tag and printed no status at all
-        out.print(f"[bold]{r['started_at']:%Y-%m-%d %H:%M:%S}[/] {r['run_id']} {escape('[' + r['status'] + ']')} {took}: "
-                  f"+{r['added']} ~{r['changed']} -{r['removed']} ={r['unchanged']}, "
-                  f"rejected before sending {r['rejected']}, sent {r['sent']}, "
-                  f"rejected by destination {r['rejected_by_destination']}", soft_wrap=True)
+        out.print(
+            f"[bold]{r['started_at']:%Y-%m-%d %H:%M:%S}[/] {r['run_id']} {escape('[' + r['status'] + ']')} {took}: "
+            f"+{r['added']} ~{r['changed']} -{r['removed']} ={r['unchanged']}, "
+            f"rejected before sending {r['rejected']}, sent {r['sent']}, "
+            f"rejected by destination {r['rejected_by_destination']}",
+            soft_wrap=True,
+        )
         if r["error"]:
             out.print(f"    error: {r['error']}", markup=False)
         if d := r.get("details"):
             ids = "".join(f", {k} {v}" for k, v in d.get("details", {}).items())
-            out.print(f"    destination: {d['requests']} requests, {d['retries']} retries, {d['throttled']} throttled{ids}",
-                      markup=False, highlight=False)
+            out.print(
+                f"    destination: {d['requests']} requests, {d['retries']} retries, {d['throttled']} throttled{ids}",
+                markup=False,
+                highlight=False,
+            )
         for e in r["rejected_rows"]:
             out.print(f"    ✗ {e['row_key']} ({e['stage']}): {e['reason']}", markup=False, highlight=False)
         if (more := r["rejected_rows_total"] - len(r["rejected_rows"])) > 0:
-            out.print(f"    … and {more} more rejected rows (`activation history {sync} --rejected 0` shows all)",
-                      markup=False, highlight=False)
+            out.print(
+                f"    … and {more} more rejected rows (`activation history {sync} --rejected 0` shows all)", markup=False, highlight=False
+            )
 
 
 @app.command()
@@ -391,8 +460,12 @@ def show(
     for c in columns:
         table.add_column(c, overflow="fold")
     for item in shown:
-        table.add_row(*(escape(json.dumps(item[c], default=str) if not isinstance(item.get(c), str) else item[c])
-                        if c in item else "" for c in columns))
+        table.add_row(
+            *(
+                escape(json.dumps(item[c], default=str) if not isinstance(item.get(c), str) else item[c]) if c in item else ""
+                for c in columns
+            )
+        )
     out.print(table)
     out.print(f"[dim]{len(shown)} rows shown (--limit {limit}); nothing was sent and nothing was written.[/]")
 
@@ -402,21 +475,32 @@ def daemon(
     syncs: SyncsArg = None,
     select: SelectOpt = None,
     project: ProjectOpt = None,
-    host: Annotated[str | None, typer.Option("--host", help="Address of /healthz and /metrics (daemon.health_host; default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port of /healthz and /metrics; 0 picks a free one (daemon.health_port; default 9464).")] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address of /healthz and /metrics (daemon.health_host; default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", min=0, max=65535, help="Port of /healthz and /metrics; 0 picks a free one (daemon.health_port; default 9464)."
+        ),
+    ] = None,
     no_health: Annotated[bool, typer.Option("--no-health", help="No HTTP server.")] = False,
-    json_logs: Annotated[bool | None, typer.Option("--json-logs/--text-logs", help="One JSON object per log line (daemon.json_logs).")] = None,
+    json_logs: Annotated[
+        bool | None, typer.Option("--json-logs/--text-logs", help="One JSON object per log line (daemon.json_logs).")
+    ] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="debug, info, warning or error (daemon.log_level).")] = None,
     lease_ttl: Annotated[str | None, typer.Option("--lease-ttl", help="Lease duration, e.g. 60s (daemon.lease_ttl).")] = None,
     watch: Annotated[bool | None, typer.Option("--watch/--no-watch", help="Re-read syncs.yaml when it changes (daemon.watch).")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="This daemon's name in leases and logs (default: the host name; the pid is added).")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="This daemon's name in leases and logs (default: the host name; the pid is added).")
+    ] = None,
 ) -> None:
     """Run every scheduled sync on its schedule until SIGTERM/SIGINT; SIGHUP re-reads syncs.yaml.
 
     A sync never runs twice at once, even across daemons sharing a state store (leases)."""
     from activation.extras import needs
 
-    if (problem := needs("activation daemon", "daemon", {"apscheduler": "apscheduler", "prometheus-client": "prometheus_client"})):
+    if problem := needs("activation daemon", "daemon", {"apscheduler": "apscheduler", "prometheus-client": "prometheus_client"}):
         err.print(f"[bold red]error:[/] {escape(problem)}", highlight=False)
         raise typer.Exit(EXIT_CONFIG)
     from activation.daemon.service import Daemon, DaemonOptions
@@ -427,9 +511,18 @@ def daemon(
     except ValueError as e:
         err.print(f"[bold red]error:[/] --lease-ttl: {e}", highlight=False)
         raise typer.Exit(EXIT_CONFIG) from None
-    options = DaemonOptions(syncs=syncs, select=select, health_host=host, health_port=port, no_health=no_health,
-                            json_logs=json_logs, log_level=log_level.lower() if log_level else None, lease_ttl=ttl,
-                            watch=watch, name=name)
+    options = DaemonOptions(
+        syncs=syncs,
+        select=select,
+        health_host=host,
+        health_port=port,
+        no_health=no_health,
+        json_logs=json_logs,
+        log_level=log_level.lower() if log_level else None,
+        lease_ttl=ttl,
+        watch=watch,
+        name=name,
+    )
     try:
         service = Daemon(project or Path(settings().project), options)
     except ProjectError as e:
@@ -455,16 +548,23 @@ def reset(
     from activation import app as application
 
     with _reported(False):
-        gone = application.reset(_load(project), sync, history=history,
-                                 confirm=lambda what: yes or typer.confirm(f"Forget {what} of {sync}? Its next run resends every row."))
+        gone = application.reset(
+            _load(project),
+            sync,
+            history=history,
+            confirm=lambda what: yes or typer.confirm(f"Forget {what} of {sync}? Its next run resends every row."),
+        )
     if gone is None:
         raise typer.Exit(EXIT_FAILED)
     out.print(f"{sync}: forgot " + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in gone.items()) + ".")
 
+
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
-    sample_data: Annotated[bool, typer.Option("--sample-data/--no-sample-data", help="Create a small DuckDB warehouse to try it on.")] = True,
+    sample_data: Annotated[
+        bool, typer.Option("--sample-data/--no-sample-data", help="Create a small DuckDB warehouse to try it on.")
+    ] = True,
 ) -> None:
     """Create a new project: syncs.yaml, an example trait, score and audience, a file destination."""
     from activation.scaffold import scaffold
@@ -500,7 +600,14 @@ def emulate(project: ProjectOpt = None) -> None:
 
 @app.command()
 def demo(
-    directory: Annotated[Path | None, typer.Option("--dir", help="Project directory of the demo (default: the current one when it holds a syncs.yaml, else ./activation-demo); the example project is copied into it when it holds none.", show_default=False)] = None,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Project directory of the demo (default: the current one when it holds a syncs.yaml, else ./activation-demo); the example project is copied into it when it holds none.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Generate the demo warehouse, plan, run, change rows, and show the second plan."""
     from activation_emulators.demo.run import run_demo  # lazily: see [tool.importlinter]
@@ -536,16 +643,17 @@ def _unexpected(e: BaseException) -> list[str]:
     error, then hints."""
     said = [redact(f"{type(e).__name__}: {e}")]
     if _duckdb_out_of_memory(e):
-        said.append("DuckDB ran out of memory under warehouse.memory_limit. Raise it: it must hold the state table's key "
-                    "index, about 600 MB per million delivered rows (or keep the state elsewhere with state.url). "
-                    "Acknowledged batches are kept; the next run sends the rest.")
+        said.append(
+            "DuckDB ran out of memory under warehouse.memory_limit. Raise it: it must hold the state table's key "
+            "index, about 600 MB per million delivered rows (or keep the state elsewhere with state.url). "
+            "Acknowledged batches are kept; the next run sends the rest."
+        )
     return said
 
 
 def _duckdb_out_of_memory(e: BaseException) -> bool:
     text = str(e)
-    return "duckdb" in text.lower() and any(s in text for s in ("Out of Memory", "could not allocate block",
-                                                                 "failed to pin block"))
+    return "duckdb" in text.lower() and any(s in text for s in ("Out of Memory", "could not allocate block", "failed to pin block"))
 
 
 def settings_debug() -> bool:

@@ -70,20 +70,27 @@ class SyncResult(BaseModel):
     sent: int = Field(0, description="Operations sent to the destination.")
     acknowledged: int = 0
     rejected_by_destination: int = 0
-    unconfirmed: int = Field(0, description="Rows whose outcome the destination left unknown: possibly delivered, "
-                                            "sent again next run.")
-    released: int = Field(0, description="Identities no row maps to any more, removed at the destination "
-                                         "(mirror, audience) or forgotten (other modes).")
+    unconfirmed: int = Field(0, description="Rows whose outcome the destination left unknown: possibly delivered, sent again next run.")
+    released: int = Field(
+        0, description="Identities no row maps to any more, removed at the destination (mirror, audience) or forgotten (other modes)."
+    )
     error: str | None = None
-    terminal: bool = Field(False, description="The run failed for a reason retrying cannot fix (credentials, permissions, "
-                                              "an unknown object): the daemon pauses the sync until its configuration "
-                                              "is reloaded.")
-    retry_after: float | None = Field(None, description="Seconds before trying again can help, as the destination "
-                                                        "said (a daily quota until its reset): the daemon waits at least "
-                                                        "this long before the sync's next run.")
+    terminal: bool = Field(
+        False,
+        description="The run failed for a reason retrying cannot fix (credentials, permissions, "
+        "an unknown object): the daemon pauses the sync until its configuration "
+        "is reloaded.",
+    )
+    retry_after: float | None = Field(
+        None,
+        description="Seconds before trying again can help, as the destination "
+        "said (a daily quota until its reset): the daemon waits at least "
+        "this long before the sync's next run.",
+    )
     seconds: float = 0.0
     destination_report: DestinationReport | None = Field(
-        None, description="The destination's calls, retries, 429s and platform ids for this run.")
+        None, description="The destination's calls, retries, 429s and platform ids for this run."
+    )
 
     @property
     def ok(self) -> bool:
@@ -121,8 +128,9 @@ class _Batch:
 class SyncRun:
     """Pushes one planned sync and records every outcome."""
 
-    def __init__(self, session: Session, prepared: PreparedSync, plan: SyncPlan, progress: Progress,
-                 cancel: threading.Event | None = None) -> None:
+    def __init__(
+        self, session: Session, prepared: PreparedSync, plan: SyncPlan, progress: Progress, cancel: threading.Event | None = None
+    ) -> None:
         self.s = session
         self.cancel = cancel
         self.p = prepared
@@ -133,8 +141,16 @@ class SyncRun:
         self.mode = session.project.syncs[prepared.name].mode
         self.removing = self.mode in REMOVING_MODES
         self.result = SyncResult(sync=prepared.name, status="success", plan=plan)
-        self.builder = PlanBuilder(plan.model_copy(deep=True, update={"counts": plan.counts.model_copy(
-            update={"added": 0, "changed": 0, "removed": 0, "rejected": 0, "unchanged": 0, "released": 0})}))
+        self.builder = PlanBuilder(
+            plan.model_copy(
+                deep=True,
+                update={
+                    "counts": plan.counts.model_copy(
+                        update={"added": 0, "changed": 0, "removed": 0, "rejected": 0, "unchanged": 0, "released": 0}
+                    )
+                },
+            )
+        )
         self._unrecorded = [0, 0]  # sent, failed: not yet in the run record
         self._counted_at = time.monotonic()
         self._sent = 0  # rows handed over, for --limit
@@ -339,16 +355,23 @@ class SyncRun:
             # run: a row taking over this row's email), or the new one is held or claimed
             # run: a row taking over this row's email), or the new one is held (unless by a
             # release of this row's own: it is going back to it) or claimed
-            if any(old.get(i, set()) - {s.op.key} or pending[i] for i in s.before or ()) \
-                    or any(i in new or held.get(i, set()) - {s.op.key} or pending[i] > 1 for i in s.identities):
+            if any(old.get(i, set()) - {s.op.key} or pending[i] for i in s.before or ()) or any(
+                i in new or held.get(i, set()) - {s.op.key} or pending[i] > 1 for i in s.identities
+            ):
                 continue
             c = s.change
             fields = list(s.op.values) if c.resend else c.changed_fields  # possibly never delivered: whole
             s.op.previous, s.op.changed_fields, s.op.dest_id, s.op.rename = c.previous, fields, c.dest_id, True
         return b
 
-    def _record(self, run_id: str, pushed: list[tuple[_Batch, list[RowResult]]], journal: _Batch | None = None,
-                unsent: _Batch | None = None, final: bool = False) -> None:
+    def _record(
+        self,
+        run_id: str,
+        pushed: list[tuple[_Batch, list[RowResult]]],
+        journal: _Batch | None = None,
+        unsent: _Batch | None = None,
+        final: bool = False,
+    ) -> None:
         """One transaction: the outcome of `pushed` batches, and the journal of `journal`
         (`unsent`: a journaled batch that was never handed over, taken off the journal)."""
         r = self.result
@@ -376,8 +399,17 @@ class SyncRun:
                 # or may have been (a rename whose answer was lost: the record holds either)
                 follows = same or op.rename and (res is None or res.moved or res.unknown)
                 dest_id = (res.dest_id if res is not None else None) or (c.dest_id if follows else None)
-                delivered.append(Delivered(op.key, (c.row_hash or "") if known else UNKNOWN_HASH, op.values, dest_id,
-                                           batch.texts[op.key], c.kind == "added", s.identities))
+                delivered.append(
+                    Delivered(
+                        op.key,
+                        (c.row_hash or "") if known else UNKNOWN_HASH,
+                        op.values,
+                        dest_id,
+                        batch.texts[op.key],
+                        c.kind == "added",
+                        s.identities,
+                    )
+                )
                 if not known:
                     unconfirmed += 1
                     errors.append(RowError(op.key, "unknown", scrub_personal_data(redact(res.error if res and res.error else UNKNOWN))))
@@ -398,8 +430,18 @@ class SyncRun:
         r.acknowledged += acknowledged
         r.rejected_by_destination += failed
         r.unconfirmed += unconfirmed
-        self._commit(run_id, acknowledged, failed + unconfirmed, final, delivered=delivered, removed=removed, errors=errors,
-                     releases=releases, settled=settled, journal=journal.journal if journal is not None else None)
+        self._commit(
+            run_id,
+            acknowledged,
+            failed + unconfirmed,
+            final,
+            delivered=delivered,
+            removed=removed,
+            errors=errors,
+            releases=releases,
+            settled=settled,
+            journal=journal.journal if journal is not None else None,
+        )
         if self.dest.renames_in_place and pushed:
             with self._claiming_lock:  # recorded: the state's claims show them now
                 self._claiming.subtract(i for batch, _ in pushed for s in batch.sent for i in s.identities)
@@ -433,7 +475,7 @@ class SyncRun:
         kind: OpKind = "update" if self.mode == "update" else "upsert"
         failed: list[str] = []
         for at in range(0, len(shared), size):
-            batch = shared[at:at + size]
+            batch = shared[at : at + size]
             ops = [RowOp(kind, x.row_key, x.values, changed_fields=list(x.values), dest_id=x.dest_id) for x in batch]
             self.result.sent += len(ops)
             results = {res.key: res for res in sender.submit(self.dest.push, self.p.target, ops).result()}

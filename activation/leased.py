@@ -26,8 +26,9 @@ def leased_runs(session: Session, *, enabled: bool) -> Iterator[Callable[..., An
     if not enabled:  # --sandbox: a throwaway state store nobody else uses
         yield lambda prepared, **options: run_sync(session, prepared, **options)
         return
-    leases = LeaseStore(session.state, f"{socket.gethostname()}/{os.getpid()} (activation run)", RUN_LEASE_TTL,
-                        take_over_ended=True)  # a `run` killed a moment ago must not block this one
+    leases = LeaseStore(
+        session.state, f"{socket.gethostname()}/{os.getpid()} (activation run)", RUN_LEASE_TTL, take_over_ended=True
+    )  # a `run` killed a moment ago must not block this one
 
     def run_one(prepared: Any, **options: Any) -> SyncResult:
         got = leases.acquire(prepared.name, respect_backoff=False)

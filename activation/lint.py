@@ -30,11 +30,35 @@ from activation.project.templating import TemplateProblem, columns_used
 Rule = Literal["unused-trait", "unused-audience", "pii-unhashed", "schedule-quota"]
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ALL = "\x00every column"  # what columns_used returns for a template reading the whole row
-PII_NAMES = frozenset({
-    "first_name", "firstname", "last_name", "lastname", "full_name", "fullname", "surname", "given_name",
-    "address", "street", "street_address", "address_line1", "address_line_1", "zip", "zip_code", "zipcode",
-    "postal_code", "postcode", "date_of_birth", "dob", "birthday", "birthdate", "ip", "ip_address", "ssn",
-})
+PII_NAMES = frozenset(
+    {
+        "first_name",
+        "firstname",
+        "last_name",
+        "lastname",
+        "full_name",
+        "fullname",
+        "surname",
+        "given_name",
+        "address",
+        "street",
+        "street_address",
+        "address_line1",
+        "address_line_1",
+        "zip",
+        "zip_code",
+        "zipcode",
+        "postal_code",
+        "postcode",
+        "date_of_birth",
+        "dob",
+        "birthday",
+        "birthdate",
+        "ip",
+        "ip_address",
+        "ssn",
+    }
+)
 PII_PARTS = ("email", "phone", "mobile")
 
 
@@ -113,13 +137,21 @@ def _unused(loaded: LoadedProject) -> list[Finding]:
     findings = []
     for kind, name in sorted(named - reached):
         readers = sorted(f"{k} {n}" for (k, n), used in uses.items() if (kind, name) in used)
-        why = f"only {', '.join(readers)} read{'s' * (len(readers) == 1)} it, and no sync reads {'them' if len(readers) > 1 else 'that'}" \
-            if readers else "no sync, score, audience or model reads it"
+        why = (
+            f"only {', '.join(readers)} read{'s' * (len(readers) == 1)} it, and no sync reads {'them' if len(readers) > 1 else 'that'}"
+            if readers
+            else "no sync, score, audience or model reads it"
+        )
         hint = "delete it, or map it in a sync's `fields:`" if kind == "trait" else "delete it, or sync it (`from: " + name + "`)"
         section = "traits" if kind == "trait" else "audiences"
-        findings.append(Finding(rule=f"unused-{kind}", subject=f"{kind} {name}",
-                                message=f"{why}: it is computed on every run for nothing ({hint})",
-                                location=_loc(loaded, section, name)))
+        findings.append(
+            Finding(
+                rule=f"unused-{kind}",
+                subject=f"{kind} {name}",
+                message=f"{why}: it is computed on every run for nothing ({hint})",
+                location=_loc(loaded, section, name),
+            )
+        )
     return findings
 
 
@@ -161,15 +193,20 @@ def _pii(loaded: LoadedProject) -> list[Finding]:
                 continue
             these = ", ".join(pii)
             ok = f"it hashes {', '.join(sorted(hashed))}" if hashed else "it hashes no field of this sync"
-            findings.append(Finding(
-                rule="pii-unhashed", subject=f"sync {name}",
-                message=f"`{section}.{field}` sends PII ({these}) to ad destination {s.to!r} unhashed ({ok}): "
-                        "map it to a field the destination hashes, or leave it out",
-                location=_loc(loaded, "syncs", name, section, field)))
+            findings.append(
+                Finding(
+                    rule="pii-unhashed",
+                    subject=f"sync {name}",
+                    message=f"`{section}.{field}` sends PII ({these}) to ad destination {s.to!r} unhashed ({ok}): "
+                    "map it to a field the destination hashes, or leave it out",
+                    location=_loc(loaded, "syncs", name, section, field),
+                )
+            )
     return findings
 
 
 # ---------------------------------------------------------------- schedule vs quota
+
 
 def schedule_interval(schedule: Schedule | None) -> float | None:
     """Shortest time between two scheduled runs, in seconds; None for manual, and for cron
@@ -209,13 +246,17 @@ def _schedules(loaded: LoadedProject, row_counts: dict[str, int] | None) -> tupl
         needed = rows / (per_call * rate)
         interval = schedule_interval(s.schedule) or 0
         if needed > interval:
-            findings.append(Finding(
-                rule="schedule-quota", subject=f"sync {name}",
-                message=f"schedule {s.schedule.text if s.schedule else None!r} runs it every {_duration(interval)}, but sending all {rows:,} rows "
-                        f"takes about {_duration(needed)} at {rate:g} requests/s × {per_call:g} rows per request "
-                        f"(destination {s.to!r}): a first load or a mapping change overlaps the next runs; schedule it less often "
-                        "or raise the destination's requests_per_second within your quota",
-                location=_loc(loaded, "syncs", name, "schedule")))
+            findings.append(
+                Finding(
+                    rule="schedule-quota",
+                    subject=f"sync {name}",
+                    message=f"schedule {s.schedule.text if s.schedule else None!r} runs it every {_duration(interval)}, but sending all {rows:,} rows "
+                    f"takes about {_duration(needed)} at {rate:g} requests/s × {per_call:g} rows per request "
+                    f"(destination {s.to!r}): a first load or a mapping change overlaps the next runs; schedule it less often "
+                    "or raise the destination's requests_per_second within your quota",
+                    location=_loc(loaded, "syncs", name, "schedule"),
+                )
+            )
     return findings, notes
 
 

@@ -57,8 +57,14 @@ def _samples(plan: SyncPlan, n: int) -> list[str]:
     if not rows:
         return []
     shown = f"up to {n} per change"
-    return ["", f"<details><summary>Sample rows ({shown})</summary>", "",
-            *_table(["change", "key", "field", "before", "after / values"], rows), "", "</details>"]
+    return [
+        "",
+        f"<details><summary>Sample rows ({shown})</summary>",
+        "",
+        *_table(["change", "key", "field", "before", "after / values"], rows),
+        "",
+        "</details>",
+    ]
 
 
 def _fields(plan: SyncPlan) -> str:
@@ -70,8 +76,18 @@ def _count_row(sync: str, status: str, plan: SyncPlan | None, to: str, mode: str
         return [code(sync, 40), status, code(to, 30), mode, str(base) if base is not None else "—", "—", "—", "—", "—", "—"]
     c = plan.counts
     removed = str(c.removed) if plan.removes_at_destination or not c.removed else f"{c.removed} (kept)"
-    return [code(sync, 40), status, code(to, 30), mode, str(base if base is not None else c.delivered), str(c.model_rows),
-            str(c.added), str(c.changed), removed, str(c.rejected)]
+    return [
+        code(sync, 40),
+        status,
+        code(to, 30),
+        mode,
+        str(base if base is not None else c.delivered),
+        str(c.model_rows),
+        str(c.added),
+        str(c.changed),
+        removed,
+        str(c.rejected),
+    ]
 
 
 def _warning(w: ReviewWarning) -> str:
@@ -83,8 +99,7 @@ def _plain(text: str) -> str:
     """Free text in Markdown: no accidental HTML, tables or emphasis (`code spans` kept)."""
     parts = redact(text).replace("\n", " ").split("`")
     # even parts are outside code spans (an unmatched backtick leaves the rest as text)
-    return "`".join(re.sub(r"([<>*|\[\]])", r"\\\1", part) if i % 2 == 0 or i == len(parts) - 1 else part
-                    for i, part in enumerate(parts))
+    return "`".join(re.sub(r"([<>*|\[\]])", r"\\\1", part) if i % 2 == 0 or i == len(parts) - 1 else part for i, part in enumerate(parts))
 
 
 # ---------------------------------------------------------------- plain plan
@@ -148,7 +163,8 @@ def _sync_section(s: SyncReview, n: int) -> list[str]:
 
 def _definition(m: ModelChange) -> list[str]:
     name = f"{m.kind} <code>{html.escape(m.name)}</code>" + (
-        f" (renamed from <code>{html.escape(m.renamed_from)}</code>)" if m.renamed_from else f" ({m.change})")
+        f" (renamed from <code>{html.escape(m.renamed_from)}</code>)" if m.renamed_from else f" ({m.change})"
+    )
     before = redact(m.before or "").splitlines()
     after = redact(m.after or "").splitlines()
     diff = list(difflib.unified_diff(before, after, lineterm="", n=2))[2:] or [f"  {line}" for line in after]
@@ -162,15 +178,24 @@ def review_markdown(review: Review, *, samples: int = SAMPLES) -> str:
     def render(n: int) -> str:
         lines = [MARKER, f"## activation plan: working tree vs `{_plain(review.base)}`", ""]
         changed = len(review.syncs)
-        lines.append(f"**{changed} sync{'s' * (changed != 1)} affected** · {len(review.unchanged_syncs)} unchanged · "
-                     f"{len(review.warnings)} warning{'s' * (len(review.warnings) != 1)}")
+        lines.append(
+            f"**{changed} sync{'s' * (changed != 1)} affected** · {len(review.unchanged_syncs)} unchanged · "
+            f"{len(review.warnings)} warning{'s' * (len(review.warnings) != 1)}"
+        )
         if review.warnings:
             lines += ["", "### Warnings", "", *map(_warning, review.warnings)]
         if review.syncs:
             header = ["sync", "change", "to", "mode", "base rows", "new rows", "added", "changed", "removed", "rejected"]
-            lines += ["", "### Effect on today's data", "",
-                      *_table(header, (_count_row(s.sync, _status(s), s.effect, s.destination, s.mode, s.base_rows) for s in review.syncs), right=6),
-                      "", "<sub>Both configs computed on the same warehouse data: base rows are what the base config maps today.</sub>"]
+            lines += [
+                "",
+                "### Effect on today's data",
+                "",
+                *_table(
+                    header, (_count_row(s.sync, _status(s), s.effect, s.destination, s.mode, s.base_rows) for s in review.syncs), right=6
+                ),
+                "",
+                "<sub>Both configs computed on the same warehouse data: base rows are what the base config maps today.</sub>",
+            ]
             for s in review.syncs:
                 lines += _sync_section(s, n)
         if review.models:

@@ -24,14 +24,25 @@ def short(value: Any, width: int = 40) -> str:
 
 def plans_table(plans: list[SyncPlan]) -> Table:
     t = Table(title="Plan", title_justify="left")
-    for col, style in (("sync", "bold"), ("to", ""), ("mode", ""), ("rows", ""), ("+add", "green"),
-                       ("~change", "yellow"), ("-remove", "red"), ("=same", "dim"), ("rejected", "magenta")):
+    for col, style in (
+        ("sync", "bold"),
+        ("to", ""),
+        ("mode", ""),
+        ("rows", ""),
+        ("+add", "green"),
+        ("~change", "yellow"),
+        ("-remove", "red"),
+        ("=same", "dim"),
+        ("rejected", "magenta"),
+    ):
         left = col in ("sync", "to", "mode")
         t.add_column(col, style=style, justify="left" if left else "right", no_wrap=col in ("sync", "to"))
     for p in plans:
         c = p.counts
         removed = str(c.removed) if p.removes_at_destination or not c.removed else f"{c.removed} (kept)"
-        t.add_row(p.sync, p.destination, p.mode, str(c.model_rows), str(c.added), str(c.changed), removed, str(c.unchanged), str(c.rejected))
+        t.add_row(
+            p.sync, p.destination, p.mode, str(c.model_rows), str(c.added), str(c.changed), removed, str(c.unchanged), str(c.rejected)
+        )
     return t
 
 
@@ -71,18 +82,28 @@ def print_plan_details(console: Console, plan: SyncPlan, *, samples: bool = True
         console.print(f"[bold]{name}[/] changed fields: {fields}")
     if not samples:
         return False
-    shown = [(kind, n) for kind, n, rows in (("added", plan.counts.added, plan.added_samples),
-                                             ("changed", plan.counts.changed, plan.changed_samples),
-                                             ("removed", plan.counts.removed, plan.removed_samples)) if rows]
+    shown = [
+        (kind, n)
+        for kind, n, rows in (
+            ("added", plan.counts.added, plan.added_samples),
+            ("changed", plan.counts.changed, plan.changed_samples),
+            ("removed", plan.counts.removed, plan.removed_samples),
+        )
+        if rows
+    ]
     if shown:  # several syncs' samples follow one another: each block says whose rows these are
         console.print(f"[bold]{name}[/] sample rows (of {', '.join(f'{n} {kind}' for kind, n in shown)}):", highlight=False)
     for s in plan.changed_samples:
         diffs = "; ".join(f"{escape(f)}: {show(c.before, VALUE_WIDTH)} → {show(c.after, VALUE_WIDTH)}" for f, c in s.fields.items())
         console.print(f"  [yellow]~[/] {escape(s.key)}  {diffs}")
     for row in plan.added_samples:
-        console.print(f"  [green]+[/] {show(row.get('key'), KEY_WIDTH)}  {show({k: v for k, v in row.items() if k != 'key'}, VALUES_WIDTH)}")
+        console.print(
+            f"  [green]+[/] {show(row.get('key'), KEY_WIDTH)}  {show({k: v for k, v in row.items() if k != 'key'}, VALUES_WIDTH)}"
+        )
     for row in plan.removed_samples:
-        console.print(f"  [red]-[/] {show(key_text(row.get('key')), 80)}  {show({k: v for k, v in row.items() if k != 'key'}, VALUES_WIDTH)}")
+        console.print(
+            f"  [red]-[/] {show(key_text(row.get('key')), 80)}  {show({k: v for k, v in row.items() if k != 'key'}, VALUES_WIDTH)}"
+        )
     for r in plan.rejected_samples:
         console.print(f"  [magenta]✗[/] {escape(str(r.key))}  {escape(r.reason)}")
     if plan.counts.rejected:
@@ -122,8 +143,15 @@ class RichProgress:
     def start(self, sync: str, total: int) -> None:
         if not self.console.is_terminal or total == 0:
             return
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
         self._bar.start()
         self._task = self._bar.add_task(escape(sync), total=total)
 
@@ -142,13 +170,30 @@ def status_table(rows: list[dict[str, Any]]) -> Table:
     counts = ("delivered", "sent", "rejected by destination", "rejected before sending")  # the words `run` prints
     for col in ("sync", "to", "last run (UTC)", "status", *counts):
         t.add_column(col, no_wrap=col in ("sync", "to", "status"), justify="right" if col in counts else "left")
-    style = {"up_to_date": "green", "success": "green", "partial": "yellow", "interrupted": "yellow", "failed": "red",
-             "blocked": "red", "aborted": "red", "running": "cyan", "never run": "dim"}
+    style = {
+        "up_to_date": "green",
+        "success": "green",
+        "partial": "yellow",
+        "interrupted": "yellow",
+        "failed": "red",
+        "blocked": "red",
+        "aborted": "red",
+        "running": "cyan",
+        "never run": "dim",
+    }
     for r in rows:
         st = r["status"]
         dash = lambda v: "-" if v is None else str(v)  # noqa: E731
-        t.add_row(r["sync"], r["destination"], (r.get("last_run") or "-").replace("T", " "), f"[{style.get(st, '')}]{st}[/]",
-                  str(r["delivered_rows"]), dash(r.get("sent")), dash(r.get("rejected_by_destination")), dash(r.get("rejected")))
+        t.add_row(
+            r["sync"],
+            r["destination"],
+            (r.get("last_run") or "-").replace("T", " "),
+            f"[{style.get(st, '')}]{st}[/]",
+            str(r["delivered_rows"]),
+            dash(r.get("sent")),
+            dash(r.get("rejected_by_destination")),
+            dash(r.get("rejected")),
+        )
     return t
 
 
@@ -182,8 +227,13 @@ def print_review(console: Console, review: Any, *, full: bool = False) -> None:
                 console.print(f"  {escape(c.path)}:", highlight=False)
                 _print_diff(console, diff_lines(c.before, c.after))
                 continue
-            change = f"added {short(c.after)}" if c.before is None else f"removed (was {short(c.before)})" if c.after is None \
+            change = (
+                f"added {short(c.after)}"
+                if c.before is None
+                else f"removed (was {short(c.before)})"
+                if c.after is None
                 else f"{short(c.before)} → {short(c.after)}"
+            )
             console.print(f"  {escape(c.path)}: {escape(change)}", highlight=False)
         if s.upstream_changes:
             console.print(f"  reads changed: {escape(', '.join(s.upstream_changes))}", highlight=False)

@@ -31,8 +31,12 @@ def preview(loaded: LoadedProject, name: str, *, limit: int = 10, where: str | N
     p = loaded.project
     if where is not None and (problem := write_problem(where, fragment=True)) is not None:
         raise ProjectError([ProjectIssue(f"--where: {problem}")])
-    kinds = (("sync", p.syncs, None), ("trait", p.traits, trait_id), ("audience", p.audiences, audience_id),
-             ("entity", p.entities, traits_id))
+    kinds = (
+        ("sync", p.syncs, None),
+        ("trait", p.traits, trait_id),
+        ("audience", p.audiences, audience_id),
+        ("entity", p.entities, traits_id),
+    )
     found = next(((kind, id_of) for kind, names, id_of in kinds if name in names), None)
     if found is None:
         plural = {"entity": "entities"}

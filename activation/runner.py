@@ -39,7 +39,10 @@ def _empty_plan(session: Session, prepared: PreparedSync) -> SyncPlan:
     stats = session.differ.key_stats(session.conn, q, mapped)
     prepared.stats = stats
     return SyncPlan(
-        sync=prepared.name, destination=spec.to, mode=spec.mode, object=spec.object,
+        sync=prepared.name,
+        destination=spec.to,
+        mode=spec.mode,
+        object=spec.object,
         removes_at_destination=spec.mode in REMOVING_MODES,
         counts=PlanCounts(model_rows=stats.rows, delivered=session.state.delivered_count(prepared.name)),
     )
@@ -67,11 +70,12 @@ def _finish_plan(session: Session, builder: PlanBuilder) -> SyncPlan:
         )
     if (warning := _below_minimum(session, plan)) is not None:
         plan.warnings.append(warning)
-    if (duplicated := plan.rejected_reasons.get(DUPLICATE)):
+    if duplicated := plan.rejected_reasons.get(DUPLICATE):
         model = f"sync model of {plan.sync}" if spec.sql else f"{spec.from_!r}"
         plan.warnings.append(
             f"{duplicated} keys appear in several rows of {model}: `activation validate` names the trait, audience, "
-            "entity or model whose SQL repeats them, with examples")
+            "entity or model whose SQL repeats them, with examples"
+        )
     plan.blocked = check_guards(plan, spec.removal_limit, allow_removal=False)
     return plan
 
@@ -95,8 +99,10 @@ def _daily_quota(session: Session, plan: SyncPlan, prepared: PreparedSync) -> st
     said = f"this run needs about {calls:,} calls; {quota.remaining:,} of the account's {quota.limit:,} a day remained at {seen}"
     if calls <= quota.remaining:
         return None if calls < quota.remaining / 10 else said
-    return (f"{said}: it would stop when the daily quota runs out (nothing is lost: the rest goes after the reset, "
-            "the daemon tries again hourly)")
+    return (
+        f"{said}: it would stop when the daily quota runs out (nothing is lost: the rest goes after the reset, "
+        "the daemon tries again hourly)"
+    )
 
 
 def _below_minimum(session: Session, plan: SyncPlan) -> str | None:
@@ -109,8 +115,10 @@ def _below_minimum(session: Session, plan: SyncPlan) -> str | None:
     if not minimum or plan.counts.model_rows >= minimum:
         return None
     platform = getattr(cls, "platform_name", spec.type)
-    return (f"{plan.counts.model_rows:,} members, below {platform}'s minimum of {minimum:,} matched people: the audience "
-            "will not serve ads until it grows (matching also takes hours, and not every member matches)")
+    return (
+        f"{plan.counts.model_rows:,} members, below {platform}'s minimum of {minimum:,} matched people: the audience "
+        "will not serve ads until it grows (matching also takes hours, and not every member matches)"
+    )
 
 
 def plan_sync(session: Session, prepared: PreparedSync) -> SyncPlan:
@@ -155,8 +163,13 @@ def _estimate(session: Session, prepared: PreparedSync) -> SyncPlan:
 
 
 def run_sync(
-    session: Session, prepared: PreparedSync, *, allow_removal: bool = False, limit: int | None = None,
-    progress: Progress | None = None, cancel: threading.Event | None = None,
+    session: Session,
+    prepared: PreparedSync,
+    *,
+    allow_removal: bool = False,
+    limit: int | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
     on_start: Callable[[str], None] | None = None,
 ) -> SyncResult:
     """Run one prepared sync. `cancel`, once set, ends the run after the batch in progress
@@ -170,8 +183,15 @@ def run_sync(
     except CorruptJournal as e:  # the sync cannot know what a dead run sent: stop it, not the others
         run_id = state.start_run(prepared.name, spec.to)
         state.finish_run(run_id, "failed", {}, str(e))
-        return SyncResult(sync=prepared.name, status="failed", plan=_empty_plan(session, prepared), run_id=run_id,
-                          error=str(e), terminal=True, seconds=time.monotonic() - started)
+        return SyncResult(
+            sync=prepared.name,
+            status="failed",
+            plan=_empty_plan(session, prepared),
+            run_id=run_id,
+            error=str(e),
+            terminal=True,
+            seconds=time.monotonic() - started,
+        )
     plan = _estimate(session, prepared)
     if recovered:
         plan.warnings.append(f"{recovered} rows sent by an interrupted run were re-checked (resent, or released by identity)")
@@ -183,14 +203,16 @@ def run_sync(
     counts = plan.counts.model_dump(include=include)
     if plan.blocked:
         state.finish_run(run_id, "blocked", counts, plan.blocked)
-        return SyncResult(sync=prepared.name, status="blocked", plan=plan, run_id=run_id, error=plan.blocked,
-                          seconds=time.monotonic() - started)
+        return SyncResult(
+            sync=prepared.name, status="blocked", plan=plan, run_id=run_id, error=plan.blocked, seconds=time.monotonic() - started
+        )
     try:
         run = SyncRun(session, prepared, plan, progress or NoProgress(), cancel)
         result = run.execute(run_id, limit)
     except MissingSecret as e:
-        result = SyncResult(sync=prepared.name, status="failed", plan=plan, run_id=run_id, error=f"destination {spec.to}: {e}",
-                            terminal=True)
+        result = SyncResult(
+            sync=prepared.name, status="failed", plan=plan, run_id=run_id, error=f"destination {spec.to}: {e}", terminal=True
+        )
     except BaseException as e:  # record the failure, then let it propagate (Ctrl-C, bugs)
         state.finish_run(run_id, "aborted", counts, redact(f"{type(e).__name__}: {e}"))
         raise

@@ -65,8 +65,12 @@ class Session:
             state_url = sandbox_state or _state_url(self.project.state.url, loaded.root)
             spec = self.project.state
             self.state: StateStore = open_state(
-                state_url, spec.schema_, self.warehouse.engine, read_only=dry_run and not sandbox_state,
-                lock_timeout=spec.lock_timeout, statement_timeout=spec.statement_timeout,
+                state_url,
+                spec.schema_,
+                self.warehouse.engine,
+                read_only=dry_run and not sandbox_state,
+                lock_timeout=spec.lock_timeout,
+                statement_timeout=spec.statement_timeout,
             )
         except MissingSecret as e:
             self.close()
@@ -108,8 +112,15 @@ class Session:
 
     # -- checks and materialisation -------------------------------------------------
 
-    def prepare(self, syncs: list[str], how: Materialise = "table", *, check_env: bool | None = None,
-                every_model: bool = False, refresh: Refresh | None = None) -> dict[str, PreparedSync]:
+    def prepare(
+        self,
+        syncs: list[str],
+        how: Materialise = "table",
+        *,
+        check_env: bool | None = None,
+        every_model: bool = False,
+        refresh: Refresh | None = None,
+    ) -> dict[str, PreparedSync]:
         """Materialise what `syncs` need and check every mapping against the real columns.
 
         `check_env` (default: on a real run) also requires every `${ENV}` the syncs'
@@ -176,9 +187,7 @@ class Session:
         if node.expect_columns is not None:
             got = wh.columns(self.conn, f"SELECT * FROM {relation}")
             if [c.lower() for c in got] != [c.lower() for c in node.expect_columns]:
-                raise ColumnMismatch(
-                    f"must return exactly the columns {', '.join(node.expect_columns)}; it returned {', '.join(got)}"
-                )
+                raise ColumnMismatch(f"must return exactly the columns {', '.join(node.expect_columns)}; it returned {', '.join(got)}")
 
     def materialise_node(self, node_id: str) -> str:
         """Materialise one trait, audience or entity's traits model and what it reads (`show`);
@@ -217,17 +226,23 @@ class Session:
         quoted = [wh.quote(actual[k.lower()]) for k in key]
         cols = ", ".join(quoted)
         not_null = " AND ".join(f"{c} IS NOT NULL" for c in quoted)  # null keys are another rejection
-        rows = wh.execute(self.conn, (
-            f"SELECT {cols}, n, COUNT(*) OVER () AS keys FROM (SELECT {cols}, COUNT(*) AS n FROM {relation} "
-            f"WHERE {not_null} GROUP BY {cols} HAVING COUNT(*) > 1) AS d ORDER BY n DESC, {cols} LIMIT {examples}")).fetchall()
+        rows = wh.execute(
+            self.conn,
+            (
+                f"SELECT {cols}, n, COUNT(*) OVER () AS keys FROM (SELECT {cols}, COUNT(*) AS n FROM {relation} "
+                f"WHERE {not_null} GROUP BY {cols} HAVING COUNT(*) > 1) AS d ORDER BY n DESC, {cols} LIMIT {examples}"
+            ),
+        ).fetchall()
         if not rows:
             return None
-        shown = ", ".join(f"{'/'.join(map(str, r[:len(key)]))} ({r[len(key)]} rows)" for r in rows)
+        shown = ", ".join(f"{'/'.join(map(str, r[: len(key)]))} ({r[len(key)]} rows)" for r in rows)
         total = rows[0][-1]
         what = "keys appear" if total != 1 else "key appears"
-        return (f"returns duplicate keys ({', '.join(key)}): {total} {what} more than once, e.g. {shown}; "
-                "plan would reject those rows as 'duplicate key'. Make it return one row per key "
-                "(GROUP BY the key, or pick one row with row_number())")
+        return (
+            f"returns duplicate keys ({', '.join(key)}): {total} {what} more than once, e.g. {shown}; "
+            "plan would reject those rows as 'duplicate key'. Make it return one row per key "
+            "(GROUP BY the key, or pick one row with row_number())"
+        )
 
     def _node_issue(self, node: ModelNode, message: str, *, rejected: bool = True) -> ProjectIssue:
         section = {"trait": "traits", "audience": "audiences", "model": "syncs"}.get(node.kind)
@@ -240,7 +255,11 @@ class Session:
         issue = lambda msg, *p: self.loaded.issue(msg, "syncs", name, *p, where=f"sync {name}")  # noqa: E731
         available = self.warehouse.columns(self.conn, model.sql)
         lower = {c.lower(): c for c in available}
-        issues = [issue(f"key column {k!r} is not in the model (columns: {', '.join(available)})", "key") for k in model.key if k.lower() not in lower]
+        issues = [
+            issue(f"key column {k!r} is not in the model (columns: {', '.join(available)})", "key")
+            for k in model.key
+            if k.lower() not in lower
+        ]
         mapper = FieldMapper(spec)
         used: set[str] = set()
         for section, mapping in (("match", spec.match), ("fields", spec.fields)):
@@ -252,10 +271,14 @@ class Session:
                     continue
                 missing = sorted(c for c in cols if c.lower() not in lower)
                 if missing:
-                    issues.append(issue(
-                        f"{section}.{dest} uses column {', '.join(map(repr, missing))}, which the model lacks "
-                        f"(columns: {', '.join(available)})", section, dest,
-                    ))
+                    issues.append(
+                        issue(
+                            f"{section}.{dest} uses column {', '.join(map(repr, missing))}, which the model lacks "
+                            f"(columns: {', '.join(available)})",
+                            section,
+                            dest,
+                        )
+                    )
                 used |= {lower.get(c.lower(), c) for c in cols}
         destination = self.destination(spec.to, name)
         if not self.state.read_only:  # a run that sends: calls take slots of the account's shared budget
@@ -276,8 +299,10 @@ class Session:
         shared = None
         if identities.shares_records and spec.identity_conflicts != "merge":
             # a match field that names a column is compared in SQL; a template needs the rows mapped
-            match_sql = {f: None if is_expression(expr) else f"src.{self.warehouse.quote(lower[expr.strip().lower()])}"
-                         for f, expr in spec.match.items()}
+            match_sql = {
+                f: None if is_expression(expr) else f"src.{self.warehouse.quote(lower[expr.strip().lower()])}"
+                for f, expr in spec.match.items()
+            }
             shared = SharedIdentities(spec.identity_conflicts, destination.identity_sql(target, match_sql), spec.identity_order)
         query = DiffQuery(name, model.sql, key, sorted(used), mapper.fingerprint(), target_tag, shared)
         return PreparedSync(name, query, mapper, target, destination, identities)
@@ -302,7 +327,9 @@ class Session:
         spec = self.project.destinations.get(name)
         if spec is None:
             known = ", ".join(self.project.destinations) or "none"
-            raise ProjectError([self.loaded.issue(f"destination {name!r} is not defined (defined: {known})", "syncs", sync, "to", where=f"sync {sync}")])
+            raise ProjectError(
+                [self.loaded.issue(f"destination {name!r} is not defined (defined: {known})", "syncs", sync, "to", where=f"sync {sync}")]
+            )
         try:
             return build_destination(name, spec, str(self.loaded.root))
         except MissingExtra as e:
@@ -315,8 +342,11 @@ def missing_extras(loaded: LoadedProject, syncs: list[str] | None = None) -> lis
     destinations = loaded.project.destinations
     chosen = [loaded.project.syncs[n] for n in syncs] if syncs is not None else list(loaded.project.syncs.values())
     used = [name for name in dict.fromkeys(s.to for s in chosen) if name in destinations]
-    return [loaded.issue(problem, "destinations", name, "type") for name in used
-            if (problem := REGISTRY[destinations[name].type].missing()) is not None]
+    return [
+        loaded.issue(problem, "destinations", name, "type")
+        for name in used
+        if (problem := REGISTRY[destinations[name].type].missing()) is not None
+    ]
 
 
 def select_syncs(project: Project, names: list[str] | None = None, selectors: list[str] | None = None) -> list[str]:
@@ -327,7 +357,8 @@ def select_syncs(project: Project, names: list[str] | None = None, selectors: li
     for item in (names or []) + (selectors or []):
         kind, _, value = item.partition(":") if ":" in item else ("", "", item)
         found = [
-            n for n, s in syncs.items()
+            n
+            for n, s in syncs.items()
             if (kind in ("", "sync") and n == value)
             or (kind in ("", "tag") and value in s.tags)
             or (kind in ("", "destination", "to") and s.to == value)
@@ -344,5 +375,5 @@ def _state_url(url: str | None, root: Path) -> str | None:
     """Relative SQLite paths are relative to the project, not to the working directory."""
     prefix = "sqlite:///"
     if url and url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        return prefix + str(root / url[len(prefix):])
+        return prefix + str(root / url[len(prefix) :])
     return url

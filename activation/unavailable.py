@@ -77,10 +77,12 @@ def _duckdb_lock(text: str, role: Role) -> str | None:
         return None
     what = "warehouse file" if role == "warehouse" else "state store's file"
     holder = f"process {_process(int(m['pid']))}" if m["pid"] else "another process"
-    return (f"the {what} {m['file']} is in use by {holder}. DuckDB lets one process at a time open a file for "
-            f"writing (or several read-only): wait for that process to finish (or close it), then retry. To run "
-            f"commands while a run or a daemon works, keep the state in Postgres (state.url) or use Postgres as "
-            f"the warehouse: see the README's \"DuckDB and concurrent processes\".")
+    return (
+        f"the {what} {m['file']} is in use by {holder}. DuckDB lets one process at a time open a file for "
+        f"writing (or several read-only): wait for that process to finish (or close it), then retry. To run "
+        f"commands while a run or a daemon works, keep the state in Postgres (state.url) or use Postgres as "
+        f'the warehouse: see the README\'s "DuckDB and concurrent processes".'
+    )
 
 
 def _process(pid: int) -> str:
@@ -103,24 +105,28 @@ _LOCK_TIMEOUT, _QUERY_CANCELED = "55P03", "57014"
 # Relation lock modes that make a reader (ACCESS SHARE) or a writer (ROW EXCLUSIVE) wait.
 _BLOCKING_MODES = ("ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
 _TABLE_IN_SQL = re.compile(r'\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+((?:"?[\w$]+"?\.)?"?[\w$]+"?)', re.I)
-_UNREACHABLE = re.compile(r"connection refused|could not connect|timeout expired|server closed the connection|"
-                          r"no route to host|name or service not known|the database system is (starting up|shutting down)", re.I)
+_UNREACHABLE = re.compile(
+    r"connection refused|could not connect|timeout expired|server closed the connection|"
+    r"no route to host|name or service not known|the database system is (starting up|shutting down)",
+    re.I,
+)
 
 
 def _postgres(ctx: sa.engine.ExceptionContext, role: Role, timeouts: tuple[float, float] | None) -> str | None:
     orig = ctx.original_exception
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     words = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
-    lost = ("Nothing was lost: acknowledged rows are recorded, and what was sent without being recorded is "
-            "re-checked by the next run.")
+    lost = "Nothing was lost: acknowledged rows are recorded, and what was sent without being recorded is re-checked by the next run."
     if code == _LOCK_TIMEOUT:
         waited = f"state.lock_timeout ({timeouts[0]:g}s)" if timeouts else "the server's lock_timeout"
         return f"{_locked(ctx, role)}; the command waited {waited} for it. {lost} Retry once that session has ended."
     if code == _QUERY_CANCELED and "statement timeout" in str(orig):
         limit = f"state.statement_timeout ({timeouts[1]:g}s)" if timeouts else "the server's statement_timeout"
         raise_it = " (or raise state.statement_timeout)" if timeouts else ""
-        return (f"a statement on the {role} ran longer than {limit}: the database may be overloaded, or the "
-                f"table locked or very large. {lost} Retry{raise_it}.")
+        return (
+            f"a statement on the {role} ran longer than {limit}: the database may be overloaded, or the "
+            f"table locked or very large. {lost} Retry{raise_it}."
+        )
     if ctx.connection is None and (code is None or code.startswith(("08", "57P"))) and _UNREACHABLE.search(str(orig)):
         return f"cannot connect to the {role} ({words}). {lost} Retry once it is reachable."
     return None
@@ -134,8 +140,11 @@ def _locked(ctx: sa.engine.ExceptionContext, role: Role) -> str:
     whose = "the warehouse's" if role == "warehouse" else "the state store's"
     if holders:
         h = holders[0]
-        who = f"pid {h['pid']}" + (f", {h['application_name']!r}" if h["application_name"] else "") \
+        who = (
+            f"pid {h['pid']}"
+            + (f", {h['application_name']!r}" if h["application_name"] else "")
             + (f", {h['state']}" if h["state"] else "")
+        )
         how = f"holds {h['mode']}" if h["granted"] else f"waits for {h['mode']}, and this command's statement queued behind it"
         more = f" and {len(holders) - 1} more" if len(holders) > 1 else ""
         return f"{whose} table {h['nspname']}.{h['relname']} is locked by another session ({who}; {how}){more}"
@@ -167,5 +176,9 @@ def _lock_holders(engine: Engine, statement: str) -> list[dict[str, Any]]:
         return rows
     # by its qualified name, or unqualified when its schema is on the search path: another
     # schema's table of the same name (another project's state) is not this one
-    return [r for r in rows if re.search(rf'"?{re.escape(r["nspname"])}"?\."?{re.escape(r["relname"])}\b', statement, re.I)
-            or (r["on_path"] and re.search(rf'(?<![\w."]){re.escape(r["relname"])}\b', statement, re.I))]
+    return [
+        r
+        for r in rows
+        if re.search(rf'"?{re.escape(r["nspname"])}"?\."?{re.escape(r["relname"])}\b', statement, re.I)
+        or (r["on_path"] and re.search(rf'(?<![\w."]){re.escape(r["relname"])}\b', statement, re.I))
+    ]

@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Literal
 
-FaultKind = Literal["error", "throttle", "unauthorized", "drop", "timeout", "drop_after", "truncate", "late",
-                    "garble", "stall"]
+FaultKind = Literal["error", "throttle", "unauthorized", "drop", "timeout", "drop_after", "truncate", "late", "garble", "stall"]
 BEFORE: frozenset[str] = frozenset({"error", "throttle", "unauthorized", "drop", "timeout"})
 AFTER: frozenset[str] = frozenset({"drop_after", "truncate", "late", "garble"})
 
@@ -107,13 +106,25 @@ class FaultInjector:
 
 
 DEFAULT_CHAOS: dict[Fault, float] = {
-    Fault("error", 500): 3, Fault("error", 503): 2, Fault("throttle"): 2, Fault("throttle", retry_after=None): 1,
-    Fault("drop"): 1, Fault("drop_after"): 1, Fault("truncate"): 1,
+    Fault("error", 500): 3,
+    Fault("error", 503): 2,
+    Fault("throttle"): 2,
+    Fault("throttle", retry_after=None): 1,
+    Fault("drop"): 1,
+    Fault("drop_after"): 1,
+    Fault("truncate"): 1,
 }
 
 
-def send_bytes(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,
-               headers: Mapping[str, str] | None = None, *, cut: bool = False) -> None:
+def send_bytes(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    content_type: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    cut: bool = False,
+) -> None:
     """A complete HTTP response (`cut`: its headers promise the whole body, half is sent)."""
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)
@@ -164,8 +175,14 @@ def serve_before(handler: BaseHTTPRequestHandler, fault: Fault | None, error_bod
     return True
 
 
-def serve_after(handler: BaseHTTPRequestHandler, fault: Fault | None, status: int, body: bytes,
-                content_type: str, headers: Mapping[str, str] | None = None) -> None:
+def serve_after(
+    handler: BaseHTTPRequestHandler,
+    fault: Fault | None,
+    status: int,
+    body: bytes,
+    content_type: str,
+    headers: Mapping[str, str] | None = None,
+) -> None:
     """Send the processed request's answer, spoiled by `fault` if it strikes after processing."""
     if fault is None or fault.kind not in AFTER:
         send_bytes(handler, status, body, content_type, headers)

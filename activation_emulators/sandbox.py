@@ -80,8 +80,9 @@ def sandbox(loaded: LoadedProject) -> Iterator[Sandbox]:
             stand_ins[name] = stand_in
         project = p.model_copy(update={"destinations": {name: s.spec for name, s in stand_ins.items()}})
         emulators = {name: s.emulator for name, s in stand_ins.items() if s.emulator is not None}
-        yield Sandbox(LoadedProject(project, loaded.root, loaded.file, loaded.locations),
-                      f"sqlite:///{tmp / 'state.db'}", emulators, stand_ins)
+        yield Sandbox(
+            LoadedProject(project, loaded.root, loaded.file, loaded.locations), f"sqlite:///{tmp / 'state.db'}", emulators, stand_ins
+        )
 
 
 def without_unset_env(spec: Any) -> Any:
@@ -110,8 +111,9 @@ def _hook(loaded: LoadedProject, name: str, type_: str) -> Callable[..., StandIn
         problem = f"--sandbox needs the sandbox extra: {install_line('sandbox')} ({e})"
         raise ProjectError([loaded.issue(problem, "destinations", name, "type")]) from e
     if hook is None:
-        raise ProjectError([loaded.issue(f"destination type {type_!r} has no sandbox: its plugin names no sandbox hook",
-                                         "destinations", name, "type")])
+        raise ProjectError(
+            [loaded.issue(f"destination type {type_!r} has no sandbox: its plugin names no sandbox hook", "destinations", name, "type")]
+        )
     return hook  # type: ignore[no-any-return]
 
 

@@ -34,8 +34,10 @@ class Setting:
     def line(self) -> str:
         if self.env is not None:
             return f"export {self.env}={_shell(self.value)}"
-        return (f"# destinations.{self.destination}.{self.field}: {self.value if self.value is not None else 'null'}"
-                f"   (syncs.yaml: {self.written!r}; write ${{SOME_NAME}} there to set it from the environment)")
+        return (
+            f"# destinations.{self.destination}.{self.field}: {self.value if self.value is not None else 'null'}"
+            f"   (syncs.yaml: {self.written!r}; write ${{SOME_NAME}} there to set it from the environment)"
+        )
 
 
 @dataclass

@@ -121,15 +121,23 @@ PLANS = ("free", "pro", "enterprise")
 
 #: Random faults per emulator: what each vendor really does when it misbehaves.
 HTTP_CHAOS: dict[Fault, float] = {
-    Fault("error", 500): 3, Fault("error", 502): 1, Fault("error", 503): 2, Fault("throttle", retry_after=0.2): 2,
-    Fault("throttle", retry_after=None): 1, Fault("drop"): 2, Fault("drop_after"): 2, Fault("truncate"): 1,
+    Fault("error", 500): 3,
+    Fault("error", 502): 1,
+    Fault("error", 503): 2,
+    Fault("throttle", retry_after=0.2): 2,
+    Fault("throttle", retry_after=None): 1,
+    Fault("drop"): 2,
+    Fault("drop_after"): 2,
+    Fault("truncate"): 1,
 }
 # Salesforce does not answer 429 (its quota error is a 403 REQUEST_LIMIT_EXCEEDED).
 # The webhook receiver also answers 2xx bodies that cannot be read (its rows possibly
 # delivered), and lets a request wait in its queue past the client's 1 s timeout: the retry
 # lands first and the stalled write is applied late, after it (dropped by its older version).
-CHAOS = {"salesforce": {f: w for f, w in HTTP_CHAOS.items() if f.kind != "throttle"},
-         "hook": {**HTTP_CHAOS, Fault("garble"): 2, Fault("stall", seconds=1.5): 2}}
+CHAOS = {
+    "salesforce": {f: w for f, w in HTTP_CHAOS.items() if f.kind != "throttle"},
+    "hook": {**HTTP_CHAOS, Fault("garble"): 2, Fault("stall", seconds=1.5): 2},
+}
 
 
 class SoakConfig(BaseModel):
@@ -141,10 +149,19 @@ class SoakConfig(BaseModel):
     change_rate: float = Field(0.05, ge=0, le=1, description="Share of rows updated per round.")
     churn_rate: float = Field(0.02, ge=0, le=1, description="Share of rows deleted, and as many inserted, per round.")
     email_change_rate: float = Field(0.01, ge=0, le=1, description="Share of users whose email (the match key) goes A -> B per round.")
-    flip_back_rate: float = Field(0.5, ge=0, le=1, description="Share of the users whose email changed in a round that go back (B -> A) "
-                                  "the next round; as many older changes go back too.")
-    shared_pairs: int = Field(3, ge=0, description="Pairs of users sharing an email (case aside) and pairs sharing a phone, "
-                              "made at the start; each round one of a pair leaves and a new pair forms.")
+    flip_back_rate: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of the users whose email changed in a round that go back (B -> A) "
+        "the next round; as many older changes go back too.",
+    )
+    shared_pairs: int = Field(
+        3,
+        ge=0,
+        description="Pairs of users sharing an email (case aside) and pairs sharing a phone, "
+        "made at the start; each round one of a pair leaves and a new pair forms.",
+    )
     backend: Literal["duckdb", "postgres"] = Field("duckdb", description="Where the warehouse (and the state in it) lives.")
     seed: int = 1
 
@@ -174,8 +191,9 @@ class SoakReport(BaseModel):
     sync_runs: dict[str, int] = Field(default_factory=dict, description="Sync outcomes of the runs not killed.")
     model_rows: int = 0
     rows_mutated: int = 0
-    identity: dict[str, int] = Field(default_factory=dict, description="Identity events made in the source: A -> B, "
-                                     "B -> A, pairs formed and broken.")
+    identity: dict[str, int] = Field(
+        default_factory=dict, description="Identity events made in the source: A -> B, B -> A, pairs formed and broken."
+    )
     seconds: float = 0.0
     syncs: dict[str, SyncCheck] = Field(default_factory=dict)
 
@@ -202,9 +220,11 @@ class SoakReport(BaseModel):
             f"{ident.get('phone_pairs_broken', 0)} broken",
         ]
         for name, c in self.syncs.items():
-            out.append(f"  {name}: by key {c.rows:,} rows, lost {c.rows_lost}, stale {c.rows_stale}; by identity expected "
-                       f"{c.expected:,}, held {c.held:,}: lost {c.lost}, stale {c.stale}, orphaned {c.orphaned}, "
-                       f"duplicated {c.duplicated}")
+            out.append(
+                f"  {name}: by key {c.rows:,} rows, lost {c.rows_lost}, stale {c.rows_stale}; by identity expected "
+                f"{c.expected:,}, held {c.held:,}: lost {c.lost}, stale {c.stale}, orphaned {c.orphaned}, "
+                f"duplicated {c.duplicated}"
+            )
             out.extend(f"    {kind}: {', '.join(ids)}" for kind, ids in c.examples.items())
         out.append(f"lost (rows + identities): {self.lost}; corrupted (stale, orphaned or duplicated): {self.corrupted}")
         return out
@@ -224,9 +244,11 @@ class Source:
         if self.backend == "duckdb":
             con = duckdb.connect(str(self.root / "warehouse.duckdb"))
             try:
+
                 def run(statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
                     result = con.execute(statement, params or [])
                     return result.fetchall() if result.description else []
+
                 yield run
             finally:
                 con.close()
@@ -234,9 +256,11 @@ class Source:
             import psycopg
 
             with psycopg.connect(PG_URL, autocommit=False) as pg:
+
                 def run_pg(statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
                     cur = pg.execute(statement.replace("?", "%s"), params or [])  # type: ignore[arg-type]
                     return cur.fetchall() if cur.description else []
+
                 yield run_pg
 
     def insert(self, run: Callable[..., Any], table: str, rows: list[tuple[Any, ...]]) -> None:
@@ -247,7 +271,7 @@ class Source:
             run(f"INSERT INTO {table} SELECT {', '.join('unnest(?)' for _ in columns)}", columns)
         else:  # in statements of at most 5,000 rows (Postgres takes 65,535 parameters)
             for at in range(0, len(rows), 5000):
-                chunk = rows[at:at + 5000]
+                chunk = rows[at : at + 5000]
                 values = ", ".join("(" + ", ".join("?" for _ in r) + ")" for r in chunk)
                 run(f"INSERT INTO {table} VALUES {values}", [v for r in chunk for v in r])
 
@@ -319,14 +343,28 @@ class SoakWorld:
     @property
     def env(self) -> dict[str, str]:
         sf = self.salesforce
-        return {**os.environ, "SOAK_HOOK_URL": self.hook.url, "SOAK_HUBSPOT_URL": self.hubspot.url,
-                "SOAK_SF_INSTANCE": f"https://{sf.instance}", "SOAK_SF_TOKEN": sf.token, "SOAK_SF_URL": sf.url,
-                "SOAK_MC_URL": self.mailchimp.url, "SOAK_META_URL": self.meta.url, "SOAK_GOOGLE_URL": self.google.url}
+        return {
+            **os.environ,
+            "SOAK_HOOK_URL": self.hook.url,
+            "SOAK_HUBSPOT_URL": self.hubspot.url,
+            "SOAK_SF_INSTANCE": f"https://{sf.instance}",
+            "SOAK_SF_TOKEN": sf.token,
+            "SOAK_SF_URL": sf.url,
+            "SOAK_MC_URL": self.mailchimp.url,
+            "SOAK_META_URL": self.meta.url,
+            "SOAK_GOOGLE_URL": self.google.url,
+        }
 
     @property
     def emulators(self) -> dict[str, Any]:
-        return {"hook": self.hook, "hubspot": self.hubspot, "salesforce": self.salesforce, "mailchimp": self.mailchimp,
-                "meta": self.meta, "google": self.google}
+        return {
+            "hook": self.hook,
+            "hubspot": self.hubspot,
+            "salesforce": self.salesforce,
+            "mailchimp": self.mailchimp,
+            "meta": self.meta,
+            "google": self.google,
+        }
 
     @property
     def requests(self) -> int:
@@ -363,8 +401,10 @@ class SoakWorld:
         s = self.source.schema
         with self.source.connect() as run:
             run(f"CREATE SCHEMA {s}")
-            run(f"CREATE TABLE {s}.users (user_id VARCHAR PRIMARY KEY, email VARCHAR, phone VARCHAR, first_name VARCHAR, "
-                "plan VARCHAR, score DOUBLE PRECISION)")
+            run(
+                f"CREATE TABLE {s}.users (user_id VARCHAR PRIMARY KEY, email VARCHAR, phone VARCHAR, first_name VARCHAR, "
+                "plan VARCHAR, score DOUBLE PRECISION)"
+            )
             run(f"CREATE TABLE {s}.accounts (account_id VARCHAR PRIMARY KEY, name VARCHAR, employees INTEGER)")
             self.source.insert(run, self.users_table, [self._user(i) for i in range(users)])
             self.source.insert(run, self.accounts_table, [self._account(i) for i in range(accounts)])
@@ -415,15 +455,20 @@ class SoakWorld:
             accounts = [r[0] for r in run(f"SELECT account_id FROM {self.accounts_table}")]
             touched = 0
             for uid in rng.sample(users, max(1, int(len(users) * cfg.change_rate))):
-                run(f"UPDATE {self.users_table} SET plan = ?, first_name = ?, score = ? WHERE user_id = ?",
-                    [rng.choice(PLANS), f"First{rng.randrange(1000)}", round(rng.random() * 100, 2), uid])
+                run(
+                    f"UPDATE {self.users_table} SET plan = ?, first_name = ?, score = ? WHERE user_id = ?",
+                    [rng.choice(PLANS), f"First{rng.randrange(1000)}", round(rng.random() * 100, 2), uid],
+                )
                 touched += 1
             # B -> A: some of last round's changes (the run between may have been killed), and
             # as many older ones
             live = set(users)
             back = [u for u in self.changed_last_round if u in live and rng.random() < cfg.flip_back_rate]
-            older = [u for u in users if len(self.history[u]) >= 2 and self.history[u][-1] != self.history[u][-2]
-                     and u not in self.changed_last_round]
+            older = [
+                u
+                for u in users
+                if len(self.history[u]) >= 2 and self.history[u][-1] != self.history[u][-2] and u not in self.changed_last_round
+            ]
             back_older = rng.sample(older, min(len(older), len(back)))
             for uid in back + back_older:
                 previous = self.history[uid][-2]
@@ -443,8 +488,10 @@ class SoakWorld:
             self.identity_events["changed"] += len(changed)
             self.changed_last_round = changed
             for aid in rng.sample(accounts, max(1, int(len(accounts) * cfg.change_rate))):
-                run(f"UPDATE {self.accounts_table} SET name = ?, employees = ? WHERE account_id = ?",
-                    [f"Account {aid} {rng.randrange(1000)}", rng.randrange(1, 5000), aid])
+                run(
+                    f"UPDATE {self.accounts_table} SET name = ?, employees = ? WHERE account_id = ?",
+                    [f"Account {aid} {rng.randrange(1000)}", rng.randrange(1, 5000), aid],
+                )
                 touched += 1
             # one of a shared pair leaves (of each kind), on top of the random churn
             leavers = {u for what in ("email", "phone") if (u := self._break_pair(run, what)) is not None}
@@ -454,15 +501,22 @@ class SoakWorld:
             churned = self._churn(run, self.users_table, "user_id", sorted(gone), "next_user", self._user)
             for uid in gone:
                 self.history.pop(uid, None)
-            churned += self._churn(run, self.accounts_table, "account_id",
-                                   rng.sample(accounts, int(len(accounts) * cfg.churn_rate)), "next_account", self._account)
+            churned += self._churn(
+                run,
+                self.accounts_table,
+                "account_id",
+                rng.sample(accounts, int(len(accounts) * cfg.churn_rate)),
+                "next_account",
+                self._account,
+            )
             if cfg.shared_pairs:
                 for what in ("email", "phone"):
                     self._pair(run, what)
             return touched + 2 * churned
 
-    def _churn(self, run: Callable[..., Any], table: str, key: str, gone: list[str], counter: str,
-               make: Callable[[int], tuple[Any, ...]]) -> int:
+    def _churn(
+        self, run: Callable[..., Any], table: str, key: str, gone: list[str], counter: str, make: Callable[[int], tuple[Any, ...]]
+    ) -> int:
         """Delete `gone` rows of `table` and insert as many new ones (numbered from `counter`)."""
         if not gone:
             return 0
@@ -493,10 +547,13 @@ class SoakWorld:
     def check(self) -> dict[str, SyncCheck]:
         """Each sync: its model rows (key -> identities, values) against what the destination
         holds by identity (identity -> the values of each record held under it)."""
-        users = {uid: (email, phone, first, plan, score) for uid, email, phone, first, plan, score in self.sql(
-            f"SELECT user_id, email, phone, first_name, plan, score FROM {self.users_table}")}
-        accounts = {aid: (name, emp) for aid, name, emp in self.sql(
-            f"SELECT account_id, name, employees FROM {self.accounts_table}")}
+        users = {
+            uid: (email, phone, first, plan, score)
+            for uid, email, phone, first, plan, score in self.sql(
+                f"SELECT user_id, email, phone, first_name, plan, score FROM {self.users_table}"
+            )
+        }
+        accounts = {aid: (name, emp) for aid, name, emp in self.sql(f"SELECT account_id, name, employees FROM {self.accounts_table}")}
         pros = {uid: u for uid, u in users.items() if u[3] == "pro"}
         checks = {}
 
@@ -509,7 +566,8 @@ class SoakWorld:
         held_contacts: dict[str, list[dict[str, Any]]] = {}
         for props in self.hubspot.records("contacts").values():
             held_contacts.setdefault(props.get("email", "").lower(), []).append(
-                {"firstname": props.get("firstname", ""), "plan": props.get("plan", "")})
+                {"firstname": props.get("firstname", ""), "plan": props.get("plan", "")}
+            )
         checks["users_to_hubspot"] = _check(by_email(users, lambda u: {"firstname": u[2], "plan": u[3]}), held_contacts)
 
         lists = [i for i, meta in self.hubspot.lists().items() if meta["name"] == "Soak pros"]
@@ -548,10 +606,13 @@ class SoakWorld:
         # ad platforms hold hashed identifiers, each an identity of its own (a shared phone is
         # one identity of two rows): every identifier held by some person of the audience
         for name, emu, audience, email_key, phone_key, phone_form in (
-                ("pros_to_meta", self.meta, "audience_named", "EMAIL", "PHONE", meta_phone),
-                ("pros_to_google", self.google, "list_named", "hashedEmail", "hashedPhoneNumber", lambda p: p)):
-            want_ids = {uid: ((f"{email_key}:{sha256_hex(e.strip().lower())}", f"{phone_key}:{sha256_hex(phone_form(ph))}"), {})
-                        for uid, (e, ph, *_rest) in pros.items()}
+            ("pros_to_meta", self.meta, "audience_named", "EMAIL", "PHONE", meta_phone),
+            ("pros_to_google", self.google, "list_named", "hashedEmail", "hashedPhoneNumber", lambda p: p),
+        ):
+            want_ids = {
+                uid: ((f"{email_key}:{sha256_hex(e.strip().lower())}", f"{phone_key}:{sha256_hex(phone_form(ph))}"), {})
+                for uid, (e, ph, *_rest) in pros.items()
+            }
             try:
                 people = emu.members(getattr(emu, audience)("Soak pros"))
             except ValueError:  # never created (no run got that far)
@@ -562,7 +623,8 @@ class SoakWorld:
         held_accounts: dict[str, list[dict[str, Any]]] = {}
         for rec in self.salesforce.records("Account").values():
             held_accounts.setdefault(str(rec.get("External_Id__c")).lower(), []).append(
-                {"Name": rec.get("Name"), "NumberOfEmployees": rec.get("NumberOfEmployees")})
+                {"Name": rec.get("Name"), "NumberOfEmployees": rec.get("NumberOfEmployees")}
+            )
         want_accounts = {aid: ((aid.lower(),), {"Name": n, "NumberOfEmployees": e}) for aid, (n, e) in accounts.items()}
         checks["accounts_to_salesforce"] = _check(want_accounts, held_accounts)
         return checks
@@ -601,21 +663,29 @@ def _check(rows: Rows, held: dict[str, list[dict[str, Any]]], duplicated_extra: 
         # rows sharing a record (identity_conflicts: merge) each write it, a changed row only
         # its changed fields: the last write wins field by field, so each field must hold the
         # value some row mapping to the record has
-        return not any(all(any(_same({f: w.get(f)}, h) for w in wanted[identity]) for f in wanted[identity][0])
-                       for h in held[identity])
+        return not any(all(any(_same({f: w.get(f)}, h) for w in wanted[identity]) for f in wanted[identity][0]) for h in held[identity])
 
     rows_lost = sum(1 for identities, _ in rows.values() if any(i not in held for i in identities))
-    rows_stale = sum(1 for identities, _ in rows.values()
-                     if all(i in held for i in identities) and any(stale(i) for i in identities))
-    problems = {"lost": [i for i in wanted if i not in held],
-                "stale": [i for i in wanted if i in held and stale(i)],
-                "orphaned": [i for i in held if i not in wanted],
-                "duplicated": [i for i, v in held.items() if len(v) > 1]}
+    rows_stale = sum(1 for identities, _ in rows.values() if all(i in held for i in identities) and any(stale(i) for i in identities))
+    problems = {
+        "lost": [i for i in wanted if i not in held],
+        "stale": [i for i in wanted if i in held and stale(i)],
+        "orphaned": [i for i in held if i not in wanted],
+        "duplicated": [i for i, v in held.items() if len(v) > 1],
+    }
     examples = {kind: [f"{i} (held {held.get(i)}, rows {wanted.get(i)})" for i in ids[:3]] for kind, ids in problems.items() if ids}
     return SyncCheck(
-        rows=len(rows), rows_lost=rows_lost, rows_stale=rows_stale, expected=len(wanted), held=len(held),
-        lost=len(problems["lost"]), stale=len(problems["stale"]), orphaned=len(problems["orphaned"]),
-        duplicated=sum(len(v) - 1 for v in held.values()) + duplicated_extra, examples=examples)
+        rows=len(rows),
+        rows_lost=rows_lost,
+        rows_stale=rows_stale,
+        expected=len(wanted),
+        held=len(held),
+        lost=len(problems["lost"]),
+        stale=len(problems["stale"]),
+        orphaned=len(problems["orphaned"]),
+        duplicated=sum(len(v) - 1 for v in held.values()) + duplicated_extra,
+        examples=examples,
+    )
 
 
 @contextmanager
@@ -636,15 +706,17 @@ def soak_world(root: Path, cfg: SoakConfig) -> Iterator[SoakWorld]:
         mailchimp = stack.enter_context(MailchimpEmulator(api_keys={"soak-key-us1"}))
         mailchimp.create_list("Soak")
         meta = stack.enter_context(MetaEmulator(tokens={"soak-token"}, record=False))
-        google = stack.enter_context(GoogleAdsEmulator(developer_tokens={"dev"}, client_id="cid", client_secret="secret",
-                                                       refresh_tokens={"refresh"}, record=False))
+        google = stack.enter_context(
+            GoogleAdsEmulator(developer_tokens={"dev"}, client_id="cid", client_secret="secret", refresh_tokens={"refresh"}, record=False)
+        )
         world = SoakWorld(root, source, hook, hubspot, sf, mailchimp, meta, google, random.Random(cfg.seed))
         world.create_source(cfg.users, cfg.accounts, cfg.shared_pairs)
         yield world
 
 
-def activation_run(world: SoakWorld, *, kill_after_requests: int | None, timeout: float = 300,
-                   statuses: Counter[str] | None = None) -> tuple[int | None, bool]:
+def activation_run(
+    world: SoakWorld, *, kill_after_requests: int | None, timeout: float = 300, statuses: Counter[str] | None = None
+) -> tuple[int | None, bool]:
     """One `activation run` child process; SIGKILL it once the emulators have seen
     `kill_after_requests` more requests. Returns (exit code or None if killed, killed);
     counts each sync's outcome in `statuses`."""
@@ -701,8 +773,10 @@ def run_soak(root: Path, cfg: SoakConfig, log: Callable[[str], None] = lambda _:
             report.kills += killed
             report.runs_ok += code == 0
             report.runs_failed += code not in (0, None)
-            log(f"round {round_ + 1}/{cfg.rounds}: {'SIGKILLed' if killed else f'exit {code}'}; "
-                f"{world.requests:,} requests so far, {sum(world.faults().values())} faults")
+            log(
+                f"round {round_ + 1}/{cfg.rounds}: {'SIGKILLed' if killed else f'exit {code}'}; "
+                f"{world.requests:,} requests so far, {sum(world.faults().values())} faults"
+            )
         world.calm()
         report.faults = world.faults()
         report.sync_runs = dict(statuses)
@@ -713,8 +787,9 @@ def run_soak(root: Path, cfg: SoakConfig, log: Callable[[str], None] = lambda _:
                 break
         report.requests = world.requests
         report.syncs = world.check()
-        report.model_rows = sum(n for (n,) in world.sql(
-            f"SELECT (SELECT count(*) FROM {world.users_table}) + (SELECT count(*) FROM {world.accounts_table})"))
+        report.model_rows = sum(
+            n for (n,) in world.sql(f"SELECT (SELECT count(*) FROM {world.users_table}) + (SELECT count(*) FROM {world.accounts_table})")
+        )
         report.identity = dict(world.identity_events)
     report.seconds = time.monotonic() - started
     return report

@@ -53,8 +53,11 @@ def free_port() -> int:
 
 def start_emulator(extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "activation_emulators.hubspot", "--port", str(port),
-                             "--token", TOKEN, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "activation_emulators.hubspot", "--port", str(port), "--token", TOKEN, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -76,9 +79,14 @@ def floor(url: str, rows: int) -> float:
     with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}) as client:
         t = time.perf_counter()
         for start in range(0, rows, 100):
-            inputs = [{"id": f"user{i}@example.com", "idProperty": "email",
-                       "properties": {"firstname": f"First{i % 997}", "lastname": f"Last{i % 991}", "jobtitle": "Engineer"}}
-                      for i in range(start, min(start + 100, rows))]
+            inputs = [
+                {
+                    "id": f"user{i}@example.com",
+                    "idProperty": "email",
+                    "properties": {"firstname": f"First{i % 997}", "lastname": f"Last{i % 991}", "jobtitle": "Engineer"},
+                }
+                for i in range(start, min(start + 100, rows))
+            ]
             r = client.post(url + "/crm/v3/objects/contacts/batch/upsert", content=json.dumps({"inputs": inputs}))
             r.raise_for_status()
         return rows / (time.perf_counter() - t)
@@ -127,20 +135,27 @@ def main() -> None:
         log = stop(proc)
         assert result.acknowledged == args.rows, result  # type: ignore[attr-defined]
         ours.append(args.rows / seconds)
-        print(f"round {n + 1}: raw-HTTP floor {floors[-1]:,.0f} rows/s; activation (SDK) {ours[-1]:,.0f} rows/s "
-              f"({ours[-1] / floors[-1]:.2f}x); emulator: {log}", flush=True)
+        print(
+            f"round {n + 1}: raw-HTTP floor {floors[-1]:,.0f} rows/s; activation (SDK) {ours[-1]:,.0f} rows/s "
+            f"({ours[-1] / floors[-1]:.2f}x); emulator: {log}",
+            flush=True,
+        )
     ratios = sorted(o / f for o, f in zip(ours, floors, strict=False))
-    print(f"first sync of {args.rows:,} contacts, best of {args.rounds}: activation (SDK) {max(ours):,.0f} rows/s "
-          f"(spread {min(ours):,.0f}-{max(ours):,.0f}); raw-HTTP floor {max(floors):,.0f} rows/s "
-          f"(spread {min(floors):,.0f}-{max(floors):,.0f}); ratio of bests {max(ours) / max(floors):.2f}x, "
-          f"per-round ratios {ratios[0]:.2f}-{ratios[-1]:.2f} (median {ratios[len(ratios) // 2]:.2f})")
+    print(
+        f"first sync of {args.rows:,} contacts, best of {args.rounds}: activation (SDK) {max(ours):,.0f} rows/s "
+        f"(spread {min(ours):,.0f}-{max(ours):,.0f}); raw-HTTP floor {max(floors):,.0f} rows/s "
+        f"(spread {min(floors):,.0f}-{max(floors):,.0f}); ratio of bests {max(ours) / max(floors):.2f}x, "
+        f"per-round ratios {ratios[0]:.2f}-{ratios[-1]:.2f} (median {ratios[len(ratios) // 2]:.2f})"
+    )
 
     proc, url = start_emulator(["--validation", "compiled", "--rate-limit", f"{args.quota}/1"])
     seconds, result = sync(project(args.quota_rows, url, rps=args.quota * 0.95))
     log = stop(proc)
     calls = -(-args.quota_rows // 100) + 1  # the batch upserts and one read of the property definitions
-    print(f"under a quota of {args.quota} requests/s: {args.quota_rows:,} rows in {seconds:.1f}s, "
-          f"{calls / seconds:.2f} requests/s = {calls / seconds / args.quota:.2f} of the quota; emulator: {log}")
+    print(
+        f"under a quota of {args.quota} requests/s: {args.quota_rows:,} rows in {seconds:.1f}s, "
+        f"{calls / seconds:.2f} requests/s = {calls / seconds / args.quota:.2f} of the quota; emulator: {log}"
+    )
 
 
 if __name__ == "__main__":

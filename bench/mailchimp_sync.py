@@ -30,15 +30,18 @@ def free_port() -> int:
 
 
 def run(url: str, list_id: str, rows: int, status: str, concurrency: int, tag: str) -> float:
-    spec = MailchimpDestinationSpec(type="mailchimp", api_key=KEY, base_url=url, list_id=list_id, status_if_new=status,
-                                    concurrency=concurrency)  # type: ignore[arg-type]
+    spec = MailchimpDestinationSpec(
+        type="mailchimp", api_key=KEY, base_url=url, list_id=list_id, status_if_new=status, concurrency=concurrency
+    )  # type: ignore[arg-type]
     dest = MailchimpDestination("mc", spec, ".")
     target = SyncTarget(sync="bench", mode="upsert", match_fields=["email_address"], fields=["FNAME", "LNAME"])
-    ops = [RowOp("upsert", f"{tag}{i}", {"email_address": f"{tag}{i}@bench.example.org", "FNAME": f"F{i}", "LNAME": f"L{i}"})
-           for i in range(rows)]
+    ops = [
+        RowOp("upsert", f"{tag}{i}", {"email_address": f"{tag}{i}@bench.example.org", "FNAME": f"F{i}", "LNAME": f"L{i}"})
+        for i in range(rows)
+    ]
     started = time.perf_counter()
     for i in range(0, rows, 500):
-        results = dest.push(target, ops[i:i + 500])
+        results = dest.push(target, ops[i : i + 500])
         assert all(r.ok for r in results), [r.error for r in results if not r.ok][:3]
     return rows / (time.perf_counter() - started)
 
@@ -50,8 +53,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "activation_emulators.mailchimp", "--port", str(port),
-                             "--list", "Bench", "--api-key", KEY], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "activation_emulators.mailchimp", "--port", str(port), "--list", "Bench", "--api-key", KEY],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         list_id = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
@@ -65,8 +71,10 @@ def main() -> int:
                 put[c].append(run(url, list_id, args.put_rows, "transactional", c, f"p{r}c{c}x"))
         print(f"batch subscribe, {args.rows:,} members: {max(batch):,.0f} members/s (best of {args.repeat})")
         for c, rates in put.items():
-            print(f"PUT per member, concurrency {c:>2}, {args.put_rows:,} members: {max(rates):,.0f} members/s "
-                  f"(batch is {max(batch) / max(rates):.1f}x)")
+            print(
+                f"PUT per member, concurrency {c:>2}, {args.put_rows:,} members: {max(rates):,.0f} members/s "
+                f"(batch is {max(batch) / max(rates):.1f}x)"
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=10)

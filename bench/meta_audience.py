@@ -52,8 +52,11 @@ syncs:
 
 def start_emulator() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "activation_emulators.meta", "--port", str(port),
-                             "--token", TOKEN, "--no-record"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "activation_emulators.meta", "--port", str(port), "--token", TOKEN, "--no-record"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -78,18 +81,22 @@ def project(rows: int, url: str, memory_limit: str | None) -> Path:
 def floor(url: str, rows: int) -> float:
     """Members/s of a plain loop POSTing the same hashed 10,000-row batches (hashing excluded)."""
     client = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
-    audience = client.post(f"{url}/v25.0/act_1/customaudiences", data={
-        "name": "Floor", "subtype": "CUSTOM", "customer_file_source": "USER_PROVIDED_ONLY"}).json()["id"]
+    audience = client.post(
+        f"{url}/v25.0/act_1/customaudiences", data={"name": "Floor", "subtype": "CUSTOM", "customer_file_source": "USER_PROVIDED_ONLY"}
+    ).json()["id"]
     batches = []
     for start in range(0, rows, 10_000):
-        data = [[hashlib.sha256(f"user{i}@example.com".encode()).hexdigest(),
-                 hashlib.sha256(f"4420{i % 100000000:08d}".encode()).hexdigest()] for i in range(start, min(start + 10_000, rows))]
+        data = [
+            [hashlib.sha256(f"user{i}@example.com".encode()).hexdigest(), hashlib.sha256(f"4420{i % 100000000:08d}".encode()).hexdigest()]
+            for i in range(start, min(start + 10_000, rows))
+        ]
         batches.append(data)
     t = time.perf_counter()
     for data in batches:
         body = urlencode({"payload": json.dumps({"schema": ["EMAIL", "PHONE"], "data": data}, separators=(",", ":"))})
-        r = client.post(f"{url}/v25.0/{audience}/users", content=body.encode(),
-                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = client.post(
+            f"{url}/v25.0/{audience}/users", content=body.encode(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
         r.raise_for_status()
     return rows / (time.perf_counter() - t)
 
@@ -105,9 +112,17 @@ def child(root: str) -> None:
         prepared = s.prepare(["everyone_to_meta"])
         s.state.migrate()
         result = run_sync(s, prepared["everyone_to_meta"])
-    print(json.dumps({"seconds": time.perf_counter() - t, "members": result.acknowledged, "status": result.status,
-                      "requests": result.destination_report.requests if result.destination_report else 0,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - t,
+                "members": result.acknowledged,
+                "status": result.status,
+                "requests": result.destination_report.requests if result.destination_report else 0,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def ours(rows: int, memory_limit: str | None) -> dict[str, float]:
@@ -141,13 +156,18 @@ def main() -> None:
         assert r["members"] == args.rows and r["status"] == "success", r
         rate = args.rows / r["seconds"]
         runs.append((rate, f, r))
-        print(f"run {i + 1}: activation {rate:,.0f} members/s ({r['seconds']:.1f} s, {r['requests']:.0f} requests, "
-              f"peak RSS {r['peak_rss_mb']:,.0f} MB); floor {f:,.0f} members/s; ratio {rate / f:.2f}", flush=True)
+        print(
+            f"run {i + 1}: activation {rate:,.0f} members/s ({r['seconds']:.1f} s, {r['requests']:.0f} requests, "
+            f"peak RSS {r['peak_rss_mb']:,.0f} MB); floor {f:,.0f} members/s; ratio {rate / f:.2f}",
+            flush=True,
+        )
     rate, f, r = max(runs, key=lambda run: run[0] / run[1])
-    print(f"best of {args.repeat} (by ratio): a first push of {args.rows:,} members (email + phone) to the Meta emulator"
-          f"{f' (DuckDB memory_limit {args.memory_limit})' if args.memory_limit else ''}: "
-          f"{rate:,.0f} members/s end to end, peak RSS {r['peak_rss_mb']:,.0f} MB; raw-HTTP floor {f:,.0f} members/s "
-          f"in the same round (ratio {rate / f:.2f})")
+    print(
+        f"best of {args.repeat} (by ratio): a first push of {args.rows:,} members (email + phone) to the Meta emulator"
+        f"{f' (DuckDB memory_limit {args.memory_limit})' if args.memory_limit else ''}: "
+        f"{rate:,.0f} members/s end to end, peak RSS {r['peak_rss_mb']:,.0f} MB; raw-HTTP floor {f:,.0f} members/s "
+        f"in the same round (ratio {rate / f:.2f})"
+    )
 
 
 if __name__ == "__main__":

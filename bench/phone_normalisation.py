@@ -88,11 +88,12 @@ def main() -> None:
             e164(text, region)
         except identifiers.InvalidIdentifier:
             invalid += 1
-    print(f"{args.numbers:,} numbers ({args.duplicates:.0%} repeats), {invalid:,} refused as impossible; "
-          f"phonenumbers {phonenumbers.__version__}")
+    print(
+        f"{args.numbers:,} numbers ({args.duplicates:.0%} repeats), {invalid:,} refused as impossible; "
+        f"phonenumbers {phonenumbers.__version__}"
+    )
     print(f"e164: {per_item_us(lambda n: e164(*n), numbers, args.repeat):.1f} µs per phone (best of {args.repeat})")
-    print(f"Meta row transform (email + phone + country, normalised and hashed): "
-          f"{per_item_us(apply, rows, args.repeat):.1f} µs per row")
+    print(f"Meta row transform (email + phone + country, normalised and hashed): {per_item_us(apply, rows, args.repeat):.1f} µs per row")
 
 
 if __name__ == "__main__":

@@ -61,8 +61,10 @@ def main() -> None:
         text = (root / "syncs.yaml").read_text().replace("seats: seats", 'seats: "{{ row.seats + (1 if row.seats == 9 else 0) }}"')
         (root / "syncs.yaml").write_text(text)
         exe = str(Path(sys.executable).parent / "activation")
-        commands = {"plan --base main": [exe, "plan", "--base", "main", "--json", "-p", str(root)],
-                    "plan (first load)": [exe, "plan", "--json", "-p", str(root)]}
+        commands = {
+            "plan --base main": [exe, "plan", "--base", "main", "--json", "-p", str(root)],
+            "plan (first load)": [exe, "plan", "--json", "-p", str(root)],
+        }
         best: dict[str, float] = {}
         for _ in range(args.repeat):
             for name, cmd in commands.items():

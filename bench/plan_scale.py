@@ -106,18 +106,23 @@ def setup(engine: str, root: Path, rows: int, changed: float, removed: float) ->
         s.state.migrate()
         q = s.prepare(["users"])["users"].query
         key = wh.key_expr(q.key, "src")
-        pairs = ", ".join(f"{wh.quote(f)} := src.{wh.quote(f)}" if engine == "duckdb" else f"'{f}', src.{wh.quote(f)}"
-                          for f in FIELDS)
+        pairs = ", ".join(f"{wh.quote(f)} := src.{wh.quote(f)}" if engine == "duckdb" else f"'{f}', src.{wh.quote(f)}" for f in FIELDS)
         delivered = s.state.relation("delivered")
-        wh.execute(c, f"""INSERT INTO {delivered} (sync_name, row_key, row_hash, row_values, dest_id, delivered_at)
+        wh.execute(
+            c,
+            f"""INSERT INTO {delivered} (sync_name, row_key, row_hash, row_values, dest_id, delivered_at)
             SELECT 'users', {key}, {s.differ.hash(q)}, {VALUES_JSON[engine].format(pairs=pairs)}, NULL, CURRENT_TIMESTAMP
-            FROM ({q.model_sql}) AS src""")
+            FROM ({q.model_sql}) AS src""",
+        )
         c.commit()
         # the seeded state must be what a real delivery would have recorded
         mapper = FieldMapper(s.project.syncs["users"])
-        sample = wh.execute(c, f"""SELECT d.row_values, {', '.join(f'u.{f}' for f in FIELDS)}
+        sample = wh.execute(
+            c,
+            f"""SELECT d.row_values, {", ".join(f"u.{f}" for f in FIELDS)}
             FROM {delivered} AS d JOIN {src}.users AS u ON d.row_key = CAST(u.user_id AS VARCHAR)
-            WHERE u.user_id < 1000""").all()
+            WHERE u.user_id < 1000""",
+        ).all()
         for stored, *values in sample:
             assert json.loads(stored) == mapper.map(dict(zip(FIELDS, values, strict=False))), (stored, values)
         every_changed, every_removed = round(1 / changed), round(1 / removed)
@@ -128,8 +133,7 @@ def setup(engine: str, root: Path, rows: int, changed: float, removed: float) ->
             c.exec_driver_sql(f"ANALYZE {src}.users")
             c.exec_driver_sql(f"ANALYZE {delivered}")
             c.commit()
-        return {"changed": n_changed, "removed": n_removed, "salt": q.salt, "target": q.target,
-                "seconds": time.perf_counter() - t}
+        return {"changed": n_changed, "removed": n_removed, "salt": q.salt, "target": q.target, "seconds": time.perf_counter() - t}
 
 
 def child_plan(root: Path) -> dict[str, Any]:
@@ -152,8 +156,15 @@ def child_plan(root: Path) -> dict[str, Any]:
         plan = plan_sync(s, s.prepare(["users"])["users"])
         seconds = time.perf_counter() - t
     c = plan.counts
-    return {"seconds": seconds, "streamed": streamed, "added": c.added, "changed": c.changed, "removed": c.removed,
-            "unchanged": c.unchanged, "fields": plan.field_changes}
+    return {
+        "seconds": seconds,
+        "streamed": streamed,
+        "added": c.added,
+        "changed": c.changed,
+        "removed": c.removed,
+        "unchanged": c.unchanged,
+        "fields": plan.field_changes,
+    }
 
 
 def child_query(engine: str, root: Path, salt: str, target: str) -> dict[str, Any]:
@@ -209,8 +220,10 @@ def bench(engine: str, rows: int, changed: float, removed: float, repeat: int, m
         expect = measure("setup", engine, str(root), str(rows), str(changed), str(removed))
         if memory_limit and engine == "duckdb":  # the set-up runs uncapped (it builds the state's index)
             project_dir(engine, base, tag, memory_limit)
-        print(f"  set-up ({engine}, {rows:,} rows): {expect['seconds']:.0f}s; {expect['changed']:,} changed, "
-              f"{expect['removed']:,} removed", flush=True)
+        print(
+            f"  set-up ({engine}, {rows:,} rows): {expect['seconds']:.0f}s; {expect['changed']:,} changed, {expect['removed']:,} removed",
+            flush=True,
+        )
         plans, queries = [], []
         for _ in range(repeat):
             plans.append(measure("plan", engine, str(root)))
@@ -221,15 +234,17 @@ def bench(engine: str, rows: int, changed: float, removed: float, repeat: int, m
         assert (p["changed"], p["removed"], p["added"]) == (expect["changed"], expect["removed"], 0), p
         assert f["differing"] == changes, f
         limit = f", DuckDB memory_limit {memory_limit}" if memory_limit and engine == "duckdb" else ""
-        print(f"{engine}{limit}, {rows:,} rows, {expect['changed']:,} changed + {expect['removed']:,} removed "
-              f"(fields: {p['fields']}):")
-        print(f"  activation plan    {p['seconds']:7.2f}s  peak RSS {p['peak_rss_mb']:5.0f} MB  "
-              f"rows streamed to the process {p['streamed']:,} (changes: {changes:,})")
-        print(f"  hand-written query {f['seconds']:7.2f}s  peak RSS {f['peak_rss_mb']:5.0f} MB  "
-              f"differing keys fetched {f['differing']:,}")
+        print(f"{engine}{limit}, {rows:,} rows, {expect['changed']:,} changed + {expect['removed']:,} removed (fields: {p['fields']}):")
+        print(
+            f"  activation plan    {p['seconds']:7.2f}s  peak RSS {p['peak_rss_mb']:5.0f} MB  "
+            f"rows streamed to the process {p['streamed']:,} (changes: {changes:,})"
+        )
+        print(f"  hand-written query {f['seconds']:7.2f}s  peak RSS {f['peak_rss_mb']:5.0f} MB  differing keys fetched {f['differing']:,}")
         times = lambda runs: ", ".join(f"{r['seconds']:.2f}" for r in runs)  # noqa: E731
-        print(f"  plan / query: {p['seconds'] / f['seconds']:.2f}x (best of {repeat}; plans: {times(plans)}; "
-              f"queries: {times(queries)})", flush=True)
+        print(
+            f"  plan / query: {p['seconds'] / f['seconds']:.2f}x (best of {repeat}; plans: {times(plans)}; queries: {times(queries)})",
+            flush=True,
+        )
     finally:
         if engine == "postgres":
             import sqlalchemy as sa
@@ -262,7 +277,7 @@ def main() -> None:
         out["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(out))
         return
-    for engine in (["duckdb", "postgres"] if args.engine == "both" else [args.engine]):
+    for engine in ["duckdb", "postgres"] if args.engine == "both" else [args.engine]:
         bench(engine, args.rows, args.changed, args.removed, args.repeat, args.memory_limit)
 
 

@@ -12,8 +12,22 @@ import sys
 
 from activation_emulators.soak import main
 
-LONG_FORM = ["--users", "80000", "--accounts", "20000", "--rounds", "70", "--kill-rate", "0.75",
-             "--fault-rate", "0.05", "--change-rate", "0.02", "--churn-rate", "0.005"]
+LONG_FORM = [
+    "--users",
+    "80000",
+    "--accounts",
+    "20000",
+    "--rounds",
+    "70",
+    "--kill-rate",
+    "0.75",
+    "--fault-rate",
+    "0.05",
+    "--change-rate",
+    "0.02",
+    "--churn-rate",
+    "0.005",
+]
 
 if __name__ == "__main__":
     raise SystemExit(main(LONG_FORM + sys.argv[1:]))

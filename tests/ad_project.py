@@ -47,7 +47,8 @@ class AdProject(Project):
 
 def make_ad_project(root: Path, destinations: str, syncs: str, *, n: int = 60) -> AdProject:
     root.mkdir(parents=True, exist_ok=True)
-    yaml = textwrap.dedent("""
+    yaml = (
+        textwrap.dedent("""
         version: 1
         warehouse: {type: duckdb, path: warehouse.duckdb}
         entities:
@@ -55,8 +56,12 @@ def make_ad_project(root: Path, destinations: str, syncs: str, *, n: int = 60) -
         audiences:
           members: {entity: person, where: "member"}
         destinations:
-        """) + textwrap.indent(textwrap.dedent(destinations).strip("\n"), "  ") + "\nsyncs:\n" \
-        + textwrap.indent(textwrap.dedent(syncs).strip("\n"), "  ") + "\n"
+        """)
+        + textwrap.indent(textwrap.dedent(destinations).strip("\n"), "  ")
+        + "\nsyncs:\n"
+        + textwrap.indent(textwrap.dedent(syncs).strip("\n"), "  ")
+        + "\n"
+    )
     (root / "syncs.yaml").write_text(yaml)
     p = AdProject(root, None)
     con = duckdb.connect(str(p.warehouse))
@@ -71,8 +76,15 @@ def set_trunk_and_impossible_phones(p: AdProject) -> None:
     p.sql("UPDATE src.people SET phone = '+44 20 7946 00021' WHERE person_id = 'p0002'")  # a digit too many: impossible
 
 
-def assert_impossible_phone_rejected(p: AdProject, sync: str, result: dict[str, Any], people: set[frozenset[tuple[str, str]]],
-                                     email_key: str, phone_key: str, e164_prefix: str) -> None:
+def assert_impossible_phone_rejected(
+    p: AdProject,
+    sync: str,
+    result: dict[str, Any],
+    people: set[frozenset[tuple[str, str]]],
+    email_key: str,
+    phone_key: str,
+    e164_prefix: str,
+) -> None:
     """After `set_trunk_and_impossible_phones`: the run delivered the 44 other members, p0001's
     phone without its trunk 0, and rejected p0002, its reason (the field and the rule, never the
     number) in `history` and `status`. `people`: what the platform holds."""
@@ -80,8 +92,9 @@ def assert_impossible_phone_rejected(p: AdProject, sync: str, result: dict[str, 
     reason = "field 'phone': not a possible phone number (too long for its country)"
     [rejected] = p.json("history", sync)["runs"][0]["rejected_rows"]
     assert (rejected["row_key"], rejected["reason"]) == ("p0002", reason)
-    assert [(e["row_key"], e["reason"]) for s in p.json("status", expect=1)["syncs"] if s["sync"] == sync
-            for e in s["rejected_rows"]] == [("p0002", reason)]
+    assert [(e["row_key"], e["reason"]) for s in p.json("status", expect=1)["syncs"] if s["sync"] == sync for e in s["rejected_rows"]] == [
+        ("p0002", reason)
+    ]
     assert len(people) == 44 and not any((email_key, sha("person.2@example.com")) in person for person in people)
     phones = {v for person in people for k, v in person if k == phone_key}
     assert sha(e164_prefix + "442079460958") in phones and sha(e164_prefix + "4402079460958") not in phones

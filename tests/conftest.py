@@ -107,18 +107,25 @@ class Project:
             LEFT JOIN (SELECT user_id, sum(amount) AS ltv FROM src.orders GROUP BY 1) o USING (user_id)""")
         out = {}
         for user_id, email, plan, ltv, seats in rows:
-            score = (3 if ltv is not None and ltv >= 100 else 1 if ltv is not None and ltv >= 0 else 0) * 1.0 \
-                + (2 if seats >= 3 else 0) * 0.5
-            out[user_id] = {"email": email, "plan": plan, "ltv": int(ltv) if ltv is not None else None,
-                            "score": score, "plan_upper": plan.upper()}
+            score = (3 if ltv is not None and ltv >= 100 else 1 if ltv is not None and ltv >= 0 else 0) * 1.0 + (
+                2 if seats >= 3 else 0
+            ) * 0.5
+            out[user_id] = {
+                "email": email,
+                "plan": plan,
+                "ltv": int(ltv) if ltv is not None else None,
+                "score": score,
+                "plan_upper": plan.upper(),
+            }
         return out
 
     def model_whales(self) -> dict[str, dict[str, Any]]:
         return {k: {"email": v["email"]} for k, v in self.model_users().items() if v["ltv"] is not None and v["ltv"] >= 100}
 
 
-def make_project(root: Path, rx: WebhookReceiver, *, n: int = 200, orders: int = 700, mode: str = "upsert",
-                 state: str = "", extra_yaml: str = "") -> Project:
+def make_project(
+    root: Path, rx: WebhookReceiver, *, n: int = 200, orders: int = 700, mode: str = "upsert", state: str = "", extra_yaml: str = ""
+) -> Project:
     root.mkdir(parents=True, exist_ok=True)
     (root / "syncs.yaml").write_text(textwrap.dedent(BASE_YAML.format(state=state, mode=mode)) + extra_yaml)
     p = Project(root, rx)
@@ -138,8 +145,12 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     beside its sources); put it on PYTHONPATH to make `type: jsonbin` a destination."""
     tmp = tmp_path_factory.mktemp("plugin")
     source = shutil.copytree(PLUGIN_EXAMPLE, tmp / "source")
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                           "--target", str(tmp / "site"), str(source)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(tmp / "site"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert list((tmp / "site").glob("activation_jsonbin-*.dist-info/entry_points.txt"))
     return tmp / "site"

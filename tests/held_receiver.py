@@ -49,8 +49,13 @@ class HeldReceiver(WebhookReceiver):
 def spawn(p: Project, *args: str) -> subprocess.Popen[str]:
     """`activation ARGS --project P` as its own process (as a user or a scheduler starts it)."""
     env = {**os.environ, **p.env, **({"HOOK_URL": p.rx.url} if p.rx is not None else {})}
-    return subprocess.Popen([sys.executable, "-m", "activation.cli", *args, "--project", str(p.root)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "activation.cli", *args, "--project", str(p.root)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(child: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -59,23 +64,31 @@ def finish(child: subprocess.Popen[str]) -> tuple[int, str, str]:
     return child.returncode, out, err
 
 
-def postgres_project(root: Path, rx: WebhookReceiver, engine: sa.Engine, tag: str, *, state: str = "",
-                     n: int = 200, orders: int = 700) -> Project:
+def postgres_project(
+    root: Path, rx: WebhookReceiver, engine: sa.Engine, tag: str, *, state: str = "", n: int = 200, orders: int = 700
+) -> Project:
     """The conftest project with its warehouse on the Postgres server: the same rows (so
     `model_users()`, computed from the DuckDB copy, is still the oracle) in schema src_TAG."""
     p = make_project(root, rx, n=n, orders=orders, state=state)
     with engine.begin() as c:
         c.execute(sa.text(f"CREATE SCHEMA src_{tag}"))
-        c.execute(sa.text(
-            f"CREATE TABLE src_{tag}.users AS SELECT 'u' || lpad(CAST(i AS TEXT), 4, '0') AS user_id, "
-            f"'user' || i || '@example.com' AS email, (ARRAY['free', 'pro', 'enterprise'])[1 + i % 3] AS plan, "
-            f"CAST(i % 7 AS INTEGER) AS seats, CAST(i * 10 AS DECIMAL(12, 2)) AS spend FROM generate_series(0, {n - 1}) i"))
-        c.execute(sa.text(
-            f"CREATE TABLE src_{tag}.orders AS SELECT 'u' || lpad(CAST(i % {n} AS TEXT), 4, '0') AS user_id, "
-            f"CAST(i % 50 AS INTEGER) AS amount FROM generate_series(0, {orders - 1}) i"))
+        c.execute(
+            sa.text(
+                f"CREATE TABLE src_{tag}.users AS SELECT 'u' || lpad(CAST(i AS TEXT), 4, '0') AS user_id, "
+                f"'user' || i || '@example.com' AS email, (ARRAY['free', 'pro', 'enterprise'])[1 + i % 3] AS plan, "
+                f"CAST(i % 7 AS INTEGER) AS seats, CAST(i * 10 AS DECIMAL(12, 2)) AS spend FROM generate_series(0, {n - 1}) i"
+            )
+        )
+        c.execute(
+            sa.text(
+                f"CREATE TABLE src_{tag}.orders AS SELECT 'u' || lpad(CAST(i % {n} AS TEXT), 4, '0') AS user_id, "
+                f"CAST(i % 50 AS INTEGER) AS amount FROM generate_series(0, {orders - 1}) i"
+            )
+        )
     text = (root / "syncs.yaml").read_text()
-    text = text.replace("warehouse: {type: duckdb, path: warehouse.duckdb}",
-                        f"warehouse: {{type: postgres, url: '{PG_URL}', schema: act_{tag}}}")
+    text = text.replace(
+        "warehouse: {type: duckdb, path: warehouse.duckdb}", f"warehouse: {{type: postgres, url: '{PG_URL}', schema: act_{tag}}}"
+    )
     (root / "syncs.yaml").write_text(text.replace("src.", f"src_{tag}."))
     return p
 

@@ -20,8 +20,18 @@ from conftest import make_project
 from activation_emulators.webhook import WebhookReceiver
 
 #: What the extras install (by import name): none may be needed on the base path.
-OPTIONAL = ("hubspot", "simple_salesforce", "mailchimp_marketing", "phonenumbers", "psycopg", "apscheduler",
-            "prometheus_client", "openapi_core", "snowflake", "requests")
+OPTIONAL = (
+    "hubspot",
+    "simple_salesforce",
+    "mailchimp_marketing",
+    "phonenumbers",
+    "psycopg",
+    "apscheduler",
+    "prometheus_client",
+    "openapi_core",
+    "snowflake",
+    "requests",
+)
 
 SITECUSTOMIZE = f"""
 import sys
@@ -52,8 +62,7 @@ def base_env(tmp_path: Path, **more: str) -> dict[str, str]:
 
 
 def activation(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "activation.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "activation.cli", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_the_blocker_refuses_every_optional_package(tmp_path: Path) -> None:
@@ -66,8 +75,9 @@ def test_the_blocker_refuses_every_optional_package(tmp_path: Path) -> None:
 def test_validate_plan_run_with_webhook_and_file_need_no_extra(tmp_path: Path, rx: WebhookReceiver) -> None:
     p = make_project(tmp_path / "p", rx, n=30, orders=300)
     text = (p.root / "syncs.yaml").read_text().replace("destinations:\n", "destinations:" + FILE_SYNC, 1)
-    (p.root / "syncs.yaml").write_text(text + "  users_to_file: {from: user, to: out, match: {email: email}, fields: {plan: plan},"
-                                       " schedule: \"*/30 * * * *\"}\n")  # cron: read without APScheduler
+    (p.root / "syncs.yaml").write_text(
+        text + '  users_to_file: {from: user, to: out, match: {email: email}, fields: {plan: plan}, schedule: "*/30 * * * *"}\n'
+    )  # cron: read without APScheduler
     env = base_env(tmp_path, HOOK_URL=rx.url)
     for command in ("validate", "plan", "run"):
         done = activation(env, command, "-p", str(p.root))
@@ -86,8 +96,7 @@ def test_a_hubspot_sync_without_the_sdk_names_the_extra(tmp_path: Path, rx: Webh
     (p.root / "syncs.yaml").write_text(text + "  users_to_hs: {from: user, to: hs, object: contacts, match: {email: email}}\n")
     done = activation(base_env(tmp_path, HOOK_URL=rx.url), *command.split(), "-p", str(p.root))
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "destinations.hs.type: destination type 'hubspot' needs the hubspot extra: pip install 'activation-etl[hubspot]'" \
-        in done.stderr
+    assert "destinations.hs.type: destination type 'hubspot' needs the hubspot extra: pip install 'activation-etl[hubspot]'" in done.stderr
     assert "Traceback" not in done.stderr and rx.request_count == 0
 
 
@@ -97,7 +106,10 @@ def test_other_extras_are_named_too(tmp_path: Path, rx: WebhookReceiver) -> None
     daemon = activation(env, "daemon", "-p", str(p.root))
     assert daemon.returncode == 2 and "pip install 'activation-etl[daemon]'" in daemon.stderr
     text = (p.root / "syncs.yaml").read_text()
-    (p.root / "syncs.yaml").write_text(text.replace("warehouse: {type: duckdb, path: warehouse.duckdb}",
-                                                    "warehouse: {type: postgres, url: 'postgresql://x@127.0.0.1/test'}"))
+    (p.root / "syncs.yaml").write_text(
+        text.replace(
+            "warehouse: {type: duckdb, path: warehouse.duckdb}", "warehouse: {type: postgres, url: 'postgresql://x@127.0.0.1/test'}"
+        )
+    )
     postgres = activation(env, "plan", "-p", str(p.root))
     assert postgres.returncode == 2 and "pip install 'activation-etl[postgres]'" in postgres.stderr

@@ -59,9 +59,20 @@ def _run_steps(workflow: dict, top: Path, env: dict[str, str]) -> dict[str, str]
         if "activation " not in script or "pip install" in script:
             continue
         step_env = {k: v for k, v in (step.get("env") or {}).items() if "${{" not in v}
-        done = subprocess.run(["bash", "-e", "-c", script], cwd=top, capture_output=True, text=True,
-                              env={**env, **job.get("env", {}), **step_env, "BASE_REF": "main",
-                                   "GITHUB_OUTPUT": str(outputs), "GITHUB_STEP_SUMMARY": str(top / "summary.md")})
+        done = subprocess.run(
+            ["bash", "-e", "-c", script],
+            cwd=top,
+            capture_output=True,
+            text=True,
+            env={
+                **env,
+                **job.get("env", {}),
+                **step_env,
+                "BASE_REF": "main",
+                "GITHUB_OUTPUT": str(outputs),
+                "GITHUB_STEP_SUMMARY": str(top / "summary.md"),
+            },
+        )
         assert done.returncode == 0, f"step {step['name']!r} failed:\n{done.stdout}\n{done.stderr}"
     return dict(line.split("=", 1) for line in outputs.read_text().splitlines())
 
@@ -86,8 +97,11 @@ def test_the_github_workflow_validates_and_writes_the_plan_comment(tmp_path: Pat
 
     (top / "github_output").unlink()
     edit(p.root / "syncs.yaml", "from: whales", "from: whale")  # an invalid change: the comment says why
-    assert _run_steps({"jobs": {"plan": {**workflow["jobs"]["plan"], "steps": [
-        s for s in workflow["jobs"]["plan"]["steps"] if s.get("id") == "plan"]}}}, top, env) == {"exit": "2"}
+    assert _run_steps(
+        {"jobs": {"plan": {**workflow["jobs"]["plan"], "steps": [s for s in workflow["jobs"]["plan"]["steps"] if s.get("id") == "plan"]}}},
+        top,
+        env,
+    ) == {"exit": "2"}
     comment = (top / "plan.md").read_text()
     assert "## activation plan: the project is invalid" in comment and "`from: whale` names no entity or audience" in comment
 
@@ -137,12 +151,18 @@ def test_validate_lint_and_plan_make_no_network_call_unless_remote(project: Proj
     try:
         url = f"http://127.0.0.1:{trap.port}"
         y = project.root / "syncs.yaml"
-        edit(y, "destinations:\n", "destinations:\n"
-             f"  hubspot: {{type: hubspot, token: hs-token, base_url: '{url}', max_retries: 0}}\n"
-             f"  salesforce: {{type: salesforce, instance_url: 'https://x.my.salesforce.com', session_id: sf-token, "
-             f"transport_url: '{url}', max_retries: 0}}\n")
-        y.write_text(y.read_text() + "  to_hubspot: {from: user, to: hubspot, object: contacts, match: {email: email}, fields: {plan: plan}}\n"
-                     "  to_salesforce: {from: user, to: salesforce, object: Contact, match: {Email__c: email}}\n")
+        edit(
+            y,
+            "destinations:\n",
+            "destinations:\n"
+            f"  hubspot: {{type: hubspot, token: hs-token, base_url: '{url}', max_retries: 0}}\n"
+            f"  salesforce: {{type: salesforce, instance_url: 'https://x.my.salesforce.com', session_id: sf-token, "
+            f"transport_url: '{url}', max_retries: 0}}\n",
+        )
+        y.write_text(
+            y.read_text() + "  to_hubspot: {from: user, to: hubspot, object: contacts, match: {email: email}, fields: {plan: plan}}\n"
+            "  to_salesforce: {from: user, to: salesforce, object: Contact, match: {Email__c: email}}\n"
+        )
         project.env["HOOK_URL"] = url  # the webhook destination too
         for args in (["validate"], ["validate", "--offline"], ["lint"], ["plan"], ["plan", "--format", "markdown"]):
             project.cli(*args)

@@ -54,12 +54,14 @@ def test_reset_purges_every_row_level_trace_even_of_a_sync_no_longer_declared(pr
     assert project.json("status", expect=1)["syncs"][0]["rejected_rows"]
     text = (project.root / "syncs.yaml").read_text()
     start = text.index("  users_to_hook:")
-    (project.root / "syncs.yaml").write_text(text[:start] + text[text.index("  whales_to_hook:"):])  # the sync is gone
+    (project.root / "syncs.yaml").write_text(text[:start] + text[text.index("  whales_to_hook:") :])  # the sync is gone
     asked = project.runner.invoke(app, ["reset", "users_to_hook", "--project", str(project.root)], input="y\n")
     assert "Forget 199 delivered rows, 0 in flight, 1 rejected-row records of users_to_hook?" in asked.stdout
     assert "forgot 199 delivered, 0 in flight, 1 row errors." in asked.stdout
-    leftovers = project.sql("SELECT count(*) FROM activation_state.row_errors WHERE sync_name = 'users_to_hook' "
-                            "UNION ALL SELECT count(*) FROM activation_state.delivered WHERE sync_name = 'users_to_hook'")
+    leftovers = project.sql(
+        "SELECT count(*) FROM activation_state.row_errors WHERE sync_name = 'users_to_hook' "
+        "UNION ALL SELECT count(*) FROM activation_state.delivered WHERE sync_name = 'users_to_hook'"
+    )
     assert leftovers == [(0,), (0,)]
     assert project.sql("SELECT count(*) FROM activation_state.runs WHERE sync_name = 'users_to_hook'") == [(1,)]
     assert "1 runs" in project.cli("reset", "users_to_hook", "--history", "--yes").stdout
@@ -91,15 +93,24 @@ def test_compile_output_is_valid_sql_whatever_the_terminal_width(project: Projec
     import sys
 
     text = (project.root / "syncs.yaml").read_text()
-    text = text.replace("audiences:\n", f'  {LONG}:\n    entity: user\n    sql: "select user_id, sum(amount) as {LONG} '
-                                       'from src.orders group by 1"\naudiences:\n', 1)
+    text = text.replace(
+        "audiences:\n",
+        f'  {LONG}:\n    entity: user\n    sql: "select user_id, sum(amount) as {LONG} from src.orders group by 1"\naudiences:\n',
+        1,
+    )
     (project.root / "syncs.yaml").write_text(text)
     project.cli("run")  # the models exist in the warehouse: the printed SQL reads them
     piped = project.cli("compile").stdout
     counted = _execute_compiled(project, piped)
     assert any(len(line) > 120 for line in piped.splitlines() if line.startswith("--")), "a header longer than the console"
     env = {**os.environ, "COLUMNS": "30", "TTY_COMPATIBLE": "1", "HOOK_URL": project.rx.url}  # rich: a 30-column terminal
-    narrow = subprocess.run([sys.executable, "-m", "activation.cli", "compile", "--project", str(project.root)],
-                            env=env, capture_output=True, text=True, timeout=120, check=True).stdout
+    narrow = subprocess.run(
+        [sys.executable, "-m", "activation.cli", "compile", "--project", str(project.root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     assert _execute_compiled(project, narrow) == counted
-    assert f'-- trait {LONG}' in narrow
+    assert f"-- trait {LONG}" in narrow

@@ -231,7 +231,7 @@ def test_ref_to_nothing_names_the_trait(p: Project) -> None:
 # ---------------------------------------------------------------- 5. mappings vs the model's columns
 
 
-@pytest.mark.parametrize("mapping", ["plann", "'{{ row.plann | upper }}'", "'{{ row[\"plann\"] ~ \"!\" }}'"])
+@pytest.mark.parametrize("mapping", ["plann", "'{{ row.plann | upper }}'", '\'{{ row["plann"] ~ "!" }}\''])
 def test_mapping_a_missing_column(p: Project, mapping: str) -> None:
     text = edit(p, "      plan: plan\n", f"      plan: {mapping}\n")
     out = fails(p, "validate")
@@ -447,12 +447,15 @@ def warehouse_strings(path: Path) -> list[str]:
 # ---------------------------------------------------------------- 10. the jinja sandbox
 
 
-@pytest.mark.parametrize("template", [
-    "{{ row.__class__.__mro__ }}",
-    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-    "{{ row['__class__'] }}",
-    "{{ row | attr('__class__') }}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ row.__class__.__mro__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ row['__class__'] }}",
+        "{{ row | attr('__class__') }}",
+    ],
+)
 def test_field_template_reaching_python_internals_is_refused(p: Project, template: str) -> None:
     text = edit(p, '      plan_upper: "{{ row.plan | upper }}"\n', f'      plan_upper: "{template}"\n')
     out = both(p)
@@ -551,18 +554,21 @@ def test_schema_comment_line_still_loads(p: Project) -> None:
 
 
 def test_trait_cycle_is_named(p: Project) -> None:
-    text = GOOD.replace("""  engagement:
+    text = GOOD.replace(
+        """  engagement:
     entity: user
     score:
       ltv: {weight: 1.0, points: [[0, 1], [100, 3]]}
       seats: {weight: 0.5, points: [[3, 2]]}
-""", """  a:
+""",
+        """  a:
     entity: user
     sql: "select user_id, b + 1 as a from {{ ref('b') }}"
   b:
     entity: user
     sql: "select user_id, a + 1 as b from {{ ref('a') }}"
-""")
+""",
+    )
     write(p, text)
     out = both(p)
     assert "cycle" in out and ("trait a -> trait b -> trait a" in out or "trait b -> trait a -> trait b" in out)
@@ -585,15 +591,18 @@ def test_score_thresholds_must_ascend(p: Project) -> None:
 # ---------------------------------------------------------------- 15. SQL that would write
 
 
-@pytest.mark.parametrize("sql, says", [
-    ("select user_id, sum(amount) as ltv from src.orders group by 1; drop table src.users", "more than one statement"),
-    ("delete from src.orders returning user_id, amount as ltv", "not DELETE"),
-    ("with gone as (delete from src.orders returning *) select user_id, amount as ltv from gone", "uses DELETE"),
-    ("create table x as select user_id, 1 as ltv from src.users", "not CREATE"),
-    ("copy (select user_id, 1 as ltv from src.users) to '/tmp/x.csv'", "not COPY"),
-    ("attach '/tmp/other.duckdb' as other", "not ATTACH"),
-    ("pragma database_list", "not PRAGMA"),
-])
+@pytest.mark.parametrize(
+    "sql, says",
+    [
+        ("select user_id, sum(amount) as ltv from src.orders group by 1; drop table src.users", "more than one statement"),
+        ("delete from src.orders returning user_id, amount as ltv", "not DELETE"),
+        ("with gone as (delete from src.orders returning *) select user_id, amount as ltv from gone", "uses DELETE"),
+        ("create table x as select user_id, 1 as ltv from src.users", "not CREATE"),
+        ("copy (select user_id, 1 as ltv from src.users) to '/tmp/x.csv'", "not COPY"),
+        ("attach '/tmp/other.duckdb' as other", "not ATTACH"),
+        ("pragma database_list", "not PRAGMA"),
+    ],
+)
 def test_trait_sql_that_would_write_is_refused_before_the_warehouse_sees_it(p: Project, sql: str, says: str) -> None:
     text = edit(p, "select user_id, sum(amount) as ltv from src.orders group by 1", sql)
     out = both(p)
@@ -607,11 +616,14 @@ def test_an_audience_condition_that_would_write_is_refused(p: Project) -> None:
     assert f"syncs.yaml:{line_of(text, 'delete from')}:" in out and "audience whales" in out
 
 
-@pytest.mark.parametrize("sql", [
-    "select user_id, count(*) as ltv from src.orders where 'drop table' <> '' group by 1 -- delete me",
-    'select user_id, count(*) as "update" from src.orders group by 1',
-    "/* insert; */ select user_id, sum(amount) as ltv from src.orders group by 1;",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select user_id, count(*) as ltv from src.orders where 'drop table' <> '' group by 1 -- delete me",
+        'select user_id, count(*) as "update" from src.orders group by 1',
+        "/* insert; */ select user_id, sum(amount) as ltv from src.orders group by 1;",
+    ],
+)
 def test_words_in_strings_comments_and_quoted_names_are_not_writes(sql: str) -> None:
     from activation.models.readonly import write_problem
 

@@ -99,38 +99,80 @@ def _google_held(emu: GoogleAdsEmulator) -> list[str]:
 
 
 VENDORS = [
-    Vendor("webhook", lambda: WebhookReceiver(),
-           lambda emu: f"{{type: webhook, url: '{emu.url}', headers: {{Authorization: 'Bearer {SECRET}'}}, "
-                       "max_retries: 2}",
-           "{mode: mirror, fields: {plan: plan}}",
-           lambda emu: [r["email"] for r in emu.records("people").values()], write="POST /hook", refuses_bad_email=False),
-    Vendor("hubspot", lambda: HubSpotEmulator(tokens={SECRET}),
-           lambda emu: f"{{type: hubspot, token: {SECRET}, base_url: '{emu.url}', max_retries: 2, requests_per_second: 500}}",
-           "{object: contacts, mode: mirror, fields: {jobtitle: plan}}",
-           lambda emu: [r["email"].lower() for r in emu.records("contacts").values()], write="/batch/upsert"),
-    Vendor("salesforce", _salesforce,
-           lambda emu: f"{{type: salesforce, instance_url: 'https://{emu.instance}', session_id: {SECRET}, "
-                       f"transport_url: '{emu.url}', bulk_poll_seconds: 0.01, max_retries: 2}}",
-           "{object: Contact, mode: mirror, fields: {LastName: plan, Email: email}}",
-           lambda emu: [r["Email_Key__c"].lower() for r in emu.records("Contact").values()],
-           write="/composite/sobjects", throttles=False, match="Email_Key__c"),
-    Vendor("mailchimp", _mailchimp,
-           lambda emu: f"{{type: mailchimp, api_key: {SECRET}-us1, base_url: '{emu.url}', list_name: People, max_retries: 2}}",
-           "{mode: mirror, fields: {FNAME: plan}}", _mailchimp_held, write="POST /3.0/lists/", match="email_address"),
-    Vendor("meta_audience", lambda: MetaEmulator(tokens={SECRET}),
-           lambda emu: f"{{type: meta_audience, token: {SECRET}, ad_account: act_4242, base_url: '{emu.url}', "
-                       "retry_backoff_seconds: 0.01, max_retries: 2}",
-           "{mode: audience, audience: People}", _meta_held, identity=lambda e: _sha(e.strip().lower()), write="/users"),
-    Vendor("google_ads", lambda: GoogleAdsEmulator(developer_tokens={SECRET}, client_id="cid", client_secret=SECRET,
-                                                   refresh_tokens={SECRET}),
-           lambda emu: f"{{type: google_ads, customer_id: 123-456-7890, developer_token: {SECRET}, client_id: cid, "
-                       f"client_secret: {SECRET}, refresh_token: {SECRET}, base_url: '{emu.url}', "
-                       f"token_url: '{emu.token_url}', retry_backoff_seconds: 0.01, max_retries: 2}}",
-           "{mode: audience, audience: People}", _google_held, identity=lambda e: _sha(e.strip().lower()),
-           write=":addOperations"),
-    Vendor("jsonbin", _jsonbin, lambda emu: f"{{type: jsonbin, url: '{emu.url}', token: {SECRET}, max_retries: 2}}",
-           "{mode: mirror, fields: {plan: plan}}", lambda emu: [r["email"] for r in emu.records().values()],
-           write="POST /bins/", refuses_bad_email=False, plugin=True),
+    Vendor(
+        "webhook",
+        lambda: WebhookReceiver(),
+        lambda emu: f"{{type: webhook, url: '{emu.url}', headers: {{Authorization: 'Bearer {SECRET}'}}, max_retries: 2}}",
+        "{mode: mirror, fields: {plan: plan}}",
+        lambda emu: [r["email"] for r in emu.records("people").values()],
+        write="POST /hook",
+        refuses_bad_email=False,
+    ),
+    Vendor(
+        "hubspot",
+        lambda: HubSpotEmulator(tokens={SECRET}),
+        lambda emu: f"{{type: hubspot, token: {SECRET}, base_url: '{emu.url}', max_retries: 2, requests_per_second: 500}}",
+        "{object: contacts, mode: mirror, fields: {jobtitle: plan}}",
+        lambda emu: [r["email"].lower() for r in emu.records("contacts").values()],
+        write="/batch/upsert",
+    ),
+    Vendor(
+        "salesforce",
+        _salesforce,
+        lambda emu: (
+            f"{{type: salesforce, instance_url: 'https://{emu.instance}', session_id: {SECRET}, "
+            f"transport_url: '{emu.url}', bulk_poll_seconds: 0.01, max_retries: 2}}"
+        ),
+        "{object: Contact, mode: mirror, fields: {LastName: plan, Email: email}}",
+        lambda emu: [r["Email_Key__c"].lower() for r in emu.records("Contact").values()],
+        write="/composite/sobjects",
+        throttles=False,
+        match="Email_Key__c",
+    ),
+    Vendor(
+        "mailchimp",
+        _mailchimp,
+        lambda emu: f"{{type: mailchimp, api_key: {SECRET}-us1, base_url: '{emu.url}', list_name: People, max_retries: 2}}",
+        "{mode: mirror, fields: {FNAME: plan}}",
+        _mailchimp_held,
+        write="POST /3.0/lists/",
+        match="email_address",
+    ),
+    Vendor(
+        "meta_audience",
+        lambda: MetaEmulator(tokens={SECRET}),
+        lambda emu: (
+            f"{{type: meta_audience, token: {SECRET}, ad_account: act_4242, base_url: '{emu.url}', "
+            "retry_backoff_seconds: 0.01, max_retries: 2}"
+        ),
+        "{mode: audience, audience: People}",
+        _meta_held,
+        identity=lambda e: _sha(e.strip().lower()),
+        write="/users",
+    ),
+    Vendor(
+        "google_ads",
+        lambda: GoogleAdsEmulator(developer_tokens={SECRET}, client_id="cid", client_secret=SECRET, refresh_tokens={SECRET}),
+        lambda emu: (
+            f"{{type: google_ads, customer_id: 123-456-7890, developer_token: {SECRET}, client_id: cid, "
+            f"client_secret: {SECRET}, refresh_token: {SECRET}, base_url: '{emu.url}', "
+            f"token_url: '{emu.token_url}', retry_backoff_seconds: 0.01, max_retries: 2}}"
+        ),
+        "{mode: audience, audience: People}",
+        _google_held,
+        identity=lambda e: _sha(e.strip().lower()),
+        write=":addOperations",
+    ),
+    Vendor(
+        "jsonbin",
+        _jsonbin,
+        lambda emu: f"{{type: jsonbin, url: '{emu.url}', token: {SECRET}, max_retries: 2}}",
+        "{mode: mirror, fields: {plan: plan}}",
+        lambda emu: [r["email"] for r in emu.records().values()],
+        write="POST /bins/",
+        refuses_bad_email=False,
+        plugin=True,
+    ),
 ]
 
 
@@ -155,8 +197,13 @@ class Case:
             r = self.p.cli(*args, expect=expect)
             return Ran(r.exit_code, r.stdout, r.output)
         env = {**os.environ, **self.p.env, "HOOK_URL": self.p.rx.url, "PYTHONPATH": str(self.site)}
-        done = subprocess.run([sys.executable, "-m", "activation.cli", *args, "--project", str(self.p.root)], env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "activation.cli", *args, "--project", str(self.p.root)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if expect is not None:
             assert done.returncode == expect, f"exit {done.returncode}, wanted {expect}:\n{done.stdout}\n{done.stderr}"
         return Ran(done.returncode, done.stdout, done.stdout + done.stderr)
@@ -180,8 +227,7 @@ def case(request: pytest.FixtureRequest, tmp_path: Path, rx: WebhookReceiver) ->
     with ExitStack() as stack:
         emu = stack.enter_context(vendor.start())
         p = make_project(tmp_path / "p", rx, n=30, orders=60)
-        text = (p.root / "syncs.yaml").read_text().replace(
-            "destinations:\n", f"destinations:\n  dest: {vendor.destination(emu)}\n", 1)
+        text = (p.root / "syncs.yaml").read_text().replace("destinations:\n", f"destinations:\n  dest: {vendor.destination(emu)}\n", 1)
         sync = vendor.sync.replace("{", f"{{from: user, to: dest, match: {{{vendor.match}: email}}, max_removal: 100%, ", 1)
         (p.root / "syncs.yaml").write_text(text + f"  people: {sync}\n")
         yield Case(vendor, emu, p, request.getfixturevalue("plugin_site") if vendor.plugin else None)

@@ -19,8 +19,10 @@ def test_a_corrupt_journal_entry_names_itself_and_reset_clears_it(project: Proje
     assert rx is not None
     p.cli("run", "users_to_hook")
     in_flight = _state_table(p, "in_flight")
-    p.sql(f"INSERT INTO {in_flight} VALUES ('users_to_hook', '{JOURNAL_PREFIX}deadbeef', "
-          "'{\"keys\": [\"u0001\"], \"values\": [', 'run-that-died', TIMESTAMP '2026-01-01')")  # cut mid-write
+    p.sql(
+        f"INSERT INTO {in_flight} VALUES ('users_to_hook', '{JOURNAL_PREFIX}deadbeef', "
+        "'{\"keys\": [\"u0001\"], \"values\": [', 'run-that-died', TIMESTAMP '2026-01-01')"
+    )  # cut mid-write
 
     failed = p.cli("run", "users_to_hook", expect=None)
     assert failed.exit_code != 0

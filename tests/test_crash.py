@@ -26,7 +26,9 @@ def test_sigkill_mid_run_loses_nothing(tmp_path: Path, rx: WebhookReceiver, kill
     env = {**os.environ, "HOOK_URL": rx.url}
     child = subprocess.Popen(
         [sys.executable, "-m", "activation.cli", "run", "--project", str(p.root)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     while rx.request_count < before + kill_after and child.poll() is None and time.monotonic() < deadline:
@@ -55,12 +57,16 @@ def test_rows_applied_but_never_acknowledged_are_not_orphaned(tmp_path: Path, rx
     it, and those rows then left the model. The in-flight journal makes the next run remove them."""
     p = make_project(tmp_path / "orphans", rx, n=300, orders=600, mode="mirror")
     p.cli("run", "users_to_hook")
-    p.sql("INSERT INTO src.users SELECT 'u9' || lpad(CAST(i AS VARCHAR), 3, '0'), 'new' || i || '@example.com', "
-          "'pro', 1, 0 FROM range(50) t(i)")  # exactly one batch of new rows
+    p.sql(
+        "INSERT INTO src.users SELECT 'u9' || lpad(CAST(i AS VARCHAR), 3, '0'), 'new' || i || '@example.com', "
+        "'pro', 1, 0 FROM range(50) t(i)"
+    )  # exactly one batch of new rows
     rx.hang_after_apply(60)
     child = subprocess.Popen(
         [sys.executable, "-m", "activation.cli", "run", "users_to_hook", "--project", str(p.root)],
-        env={**os.environ, "HOOK_URL": rx.url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "HOOK_URL": rx.url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     while len(rx.records("users_to_hook")) < 350 and time.monotonic() < deadline:
@@ -85,7 +91,9 @@ def test_interrupted_rows_are_resent_even_when_unchanged(tmp_path: Path, rx: Web
     rx.fail_next(1000, status=503)  # the destination never gets the batch
     child = subprocess.Popen(
         [sys.executable, "-m", "activation.cli", "run", "users_to_hook", "--project", str(p.root)],
-        env={**os.environ, "HOOK_URL": rx.url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "HOOK_URL": rx.url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     while rx.request_count < 2 and time.monotonic() < deadline:
@@ -105,14 +113,18 @@ def test_a_kill_while_pushes_overlap_loses_nothing(tmp_path: Path, rx: WebhookRe
     that never arrived are sent again."""
     p = make_project(tmp_path / "overlap", rx, n=300, orders=600, mode="mirror")
     p.cli("run", "users_to_hook")
-    p.sql("INSERT INTO src.users SELECT 'u9' || lpad(CAST(i AS VARCHAR), 3, '0'), 'new' || i || '@example.com', "
-          "'pro', 1, 0 FROM range(200) t(i)")  # four batches of 50 new rows
+    p.sql(
+        "INSERT INTO src.users SELECT 'u9' || lpad(CAST(i AS VARCHAR), 3, '0'), 'new' || i || '@example.com', "
+        "'pro', 1, 0 FROM range(200) t(i)"
+    )  # four batches of 50 new rows
     rx.faults.inject("late", 1, seconds=0.0)  # the first batch is answered
     rx.faults.inject(fault, 1, seconds=60)  # the second never is
     before = rx.request_count
     child = subprocess.Popen(
         [sys.executable, "-m", "activation.cli", "run", "users_to_hook", "--project", str(p.root)],
-        env={**os.environ, "HOOK_URL": rx.url}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "HOOK_URL": rx.url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     while rx.request_count < before + 2 and time.monotonic() < deadline:
@@ -133,8 +145,9 @@ def test_a_kill_while_pushes_overlap_loses_nothing(tmp_path: Path, rx: WebhookRe
     assert p.json("run", "users_to_hook")["syncs"][0]["status"] == "up_to_date"
 
 
-def test_a_push_failing_while_another_is_in_flight_loses_nothing(tmp_path: Path, rx: WebhookReceiver,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_push_failing_while_another_is_in_flight_loses_nothing(
+    tmp_path: Path, rx: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A destination taking two pushes at once (`pushes_in_flight`): one fails, the other
     may still succeed; what was acknowledged is recorded and the rest is sent next run."""
     from activation.destinations.webhook.destination import WebhookDestination
@@ -185,13 +198,16 @@ def test_identities_going_a_b_a_around_a_sigkill_leave_the_file_exact(tmp_path: 
     n = 3000
     (tmp_path / "syncs.yaml").write_text(FILE_PROJECT)
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    con.execute(f"CREATE SCHEMA src; CREATE TABLE src.users AS SELECT 'u' || i AS user_id, 'a' || i || '@example.com' AS email, "
-                f"'pro' AS plan FROM range({n}) t(i)")
+    con.execute(
+        f"CREATE SCHEMA src; CREATE TABLE src.users AS SELECT 'u' || i AS user_id, 'a' || i || '@example.com' AS email, "
+        f"'pro' AS plan FROM range({n}) t(i)"
+    )
     con.close()
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "activation.cli", "run", "-p", str(tmp_path), *args],
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "activation.cli", "run", "-p", str(tmp_path), *args], capture_output=True, text=True, timeout=300
+        )
 
     def sql(statement: str) -> None:
         c = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
@@ -202,8 +218,9 @@ def test_identities_going_a_b_a_around_a_sigkill_leave_the_file_exact(tmp_path: 
     assert run().returncode == 0
     delivered = out.stat().st_size
     sql("UPDATE src.users SET email = 'b' || substr(email, 2)")  # A -> B, every row
-    child = subprocess.Popen([sys.executable, "-m", "activation.cli", "run", "-p", str(tmp_path)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "activation.cli", "run", "-p", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     # B lines are added a batch of 5 at a time (the A lines go at the end of the run): kill
     # once a tenth of them are there, hundreds of batches before the end
@@ -221,8 +238,9 @@ def test_identities_going_a_b_a_around_a_sigkill_leave_the_file_exact(tmp_path: 
     assert run().returncode == 0
     held = read_file_records(out, "csv", ["email"])
     assert set(held) == {(f"a{i}@example.com",) for i in range(n)}, "every A is held, no B is left"
-    again = subprocess.run([sys.executable, "-m", "activation.cli", "plan", "-p", str(tmp_path), "--json"],
-                           capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "activation.cli", "plan", "-p", str(tmp_path), "--json"], capture_output=True, text=True, timeout=300
+    )
     import json
 
     [plan] = json.loads(again.stdout)["plans"]  # and nothing left to do

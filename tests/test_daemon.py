@@ -51,10 +51,11 @@ class Daemon:
         with log.open("w") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "activation.cli", "daemon", "-p", str(root), "--json-logs", "--port", "0", *args],
-                env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err,
+                env={**os.environ, **env},
+                stdout=subprocess.DEVNULL,
+                stderr=err,
             )
-        self.url = wait_for(lambda: next((e["health"] for e in self.events("daemon started")), None)
-                            or self._died(), "the daemon to start")
+        self.url = wait_for(lambda: next((e["health"] for e in self.events("daemon started")), None) or self._died(), "the daemon to start")
 
     def _died(self) -> None:
         if self.proc.poll() is not None:
@@ -120,7 +121,9 @@ def metric(values: dict[str, float], name: str, **labels: str) -> float:
 
 
 def test_metrics_move_during_a_run_and_a_failing_sync_alerts_and_backs_off(
-    tmp_path: Path, rx: WebhookReceiver, daemons: list[Daemon],
+    tmp_path: Path,
+    rx: WebhookReceiver,
+    daemons: list[Daemon],
 ) -> None:
     p = make_project(tmp_path / "m", rx, n=1500, orders=7500, mode="mirror")
     users = p.model_users()
@@ -129,12 +132,18 @@ def test_metrics_move_during_a_run_and_a_failing_sync_alerts_and_backs_off(
     rejected = set(p.model_whales()) & three_seats
     assert len(rejected) > 0.05 * len(p.model_whales())
     text = (p.root / "syncs.yaml").read_text()
-    (p.root / "syncs.yaml").write_text(text.replace(
-        "    mode: audience\n    match: {email: email}", "    mode: audience\n    match: {email: \"{{ '' if row.seats == 3 else row.email }}\"}"))
+    (p.root / "syncs.yaml").write_text(
+        text.replace(
+            "    mode: audience\n    match: {email: email}",
+            "    mode: audience\n    match: {email: \"{{ '' if row.seats == 3 else row.email }}\"}",
+        )
+    )
     with WebhookReceiver(accept_any=True) as alerts:
         base = alerts.url.rsplit("/", 1)[0]
         slack = f"{base}/services/T000/B000/SECRETTOKEN42"
-        scheduled(p, extra=f"""
+        scheduled(
+            p,
+            extra=f"""
   broken:
     from: user
     to: down
@@ -144,9 +153,13 @@ daemon:
   lease_ttl: 3s
   backoff: 2s
   alerts: {{slack_webhook_url: "${{SLACK_URL}}", webhook_url: "{base}/alerts", rejected_rate: 5%}}
-""")
-        (p.root / "syncs.yaml").write_text((p.root / "syncs.yaml").read_text().replace(
-            "destinations:\n", "destinations:\n  down: {type: webhook, url: 'http://127.0.0.1:9/nothing', max_retries: 0}\n"))
+""",
+        )
+        (p.root / "syncs.yaml").write_text(
+            (p.root / "syncs.yaml")
+            .read_text()
+            .replace("destinations:\n", "destinations:\n  down: {type: webhook, url: 'http://127.0.0.1:9/nothing', max_retries: 0}\n")
+        )
         rx.delay(0.02)  # 30 batches of 50: the first run takes a while, long enough to scrape it
         rx.throttle_next(2, retry_after="0")
         d = Daemon(p.root, {"HOOK_URL": rx.url, "SLACK_URL": slack}, log=tmp_path / "m.log")
@@ -215,7 +228,9 @@ daemon:
 
 
 def test_sigterm_mid_sync_exits_0_and_the_next_start_finishes_it(
-    tmp_path: Path, rx: WebhookReceiver, daemons: list[Daemon],
+    tmp_path: Path,
+    rx: WebhookReceiver,
+    daemons: list[Daemon],
 ) -> None:
     p = make_project(tmp_path / "t", rx, n=1500, orders=3000, mode="mirror")
     scheduled(p, whales=None, extra="daemon: {lease_ttl: 2s}\n")
@@ -290,8 +305,7 @@ def test_sighup_with_a_broken_file_keeps_the_old_schedule(tmp_path: Path, rx: We
     assert rx.records("whales_to_hook") == p.model_whales()
 
 
-def test_a_refused_token_pauses_its_sync_at_once_while_a_503_backs_off(tmp_path: Path, rx: WebhookReceiver,
-                                                                      daemons: list[Daemon]) -> None:
+def test_a_refused_token_pauses_its_sync_at_once_while_a_503_backs_off(tmp_path: Path, rx: WebhookReceiver, daemons: list[Daemon]) -> None:
     """A 401 will not pass by retrying: the sync fails once, is alerted as paused, and is not
     tried again (no request at later slots) until the configuration is reloaded. A 503 may
     pass: that sync backs off and is retried."""
@@ -300,16 +314,26 @@ def test_a_refused_token_pauses_its_sync_at_once_while_a_503_backs_off(tmp_path:
         locked.faults.inject("unauthorized", n=1000)
         down.faults.inject("error", n=1000, status=503)
         base = alerts.url.rsplit("/", 1)[0]
-        text = (p.root / "syncs.yaml").read_text().replace("destinations:\n", "destinations:\n"
+        text = (
+            (p.root / "syncs.yaml")
+            .read_text()
+            .replace(
+                "destinations:\n",
+                "destinations:\n"
                 f"  locked: {{type: webhook, url: '{locked.url}', max_retries: 0}}\n"
-                f"  down: {{type: webhook, url: '{down.url}', max_retries: 0}}\n")
-        good = text + f"""
+                f"  down: {{type: webhook, url: '{down.url}', max_retries: 0}}\n",
+            )
+        )
+        good = (
+            text
+            + f"""
   to_locked: {{from: user, to: locked, match: {{email: email}}, schedule: every 1s}}
   to_down: {{from: user, to: down, match: {{email: email}}, schedule: every 1s}}
 daemon:
   backoff: 1s
   alerts: {{webhook_url: "{base}/alerts"}}
 """
+        )
         (p.root / "syncs.yaml").write_text(good)
         d = Daemon(p.root, {"HOOK_URL": rx.url}, log=tmp_path / "t.log")
         daemons.append(d)
@@ -321,8 +345,9 @@ daemon:
         health = d.health()[1]["syncs"]
         assert health["to_locked"]["paused"] is True and health["to_down"]["paused"] is False
         assert "401" in health["to_locked"]["last_error"]
-        hooks = wait_for(lambda: (b := [r.body for r in alerts.requests if r.path == "/alerts"]) and len(b) >= 2 and b,
-                         "the failure alerts")
+        hooks = wait_for(
+            lambda: (b := [r.body for r in alerts.requests if r.path == "/alerts"]) and len(b) >= 2 and b, "the failure alerts"
+        )
         by_sync = {a["sync"]: a for a in hooks}
         assert by_sync["to_locked"]["paused"] is True and by_sync["to_down"]["paused"] is False
 
@@ -383,9 +408,11 @@ def pg_project(tmp_path: Path, rx: WebhookReceiver) -> Iterator[tuple[Path, sa.E
 def pg_model(engine: sa.Engine, tag: str) -> dict[str, dict[str, dict[str, Any]]]:
     """What every sync must deliver, computed here with plain SQL."""
     with engine.connect() as c:
-        rows = c.execute(sa.text(f"""
+        rows = c.execute(
+            sa.text(f"""
             SELECT u.user_id, u.email, u.plan, u.seats, o.ltv FROM src_{tag}.users u
-            LEFT JOIN (SELECT user_id, sum(amount) AS ltv FROM src_{tag}.orders GROUP BY 1) o USING (user_id)""")).all()
+            LEFT JOIN (SELECT user_id, sum(amount) AS ltv FROM src_{tag}.orders GROUP BY 1) o USING (user_id)""")
+        ).all()
     return {
         "users_a": {r.user_id: {"email": r.email, "plan": r.plan, "ltv": r.ltv} for r in rows},
         "users_b": {r.user_id: {"email": r.email, "seats": r.seats} for r in rows},
@@ -395,8 +422,10 @@ def pg_model(engine: sa.Engine, tag: str) -> dict[str, dict[str, dict[str, Any]]
 
 
 def delivered(rx: WebhookReceiver) -> dict[str, dict[str, dict[str, Any]]]:
-    return {s: {k: {f: (int(v) if isinstance(v, float) and v.is_integer() else v) for f, v in fields.items()}
-                for k, fields in recs.items()} for s, recs in rx.all_records().items()}
+    return {
+        s: {k: {f: (int(v) if isinstance(v, float) and v.is_integer() else v) for f, v in fields.items()} for k, fields in recs.items()}
+        for s, recs in rx.all_records().items()
+    }
 
 
 def run_ranges(engine: sa.Engine, tag: str) -> dict[str, list[tuple[datetime, datetime | None, str]]]:
@@ -416,7 +445,10 @@ def assert_never_concurrent(ranges: dict[str, list[tuple[datetime, datetime | No
 
 @pytest.mark.slow
 def test_two_daemons_share_the_work_and_never_run_a_sync_twice_at_once(
-    pg_project: tuple[Path, sa.Engine, str], rx: WebhookReceiver, daemons: list[Daemon], tmp_path: Path,
+    pg_project: tuple[Path, sa.Engine, str],
+    rx: WebhookReceiver,
+    daemons: list[Daemon],
+    tmp_path: Path,
 ) -> None:
     root, engine, tag = pg_project
     rx.delay(0.01)  # runs take long enough that an overlap would show
@@ -446,7 +478,10 @@ def test_two_daemons_share_the_work_and_never_run_a_sync_twice_at_once(
 
 @pytest.mark.slow
 def test_a_sigkilled_daemons_lease_is_taken_over_after_it_expires(
-    pg_project: tuple[Path, sa.Engine, str], rx: WebhookReceiver, daemons: list[Daemon], tmp_path: Path,
+    pg_project: tuple[Path, sa.Engine, str],
+    rx: WebhookReceiver,
+    daemons: list[Daemon],
+    tmp_path: Path,
 ) -> None:
     root, engine, tag = pg_project
     env = {"HOOK_URL": rx.url}
@@ -475,8 +510,9 @@ def test_a_sigkilled_daemons_lease_is_taken_over_after_it_expires(
     wait_for(lambda: any(r["status"] == "success" for r in b.runs("users_a")), "beta to finish the sync")
     assert b.stop() == 0
     with engine.connect() as c:
-        runs = c.execute(sa.text(f"SELECT started_at, finished_at, status, error FROM state_{tag}.runs "
-                                 "WHERE sync_name = 'users_a' ORDER BY started_at")).all()
+        runs = c.execute(
+            sa.text(f"SELECT started_at, finished_at, status, error FROM state_{tag}.runs WHERE sync_name = 'users_a' ORDER BY started_at")
+        ).all()
         expired_ms = c.execute(sa.text(f"SELECT {held.expires_ms}")).scalar()
     killed, taken_over = runs[0], runs[1]
     assert killed.status == "aborted" and "ended before the run finished" in killed.error

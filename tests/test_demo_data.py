@@ -91,9 +91,7 @@ def test_same_seed_same_content_other_seed_other_content(con: duckdb.DuckDBPyCon
     generate(other)
     assert _snapshot(other) == _snapshot(con)
     generate(other, seed=8)
-    assert _rows(other, "SELECT * FROM analytics.users ORDER BY user_id") != _rows(
-        con, "SELECT * FROM analytics.users ORDER BY user_id"
-    )
+    assert _rows(other, "SELECT * FROM analytics.users ORDER BY user_id") != _rows(con, "SELECT * FROM analytics.users ORDER BY user_id")
     other.close()
 
 
@@ -143,16 +141,31 @@ def test_referential_integrity_and_identities(con: duckdb.DuckDBPyConnection) ->
     assert _one(con, "SELECT count(DISTINCT domain) = count(*) FROM analytics.accounts")
     assert _one(con, "SELECT count(DISTINCT event_id) = count(*) FROM analytics.product_events")
     # E-mails are lower-case and at the account's domain; domains are lower-case.
-    assert _one(con, """SELECT count(*) FROM analytics.users u JOIN analytics.accounts a USING (account_id)
-                        WHERE u.email <> lower(u.email) OR NOT u.email LIKE '%@' || a.domain""") == 0
+    assert (
+        _one(
+            con,
+            """SELECT count(*) FROM analytics.users u JOIN analytics.accounts a USING (account_id)
+                        WHERE u.email <> lower(u.email) OR NOT u.email LIKE '%@' || a.domain""",
+        )
+        == 0
+    )
     assert _one(con, "SELECT count(*) FROM analytics.accounts WHERE domain <> lower(domain)") == 0
-    assert _one(con, "SELECT count(*) FROM analytics.users WHERE phone IS NOT NULL AND NOT regexp_full_match(phone, '\\+[1-9][0-9]{7,14}')") == 0
+    assert (
+        _one(con, "SELECT count(*) FROM analytics.users WHERE phone IS NOT NULL AND NOT regexp_full_match(phone, '\\+[1-9][0-9]{7,14}')")
+        == 0
+    )
     assert 0 < _one(con, "SELECT count(*) FROM analytics.users WHERE phone IS NULL") < _one(con, "SELECT count(*) FROM analytics.users") / 2
     assert _one(con, "SELECT count(*) FROM analytics.accounts WHERE NOT regexp_full_match(country, '[A-Z]{2}')") == 0
     # At most one open subscription per account (so "the current plan" is well defined),
     # and an open one is active or past_due.
-    assert _one(con, """SELECT count(*) FROM (SELECT account_id FROM analytics.subscriptions
-                        WHERE ended_at IS NULL GROUP BY account_id HAVING count(*) > 1)""") == 0
+    assert (
+        _one(
+            con,
+            """SELECT count(*) FROM (SELECT account_id FROM analytics.subscriptions
+                        WHERE ended_at IS NULL GROUP BY account_id HAVING count(*) > 1)""",
+        )
+        == 0
+    )
     assert _one(con, "SELECT count(*) FROM analytics.subscriptions WHERE (ended_at IS NULL) = (status = 'cancelled')") == 0
     assert _one(con, "SELECT count(*) FROM analytics.support_tickets WHERE (solved_at IS NULL) = (status = 'solved')") == 0
     assert _one(con, "SELECT count(*) FROM analytics.users WHERE last_seen_at < signed_up_at") == 0
@@ -165,9 +178,14 @@ def test_shape_is_believable(con: duckdb.DuckDBPyConnection) -> None:
     assert lo == 1 and 30 <= hi <= 45
     assert 20_000 <= _one(con, "SELECT count(*) FROM analytics.product_events") <= 120_000
     # Enterprise accounts are bigger, and some accounts have an upgrade history.
-    per_plan = dict(_rows(con, """SELECT s.plan, avg(n) FROM analytics.subscriptions s
+    per_plan = dict(
+        _rows(
+            con,
+            """SELECT s.plan, avg(n) FROM analytics.subscriptions s
                                   JOIN (SELECT account_id, count(*) n FROM analytics.users GROUP BY 1) USING (account_id)
-                                  WHERE s.ended_at IS NULL GROUP BY s.plan"""))
+                                  WHERE s.ended_at IS NULL GROUP BY s.plan""",
+        )
+    )
     assert per_plan["enterprise"] > per_plan["pro"] > per_plan["starter"] > per_plan["free"]
     assert _one(con, "SELECT count(*) FROM (SELECT account_id FROM analytics.subscriptions GROUP BY 1 HAVING count(*) > 1)") >= 20
     assert set(p for (p,) in _rows(con, "SELECT DISTINCT plan FROM analytics.subscriptions")) == {"free", "starter", "pro", "enterprise"}
@@ -238,11 +256,7 @@ def test_builds_at_scale() -> None:
 
 
 def _trait_files() -> list[tuple[str, str, Path]]:
-    return sorted(
-        (entity, path.stem, path)
-        for entity in ENTITIES
-        for path in (TRAITS_DIR / entity).glob("*.sql")
-    )
+    return sorted((entity, path.stem, path) for entity in ENTITIES for path in (TRAITS_DIR / entity).glob("*.sql"))
 
 
 def render_trait(path: Path, today: date = TODAY) -> str:

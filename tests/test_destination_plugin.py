@@ -61,8 +61,13 @@ def bin_() -> Iterator[Bin]:
 
 
 def activation(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "activation.cli", *args, "-p", str(root)], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "activation.cli", *args, "-p", str(root)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_an_installed_plugin_is_a_destination(tmp_path: Path, plugin_site: Path, bin_: Bin, rx: WebhookReceiver) -> None:
@@ -86,6 +91,7 @@ def test_an_installed_plugin_is_a_destination(tmp_path: Path, plugin_site: Path,
     assert sorted(r["fields"]["email"] for r in records) == sorted(u["email"] for u in p.model_users().values())
     assert {r["op"] for r in records} == {"upsert"}
 
-    schema = subprocess.run([sys.executable, "-m", "activation.cli", "schema"], env={**os.environ, **env},
-                            capture_output=True, text=True, timeout=300)
+    schema = subprocess.run(
+        [sys.executable, "-m", "activation.cli", "schema"], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+    )
     assert "JsonBinSpec" in schema.stdout, "the JSON schema lists the plugin's type too"

@@ -36,7 +36,7 @@ syncs:
 """
 
 keys = st.tuples(st.sampled_from(["eu", "us", "ÄÖ", "a b", "Z"]), st.integers(min_value=-5, max_value=40))
-values = st.tuples(st.one_of(st.none(), st.text(max_size=6)), st.one_of(st.none(), st.integers(-10**6, 10**6)))
+values = st.tuples(st.one_of(st.none(), st.text(max_size=6)), st.one_of(st.none(), st.integers(-(10**6), 10**6)))
 tables = st.dictionaries(keys, values, max_size=25)
 
 

@@ -33,10 +33,20 @@ ROOT = Path(__file__).resolve().parent.parent
 # the HubSpot and Salesforce syncs are planned only.
 RUN = ["users_to_crm", "accounts_to_crm", "at_risk_to_csv", "stalled_onboarding_to_file"]
 TYPES = {  # DuckDB type of the demo tables -> the same type elsewhere
-    "postgres": {"TIMESTAMP": "TIMESTAMP", "DECIMAL(12,2)": "NUMERIC(12,2)", "BOOLEAN": "BOOLEAN",
-                 "INTEGER": "INTEGER", "VARCHAR": "VARCHAR"},
-    "snowflake": {"TIMESTAMP": "TIMESTAMP_NTZ", "DECIMAL(12,2)": "NUMBER(12,2)", "BOOLEAN": "BOOLEAN",
-                  "INTEGER": "INTEGER", "VARCHAR": "VARCHAR"},
+    "postgres": {
+        "TIMESTAMP": "TIMESTAMP",
+        "DECIMAL(12,2)": "NUMERIC(12,2)",
+        "BOOLEAN": "BOOLEAN",
+        "INTEGER": "INTEGER",
+        "VARCHAR": "VARCHAR",
+    },
+    "snowflake": {
+        "TIMESTAMP": "TIMESTAMP_NTZ",
+        "DECIMAL(12,2)": "NUMBER(12,2)",
+        "BOOLEAN": "BOOLEAN",
+        "INTEGER": "INTEGER",
+        "VARCHAR": "VARCHAR",
+    },
 }
 
 
@@ -120,14 +130,20 @@ def other(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, sa.Engine]
         engine.dispose()
     else:
         request.getfixturevalue("fakesnow_patched")
-        yield kind, (f"{{type: snowflake, account: fakeacct, user: tester, password: '${{SF_TEST_PASSWORD}}', "
-                     f"database: example_{tag}, warehouse: compute_wh}}"), \
-            sa.create_engine(f"snowflake://tester:x@fakeacct/example_{tag}/public")
+        yield (
+            kind,
+            (
+                f"{{type: snowflake, account: fakeacct, user: tester, password: '${{SF_TEST_PASSWORD}}', "
+                f"database: example_{tag}, warehouse: compute_wh}}"
+            ),
+            sa.create_engine(f"snowflake://tester:x@fakeacct/example_{tag}/public"),
+        )
 
 
 @pytest.mark.parametrize("other", ["postgres", pytest.param("snowflake", marks=pytest.mark.slow)], indirect=True)
-def test_example_project_plans_are_identical(tmp_path: Path, demo: duckdb.DuckDBPyConnection,
-                                             other: tuple[str, str, sa.Engine], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_project_plans_are_identical(
+    tmp_path: Path, demo: duckdb.DuckDBPyConnection, other: tuple[str, str, sa.Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
     kind, warehouse, engine = other
     duck_root = copy_project(tmp_path / "duckdb", "{type: duckdb, path: ../demo.duckdb}")
     other_root = copy_project(tmp_path / kind, warehouse)

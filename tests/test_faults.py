@@ -25,10 +25,21 @@ def fast_project(root: Path, rx: WebhookReceiver) -> Project:
     return p
 
 
-@pytest.mark.parametrize("fault", [
-    Fault("error", 500), Fault("error", 503), Fault("throttle"), Fault("throttle", retry_after=None),
-    Fault("drop"), Fault("timeout", seconds=0.8), Fault("drop_after"), Fault("truncate"), Fault("late", seconds=0.8),
-], ids=lambda f: f"{f.kind}-{f.status if f.kind == 'error' else ''}{f.retry_after if f.kind == 'throttle' else ''}")
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("error", 500),
+        Fault("error", 503),
+        Fault("throttle"),
+        Fault("throttle", retry_after=None),
+        Fault("drop"),
+        Fault("timeout", seconds=0.8),
+        Fault("drop_after"),
+        Fault("truncate"),
+        Fault("late", seconds=0.8),
+    ],
+    ids=lambda f: f"{f.kind}-{f.status if f.kind == 'error' else ''}{f.retry_after if f.kind == 'throttle' else ''}",
+)
 def test_a_fault_mid_run_is_retried_and_the_destination_ends_equal_to_the_model(tmp_path: Path, rx: WebhookReceiver, fault: Fault) -> None:
     p = fast_project(tmp_path / "p", rx)
     rx.faults.inject(fault.kind, status=fault.status, retry_after=fault.retry_after, seconds=fault.seconds)

@@ -22,21 +22,18 @@ FORMATS = pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 
 
 def target(match: list[str] | None = None, fields: list[str] = FIELDS) -> SyncTarget:
-    return SyncTarget(sync="s", mode="mirror", match_fields=["email"] if match is None else match,
-                      fields=fields)
+    return SyncTarget(sync="s", mode="mirror", match_fields=["email"] if match is None else match, fields=fields)
 
 
 def dest(project: Path, fmt: str, t: SyncTarget | None = None) -> FileDestination:
-    d = FileDestination("out", FileDestinationSpec(type="file", path=f"out/x.{fmt}", format=fmt),
-                        str(project))
+    d = FileDestination("out", FileDestinationSpec(type="file", path=f"out/x.{fmt}", format=fmt), str(project))
     d.open(t or target())
     return d
 
 
 def op(kind: str, email: str | None, previous: str | None = None, **values: Any) -> RowOp:
     vals = ({"email": email} if email is not None else {}) | values
-    return RowOp(kind=kind, key=str(email or previous), values=vals,
-                 previous=None if previous is None else {"email": previous})
+    return RowOp(kind=kind, key=str(email or previous), values=vals, previous=None if previous is None else {"email": previous})
 
 
 def up(email: str, **values: Any) -> RowOp:
@@ -64,6 +61,7 @@ def push_ok(d: FileDestination, ops: list[RowOp]) -> None:
 def no_rewrites(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*a: Any) -> None:
         raise AssertionError("the file was rewritten, not appended to")
+
     monkeypatch.setattr(os, "replace", fail)
 
 
@@ -75,8 +73,11 @@ def test_first_batch_creates_file_then_appends(tmp_path: Path, fmt: str, monkeyp
     push_ok(d, [up("a@x", name="A", score=1), up("b@x", name="B")])
     no_rewrites(monkeypatch)  # only new identities from here on: must be pure appends
     push_ok(d, [up("c@x", score=3, name="C")])
-    model = {"a@x": {"email": "a@x", "name": "A", "score": 1}, "b@x": {"email": "b@x", "name": "B"},
-             "c@x": {"email": "c@x", "name": "C", "score": 3}}
+    model = {
+        "a@x": {"email": "a@x", "name": "A", "score": 1},
+        "b@x": {"email": "b@x", "name": "B"},
+        "c@x": {"email": "c@x", "name": "C", "score": 3},
+    }
     assert records(tmp_path, fmt) == expected(model, fmt)
     first = path.read_text().splitlines()[0]
     if fmt == "csv":
@@ -95,14 +96,12 @@ def test_update_merge_identity_change_and_remove(tmp_path: Path, fmt: str) -> No
     push_ok(d, [op("update", "b2@x", previous="b@x", name="B", score=20), op("remove", "b@x")])
     push_ok(d, [op("update", "new@x", name="N")])  # update of an absent row creates it
     push_ok(d, [op("remove", "c@x"), op("remove", "new@x"), op("remove", "gone@x")])  # removing what is gone succeeds
-    model = {"a@x": {"email": "a@x", "name": "A", "score": 10},
-             "b2@x": {"email": "b2@x", "name": "B", "score": 20}}
+    model = {"a@x": {"email": "a@x", "name": "A", "score": 10}, "b2@x": {"email": "b2@x", "name": "B", "score": 20}}
     assert records(tmp_path, fmt) == expected(model, fmt)
 
 
 @FORMATS
-def test_later_op_in_a_batch_wins_and_resend_is_harmless(tmp_path: Path, fmt: str,
-                                                         monkeypatch) -> None:
+def test_later_op_in_a_batch_wins_and_resend_is_harmless(tmp_path: Path, fmt: str, monkeypatch) -> None:
     d = dest(tmp_path, fmt)
     batch = [up("a@x", name="1"), up("a@x", name="2"), op("insert", "b@x", name="B")]
     push_ok(d, batch)
@@ -113,8 +112,7 @@ def test_later_op_in_a_batch_wins_and_resend_is_harmless(tmp_path: Path, fmt: st
     d = dest(tmp_path, fmt)
     push_ok(d, batch)
     assert (tmp_path / f"out/x.{fmt}").read_bytes() == body
-    assert records(tmp_path, fmt) == expected(
-        {"a@x": {"email": "a@x", "name": "2"}, "b@x": {"email": "b@x", "name": "B"}}, fmt)
+    assert records(tmp_path, fmt) == expected({"a@x": {"email": "a@x", "name": "2"}, "b@x": {"email": "b@x", "name": "B"}}, fmt)
 
 
 @FORMATS
@@ -130,8 +128,7 @@ def test_torn_trailing_line_is_dropped_on_open(tmp_path: Path, fmt: str) -> None
     d = dest(tmp_path, fmt)
     assert path.read_bytes() == good  # truncated before anything is appended after it
     push_ok(d, [up("c@x", name="C")])
-    assert records(tmp_path, fmt) == expected(
-        {"a@x": {"email": "a@x", "name": "A"}, "c@x": {"email": "c@x", "name": "C"}}, fmt)
+    assert records(tmp_path, fmt) == expected({"a@x": {"email": "a@x", "name": "A"}, "c@x": {"email": "c@x", "name": "C"}}, fmt)
 
 
 @FORMATS
@@ -153,26 +150,25 @@ def test_failed_write_is_not_acknowledged(tmp_path: Path, fmt: str, monkeypatch)
 
     def crash(*a: Any) -> None:
         raise OSError("disk on fire")
+
     with monkeypatch.context() as m:
         m.setattr(os, "replace", crash)
         with pytest.raises(DestinationError, match="disk on fire"):
             d.push(target(), [op("remove", "a@x"), up("b@x", name="B2")])
     assert (tmp_path / f"out/x.{fmt}").read_bytes() == before  # old file intact
     push_ok(d, [op("update", "a@x", score=1)])  # a rewrite: memory forgot the failed batch too
-    assert records(tmp_path, fmt) == expected({"a@x": {"email": "a@x", "name": "A", "score": 1},
-                                               "b@x": {"email": "b@x", "name": "B"}}, fmt)
+    assert records(tmp_path, fmt) == expected({"a@x": {"email": "a@x", "name": "A", "score": 1}, "b@x": {"email": "b@x", "name": "B"}}, fmt)
 
 
 @FORMATS
 def test_tricky_values_round_trip(tmp_path: Path, fmt: str) -> None:
     d = dest(tmp_path, fmt)
-    names = ['ünï©ødé 👋', 'a,b', 'say "hi"', "two\nlines", "cr\ronly", "crlf\r\n", " pad ", ""]
+    names = ["ünï©ødé 👋", "a,b", 'say "hi"', "two\nlines", "cr\ronly", "crlf\r\n", " pad ", ""]
     push_ok(d, [up(f'{i},"e"\n@x', name=n, score=True) for i, n in enumerate(names)])
     d.close()
     d = dest(tmp_path, fmt)  # and they load back as the same identities
     push_ok(d, [op("update", '0,"e"\n@x', score=None)])
-    model = {f'{i},"e"\n@x': {"email": f'{i},"e"\n@x', "name": n, "score": True}
-             for i, n in enumerate(names)}
+    model = {f'{i},"e"\n@x': {"email": f'{i},"e"\n@x', "name": n, "score": True} for i, n in enumerate(names)}
     model['0,"e"\n@x']["score"] = None
     assert records(tmp_path, fmt) == expected(model, fmt)
     if fmt == "csv":  # and any standard reader agrees
@@ -182,10 +178,8 @@ def test_tricky_values_round_trip(tmp_path: Path, fmt: str) -> None:
 
 def test_csv_value_rendering(tmp_path: Path) -> None:
     d = dest(tmp_path, "csv", target(fields=["email", "flag", "tags", "none"]))
-    push_ok(d, [RowOp(kind="upsert", key="k", values={
-        "email": "a@x", "flag": False, "tags": {"a": [1, "é"]}, "none": None})])
-    assert (tmp_path / "out/x.csv").read_text(encoding="utf-8").splitlines() == [
-        "email,flag,tags,none", 'a@x,false,"{""a"":[1,""é""]}",']
+    push_ok(d, [RowOp(kind="upsert", key="k", values={"email": "a@x", "flag": False, "tags": {"a": [1, "é"]}, "none": None})])
+    assert (tmp_path / "out/x.csv").read_text(encoding="utf-8").splitlines() == ["email,flag,tags,none", 'a@x,false,"{""a"":[1,""é""]}",']
 
 
 @FORMATS
@@ -218,13 +212,20 @@ def test_missing_match_fields_is_a_config_error(tmp_path: Path) -> None:
 # ------------------------------------------------------------ against a reference model
 
 emails = st.sampled_from(["a@x", "b@x", 'c,"q"@x', "d\n@x"])
-maybe_fields = st.fixed_dictionaries({}, optional={
-    "name": st.text(st.sampled_from('ab,"\n\ré 😀'), max_size=4),
-    "score": st.one_of(st.none(), st.integers(-5, 5), st.booleans())})
+maybe_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.text(st.sampled_from('ab,"\n\ré 😀'), max_size=4),
+        "score": st.one_of(st.none(), st.integers(-5, 5), st.booleans()),
+    },
+)
 ops_st = st.builds(
     lambda kind, email, prev, vals: op(kind, email, prev, **vals),
-    st.sampled_from(["upsert", "insert", "update", "remove"]), emails,
-    st.one_of(st.none(), emails), maybe_fields)
+    st.sampled_from(["upsert", "insert", "update", "remove"]),
+    emails,
+    st.one_of(st.none(), emails),
+    maybe_fields,
+)
 
 
 def apply_model(model: dict[str, dict], o: RowOp) -> None:
@@ -239,8 +240,7 @@ def apply_model(model: dict[str, dict], o: RowOp) -> None:
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
-@given(fmt=st.sampled_from(["csv", "jsonl"]),
-       batches=st.lists(st.tuples(st.lists(ops_st, max_size=6), st.booleans()), max_size=6))
+@given(fmt=st.sampled_from(["csv", "jsonl"]), batches=st.lists(st.tuples(st.lists(ops_st, max_size=6), st.booleans()), max_size=6))
 def test_file_equals_reference_model(fmt: str, batches: list[tuple[list[RowOp], bool]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project, model = Path(tmp), {}

@@ -11,8 +11,9 @@ from conftest import Project, hubspot_documents_or_skip
 def test_validate_names_the_trait_whose_sql_returns_duplicate_keys(project: Project) -> None:
     text = (project.root / "syncs.yaml").read_text()
     # a join that repeats users: each order row of a user, not one row per user
-    text = text.replace('sql: "select user_id, sum(amount) as ltv from src.orders group by 1"',
-                        'sql: "select user_id, amount as ltv from src.orders"')
+    text = text.replace(
+        'sql: "select user_id, sum(amount) as ltv from src.orders group by 1"', 'sql: "select user_id, amount as ltv from src.orders"'
+    )
     (project.root / "syncs.yaml").write_text(text)
     errors = project.json("validate", expect=2)["errors"]
     assert len(errors) == 1, errors  # the trait, not every model that reads it
@@ -21,8 +22,12 @@ def test_validate_names_the_trait_whose_sql_returns_duplicate_keys(project: Proj
     assert "duplicate keys (user_id): 200 keys appear more than once, e.g. u0000 (4 rows)" in error
     # fixed, it validates; duplicates in the entity's own table name the entity
     (project.root / "syncs.yaml").write_text(
-        (project.root / "syncs.yaml").read_text().replace('sql: "select user_id, amount as ltv from src.orders"',
-                                                          'sql: "select user_id, sum(amount) as ltv from src.orders group by 1"'))
+        (project.root / "syncs.yaml")
+        .read_text()
+        .replace(
+            'sql: "select user_id, amount as ltv from src.orders"', 'sql: "select user_id, sum(amount) as ltv from src.orders group by 1"'
+        )
+    )
     project.cli("validate")
     project.sql("INSERT INTO src.users SELECT * FROM src.users WHERE user_id IN ('u0007', 'u0008')")
     (error,) = project.json("validate", expect=2)["errors"]
@@ -81,13 +86,16 @@ def test_plan_text_names_each_sample_block_shows_values_whole_on_request_and_dif
         p = repo(tmp_path, rx)
         long_plan = "enterprise-" + "x" * 150 + "-END"
         p.sql(f"UPDATE src.users SET plan = '{long_plan}' WHERE user_id = 'u0000'")
-        (p.root / "syncs.yaml").write_text((p.root / "syncs.yaml").read_text() + """  plans_to_hook:
+        (p.root / "syncs.yaml").write_text(
+            (p.root / "syncs.yaml").read_text()
+            + """  plans_to_hook:
     from: user
     to: hook
     object: plans
     match: {email: email}
     fields: {plan: plan}
-""")
+"""
+        )
         text = p.cli("plan", "plans_to_hook", "users_to_hook", expect=0).stdout
         assert "plans_to_hook sample rows (of 200 added):" in text
         assert "users_to_hook sample rows (of 1 changed):" in text
@@ -102,20 +110,25 @@ def test_plan_text_names_each_sample_block_shows_values_whole_on_request_and_dif
         assert "+select user_id, sum(amount) filter (where amount > 1) as ltv from src.orders group by 1" in review
         as_json = p.json("plan", "--base", "main", "users_to_hook")
         (model,) = [m for m in as_json["models"] if m["name"] == "ltv"]
-        assert model["diff"] == ["@@ -1 +1 @@", "-select user_id, sum(amount) as ltv from src.orders group by 1",
-                                 "+select user_id, sum(amount) filter (where amount > 1) as ltv from src.orders group by 1"]
+        assert model["diff"] == [
+            "@@ -1 +1 @@",
+            "-select user_id, sum(amount) as ltv from src.orders group by 1",
+            "+select user_id, sum(amount) filter (where amount > 1) as ltv from src.orders group by 1",
+        ]
         assert git(p.root, "status", "--short")  # the review read the working tree
 
 
 def test_validate_reports_reference_errors_before_a_warehouse_it_cannot_open(project: Project) -> None:
     text = (project.root / "syncs.yaml").read_text()
     text = text.replace("path: warehouse.duckdb", "path: missing/warehouse.duckdb")
-    text = text.replace('where: "ltv >= 100"', 'where: "ltv >= 100 and nope_trait"').replace("    to: hook\n    mode: audience", "    to: hoook\n    mode: audience")
+    text = text.replace('where: "ltv >= 100"', 'where: "ltv >= 100 and nope_trait"').replace(
+        "    to: hook\n    mode: audience", "    to: hoook\n    mode: audience"
+    )
     (project.root / "syncs.yaml").write_text(text)
     offline = project.json("validate", "--offline", expect=2)["errors"]
     assert offline and any("hoook" in e for e in offline)
     errors = project.json("validate", expect=2)["errors"]
-    assert errors[:len(offline)] == offline, "the offline findings first"
+    assert errors[: len(offline)] == offline, "the offline findings first"
     assert len(errors) == len(offline) + 1 and "warehouse" in errors[-1] and "missing" in errors[-1]
     # nothing else wrong: the warehouse failure alone, as before
     (project.root / "syncs.yaml").write_text(text.replace(" and nope_trait", "").replace("to: hoook", "to: hook"))
@@ -124,7 +137,8 @@ def test_validate_reports_reference_errors_before_a_warehouse_it_cannot_open(pro
 
 
 def test_commands_find_the_project_from_a_subdirectory_but_not_an_included_syncs_yaml(
-        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from activation.cli import app
 
     # syncs/syncs.yaml is an included file of the project, not a project
@@ -161,11 +175,13 @@ def test_init_writes_a_gitignore_that_keeps_the_schema_and_ignores_the_warehouse
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     assert CliRunner().invoke(app, ["init", str(root)]).exit_code == 0
     assert CliRunner().invoke(app, ["run", "--project", str(root)]).exit_code == 0  # writes the state and out/users.csv
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=root, check=True,
-                            capture_output=True, text=True).stdout
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout
     untracked = sorted(line[3:] for line in status.splitlines())
-    assert untracked == [".activation/schema.json", ".gitignore", "audiences/loyal.yaml", "syncs.yaml",
-                         "syncs/traits/orders_90d.sql"], untracked
+    assert untracked == [".activation/schema.json", ".gitignore", "audiences/loyal.yaml", "syncs.yaml", "syncs/traits/orders_90d.sql"], (
+        untracked
+    )
 
 
 def test_history_and_status_say_how_many_rejected_rows_they_did_not_show(project: Project) -> None:
@@ -204,8 +220,9 @@ def test_hubspot_documents_are_looked_up_in_one_place_only(tmp_path: Path) -> No
         shutil.copytree(Path(package.__file__).parent, checkout / package.__name__, ignore=shutil.ignore_patterns("__pycache__"))
 
     def validated() -> bool:
-        out = subprocess.run([sys.executable, "-c", HS_SCRIPT], cwd=tmp_path, env={"PYTHONPATH": str(checkout)},
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", HS_SCRIPT], cwd=tmp_path, env={"PYTHONPATH": str(checkout)}, capture_output=True, text=True, timeout=60
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout.strip() == "True"
 
@@ -219,7 +236,9 @@ def test_hubspot_documents_are_looked_up_in_one_place_only(tmp_path: Path) -> No
 
 def test_sandbox_says_not_validated_without_the_hubspot_documents(project: Project, tmp_path: Path) -> None:
     text = (project.root / "syncs.yaml").read_text().replace("destinations:\n", "destinations:\n  hs: {type: hubspot}\n", 1)
-    (project.root / "syncs.yaml").write_text(text + "  to_hs:\n    from: user\n    to: hs\n    object: contacts\n    match: {email: email}\n")
+    (project.root / "syncs.yaml").write_text(
+        text + "  to_hs:\n    from: user\n    to: hs\n    object: contacts\n    match: {email: email}\n"
+    )
     (tmp_path / "empty").mkdir()
     project.env["ACTIVATION_HUBSPOT_SPECS"] = str(tmp_path / "empty")
     out = " ".join(project.cli("run", "to_hs", "--sandbox").stdout.split())
@@ -246,7 +265,9 @@ def test_show_previews_a_trait_an_audience_an_entity_and_a_sync_payload_without_
     assert "more than one statement" in project.cli("show", "ltv", "--where", "1=1; delete from src.users", expect=2).output
     assert "it must only read, but uses DELETE" in project.cli("show", "ltv", "--where", "1 in (delete from x)", expect=2).output
     assert "no sync, trait, audience or entity named 'nope'" in project.cli("show", "nope", expect=2).output
-    assert "--where 'nocol > 1': the warehouse rejected it" in " ".join(project.cli("show", "ltv", "--where", "nocol > 1", expect=2).output.split())
+    assert "--where 'nocol > 1': the warehouse rejected it" in " ".join(
+        project.cli("show", "ltv", "--where", "nocol > 1", expect=2).output.split()
+    )
 
 
 def test_emulate_serves_a_project_between_runs_and_prints_the_environment(tmp_path: Path) -> None:
@@ -258,7 +279,9 @@ def test_emulate_serves_a_project_between_runs_and_prints_the_environment(tmp_pa
 
     from ad_project import make_ad_project
 
-    p = make_ad_project(tmp_path / "e", """
+    p = make_ad_project(
+        tmp_path / "e",
+        """
 hs: {type: hubspot, token: "${EMU_HS_TOKEN}", base_url: "${EMU_HS_URL:-https://api.hubapi.com}"}
 sf:
   type: salesforce
@@ -268,15 +291,23 @@ sf:
   username: "${EMU_SF_USER}"
   password: "${EMU_SF_PASSWORD}"
 hook: {type: webhook, url: "${EMU_HOOK_URL}", headers: {Authorization: "Bearer ${EMU_HOOK_TOKEN}"}}
-""", """
+""",
+        """
 people_to_hs: {from: person, to: hs, object: contacts, match: {email: email}, fields: {firstname: first_name, country_code: country}}
 people_to_sf: {from: person, to: sf, object: Contact, match: {Ext__c: person_id}, fields: {LastName: last_name}}
 members_to_hook: {from: members, to: hook, mode: audience, match: {email: email}}
-""", n=20)
+""",
+        n=20,
+    )
     p.sql("UPDATE src.people SET email = lower(trim(email))")
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMU_")}
-    proc = subprocess.Popen([sys.executable, "-m", "activation.cli", "emulate", "--project", str(p.root)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "activation.cli", "emulate", "--project", str(p.root)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = []
         assert proc.stdout is not None
@@ -285,12 +316,24 @@ members_to_hook: {from: members, to: hook, mode: audience, match: {email: email}
             if line.startswith("# emulators ready"):
                 break
         exports = dict(re.findall(r"^export (\w+)='([^']*)'$", "\n".join(lines), re.M))
-        assert {"EMU_HS_TOKEN", "EMU_HS_URL", "EMU_SF_INSTANCE", "EMU_SF_SESSION", "EMU_SF_TRANSPORT", "EMU_SF_USER",
-                "EMU_SF_PASSWORD", "EMU_HOOK_URL", "EMU_HOOK_TOKEN"} <= set(exports), lines
+        assert {
+            "EMU_HS_TOKEN",
+            "EMU_HS_URL",
+            "EMU_SF_INSTANCE",
+            "EMU_SF_SESSION",
+            "EMU_SF_TRANSPORT",
+            "EMU_SF_USER",
+            "EMU_SF_PASSWORD",
+            "EMU_HOOK_URL",
+            "EMU_HOOK_TOKEN",
+        } <= set(exports), lines
         p.env.update(exports)
         first = p.json("run")["syncs"]
         assert [(s["sync"], s["status"], s["acknowledged"]) for s in first] == [
-            ("people_to_hs", "success", 20), ("people_to_sf", "success", 20), ("members_to_hook", "success", 15)]
+            ("people_to_hs", "success", 20),
+            ("people_to_sf", "success", 20),
+            ("members_to_hook", "success", 15),
+        ]
         again = p.json("run")["syncs"]  # the emulators kept what they received, and the state what was delivered
         assert all(s["status"] == "up_to_date" for s in again), again
     finally:

@@ -43,17 +43,26 @@ members_to_google:
 
 @pytest.fixture
 def google() -> Iterator[GoogleAdsEmulator]:
-    with GoogleAdsEmulator(developer_tokens={DEV_TOKEN}, client_id="cid.apps.googleusercontent.com",
-                           client_secret="oauth-secret", refresh_tokens={"1//refresh"},
-                           managers={"1234567890": "1112223333"}) as emu:
+    with GoogleAdsEmulator(
+        developer_tokens={DEV_TOKEN},
+        client_id="cid.apps.googleusercontent.com",
+        client_secret="oauth-secret",
+        refresh_tokens={"1//refresh"},
+        managers={"1234567890": "1112223333"},
+    ) as emu:
         yield emu
 
 
 def project(tmp_path: Path, google: GoogleAdsEmulator) -> AdProject:
     p = make_ad_project(tmp_path / "p", DESTINATION, SYNC)
     p.sql("UPDATE src.people SET email = 'Jane.Doe+ads' || person_id || '@GMail.com' WHERE person_id IN ('p0007', 'p0009')")
-    p.env = {"GOOGLE_ADS_DEVELOPER_TOKEN": DEV_TOKEN, "GOOGLE_ADS_CLIENT_SECRET": "oauth-secret",
-             "GOOGLE_ADS_REFRESH_TOKEN": "1//refresh", "GOOGLE_ADS_URL": google.url, "GOOGLE_TOKEN_URL": google.token_url}
+    p.env = {
+        "GOOGLE_ADS_DEVELOPER_TOKEN": DEV_TOKEN,
+        "GOOGLE_ADS_CLIENT_SECRET": "oauth-secret",
+        "GOOGLE_ADS_REFRESH_TOKEN": "1//refresh",
+        "GOOGLE_ADS_URL": google.url,
+        "GOOGLE_TOKEN_URL": google.token_url,
+    }
     return p
 
 
@@ -67,8 +76,10 @@ def expected(p: AdProject) -> set[frozenset[tuple[str, str]]]:
         local, domain = email.split("@")
         if domain == "gmail.com":
             email = local.split("+")[0].replace(".", "") + "@" + domain
-        ids = {("hashedEmail", sha(email)),
-               ("addressInfo", f"{sha(r['first_name'].lower())}|{sha('smith')}|{r['country']}|{r['postal_code']}")}
+        ids = {
+            ("hashedEmail", sha(email)),
+            ("addressInfo", f"{sha(r['first_name'].lower())}|{sha('smith')}|{r['country']}|{r['postal_code']}"),
+        }
         if r["phone"]:
             ids.add(("hashedPhoneNumber", sha("+" + "".join(c for c in r["phone"] if c.isdigit()))))
         out.add(frozenset(ids))
@@ -88,8 +99,9 @@ def test_first_run_adds_every_member_through_one_job_and_an_unchanged_run_sends_
     [job] = google.jobs()
     assert job.status == "SUCCESS" and [k for k, _ in job.operations] == ["create"] * 45
     details = result["destination_report"]["details"]
-    assert details["jobs"] == [{"job": job.resource, "kind": "create", "operations": 45, "operation": job.operation_name,
-                                "status": "SUCCESS"}]
+    assert details["jobs"] == [
+        {"job": job.resource, "kind": "create", "operations": 45, "operation": job.operation_name, "status": "SUCCESS"}
+    ]
     assert details["user_list"] == google.list_named("Loyal members") == details["created_user_list"]
     assert google.user_lists()[details["user_list"]]["uploadKeyType"] == "CONTACT_INFO"
 
@@ -99,7 +111,9 @@ def test_first_run_adds_every_member_through_one_job_and_an_unchanged_run_sends_
     assert job.resource in p.cli("history", "members_to_google").stdout
 
 
-def test_leaving_rows_and_changed_identifiers_go_through_a_removal_job_after_the_additions(tmp_path: Path, google: GoogleAdsEmulator) -> None:
+def test_leaving_rows_and_changed_identifiers_go_through_a_removal_job_after_the_additions(
+    tmp_path: Path, google: GoogleAdsEmulator
+) -> None:
     """Google refuses create and remove operations in one job: new identifiers go in a create
     job, then every identifier no member holds any more (those of the rows that left, and the
     old email of the row that changed) in one remove job."""
@@ -127,7 +141,9 @@ def test_partial_failure_rejects_exactly_the_failing_rows(tmp_path: Path, google
     assert len(held(google)) == 43
 
 
-def test_a_token_that_expires_mid_run_is_refreshed_and_a_revoked_refresh_token_stops_the_sync(tmp_path: Path, google: GoogleAdsEmulator) -> None:
+def test_a_token_that_expires_mid_run_is_refreshed_and_a_revoked_refresh_token_stops_the_sync(
+    tmp_path: Path, google: GoogleAdsEmulator
+) -> None:
     p = project(tmp_path, google)
     google.expire_access_tokens(after=3)  # the token dies between two calls of the run
     result = p.run("members_to_google")
@@ -139,8 +155,10 @@ def test_a_token_that_expires_mid_run_is_refreshed_and_a_revoked_refresh_token_s
     p.sql("UPDATE src.people SET member = true")
     result = p.run("members_to_google", expect=1)
     assert result["status"] == "failed"
-    assert result["error"] == ("Google refused the refresh token (invalid_grant: Token has been expired or revoked.); "
-                               "create a new refresh token for the OAuth client")
+    assert result["error"] == (
+        "Google refused the refresh token (invalid_grant: Token has been expired or revoked.); "
+        "create a new refresh token for the OAuth client"
+    )
     assert "1//refresh" not in str(result) and "oauth-secret" not in str(result)
 
 
@@ -164,7 +182,8 @@ def test_a_run_whose_answer_was_lost_is_followed_by_the_jobs_status(tmp_path: Pa
     assert held(google) == expected(p)
     [job] = google.jobs()
     assert result["destination_report"]["details"]["jobs"] == [
-        {"job": job.resource, "kind": "create", "operations": 45, "operation": None, "status": "SUCCESS"}]
+        {"job": job.resource, "kind": "create", "operations": 45, "operation": None, "status": "SUCCESS"}
+    ]
     # Google ran the job (its answer was dropped on the way), then refused the retry.
     assert [r.status for r in google.request_log if r.path.endswith(":run")] == [200, 400]
 
@@ -225,7 +244,9 @@ def test_sandbox_rehearses_both_ad_platforms_without_credentials(tmp_path: Path)
     p = make_ad_project(tmp_path / "p", DESTINATION + META_DESTINATION, SYNC + META_SYNC)
     result = p.json("run", "--sandbox")  # no token, no URL in the environment: emulators stand in
     assert [(s["sync"], s["status"], s["acknowledged"]) for s in result["syncs"]] == [
-        ("members_to_google", "success", 45), ("members_to_meta", "success", 45)]
+        ("members_to_google", "success", 45),
+        ("members_to_meta", "success", 45),
+    ]
     assert not (p.root / ".activation").exists() or not list((p.root / ".activation").glob("*.db"))
     assert p.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'activation_state'") == [(0,)]
 
@@ -240,21 +261,23 @@ def test_validate_remote_checks_credentials_and_lists(tmp_path: Path, google: Go
     assert google.user_lists() == {}  # validate created nothing
 
 
-def test_an_impossible_phone_rejects_its_row_with_the_reason_and_the_others_are_delivered(tmp_path: Path, google: GoogleAdsEmulator) -> None:
+def test_an_impossible_phone_rejects_its_row_with_the_reason_and_the_others_are_delivered(
+    tmp_path: Path, google: GoogleAdsEmulator
+) -> None:
     p = project(tmp_path, google)
     set_trunk_and_impossible_phones(p)
     result = p.run("members_to_google", expect=1)
     assert_impossible_phone_rejected(p, "members_to_google", result, held(google), "hashedEmail", "hashedPhoneNumber", e164_prefix="+")
 
 
-def test_a_refusal_answering_a_retried_add_operations_leaves_its_rows_possibly_delivered(
-        tmp_path: Path, google: GoogleAdsEmulator) -> None:
+def test_a_refusal_answering_a_retried_add_operations_leaves_its_rows_possibly_delivered(tmp_path: Path, google: GoogleAdsEmulator) -> None:
     """The first addOperations call lands in the job and its answer is lost; the retry is
     refused. The job runs with the other chunks, so it adds those members too: recorded as
     rejected, they would stay in the list for good once they leave the model (issue 13)."""
     p = project(tmp_path, google)
-    (p.root / "syncs.yaml").write_text((p.root / "syncs.yaml").read_text().replace(
-        "job_wait_seconds: 5\n", "job_wait_seconds: 5\n    operations_per_request: 20\n"))
+    (p.root / "syncs.yaml").write_text(
+        (p.root / "syncs.yaml").read_text().replace("job_wait_seconds: 5\n", "job_wait_seconds: 5\n    operations_per_request: 20\n")
+    )
     google.faults.inject("drop_after", match="addOperations")
     google.faults.inject("error", status=400, match="addOperations")
     result = p.run("members_to_google", expect=None)

@@ -47,13 +47,51 @@ syncs:
 """
 EXPECTED = {
     "k1": dict.fromkeys(["arr", "b", "big", "bl", "d", "dbl", "dec", "iv", "js", "st", "ts", "txt", "u"]),
-    "k2": {"arr": [1, None, 3], "b": True, "big": 170141183460469231731687303715884105727, "bl": "AP8=", "d": "0001-01-01",
-           "dbl": None, "dec": "12345678901234567890.1234567890", "iv": 259200.0, "js": {"a": [1, {"b": None}], "c": "é"},
-           "st": {"a": 1, "b": "x"}, "ts": "2024-03-09T21:00:00+00:00", "txt": HUGE, "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"},
-    "k3": {"arr": [], "b": False, "big": -1, "bl": "", "d": "9999-12-31", "dbl": None, "dec": 1234.56, "iv": 0.0, "js": [],
-           "st": {"a": None, "b": None}, "ts": "1970-01-01T00:00:00+00:00", "txt": ODD, "u": None},
-    "k4": {"arr": None, "b": None, "big": 0, "bl": None, "d": "2024-02-29", "dbl": -0.0, "dec": -1e-10, "iv": None,
-           "js": "just a string", "st": None, "ts": "2262-04-11T23:47:16+00:00", "txt": "", "u": None},
+    "k2": {
+        "arr": [1, None, 3],
+        "b": True,
+        "big": 170141183460469231731687303715884105727,
+        "bl": "AP8=",
+        "d": "0001-01-01",
+        "dbl": None,
+        "dec": "12345678901234567890.1234567890",
+        "iv": 259200.0,
+        "js": {"a": [1, {"b": None}], "c": "é"},
+        "st": {"a": 1, "b": "x"},
+        "ts": "2024-03-09T21:00:00+00:00",
+        "txt": HUGE,
+        "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    },
+    "k3": {
+        "arr": [],
+        "b": False,
+        "big": -1,
+        "bl": "",
+        "d": "9999-12-31",
+        "dbl": None,
+        "dec": 1234.56,
+        "iv": 0.0,
+        "js": [],
+        "st": {"a": None, "b": None},
+        "ts": "1970-01-01T00:00:00+00:00",
+        "txt": ODD,
+        "u": None,
+    },
+    "k4": {
+        "arr": None,
+        "b": None,
+        "big": 0,
+        "bl": None,
+        "d": "2024-02-29",
+        "dbl": -0.0,
+        "dec": -1e-10,
+        "iv": None,
+        "js": "just a string",
+        "st": None,
+        "ts": "2262-04-11T23:47:16+00:00",
+        "txt": "",
+        "u": None,
+    },
 }
 
 
@@ -68,7 +106,10 @@ def test_awkward_values_arrive_as_documented_and_hash_stably(tmp_path: Path, rx:
     p = Project(root, rx)
     first = p.json("run")
     assert [(s["sync"], s["status"], s["acknowledged"]) for s in first["syncs"]] == [
-        ("to_hook", "success", 4), ("to_csv", "success", 4), ("to_jsonl", "success", 4)]
+        ("to_hook", "success", 4),
+        ("to_csv", "success", 4),
+        ("to_jsonl", "success", 4),
+    ]
     held = {k: {f: v for f, v in r.items() if f != "k"} for k, r in rx.records("to_hook").items()}
     assert held == EXPECTED
     jsonl = read_file_records(root / "out/things.jsonl", "jsonl", ["k"])

@@ -17,21 +17,24 @@ def client() -> HttpClient:
     return HttpClient(timeout=0.3, retry=RetryPolicy(max_retries=2), sleep=lambda s: None)
 
 
-@pytest.mark.parametrize(("fault", "ambiguous"), [
-    (None, False),
-    (Fault("drop_after"), True),  # applied, connection closed without an answer
-    (Fault("truncate"), True),  # applied, half the body
-    (Fault("late", seconds=1.0), True),  # applied, answered after our read timeout
-    (Fault("timeout", seconds=1.0), True),  # not applied, but we cannot tell a silent server from a slow one
-    (Fault("drop"), True),  # the same: the request was sent
-    (Fault("error", status=500), True),  # a 500 may come after the work was done
-    (Fault("error", status=502), True),
-    (Fault("error", status=503), False),  # 503: not served
-    (Fault("throttle"), False),  # 429: not served
-    (Fault("error", status=408), False),
-], ids=lambda v: v.kind + (f"-{v.status}" if v.kind == "error" else "") if isinstance(v, Fault) else str(v))
-def test_send_says_whether_an_earlier_attempt_may_have_been_applied(
-        rx: WebhookReceiver, fault: Fault | None, ambiguous: bool) -> None:
+@pytest.mark.parametrize(
+    ("fault", "ambiguous"),
+    [
+        (None, False),
+        (Fault("drop_after"), True),  # applied, connection closed without an answer
+        (Fault("truncate"), True),  # applied, half the body
+        (Fault("late", seconds=1.0), True),  # applied, answered after our read timeout
+        (Fault("timeout", seconds=1.0), True),  # not applied, but we cannot tell a silent server from a slow one
+        (Fault("drop"), True),  # the same: the request was sent
+        (Fault("error", status=500), True),  # a 500 may come after the work was done
+        (Fault("error", status=502), True),
+        (Fault("error", status=503), False),  # 503: not served
+        (Fault("throttle"), False),  # 429: not served
+        (Fault("error", status=408), False),
+    ],
+    ids=lambda v: v.kind + (f"-{v.status}" if v.kind == "error" else "") if isinstance(v, Fault) else str(v),
+)
+def test_send_says_whether_an_earlier_attempt_may_have_been_applied(rx: WebhookReceiver, fault: Fault | None, ambiguous: bool) -> None:
     if fault is not None:
         rx.faults.inject(fault.kind, status=fault.status, seconds=fault.seconds, retry_after=0)
     with client() as http:

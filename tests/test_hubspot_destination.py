@@ -50,7 +50,12 @@ def emu() -> Iterator[HubSpotEmulator]:
 def hs_project(root: Path, rx: WebhookReceiver, emu: HubSpotEmulator, **kw: object) -> Project:
     p = make_project(root, rx, **kw)  # type: ignore[arg-type]
     text = (root / "syncs.yaml").read_text()
-    text = text.replace("destinations:\n", "destinations:\n" + textwrap.dedent(HUBSPOT_YAML).replace("\nhs:", "\n  hs:").replace("\n  ", "\n    ").replace("\n    hs:", "\n  hs:"), 1)
+    text = text.replace(
+        "destinations:\n",
+        "destinations:\n"
+        + textwrap.dedent(HUBSPOT_YAML).replace("\nhs:", "\n  hs:").replace("\n  ", "\n    ").replace("\n    hs:", "\n  hs:"),
+        1,
+    )
     (root / "syncs.yaml").write_text(text + textwrap.indent(textwrap.dedent(SYNCS_YAML).strip("\n"), "  ") + "\n")
     p.env = {"HUBSPOT_TOKEN": TOKEN, "HUBSPOT_URL": emu.url}
     return p
@@ -61,8 +66,10 @@ def contacts(emu: HubSpotEmulator) -> dict[str, dict[str, str]]:
 
 
 def expected(p: Project) -> dict[str, dict[str, str]]:
-    return {v["email"]: {"firstname": v["plan_upper"], "jobtitle": v["plan"],
-                         "lifetime_value": "" if v["ltv"] is None else str(v["ltv"])} for v in p.model_users().values()}
+    return {
+        v["email"]: {"firstname": v["plan_upper"], "jobtitle": v["plan"], "lifetime_value": "" if v["ltv"] is None else str(v["ltv"])}
+        for v in p.model_users().values()
+    }
 
 
 def same(emu: HubSpotEmulator, p: Project) -> None:
@@ -70,7 +77,9 @@ def same(emu: HubSpotEmulator, p: Project) -> None:
     assert got == expected(p)
 
 
-def test_first_sync_creates_every_contact_and_an_unchanged_run_makes_no_call(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+def test_first_sync_creates_every_contact_and_an_unchanged_run_makes_no_call(
+    tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator
+) -> None:
     p = hs_project(tmp_path / "p", rx, emu)
     result = p.json("run", "contacts_to_hs")["syncs"][0]
     assert result["acknowledged"] == 200
@@ -145,8 +154,10 @@ def test_invalid_rows_are_rejected_alone_and_retried(tmp_path: Path, rx: Webhook
     reasons = {e["row_key"]: e["reason"] for e in status["rejected_rows"]}
     assert set(reasons) == {"u0007", "u0150"} and all("INVALID_EMAIL" in r for r in reasons.values())
     # fixed in the warehouse: the next run sends exactly those two
-    p.sql("UPDATE src.users SET email = 'user' || CAST(CAST(substr(user_id, 2) AS INTEGER) AS VARCHAR) || '@example.com' "
-          "WHERE user_id IN ('u0007', 'u0150')")
+    p.sql(
+        "UPDATE src.users SET email = 'user' || CAST(CAST(substr(user_id, 2) AS INTEGER) AS VARCHAR) || '@example.com' "
+        "WHERE user_id IN ('u0007', 'u0150')"
+    )
     assert p.json("plan", "contacts_to_hs")["plans"][0]["counts"]["added"] == 2
     p.cli("run", "contacts_to_hs")
     same(emu, p)
@@ -163,7 +174,9 @@ def test_quota_is_respected_with_few_429s(tmp_path: Path, rx: WebhookReceiver) -
         assert emu.throttled <= 2, f"{emu.throttled} requests were throttled"
 
 
-def test_bad_token_stops_the_sync_and_validate_remote_names_unknown_properties(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+def test_bad_token_stops_the_sync_and_validate_remote_names_unknown_properties(
+    tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator
+) -> None:
     p = hs_project(tmp_path / "p", rx, emu)
     p.env["HUBSPOT_TOKEN"] = "pat-na1-wrong-token"
     result = p.json("run", "contacts_to_hs", expect=1)["syncs"][0]
@@ -187,14 +200,24 @@ TYPED_SYNC = """
 """
 
 
-def test_values_are_converted_by_property_type_and_bad_ones_reject_only_their_row(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
-    for name, kind in {"plan": {"type": "enumeration", "field_type": "select", "options": ["free", "pro", "enterprise"]},
-                       "seats": {"type": "number"}, "spend": {"type": "number"}, "vip": {"type": "bool"},
-                       "signed_up": {"type": "date"}, "last_login": {"type": "datetime"}, "rank": {"type": "number"},
-                       "tools": {"type": "enumeration", "field_type": "checkbox", "options": ["crm", "bi", "etl"]}}.items():
+def test_values_are_converted_by_property_type_and_bad_ones_reject_only_their_row(
+    tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator
+) -> None:
+    for name, kind in {
+        "plan": {"type": "enumeration", "field_type": "select", "options": ["free", "pro", "enterprise"]},
+        "seats": {"type": "number"},
+        "spend": {"type": "number"},
+        "vip": {"type": "bool"},
+        "signed_up": {"type": "date"},
+        "last_login": {"type": "datetime"},
+        "rank": {"type": "number"},
+        "tools": {"type": "enumeration", "field_type": "checkbox", "options": ["crm", "bi", "etl"]},
+    }.items():
         emu.add_property("contacts", name, **kind)
     p = hs_project(tmp_path / "p", rx, emu)
-    (p.root / "syncs.yaml").write_text((p.root / "syncs.yaml").read_text() + textwrap.indent(textwrap.dedent(TYPED_SYNC).strip("\n"), "  ") + "\n")
+    (p.root / "syncs.yaml").write_text(
+        (p.root / "syncs.yaml").read_text() + textwrap.indent(textwrap.dedent(TYPED_SYNC).strip("\n"), "  ") + "\n"
+    )
     # vip is text ('yes'/'no') and signed_up a timestamp: HubSpot would refuse both as they are.
     p.sql("""ALTER TABLE src.users ADD COLUMN vip VARCHAR; ALTER TABLE src.users ADD COLUMN signed_up TIMESTAMP;
              ALTER TABLE src.users ADD COLUMN last_login TIMESTAMP; ALTER TABLE src.users ADD COLUMN tools VARCHAR[];
@@ -213,14 +236,22 @@ def test_values_are_converted_by_property_type_and_bad_ones_reject_only_their_ro
     # u0004: seats 4; spend DECIMAL 40.00
     got = contacts(emu)["user4@example.com"]
     assert {k: got[k] for k in ("plan", "seats", "spend", "vip", "signed_up", "last_login", "tools", "rank")} == {
-        "plan": "pro", "seats": "4", "spend": "40", "vip": "true", "signed_up": "2024-01-05",
-        "last_login": "2024-05-01T13:30:00.000Z", "tools": "crm;etl", "rank": "4"}
+        "plan": "pro",
+        "seats": "4",
+        "spend": "40",
+        "vip": "true",
+        "signed_up": "2024-01-05",
+        "last_login": "2024-05-01T13:30:00.000Z",
+        "tools": "crm;etl",
+        "rank": "4",
+    }
     assert "user5@example.com" not in contacts(emu) and "user9@example.com" not in contacts(emu)
     status = next(s for s in p.json("status", expect=1)["syncs"] if s["sync"] == "typed_to_hs")
     reasons = {e["row_key"]: e["reason"] for e in status["rejected_rows"]}
     assert reasons == {
         "u0005": "field 'plan': a str value that is not one of the property's options (enterprise, free, pro)",
-        "u0009": "field 'rank': cannot convert a str value to a HubSpot number (it is not a number)"}
+        "u0009": "field 'rank': cannot convert a str value to a HubSpot number (it is not a number)",
+    }
 
     # fixed in the warehouse: the next run sends exactly those two (reading the definitions once more)
     p.sql("UPDATE src.users SET plan = 'pro' WHERE user_id = 'u0005'; UPDATE src.users SET rank_text = '2' WHERE user_id = 'u0009'")
@@ -242,4 +273,6 @@ def test_a_list_create_whose_answer_is_lost_finds_the_list_it_made(tmp_path: Pat
     assert result["status"] == "success"
     [(list_id, meta)] = emu.lists().items()
     recs = emu.records("contacts")
-    assert meta["name"] == "Whales" and {recs[m]["email"] for m in emu.list_members(list_id)} == {v["email"] for v in p.model_whales().values()}
+    assert meta["name"] == "Whales" and {recs[m]["email"] for m in emu.list_members(list_id)} == {
+        v["email"] for v in p.model_whales().values()
+    }

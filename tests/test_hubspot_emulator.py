@@ -43,8 +43,7 @@ from activation_emulators.hubspot.spec import find_specs_dir  # noqa: E402
 try:
     find_specs_dir()
 except FileNotFoundError as _missing:  # a clone without shared/ beside it
-    pytest.skip(f"HubSpot's OpenAPI documents are not on this machine, so validation cannot be tested: {_missing}",
-                allow_module_level=True)
+    pytest.skip(f"HubSpot's OpenAPI documents are not on this machine, so validation cannot be tested: {_missing}", allow_module_level=True)
 
 TOKEN = "pat-na1-test"
 
@@ -73,8 +72,9 @@ def client(emu: HubSpotEmulator) -> Iterator[HubSpot]:
 
 
 def upserts(*emails: str, **props: str) -> BatchInputSimplePublicObjectBatchInputUpsert:
-    return BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
-        SimplePublicObjectBatchInputUpsert(id=e, id_property="email", properties=dict(props)) for e in emails])
+    return BatchInputSimplePublicObjectBatchInputUpsert(
+        inputs=[SimplePublicObjectBatchInputUpsert(id=e, id_property="email", properties=dict(props)) for e in emails]
+    )
 
 
 def body_of(exc: Any) -> dict[str, Any]:
@@ -99,18 +99,28 @@ def test_upsert_by_email_reports_new_then_existing(client: HubSpot, emu: HubSpot
 
 def test_batch_create_update_read_archive(client: HubSpot, emu: HubSpotEmulator) -> None:
     api = client.crm.contacts.batch_api
-    created = api.create(BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
-        SimplePublicObjectBatchInputForCreate(properties={"email": f"c{i}@example.com", "lifecyclestage": "lead"})
-        for i in range(3)]))
+    created = api.create(
+        BatchInputSimplePublicObjectBatchInputForCreate(
+            inputs=[
+                SimplePublicObjectBatchInputForCreate(properties={"email": f"c{i}@example.com", "lifecyclestage": "lead"}) for i in range(3)
+            ]
+        )
+    )
     assert type(created).__name__ == "BatchResponseSimplePublicObject" and created.status == "COMPLETE"
     ids = sorted(r.id for r in created.results)
 
-    updated = api.update(BatchInputSimplePublicObjectBatchInput(inputs=[
-        SimplePublicObjectBatchInput(id=ids[0], properties={"lifecyclestage": "customer", "jobtitle": "CTO"})]))
+    updated = api.update(
+        BatchInputSimplePublicObjectBatchInput(
+            inputs=[SimplePublicObjectBatchInput(id=ids[0], properties={"lifecyclestage": "customer", "jobtitle": "CTO"})]
+        )
+    )
     assert updated.results[0].properties["lifecyclestage"] == "customer"
 
-    read = api.read(BatchReadInputSimplePublicObjectId(
-        inputs=[SimplePublicObjectId(id=i) for i in ids], properties=["jobtitle", "lifecyclestage"], properties_with_history=[]))
+    read = api.read(
+        BatchReadInputSimplePublicObjectId(
+            inputs=[SimplePublicObjectId(id=i) for i in ids], properties=["jobtitle", "lifecyclestage"], properties_with_history=[]
+        )
+    )
     by_id = {r.id: r.properties for r in read.results}
     assert by_id[ids[0]]["jobtitle"] == "CTO" and by_id[ids[1]]["lifecyclestage"] == "lead"
 
@@ -130,9 +140,13 @@ def test_batch_create_update_read_archive(client: HubSpot, emu: HubSpotEmulator)
 def test_invalid_email_in_batch_create_with_trace_ids_is_a_207(client: HubSpot, emu: HubSpotEmulator) -> None:
     # HubSpot documents multi-status for batch create when every input has an objectWriteTraceId.
     rows = [("row-1", "ok@example.com"), ("row-2", "not-an-email"), ("row-3", "fine@example.com")]
-    out = client.crm.contacts.batch_api.create(BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
-        SimplePublicObjectBatchInputForCreate(properties={"email": email}, object_write_trace_id=trace)
-        for trace, email in rows]))
+    out = client.crm.contacts.batch_api.create(
+        BatchInputSimplePublicObjectBatchInputForCreate(
+            inputs=[
+                SimplePublicObjectBatchInputForCreate(properties={"email": email}, object_write_trace_id=trace) for trace, email in rows
+            ]
+        )
+    )
     assert type(out).__name__ == "BatchResponseSimplePublicObjectWithErrors"
     assert out.num_errors == 1
     err = out.errors[0]
@@ -149,7 +163,11 @@ def test_invalid_email_in_upsert_fails_the_whole_batch(client: HubSpot, emu: Hub
     body = body_of(caught.value)
     assert body["category"] == "VALIDATION_ERROR" and body["message"].startswith("Property values were not valid: ")
     assert json.loads(body["message"].split(": ", 1)[1])[0] == {
-        "isValid": False, "message": "Email address bad@ is invalid", "error": "INVALID_EMAIL", "name": "email"}
+        "isValid": False,
+        "message": "Email address bad@ is invalid",
+        "error": "INVALID_EMAIL",
+        "name": "email",
+    }
     assert emu.records("contacts") == {}  # nothing written
 
 
@@ -168,10 +186,15 @@ def test_property_problems_unknown_enumeration_number(client: HubSpot, emu: HubS
     problem = json.loads(body_of(caught.value)["message"].split(": ", 1)[1])[0]
     assert problem["error"] == "PROPERTY_DOESNT_EXIST" and problem["message"] == 'Property "foo" does not exist'
 
-    out = client.crm.companies.batch_api.create({"inputs": [
-        {"properties": {"name": "A", "industry": "NOT_AN_INDUSTRY"}, "objectWriteTraceId": "t1"},
-        {"properties": {"name": "B", "numberofemployees": "many"}, "objectWriteTraceId": "t2"},
-        {"properties": {"name": "C", "numberofemployees": "12", "annualrevenue": "1.5e6"}, "objectWriteTraceId": "t3"}]})
+    out = client.crm.companies.batch_api.create(
+        {
+            "inputs": [
+                {"properties": {"name": "A", "industry": "NOT_AN_INDUSTRY"}, "objectWriteTraceId": "t1"},
+                {"properties": {"name": "B", "numberofemployees": "many"}, "objectWriteTraceId": "t2"},
+                {"properties": {"name": "C", "numberofemployees": "12", "annualrevenue": "1.5e6"}, "objectWriteTraceId": "t3"},
+            ]
+        }
+    )
     codes = {e.context["objectWriteTraceId"][0]: e.errors[0].code for e in out.errors}
     assert codes == {"t1": "INVALID_OPTION", "t2": "INVALID_NUMBER"}
     assert [r.properties["name"] for r in out.results] == ["C"]
@@ -184,28 +207,43 @@ def test_values_are_checked_and_kept_by_property_type(client: HubSpot, emu: HubS
     emu.add_property("contacts", "vip", type="bool")
     emu.add_property("contacts", "tools", type="enumeration", field_type="checkbox", options=["crm", "bi", "etl"])
     emu.batch_errors = "multi-status"
-    out = client.crm.contacts.batch_api.upsert({"inputs": [
-        {"id": f"{n}@example.com", "idProperty": "email", "properties": props} for n, props in [
-            ("ok", {"renewal_date": "1714521600000", "last_seen": "1714555800000", "seats": "12.5", "vip": "true",
-                    "tools": "crm;etl"}),
-            ("iso", {"renewal_date": "2024-05-01", "last_seen": "2024-05-01T11:30:00+02:00"}),
-            ("noon", {"renewal_date": "1714564800000"}),  # 2024-05-01 12:00 UTC: a date must be midnight UTC
-            ("abc", {"seats": "abc"}),
-            ("option", {"tools": "crm;spreadsheets"}),
-            ("yes", {"vip": "yes"})]]})
+    out = client.crm.contacts.batch_api.upsert(
+        {
+            "inputs": [
+                {"id": f"{n}@example.com", "idProperty": "email", "properties": props}
+                for n, props in [
+                    (
+                        "ok",
+                        {"renewal_date": "1714521600000", "last_seen": "1714555800000", "seats": "12.5", "vip": "true", "tools": "crm;etl"},
+                    ),
+                    ("iso", {"renewal_date": "2024-05-01", "last_seen": "2024-05-01T11:30:00+02:00"}),
+                    ("noon", {"renewal_date": "1714564800000"}),  # 2024-05-01 12:00 UTC: a date must be midnight UTC
+                    ("abc", {"seats": "abc"}),
+                    ("option", {"tools": "crm;spreadsheets"}),
+                    ("yes", {"vip": "yes"}),
+                ]
+            ]
+        }
+    )
     problems = {e.context["ids"][0]: e.errors[0] for e in out.errors}
     assert {k: p.code for k, p in problems.items()} == {
-        "noon@example.com": "INVALID_DATE", "abc@example.com": "INVALID_NUMBER",
-        "option@example.com": "INVALID_OPTION", "yes@example.com": "INVALID_BOOLEAN"}
+        "noon@example.com": "INVALID_DATE",
+        "abc@example.com": "INVALID_NUMBER",
+        "option@example.com": "INVALID_OPTION",
+        "yes@example.com": "INVALID_BOOLEAN",
+    }
     assert problems["noon@example.com"].message == "1714564800000 is at 12:00:00.000 UTC, not midnight!"  # HubSpot's words
     assert problems["option@example.com"].message == "spreadsheets was not one of the allowed options: [crm, bi, etl]"
     kept = {r.properties["email"]: r.properties for r in out.results}
     # Dates read back as YYYY-MM-DD and datetimes as ISO 8601 UTC, whichever accepted form was written.
     assert {k: kept["ok@example.com"][k] for k in ("renewal_date", "last_seen", "seats", "vip", "tools")} == {
-        "renewal_date": "2024-05-01", "last_seen": "2024-05-01T09:30:00.000Z", "seats": "12.5", "vip": "true",
-        "tools": "crm;etl"}
-    assert (kept["iso@example.com"]["renewal_date"], kept["iso@example.com"]["last_seen"]) == (
-        "2024-05-01", "2024-05-01T09:30:00.000Z")
+        "renewal_date": "2024-05-01",
+        "last_seen": "2024-05-01T09:30:00.000Z",
+        "seats": "12.5",
+        "vip": "true",
+        "tools": "crm;etl",
+    }
+    assert (kept["iso@example.com"]["renewal_date"], kept["iso@example.com"]["last_seen"]) == ("2024-05-01", "2024-05-01T09:30:00.000Z")
 
     emu.batch_errors = "hubspot"  # HubSpot's own behaviour: one bad value refuses the whole batch
     with pytest.raises(ApiException) as caught:
@@ -223,13 +261,14 @@ def test_more_than_100_inputs_is_refused(client: HubSpot) -> None:
 
 
 def test_custom_objects_and_unique_properties(client: HubSpot, emu: HubSpotEmulator) -> None:
-    type_id = emu.add_object_type("p_orders", properties=["order_id", {"name": "amount", "type": "number"}],
-                                  unique=["order_id"])
-    out = client.crm.objects.batch_api.upsert("p_orders", {"inputs": [
-        {"id": "o-1", "idProperty": "order_id", "properties": {"amount": "10"}}]})
+    type_id = emu.add_object_type("p_orders", properties=["order_id", {"name": "amount", "type": "number"}], unique=["order_id"])
+    out = client.crm.objects.batch_api.upsert(
+        "p_orders", {"inputs": [{"id": "o-1", "idProperty": "order_id", "properties": {"amount": "10"}}]}
+    )
     assert out.results[0].new and emu.find("p_orders", "order_id", "o-1")
-    again = client.crm.objects.batch_api.upsert(type_id, {"inputs": [
-        {"id": "o-1", "idProperty": "order_id", "properties": {"amount": "12.5"}}]})
+    again = client.crm.objects.batch_api.upsert(
+        type_id, {"inputs": [{"id": "o-1", "idProperty": "order_id", "properties": {"amount": "12.5"}}]}
+    )
     assert not again.results[0].new and again.results[0].id == out.results[0].id
 
     # Each SDK module has its own ApiException class.
@@ -237,8 +276,9 @@ def test_custom_objects_and_unique_properties(client: HubSpot, emu: HubSpotEmula
         client.crm.companies.batch_api.upsert(CompanyUpsert(inputs=[{"id": "x.com", "idProperty": "domain", "properties": {}}]))
     assert "non-unique 0-2 property domain" in body_of(caught.value)["message"]
     emu.add_property("companies", "domain_key", unique=True)
-    ok = client.crm.companies.batch_api.upsert(CompanyUpsert(inputs=[
-        {"id": "x.com", "idProperty": "domain_key", "properties": {"name": "X"}}]))
+    ok = client.crm.companies.batch_api.upsert(
+        CompanyUpsert(inputs=[{"id": "x.com", "idProperty": "domain_key", "properties": {"name": "X"}}])
+    )
     assert ok.results[0].new and ok.results[0].properties["domain_key"] == "x.com"
 
 
@@ -260,8 +300,13 @@ def test_rate_limit_429_and_sdk_retry() -> None:
             client.crm.properties.core_api.get_all("contacts")
         assert caught.value.status == 429 and emu.throttled == 1
         assert body_of(caught.value) | {"correlationId": "", "requestId": ""} == {
-            "status": "error", "message": "You have reached your ten_secondly_rolling limit.", "errorType": "RATE_LIMIT",
-            "policyName": "TEN_SECONDLY_ROLLING", "correlationId": "", "requestId": ""}
+            "status": "error",
+            "message": "You have reached your ten_secondly_rolling limit.",
+            "errorType": "RATE_LIMIT",
+            "policyName": "TEN_SECONDLY_ROLLING",
+            "correlationId": "",
+            "requestId": "",
+        }
         headers = caught.value.headers
         assert headers["X-HubSpot-RateLimit-Max"] == "3" and headers["X-HubSpot-RateLimit-Remaining"] == "0"
         assert headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "500" and "Retry-After" not in headers
@@ -278,8 +323,13 @@ def test_rate_limit_429_and_sdk_retry() -> None:
         assert caught.value.status == 429 and caught.value.headers["Retry-After"] == "1"
         emu.retry_after = False
 
-        retrying = HubSpot(access_token=TOKEN, host=emu.url, retry=urllib3.Retry(
-            total=5, status_forcelist=[429], allowed_methods=None, backoff_factor=0.1, respect_retry_after_header=False))
+        retrying = HubSpot(
+            access_token=TOKEN,
+            host=emu.url,
+            retry=urllib3.Retry(
+                total=5, status_forcelist=[429], allowed_methods=None, backoff_factor=0.1, respect_retry_after_header=False
+            ),
+        )
         started = time.monotonic()
         for _ in range(4):  # the SDK's own retries wait the window out
             retrying.crm.properties.core_api.get_all("contacts")
@@ -333,9 +383,17 @@ def test_properties(client: HubSpot, emu: HubSpotEmulator) -> None:
 
     emu.add_property("contacts", "lifetime_value", type="number")
     assert client.crm.properties.core_api.get_by_name("0-1", "lifetime_value").type == "number"
-    created = client.crm.properties.core_api.create("contacts", PropertyCreate(
-        name="plan", label="Plan", type="enumeration", field_type="select", group_name="contactinformation",
-        options=[{"label": "Free", "value": "free", "hidden": False}, {"label": "Pro", "value": "pro", "hidden": False}]))
+    created = client.crm.properties.core_api.create(
+        "contacts",
+        PropertyCreate(
+            name="plan",
+            label="Plan",
+            type="enumeration",
+            field_type="select",
+            group_name="contactinformation",
+            options=[{"label": "Free", "value": "free", "hidden": False}, {"label": "Pro", "value": "pro", "hidden": False}],
+        ),
+    )
     assert created.name == "plan"
     client.crm.contacts.batch_api.upsert(upserts("p@example.com", plan="pro", lifetime_value="99.5"))
     assert next(iter(emu.find("contacts", "plan", "pro").values()))["lifetime_value"] == "99.5"
@@ -354,7 +412,8 @@ def test_lists_and_memberships(client: HubSpot, emu: HubSpotEmulator) -> None:
     removed = client.crm.lists.memberships_api.remove(list_id, [ids[0]])
     assert removed.record_ids_removed == [ids[0]]
     both = client.crm.lists.memberships_api.add_and_remove(
-        list_id, MembershipChangeRequest(record_ids_to_add=[ids[4]], record_ids_to_remove=[ids[1]]))
+        list_id, MembershipChangeRequest(record_ids_to_add=[ids[4]], record_ids_to_remove=[ids[1]])
+    )
     assert both.records_ids_added == [ids[4]] and both.record_ids_removed == [ids[1]]
     assert emu.list_members(list_id) == [ids[2], ids[3], ids[4]]
 
@@ -364,8 +423,7 @@ def test_lists_and_memberships(client: HubSpot, emu: HubSpotEmulator) -> None:
     assert [m.record_id for m in rest.results] == [ids[4]] and rest.paging is None
     assert client.crm.lists.lists_api.get_by_id(list_id).list.size == 3
 
-    raw = httpx.put(f"{emu.url}/crm/v3/lists/{list_id}/memberships/add", json=[ids[0]],
-                    headers={"Authorization": f"Bearer {TOKEN}"})
+    raw = httpx.put(f"{emu.url}/crm/v3/lists/{list_id}/memberships/add", json=[ids[0]], headers={"Authorization": f"Bearer {TOKEN}"})
     assert set(raw.json()) == {"recordsIdsAdded", "recordIdsRemoved", "recordIdsMissing"}  # sic, as documented
 
 
@@ -389,8 +447,9 @@ def test_malformed_requests_are_refused_with_hubspot_errors(emu: HubSpotEmulator
     assert garbled.status_code == 400 and "line 1, column 13" in garbled.json()["message"]
     bad_param = post.get("/crm/v3/objects/contacts", params={"limit": "lots"})
     assert bad_param.status_code == 400 and "limit" in bad_param.json()["message"]
-    as_text = post.post("/crm/v3/lists", content=b'{"name": "L", "objectTypeId": "0-1", "processingType": "MANUAL"}',
-                        headers={"Content-Type": "text/plain"})
+    as_text = post.post(
+        "/crm/v3/lists", content=b'{"name": "L", "objectTypeId": "0-1", "processingType": "MANUAL"}', headers={"Content-Type": "text/plain"}
+    )
     assert as_text.status_code == 400 and "mimetype" in as_text.json()["message"]
     assert len(emu.invalid_requests) == 6
     assert post.post("/crm/v3/objects/contacts/batch/nope", json={}).status_code == 404
@@ -401,8 +460,12 @@ def test_compiled_checks_agree_with_openapi_core_on_mutated_bodies(emu: HubSpotE
     good = {
         "/crm/v3/objects/contacts/batch/upsert": {"inputs": [{"id": "a@example.com", "idProperty": "email", "properties": {"a": "1"}}]},
         "/crm/v3/objects/companies/batch/create": {"inputs": [{"properties": {"name": "A"}, "objectWriteTraceId": "t"}]},
-        "/crm/v3/objects/contacts/batch/read": {"inputs": [{"id": "1"}], "properties": ["email"], "propertiesWithHistory": [],
-                                                "idProperty": "email"},
+        "/crm/v3/objects/contacts/batch/read": {
+            "inputs": [{"id": "1"}],
+            "properties": ["email"],
+            "propertiesWithHistory": [],
+            "idProperty": "email",
+        },
         "/crm/v3/lists": {"name": "L", "objectTypeId": "0-1", "processingType": "MANUAL", "listFolderId": 3},
     }
 
@@ -441,6 +504,7 @@ def test_a_batch_read_without_properties_with_history_is_refused(client: HubSpot
     assert json.loads(refused.value.body)["category"] == "VALIDATION_ERROR"
     assert [i.path for i in emu.invalid_requests] == ["/crm/v3/objects/contacts/batch/read"]
     emu.invalid_requests.clear()  # the one invalid request was this test's own
-    read = api.read(BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id="1")], properties=["email"],
-                                                        properties_with_history=[]))
+    read = api.read(
+        BatchReadInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id="1")], properties=["email"], properties_with_history=[])
+    )
     assert read.results == []

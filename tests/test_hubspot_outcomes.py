@@ -50,7 +50,9 @@ def wanted(p: Project) -> dict[str, str]:
     return {v["email"]: v["plan"] for v in p.model_users().values()}
 
 
-def test_a_write_never_answered_times_out_and_leaves_its_rows_possibly_delivered(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+def test_a_write_never_answered_times_out_and_leaves_its_rows_possibly_delivered(
+    tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator
+) -> None:
     """The connection is accepted and the answer never comes (the emulator stays silent for a
     minute): the read timeout ends the call, and its rows are possibly delivered, not refused."""
     p = project(tmp_path / "p", rx, emu)
@@ -89,7 +91,9 @@ def test_the_daily_limit_stops_the_run_at_once_and_says_so(tmp_path: Path, rx: W
         assert result["terminal"] is False and result["retry_after"] == 3600, result
 
 
-def test_upsert_results_that_do_not_echo_the_email_are_matched_by_record_id(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+def test_upsert_results_that_do_not_echo_the_email_are_matched_by_record_id(
+    tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator
+) -> None:
     """HubSpot does not document that an upsert's result echoes the idProperty's value, nor the
     order of results: without the echo, results are matched by record id, read back."""
     emu.echo_id_property = False
@@ -127,15 +131,25 @@ def test_two_rows_swapping_emails_both_end_right(tmp_path: Path, rx: WebhookRece
     row's values, nothing is archived or duplicated, and the next run has nothing to do."""
     p = project(tmp_path / "p", rx, emu)
     p.json("run", "users_to_hs")
-    p.sql("UPDATE src.users SET plan = 'swapped-' || user_id WHERE user_id IN ('u0001', 'u0002');"
-          "UPDATE src.users SET email = CASE user_id WHEN 'u0001' THEN 'user2@example.com' ELSE 'user1@example.com' END "
-          "WHERE user_id IN ('u0001', 'u0002')")
+    p.sql(
+        "UPDATE src.users SET plan = 'swapped-' || user_id WHERE user_id IN ('u0001', 'u0002');"
+        "UPDATE src.users SET email = CASE user_id WHEN 'u0001' THEN 'user2@example.com' ELSE 'user1@example.com' END "
+        "WHERE user_id IN ('u0001', 'u0002')"
+    )
     result = p.json("run", "users_to_hs")["syncs"][0]
     assert (result["acknowledged"], result["rejected_by_destination"], result["unconfirmed"]) == (2, 0, 0)
     assert contacts(emu) == wanted(p) and contacts(emu)["user1@example.com"] == "swapped-u0002"
     assert len(emu.records("contacts")) == 40 and emu.records("contacts", archived=True) == {}
     assert p.json("plan", "users_to_hs")["plans"][0]["counts"] | {"model_rows": 0, "delivered": 0, "unchanged": 0} == {
-        "model_rows": 0, "delivered": 0, "added": 0, "changed": 0, "removed": 0, "unchanged": 0, "rejected": 0, "released": 0}
+        "model_rows": 0,
+        "delivered": 0,
+        "added": 0,
+        "changed": 0,
+        "removed": 0,
+        "unchanged": 0,
+        "rejected": 0,
+        "released": 0,
+    }
     assert emu.invalid_requests == []
 
 
@@ -173,7 +187,9 @@ def test_rejection_reasons_keep_no_email_address(tmp_path: Path, rx: WebhookRece
 
 
 @pytest.mark.parametrize("taker", ["u0001", "u0002"])
-def test_an_email_passed_along_a_chain_of_rows_ends_on_the_right_rows(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator, taker: str) -> None:
+def test_an_email_passed_along_a_chain_of_rows_ends_on_the_right_rows(
+    tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator, taker: str
+) -> None:
     """One row takes a new email and another takes the first one's old email, each in its own
     push (batch_size 1), the taker first or second: the taker's values land on the contact of
     that email, the new email gets a contact of its own, the email no row holds any more is
@@ -185,9 +201,11 @@ def test_an_email_passed_along_a_chain_of_rows_ends_on_the_right_rows(tmp_path: 
     p.json("run", "users_to_hs")
     mover = "u0002" if taker == "u0001" else "u0001"
     taken, left = f"user{int(mover[1:])}@example.com", f"user{int(taker[1:])}@example.com"
-    p.sql(f"UPDATE src.users SET plan = 'moved-' || user_id WHERE user_id IN ('u0001', 'u0002');"
-          f"UPDATE src.users SET email = CASE user_id WHEN '{taker}' THEN '{taken}' ELSE 'new@example.com' END "
-          "WHERE user_id IN ('u0001', 'u0002')")
+    p.sql(
+        f"UPDATE src.users SET plan = 'moved-' || user_id WHERE user_id IN ('u0001', 'u0002');"
+        f"UPDATE src.users SET email = CASE user_id WHEN '{taker}' THEN '{taken}' ELSE 'new@example.com' END "
+        "WHERE user_id IN ('u0001', 'u0002')"
+    )
     result = p.json("run", "users_to_hs")["syncs"][0]
     assert (result["acknowledged"], result["released"], result["rejected_by_destination"], result["unconfirmed"]) == (3, 1, 0, 0)
     assert contacts(emu) == wanted(p) and left not in contacts(emu)
@@ -195,7 +213,9 @@ def test_an_email_passed_along_a_chain_of_rows_ends_on_the_right_rows(tmp_path: 
     assert p.json("plan", "users_to_hs")["plans"][0]["counts"]["released"] == 0
 
 
-def test_a_refusal_answering_a_retry_of_a_write_that_may_have_landed_leaves_rows_possibly_delivered(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+def test_a_refusal_answering_a_retry_of_a_write_that_may_have_landed_leaves_rows_possibly_delivered(
+    tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator
+) -> None:
     """A 502 (HubSpot may have applied the batch), then every later attempt refused: the rows are
     possibly delivered, not refused; bisecting the batch does not make them any less so."""
     p = project(tmp_path / "p", rx, emu, destination=DESTINATION.replace("max_retries: 0", "max_retries: 1"))
@@ -208,14 +228,22 @@ def test_a_refusal_answering_a_retry_of_a_write_that_may_have_landed_leaves_rows
     assert contacts(emu) == wanted(p)
 
 
-def test_a_create_applied_whose_answer_was_lost_is_not_refused_by_its_retry(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+def test_a_create_applied_whose_answer_was_lost_is_not_refused_by_its_retry(
+    tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator
+) -> None:
     """insert mode: HubSpot creates the contacts, the answer is lost; the retry is answered with
     a CONFLICT for every input (they exist now, made by the first attempt). Not refused: insert
     never touches an existing record, so a record already there is the row delivered (with the
     id HubSpot names), as Salesforce counts a DUPLICATE_VALUE."""
     p = project(tmp_path / "p", rx, emu, destination=DESTINATION.replace("max_retries: 0", "max_retries: 1"))
-    text = (p.root / "syncs.yaml").read_text().replace("users_to_hs: {from: user, to: hs, object: contacts, mode: mirror",
-                                                       "users_to_hs: {from: user, to: hs, object: contacts, mode: insert")
+    text = (
+        (p.root / "syncs.yaml")
+        .read_text()
+        .replace(
+            "users_to_hs: {from: user, to: hs, object: contacts, mode: mirror",
+            "users_to_hs: {from: user, to: hs, object: contacts, mode: insert",
+        )
+    )
     (p.root / "syncs.yaml").write_text(text)
     emu.faults.inject("drop_after", match="/batch/create")
     result = p.json("run", "users_to_hs")["syncs"][0]
@@ -225,7 +253,9 @@ def test_a_create_applied_whose_answer_was_lost_is_not_refused_by_its_retry(tmp_
     assert p.json("run", "users_to_hs")["syncs"][0]["status"] == "up_to_date"
 
 
-def test_a_per_input_error_answering_a_retry_leaves_that_row_possibly_delivered(tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator) -> None:
+def test_a_per_input_error_answering_a_retry_leaves_that_row_possibly_delivered(
+    tmp_path: Path, rx: WebhookReceiver, emu: HubSpotEmulator
+) -> None:
     """The first attempt was applied and its answer lost; the retry's 207 lists an error for one
     input. It may be HubSpot's view of its own earlier write: possibly delivered, not refused.
     The same error in an answer to a first attempt is a rejection."""

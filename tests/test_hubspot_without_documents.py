@@ -32,8 +32,14 @@ def test_without_the_documents_the_emulator_serves_unvalidated_and_says_so(tmp_p
     copy = tmp_path / "elsewhere"
     for package in (activation, activation_emulators):
         shutil.copytree(Path(package.__file__).parent, copy / package.__name__, ignore=shutil.ignore_patterns("__pycache__"))
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT)], cwd=tmp_path, env={"PYTHONPATH": str(copy)},
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(SCRIPT)],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(copy)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "off", "1", "1"]
 
@@ -50,6 +56,11 @@ def test_the_routes_are_the_documents_paths_of_what_the_emulator_implements() ->
     def generic(template: str) -> str:
         return re.sub(r"^/crm/v3/objects/(contacts|companies)", "/crm/v3/objects/{objectType}", template)
 
-    documented = {(name, method, template) for name, doc in docs.items() for template, item in doc["paths"].items()
-                  for method in item if f"{method.upper()} {generic(template)}" in implemented}
+    documented = {
+        (name, method, template)
+        for name, doc in docs.items()
+        for template, item in doc["paths"].items()
+        for method in item
+        if f"{method.upper()} {generic(template)}" in implemented
+    }
     assert set(ROUTES) == documented

@@ -68,17 +68,26 @@ def test_meta_phone_example_read_in_the_rows_country() -> None:
 def test_meta_birth_date_parts_and_unhashed_ids() -> None:
     """No hash published for the split date keys: the SHA-256 of Meta's documented formats."""
     out = META.transform(["doby", "dobm", "dobd", "extern_id", "madid"])(
-        {"doby": 1997, "dobm": "2", "dobd": 16, "extern_id": " crm-42 ", "madid": "AECE52E7-03EE-455A-B3C4-E57283966239"})
-    assert out == {"doby": sha("1997"), "dobm": sha("02"), "dobd": sha("16"), "extern_id": "crm-42",
-                   "madid": "aece52e7-03ee-455a-b3c4-e57283966239"}
+        {"doby": 1997, "dobm": "2", "dobd": 16, "extern_id": " crm-42 ", "madid": "AECE52E7-03EE-455A-B3C4-E57283966239"}
+    )
+    assert out == {
+        "doby": sha("1997"),
+        "dobm": sha("02"),
+        "dobd": sha("16"),
+        "extern_id": "crm-42",
+        "madid": "aece52e7-03ee-455a-b3c4-e57283966239",
+    }
 
 
-@pytest.mark.parametrize(("raw", "normalised"), [
-    ("cloudy.sanfrancisco+shopping@gmail.com", "cloudysanfrancisco@gmail.com"),  # Data Manager API guide
-    ("user.name+NYC@Example.com", "user.name+nyc@example.com"),  # same guide: other domains keep dots and +
-    ("  Jane.Doe@GoogleMail.com ", "janedoe@googlemail.com"),
-    ("alex.2@example.com", "alex.2@example.com"),  # Google Ads API Customer Match example
-])
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("cloudy.sanfrancisco+shopping@gmail.com", "cloudysanfrancisco@gmail.com"),  # Data Manager API guide
+        ("user.name+NYC@Example.com", "user.name+nyc@example.com"),  # same guide: other domains keep dots and +
+        ("  Jane.Doe@GoogleMail.com ", "janedoe@googlemail.com"),
+        ("alex.2@example.com", "alex.2@example.com"),  # Google Ads API Customer Match example
+    ],
+)
 def test_google_email_normalisation_and_hash(raw: str, normalised: str) -> None:
     assert google_email(raw) == normalised
     assert GOOGLE.transform(["email"])({"email": raw})["email"] == sha(normalised)
@@ -86,11 +95,23 @@ def test_google_email_normalisation_and_hash(raw: str, normalised: str) -> None:
 
 def test_google_phone_name_country_and_postal_code() -> None:
     assert e164("(800)555-0100", "US") == "+18005550100"  # Data Manager API guide
-    row = {"email": "dana@example.com", "phone": "+1 800 5550101", "first_name": " Alex", "last_name": "Quinn ",
-           "country_code": "us", "postal_code": " 94045 "}
+    row = {
+        "email": "dana@example.com",
+        "phone": "+1 800 5550101",
+        "first_name": " Alex",
+        "last_name": "Quinn ",
+        "country_code": "us",
+        "postal_code": " 94045 ",
+    }
     out = GOOGLE.transform(list(row))(row)
-    assert out == {"email": sha("dana@example.com"), "phone": sha("+18005550101"), "first_name": sha("alex"),
-                   "last_name": sha("quinn"), "country_code": "US", "postal_code": "94045"}  # country, zip unhashed
+    assert out == {
+        "email": sha("dana@example.com"),
+        "phone": sha("+18005550101"),
+        "first_name": sha("alex"),
+        "last_name": sha("quinn"),
+        "country_code": "US",
+        "postal_code": "94045",
+    }  # country, zip unhashed
     assert GOOGLE.transform(["phone", "country_code"])({"phone": "(800)555-0100", "country_code": "US"})["phone"] == sha("+18005550100")
 
 
@@ -133,8 +154,18 @@ UK_META = "35e206e5dec4c89b9e8b71b8c32724a5bb518483ac5a20c6617d738375b3b823"  # 
 UK_GOOGLE = "f0bf0228144d9fe2bdf1da2d8ca698f17bf1410ee688b075c27062e47b6f0b6d"  # +442079460958
 
 
-@pytest.mark.parametrize("written", ["+44 (0)20 7946 0958", "+44(0)2079460958", "+4402079460958", "+44 20 7946 0958",
-                                     "0044 20 7946 0958", "0044 (0)20 7946 0958", "tel:+44-20-7946-0958"])
+@pytest.mark.parametrize(
+    "written",
+    [
+        "+44 (0)20 7946 0958",
+        "+44(0)2079460958",
+        "+4402079460958",
+        "+44 20 7946 0958",
+        "0044 20 7946 0958",
+        "0044 (0)20 7946 0958",
+        "tel:+44-20-7946-0958",
+    ],
+)
 def test_an_international_number_loses_its_trunk_prefix_on_both_platforms(written: str) -> None:
     assert e164(written) == "+442079460958"
     assert META.transform(["phone"])({"phone": written})["phone"] == UK_META
@@ -153,15 +184,19 @@ def test_a_national_number_is_read_in_the_rows_country_else_in_the_destinations_
     assert e164("011 44 20 7946 0958", "US") == "+442079460958"  # the region's own international prefix
 
 
-@pytest.mark.parametrize(("written", "region", "reason"), [
-    ("+44 20 7946 09581", None, "not a possible phone number (too long for its country)"),
-    ("+1 650 555", None, "not a possible phone number (too short for its country)"),
-    ("+1 (0)650 555 1212", None, "not a possible phone number (too long for its country)"),  # no trunk 0 in the US
-    ("555 1212", "US", "not a possible phone number (a local number without its area code)"),
-    ("+999 1234 5678", None, "not a phone number"),
-])
-def test_an_impossible_number_is_refused_naming_the_field_and_the_rule_never_the_value(written: str, region: str | None,
-                                                                                       reason: str) -> None:
+@pytest.mark.parametrize(
+    ("written", "region", "reason"),
+    [
+        ("+44 20 7946 09581", None, "not a possible phone number (too long for its country)"),
+        ("+1 650 555", None, "not a possible phone number (too short for its country)"),
+        ("+1 (0)650 555 1212", None, "not a possible phone number (too long for its country)"),  # no trunk 0 in the US
+        ("555 1212", "US", "not a possible phone number (a local number without its area code)"),
+        ("+999 1234 5678", None, "not a phone number"),
+    ],
+)
+def test_an_impossible_number_is_refused_naming_the_field_and_the_rule_never_the_value(
+    written: str, region: str | None, reason: str
+) -> None:
     for platform in (META, GOOGLE):
         with pytest.raises(InvalidIdentifier) as e:
             platform.transform(["email", "phone"], region=region)({"email": "a@b.co", "phone": written})
@@ -176,6 +211,7 @@ def test_a_possible_number_outside_the_allocated_ranges_is_still_sent() -> None:
     Ofcom keeps for drama, so libphonenumber calls it invalid; a newly allocated range would
     look the same to an old phonenumbers release."""
     import phonenumbers
+
     assert not phonenumbers.is_valid_number(phonenumbers.parse("+447700900123"))
     assert e164("+44 7700 900123") == "+447700900123"
 
@@ -183,22 +219,25 @@ def test_a_possible_number_outside_the_allocated_ranges_is_still_sent() -> None:
 # ---------------------------------------------------------------- postal codes, per platform and country
 
 
-@pytest.mark.parametrize(("written", "country", "normalised"), [
-    ("94035", "US", "94035"),
-    ("94035-1234", "US", "94035"),  # "Use only the first 5 digits for U.S. zip codes"
-    ("94035 1234", "us", "94035"),
-    ("00907-1234", "PR", "00907"),  # a US territory: USPS ZIP codes
-    ("94035-1234", None, "94035"),  # no country: ZIP+4 is the only 9-digit postal code
-    ("SW1A 1AA", "GB", "sw1a1aa"),  # lower-case, no space, the whole code (Meta's example m11ae)
-    ("M1 1AE", "GB", "m11ae"),
-    ("SW1A 1AA", None, "sw1a1aa"),
-    ("75018", "FR", "75018"),
-    ("1987", "AU", "1987"),
-    ("100-0001", "JP", "1000001"),  # "no dash": removed, not cut at
-    ("00-950", "PL", "00950"),
-    ("01310-100", "BR", "01310100"),
-    ("K1A 0B1", "CA", "k1a0b1"),
-])
+@pytest.mark.parametrize(
+    ("written", "country", "normalised"),
+    [
+        ("94035", "US", "94035"),
+        ("94035-1234", "US", "94035"),  # "Use only the first 5 digits for U.S. zip codes"
+        ("94035 1234", "us", "94035"),
+        ("00907-1234", "PR", "00907"),  # a US territory: USPS ZIP codes
+        ("94035-1234", None, "94035"),  # no country: ZIP+4 is the only 9-digit postal code
+        ("SW1A 1AA", "GB", "sw1a1aa"),  # lower-case, no space, the whole code (Meta's example m11ae)
+        ("M1 1AE", "GB", "m11ae"),
+        ("SW1A 1AA", None, "sw1a1aa"),
+        ("75018", "FR", "75018"),
+        ("1987", "AU", "1987"),
+        ("100-0001", "JP", "1000001"),  # "no dash": removed, not cut at
+        ("00-950", "PL", "00950"),
+        ("01310-100", "BR", "01310100"),
+        ("K1A 0B1", "CA", "k1a0b1"),
+    ],
+)
 def test_meta_zip_per_country(written: str, country: str | None, normalised: str) -> None:
     assert meta_zip(written, country and country.upper()) == normalised
     row = {"zip": written, "country": country} if country else {"zip": written}
@@ -215,17 +254,19 @@ def test_meta_zip_digests_written_out() -> None:
     assert apply({"zip": "100-0001", "country": "JP"})["zip"] == "443372db1ff98d9737596b4f83a8381ab6aab60e44e29854b48be88c74cdf1f0"
 
 
-@pytest.mark.parametrize(("written", "country", "sent"), [
-    (" 94045 ", "US", "94045"),
-    ("94045-1234", "US", "94045-1234"),  # "5 digits followed by a 4-digit extension ... may improve your match rate"
-    ("940451234", "US", "94045-1234"),
-    ("94045 1234", "US", "94045-1234"),
-    (" SW1A 1AA ", "GB", "SW1A 1AA"),  # as written, space kept (Google's template: "WC2H 8LG")
-    ("K1A 0B1", "CA", "K1A 0B1"),
-    ("75018", "FR", "75018"),
-])
-def test_google_postal_code_is_sent_unhashed_as_written_a_us_zip_as_5_digits_or_zip_plus_4(written: str, country: str,
-                                                                                           sent: str) -> None:
+@pytest.mark.parametrize(
+    ("written", "country", "sent"),
+    [
+        (" 94045 ", "US", "94045"),
+        ("94045-1234", "US", "94045-1234"),  # "5 digits followed by a 4-digit extension ... may improve your match rate"
+        ("940451234", "US", "94045-1234"),
+        ("94045 1234", "US", "94045-1234"),
+        (" SW1A 1AA ", "GB", "SW1A 1AA"),  # as written, space kept (Google's template: "WC2H 8LG")
+        ("K1A 0B1", "CA", "K1A 0B1"),
+        ("75018", "FR", "75018"),
+    ],
+)
+def test_google_postal_code_is_sent_unhashed_as_written_a_us_zip_as_5_digits_or_zip_plus_4(written: str, country: str, sent: str) -> None:
     assert google_postal_code(written, country) == sent
     row = {"first_name": "Alex", "last_name": "Quinn", "country_code": country, "postal_code": written}
     assert GOOGLE.transform(list(row))(row)["postal_code"] == sent

@@ -15,8 +15,11 @@ from activation_emulators.salesforce import SalesforceEmulator
 from activation_emulators.webhook import WebhookReceiver
 
 
-def test_a_campaign_member_survives_its_contact_renamed_by_another_sync(p: Project, sf: SalesforceEmulator,  # noqa: F811
-                                                                      hs: HubSpotEmulator) -> None:  # noqa: F811
+def test_a_campaign_member_survives_its_contact_renamed_by_another_sync(
+    p: Project,
+    sf: SalesforceEmulator,
+    hs: HubSpotEmulator,
+) -> None:
     p.json("run", "users_to_sf", "whales_to_sf")
     whales = {v["email"] for v in p.model_whales().values()}
     assert "user3@example.com" in whales and sf_members(sf) == whales
@@ -33,7 +36,8 @@ def test_a_campaign_member_survives_its_contact_renamed_by_another_sync(p: Proje
 
 
 def test_a_campaign_member_survives_its_contact_going_a_b_a_while_the_campaign_sync_missed_b(
-        p: Project, sf: SalesforceEmulator, hs: HubSpotEmulator) -> None:  # noqa: F811
+    p: Project, sf: SalesforceEmulator, hs: HubSpotEmulator
+) -> None:
     """The Contact sync renames user3's Contact A -> B and the run dies before it hears back
     (the campaign sync never ran); the email goes back to A. The next run writes A (the rename's
     record id is unknown after the crash: a new Contact) and removes the Contact held under B,

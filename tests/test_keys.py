@@ -23,7 +23,10 @@ from activation.session import Session
 from activation_emulators.webhook import WebhookReceiver
 
 TEXT_KEYS = ["abc", "ABC", "Abc", "b", "B", "_x", "é", "e", "z ", "10", "9", "Z"]
-ROWS = [(k, n, ["eu", "EU", "us"][i % 3], f"v{i}") for i, (k, n) in enumerate(zip(TEXT_KEYS, [1, 2, 10, 9, 100, 3, 20, 11, 101, 4, 5, 6], strict=True))]
+ROWS = [
+    (k, n, ["eu", "EU", "us"][i % 3], f"v{i}")
+    for i, (k, n) in enumerate(zip(TEXT_KEYS, [1, 2, 10, 9, 100, 3, 20, 11, 101, 4, 5, 6], strict=True))
+]
 
 PROJECT = """
 version: 1
@@ -78,8 +81,15 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
         request.getfixturevalue("fakesnow_patched")
         engine = sa.create_engine(f"snowflake://tester:x@fakeacct/db_{tag}/public")
         # fakesnow cannot run Snowflake collations (COLLATE 'en-ci'): a plain VARCHAR here
-        yield (f"{{type: snowflake, account: fakeacct, user: tester, password: '${{SF_TEST_PASSWORD}}', "
-               f"database: db_{tag}, schema: act_{tag}}}"), engine, "src", "VARCHAR"
+        yield (
+            (
+                f"{{type: snowflake, account: fakeacct, user: tester, password: '${{SF_TEST_PASSWORD}}', "
+                f"database: db_{tag}, schema: act_{tag}}}"
+            ),
+            engine,
+            "src",
+            "VARCHAR",
+        )
 
 
 def load(engine: sa.Engine, src: str, key_type: str, rows: list[tuple[str, int, str, str]]) -> None:
@@ -112,12 +122,22 @@ def test_every_distinct_key_value_is_its_own_key(tmp_path: Path, warehouse: tupl
     first, second, delivered, after = results["{url: 'sqlite:///state.db'}"]
     assert results[f"{{schema: state_{state_schema}}}"] == (first, second, delivered, after)
     n = len(ROWS)
-    assert first == {s: {"model_rows": n, "delivered": 0, "added": n, "changed": 0, "removed": 0, "unchanged": 0, "rejected": 0, "released": 0}
-                     for s in ("by_text", "by_int", "by_pair")}
+    assert first == {
+        s: {"model_rows": n, "delivered": 0, "added": n, "changed": 0, "removed": 0, "unchanged": 0, "rejected": 0, "released": 0}
+        for s in ("by_text", "by_int", "by_pair")
+    }
     assert sorted(delivered["by_text"]) == sorted(TEXT_KEYS)
     assert sorted(delivered["by_int"]) == sorted(str(n) for _, n, _, _ in ROWS)
     assert sorted(delivered["by_pair"]) == sorted(f"{r}\x1f{n}" for _, n, r, _ in ROWS)
-    assert second["by_text"] == {"model_rows": n - 1, "delivered": n, "added": 0, "changed": 1, "removed": 1,
-                                 "unchanged": n - 2, "rejected": 0, "released": 1}
+    assert second["by_text"] == {
+        "model_rows": n - 1,
+        "delivered": n,
+        "added": 0,
+        "changed": 1,
+        "removed": 1,
+        "unchanged": n - 2,
+        "rejected": 0,
+        "released": 1,
+    }
     assert after["by_text"]["ABC"]["v"] == "new" and after["by_text"]["abc"]["v"] == "v0"
     assert "Abc" not in after["by_text"] and len(after["by_int"]) == n - 1

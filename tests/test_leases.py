@@ -138,8 +138,7 @@ def test_a_lease_of_a_process_of_this_machine_that_ended_is_taken_at_once(store:
     host, namespace, _, _ = _process().split("|")
     rel = f"{store.schema}.leases" if store.schema else "leases"
     with store.engine.begin() as c:  # as if that (now ended) process had taken it
-        c.execute(sa.text(f"UPDATE {rel} SET process = :p WHERE name = 'users'"),
-                  {"p": f"{host}|{namespace}|{child.stdout.strip()}|12345"})
+        c.execute(sa.text(f"UPDATE {rel} SET process = :p WHERE name = 'users'"), {"p": f"{host}|{namespace}|{child.stdout.strip()}|12345"})
     assert isinstance(LeaseStore(store, "daemon", ttl=300).acquire("users"), Refusal), "daemons wait for the expiry"
     taken = b.acquire("users")
     assert isinstance(taken, Lease), "no need to wait 300 s for the lease of a process that ended"

@@ -98,10 +98,14 @@ def emu() -> Iterator[MailchimpEmulator]:
         yield e
 
 
-def make(tmp_path: Path, emu: MailchimpEmulator, rx: WebhookReceiver, *, n: int = 30, mode: str = "upsert", extra: str = "", more: str = "") -> McProject:
+def make(
+    tmp_path: Path, emu: MailchimpEmulator, rx: WebhookReceiver, *, n: int = 30, mode: str = "upsert", extra: str = "", more: str = ""
+) -> McProject:
     list_id = emu.create_list("Customers")
     for tag, type_ in (("PLAN", "dropdown"), ("LTV", "number"), ("SIGNUP", "date")):
-        emu.add_merge_field(list_id, tag, type_, options={"choices": ["free", "pro", "enterprise", "team"]} if type_ == "dropdown" else None)
+        emu.add_merge_field(
+            list_id, tag, type_, options={"choices": ["free", "pro", "enterprise", "team"]} if type_ == "dropdown" else None
+        )
     root = tmp_path / "proj"
     root.mkdir()
     (root / "syncs.yaml").write_text(textwrap.dedent(YAML.format(mode=mode, extra=extra, more=more)))
@@ -110,7 +114,9 @@ def make(tmp_path: Path, emu: MailchimpEmulator, rx: WebhookReceiver, *, n: int 
     return p
 
 
-def test_first_run_adds_every_member_unchanged_run_sends_nothing_changed_rows_send_changed_fields(tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator) -> None:
+def test_first_run_adds_every_member_unchanged_run_sends_nothing_changed_rows_send_changed_fields(
+    tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator
+) -> None:
     p = make(tmp_path, emu, rx, n=1203)
     result = p.json("run", "members")["syncs"][0]
     assert (result["status"], result["acknowledged"]) == ("success", 1203)
@@ -119,8 +125,16 @@ def test_first_run_adds_every_member_unchanged_run_sends_nothing_changed_rows_se
     assert len(members) == 1203
     m7 = members["person7@example.com"]
     assert m7["status"] == "subscribed"
-    assert m7["merge_fields"] == {"FNAME": "First7", "LNAME": "Last7", "PLAN": "pro", "LTV": 350, "SIGNUP": "2026-05-08",
-                                  "BIRTHDAY": "03/08", "ADDRESS": "", "PHONE": ""}
+    assert m7["merge_fields"] == {
+        "FNAME": "First7",
+        "LNAME": "Last7",
+        "PLAN": "pro",
+        "LTV": 350,
+        "SIGNUP": "2026-05-08",
+        "BIRTHDAY": "03/08",
+        "ADDRESS": "",
+        "PHONE": "",
+    }
     assert result["destination_report"]["details"] == {"list_id": p.list_id, "created": 1203}
 
     before = emu.request_count
@@ -131,12 +145,16 @@ def test_first_run_adds_every_member_unchanged_run_sends_nothing_changed_rows_se
     p.cli("run", "members")
     [batch] = p.batches(before)
     assert sorted((m["email_address"], m["merge_fields"]) for m in batch) == [
-        ("person1@example.com", {"PLAN": "team"}), ("person2@example.com", {"PLAN": "team"})]
+        ("person1@example.com", {"PLAN": "team"}),
+        ("person2@example.com", {"PLAN": "team"}),
+    ]
     assert p.members()["person1@example.com"]["merge_fields"]["FNAME"] == "First1"
 
 
 @pytest.mark.parametrize("on_remove, status", [("archive", "archived"), ("unsubscribe", "unsubscribed")])
-def test_mirror_removes_rows_that_left_per_on_remove(tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator, on_remove: str, status: str) -> None:
+def test_mirror_removes_rows_that_left_per_on_remove(
+    tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator, on_remove: str, status: str
+) -> None:
     p = make(tmp_path, emu, rx, mode="mirror", extra=f"\n    on_remove: {on_remove}")
     p.cli("run", "members")
     p.sql("DELETE FROM src.people WHERE user_id IN ('u0003', 'u0004')")
@@ -176,7 +194,10 @@ def test_audience_tags_entering_members_and_untags_leaving_ones(tmp_path: Path, 
     tag_calls = [r for r in emu.request_log[before:] if "/segments/" in r.path]
     assert sorted(e for r in tag_calls for e in r.body.get("members_to_add", [])) == ["person5@example.com", "vip27@example.org"]
     assert sorted(e for r in tag_calls for e in r.body.get("members_to_remove", [])) == [
-        "person20@example.com", "person21@example.com", "person27@example.com"]
+        "person20@example.com",
+        "person21@example.com",
+        "person27@example.com",
+    ]
 
 
 def test_per_member_errors_reject_exactly_those_rows_and_are_retried(tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator) -> None:
@@ -189,10 +210,9 @@ def test_per_member_errors_reject_exactly_those_rows_and_are_retried(tmp_path: P
     assert (result["status"], result["acknowledged"], result["rejected_by_destination"]) == ("partial", 26, 4)
     assert p.rejected("members") == {
         "u0004": "not-an-email looks fake or invalid, please enter a real email address. "
-                 "(email_address: Please provide a valid email address.)",
+        "(email_address: Please provide a valid email address.)",
         # the state keeps no email address: Mailchimp's message names the member, the key names the row
-        "u0005": "<email> is in a compliance state due to unsubscribe, bounce, or compliance review and "
-                 "cannot be subscribed.",
+        "u0005": "<email> is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed.",
         "u0006": "Your merge fields were invalid. (BIRTHDAY: Please enter a month (01-12) and a day (01-31) separated by a slash.)",
         "u0007": "Your merge fields were invalid. (PLAN: Please choose one of the options.)",
     }
@@ -223,7 +243,9 @@ def test_429_5xx_and_dropped_answers_are_retried(tmp_path: Path, rx: WebhookRece
     assert p.json("history", "members")["runs"][0]["details"]["throttled"] == 1
 
 
-def test_bad_key_stops_the_sync_and_validate_remote_checks_list_and_merge_fields(tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator) -> None:
+def test_bad_key_stops_the_sync_and_validate_remote_checks_list_and_merge_fields(
+    tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator
+) -> None:
     p = make(tmp_path, emu, rx, more=", SHOE: plan")
     out = p.cli("validate", "--remote", expect=2).output
     assert "the Mailchimp audience has no merge field 'SHOE'" in out and "FNAME, LNAME" in out
@@ -265,7 +287,10 @@ def test_pending_and_transactional_never_change_an_existing_members_status(emu: 
     assert all(r.ok for r in results)
     members = emu.members(list_id)
     assert {e: m["status"] for e, m in members.items()} == {
-        "new@x.io": "pending", "was-subscribed@x.io": "subscribed", "was-unsubscribed@x.io": "unsubscribed"}
+        "new@x.io": "pending",
+        "was-subscribed@x.io": "subscribed",
+        "was-unsubscribed@x.io": "unsubscribed",
+    }
     assert members["was-unsubscribed@x.io"]["merge_fields"]["FNAME"] == "U"
     assert {r.method for r in emu.request_log if "/members/" in r.path} == {"PUT"}
     emu.forget(list_id, "new@x.io")
@@ -315,10 +340,12 @@ def test_batch_size_is_capped_and_config_is_checked(emu: MailchimpEmulator) -> N
         MailchimpDestinationSpec(type="mailchimp", list_id="x", batch_size=501)
     with pytest.raises(Exception, match="exactly one of `list_id` or `list_name`"):
         MailchimpDestinationSpec(type="mailchimp")
-    for bad, message in ((target(fields=("first_name",)), "merge tags"),
-                         (SyncTarget(sync="s", mode="upsert", match_fields=["email"]), "email_address"),
-                         (target(mode="audience"), "needs `audience:`"),
-                         (target(mode="insert"), "does not support mode 'insert'")):
+    for bad, message in (
+        (target(fields=("first_name",)), "merge tags"),
+        (SyncTarget(sync="s", mode="upsert", match_fields=["email"]), "email_address"),
+        (target(mode="audience"), "needs `audience:`"),
+        (target(mode="insert"), "does not support mode 'insert'"),
+    ):
         with pytest.raises(Exception, match=message):
             dest.check_target(bad)
     with pytest.raises(Exception, match="needs mode: audience"):
@@ -345,13 +372,17 @@ def test_validate_remote_lists_the_audiences_when_the_configured_one_is_missing(
     emu.create_list("Customers", "c0ffee0001")
     dest = destination(emu, "nope")
     assert dest.check_remote(target()) == ["Mailchimp has no audience with list id 'nope' (audiences: 'Customers' (c0ffee0001))"]
-    by_name = MailchimpDestination("mc", MailchimpDestinationSpec(type="mailchimp", api_key=KEY, base_url=emu.url, list_name="Customers"), ".")
+    by_name = MailchimpDestination(
+        "mc", MailchimpDestinationSpec(type="mailchimp", api_key=KEY, base_url=emu.url, list_name="Customers"), "."
+    )
     assert by_name.check_remote(target(fields=("FNAME", "NOPE"))) == [
-        "the Mailchimp audience has no merge field 'NOPE' (merge fields: FNAME, LNAME, ADDRESS, PHONE, BIRTHDAY)"]
+        "the Mailchimp audience has no merge field 'NOPE' (merge fields: FNAME, LNAME, ADDRESS, PHONE, BIRTHDAY)"
+    ]
 
 
 def test_a_refusal_answering_a_retry_after_a_lost_answer_leaves_the_member_possibly_delivered(
-        tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator) -> None:
+    tmp_path: Path, rx: WebhookReceiver, emu: MailchimpEmulator
+) -> None:
     """The first attempt was applied and its answer lost; the retry's per-member errors may be
     Mailchimp's view of that first write, so those rows are not taken as refused: they stay
     possibly delivered (resent next run, when a clean answer decides)."""
@@ -359,8 +390,9 @@ def test_a_refusal_answering_a_retry_after_a_lost_answer_leaves_the_member_possi
     p.sql("UPDATE src.people SET plan = 'gold' WHERE user_id = 'u0002'")  # refused on every attempt
     emu.faults.inject("drop_after", match=f"POST /3.0/lists/{p.list_id}")
     result = p.json("run", "members", expect=1)["syncs"][0]
-    assert (result["status"], result["acknowledged"], result["rejected_by_destination"], result["unconfirmed"]) == \
-        ("partial", 5, 0, 1), result
+    assert (result["status"], result["acknowledged"], result["rejected_by_destination"], result["unconfirmed"]) == ("partial", 5, 0, 1), (
+        result
+    )
     assert "PLAN: Please choose one of the options." in p.rejected("members")["u0002"]  # shown, as unknown
 
     result = p.json("run", "members", expect=1)["syncs"][0]  # a clean answer: now it is refused

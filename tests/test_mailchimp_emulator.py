@@ -45,29 +45,49 @@ def test_batch_subscribe_answers_200_with_per_member_errors(emu: MailchimpEmulat
     emu.add_merge_field(list_id, "SEATS", "number")
     emu.add_merge_field(list_id, "SIGNUP", "date")
     lists = client(emu).lists
-    reply = lists.batch_list_members(list_id, {"update_existing": True, "members": [
-        {"email_address": "a@x.io", "status": "subscribed", "merge_fields": {"FNAME": "A", "SEATS": 3, "SIGNUP": "2026-01-31"}},
-        {"email_address": "b@x.io", "status": "subscribed", "merge_fields": {"SEATS": "many"}},
-        {"email_address": "c@x.io", "status": "subscribed", "merge_fields": {"SIGNUP": "2026-02-30"}},
-        {"email_address": "nope", "status": "subscribed"},
-        {"email_address": "d@x.io", "status": "sleepy"}]})
+    reply = lists.batch_list_members(
+        list_id,
+        {
+            "update_existing": True,
+            "members": [
+                {"email_address": "a@x.io", "status": "subscribed", "merge_fields": {"FNAME": "A", "SEATS": 3, "SIGNUP": "2026-01-31"}},
+                {"email_address": "b@x.io", "status": "subscribed", "merge_fields": {"SEATS": "many"}},
+                {"email_address": "c@x.io", "status": "subscribed", "merge_fields": {"SIGNUP": "2026-02-30"}},
+                {"email_address": "nope", "status": "subscribed"},
+                {"email_address": "d@x.io", "status": "sleepy"},
+            ],
+        },
+    )
     assert (reply["total_created"], reply["total_updated"], reply["error_count"]) == (1, 0, 4)
     assert [m["email_address"] for m in reply["new_members"]] == ["a@x.io"]
     assert {e["email_address"]: (e["error_code"], e["field"], e["field_message"]) for e in reply["errors"]} == {
         "b@x.io": ("ERROR_GENERIC", "SEATS", "Please enter a number"),
         "c@x.io": ("ERROR_GENERIC", "SIGNUP", "Please enter the date"),
         "nope": ("ERROR_GENERIC", "email_address", "Please provide a valid email address."),
-        "d@x.io": ("ERROR_GENERIC", "status", "Value is not one of: subscribed, unsubscribed, cleaned, pending, transactional")}
+        "d@x.io": ("ERROR_GENERIC", "status", "Value is not one of: subscribed, unsubscribed, cleaned, pending, transactional"),
+    }
     member = lists.get_list_member(list_id, subscriber_hash("A@X.io"))
     assert (member["id"], member["status"], member["merge_fields"]["SEATS"], member["merge_fields"]["LNAME"]) == (
-        subscriber_hash("a@x.io"), "subscribed", 3, "")
+        subscriber_hash("a@x.io"),
+        "subscribed",
+        3,
+        "",
+    )
     # without update_existing an existing member is an error; with it, merge fields merge
     again = lists.batch_list_members(list_id, {"members": [{"email_address": "a@x.io", "status": "subscribed"}]})
     assert again["errors"][0]["error_code"] == "ERROR_CONTACT_EXISTS" and "already a list member" in again["errors"][0]["error"]
-    update = lists.batch_list_members(list_id, {"update_existing": True, "members": [
-        {"email_address": "a@x.io", "status": "subscribed", "merge_fields": {"SEATS": 4}}]})
+    update = lists.batch_list_members(
+        list_id, {"update_existing": True, "members": [{"email_address": "a@x.io", "status": "subscribed", "merge_fields": {"SEATS": 4}}]}
+    )
     assert update["total_updated"] == 1 and emu.members(list_id)["a@x.io"]["merge_fields"] == {
-        "FNAME": "A", "LNAME": "", "ADDRESS": "", "PHONE": "", "BIRTHDAY": "", "SEATS": 4, "SIGNUP": "2026-01-31"}
+        "FNAME": "A",
+        "LNAME": "",
+        "ADDRESS": "",
+        "PHONE": "",
+        "BIRTHDAY": "",
+        "SEATS": 4,
+        "SIGNUP": "2026-01-31",
+    }
 
 
 def test_more_than_500_members_is_refused_whole(emu: MailchimpEmulator) -> None:
@@ -81,15 +101,22 @@ def test_more_than_500_members_is_refused_whole(emu: MailchimpEmulator) -> None:
 
 def test_unsubscribed_cleaned_and_deleted_members_are_never_subscribed_again(emu: MailchimpEmulator) -> None:
     list_id = emu.create_list("News")
-    for email, status in (("u@x.io", "unsubscribed"), ("c@x.io", "cleaned"), ("s@x.io", "subscribed"), ("f@x.io", "subscribed"),
-                          ("arch@x.io", "subscribed")):
+    for email, status in (
+        ("u@x.io", "unsubscribed"),
+        ("c@x.io", "cleaned"),
+        ("s@x.io", "subscribed"),
+        ("f@x.io", "subscribed"),
+        ("arch@x.io", "subscribed"),
+    ):
         emu.add_member(list_id, email, status)
     emu.forget(list_id, "f@x.io")
     lists = client(emu).lists
     lists.delete_list_member(list_id, subscriber_hash("arch@x.io"))  # archive: 204, comes back when re-added
     assert "arch@x.io" not in emu.members(list_id) and emu.members(list_id, archived=True)["arch@x.io"]["status"] == "archived"
-    body = {"update_existing": True, "members": [{"email_address": e, "status": "subscribed"} for e in
-                                                   ("u@x.io", "c@x.io", "s@x.io", "f@x.io", "arch@x.io")]}
+    body = {
+        "update_existing": True,
+        "members": [{"email_address": e, "status": "subscribed"} for e in ("u@x.io", "c@x.io", "s@x.io", "f@x.io", "arch@x.io")],
+    }
     reply = lists.batch_list_members(list_id, body)
     errors = {e["email_address"]: e["error"] for e in reply["errors"]}
     assert set(errors) == {"u@x.io", "c@x.io", "f@x.io"}
@@ -99,8 +126,9 @@ def test_unsubscribed_cleaned_and_deleted_members_are_never_subscribed_again(emu
     status, doc = problem(lists.update_list_member, list_id, subscriber_hash("u@x.io"), {"status": "subscribed"})
     assert (status, doc["title"]) == (400, "Member In Compliance State")
     # PUT with status_if_new leaves an existing member's status alone, and can unsubscribe
-    lists.set_list_member(list_id, subscriber_hash("u@x.io"), {"email_address": "u@x.io", "status_if_new": "subscribed",
-                                                               "merge_fields": {"FNAME": "U"}})
+    lists.set_list_member(
+        list_id, subscriber_hash("u@x.io"), {"email_address": "u@x.io", "status_if_new": "subscribed", "merge_fields": {"FNAME": "U"}}
+    )
     assert emu.members(list_id)["u@x.io"]["status"] == "unsubscribed"
     lists.update_list_member(list_id, subscriber_hash("s@x.io"), {"status": "unsubscribed"})
     assert emu.members(list_id)["s@x.io"]["status"] == "unsubscribed"
@@ -115,9 +143,13 @@ def test_tags_are_static_segments(emu: MailchimpEmulator) -> None:
     lists = client(emu).lists
     seg = lists.create_segment(list_id, {"name": "VIP", "static_segment": []})
     reply = lists.batch_segment_members({"members_to_add": ["a@x.io", "b@x.io", "ghost@x.io"], "members_to_remove": []}, list_id, seg["id"])
-    assert (reply["total_added"], reply["errors"]) == (2, [{"email_addresses": ["ghost@x.io"], "error": "Email addresses were not found in the list"}])
-    lists.update_list_member_tags(list_id, subscriber_hash("c@x.io"), {"tags": [{"name": "VIP", "status": "active"},
-                                                                               {"name": "New", "status": "active"}]})
+    assert (reply["total_added"], reply["errors"]) == (
+        2,
+        [{"email_addresses": ["ghost@x.io"], "error": "Email addresses were not found in the list"}],
+    )
+    lists.update_list_member_tags(
+        list_id, subscriber_hash("c@x.io"), {"tags": [{"name": "VIP", "status": "active"}, {"name": "New", "status": "active"}]}
+    )
     lists.update_list_member_tags(list_id, subscriber_hash("a@x.io"), {"tags": [{"name": "VIP", "status": "inactive"}]})
     assert emu.tag_members(list_id, "VIP") == {"b@x.io", "c@x.io"} and emu.tag_members(list_id, "New") == {"c@x.io"}
     assert [t["name"] for t in lists.get_list_member_tags(list_id, subscriber_hash("c@x.io"))["tags"]] == ["VIP", "New"]
@@ -176,7 +208,9 @@ def test_command_line_serves_until_stopped(monkeypatch: pytest.MonkeyPatch, caps
         with self:
             print(banner.format(url=self.url))
             assert client(self, "k-us1").lists.get_all_lists()["total_items"] == 1
-            assert [f["tag"] for f in client(self, "k-us1").lists.get_list_merge_fields(next(iter(self.lists())))["merge_fields"]][-1] == "PLAN"
+            assert [f["tag"] for f in client(self, "k-us1").lists.get_list_merge_fields(next(iter(self.lists())))["merge_fields"]][
+                -1
+            ] == "PLAN"
 
     monkeypatch.setattr(MailchimpEmulator, "serve_until_signal", serve)
     assert main(["--port", "0", "--list", "Newsletter", "--merge-field", "PLAN"]) == 0

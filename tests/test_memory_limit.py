@@ -33,16 +33,19 @@ ROWS = 300_000
 
 def run(root: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "ACTIVATION_DEBUG"}
-    return subprocess.run([sys.executable, "-m", "activation.cli", "run", "-p", str(root)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "activation.cli", "run", "-p", str(root)], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.slow
 def test_out_of_memory_names_the_setting_and_the_next_run_with_room_finishes(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     con.execute("CREATE SCHEMA src")
-    con.execute(f"CREATE TABLE src.users AS SELECT 'user-' || i AS user_id, 'u' || i || '@example.com' AS email, "
-                f"'pro' AS plan FROM range({ROWS}) t(i)")
+    con.execute(
+        f"CREATE TABLE src.users AS SELECT 'user-' || i AS user_id, 'u' || i || '@example.com' AS email, "
+        f"'pro' AS plan FROM range({ROWS}) t(i)"
+    )
     con.close()
     (tmp_path / "syncs.yaml").write_text(PROJECT.format(limit="40MB"))
     starved = run(tmp_path)

@@ -84,7 +84,8 @@ def mc_members(mc: MailchimpEmulator) -> dict[str, str]:
 
 
 def test_rows_sharing_a_record_in_one_batch_all_arrive_and_it_stays_while_one_is_left(
-        p: Project, sf: SalesforceEmulator, mc: MailchimpEmulator) -> None:
+    p: Project, sf: SalesforceEmulator, mc: MailchimpEmulator
+) -> None:
     # u0015 and u0016 share user5's email (case aside), u0017 user8's: all whales (ltv >= 100),
     # all in one batch (40 rows) with the row they share with
     p.sql("UPDATE src.users SET email = 'USER5@EXAMPLE.COM', plan = 'pro' WHERE user_id = 'u0015'")
@@ -134,14 +135,24 @@ def test_a_hubspot_contact_two_rows_share_stays_in_mirror_and_list_while_one_is_
     with HubSpotEmulator(tokens={"tok"}) as hs:
         hs.add_property("contacts", "jobtitle")
         proj = make_project(tmp_path / "h", rx, n=40, orders=160)
-        text = (proj.root / "syncs.yaml").read_text().replace("destinations:\n", "destinations:\n"
-            '  hs: {type: hubspot, token: tok, base_url: "${HUBSPOT_URL}", requests_per_second: 500, max_retries: 0}\n', 1)
-        (proj.root / "syncs.yaml").write_text(text + """\
+        text = (
+            (proj.root / "syncs.yaml")
+            .read_text()
+            .replace(
+                "destinations:\n",
+                'destinations:\n  hs: {type: hubspot, token: tok, base_url: "${HUBSPOT_URL}", requests_per_second: 500, max_retries: 0}\n',
+                1,
+            )
+        )
+        (proj.root / "syncs.yaml").write_text(
+            text
+            + """\
   users_to_hs: {from: user, to: hs, object: contacts, mode: mirror, match: {email: email}, fields: {jobtitle: plan},
                 identity_conflicts: merge, max_removal: 100%}
   whales_to_hs: {from: whales, to: hs, object: contacts, mode: audience, audience: Whales, match: {email: email},
                  identity_conflicts: merge, max_removal: 100%}
-""")
+"""
+        )
         proj.env = {"HUBSPOT_URL": hs.url}
         proj.sql("UPDATE src.users SET email = 'USER5@Example.COM' WHERE user_id = 'u0015'")  # u0005's, case aside
 

@@ -50,9 +50,11 @@ def expected(p: AdProject) -> set[frozenset[tuple[str, str]]]:
     digits with the country code; first name lower-case letters only; country lower-case."""
     out = set()
     for r in p.people():
-        ids = {("EMAIL", sha(r["email"].strip().lower())),
-               ("FN", sha("".join(c for c in r["first_name"].lower() if c.isalpha()))),
-               ("COUNTRY", sha(r["country"].lower()))}
+        ids = {
+            ("EMAIL", sha(r["email"].strip().lower())),
+            ("FN", sha("".join(c for c in r["first_name"].lower() if c.isalpha()))),
+            ("COUNTRY", sha(r["country"].lower())),
+        }
         if r["phone"]:
             ids.add(("PHONE", sha("".join(c for c in r["phone"] if c.isdigit()))))
         out.add(frozenset(ids))
@@ -165,7 +167,8 @@ def test_other_errors_reject_the_batch_with_metas_message_and_it_is_retried(tmp_
     assert result["status"] == "partial" and result["rejected_by_destination"] == 45
     history = p.json("history", "members_to_meta")["runs"][0]
     assert {e["reason"] for e in history["rejected_rows"]} == {
-        "Meta refused the batch: (#100) Data is missing or does not match schema (code 100)"}
+        "Meta refused the batch: (#100) Data is missing or does not match schema (code 100)"
+    }
     assert held(meta) == set()
     assert p.run("members_to_meta")["acknowledged"] == 45  # nothing was lost
     assert held(meta) == expected(p)
@@ -211,8 +214,11 @@ def test_validate_remote_checks_the_token_and_creates_nothing(tmp_path: Path, me
 
 def test_rows_meta_counts_invalid_are_rejected_with_its_reason(tmp_path: Path, meta: MetaEmulator) -> None:
     p = project(tmp_path, meta)
-    (p.root / "syncs.yaml").write_text((p.root / "syncs.yaml").read_text().replace(
-        "country: country}", "country: country, madid: \"{{ 'not-a-device-id' if row.person_id == 'p0002' else '' }}\"}"))
+    (p.root / "syncs.yaml").write_text(
+        (p.root / "syncs.yaml")
+        .read_text()
+        .replace("country: country}", "country: country, madid: \"{{ 'not-a-device-id' if row.person_id == 'p0002' else '' }}\"}")
+    )
     result = p.run("members_to_meta", expect=1)
     assert result["status"] == "partial" and result["acknowledged"] == 44 and result["rejected_by_destination"] == 1
     assert result["destination_report"]["details"]["num_invalid_entries"] == 1
@@ -239,8 +245,7 @@ def test_an_impossible_phone_rejects_its_row_with_the_reason_and_the_others_are_
     assert_impossible_phone_rejected(p, "members_to_meta", result, held(meta), "EMAIL", "PHONE", e164_prefix="")
 
 
-def test_a_refusal_answering_a_retry_after_the_batch_landed_leaves_its_rows_possibly_delivered(
-        tmp_path: Path, meta: MetaEmulator) -> None:
+def test_a_refusal_answering_a_retry_after_the_batch_landed_leaves_its_rows_possibly_delivered(tmp_path: Path, meta: MetaEmulator) -> None:
     """Applied, answer lost, the retry refused: the members are in the audience, so recording
     them as rejected would leave them there for good once they leave the model (issue 13)."""
     p = project(tmp_path, meta)

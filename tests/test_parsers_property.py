@@ -39,13 +39,56 @@ syncs:
     max_removal: 10%
 """
 
-KEYS = ["version", "warehouse", "entities", "traits", "audiences", "destinations", "syncs", "include", "vars",
-        "type", "path", "url", "table", "key", "sql", "score", "weight", "points", "entity", "where", "from", "to",
-        "mode", "match", "fields", "max_removal", "schedule", "batch_size", "user", "hook", "syncz", "mdoe", "&a", "*a", "<<"]
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
-                    st.text(max_size=20), st.sampled_from(["duckdb", "webhook", "mirror", "20%", "${X}", "{{ row.x }}", "{% for %}"]))
-documents = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5)), max_leaves=25)
+KEYS = [
+    "version",
+    "warehouse",
+    "entities",
+    "traits",
+    "audiences",
+    "destinations",
+    "syncs",
+    "include",
+    "vars",
+    "type",
+    "path",
+    "url",
+    "table",
+    "key",
+    "sql",
+    "score",
+    "weight",
+    "points",
+    "entity",
+    "where",
+    "from",
+    "to",
+    "mode",
+    "match",
+    "fields",
+    "max_removal",
+    "schedule",
+    "batch_size",
+    "user",
+    "hook",
+    "syncz",
+    "mdoe",
+    "&a",
+    "*a",
+    "<<",
+]
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.sampled_from(["duckdb", "webhook", "mirror", "20%", "${X}", "{{ row.x }}", "{% for %}"]),
+)
+documents = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5)),
+    max_leaves=25,
+)
 
 
 def load_text(text: bytes) -> Any:
@@ -88,9 +131,17 @@ def test_the_valid_file_is_valid() -> None:
 names = st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True)
 
 
-@given(st.dictionaries(names, st.text(min_size=4, max_size=30).filter(lambda s: "}" not in s), max_size=4),
-       st.lists(st.one_of(st.text(alphabet="abc/:-_ ", max_size=6), names.map(lambda n: "${" + n + "}"),
-                          st.tuples(names, st.text(alphabet="xyz0", max_size=5)).map(lambda t: f"${{{t[0]}:-{t[1]}}}")), max_size=6))
+@given(
+    st.dictionaries(names, st.text(min_size=4, max_size=30).filter(lambda s: "}" not in s), max_size=4),
+    st.lists(
+        st.one_of(
+            st.text(alphabet="abc/:-_ ", max_size=6),
+            names.map(lambda n: "${" + n + "}"),
+            st.tuples(names, st.text(alphabet="xyz0", max_size=5)).map(lambda t: f"${{{t[0]}:-{t[1]}}}"),
+        ),
+        max_size=6,
+    ),
+)
 def test_env_references_resolve_exactly_and_resolved_secrets_are_scrubbed(env: dict[str, str], parts: list[str]) -> None:
     template = "".join(parts)
     expected, missing = [], False

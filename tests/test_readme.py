@@ -45,8 +45,12 @@ def shown_commands() -> list[tuple[str, list[str]]]:
     in shell blocks (up to a comment)."""
     shown = []
     spans = re.findall(r"`(activation [^`]+)`", README)
-    lines = [line.split("#")[0] for block in re.findall(r"^```sh\n(.*?)^```", README, re.S | re.M)
-             for line in block.splitlines() if line.startswith("activation ")]
+    lines = [
+        line.split("#")[0]
+        for block in re.findall(r"^```sh\n(.*?)^```", README, re.S | re.M)
+        for line in block.splitlines()
+        if line.startswith("activation ")
+    ]
     for text in spans + lines:
         words = text.split()
         if len(words) > 1 and re.fullmatch(r"[a-z]+", words[1]):
@@ -79,22 +83,28 @@ def test_every_make_target_the_readme_shows_exists() -> None:
 
 def spec_models() -> list[type[Strict]]:
     modules = [spec, warehouse_spec, *(sys.modules[m.__module__] for m in DESTINATION_SPECS)]  # each destination's spec module
-    found = [c for mod in modules for c in vars(mod).values()
-             if isinstance(c, type) and issubclass(c, Strict) and c is not Strict]
+    found = [c for mod in modules for c in vars(mod).values() if isinstance(c, type) and issubclass(c, Strict) and c is not Strict]
     return list(dict.fromkeys(found))  # a module may import another's models
 
 
 def test_every_key_of_syncs_yaml_is_documented() -> None:
     names = set(re.findall(r"`([\w.]+)", README)) | set(re.findall(r"(?:^\s*|[{,]\s*)(\w+):", README, re.M))
     names |= {n.rsplit(".", 1)[-1] for n in names}
-    undocumented = [f"{model.__name__}.{f.alias or name}" for model in spec_models()
-                    for name, f in model.model_fields.items() if (f.alias or name) not in names]
+    undocumented = [
+        f"{model.__name__}.{f.alias or name}"
+        for model in spec_models()
+        for name, f in model.model_fields.items()
+        if (f.alias or name) not in names
+    ]
     assert not undocumented, f"keys of syncs.yaml the README never names: {undocumented}"
 
 
 def test_each_destinations_key_table_names_its_own_keys() -> None:
-    by_type = {m.model_fields["type"].annotation.__args__[0]: m for m in spec_models()  # type: ignore[union-attr]
-               if "type" in m.model_fields and m in DESTINATION_SPECS}
+    by_type = {
+        m.model_fields["type"].annotation.__args__[0]: m
+        for m in spec_models()  # type: ignore[union-attr]
+        if "type" in m.model_fields and m in DESTINATION_SPECS
+    }
     parts = re.split(r"^(#{3,4} .*)$", README, flags=re.M)
     checked = 0
     for head, body in zip(parts[1::2], parts[2::2], strict=False):
@@ -155,5 +165,6 @@ def test_the_sites_navigation_lists_every_page() -> None:
 def test_the_generated_key_tables_are_current() -> None:
     from activation.project.reference import markdown
 
-    assert (ROOT / "docs" / "schema.md").read_text() == markdown(), \
+    assert (ROOT / "docs" / "schema.md").read_text() == markdown(), (
         "docs/schema.md is stale: run `make docs` (or python -m activation.project.reference > docs/schema.md)"
+    )

@@ -99,12 +99,24 @@ def test_plan_base_reports_the_config_changes_and_exactly_the_rows_they_change(t
 
     assert review["base_commit"] == git(top, "rev-parse", "main").strip()
     assert review["models"] == [
-        {"kind": "trait", "name": "ltv", "change": "changed", "renamed_from": None,
-         "before": LTV_SQL.strip(), "after": LTV_SQL_NEW.strip(),
-         "diff": ["@@ -1 +1 @@", f"-{LTV_SQL.strip()}", f"+{LTV_SQL_NEW.strip()}"]},
-        {"kind": "audience", "name": "whales", "change": "changed", "renamed_from": None,
-         "before": "where: ltv >= 100", "after": "where: ltv >= 110",
-         "diff": ["@@ -1 +1 @@", "-where: ltv >= 100", "+where: ltv >= 110"]},
+        {
+            "kind": "trait",
+            "name": "ltv",
+            "change": "changed",
+            "renamed_from": None,
+            "before": LTV_SQL.strip(),
+            "after": LTV_SQL_NEW.strip(),
+            "diff": ["@@ -1 +1 @@", f"-{LTV_SQL.strip()}", f"+{LTV_SQL_NEW.strip()}"],
+        },
+        {
+            "kind": "audience",
+            "name": "whales",
+            "change": "changed",
+            "renamed_from": None,
+            "before": "where: ltv >= 100",
+            "after": "where: ltv >= 110",
+            "diff": ["@@ -1 +1 @@", "-where: ltv >= 100", "+where: ltv >= 110"],
+        },
     ]
     assert review["project_changes"] == [] and review["warnings"] == [] and review["unchanged_syncs"] == []
     by_sync = {s["sync"]: s for s in review["syncs"]}
@@ -112,10 +124,20 @@ def test_plan_base_reports_the_config_changes_and_exactly_the_rows_they_change(t
 
     # users_to_hook: the new mapping and the new trait SQL, against the old ones, same data
     before, after = users(p, LTV_SQL), users(p, LTV_SQL_NEW)
-    mapped_old = {k: {"email": u["email"], "plan": u["plan"], "ltv": u["ltv"], "score": u["score"], "plan_upper": u["plan"].upper()}
-                  for k, u in before.items()}
-    mapped_new = {k: {"email": u["email"], "plan": "enterprise" if u["seats"] >= 6 else u["plan"], "ltv": u["ltv"],
-                      "score": u["score"], "plan_upper": u["plan"].upper()} for k, u in after.items()}
+    mapped_old = {
+        k: {"email": u["email"], "plan": u["plan"], "ltv": u["ltv"], "score": u["score"], "plan_upper": u["plan"].upper()}
+        for k, u in before.items()
+    }
+    mapped_new = {
+        k: {
+            "email": u["email"],
+            "plan": "enterprise" if u["seats"] >= 6 else u["plan"],
+            "ltv": u["ltv"],
+            "score": u["score"],
+            "plan_upper": u["plan"].upper(),
+        }
+        for k, u in after.items()
+    }
     want = diff(mapped_old, mapped_new)
     assert want["fields"]["ltv"] == 8 and 0 < want["fields"]["plan"] < 200  # the scenario changes a few rows
     s = by_sync["users_to_hook"]
@@ -124,12 +146,21 @@ def test_plan_base_reports_the_config_changes_and_exactly_the_rows_they_change(t
     assert s["upstream_changes"] == ["trait ltv"]
     assert (s["base_rows"], s["delivered"]) == (200, 200)
     effect = s["effect"]
-    assert effect["counts"] == {"model_rows": 200, "delivered": 200, "added": 0, "changed": len(want["changed"]),
-                                "removed": 0, "unchanged": 200 - len(want["changed"]), "rejected": 0, "released": 0}
+    assert effect["counts"] == {
+        "model_rows": 200,
+        "delivered": 200,
+        "added": 0,
+        "changed": len(want["changed"]),
+        "removed": 0,
+        "unchanged": 200 - len(want["changed"]),
+        "rejected": 0,
+        "released": 0,
+    }
     assert effect["field_changes"] == want["fields"]
     first = sorted(want["changed"])[:5]
     assert effect["changed_samples"] == [
-        {"key": k, "fields": {f: {"before": b, "after": a} for f, (b, a) in want["changed"][k].items()}} for k in first]
+        {"key": k, "fields": {f: {"before": b, "after": a} for f, (b, a) in want["changed"][k].items()}} for k in first
+    ]
 
     # whales_to_hook: its config is unchanged, but the audience condition and the trait moved members
     members = lambda us, floor: {k: {"email": u["email"]} for k, u in us.items() if u["ltv"] is not None and u["ltv"] >= floor}  # noqa: E731
@@ -140,7 +171,12 @@ def test_plan_base_reports_the_config_changes_and_exactly_the_rows_they_change(t
     assert w["upstream_changes"] == ["trait ltv", "audience whales"]
     c = w["effect"]["counts"]
     assert (c["delivered"], c["model_rows"], c["added"], c["changed"], c["removed"]) == (
-        len(members(before, 100)), len(members(after, 110)), 0, 0, len(want["removed"]))
+        len(members(before, 100)),
+        len(members(after, 110)),
+        0,
+        0,
+        len(want["removed"]),
+    )
     assert w["effect"]["removed_samples"] == [{"key": k, "email": before[k]["email"]} for k in want["removed"][:5]]
     assert w["effect"]["blocked"] is None  # 12 of 82 is under max_removal 20%
 
@@ -161,7 +197,7 @@ def test_plan_base_warns_for_a_removed_sync_a_renamed_audience_and_a_changed_mat
     y = p.root / "syncs.yaml"
     text = y.read_text()
     start = text.index("  users_to_hook:")
-    y.write_text(text[:start] + text[text.index("  whales_to_hook:"):])  # delete the sync
+    y.write_text(text[:start] + text[text.index("  whales_to_hook:") :])  # delete the sync
     edit(y, "  whales: {entity: user", "  big_spenders: {entity: user")
     edit(y, "from: whales", "from: big_spenders")
     edit(y, "object: plans\n    mode: mirror\n    match: {email: email}", "object: plans\n    mode: mirror\n    match: {user_id: user_id}")
@@ -170,38 +206,67 @@ def test_plan_base_warns_for_a_removed_sync_a_renamed_audience_and_a_changed_mat
     review = p.json("plan", "--base", "main")
     got = [(w["kind"], w["sync"], w["message"]) for w in review["warnings"]]
     assert got == [
-        ("sync_removed", "users_to_hook", "sync users_to_hook is deleted: the 200 rows it delivered stay at hook / contacts; "
-                                          "nothing will update them any more"),
-        ("match_changed", "plans_to_hook", "match changed from email to user_id: the destination identifies records by "
-         "it, so all 200 rows are sent as records keyed by user_id, and the 200 rows it delivered keyed by email stay at "
-         "hook / plans (orphaned, or duplicated where the destination cannot merge them)"),
-        ("audience_renamed", "whales_to_hook", "audience whales was renamed to big_spenders; sync whales_to_hook now "
-                                               "reads big_spenders: every member of whales is in big_spenders, nothing is removed"),
-        ("field_not_seen", "plans_to_hook", "maps `user_id`, never delivered to hook / plans before: make sure the "
-                                            "field exists there (`activation validate --remote` asks the destination)"),
-        ("lint:unused-trait", None, "trait engagement: no sync, score, audience or model reads it: it is computed on "
-                                    "every run for nothing (delete it, or map it in a sync's `fields:`)"),
+        (
+            "sync_removed",
+            "users_to_hook",
+            "sync users_to_hook is deleted: the 200 rows it delivered stay at hook / contacts; nothing will update them any more",
+        ),
+        (
+            "match_changed",
+            "plans_to_hook",
+            "match changed from email to user_id: the destination identifies records by "
+            "it, so all 200 rows are sent as records keyed by user_id, and the 200 rows it delivered keyed by email stay at "
+            "hook / plans (orphaned, or duplicated where the destination cannot merge them)",
+        ),
+        (
+            "audience_renamed",
+            "whales_to_hook",
+            "audience whales was renamed to big_spenders; sync whales_to_hook now "
+            "reads big_spenders: every member of whales is in big_spenders, nothing is removed",
+        ),
+        (
+            "field_not_seen",
+            "plans_to_hook",
+            "maps `user_id`, never delivered to hook / plans before: make sure the "
+            "field exists there (`activation validate --remote` asks the destination)",
+        ),
+        (
+            "lint:unused-trait",
+            None,
+            "trait engagement: no sync, score, audience or model reads it: it is computed on "
+            "every run for nothing (delete it, or map it in a sync's `fields:`)",
+        ),
     ]
     by_sync = {s["sync"]: s for s in review["syncs"]}
     assert by_sync["users_to_hook"]["status"] == "removed" and by_sync["users_to_hook"]["effect"] is None
     assert by_sync["users_to_hook"]["delivered"] == 200
     plans = by_sync["plans_to_hook"]
     assert plans["new_target"] is True
-    assert plans["config_changes"] == [{"path": "match.email", "before": "email", "after": None},
-                                       {"path": "match.user_id", "before": None, "after": "user_id"}]
+    assert plans["config_changes"] == [
+        {"path": "match.email", "before": "email", "after": None},
+        {"path": "match.user_id", "before": None, "after": "user_id"},
+    ]
     assert plans["effect"]["counts"]["added"] == 200  # a first load keyed by user_id
     whales = by_sync["whales_to_hook"]
     assert whales["config_changes"] == [{"path": "from", "before": "whales", "after": "big_spenders"}]
     assert whales["effect"]["counts"]["removed"] == 0 and whales["effect"]["counts"]["changed"] == 0
-    assert review["models"] == [{"kind": "audience", "name": "big_spenders", "change": "renamed", "renamed_from": "whales",
-                                 "before": "where: ltv >= 100", "after": "where: ltv >= 100",
-                                 "diff": [" where: ltv >= 100"]}]
+    assert review["models"] == [
+        {
+            "kind": "audience",
+            "name": "big_spenders",
+            "change": "renamed",
+            "renamed_from": "whales",
+            "before": "where: ltv >= 100",
+            "after": "where: ltv >= 100",
+            "diff": [" where: ltv >= 100"],
+        }
+    ]
 
     md = p.cli("plan", "--base", "main", "--format", "markdown").stdout
     assert md.startswith("<!-- activation-plan -->\n## activation plan: working tree vs `main (")
     heads = [line for line in md.splitlines() if line.startswith("### ")]
     assert heads == ["### Warnings", "### Effect on today's data", "### Definitions changed"]
-    warnings = md[md.index("### Warnings"):md.index("### Effect")]
+    warnings = md[md.index("### Warnings") : md.index("### Effect")]
     assert warnings.count("- ⚠️") == 5 and "`sync_removed`" in warnings and "`match_changed`" in warnings
     assert "| `users_to_hook` | removed | `hook` | upsert | 200 | — | — | — | — | — |" in md
     assert "| `plans_to_hook` | changed | `hook` | mirror | 200 | 200 | 200 | 0 | 0 | 0 |" in md
@@ -237,9 +302,10 @@ def test_a_project_missing_at_the_base_makes_every_sync_new(tmp_path: Path, rx: 
     assert "every sync is new" in text and "users_to_hook (added)" in text
 
 
-def test_an_audience_below_the_platform_minimum_and_removals_above_max_removal(tmp_path: Path, rx: WebhookReceiver, ads: None) -> None:  # noqa: F811
+def test_an_audience_below_the_platform_minimum_and_removals_above_max_removal(tmp_path: Path, rx: WebhookReceiver, ads: None) -> None:
     def with_ads(y: Path) -> None:
         edit(y, "destinations:\n", "destinations:\n  ads: {type: file, path: out/ads.csv}\n")
+
     p = repo(tmp_path, rx, extra_yaml="  whales_to_ads: {from: whales, to: ads, mode: audience, match: {email: email}}\n", setup=with_ads)
     edit(p.root / "syncs.yaml", 'where: "ltv >= 100"', 'where: "ltv >= 130"')
     members = lambda floor: {k for k, u in users(p, LTV_SQL).items() if u["ltv"] >= floor}  # noqa: E731
@@ -249,9 +315,12 @@ def test_an_audience_below_the_platform_minimum_and_removals_above_max_removal(t
     review = p.json("plan", "--base", "main", expect=1)  # a run would stop: exit 1, as plan
     ads_warnings = [(w["kind"], w["message"]) for w in review["warnings"] if w["sync"] == "whales_to_ads"]
     assert ads_warnings == [
-        ("removal_above_limit", f"the change removes {before - after} of the {before} rows the base config maps "
-         f"({(before - after) / before:.0%}), above max_removal 20%: they would be removed at ads, and the next run "
-         "stops unless run with --allow-removal"),
+        (
+            "removal_above_limit",
+            f"the change removes {before - after} of the {before} rows the base config maps "
+            f"({(before - after) / before:.0%}), above max_removal 20%: they would be removed at ads, and the next run "
+            "stops unless run with --allow-removal",
+        ),
         ("audience_below_minimum", f"the audience would have {after} members, below the 100 file needs to serve it"),
     ]
     md = p.cli("plan", "--base", "main", "--format", "markdown", expect=1).stdout
@@ -278,19 +347,25 @@ def test_no_change_then_a_destination_change_shown_without_its_secret(tmp_path: 
     same = p.json("plan", "--base", "main")
     assert (same["syncs"], same["unchanged_syncs"], same["warnings"]) == ([], ["users_to_hook", "whales_to_hook"], [])
 
-    edit(p.root / "syncs.yaml", 'hook: {type: webhook, url: "${HOOK_URL}",',
-         'hook: {type: webhook, url: "${HOOK_URL}/v2", headers: {Authorization: "Bearer s3cr3t-literal-token"},')
+    edit(
+        p.root / "syncs.yaml",
+        'hook: {type: webhook, url: "${HOOK_URL}",',
+        'hook: {type: webhook, url: "${HOOK_URL}/v2", headers: {Authorization: "Bearer s3cr3t-literal-token"},',
+    )
     review = p.json("plan", "--base", "main")
     assert review["project_changes"] == [
         {"path": "destinations.hook.url", "before": "${HOOK_URL}", "after": "${HOOK_URL}/v2"},
         {"path": "destinations.hook.headers.Authorization", "before": None, "after": "***"},
     ]
-    assert [(w["kind"], w["sync"]) for w in review["warnings"]] == [("destination_changed", "users_to_hook"),
-                                                                      ("destination_changed", "whales_to_hook")]
+    assert [(w["kind"], w["sync"]) for w in review["warnings"]] == [
+        ("destination_changed", "users_to_hook"),
+        ("destination_changed", "whales_to_hook"),
+    ]
     assert review["warnings"][0]["message"] == (
         "destination hook's settings changed (url, headers.Authorization): the state still records the 200 rows "
         "it delivered, so if it now points to another endpoint or account, that one receives only later "
-        "changes (`activation reset users_to_hook` makes the next run send everything)")
+        "changes (`activation reset users_to_hook` makes the next run send everything)"
+    )
     assert all(s["upstream_changes"] == ["destination hook"] and s["effect"]["counts"]["changed"] == 0 for s in review["syncs"])
     assert "s3cr3t" not in json.dumps(review)
     for fmt in ("text", "markdown"):
@@ -303,18 +378,30 @@ def test_a_mode_change_resends_without_changing_rows_and_a_key_change_removes_an
     edit(p.root / "syncs.yaml", "from: whales\n    to: hook", "from: whales\n    key: email\n    to: hook")
     review = p.json("plan", "--base", "main", expect=1)  # re-keying every member is a removal above max_removal
     users, whales = review["syncs"]
-    assert users["effect"]["counts"] | {"unchanged": 0} == {"model_rows": 200, "delivered": 200, "added": 0, "changed": 0,
-                                                            "removed": 0, "unchanged": 0, "rejected": 0, "released": 0}
+    assert users["effect"]["counts"] | {"unchanged": 0} == {
+        "model_rows": 200,
+        "delivered": 200,
+        "added": 0,
+        "changed": 0,
+        "removed": 0,
+        "unchanged": 0,
+        "rejected": 0,
+        "released": 0,
+    }
     n = whales["effect"]["counts"]["model_rows"]
     assert (whales["effect"]["counts"]["added"], whales["effect"]["counts"]["removed"]) == (n, n)
     assert [(w["kind"], w["sync"]) for w in review["warnings"]] == [
-        ("removal_above_limit", "whales_to_hook"), ("key_changed", "whales_to_hook"), ("mode_changed", "users_to_hook")]
+        ("removal_above_limit", "whales_to_hook"),
+        ("key_changed", "whales_to_hook"),
+        ("mode_changed", "users_to_hook"),
+    ]
     assert review["warnings"][2]["message"] == (
         "mode upsert → mirror: the next run resends every row once (200: delivered rows are tagged with the mode), "
-        "and rows that leave the model are now removed at the destination")
+        "and rows that leave the model are now removed at the destination"
+    )
 
 
-def test_duckdb_and_postgres_give_the_same_review(tmp_path: Path, pg: tuple[Any, str]) -> None:  # noqa: F811
+def test_duckdb_and_postgres_give_the_same_review(tmp_path: Path, pg: tuple[Any, str]) -> None:
     """One change reviewed on each warehouse: the same config diff, counts, samples, warnings."""
     from activation.project.loader import load_project
     from activation.review import review_project
@@ -334,7 +421,7 @@ def test_duckdb_and_postgres_give_the_same_review(tmp_path: Path, pg: tuple[Any,
             Project(root, rx).cli("run")
             y = root / "syncs.yaml"
             edit(y, 'where: "ltv >= 100"', 'where: "ltv >= 120"')
-            edit(y, "fields: {plan: plan,", "fields: {plan: \"{{ row.plan | upper }}\",")
+            edit(y, "fields: {plan: plan,", 'fields: {plan: "{{ row.plan | upper }}",')
             edit(y, "sum(amount) as ltv", "sum(amount) + 5 as ltv")
             review = review_project(load_project(root), "main").model_dump(exclude={"base", "base_commit"})
             got[kind] = json.loads(json.dumps(review, default=str).replace(f"_{tag}", "_TAG"))
@@ -346,7 +433,7 @@ def test_duckdb_and_postgres_give_the_same_review(tmp_path: Path, pg: tuple[Any,
 def test_a_base_config_that_no_longer_fits_the_data_is_reported_not_fatal(tmp_path: Path, rx: WebhookReceiver) -> None:
     p = repo(tmp_path, rx)
     p.sql("ALTER TABLE src.users RENAME COLUMN plan TO tier")  # the warehouse moved on; the branch follows
-    edit(p.root / "syncs.yaml", 'fields: {plan: plan,', 'fields: {plan: tier,')
+    edit(p.root / "syncs.yaml", "fields: {plan: plan,", "fields: {plan: tier,")
     edit(p.root / "syncs.yaml", '"{{ row.plan | upper }}"', '"{{ row.tier | upper }}"')
     review = p.json("plan", "--base", "main")
     [warning] = review["warnings"]

@@ -32,7 +32,9 @@ class CancelAfter:
 
 
 def test_a_cancelled_run_stops_between_batches_and_the_next_run_finishes(
-    tmp_path: Path, rx: WebhookReceiver, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    rx: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HOOK_URL", rx.url)
     p = make_project(tmp_path / "c", rx, n=600, orders=900, mode="mirror")
@@ -41,8 +43,7 @@ def test_a_cancelled_run_stops_between_batches_and_the_next_run_finishes(
     with Session(load_project(p.root), dry_run=False) as s:
         s.state.migrate()
         prepared = s.prepare(["users_to_hook"])
-        result = run_sync(s, prepared["users_to_hook"], cancel=cancel, progress=CancelAfter(cancel, 3),
-                          on_start=started.append)
+        result = run_sync(s, prepared["users_to_hook"], cancel=cancel, progress=CancelAfter(cancel, 3), on_start=started.append)
         assert result.status == "interrupted" and not result.ok
         assert result.sent == result.acknowledged == 150  # three batches of 50, then it stopped
         assert s.state.delivered_count("users_to_hook") == 150

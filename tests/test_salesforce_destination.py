@@ -96,8 +96,7 @@ class SfProject:
             con.close()
 
     def cli(self, *args: str, expect: int | None = 0) -> Any:
-        env = {"SF_URL": self.emu.url, "SF_TOKEN": self.emu.token, "SF_PASSWORD": DEFAULT_USER[1],
-               "SF_SECURITY_TOKEN": DEFAULT_USER[2]}
+        env = {"SF_URL": self.emu.url, "SF_TOKEN": self.emu.token, "SF_PASSWORD": DEFAULT_USER[1], "SF_SECURITY_TOKEN": DEFAULT_USER[2]}
         result = self.runner.invoke(app, [*args, "--project", str(self.root)], env=env)
         if expect is not None:
             assert result.exit_code == expect, f"exit {result.exit_code}:\n{result.output}\n{result.exception!r}"
@@ -121,8 +120,16 @@ def emu() -> Iterator[SalesforceEmulator]:
         yield e
 
 
-def make(tmp_path: Path, emu: SalesforceEmulator, *, n: int = 30, mode: str = "upsert", bulk: int = 2000,
-         auth: str = SESSION_AUTH, extra_field: str = "") -> SfProject:
+def make(
+    tmp_path: Path,
+    emu: SalesforceEmulator,
+    *,
+    n: int = 30,
+    mode: str = "upsert",
+    bulk: int = 2000,
+    auth: str = SESSION_AUTH,
+    extra_field: str = "",
+) -> SfProject:
     root = tmp_path / "proj"
     root.mkdir()
     (root / "syncs.yaml").write_text(textwrap.dedent(YAML.format(auth=auth, bulk=bulk, mode=mode, extra_field=extra_field)))
@@ -143,7 +150,9 @@ def test_first_run_creates_then_unchanged_run_calls_nothing_then_only_changed_fi
     assert c7["Last_Seen_At__c"] == "2024-05-01T19:00:00.000+0000"
     # 1 describe + 1 collection of 30 records
     assert [(r.method, r.path.split("/v59.0/")[1]) for r in emu.request_log] == [
-        ("GET", "sobjects/Contact/describe"), ("PATCH", "composite/sobjects/Contact/External_Id__c")]
+        ("GET", "sobjects/Contact/describe"),
+        ("PATCH", "composite/sobjects/Contact/External_Id__c"),
+    ]
 
     before = emu.request_count
     assert p.json("run", "contacts")["syncs"][0]["status"] == "up_to_date"
@@ -153,7 +162,9 @@ def test_first_run_creates_then_unchanged_run_calls_nothing_then_only_changed_fi
     p.cli("run", "contacts")
     [patch] = [r for r in emu.request_log[before:] if r.method == "PATCH"]
     assert sorted((r["External_Id__c"], sorted(r)) for r in patch.body["records"]) == [
-        ("u0001", ["External_Id__c", "Plan__c", "attributes"]), ("u0002", ["External_Id__c", "Plan__c", "attributes"])]
+        ("u0001", ["External_Id__c", "Plan__c", "attributes"]),
+        ("u0002", ["External_Id__c", "Plan__c", "attributes"]),
+    ]
     assert p.contacts()["u0001"]["Plan__c"] == "free" and p.contacts()["u0001"]["LastName"] == "Last1"
 
 
@@ -205,8 +216,10 @@ def test_rejected_rows_show_the_api_reason_and_succeed_once_fixed(tmp_path: Path
     }
     assert set(p.contacts()) == {f"u{i:04d}" for i in range(30)} - {"u0003", "u0004", "u0005"}
 
-    p.sql("UPDATE src.people SET last_name = 'Fixed', email = 'ok@example.com', birthdate = '1990-02-02' "
-          "WHERE user_id IN ('u0003', 'u0004', 'u0005')")
+    p.sql(
+        "UPDATE src.people SET last_name = 'Fixed', email = 'ok@example.com', birthdate = '1990-02-02' "
+        "WHERE user_id IN ('u0003', 'u0004', 'u0005')"
+    )
     result = p.json("run", "contacts")["syncs"][0]
     assert (result["status"], result["sent"]) == ("success", 3)
     assert len(p.contacts()) == 30 and p.contacts()["u0003"]["LastName"] == "Fixed"
@@ -223,8 +236,10 @@ def test_bulk_path_above_threshold_maps_failed_rows_back(tmp_path: Path, emu: Sa
     assert job["numberRecordsProcessed"] == 60 and job["numberRecordsFailed"] == 2
     status = p.json("status", expect=1)
     reasons = {e["row_key"]: e["reason"] for s in status["syncs"] if s["sync"] == "contacts" for e in s["rejected_rows"]}
-    assert reasons == {"u0010": "REQUIRED_FIELD_MISSING: Required fields are missing: [LastName]",
-                       "u0042": "INVALID_EMAIL_ADDRESS: Email: invalid email address: broken"}
+    assert reasons == {
+        "u0010": "REQUIRED_FIELD_MISSING: Required fields are missing: [LastName]",
+        "u0042": "INVALID_EMAIL_ADDRESS: Email: invalid email address: broken",
+    }
     assert len(p.contacts()) == 58 and p.contacts()["u0011"]["Birthdate"] == "1990-01-12"
 
     # a cleared value travels as #N/A (an empty cell would leave the field unchanged)
@@ -268,8 +283,7 @@ def test_validate_remote_names_unknown_fields(tmp_path: Path, emu: SalesforceEmu
 
 def destination(emu: SalesforceEmulator, sleeps: list[float] | None = None, **spec: Any) -> SalesforceDestination:
     spec.setdefault("session_id", emu.token)
-    spec = {"type": "salesforce", "instance_url": f"https://{emu.instance}", "transport_url": emu.url,
-            "bulk_poll_seconds": 0.01, **spec}
+    spec = {"type": "salesforce", "instance_url": f"https://{emu.instance}", "transport_url": emu.url, "bulk_poll_seconds": 0.01, **spec}
     return SalesforceDestination("crm", SalesforceDestinationSpec(**spec), ".", sleep=(sleeps if sleeps is not None else []).append)
 
 
@@ -316,16 +330,26 @@ def test_update_insert_and_conversions(emu: SalesforceEmulator) -> None:
     existing = emu.create("Contact", {"LastName": "Old", "External_Id__c": "e1"})
     dest = destination(emu)
     t = target("update", fields=("Title", "Birthdate"))
-    res = dest.push(t, [RowOp("update", "e1", {"External_Id__c": "e1", "Title": "CTO", "Birthdate": "2001-02-03T23:30:00-02:00"}),
-                        RowOp("update", "e2", {"External_Id__c": "e2", "Title": "CEO", "Birthdate": None})])
+    res = dest.push(
+        t,
+        [
+            RowOp("update", "e1", {"External_Id__c": "e1", "Title": "CTO", "Birthdate": "2001-02-03T23:30:00-02:00"}),
+            RowOp("update", "e2", {"External_Id__c": "e2", "Title": "CEO", "Birthdate": None}),
+        ],
+    )
     assert (res[0].ok, res[0].dest_id) == (True, existing)
     assert (res[1].ok, res[1].error) == (False, "no Contact with External_Id__c = 'e2'")
     assert emu.records("Contact")[existing]["Birthdate"] == "2001-02-04"  # the UTC date
     assert emu.find("Contact", "External_Id__c", "e2") is None
 
     ins = target("insert", fields=("LastName", "Lifetime_Value__c"))
-    first = dest.push(ins, [RowOp("insert", "n1", {"External_Id__c": "n1", "LastName": "N", "Lifetime_Value__c": "12.50"}),
-                            RowOp("insert", "n2", {"External_Id__c": "n2", "LastName": "N", "Lifetime_Value__c": "lots"})])
+    first = dest.push(
+        ins,
+        [
+            RowOp("insert", "n1", {"External_Id__c": "n1", "LastName": "N", "Lifetime_Value__c": "12.50"}),
+            RowOp("insert", "n2", {"External_Id__c": "n2", "LastName": "N", "Lifetime_Value__c": "lots"}),
+        ],
+    )
     assert first[0].ok and first[1].error == "field Lifetime_Value__c: cannot read 'lots' as a number"
     again = dest.push(ins, [RowOp("insert", "n1", {"External_Id__c": "n1", "LastName": "N", "Lifetime_Value__c": 1})])
     assert again[0].ok and again[0].dest_id == first[0].dest_id  # already there: a resend is harmless
@@ -336,24 +360,41 @@ def test_partial_writes_fall_back_to_whole_rows_and_renames_keep_the_record(emu:
     dest = destination(emu)
     t = target(fields=("LastName", "Title"))
     # delivered before, deleted in Salesforce since: the partial upsert cannot create it alone
-    gone = RowOp("upsert", "z", {"External_Id__c": "z", "LastName": "Zed", "Title": "New"},
-                 previous={"External_Id__c": "z", "LastName": "Zed", "Title": "Old"}, changed_fields=["Title"])
+    gone = RowOp(
+        "upsert",
+        "z",
+        {"External_Id__c": "z", "LastName": "Zed", "Title": "New"},
+        previous={"External_Id__c": "z", "LastName": "Zed", "Title": "Old"},
+        changed_fields=["Title"],
+    )
     [res] = dest.push(t, [gone])
     assert res.ok and emu.find("Contact", "External_Id__c", "z")["LastName"] == "Zed"
     # the external id itself changed and the core allows the rename: the stored record is
     # renamed (moved), not duplicated
-    renamed = RowOp("upsert", "z", {"External_Id__c": "z2", "LastName": "Zed", "Title": "New"},
-                    previous={"External_Id__c": "z", "LastName": "Zed", "Title": "New"},
-                    changed_fields=["External_Id__c"], dest_id=res.dest_id, rename=True)
+    renamed = RowOp(
+        "upsert",
+        "z",
+        {"External_Id__c": "z2", "LastName": "Zed", "Title": "New"},
+        previous={"External_Id__c": "z", "LastName": "Zed", "Title": "New"},
+        changed_fields=["External_Id__c"],
+        dest_id=res.dest_id,
+        rename=True,
+    )
     [again] = dest.push(t, [renamed])
     assert again.ok and again.moved and again.dest_id == res.dest_id
     assert [r["External_Id__c"] for r in emu.records("Contact").values()] == ["z2"]
     # a rename onto a value another record took since: the row is upserted into that record
     # (not moved: the core removes the old one once no row maps to it)
     other = emu.create("Contact", {"LastName": "Other", "External_Id__c": "z3"})
-    onto = RowOp("upsert", "z", {"External_Id__c": "z3", "LastName": "Zed", "Title": "New"},
-                 previous={"External_Id__c": "z2", "LastName": "Zed", "Title": "New"},
-                 changed_fields=["External_Id__c"], dest_id=res.dest_id, rename=True)
+    onto = RowOp(
+        "upsert",
+        "z",
+        {"External_Id__c": "z3", "LastName": "Zed", "Title": "New"},
+        previous={"External_Id__c": "z2", "LastName": "Zed", "Title": "New"},
+        changed_fields=["External_Id__c"],
+        dest_id=res.dest_id,
+        rename=True,
+    )
     [third] = dest.push(t, [onto])
     assert third.ok and not third.moved and third.dest_id == other
     assert emu.records("Contact")[other]["LastName"] == "Zed"
@@ -367,9 +408,11 @@ def test_every_mode_through_both_apis(emu: SalesforceEmulator, bulk: int) -> Non
     assert all(ids) and len(emu.records("Contact")) == 3
     # mirror removal: by stored id, by external id when unknown, and already gone
     emu.create("Contact", {"LastName": "X", "External_Id__c": "k9"})
-    removes = [RowOp("remove", "k0", {"External_Id__c": "k0"}, dest_id=ids[0]),
-               RowOp("remove", "k9", {"External_Id__c": "k9"}),
-               RowOp("remove", "k0again", {"External_Id__c": "k0"}, dest_id=ids[0])]
+    removes = [
+        RowOp("remove", "k0", {"External_Id__c": "k0"}, dest_id=ids[0]),
+        RowOp("remove", "k9", {"External_Id__c": "k9"}),
+        RowOp("remove", "k0again", {"External_Id__c": "k0"}, dest_id=ids[0]),
+    ]
     assert [r.ok for r in dest.push(target("mirror"), removes)] == [True, True, True]
     assert {r["External_Id__c"] for r in emu.records("Contact").values()} == {"k1", "k2"}
     # audience: add (one already a member), then remove
@@ -379,8 +422,10 @@ def test_every_mode_through_both_apis(emu: SalesforceEmulator, bulk: int) -> Non
     both = dest.push(aud, adds)
     assert all(r.ok for r in both) and both[0].dest_id == first[0].dest_id
     assert len(emu.records("CampaignMember")) == 2
-    gone = dest.push(aud, [RowOp("remove", "k1", {"Email": "k1@example.com"}, dest_id=first[0].dest_id),
-                           RowOp("remove", "k2", {"Email": "k2@example.com"})])
+    gone = dest.push(
+        aud,
+        [RowOp("remove", "k1", {"Email": "k1@example.com"}, dest_id=first[0].dest_id), RowOp("remove", "k2", {"Email": "k2@example.com"})],
+    )
     assert all(r.ok for r in gone) and emu.records("CampaignMember") == {}
     assert len(emu.jobs()) == (5 if bulk == 0 else 0)
 
@@ -394,10 +439,12 @@ def test_jwt_login_missing_env_and_unknown_object(emu: SalesforceEmulator, tmp_p
     from activation_emulators.salesforce import DEFAULT_APP
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    jwt = destination(emu, session_id=None, username=DEFAULT_USER[0], consumer_key=DEFAULT_APP[0],
-                      private_key_file=str(tmp_path / "key.pem"))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    jwt = destination(
+        emu, session_id=None, username=DEFAULT_USER[0], consumer_key=DEFAULT_APP[0], private_key_file=str(tmp_path / "key.pem")
+    )
     assert jwt.push(target(), [upsert("j1")])[0].ok
     assert any(r.path == "/services/oauth2/token" for r in emu.request_log)
 
@@ -407,8 +454,7 @@ def test_jwt_login_missing_env_and_unknown_object(emu: SalesforceEmulator, tmp_p
     problems = destination(emu).check_remote(SyncTarget(sync="s", object="Contct", mode="upsert", match_fields=["External_Id__c"]))
     assert problems == ["Salesforce has no sObject 'Contct' (did you mean Contact?)"]
     problems = destination(emu).check_remote(target(fields=("LastName", "Name", "Emial")))
-    assert problems == ["Contact.Name is not createable (read-only or calculated)",
-                        "Contact has no field 'Emial' (did you mean Email?)"]
+    assert problems == ["Contact.Name is not createable (read-only or calculated)", "Contact has no field 'Emial' (did you mean Email?)"]
 
 
 @pytest.mark.parametrize("fault", ["drop_after", "truncate", "error"])

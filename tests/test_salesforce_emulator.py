@@ -47,18 +47,17 @@ def emu() -> Iterator[SalesforceEmulator]:
 
 @pytest.fixture
 def sf(emu: SalesforceEmulator) -> Salesforce:
-    return Salesforce(instance_url=f"https://{emu.instance}", session_id=emu.token,
-                      session=emulator_session(emu))
+    return Salesforce(instance_url=f"https://{emu.instance}", session_id=emu.token, session=emulator_session(emu))
 
 
 def contact(ext: str, **fields: Any) -> dict[str, Any]:
     return {"attributes": {"type": "Contact"}, "External_Id__c": ext, **fields}
 
 
-def upsert(sf: Salesforce, records: list[dict[str, Any]], sobject: str = "Contact",
-           ext: str = "External_Id__c", all_or_none: bool = False) -> Any:
-    return sf.restful(f"composite/sobjects/{sobject}/{ext}", method="PATCH",
-                      json={"allOrNone": all_or_none, "records": records})
+def upsert(
+    sf: Salesforce, records: list[dict[str, Any]], sobject: str = "Contact", ext: str = "External_Id__c", all_or_none: bool = False
+) -> Any:
+    return sf.restful(f"composite/sobjects/{sobject}/{ext}", method="PATCH", json={"allOrNone": all_or_none, "records": records})
 
 
 def codes(result: dict[str, Any]) -> list[str]:
@@ -78,8 +77,7 @@ def test_describe_shapes_and_api_usage_header(sf: Salesforce, emu: SalesforceEmu
     ext = fields["External_Id__c"]
     assert ext["externalId"] is True and ext["unique"] is True and ext["type"] == "string"
     plan = fields["Plan__c"]
-    assert plan["restrictedPicklist"] and [v["value"] for v in plan["picklistValues"]] == [
-        "free", "pro", "enterprise"]
+    assert plan["restrictedPicklist"] and [v["value"] for v in plan["picklistValues"]] == ["free", "pro", "enterprise"]
     assert fields["AccountId"]["referenceTo"] == ["Account"]
     assert fields["AccountId"]["relationshipName"] == "Account"
     assert fields["Name"]["createable"] is False  # calculated from First/LastName
@@ -94,33 +92,41 @@ def test_describe_shapes_and_api_usage_header(sf: Salesforce, emu: SalesforceEmu
     # SFType calls (sf.Lead.describe(), call 3): read usage from the object that made the call
     assert sf.api_usage["api-usage"].used == 2
 
-    emu.add_sobject("Subscription__c", fields=[
-        Field("External_Id__c", external_id=True, unique=True),
-        Field("Plan__c", "picklist", picklist=["free", "pro"], restricted=True),
-        Field("Seats__c", "int"), Field("Account__c", "reference", reference_to="Account")])
+    emu.add_sobject(
+        "Subscription__c",
+        fields=[
+            Field("External_Id__c", external_id=True, unique=True),
+            Field("Plan__c", "picklist", picklist=["free", "pro"], restricted=True),
+            Field("Seats__c", "int"),
+            Field("Account__c", "reference", reference_to="Account"),
+        ],
+    )
     sub = {f["name"]: f for f in sf.Subscription__c.describe()["fields"]}
     assert sub["Account__c"]["relationshipName"] == "Account__r" and sub["Seats__c"]["type"] == "int"
-    res = upsert(sf, [{"attributes": {"type": "Subscription__c"}, "Name": "S1",
-                       "External_Id__c": "s1", "Plan__c": "gold", "Seats__c": 3}],
-                 sobject="Subscription__c")
+    res = upsert(
+        sf,
+        [{"attributes": {"type": "Subscription__c"}, "Name": "S1", "External_Id__c": "s1", "Plan__c": "gold", "Seats__c": 3}],
+        sobject="Subscription__c",
+    )
     assert codes(res[0]) == ["INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"]
 
 
 # ---------------------------------------------------------------- sObject Collections
 
 
-def test_collections_upsert_created_then_updated_with_per_record_errors(
-        sf: Salesforce, emu: SalesforceEmulator) -> None:
-    first = upsert(sf, [
-        contact("c-1", LastName="Lovelace", Email="ada@example.com"),
-        contact("c-2", FirstName="No", Email="nolast@example.com"),  # missing LastName
-        contact("c-3", LastName="Hopper", Email="not-an-email"),
-        contact("c-4", LastName="Turing", Plan__c="pro", Lifetime_Value__c="12.5"),
-    ])
+def test_collections_upsert_created_then_updated_with_per_record_errors(sf: Salesforce, emu: SalesforceEmulator) -> None:
+    first = upsert(
+        sf,
+        [
+            contact("c-1", LastName="Lovelace", Email="ada@example.com"),
+            contact("c-2", FirstName="No", Email="nolast@example.com"),  # missing LastName
+            contact("c-3", LastName="Hopper", Email="not-an-email"),
+            contact("c-4", LastName="Turing", Plan__c="pro", Lifetime_Value__c="12.5"),
+        ],
+    )
     assert [r["success"] for r in first] == [True, False, False, True]  # same order as sent
     assert first[0]["created"] is True and first[0]["id"].startswith("003")
-    assert codes(first[1]) == ["REQUIRED_FIELD_MISSING"] and first[1]["errors"][0]["fields"] == [
-        "LastName"]
+    assert codes(first[1]) == ["REQUIRED_FIELD_MISSING"] and first[1]["errors"][0]["fields"] == ["LastName"]
     assert codes(first[2]) == ["INVALID_EMAIL_ADDRESS"]
     assert "id" not in first[1]  # failed records carry no id
     assert emu.find("Contact", "External_Id__c", "c-4")["Lifetime_Value__c"] == 12.5
@@ -145,37 +151,56 @@ def test_collections_all_or_none_and_duplicates(sf: Salesforce, emu: SalesforceE
 
 
 def test_collections_insert_update_delete(sf: Salesforce, emu: SalesforceEmulator) -> None:
-    acct = sf.restful("composite/sobjects", method="POST", json={"allOrNone": False, "records": [
-        {"attributes": {"type": "Account"}, "Name": "Acme", "External_Id__c": "acc-1"},
-        {"attributes": {"type": "Account"}, "Name": "Dup", "External_Id__c": "ACC-1"},
-        {"attributes": {"type": "Account"}, "Industry": "Retail"}]})
+    acct = sf.restful(
+        "composite/sobjects",
+        method="POST",
+        json={
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": "Account"}, "Name": "Acme", "External_Id__c": "acc-1"},
+                {"attributes": {"type": "Account"}, "Name": "Dup", "External_Id__c": "ACC-1"},
+                {"attributes": {"type": "Account"}, "Industry": "Retail"},
+            ],
+        },
+    )
     assert codes(acct[1]) == ["DUPLICATE_VALUE"] and codes(acct[2]) == ["REQUIRED_FIELD_MISSING"]
-    created = sf.restful("composite/sobjects", method="POST", json={"records": [
-        contact("k-1", LastName="Linked", Account={"External_Id__c": "acc-1"}),
-        contact("k-2", LastName="Orphan", Account={"External_Id__c": "nope"}),
-        {"attributes": {"type": "Contact"}, "LastName": "Plain"}]})
+    created = sf.restful(
+        "composite/sobjects",
+        method="POST",
+        json={
+            "records": [
+                contact("k-1", LastName="Linked", Account={"External_Id__c": "acc-1"}),
+                contact("k-2", LastName="Orphan", Account={"External_Id__c": "nope"}),
+                {"attributes": {"type": "Contact"}, "LastName": "Plain"},
+            ]
+        },
+    )
     assert [r["success"] for r in created] == [True, False, True]
-    assert codes(created[1]) == ["INVALID_FIELD"] and "Foreign key external ID" in created[1][
-        "errors"][0]["message"]
+    assert codes(created[1]) == ["INVALID_FIELD"] and "Foreign key external ID" in created[1]["errors"][0]["message"]
     assert emu.records("Contact")[created[0]["id"]]["AccountId"] == acct[0]["id"]
 
     deleted_id = created[2]["id"]
     assert sf.restful(f"composite/sobjects?ids={deleted_id}", method="DELETE")[0]["success"]
-    updated = sf.restful("composite/sobjects", method="PATCH", json={"records": [
-        {"attributes": {"type": "Contact"}, "id": created[0]["id"], "Email": "l@example.com"},
-        {"attributes": {"type": "Contact"}, "id": deleted_id, "Email": "x@example.com"},
-        {"attributes": {"type": "Contact"}, "id": acct[0]["id"], "Email": "x@example.com"},
-        {"attributes": {"type": "Contact"}, "Email": "x@example.com"}]})
-    assert [codes(r) for r in updated] == [
-        [], ["ENTITY_IS_DELETED"], ["MALFORMED_ID"], ["MISSING_ARGUMENT"]]
+    updated = sf.restful(
+        "composite/sobjects",
+        method="PATCH",
+        json={
+            "records": [
+                {"attributes": {"type": "Contact"}, "id": created[0]["id"], "Email": "l@example.com"},
+                {"attributes": {"type": "Contact"}, "id": deleted_id, "Email": "x@example.com"},
+                {"attributes": {"type": "Contact"}, "id": acct[0]["id"], "Email": "x@example.com"},
+                {"attributes": {"type": "Contact"}, "Email": "x@example.com"},
+            ]
+        },
+    )
+    assert [codes(r) for r in updated] == [[], ["ENTITY_IS_DELETED"], ["MALFORMED_ID"], ["MISSING_ARGUMENT"]]
     assert emu.find("Contact", "External_Id__c", "k-1")["Email"] == "l@example.com"
 
     unknown = "003Em00000000ZZAAA"  # well formed, never existed
-    res = sf.restful("composite/sobjects", method="DELETE",
-                     params={"ids": f"{created[0]['id']},{deleted_id},{unknown},junk",
-                             "allOrNone": "false"})
-    assert [codes(r) for r in res] == [
-        [], ["ENTITY_IS_DELETED"], ["INVALID_CROSS_REFERENCE_KEY"], ["MALFORMED_ID"]]
+    res = sf.restful(
+        "composite/sobjects", method="DELETE", params={"ids": f"{created[0]['id']},{deleted_id},{unknown},junk", "allOrNone": "false"}
+    )
+    assert [codes(r) for r in res] == [[], ["ENTITY_IS_DELETED"], ["INVALID_CROSS_REFERENCE_KEY"], ["MALFORMED_ID"]]
     assert set(emu.records("Contact", include_deleted=True)) == {created[0]["id"], deleted_id}
     assert emu.records("Contact") == {}
 
@@ -209,8 +234,10 @@ def test_collection_limits_and_malformed_requests(sf: Salesforce, emu: Salesforc
         upsert(sf, [contact("z", LastName="Z")], ext="Email")
 
     emu.field_errors_per_record = True  # the alternative reading: per record
-    res = upsert(sf, [contact("y1", LastName="Y"), contact("y2", LastName="Y", Shoe_Size__c=9),
-                      contact("y3", LastName="Y", Lifetime_Value__c="lots")])
+    res = upsert(
+        sf,
+        [contact("y1", LastName="Y"), contact("y2", LastName="Y", Shoe_Size__c=9), contact("y3", LastName="Y", Lifetime_Value__c="lots")],
+    )
     assert [codes(r) for r in res] == [[], ["INVALID_FIELD"], ["INVALID_TYPE_ON_FIELD_IN_RECORD"]]
 
 
@@ -233,8 +260,7 @@ def test_single_record_calls_and_query(sf: Salesforce, emu: SalesforceEmulator) 
     assert rows["totalSize"] == 1 and rows["records"][0]["Title"] == "CEO"
     assert rows["records"][0]["Account"] is None
     assert sf.query("SELECT COUNT() FROM Contact")["totalSize"] == 2
-    got = sf.query_all("SELECT LastName FROM Contact WHERE External_Id__c IN ('s-1', 's-2') "
-                       "ORDER BY LastName DESC")
+    got = sf.query_all("SELECT LastName FROM Contact WHERE External_Id__c IN ('s-1', 's-2') ORDER BY LastName DESC")
     assert [r["LastName"] for r in got["records"]] == ["Two", "Single"]
     with pytest.raises(SalesforceMalformedRequest):
         sf.query("SELECT Nope__c FROM Contact")
@@ -249,11 +275,16 @@ def test_single_record_calls_and_query(sf: Salesforce, emu: SalesforceEmulator) 
 
 def test_bulk2_upsert_polls_and_reports_failed_rows(sf: Salesforce, emu: SalesforceEmulator) -> None:
     emu.bulk_processing_delay = 0.2  # the job stays InProgress: the SDK must poll
-    records = [{"External_Id__c": f"b{i:04d}", "LastName": "" if i % 100 == 0 else f"L{i}",
-                "Email": "broken" if i % 250 == 7 else f"u{i}@example.com"} for i in range(1000)]
+    records = [
+        {
+            "External_Id__c": f"b{i:04d}",
+            "LastName": "" if i % 100 == 0 else f"L{i}",
+            "Email": "broken" if i % 250 == 7 else f"u{i}@example.com",
+        }
+        for i in range(1000)
+    ]
     started = time.monotonic()
-    [result] = sf.bulk2.Contact.upsert(records=records, external_id_field="External_Id__c",
-                                       wait=0.05)
+    [result] = sf.bulk2.Contact.upsert(records=records, external_id_field="External_Id__c", wait=0.05)
     assert time.monotonic() - started < 5
     assert result["numberRecordsProcessed"] == 1000 and result["numberRecordsFailed"] == 14
 
@@ -273,10 +304,14 @@ def test_bulk2_upsert_polls_and_reports_failed_rows(sf: Salesforce, emu: Salesfo
 
     # second run: updates; an empty cell leaves a field alone, #N/A clears it
     emu.bulk_processing_delay = 0.0
-    [again] = sf.bulk2.Contact.upsert(records=[
-        {"External_Id__c": "b0001", "LastName": "Renamed", "Email": "#N/A"},
-        {"External_Id__c": "b0002", "LastName": "", "Email": "new@example.com"}],
-        external_id_field="External_Id__c", wait=0.01)
+    [again] = sf.bulk2.Contact.upsert(
+        records=[
+            {"External_Id__c": "b0001", "LastName": "Renamed", "Email": "#N/A"},
+            {"External_Id__c": "b0002", "LastName": "", "Email": "new@example.com"},
+        ],
+        external_id_field="External_Id__c",
+        wait=0.01,
+    )
     assert again["numberRecordsFailed"] == 0
     ok = list(csv.DictReader(io.StringIO(sf.bulk2.Contact.get_successful_records(again["job_id"]))))
     assert {r["sf__Created"] for r in ok} == {"false"}
@@ -304,8 +339,7 @@ def test_bulk2_job_level_failures(sf: Salesforce, emu: SalesforceEmulator) -> No
 
 def test_password_login_and_relogin_after_expiry(emu: SalesforceEmulator) -> None:
     session = emulator_session(emu)
-    sf = Salesforce(username=USER, password=PASSWORD, security_token=SECURITY_TOKEN,
-                    session=session)
+    sf = Salesforce(username=USER, password=PASSWORD, security_token=SECURITY_TOKEN, session=session)
     assert sf.sf_instance == emu.instance and sf.session_id != emu.token
     sf.Contact.create({"LastName": "Before"})
     emu.expire_sessions()
@@ -325,16 +359,13 @@ def test_jwt_bearer_login(emu: SalesforceEmulator) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    sf = Salesforce(username=USER, consumer_key=DEFAULT_APP[0], privatekey=pem,
-                    session=emulator_session(emu))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    sf = Salesforce(username=USER, consumer_key=DEFAULT_APP[0], privatekey=pem, session=emulator_session(emu))
     assert sf.sf_instance == emu.instance
     assert sf.query("SELECT COUNT() FROM Lead")["totalSize"] == 0
     # an unknown user gets "user hasn't approved this consumer", which the SDK also warns about
     with pytest.raises(SalesforceAuthenticationFailed), pytest.warns(UserWarning):
-        Salesforce(username="stranger@example.com", consumer_key=DEFAULT_APP[0], privatekey=pem,
-                   session=emulator_session(emu))
+        Salesforce(username="stranger@example.com", consumer_key=DEFAULT_APP[0], privatekey=pem, session=emulator_session(emu))
 
 
 def test_expired_session_raises_for_session_id_auth(sf: Salesforce, emu: SalesforceEmulator) -> None:
@@ -356,8 +387,7 @@ def test_request_limit_exceeded(sf: Salesforce, emu: SalesforceEmulator) -> None
     with pytest.raises(SalesforceRefusedRequest) as err:
         sf.query("SELECT COUNT() FROM Contact")
     assert err.value.status == 403
-    assert err.value.content == [{"message": "TotalRequests Limit exceeded.",
-                                  "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert err.value.content == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     sf.query("SELECT COUNT() FROM Contact")
     assert sf.api_usage["api-usage"].used == 1  # the refused call did not count
 
@@ -397,8 +427,7 @@ def test_session_routes_only_salesforce_hosts(emu: SalesforceEmulator) -> None:
     session = emulator_session(emu)
     with pytest.raises(requests.ConnectionError, match="not routed"):
         session.get("https://example.com/")
-    reply = session.get(f"https://{emu.instance}/services/data/v59.0/limits",
-                        headers={"Authorization": f"Bearer {emu.token}"})
+    reply = session.get(f"https://{emu.instance}/services/data/v59.0/limits", headers={"Authorization": f"Bearer {emu.token}"})
     assert reply.url.startswith(f"https://{emu.instance}/")  # SDK errors show the real URL
     assert reply.headers["Sforce-Limit-Info"] == "api-usage=1/15000"
     assert reply.json()["DailyApiRequests"] == {"Max": 15000, "Remaining": 14999}

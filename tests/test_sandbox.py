@@ -46,28 +46,40 @@ def test_sandbox_hubspot_properties_are_typed_from_the_model(tmp_path: Path, rx:
     from activation_emulators.sandbox import sandbox
 
     p = make_project(tmp_path / "t", rx)
-    p.sql("ALTER TABLE src.users ADD COLUMN active BOOLEAN; UPDATE src.users SET active = seats > 2;"
-          "ALTER TABLE src.users ADD COLUMN seen_at TIMESTAMP; UPDATE src.users SET seen_at = TIMESTAMP '2024-05-01 10:00:00'")
+    p.sql(
+        "ALTER TABLE src.users ADD COLUMN active BOOLEAN; UPDATE src.users SET active = seats > 2;"
+        "ALTER TABLE src.users ADD COLUMN seen_at TIMESTAMP; UPDATE src.users SET seen_at = TIMESTAMP '2024-05-01 10:00:00'"
+    )
     text = (p.root / "syncs.yaml").read_text().replace("destinations:\n", "destinations:" + HUBSPOT, 1)
-    (p.root / "syncs.yaml").write_text(text + """  contacts_to_hs:
+    (p.root / "syncs.yaml").write_text(
+        text
+        + """  contacts_to_hs:
     from: user
     to: hs
     object: contacts
     match: {email: email}
     fields: {lifetime_value: ltv, spend: spend, active: active, seen_at: seen_at, jobtitle: plan, shout: "{{ row.plan | upper }}"}
-""")
+"""
+    )
     with sandbox(load_project(p.root)) as box, Session(box.loaded, dry_run=True, sandbox_state=box.state_url) as s:
         box.add_properties(s, s.prepare(["contacts_to_hs"]))
         defs = box.emulators["hs"].property_definitions("contacts")
     assert {f: defs[f]["type"] for f in ("lifetime_value", "spend", "active", "seen_at", "shout")} == {
-        "lifetime_value": "number", "spend": "number", "active": "bool", "seen_at": "datetime", "shout": "string"}
+        "lifetime_value": "number",
+        "spend": "number",
+        "active": "bool",
+        "seen_at": "datetime",
+        "shout": "string",
+    }
     assert defs["jobtitle"]["hubspotDefined"], "HubSpot's own properties are left as they are"
 
 
 def test_sandbox_serves_mailchimp_with_the_audience_and_merge_tags_the_syncs_use(tmp_path: Path, rx: WebhookReceiver) -> None:
     p = make_project(tmp_path / "m", rx)
     text = (p.root / "syncs.yaml").read_text()
-    text = text.replace("destinations:\n", 'destinations:\n  mc: {type: mailchimp, api_key: "${MAILCHIMP_API_KEY}", list_id: "${MAILCHIMP_LIST}"}\n', 1)
+    text = text.replace(
+        "destinations:\n", 'destinations:\n  mc: {type: mailchimp, api_key: "${MAILCHIMP_API_KEY}", list_id: "${MAILCHIMP_LIST}"}\n', 1
+    )
     text += """  whales_to_mailchimp:
     from: whales
     to: mc

@@ -21,57 +21,74 @@ people_to_sf:
 
 # (destination yaml, sync yaml): each auth style of each destination, every value an unset ${ENV}
 STYLES: dict[str, tuple[str, str]] = {
-    "salesforce_password_token": ("""
+    "salesforce_password_token": (
+        """
 sf:
   type: salesforce
   username: "${SBX_SF_USERNAME}"
   password: "${SBX_SF_PASSWORD}"
   security_token: "${SBX_SF_SECURITY_TOKEN}"
   domain: "${SBX_SF_DOMAIN}"
-""", SF_SYNC),
-    "salesforce_jwt": ("""
+""",
+        SF_SYNC,
+    ),
+    "salesforce_jwt": (
+        """
 sf:
   type: salesforce
   username: "${SBX_SF_USERNAME}"
   consumer_key: "${SBX_SF_CONSUMER_KEY}"
   private_key_file: "${SBX_SF_KEY_FILE}"
-""", SF_SYNC),
-    "salesforce_session": ("""
+""",
+        SF_SYNC,
+    ),
+    "salesforce_session": (
+        """
 sf:
   type: salesforce
   instance_url: "${SBX_SF_INSTANCE_URL}"
   session_id: "${SBX_SF_SESSION_ID}"
   transport_url: "${SBX_SF_TRANSPORT}"
-""", SF_SYNC),
-    "hubspot_token": ("""
+""",
+        SF_SYNC,
+    ),
+    "hubspot_token": (
+        """
 hs:
   type: hubspot
   token: "${SBX_HUBSPOT_TOKEN}"
   base_url: "${SBX_HUBSPOT_URL}"
-""", """
+""",
+        """
 people_to_hs:
   from: person
   to: hs
   object: contacts
   match: {email: email}
   fields: {firstname: first_name}
-"""),
-    "hubspot_default_token": ("""
+""",
+    ),
+    "hubspot_default_token": (
+        """
 hs: {type: hubspot}
-""", """
+""",
+        """
 people_to_hs:
   from: person
   to: hs
   object: contacts
   match: {email: email}
-"""),
-    "mailchimp_key": ("""
+""",
+    ),
+    "mailchimp_key": (
+        """
 mc:
   type: mailchimp
   api_key: "${SBX_MAILCHIMP_KEY}"
   server: "${SBX_MAILCHIMP_DC}"
   list_id: "${SBX_MAILCHIMP_LIST}"
-""", """
+""",
+        """
 members_to_mc:
   from: members
   to: mc
@@ -79,15 +96,18 @@ members_to_mc:
   audience: Members
   match: {email_address: email}
   fields: {FNAME: first_name}
-"""),
-    "meta_token_and_app_secret": ("""
+""",
+    ),
+    "meta_token_and_app_secret": (
+        """
 meta:
   type: meta_audience
   token: "${SBX_META_TOKEN}"
   app_secret: "${SBX_META_APP_SECRET}"
   ad_account: "${SBX_META_AD_ACCOUNT}"
   base_url: "${SBX_META_URL}"
-""", """
+""",
+        """
 members_to_meta:
   from: members
   to: meta
@@ -95,8 +115,10 @@ members_to_meta:
   audience: Members
   match: {email: email}
   max_removal: 100%
-"""),
-    "google_ads_oauth": ("""
+""",
+    ),
+    "google_ads_oauth": (
+        """
 google:
   type: google_ads
   customer_id: "${SBX_GADS_CUSTOMER}"
@@ -107,7 +129,8 @@ google:
   refresh_token: "${SBX_GADS_REFRESH_TOKEN}"
   token_url: "${SBX_GADS_TOKEN_URL}"
   ad_user_data_consent: GRANTED
-""", """
+""",
+        """
 members_to_google:
   from: members
   to: google
@@ -115,18 +138,22 @@ members_to_google:
   audience: Members
   match: {email: email}
   max_removal: 100%
-"""),
-    "webhook_bearer": ("""
+""",
+    ),
+    "webhook_bearer": (
+        """
 hook:
   type: webhook
   url: "${SBX_HOOK_URL}"
   headers: {Authorization: "Bearer ${SBX_HOOK_TOKEN}", X-Api-Key: "${SBX_HOOK_KEY}"}
-""", """
+""",
+        """
 people_to_hook:
   from: person
   to: hook
   match: {email: email}
-"""),
+""",
+    ),
 }
 
 
@@ -151,8 +178,12 @@ def test_a_setting_no_hook_knows_gets_a_placeholder_for_each_unset_variable(monk
     from activation_emulators.sandbox import SANDBOX_TOKEN, without_unset_env
 
     monkeypatch.setenv("SBX_SET", "real")
-    spec = WebhookDestinationSpec(type="webhook", url="https://h/${SBX_UNSET}/x", headers={
-        "A": "Bearer ${SBX_UNSET_TOO}", "B": "${SBX_SET}", "C": "${SBX_UNSET_DEFAULT:-d}"}, batch_size=7)
+    spec = WebhookDestinationSpec(
+        type="webhook",
+        url="https://h/${SBX_UNSET}/x",
+        headers={"A": "Bearer ${SBX_UNSET_TOO}", "B": "${SBX_SET}", "C": "${SBX_UNSET_DEFAULT:-d}"},
+        batch_size=7,
+    )
     filled = without_unset_env(spec)
     assert filled.url == f"https://h/{SANDBOX_TOKEN}/x"
     assert filled.headers == {"A": f"Bearer {SANDBOX_TOKEN}", "B": "${SBX_SET}", "C": "${SBX_UNSET_DEFAULT:-d}"}

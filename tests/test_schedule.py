@@ -27,15 +27,18 @@ def fires(schedule: Schedule, n: int, start: datetime = START, tz: str = "UTC") 
     return out
 
 
-@pytest.mark.parametrize(("cron", "weekdays"), [
-    ("0 9 * * 0", ["Sun"]),  # crontab: 0 is Sunday (APScheduler alone would say Monday)
-    ("0 9 * * 7", ["Sun"]),
-    ("0 9 * * 1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
-    ("0 9 * * */2", ["Sun", "Tue", "Thu", "Sat"]),
-    ("0 9 * * fri-sun", ["Fri", "Sat", "Sun"]),
-    ("0 9 * * 5-7", ["Fri", "Sat", "Sun"]),
-    ("0 9 * * MON,wed", ["Mon", "Wed"]),
-])
+@pytest.mark.parametrize(
+    ("cron", "weekdays"),
+    [
+        ("0 9 * * 0", ["Sun"]),  # crontab: 0 is Sunday (APScheduler alone would say Monday)
+        ("0 9 * * 7", ["Sun"]),
+        ("0 9 * * 1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("0 9 * * */2", ["Sun", "Tue", "Thu", "Sat"]),
+        ("0 9 * * fri-sun", ["Fri", "Sat", "Sun"]),
+        ("0 9 * * 5-7", ["Fri", "Sat", "Sun"]),
+        ("0 9 * * MON,wed", ["Mon", "Wed"]),
+    ],
+)
 def test_cron_weekdays_follow_crontab(cron: str, weekdays: list[str]) -> None:
     s = parse_schedule(cron)
     days = {d.strftime("%a") for d in fires(s, 14)}
@@ -70,16 +73,19 @@ def test_cron_in_another_time_zone() -> None:
     assert got.astimezone(timezone.utc).hour == 8  # 09:00 in Paris in winter is 08:00 UTC
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("*/15 * * *", "a cron schedule has 5 fields"),
-    ("61 * * * *", "minute field '61': the last value (61) is higher than the maximum value (59)"),
-    ("0 0 * * 8", "8 is not a day"),
-    ("*/0 * * * *", "minute field '*/0'"),
-    ("@reboot", "unknown cron shortcut"),
-    ("every 30", "give an interval with a unit"),
-    ("every 0.5s", "shorter than the minimum interval of 1s"),
-    ({"every": "5m", "cron": "* * * * *"}, "exactly one key"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("*/15 * * *", "a cron schedule has 5 fields"),
+        ("61 * * * *", "minute field '61': the last value (61) is higher than the maximum value (59)"),
+        ("0 0 * * 8", "8 is not a day"),
+        ("*/0 * * * *", "minute field '*/0'"),
+        ("@reboot", "unknown cron shortcut"),
+        ("every 30", "give an interval with a unit"),
+        ("every 0.5s", "shorter than the minimum interval of 1s"),
+        ({"every": "5m", "cron": "* * * * *"}, "exactly one key"),
+    ],
+)
 def test_bad_schedules_say_what_is_wrong(value: object, message: str) -> None:
     with pytest.raises(ValueError, match=None) as e:
         parse_schedule(value)

@@ -50,19 +50,33 @@ def test_no_secret_in_any_output_log_or_state(tmp_path: Path) -> None:
     root.mkdir()
     (root / "syncs.yaml").write_text(textwrap.dedent(PROJECT))
     con = duckdb.connect(str(root / "wh.duckdb"))
-    con.execute("CREATE SCHEMA src; CREATE TABLE src.users AS SELECT 'u' || i AS user_id, 'p' || i || '@example.com' AS email, "
-                "['free', 'pro'][1 + i % 2] AS plan FROM range(30) t(i)")
+    con.execute(
+        "CREATE SCHEMA src; CREATE TABLE src.users AS SELECT 'u' || i AS user_id, 'p' || i || '@example.com' AS email, "
+        "['free', 'pro'][1 + i % 2] AS plan FROM range(30) t(i)"
+    )
     con.close()
-    with WebhookReceiver() as rx, HubSpotEmulator(tokens={SECRETS["HS_TOKEN"]}) as hs, \
-            SalesforceEmulator(tokens=(SECRETS["SF_SESSION"],)) as sf, MailchimpEmulator(api_keys={SECRETS["MC_KEY"]}) as mc:
+    with (
+        WebhookReceiver() as rx,
+        HubSpotEmulator(tokens={SECRETS["HS_TOKEN"]}) as hs,
+        SalesforceEmulator(tokens=(SECRETS["SF_SESSION"],)) as sf,
+        MailchimpEmulator(api_keys={SECRETS["MC_KEY"]}) as mc,
+    ):
         mc.create_list("People")
-        env = {**os.environ, **SECRETS, "HOOK_URL": rx.url, "HS_URL": hs.url, "SF_INSTANCE": sf.instance,
-               "SF_URL": sf.url, "MC_URL": mc.url}
+        env = {
+            **os.environ,
+            **SECRETS,
+            "HOOK_URL": rx.url,
+            "HS_URL": hs.url,
+            "SF_INSTANCE": sf.instance,
+            "SF_URL": sf.url,
+            "MC_URL": mc.url,
+        }
         outputs: list[str] = []
 
         def cli(*args: str) -> None:
-            r = subprocess.run([sys.executable, "-m", "activation.cli", *args, "-p", str(root)], env=env,
-                               capture_output=True, text=True, timeout=120)
+            r = subprocess.run(
+                [sys.executable, "-m", "activation.cli", *args, "-p", str(root)], env=env, capture_output=True, text=True, timeout=120
+            )
             outputs.append(f"$ {' '.join(args)} → {r.returncode}\n{r.stdout}\n{r.stderr}")
 
         # faults that make every destination log retries and report errors

@@ -89,8 +89,10 @@ def _project(root: Path, name: str, state: str, url: str, rows: int) -> Path:
     (root / "syncs.yaml").write_text(PROJECT.format(state=state, url=url, name=name))
     con = duckdb.connect(str(root / "warehouse.duckdb"))
     con.execute("CREATE SCHEMA src")
-    con.execute(f"CREATE TABLE src.users AS SELECT i AS user_id, '{name}' || i || '@example.com' AS email, "
-                f"'Engineer' AS title FROM range({rows}) t(i)")
+    con.execute(
+        f"CREATE TABLE src.users AS SELECT i AS user_id, '{name}' || i || '@example.com' AS email, "
+        f"'Engineer' AS title FROM range({rows}) t(i)"
+    )
     con.close()
     return root
 
@@ -105,8 +107,16 @@ def test_two_processes_writing_to_one_app_keep_together_under_its_quota(tmp_path
     with HubSpotEmulator(tokens={"pat-shared"}, rate_limit=(20, 1.0)) as hub:
         roots = [_project(tmp_path / name, name, state, hub.url, rows=2500) for name in ("large", "small")]
         env = {**os.environ, "HS_TOKEN": "pat-shared"}
-        runs = [subprocess.Popen([sys.executable, "-m", "activation.cli", "run", "--json", "-p", str(r)], env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in roots]
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "activation.cli", "run", "--json", "-p", str(r)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for r in roots
+        ]
         outputs = [p.communicate(timeout=600) for p in runs]
         for p, (out, err) in zip(runs, outputs, strict=True):
             assert p.returncode == 0, out + err
@@ -126,8 +136,13 @@ def test_plan_says_whether_a_run_fits_in_what_remains_of_the_daily_quota(tmp_pat
         env = {**os.environ, "HS_TOKEN": "pat-shared"}
 
         def cli(*args: str) -> dict:
-            done = subprocess.run([sys.executable, "-m", "activation.cli", *args, "--json", "-p", str(root)], env=env,
-                                  capture_output=True, text=True, timeout=300)
+            done = subprocess.run(
+                [sys.executable, "-m", "activation.cli", *args, "--json", "-p", str(root)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             return json.loads(done.stdout)
 
         [before] = cli("plan")["plans"]
@@ -163,12 +178,16 @@ def test_plan_weighs_a_salesforce_run_against_the_orgs_daily_requests(tmp_path: 
         sf.add_field("Contact", Field("Email_Key__c", external_id=True, unique=True))
         sf.set_api_usage(used=14_994, limit=15_000)
         root = _project(tmp_path / "p", "first", "", "", rows=300)
-        (root / "syncs.yaml").write_text(SALESFORCE.format(state=f"sqlite:///{tmp_path / 'state.db'}", instance=sf.instance,
-                                                          url=sf.url))
+        (root / "syncs.yaml").write_text(SALESFORCE.format(state=f"sqlite:///{tmp_path / 'state.db'}", instance=sf.instance, url=sf.url))
 
         def cli(*args: str) -> dict:
-            done = subprocess.run([sys.executable, "-m", "activation.cli", *args, "--json", "-p", str(root)],
-                                  capture_output=True, text=True, timeout=300, env=os.environ)
+            done = subprocess.run(
+                [sys.executable, "-m", "activation.cli", *args, "--json", "-p", str(root)],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env=os.environ,
+            )
             return json.loads(done.stdout)
 
         assert cli("run")["syncs"][0]["status"] == "success"

@@ -72,8 +72,9 @@ def der(key: Any) -> bytes:
 
 def test_key_pair_auth_from_an_encrypted_key_file(tmp_path: Path, snowflake: Any) -> None:
     key = rsa_key()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.BestAvailableEncryption(b"open sesame"))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"open sesame")
+    )
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "rsa_key.p8").write_bytes(pem)
     root = project(tmp_path, "  private_key_file: keys/rsa_key.p8\n  private_key_passphrase: ${SF_PASSPHRASE}")
@@ -84,8 +85,13 @@ def test_key_pair_auth_from_an_encrypted_key_file(tmp_path: Path, snowflake: Any
     assert kwargs["private_key"] == der(key)
     assert "password" not in kwargs
     assert {k: kwargs[k] for k in ("account", "user", "role", "warehouse", "database", "schema")} == {
-        "account": "myorg-acct", "user": "ACTIVATION_SVC", "role": "ACTIVATION_ROLE",
-        "warehouse": "COMPUTE_WH", "database": "analytics_db", "schema": "activation"}
+        "account": "myorg-acct",
+        "user": "ACTIVATION_SVC",
+        "role": "ACTIVATION_ROLE",
+        "warehouse": "COMPUTE_WH",
+        "database": "analytics_db",
+        "schema": "activation",
+    }
     assert kwargs["session_parameters"] == {"QUERY_TAG": "activation"}
 
 
@@ -108,8 +114,9 @@ def test_password_auth_passes_the_secret_to_the_connector_only(tmp_path: Path, s
 
 
 def test_a_wrong_passphrase_is_a_clear_error_without_the_secret(tmp_path: Path, snowflake: Any) -> None:
-    pem = rsa_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.BestAvailableEncryption(b"right-phrase"))
+    pem = rsa_key().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"right-phrase")
+    )
     (tmp_path / "k.p8").write_bytes(pem)
     root = project(tmp_path, "  private_key_file: k.p8\n  private_key_passphrase: ${SF_PASSPHRASE}")
     result = cli(root, "plan", env={"SF_PASSPHRASE": "wrong-phrase"})

@@ -21,8 +21,9 @@ def assert_exact(report: SoakReport) -> None:
     ident = report.identity
     assert ident["back"] >= 1 and ident["back_next_round"] >= 1, "emails must go A -> B -> A\n" + text
     assert ident["email_pairs_broken"] >= 1 and ident["phone_pairs_broken"] >= 1, "shared identities must lose a row\n" + text
-    assert all(c.expected < c.rows for name, c in report.syncs.items() if name == "users_to_hubspot"), \
+    assert all(c.expected < c.rows for name, c in report.syncs.items() if name == "users_to_hubspot"), (
         "some rows must share a record\n" + text
+    )
     assert report.lost == 0, text
     assert report.corrupted == 0, text
     assert report.clean_runs == 1, "one clean run must bring every destination back to the model\n" + text
@@ -42,8 +43,7 @@ def test_soak_on_postgres_loses_and_corrupts_nothing(tmp_path: Path, record_prop
     """The same on the Postgres server: warehouse, source and state in schemas of this run's own."""
     if (why := postgres_available()) is not None:
         pytest.skip(why)
-    cfg = SoakConfig(users=150, accounts=20, rounds=5, kill_rate=0.5, fault_rate=0.1, email_change_rate=0.02,
-                     backend="postgres", seed=5)
+    cfg = SoakConfig(users=150, accounts=20, rounds=5, kill_rate=0.5, fault_rate=0.1, email_change_rate=0.02, backend="postgres", seed=5)
     report = run_soak(tmp_path / "soak", cfg)
     record_property("soak", "\n".join(report.lines()))
     assert_exact(report)

@@ -38,8 +38,12 @@ def test_a_batch_is_written_in_bulk_and_reads_back(engine: tuple[sa.Engine, str]
     store = StateStore(e, schema)
     store.migrate()
     run_id = store.start_run("s", "hook")
-    rows = [Delivered(f"k{i:04d}", f"t:{i}", {"n": i, "text": "quote ' and \\ and \u00e9\x1f"}, f"id{i}" if i % 2 else None,
-                      identities=(f"n:{i}",)) for i in range(1200)]
+    rows = [
+        Delivered(
+            f"k{i:04d}", f"t:{i}", {"n": i, "text": "quote ' and \\ and \u00e9\x1f"}, f"id{i}" if i % 2 else None, identities=(f"n:{i}",)
+        )
+        for i in range(1200)
+    ]
     statements: list[tuple[str, bool]] = []
 
     def record(conn: object, cursor: object, statement: str, params: object, context: object, executemany: bool) -> None:
@@ -49,8 +53,7 @@ def test_a_batch_is_written_in_bulk_and_reads_back(engine: tuple[sa.Engine, str]
     try:
         entry = journal_entry([(r.key, "{}", r.identities or ()) for r in rows])
         store.commit_batch("s", run_id, journal=entry)
-        store.commit_batch("s", run_id, rows, removed=[], errors=[RowError("bad", "destination", "no")],
-                           settled=entry.ids)
+        store.commit_batch("s", run_id, rows, removed=[], errors=[RowError("bad", "destination", "no")], settled=entry.ids)
         store.commit_batch("s", run_id, [], removed=[f"k{i:04d}" for i in range(0, 1200, 3)])
     finally:
         sa.event.remove(e, "before_cursor_execute", record)

@@ -37,8 +37,11 @@ def test_a_store_made_by_an_older_version_is_migrated_and_keeps_its_runs(store: 
         if store.schema and store.dialect != "sqlite":
             c.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {store.schema}"))
         t["schema_version"].create(c)
-        old_runs = sa.Table("runs", sa.MetaData(schema=store.schema),
-                            *[sa.Column(col.name, col.type, primary_key=col.primary_key) for col in t["runs"].columns if col.name != "details"])
+        old_runs = sa.Table(
+            "runs",
+            sa.MetaData(schema=store.schema),
+            *[sa.Column(col.name, col.type, primary_key=col.primary_key) for col in t["runs"].columns if col.name != "details"],
+        )
         old_runs.create(c)
         for version, _, step in MIGRATIONS[:2]:
             if version == 1:
@@ -68,13 +71,21 @@ def test_a_duckdb_store_made_with_key_indexes_loses_them_and_keeps_its_rows(tmp_
         md.create_all(c)
         for version, _, _ in MIGRATIONS[:5]:
             c.execute(t["schema_version"].insert().values(version=version, applied_at=sa.func.now()))
-        c.execute(t["delivered"].insert().values(sync_name="s", row_key="k1", row_hash="h", row_values="{}",
-                                                 delivered_at=sa.func.now()))
+        c.execute(t["delivered"].insert().values(sync_name="s", row_key="k1", row_hash="h", row_values="{}", delivered_at=sa.func.now()))
+
     def indexes() -> int:
         with engine.connect() as c:
-            return int(c.execute(sa.text("SELECT (SELECT count(*) FROM duckdb_indexes() WHERE table_name IN ('claims', 'releases')) "
-                                         "+ (SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'delivered' "
-                                         "AND constraint_type = 'PRIMARY KEY')")).scalar() or 0)
+            return int(
+                c.execute(
+                    sa.text(
+                        "SELECT (SELECT count(*) FROM duckdb_indexes() WHERE table_name IN ('claims', 'releases')) "
+                        "+ (SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'delivered' "
+                        "AND constraint_type = 'PRIMARY KEY')"
+                    )
+                ).scalar()
+                or 0
+            )
+
     assert indexes() > 0
     store = StateStore(engine, "activation_state")
     assert store.migrate() == LATEST
@@ -118,18 +129,26 @@ def test_journaled_batches_are_settled_or_folded_back_row_by_row(store: StateSto
     store.commit_batch("s", run, journal=first)
     store.commit_batch("s", run, journal=second)
     with store.engine.begin() as c:  # a per-row entry, as earlier releases journaled each row
-        c.execute(store.t["in_flight"].insert(), {"sync_name": "s", "row_key": "single", "row_values": values_json({"a": 1}),
-                                                 "run_id": run, "created_at": datetime(2026, 1, 1)})
+        c.execute(
+            store.t["in_flight"].insert(),
+            {"sync_name": "s", "row_key": "single", "row_values": values_json({"a": 1}), "run_id": run, "created_at": datetime(2026, 1, 1)},
+        )
     assert store.in_flight_count("s") == 6
     # the first push returned: its rows are recorded and its entry ends, in one transaction
-    store.commit_batch("s", run, [Delivered(f"k{i}", "h", {"n": i}, f"id{i}", new=True, identities=(f"u{i}@example.com",))
-                                  for i in range(4)], settled=first.ids)
+    store.commit_batch(
+        "s",
+        run,
+        [Delivered(f"k{i}", "h", {"n": i}, f"id{i}", new=True, identities=(f"u{i}@example.com",)) for i in range(4)],
+        settled=first.ids,
+    )
     assert store.in_flight_count("s") == 2
     # the process dies: what is still journaled is folded back as possibly delivered
     assert store.recover_in_flight("s", _ByEmail()) == 2
     rows = store.delivered_rows("s")
     assert {k: (d.row_hash, d.values) for k, d in rows.items() if d.row_hash == UNKNOWN_HASH} == {
-        odd: (UNKNOWN_HASH, {"x": None}), "single": (UNKNOWN_HASH, {"a": 1})}
+        odd: (UNKNOWN_HASH, {"x": None}),
+        "single": (UNKNOWN_HASH, {"a": 1}),
+    }
     assert rows["k2"].row_hash == "h" and rows["k2"].dest_id == "id2"
     assert store.in_flight_count("s") == 0
     from activation.state.identities import claimants

@@ -128,8 +128,11 @@ def test_null_and_duplicate_keys_are_rejected_with_examples(project: Project) ->
     result = project.json("run", "users_to_hook", expect=1)["syncs"][0]
     plan = result["plan"]
     assert plan["counts"]["rejected"] == 4
-    assert plan["rejected_reasons"] == {"key is NULL": 2, "duplicate key: several model rows share it": 1,
-                                        "match field 'email' is empty": 1}
+    assert plan["rejected_reasons"] == {
+        "key is NULL": 2,
+        "duplicate key: several model rows share it": 1,
+        "match field 'email' is empty": 1,
+    }
     assert {"key": "u0042", "reason": "duplicate key: several model rows share it (2 rows)"} in plan["rejected_samples"]
     assert result["status"] == "partial"
     delivered = project.rx.records("users_to_hook")
@@ -211,6 +214,6 @@ def test_a_new_target_gets_every_row_again(tmp_path: Path, rx: WebhookReceiver) 
     assert result["sent"] == 200 and rx.request_count > before
     assert all(r.body["object"] == "people" for r in rx.requests[before:])
     # while a mapping change that maps every row to the same values sends nothing
-    text = (p.root / "syncs.yaml").read_text().replace("plan: plan,", "plan: \"{{ row.plan }}\",")
+    text = (p.root / "syncs.yaml").read_text().replace("plan: plan,", 'plan: "{{ row.plan }}",')
     (p.root / "syncs.yaml").write_text(text)
     assert p.json("run", "users_to_hook")["syncs"][0]["sent"] == 0

@@ -75,7 +75,9 @@ def sf_members(sf: SalesforceEmulator) -> set[str]:
     return {contacts[m["ContactId"]]["Email"] for m in sf.records("CampaignMember").values()}
 
 
-def test_a_record_delivered_without_acknowledgement_is_renamed_not_duplicated(p: Project, hs: HubSpotEmulator, sf: SalesforceEmulator) -> None:
+def test_a_record_delivered_without_acknowledgement_is_renamed_not_duplicated(
+    p: Project, hs: HubSpotEmulator, sf: SalesforceEmulator
+) -> None:
     hs.faults.inject("drop_after", match="/batch/upsert")  # HubSpot applies the batch; we never hear back
     sf.faults.inject("drop_after", match="/composite/sobjects")
     runs = p.json("run", "users_to_hs", "users_to_sf", expect=1)["syncs"]
@@ -185,8 +187,12 @@ def test_a_rename_applied_by_a_run_that_was_killed_keeps_the_record(p: Project, 
     p.sql("UPDATE src.users SET email = 'renamed@example.com' WHERE user_id = 'u0003'")
     sf.faults.inject("late", seconds=60, match="PATCH /services/data")  # applied; the answer never comes
     before = sf.request_count
-    child = subprocess.Popen([sys.executable, "-m", "activation.cli", "run", "users_to_sf", "--project", str(p.root)],
-                             env={**os.environ, **p.env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "activation.cli", "run", "users_to_sf", "--project", str(p.root)],
+        env={**os.environ, **p.env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while sf.faults.pending and time.monotonic() < deadline and child.poll() is None:
@@ -211,13 +217,18 @@ def test_an_email_handed_on_in_one_run_is_not_renamed_away(p: Project, sf: Sales
     on to a new one. Salesforce may rename u0002's record only if no row claims user2 any
     more; u0001 does, in this very run (an earlier push, or the same one), so renaming it
     would take the record u0001 writes to and leave user2 with none."""
-    text = (p.root / "syncs.yaml").read_text().replace("fields: {LastName: plan, Email: email}}",
-                                                         f"fields: {{LastName: plan, Email: email}}, batch_size: {batch_size}}}")
+    text = (
+        (p.root / "syncs.yaml")
+        .read_text()
+        .replace("fields: {LastName: plan, Email: email}}", f"fields: {{LastName: plan, Email: email}}, batch_size: {batch_size}}}")
+    )
     (p.root / "syncs.yaml").write_text(text)
     p.json("run", "users_to_sf")
-    p.sql("UPDATE src.users SET plan = 'moved-' || user_id WHERE user_id IN ('u0001', 'u0002');"
-          "UPDATE src.users SET email = CASE user_id WHEN 'u0001' THEN 'user2@example.com' ELSE 'new2@example.com' END "
-          "WHERE user_id IN ('u0001', 'u0002')")
+    p.sql(
+        "UPDATE src.users SET plan = 'moved-' || user_id WHERE user_id IN ('u0001', 'u0002');"
+        "UPDATE src.users SET email = CASE user_id WHEN 'u0001' THEN 'user2@example.com' ELSE 'new2@example.com' END "
+        "WHERE user_id IN ('u0001', 'u0002')"
+    )
     assert p.json("run", "users_to_sf")["syncs"][0]["status"] == "success"
     want = {v["email"]: v["plan"] for v in p.model_users().values()}
     assert sf_contacts(sf) == want
@@ -225,7 +236,8 @@ def test_an_email_handed_on_in_one_run_is_not_renamed_away(p: Project, sf: Sales
 
 
 def test_a_salesforce_refusal_answering_a_retry_after_a_lost_answer_leaves_the_row_possibly_delivered(
-        p: Project, sf: SalesforceEmulator) -> None:
+    p: Project, sf: SalesforceEmulator
+) -> None:
     """The first attempt was applied and its answer lost; the retry found the record locked
     (UNABLE_TO_LOCK_ROW). Recording the row as never sent left the contact behind for good
     once the row left the model."""

@@ -74,6 +74,7 @@ def test_a_locked_state_table_fails_the_run_clearly_and_nothing_is_lost(tmp_path
                     p.sql(statement)  # the DuckDB copy: the oracle of model_users()
                     with engine.begin() as c:
                         c.execute(sa.text(statement.replace("src.", f"src_{tag}.")))
+
             p.cli("run", "users_to_hook")
             change("UPDATE src.users SET plan = plan || '_v2'")  # four batches of changes to push
 
@@ -100,11 +101,17 @@ def test_a_locked_state_table_fails_the_run_clearly_and_nothing_is_lost(tmp_path
         engine.dispose()
 
 
-@pytest.mark.parametrize("timeouts,said", [
-    ("lock_timeout: 1s", "state_{tag}.delivered is locked by another session (pid {pid}, idle in transaction; holds "
-                         "AccessExclusiveLock); the command waited state.lock_timeout (1s)"),
-    ("lock_timeout: 0, statement_timeout: 1s", "ran longer than state.statement_timeout (1s)"),
-])
+@pytest.mark.parametrize(
+    "timeouts,said",
+    [
+        (
+            "lock_timeout: 1s",
+            "state_{tag}.delivered is locked by another session (pid {pid}, idle in transaction; holds "
+            "AccessExclusiveLock); the command waited state.lock_timeout (1s)",
+        ),
+        ("lock_timeout: 0, statement_timeout: 1s", "ran longer than state.statement_timeout (1s)"),
+    ],
+)
 def test_reads_of_a_locked_state_table_end_too(tmp_path: Path, rx: HeldReceiver, timeouts: str, said: str) -> None:
     """`status` (a read) waits for an exclusive lock like a run's write does: it ends on
     state.lock_timeout, or on state.statement_timeout when it would wait forever for locks.
@@ -144,15 +151,18 @@ def test_the_state_store_has_its_timeouts_and_the_warehouse_none(tmp_path: Path)
     tag = uuid.uuid4().hex[:8]
     try:
         with HeldReceiver() as rx:
-            p = postgres_project(tmp_path / "p", rx, engine, tag,
-                                 state=f"state: {{schema: state_{tag}, lock_timeout: 2s, statement_timeout: 90s}}")
+            p = postgres_project(
+                tmp_path / "p", rx, engine, tag, state=f"state: {{schema: state_{tag}, lock_timeout: 2s, statement_timeout: 90s}}"
+            )
             with engine.connect() as c:
                 server = (c.execute(sa.text("SHOW lock_timeout")).scalar(), c.execute(sa.text("SHOW statement_timeout")).scalar())
             with Session(load_project(p.root), dry_run=True) as s, s.state.engine.connect() as c:
                 assert c.execute(sa.text("SHOW lock_timeout")).scalar() == "2s"
                 assert c.execute(sa.text("SHOW statement_timeout")).scalar() == "90s"
-                assert (s.conn.execute(sa.text("SHOW lock_timeout")).scalar(),
-                        s.conn.execute(sa.text("SHOW statement_timeout")).scalar()) == server
+                assert (
+                    s.conn.execute(sa.text("SHOW lock_timeout")).scalar(),
+                    s.conn.execute(sa.text("SHOW statement_timeout")).scalar(),
+                ) == server
                 assert type(s.differ).__name__ == "SqlDiffer", "the diff still runs in the warehouse"
     finally:
         drop_schemas(engine, tag)
@@ -188,9 +198,15 @@ def test_a_second_process_on_a_duckdb_file_in_use_is_told_who_holds_it(tmp_path:
 
 
 JSON_COMMANDS = [
-    ["validate", "--json"], ["lint", "--json"], ["plan", "--json"], ["plan", "--format", "json"],
-    ["plan", "--base", "HEAD", "--json"], ["run", "--json"], ["run", "--dry-run", "--json"],
-    ["status", "--json"], ["history", "users_to_hook", "--json"],
+    ["validate", "--json"],
+    ["lint", "--json"],
+    ["plan", "--json"],
+    ["plan", "--format", "json"],
+    ["plan", "--base", "HEAD", "--json"],
+    ["run", "--json"],
+    ["run", "--dry-run", "--json"],
+    ["status", "--json"],
+    ["history", "users_to_hook", "--json"],
 ]
 
 
@@ -205,8 +221,17 @@ def locked_project(tmp_path: Path, rx: HeldReceiver) -> Iterator[Project]:
     """A project in a git repository (for `plan --base`) whose warehouse file another process holds."""
     p = make_project(tmp_path / "p", rx)
     in_git(p.root)
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('open', flush=True); "
-                               "sys.stdin.read()", str(p.warehouse)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.read()",
+            str(p.warehouse),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout is not None and holder.stdout.readline() == "open\n"
     yield p
     holder.communicate("")  # end of stdin: it closes the file and ends
@@ -222,8 +247,7 @@ def test_json_is_printed_when_the_warehouse_file_is_locked(locked_project: Proje
     assert finish(spawn(locked_project, *text))[0] == code, "the same exit code as in text mode"
 
 
-@pytest.mark.parametrize("command", [c for c in JSON_COMMANDS if c[0] in ("plan", "run", "status", "history")],
-                         ids=lambda c: " ".join(c))
+@pytest.mark.parametrize("command", [c for c in JSON_COMMANDS if c[0] in ("plan", "run", "status", "history")], ids=lambda c: " ".join(c))
 def test_json_is_printed_when_the_state_store_is_unreachable(tmp_path: Path, rx: HeldReceiver, command: list[str]) -> None:
     p = make_project(tmp_path / "p", rx, state="state: {url: 'postgresql://postgres@127.0.0.1:1/test'}")  # nothing listens there
     in_git(p.root)

@@ -69,9 +69,15 @@ def dataset() -> dict[str, list[dict[str, Any]]]:
     import datetime as dt
 
     users = [
-        {"user_id": f"u{i:03d}", "email": f"user{i}@example.com", "plan": ["free", "pro", "enterprise"][i % 3],
-         "seats": i % 7, "signed_up": dt.date(2026, 1, 1) + dt.timedelta(days=i), "region": ["eu", "us"][i % 2],
-         "account_no": i % 40}
+        {
+            "user_id": f"u{i:03d}",
+            "email": f"user{i}@example.com",
+            "plan": ["free", "pro", "enterprise"][i % 3],
+            "seats": i % 7,
+            "signed_up": dt.date(2026, 1, 1) + dt.timedelta(days=i),
+            "region": ["eu", "us"][i % 2],
+            "account_no": i % 40,
+        }
         for i in range(150)
     ]
     orders = [{"user_id": f"u{i % 150:03d}", "amount": (i * 7) % 50} for i in range(420)]
@@ -128,8 +134,10 @@ def pg() -> Iterator[tuple[sa.Engine, str]]:
 
 
 def sf_warehouse(tag: str) -> str:
-    return (f"{{type: snowflake, account: fakeacct, user: tester, password: '${{SF_TEST_PASSWORD}}', "
-            f"database: db_{tag}, warehouse: compute_wh, role: tester, schema: act_{tag}}}")
+    return (
+        f"{{type: snowflake, account: fakeacct, user: tester, password: '${{SF_TEST_PASSWORD}}', "
+        f"database: db_{tag}, warehouse: compute_wh, role: tester, schema: act_{tag}}}"
+    )
 
 
 def sf_engine(tag: str) -> sa.Engine:
@@ -209,8 +217,16 @@ def test_snowflake_plans_and_delivers_like_duckdb(tmp_path: Path, fakesnow_patch
     tag = uuid.uuid4().hex[:8]
     results = plan_and_deliver(tmp_path, tag, ("duckdb", "snowflake", "snowflake+sqlite"))
     reference = results["duckdb"]
-    assert reference[1][0]["counts"] == {"model_rows": 149, "delivered": 150, "added": 1, "changed": 4,
-                                         "removed": 2, "unchanged": 144, "rejected": 0, "released": 2}
+    assert reference[1][0]["counts"] == {
+        "model_rows": 149,
+        "delivered": 150,
+        "added": 1,
+        "changed": 4,
+        "removed": 2,
+        "unchanged": 144,
+        "rejected": 0,
+        "released": 2,
+    }
     for kind, got in results.items():
         assert got == reference, f"{kind} differs from duckdb"
 

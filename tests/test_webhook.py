@@ -54,9 +54,7 @@ def sleep() -> FakeSleep:
 
 def make_dest(url: str, sleep: FakeSleep, **spec: Any) -> WebhookDestination:
     spec.setdefault("timeout_seconds", 2.0)
-    return WebhookDestination(
-        "hook", WebhookDestinationSpec(type="webhook", url=url, **spec), ".", sleep=sleep
-    )
+    return WebhookDestination("hook", WebhookDestinationSpec(type="webhook", url=url, **spec), ".", sleep=sleep)
 
 
 def ops(*keys: str, kind: str = "upsert") -> list[RowOp]:
@@ -69,8 +67,7 @@ def test_batches_are_delivered_and_applied(rx: WebhookReceiver, sleep: FakeSleep
     assert [(r.key, r.ok) for r in results] == [("a", True), ("b", True), ("c", True)]
 
     changes = [
-        RowOp(kind="update", key="a", values={"plan": "pro"}, previous={"email": "a@example.com"},
-              changed_fields=["plan"]),
+        RowOp(kind="update", key="a", values={"plan": "pro"}, previous={"email": "a@example.com"}, changed_fields=["plan"]),
         RowOp(kind="remove", key="b", values={"email": "b@example.com"}),
     ]
     assert all(r.ok for r in dest.push(TARGET, changes))
@@ -84,12 +81,18 @@ def test_batches_are_delivered_and_applied(rx: WebhookReceiver, sleep: FakeSleep
     assert last.headers["content-type"] == "application/json"
     assert len(last.headers["idempotency-key"]) == 32
     assert {k: last.body[k] for k in ("sync", "object", "mode")} == {
-        "sync": "crm_contacts", "object": "contacts", "mode": "upsert",
+        "sync": "crm_contacts",
+        "object": "contacts",
+        "mode": "upsert",
     }
     first = rx.requests[0].body["rows"][0]["version"]
     assert last.body["rows"][0] == {
-        "op": "update", "key": "a", "fields": {"plan": "pro"},
-        "previous": {"email": "a@example.com"}, "changed": ["plan"], "version": last.body["rows"][0]["version"],
+        "op": "update",
+        "key": "a",
+        "fields": {"plan": "pro"},
+        "previous": {"email": "a@example.com"},
+        "changed": ["plan"],
+        "version": last.body["rows"][0]["version"],
     }
     assert isinstance(first, int) and last.body["rows"][0]["version"] > first, "a later write carries a larger version"
 
@@ -174,11 +177,13 @@ def test_per_row_rejections(rx: WebhookReceiver, sleep: FakeSleep) -> None:
 
 def test_parse_results_forms() -> None:
     batch = ops("a", "b", "c", "d")
-    body = {"results": [
-        {"key": "a", "status": "ok", "id": 17},
-        {"key": "b", "status": "error", "error": "bad"},
-        {"key": "c", "ok": False},
-    ]}
+    body = {
+        "results": [
+            {"key": "a", "status": "ok", "id": 17},
+            {"key": "b", "status": "error", "error": "bad"},
+            {"key": "c", "ok": False},
+        ]
+    }
     results = {r.key: r for r in parse_results(batch, body)}
     assert results["a"].ok and results["a"].dest_id == "17"
     assert (results["b"].ok, results["b"].error) == (False, "bad")
@@ -200,9 +205,7 @@ def test_unauthorized_stops_the_sync(rx: WebhookReceiver, sleep: FakeSleep) -> N
     assert rx.records("crm_contacts") == {} and sleep.calls == []
 
 
-def test_env_header_is_sent_but_never_shown(
-    rx: WebhookReceiver, sleep: FakeSleep, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_header_is_sent_but_never_shown(rx: WebhookReceiver, sleep: FakeSleep, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOOK_TOKEN", SECRET)
     rx.require_header("Authorization", f"Bearer {SECRET}")
     dest = make_dest(rx.url, sleep, headers={"Authorization": "Bearer ${HOOK_TOKEN}"}, max_retries=1)
@@ -259,12 +262,26 @@ def test_safe_url_drops_credentials_and_query() -> None:
 def test_values_of_every_type_become_json(rx: WebhookReceiver, sleep: FakeSleep) -> None:
     dest = make_dest(rx.url, sleep)
     uid = uuid.uuid4()
-    values = {"at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "day": date(2026, 1, 2),
-              "amount": Decimal("12.50"), "count": Decimal("3"), "id": uid, "nan": float("nan"), "text": "ünïcødé, \"q\""}
+    values = {
+        "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        "day": date(2026, 1, 2),
+        "amount": Decimal("12.50"),
+        "count": Decimal("3"),
+        "id": uid,
+        "nan": float("nan"),
+        "text": 'ünïcødé, "q"',
+    }
     assert all(r.ok for r in dest.push(TARGET, [RowOp(kind="upsert", key="a", values=values)]))
     got = rx.records("crm_contacts")["a"]
-    assert got == {"at": "2026-01-02T03:04:05+00:00", "day": "2026-01-02", "amount": 12.5, "count": 3,
-                   "id": str(uid), "nan": None, "text": "ünïcødé, \"q\""}
+    assert got == {
+        "at": "2026-01-02T03:04:05+00:00",
+        "day": "2026-01-02",
+        "amount": 12.5,
+        "count": 3,
+        "id": str(uid),
+        "nan": None,
+        "text": 'ünïcødé, "q"',
+    }
 
 
 def test_a_decimal_a_double_cannot_hold_keeps_every_digit(rx: WebhookReceiver, sleep: FakeSleep) -> None:

@@ -41,6 +41,7 @@ def outcome(results: list[RowResult]) -> dict[str, str]:
 
 # -- 1. a 2xx whose body cannot be read acknowledges nothing -----------------------------------
 
+
 def test_a_2xx_whose_body_is_not_json_leaves_every_row_possibly_delivered(rx: WebhookReceiver) -> None:
     rx.reject_keys({"b"}, error="invalid email")  # the receiver refuses b: its answer says so, garbled
     rx.faults.inject("garble")
@@ -121,6 +122,7 @@ def test_refusals_without_an_earlier_attempt_are_rejections(rx: WebhookReceiver)
 
 # -- 3. a remove answered "not found" is done ----------------------------------------------------
 
+
 def test_a_remove_answered_not_found_is_done(rx: WebhookReceiver) -> None:
     rx.missing_removes = "not_found"
     dest = make_dest(rx)
@@ -146,6 +148,7 @@ def test_a_not_found_for_a_write_is_a_rejection(rx: WebhookReceiver) -> None:
 
 
 # -- 4. versions: a write applied late cannot overwrite newer data -----------------------------
+
 
 def test_a_late_applied_older_write_does_not_win(rx: WebhookReceiver) -> None:
     dest = make_dest(rx, timeout_seconds=0.3, max_retries=0)

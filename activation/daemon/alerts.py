@@ -39,8 +39,11 @@ class Alert(BaseModel):
     run_id: str | None = None
     error: str | None = None
     failures: int = Field(0, description="Failed runs in a row.")
-    paused: bool = Field(False, description="The failure will not pass by retrying (credentials, permissions): the daemon "
-                                            "stopped running the sync until its configuration is reloaded.")
+    paused: bool = Field(
+        False,
+        description="The failure will not pass by retrying (credentials, permissions): the daemon "
+        "stopped running the sync until its configuration is reloaded.",
+    )
     rejected: int = 0
     handled: int = Field(0, description="Rows sent plus rows rejected before sending.")
     rejected_rate: float | None = None
@@ -50,8 +53,11 @@ class Alert(BaseModel):
 
     def text(self) -> str:
         """One line for Slack."""
-        head = {"sync_failed": ":red_circle: sync {s} failed", "sync_recovered": ":large_green_circle: sync {s} recovered",
-                "rejected_rate": ":warning: sync {s} rejected {r:.1%} of its rows"}[self.kind]
+        head = {
+            "sync_failed": ":red_circle: sync {s} failed",
+            "sync_recovered": ":large_green_circle: sync {s} recovered",
+            "rejected_rate": ":warning: sync {s} rejected {r:.1%} of its rows",
+        }[self.kind]
         line = head.format(s=self.sync, r=self.rejected_rate or 0.0) + f" (to {self.destination}, run {self.run_id or '-'}"
         line += f", {self.failures} failures in a row)" if self.kind == "sync_failed" else ")"
         if self.paused:
@@ -84,8 +90,11 @@ class Alerter:
         self.spec = spec
         self.owner = owner
         self.metrics = metrics
-        self.targets = [_Target(kind, url, headers, spec.timeout) for kind, url, headers in (
-            ("slack", spec.slack_webhook_url, {}), ("webhook", spec.webhook_url, spec.webhook_headers)) if url]
+        self.targets = [
+            _Target(kind, url, headers, spec.timeout)
+            for kind, url, headers in (("slack", spec.slack_webhook_url, {}), ("webhook", spec.webhook_url, spec.webhook_headers))
+            if url
+        ]
         self._failing: set[str] = set()
         self._over: set[str] = set()
         self._queue: queue.Queue[Alert | None] = queue.Queue()
@@ -97,12 +106,19 @@ class Alerter:
         """Carry which syncs are failing over a reload, so a reload does not re-alert."""
         self._failing, self._over = set(other._failing), set(other._over)
 
-    def observe(self, sync: str, destination: str, result: SyncResult | None, *, error: str | None = None,
-                failures: int = 0, paused: bool = False) -> None:
+    def observe(
+        self, sync: str, destination: str, result: SyncResult | None, *, error: str | None = None, failures: int = 0, paused: bool = False
+    ) -> None:
         """After each run (`result`), or a sync that could not even start (`error`)."""
         status = result.status if result is not None else "error"
-        base = {"sync": sync, "destination": destination, "status": status, "daemon": self.owner,
-                "run_id": result.run_id if result else None, "failures": failures}
+        base = {
+            "sync": sync,
+            "destination": destination,
+            "status": status,
+            "daemon": self.owner,
+            "run_id": result.run_id if result else None,
+            "failures": failures,
+        }
         if status == "interrupted":
             return
         if status in FAILED or result is None:
@@ -122,8 +138,7 @@ class Alerter:
         rate = rejected / handled
         if rate > threshold and sync not in self._over:
             self._over.add(sync)
-            self._emit(Alert(kind="rejected_rate", rejected=rejected, handled=handled, rejected_rate=rate,
-                             threshold=threshold, **base))
+            self._emit(Alert(kind="rejected_rate", rejected=rejected, handled=handled, rejected_rate=rate, threshold=threshold, **base))
         elif rate <= threshold:
             self._over.discard(sync)
 

@@ -66,8 +66,15 @@ class CycleSettings:
 
 
 class Cycle:
-    def __init__(self, settings: CycleSettings, metrics: Metrics, alerter: Alerter, stop: threading.Event,
-                 on_outcome: Callable[[Outcome], None], paused: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: CycleSettings,
+        metrics: Metrics,
+        alerter: Alerter,
+        stop: threading.Event,
+        on_outcome: Callable[[Outcome], None],
+        paused: dict[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         # sync -> why: a run failed for a reason retrying cannot fix (a refused token, a missing
         # permission); trying it at every slot would only hammer the vendor and repeat the
@@ -112,8 +119,12 @@ class Cycle:
 
     def _unavailable(self, names: list[str], error: str) -> None:
         error = redact(error)
-        event(logging.ERROR, "cannot open the warehouse or the state store; the due syncs run at their next slot",
-              syncs=names, error=error[:500])
+        event(
+            logging.ERROR,
+            "cannot open the warehouse or the state store; the due syncs run at their next slot",
+            syncs=names,
+            error=error[:500],
+        )
         for name in names:
             self._report(name, self.settings.loaded.project.syncs[name].to, None, error, failures=0)
 
@@ -122,8 +133,7 @@ class Cycle:
         if name in self.paused:
             self.metrics.skipped.labels(name, "paused").inc()
             with sync_context(name):
-                event(logging.DEBUG, "skipped: paused after a terminal failure (reload the configuration to resume)",
-                      skipped="paused")
+                event(logging.DEBUG, "skipped: paused after a terminal failure (reload the configuration to resume)", skipped="paused")
             return
         got = leases.acquire(name, slot_ms=slot_ms)
         if isinstance(got, Refusal):
@@ -144,8 +154,7 @@ class Cycle:
             try:
                 s.conn.commit()  # no read transaction of ours may block a model another daemon refreshes
                 prepared = s.prepare([name], refresh=self._refresher(leases, renewer, slot_ms + offset_ms))
-                result = run_sync(s, prepared[name], cancel=cancel, on_start=set_run,
-                                  progress=MetricsProgress(self.metrics, dest))
+                result = run_sync(s, prepared[name], cancel=cancel, on_start=set_run, progress=MetricsProgress(self.metrics, dest))
             except ProjectError as e:
                 failed = True
                 error = redact("; ".join(str(i) for i in e.issues))
@@ -165,28 +174,39 @@ class Cycle:
                 failures = got.failures + 1 if failed else got.failures if failed is None else 0
                 if result.terminal:
                     self.paused[name] = result.error or result.status
-                    event(logging.ERROR, "paused: this failure will not pass by retrying; fix it, then reload the "
-                          "configuration (SIGHUP, or edit the file) or restart the daemon", error=(result.error or "")[:1000])
+                    event(
+                        logging.ERROR,
+                        "paused: this failure will not pass by retrying; fix it, then reload the "
+                        "configuration (SIGHUP, or edit the file) or restart the daemon",
+                        error=(result.error or "")[:1000],
+                    )
                 self._report(name, dest, result, result.error, failures)
             finally:
                 running.set(0)
                 renewer.drop(got)
                 self._cancel = None
-                if not leases.release(got, failed=failed, backoff=self.settings.backoff, max_backoff=self.settings.max_backoff,
-                                      not_before=not_before):
+                if not leases.release(
+                    got, failed=failed, backoff=self.settings.backoff, max_backoff=self.settings.max_backoff, not_before=not_before
+                ):
                     event(logging.WARNING, "the lease was no longer ours at release (it expired and was taken over)")
 
     def _report(self, name: str, dest: str, result: SyncResult | None, error: str | None, failures: int) -> None:
         self.metrics.failures.labels(name, dest).set(failures)
         if result is not None:
             r = result
-            event(logging.WARNING if r.status in (*FAILED, "partial") else logging.INFO, f"run finished: {r.status}",
-                  destination=dest, status=r.status, sent=r.sent, acknowledged=r.acknowledged,
-                  rejected=r.rejected_by_destination + r.plan.counts.rejected, seconds=round(r.seconds, 3),
-                  error=(r.error or None) and r.error[:1000])
+            event(
+                logging.WARNING if r.status in (*FAILED, "partial") else logging.INFO,
+                f"run finished: {r.status}",
+                destination=dest,
+                status=r.status,
+                sent=r.sent,
+                acknowledged=r.acknowledged,
+                rejected=r.rejected_by_destination + r.plan.counts.rejected,
+                seconds=round(r.seconds, 3),
+                error=(r.error or None) and r.error[:1000],
+            )
         self.alerter.observe(name, dest, result, error=error, failures=failures, paused=name in self.paused)
-        self.on_outcome(Outcome(name, result.status if result else "error", result.run_id if result else None,
-                                error, failures))
+        self.on_outcome(Outcome(name, result.status if result else "error", result.run_id if result else None, error, failures))
 
     def _refresher(self, leases: LeaseStore, renewer: Renewer, fresh_since_ms: int) -> Refresh:
         """Around each model's materialisation: its lease, and whether it still needs it."""

@@ -53,8 +53,7 @@ class HealthServer:
         self._server = cls((host, port), _Handler)  # OSError: e.g. the address is taken
         self._server.health, self._server.metrics = health, metrics
         self.host, self.port = host, self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="health", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="health", daemon=True)
 
     @property
     def url(self) -> str:

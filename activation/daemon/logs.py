@@ -71,8 +71,12 @@ def _timestamp(record: logging.LogRecord) -> str:
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
-            "ts": _timestamp(record), "level": record.levelname.lower(), "logger": record.name,
-            "message": record.getMessage(), "sync": getattr(record, "sync", None), "run_id": getattr(record, "run_id", None),
+            "ts": _timestamp(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "sync": getattr(record, "sync", None),
+            "run_id": getattr(record, "run_id", None),
         }
         data.update(getattr(record, "fields", None) or {})
         if record.exc_info:

@@ -60,9 +60,18 @@ class DaemonOptions:
     name: str | None = None
 
     def apply(self, spec: DaemonSpec) -> DaemonSpec:
-        update: dict[str, object] = {k: v for k, v in (("health_host", self.health_host), ("health_port", self.health_port),
-                                    ("json_logs", self.json_logs), ("log_level", self.log_level),
-                                    ("lease_ttl", self.lease_ttl), ("watch", self.watch)) if v is not None}
+        update: dict[str, object] = {
+            k: v
+            for k, v in (
+                ("health_host", self.health_host),
+                ("health_port", self.health_port),
+                ("json_logs", self.json_logs),
+                ("log_level", self.log_level),
+                ("lease_ttl", self.lease_ttl),
+                ("watch", self.watch),
+            )
+            if v is not None
+        }
         if self.no_health:
             update["health_port"] = None
         return DaemonSpec.model_validate({**spec.model_dump(), **update})
@@ -79,8 +88,7 @@ class _Loaded:
             raise ProjectError([ProjectIssue(f"daemon option: {e}")]) from None
         compile_project(self.loaded, lambda n: n, lambda n: f'"{n}"', self.loaded.project.warehouse.type)
         chosen = select_syncs(self.loaded.project, options.syncs, options.select)
-        self.scheduled = {n: s.schedule for n in chosen if (s := self.loaded.project.syncs[n]).schedule
-                          and s.schedule.kind != "manual"}
+        self.scheduled = {n: s.schedule for n in chosen if (s := self.loaded.project.syncs[n]).schedule and s.schedule.kind != "manual"}
         self.unscheduled = [n for n in chosen if n not in self.scheduled]
         if missing := self.loaded.missing_env(self.spec.alerts, "daemon", "alerts"):
             raise ProjectError(missing)
@@ -130,8 +138,8 @@ class Daemon:
         self._config_error: list[str] | None = None
         self._loaded_at = datetime.now(timezone.utc)
         self.scheduler = BackgroundScheduler(
-            timezone=self.config.spec.timezone,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+            timezone=self.config.spec.timezone, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+        )
         self.scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
         self.worker = threading.Thread(target=self._work, name="cycles", daemon=True)
         self.health: HealthServer | None = None
@@ -166,8 +174,14 @@ class Daemon:
                 due, self._due = self._due, {}
                 self._due_ready.clear()
             spec = self.config.spec
-            cycle = Cycle(CycleSettings(self.config.loaded, self.owner, spec.lease_ttl, spec.backoff, spec.max_backoff),
-                          self.metrics, self.alerter, self.stopping, self._record, self._paused)
+            cycle = Cycle(
+                CycleSettings(self.config.loaded, self.owner, spec.lease_ttl, spec.backoff, spec.max_backoff),
+                self.metrics,
+                self.alerter,
+                self.stopping,
+                self._record,
+                self._paused,
+            )
             self._cycle = cycle
             self.metrics.cycles.inc()
             try:
@@ -191,8 +205,11 @@ class Daemon:
             self._config_error = [redact(str(i)) for i in e.issues]
             self.metrics.reloads.labels("error").inc()
             self.metrics.config_ok.set(0)
-            event(logging.ERROR, f"{self.config.loaded.file.name} is invalid ({why}); the last good configuration keeps running",
-                  errors=self._config_error)
+            event(
+                logging.ERROR,
+                f"{self.config.loaded.file.name} is invalid ({why}); the last good configuration keeps running",
+                errors=self._config_error,
+            )
             return
         before = {n: s.text for n, s in self.config.scheduled.items()}
         old = self.config.spec
@@ -232,18 +249,33 @@ class Daemon:
             job = self.scheduler.get_job(name)
             last = status.get(name)
             syncs[name] = {
-                "schedule": sched.text, "next_run": job.next_run_time.isoformat() if job and job.next_run_time else None,
-                "last_status": last.status if last else None, "last_run_id": last.run_id if last else None,
+                "schedule": sched.text,
+                "next_run": job.next_run_time.isoformat() if job and job.next_run_time else None,
+                "last_status": last.status if last else None,
+                "last_run_id": last.run_id if last else None,
                 "last_finished": last.finished_at.isoformat() if last else None,
-                "last_error": last.error[:500] if last and last.error else None, "failures": last.failures if last else 0,
+                "last_error": last.error[:500] if last and last.error else None,
+                "failures": last.failures if last else 0,
                 "paused": name in self._paused,
             }
         body = {
-            "status": "stopping" if self.stopping.is_set() else "ok" if alive and not self._config_error else "degraded" if alive else "down",
-            "daemon": self.owner, "uptime_seconds": round(time.monotonic() - self.started, 1),
-            "config": {"file": str(self.config.loaded.file), "ok": self._config_error is None, "errors": self._config_error,
-                       "loaded_at": self._loaded_at.isoformat()},
-            "syncs": syncs, "unscheduled": self.config.unscheduled,
+            "status": "stopping"
+            if self.stopping.is_set()
+            else "ok"
+            if alive and not self._config_error
+            else "degraded"
+            if alive
+            else "down",
+            "daemon": self.owner,
+            "uptime_seconds": round(time.monotonic() - self.started, 1),
+            "config": {
+                "file": str(self.config.loaded.file),
+                "ok": self._config_error is None,
+                "errors": self._config_error,
+                "loaded_at": self._loaded_at.isoformat(),
+            },
+            "syncs": syncs,
+            "unscheduled": self.config.unscheduled,
         }
         return alive, body
 
@@ -256,8 +288,10 @@ class Daemon:
             self._wake.set()
             return
         if self.stopping.is_set():
-            event(logging.WARNING, f"{name} again: exiting now; the batch in flight is re-checked by the next run, "
-                  "leases expire after lease_ttl")
+            event(
+                logging.WARNING,
+                f"{name} again: exiting now; the batch in flight is re-checked by the next run, leases expire after lease_ttl",
+            )
             _flush_and_exit(128 + signum)
         event(logging.INFO, f"{name}: stopping; the batch in progress finishes first (again to exit at once)")
         self.stopping.set()
@@ -280,9 +314,15 @@ class Daemon:
         self._schedule({})
         self.scheduler.start()
         self.worker.start()
-        event(logging.INFO, "daemon started", daemon=self.owner, scheduled=self._describe(),
-              unscheduled=self.config.unscheduled or None, health=self.health.url if self.health else None,
-              lease_ttl=spec.lease_ttl)
+        event(
+            logging.INFO,
+            "daemon started",
+            daemon=self.owner,
+            scheduled=self._describe(),
+            unscheduled=self.config.unscheduled or None,
+            health=self.health.url if self.health else None,
+            lease_ttl=spec.lease_ttl,
+        )
         if self.health is not None:
             event(logging.INFO, f"health and metrics on {self.health.url}/healthz and {self.health.url}/metrics")
         files = self.config.files()
@@ -308,8 +348,11 @@ class Daemon:
         self.scheduler.shutdown(wait=False)
         self.worker.join(spec.shutdown_timeout)
         if self.worker.is_alive():
-            event(logging.ERROR, f"the running batch did not finish within {spec.shutdown_timeout:g}s; exiting anyway "
-                  "(it is re-checked by the next run; the lease expires after lease_ttl)")
+            event(
+                logging.ERROR,
+                f"the running batch did not finish within {spec.shutdown_timeout:g}s; exiting anyway "
+                "(it is re-checked by the next run; the lease expires after lease_ttl)",
+            )
             _flush_and_exit(EXIT_FAILED)
         self.alerter.close(timeout=min(5.0, spec.shutdown_timeout))
         if self.health is not None:

@@ -65,8 +65,7 @@ class AdAudienceDestination(Destination):
         return self.identifiers.hashed([*target.match_fields, *target.fields])
 
     def value_transform(self, target: SyncTarget) -> ValueTransform:
-        apply = self.identifiers.transform(self.fields(target), invalid=self.spec.invalid_identifiers,
-                                           region=self.spec.phone_region)
+        apply = self.identifiers.transform(self.fields(target), invalid=self.spec.invalid_identifiers, region=self.spec.phone_region)
         return ValueTransform(self.identifiers.version, apply)
 
     # -- identities ---------------------------------------------------------------------

@@ -18,11 +18,13 @@ class AdIdentifierOptions(Strict):
         "reject the row (default), or drop that identifier and match on the others.",
     )
     phone_region: str | None = Field(
-        default=None, pattern=r"^[A-Za-z]{2}$",
+        default=None,
+        pattern=r"^[A-Za-z]{2}$",
         description="ISO 3166-1 country whose national phone numbers are expected when the row maps no country "
         "(e.g. US reads (650) 555-1212 as +16505551212). Unset: a phone without a country code is invalid.",
     )
     max_retries: int = Field(default=5, ge=0, le=20)
     retry_backoff_seconds: float = Field(
-        default=1.0, gt=0, description="First wait after a throttled or failed call; doubles with each retry (jittered).")
+        default=1.0, gt=0, description="First wait after a throttled or failed call; doubles with each retry (jittered)."
+    )
     timeout_seconds: float = Field(default=120.0, gt=0, description="Timeout of each HTTP request.")

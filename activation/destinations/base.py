@@ -130,8 +130,14 @@ class SyncTarget(BaseModel):
     def of(cls, name: str, spec: Any) -> SyncTarget:
         """The target of sync `name` as its `SyncSpec` declares it (a field that is also a
         match field is sent as the match)."""
-        return cls(sync=name, object=spec.object, mode=spec.mode, match_fields=list(spec.match),
-                   fields=[f for f in spec.fields if f not in spec.match], audience=spec.audience)
+        return cls(
+            sync=name,
+            object=spec.object,
+            mode=spec.mode,
+            match_fields=list(spec.match),
+            fields=[f for f in spec.fields if f not in spec.match],
+            audience=spec.audience,
+        )
 
 
 class DestinationReport(BaseModel):
@@ -249,8 +255,7 @@ class Destination(ABC):
         """Raise ConfigError when this destination cannot serve `target` (no network)."""
         if target.mode not in self.modes:
             raise ConfigError(
-                f"destination type {self.type!r} does not support mode {target.mode!r} "
-                f"(supported: {', '.join(sorted(self.modes))})"
+                f"destination type {self.type!r} does not support mode {target.mode!r} (supported: {', '.join(sorted(self.modes))})"
             )
 
     def check_remote(self, target: SyncTarget) -> list[str]:

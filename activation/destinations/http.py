@@ -62,9 +62,7 @@ NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.Connec
 
 
 #: Header names whose values are never secret (so they need no redaction).
-_PUBLIC_HEADERS = frozenset(
-    {"accept", "content-type", "content-length", "user-agent", "idempotency-key"}
-)
+_PUBLIC_HEADERS = frozenset({"accept", "content-type", "content-length", "user-agent", "idempotency-key"})
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
 _EXCERPT = 200
 
@@ -241,8 +239,9 @@ class HttpClient:
     ) -> httpx.Response:
         """Send with retries; return the first response that is not worth retrying (see
         `send` for the arguments)."""
-        return self.send(method, url, json=json, content=content, headers=headers, params=params,
-                         display_url=display_url, idempotent=idempotent).response
+        return self.send(
+            method, url, json=json, content=content, headers=headers, params=params, display_url=display_url, idempotent=idempotent
+        ).response
 
     def send(
         self,
@@ -297,8 +296,7 @@ class HttpClient:
         problem = redact(f"HTTP {status}: {response_message(response)}", secrets)
         response.close()
         # 503 says it was not served; other 5xx may have been
-        return Failure(problem, status=status, throttled=throttled, wait=wait,
-                       maybe_applied=status >= 500 and status != 503)
+        return Failure(problem, status=status, throttled=throttled, wait=wait, maybe_applied=status >= 500 and status != 503)
 
     def close(self) -> None:
         self._client.close()

@@ -143,7 +143,8 @@ def _e164_cached(compact: str, region: str | None) -> str:
         if not compact.startswith("+") and not region:
             raise InvalidIdentifier(
                 "not a phone number with a country code (write it as +<country code><number>, "
-                "map the row's country, or set the destination's phone_region)") from None
+                "map the row's country, or set the destination's phone_region)"
+            ) from None
         raise InvalidIdentifier("not a phone number") from None
     possible = phonenumbers.is_possible_number_with_reason(number)
     if possible != phonenumbers.ValidationResult.IS_POSSIBLE:
@@ -297,8 +298,9 @@ class Identifiers:
     only serve "did you mean" hints.
     """
 
-    def __init__(self, platform: str, version: str, identifiers: Iterable[tuple[str, Identifier]],
-                 aliases: Mapping[str, str], country: str) -> None:
+    def __init__(
+        self, platform: str, version: str, identifiers: Iterable[tuple[str, Identifier]], aliases: Mapping[str, str], country: str
+    ) -> None:
         self.platform = platform
         self.version = version  # salts the row hashes: a change of rules re-diffs every row
         self.by_name = dict(identifiers)
@@ -324,8 +326,9 @@ class Identifiers:
         `region` is the destination's phone_region."""
         return _normalise(self.by_name[field], value, region_of(row.get(self.country)), region)
 
-    def transform(self, fields: Iterable[str], *, invalid: InvalidPolicy = "reject",
-                  region: str | None = None) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def transform(
+        self, fields: Iterable[str], *, invalid: InvalidPolicy = "reject", region: str | None = None
+    ) -> Callable[[dict[str, Any]], dict[str, Any]]:
         """A function from a mapped row (raw values) to the row to store and send.
 
         `invalid="reject"` rejects a row with a value that cannot be normalised (the error
@@ -368,7 +371,8 @@ def _normalise(ident: Identifier, value: Any, country: str | None, phone_region:
 
 
 META = Identifiers(
-    "Meta", "meta-2",  # meta-2: phones always parsed; ZIP per country; ISO countries
+    "Meta",
+    "meta-2",  # meta-2: phones always parsed; ZIP per country; ISO countries
     [
         ("email", Identifier("EMAIL", email, True, "email address")),
         ("phone", Identifier("PHONE", meta_phone, True, "phone number, E.164 digits", reads="phone")),
@@ -386,30 +390,59 @@ META = Identifiers(
         ("madid", Identifier("MADID", trimmed_lower, False, "mobile advertiser id (IDFA/AAID), not hashed")),
         ("extern_id", Identifier("EXTERN_ID", trimmed, False, "your own id for the person, not hashed")),
     ],
-    aliases={"first_name": "fn", "firstname": "fn", "last_name": "ln", "lastname": "ln", "city": "ct",
-             "state": "st", "zip_code": "zip", "postal_code": "zip", "zipcode": "zip", "country_code": "country",
-             "gender": "gen", "phone_number": "phone", "mobile": "phone", "external_id": "extern_id",
-             "first_initial": "fi", "birth_year": "doby", "birth_month": "dobm", "birth_day": "dobd"},
+    aliases={
+        "first_name": "fn",
+        "firstname": "fn",
+        "last_name": "ln",
+        "lastname": "ln",
+        "city": "ct",
+        "state": "st",
+        "zip_code": "zip",
+        "postal_code": "zip",
+        "zipcode": "zip",
+        "country_code": "country",
+        "gender": "gen",
+        "phone_number": "phone",
+        "mobile": "phone",
+        "external_id": "extern_id",
+        "first_initial": "fi",
+        "birth_year": "doby",
+        "birth_month": "dobm",
+        "birth_day": "dobd",
+    },
     country="country",
 )
 
 GOOGLE = Identifiers(
-    "Google Customer Match", "google-2",  # google-2: phones always parsed; US ZIPs checked; UK is GB
+    "Google Customer Match",
+    "google-2",  # google-2: phones always parsed; US ZIPs checked; UK is GB
     [
         ("email", Identifier("hashedEmail", google_email, True, "email address")),
         ("phone", Identifier("hashedPhoneNumber", e164, True, "phone number, E.164 with +", reads="phone")),
         ("first_name", Identifier("hashedFirstName", trimmed_lower, True, "first name (address match)")),
         ("last_name", Identifier("hashedLastName", trimmed_lower, True, "last name (address match)")),
         ("country_code", Identifier("countryCode", country_code, False, "ISO 3166-1 alpha-2 country (address match), not hashed")),
-        ("postal_code", Identifier("postalCode", google_postal_code, False, "postal code (address match), not hashed",
-                                  reads="country")),
+        ("postal_code", Identifier("postalCode", google_postal_code, False, "postal code (address match), not hashed", reads="country")),
         ("third_party_user_id", Identifier("thirdPartyUserId", trimmed, False, "your CRM id (CRM_ID lists), not hashed")),
         ("mobile_id", Identifier("mobileId", trimmed, False, "mobile advertising id (MOBILE_ADVERTISING_ID lists), not hashed")),
     ],
-    aliases={"fn": "first_name", "firstname": "first_name", "ln": "last_name", "lastname": "last_name",
-             "country": "country_code", "zip": "postal_code", "zip_code": "postal_code", "postcode": "postal_code",
-             "phone_number": "phone", "mobile": "phone", "crm_id": "third_party_user_id", "user_id": "third_party_user_id",
-             "madid": "mobile_id", "idfa": "mobile_id", "gaid": "mobile_id"},
+    aliases={
+        "fn": "first_name",
+        "firstname": "first_name",
+        "ln": "last_name",
+        "lastname": "last_name",
+        "country": "country_code",
+        "zip": "postal_code",
+        "zip_code": "postal_code",
+        "postcode": "postal_code",
+        "phone_number": "phone",
+        "mobile": "phone",
+        "crm_id": "third_party_user_id",
+        "user_id": "third_party_user_id",
+        "madid": "mobile_id",
+        "idfa": "mobile_id",
+        "gaid": "mobile_id",
+    },
     country="country_code",
 )
 

@@ -198,6 +198,5 @@ class Retrying:
         wait = hinted if hinted is not None else min(self.policy.backoff(state.made, self._rng), self.max_wait)
         self._count("retries")
         if self._log is not None:
-            self._log.warning("%s: %s; retry %d/%d in %.1fs", what, failure.problem, state.made,
-                              self.policy.max_retries, wait)
+            self._log.warning("%s: %s; retry %d/%d in %.1fs", what, failure.problem, state.made, self.policy.max_retries, wait)
         self._sleep(wait)

@@ -96,8 +96,10 @@ class Differ:
             for k, identity in mapped or ():
                 groups.setdefault(identity, []).append(k)
             pairs = [(k, i) for i, keys in groups.items() if len(keys) > 1 for k in keys]
-            ids = " UNION ALL ".join(f"SELECT {_literal(k)} AS __k, {_literal(i)} AS __i" for k, i in pairs) or \
-                "SELECT CAST(NULL AS VARCHAR) AS __k, CAST(NULL AS VARCHAR) AS __i WHERE 1 = 0"
+            ids = (
+                " UNION ALL ".join(f"SELECT {_literal(k)} AS __k, {_literal(i)} AS __i" for k, i in pairs)
+                or "SELECT CAST(NULL AS VARCHAR) AS __k, CAST(NULL AS VARCHAR) AS __i WHERE 1 = 0"
+            )
         # The rank of a `first` rule orders by the model's own columns: only the rows that
         # share a record are joined back to it.
         order, join = (f"{rule.order}, c.__k", f" JOIN ({q.model_sql}) AS src ON {key} = c.__k") if rule.order else ("c.__k", "")
@@ -124,9 +126,12 @@ SELECT __k, __n, CASE WHEN __lo = __k THEN __hi ELSE __lo END AS __other FROM r 
         A GROUP BY, not COUNT(DISTINCT): engines hash it (Postgres sorts for a DISTINCT)."""
         shared = self.find_shared(conn, q, mapped)
         key = self.wh.key_expr(q.key, "src")
-        total, nulls, most = self.wh.execute(conn, f"""SELECT SUM(n), SUM(CASE WHEN k IS NULL THEN n ELSE 0 END),
+        total, nulls, most = self.wh.execute(
+            conn,
+            f"""SELECT SUM(n), SUM(CASE WHEN k IS NULL THEN n ELSE 0 END),
   MAX(CASE WHEN k IS NULL THEN 0 ELSE n END)
-FROM (SELECT k, COUNT(*) AS n FROM (SELECT {key} AS k FROM ({q.model_sql}) AS src) AS m GROUP BY k) AS g""").one()
+FROM (SELECT k, COUNT(*) AS n FROM (SELECT {key} AS k FROM ({q.model_sql}) AS src) AS m GROUP BY k) AS g""",
+        ).one()
         return KeyStats(int(total or 0), int(nulls or 0), int(most or 0) > 1, shared)
 
     def hash(self, q: DiffQuery) -> str:
@@ -154,8 +159,7 @@ FROM (SELECT k, COUNT(*) AS n FROM (SELECT {key} AS k FROM ({q.model_sql}) AS sr
             return "CAST(NULL AS INTEGER) AS __sn, CAST(NULL AS VARCHAR) AS __so", ""
         return "sh.__n AS __sn, sh.__other AS __so", f" LEFT JOIN {self.shared_relation(q)} AS sh ON sh.__k = {key}"
 
-    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000, *,
-             while_writing: bool = False) -> Iterator[DiffRow]:
+    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000, *, while_writing: bool = False) -> Iterator[DiffRow]:
         """The differing rows; `while_writing`: the process writes the state meanwhile (a
         push), so the warehouse must not hold a read open (Warehouse.stream_detached)."""
         raise NotImplementedError
@@ -230,18 +234,30 @@ class SqlDiffer(Differ):
         # compared with a state row below (a shared row that matched one is found by key too)
         matched_rows = int(with_key) - kinds.get("added", 0) - self._unmatched_shared(conn, q, kinds)
         matched_keys = int(delivered or 0) - kinds.get("removed", 0)
-        duplicates = matched_rows != matched_keys or wh.execute(
-            conn, f"SELECT COUNT(*) FROM (SELECT __k FROM {self.differing(q)} WHERE __kind IN ('added', 'shared_identity') "
-                  f"GROUP BY __k HAVING COUNT(*) > 1) AS r").scalar() != 0
+        duplicates = (
+            matched_rows != matched_keys
+            or wh.execute(
+                conn,
+                f"SELECT COUNT(*) FROM (SELECT __k FROM {self.differing(q)} WHERE __kind IN ('added', 'shared_identity') "
+                f"GROUP BY __k HAVING COUNT(*) > 1) AS r",
+            ).scalar()
+            != 0
+        )
         return KeyStats(int(total), int(total) - int(with_key), duplicates, shared)
 
     def _unmatched_shared(self, conn: Connection, q: DiffQuery, kinds: dict[str, int]) -> int:
         """Shared rows with no delivered row (they count as added for the key-uniqueness proof)."""
         if not kinds.get("shared_identity"):
             return 0
-        return int(self.wh.execute(conn, f"SELECT COUNT(*) FROM {self.differing(q)} AS d WHERE d.__kind = 'shared_identity' "
-                                         f"AND NOT EXISTS (SELECT 1 FROM ({self._delivered('row_key')}) AS s WHERE s.row_key = d.__k)",
-                                   {"sync": q.sync}).scalar() or 0)
+        return int(
+            self.wh.execute(
+                conn,
+                f"SELECT COUNT(*) FROM {self.differing(q)} AS d WHERE d.__kind = 'shared_identity' "
+                f"AND NOT EXISTS (SELECT 1 FROM ({self._delivered('row_key')}) AS s WHERE s.row_key = d.__k)",
+                {"sync": q.sync},
+            ).scalar()
+            or 0
+        )
 
     def _counts(self, conn: Connection, q: DiffQuery) -> dict[str, int]:
         return {k: int(n) for k, n in self.wh.execute(conn, f"SELECT __kind, COUNT(*) FROM {self.differing(q)} GROUP BY __kind")}
@@ -266,8 +282,11 @@ SELECT * FROM d WHERE __kind <> 'unchanged' {order}"""
         # (narrow, fast); now the payload columns and delivered values of just those keys.
         key = wh.key_expr(q.key, "src")
         cols = "".join(f", src.{wh.quote(c)}" for c in q.columns)
-        shared = ("sh.__n, sh.__other", f"\nLEFT JOIN {self.shared_relation(q)} AS sh ON d.__kind = 'shared_identity' AND sh.__k = d.__k") \
-            if stats.shared else ("CAST(NULL AS INTEGER), CAST(NULL AS VARCHAR)", "")
+        shared = (
+            ("sh.__n, sh.__other", f"\nLEFT JOIN {self.shared_relation(q)} AS sh ON d.__kind = 'shared_identity' AND sh.__k = d.__k")
+            if stats.shared
+            else ("CAST(NULL AS INTEGER), CAST(NULL AS VARCHAR)", "")
+        )
         return f"""SELECT d.__kind, d.__k, d.__hash, st.row_values, st.row_hash, st.dest_id, {shared[0]}{cols}
 FROM {self.differing(q)} AS d
 LEFT JOIN ({q.model_sql}) AS src ON d.__kind <> 'removed' AND {key} = d.__k
@@ -294,16 +313,19 @@ FROM m FULL OUTER JOIN s ON m.__key = s.row_key
             return super().kind_counts(conn, q, stats)
         return self._counts(conn, q)
 
-    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000, *,
-             while_writing: bool = False) -> Iterator[DiffRow]:
+    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000, *, while_writing: bool = False) -> Iterator[DiffRow]:
         stream = self.wh.stream_detached if while_writing else self.wh.stream
         for chunk in stream(conn, self.sql(q, stats), {"sync": q.sync}, batch=batch):
             for r in chunk:
                 kind, key, h, values, stored_hash, dest_id, others, other = r[:8]
                 yield DiffRow(
-                    kind, key,
+                    kind,
+                    key,
                     None if kind == "removed" else _row(q, r[8:]),
-                    h, json.loads(values) if values is not None else None, stored_hash, dest_id,
+                    h,
+                    json.loads(values) if values is not None else None,
+                    stored_hash,
+                    dest_id,
                     (int(others), other) if others is not None else None,
                 )
 
@@ -314,8 +336,7 @@ class MergeDiffer(Differ):
     def model_sql(self, q: DiffQuery, stats: KeyStats) -> str:
         return f"SELECT * FROM ({self.model_cte(q, stats)}) AS m ORDER BY {self.wh.order_key('__key')} NULLS FIRST"
 
-    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000, *,
-             while_writing: bool = False) -> Iterator[DiffRow]:
+    def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000, *, while_writing: bool = False) -> Iterator[DiffRow]:
         model = _flatten(self.wh.stream(conn, self.model_sql(q, stats), batch=batch))
         state = _flatten(self.state.stream_delivered(q.sync, batch))
         m = next(model, None)

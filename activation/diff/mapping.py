@@ -32,9 +32,7 @@ class FieldMapper:
         self.match = dict(sync.match)
         self.fields = {k: v for k, v in sync.fields.items() if k not in self.match}
         self.all: dict[str, str] = {**self.match, **self.fields}
-        self._compiled: dict[str, Callable[[dict[str, Any]], Any]] = {
-            dest: compile_field(expr) for dest, expr in self.all.items()
-        }
+        self._compiled: dict[str, Callable[[dict[str, Any]], Any]] = {dest: compile_field(expr) for dest, expr in self.all.items()}
 
     def fingerprint(self) -> str:
         """Salts the row hashes: a changed mapping re-diffs every row (field by field)."""

@@ -56,8 +56,10 @@ class PlanCounts(BaseModel):
     unchanged: int = 0
     rejected: int = Field(0, description="Rows (or duplicated keys) that cannot be sent.")
     released: int = Field(
-        0, description="Records or identifiers the destination holds that no row maps to any more: removed at the "
-        "destination in mirror and audience modes (a row that left keeps its record while another row maps to it).")
+        0,
+        description="Records or identifiers the destination holds that no row maps to any more: removed at the "
+        "destination in mirror and audience modes (a row that left keeps its record while another row maps to it).",
+    )
 
 
 class SyncPlan(BaseModel):
@@ -72,9 +74,7 @@ class SyncPlan(BaseModel):
     changed_samples: list[ChangedSample] = Field(default_factory=list)
     removed_samples: list[dict[str, Any]] = Field(default_factory=list)
     rejected_samples: list[RejectedSample] = Field(default_factory=list)
-    removes_at_destination: bool = Field(
-        True, description="False when removed rows are only forgotten (upsert/update/insert modes)."
-    )
+    removes_at_destination: bool = Field(True, description="False when removed rows are only forgotten (upsert/update/insert modes).")
     warnings: list[str] = Field(default_factory=list)
     blocked: str | None = Field(None, description="Why a run of this plan would stop before sending.")
 
@@ -97,8 +97,10 @@ def shared_reason(match: list[str], others: int, other: str) -> str:
     """Why a row that would write the same record as other rows is rejected."""
     rows = "another row" if others == 1 else f"{others} other rows"
     what = ", ".join(match) or "identity"
-    return (f"{SHARED}: its {what} is the same as {rows}' (e.g. key {other}), and one record cannot hold both; "
-            "fix the model, or set the sync's identity_conflicts")
+    return (
+        f"{SHARED}: its {what} is the same as {rows}' (e.g. key {other}), and one record cannot hold both; "
+        "fix the model, or set the sync's identity_conflicts"
+    )
 
 
 def changes(rows: Iterator[DiffRow], mapper: FieldMapper, target: str = "") -> Iterator[Change]:
@@ -168,8 +170,13 @@ class PlanBuilder:
         elif c.kind == "changed":
             self.fields.update(c.changed_fields)
             before, after = c.previous or {}, c.values or {}
-            _sample(p.changed_samples, c.key, lambda: ChangedSample(
-                key=c.key or "", fields={f: FieldChange(before=before.get(f), after=after.get(f)) for f in c.changed_fields}))
+            _sample(
+                p.changed_samples,
+                c.key,
+                lambda: ChangedSample(
+                    key=c.key or "", fields={f: FieldChange(before=before.get(f), after=after.get(f)) for f in c.changed_fields}
+                ),
+            )
         elif c.kind == "removed":
             _sample(p.removed_samples, c.key, lambda: {"key": c.key, **(c.previous or {})})
         elif c.kind == "rejected":

@@ -167,8 +167,13 @@ class Compiler:
         for entity in p.entities:
             mine = [n for n, t in p.traits.items() if t.entity == entity]
             nodes[traits_id(entity)] = ModelNode(
-                traits_id(entity), "traits", entity, entity, self.traits_sql(entity, mine),
-                {trait_id(n) for n in mine}, f"entity {entity} traits",
+                traits_id(entity),
+                "traits",
+                entity,
+                entity,
+                self.traits_sql(entity, mine),
+                {trait_id(n) for n in mine},
+                f"entity {entity} traits",
             )
         for name, a in p.audiences.items():
             if a.entity not in p.entities:
@@ -207,15 +212,22 @@ class Compiler:
                 users.setdefault(s.to, []).append(name)
         for dest_name, syncs in users.items():
             if len(syncs) > 1:
-                self.issues.append(self.loaded.issue(
-                    f"file destination {dest_name!r} is used by syncs {', '.join(syncs)}; a file holds one "
-                    "sync's rows, so give each sync its own file destination", "destinations", dest_name))
+                self.issues.append(
+                    self.loaded.issue(
+                        f"file destination {dest_name!r} is used by syncs {', '.join(syncs)}; a file holds one "
+                        "sync's rows, so give each sync its own file destination",
+                        "destinations",
+                        dest_name,
+                    )
+                )
 
     def sync_model(self, name: str, s: Any, nodes: dict[str, ModelNode]) -> SyncModel | None:
         p = self.loaded.project
         if s.to not in p.destinations:
             known = ", ".join(p.destinations) or "none"
-            self.issues.append(self.loaded.issue(f"destination {s.to!r} is not defined (defined: {known})", "syncs", name, "to", where=f"sync {name}"))
+            self.issues.append(
+                self.loaded.issue(f"destination {s.to!r} is not defined (defined: {known})", "syncs", name, "to", where=f"sync {name}")
+            )
         if s.sql is not None:
             text, origin = self.sql_of(s.sql, ("syncs", name, "sql"), f"sync {name}")
             sql, deps = self.render(text, origin, ("syncs", name, "sql"))
@@ -242,7 +254,9 @@ class Compiler:
         else:
             sources = sorted(set(p.entities) | set(p.audiences))
             self.issues.append(
-                self.loaded.issue(f"`from: {src}` names no entity or audience (known: {', '.join(sources) or 'none'})", "syncs", name, "from")
+                self.loaded.issue(
+                    f"`from: {src}` names no entity or audience (known: {', '.join(sources) or 'none'})", "syncs", name, "from"
+                )
             )
             return None
         key = p.entities[entity].key_columns if s.key is None else ([s.key] if isinstance(s.key, str) else list(s.key))
@@ -256,9 +270,16 @@ class Compiler:
             found = [node for known, node in ((p.traits, trait_id), (p.audiences, audience_id), (p.entities, traits_id)) if dep in known]
             if not found:
                 known = sorted(set(p.traits) | set(p.audiences) | set(p.entities))
-                self.issues.append(self.loaded.issue(
-                    f"depends_on: {dep!r} names no trait, audience or entity (known: {', '.join(known) or 'none'})",
-                    "syncs", name, "depends_on", i, where=f"sync {name}"))
+                self.issues.append(
+                    self.loaded.issue(
+                        f"depends_on: {dep!r} names no trait, audience or entity (known: {', '.join(known) or 'none'})",
+                        "syncs",
+                        name,
+                        "depends_on",
+                        i,
+                        where=f"sync {name}",
+                    )
+                )
             ids |= {node(dep) for node in found}
         return ids
 
@@ -270,7 +291,9 @@ class Compiler:
         for comp, spec in score.items():
             if comp in p.traits:
                 if p.traits[comp].entity != entity:
-                    self.issues.append(self.loaded.issue(f"score input {comp!r} is a trait of another entity", "traits", name, "score", comp))
+                    self.issues.append(
+                        self.loaded.issue(f"score input {comp!r} is a trait of another entity", "traits", name, "score", comp)
+                    )
                     continue
                 alias = f"s_{comp}"
                 using = " AND ".join(f"e.{self.q(k)} = {alias}.{self.q(k)}" for k in keys)
@@ -319,7 +342,8 @@ class Compiler:
             loc = self.loaded.locate(section[first.kind], first.name) if first else None
             hint = "".join(
                 f"; ref({nodes[i].name!r}) reads every trait of {nodes[i].name}, so none of them can use it"
-                for i in dict.fromkeys(ids) if i in nodes and nodes[i].kind == "traits"
+                for i in dict.fromkeys(ids)
+                if i in nodes and nodes[i].kind == "traits"
             )
             self.issues.append(ProjectIssue(f"models read each other in a cycle: {cycle}{hint}", loc))
             return []

@@ -13,10 +13,23 @@ import re
 
 #: Keywords that only appear in statements that write (anywhere: Postgres runs DML inside a
 #: CTE). Statements such as SET, PRAGMA, LOAD or CALL are caught by the first-keyword rule.
-WRITE_KEYWORDS = frozenset({
-    "insert", "update", "delete", "merge", "drop", "create", "alter", "truncate", "grant", "revoke",
-    "attach", "detach", "copy",
-})
+WRITE_KEYWORDS = frozenset(
+    {
+        "insert",
+        "update",
+        "delete",
+        "merge",
+        "drop",
+        "create",
+        "alter",
+        "truncate",
+        "grant",
+        "revoke",
+        "attach",
+        "detach",
+        "copy",
+    }
+)
 FIRST_KEYWORDS = frozenset({"select", "with", "values", "from", "table", "("})
 
 _TOKEN = re.compile(

@@ -123,10 +123,12 @@ def _read_yaml(path: Path, root: Path) -> tuple[Any, dict[Path_, Location]]:
         raise ProjectError([ProjectIssue(f"cannot read: {e.strerror}", Location(name, 1))]) from e
     if size > MAX_FILE_BYTES:
         raise ProjectError(
-            [ProjectIssue(
-                f"file is {size / 2**20:.1f} MB; config files over {MAX_FILE_BYTES // 2**20} MB are refused",
-                Location(name, 1),
-            )]
+            [
+                ProjectIssue(
+                    f"file is {size / 2**20:.1f} MB; config files over {MAX_FILE_BYTES // 2**20} MB are refused",
+                    Location(name, 1),
+                )
+            ]
         )
     try:
         raw = path.read_bytes()
@@ -231,7 +233,7 @@ def find_project(start: Path) -> Path | None:
     start = start.resolve()
     found = [d / PROJECT_FILE for d in (start, *start.parents) if (d / PROJECT_FILE).is_file()]
     for i, candidate in enumerate(found):
-        if not any(candidate in _included_by(outer) for outer in found[i + 1:]):
+        if not any(candidate in _included_by(outer) for outer in found[i + 1 :]):
             return candidate
     return None
 
@@ -245,8 +247,12 @@ def _included_by(file: Path) -> set[Path]:
     except Exception:  # noqa: BLE001 - an unreadable outer file is simply not a project that includes ours
         return set()
     patterns = data.get("include") if isinstance(data, dict) else None
-    return {Path(m).resolve() for pattern in (patterns if isinstance(patterns, list) else []) if isinstance(pattern, str)
-            for m in glob.glob(str(file.parent / pattern), recursive=True)}
+    return {
+        Path(m).resolve()
+        for pattern in (patterns if isinstance(patterns, list) else [])
+        if isinstance(pattern, str)
+        for m in glob.glob(str(file.parent / pattern), recursive=True)
+    }
 
 
 def load_project(path: str | os.PathLike[str]) -> LoadedProject:
@@ -255,9 +261,14 @@ def load_project(path: str | os.PathLike[str]) -> LoadedProject:
     if file.is_dir():
         found = find_project(file)
         if found is None:
-            raise ProjectError([ProjectIssue(
-                f"no {PROJECT_FILE} in {file.resolve()} or any parent directory "
-                "(run `activation init` to create a project, or pass --project)")])
+            raise ProjectError(
+                [
+                    ProjectIssue(
+                        f"no {PROJECT_FILE} in {file.resolve()} or any parent directory "
+                        "(run `activation init` to create a project, or pass --project)"
+                    )
+                ]
+            )
         file = found
     if not file.exists():
         raise ProjectError([ProjectIssue(f"{file}: no such file (run `activation init` to create a project)")])
@@ -276,9 +287,14 @@ def load_project(path: str | os.PathLike[str]) -> LoadedProject:
         where = locations.get(("include", index)) or locations.get(("include",))
         matches = sorted(m for m in glob.glob(str(root / pattern), recursive=True) if not Path(m).is_dir())
         if not matches:  # a pattern that matches nothing is a typo or a moved folder: never silent
-            issues.append(ProjectIssue(f"included file {pattern!r} does not exist" if not glob.has_magic(pattern)
-                                       else f"include pattern {pattern!r} matches no file (patterns are relative to "
-                                       f"the directory of {PROJECT_FILE})", where))
+            issues.append(
+                ProjectIssue(
+                    f"included file {pattern!r} does not exist"
+                    if not glob.has_magic(pattern)
+                    else f"include pattern {pattern!r} matches no file (patterns are relative to the directory of {PROJECT_FILE})",
+                    where,
+                )
+            )
         for inc in matches:
             if Path(inc).resolve() in read:
                 continue  # e.g. `include: ["*.yaml"]` matches the main file itself
@@ -297,8 +313,7 @@ def load_project(path: str | os.PathLike[str]) -> LoadedProject:
                 if section not in MERGED_SECTIONS:
                     issues.append(
                         ProjectIssue(
-                            f"unknown section {section!r} in an included file "
-                            f"(allowed: {', '.join(MERGED_SECTIONS)})",
+                            f"unknown section {section!r} in an included file (allowed: {', '.join(MERGED_SECTIONS)})",
                             inc_loc.get((section,)),
                         )
                     )
@@ -351,8 +366,13 @@ def _yaml_path(loc: tuple[Any, ...], data: Any) -> list[Any]:
         if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             path.append(part)
             node = node[part]
-        elif (i == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str) and "[" not in part
-              and part != node.get("type", "duckdb" if path == ["warehouse"] else None)):
+        elif (
+            i == len(loc) - 1
+            and isinstance(node, dict)
+            and isinstance(part, str)
+            and "[" not in part
+            and part != node.get("type", "duckdb" if path == ["warehouse"] else None)
+        ):
             path.append(part)  # a missing key; not the union member's tag of an error about the whole mapping
     return path
 
@@ -402,8 +422,9 @@ def _model_at(path: Path_, data: Any) -> Any:
                     tp = members[0]
                 elif models and isinstance(node, dict):
                     # a discriminated union: choose the member whose `type` literal matches
-                    chosen = [m for m in models if "type" in m.model_fields
-                              and node.get("type") in get_args(m.model_fields["type"].annotation)]
+                    chosen = [
+                        m for m in models if "type" in m.model_fields and node.get("type") in get_args(m.model_fields["type"].annotation)
+                    ]
                     return chosen[0] if len(chosen) == 1 else None
                 else:
                     dicts = [m for m in members if get_origin(m) is dict]

@@ -36,8 +36,12 @@ def models() -> list[type[Strict]]:
 
     modules: list[ModuleType] = [spec, warehouse_spec]
     modules += [sys.modules[p.spec.__module__] for p in REGISTRY.values()]
-    found = [c for mod in modules for c in vars(mod).values()
-             if isinstance(c, type) and issubclass(c, Strict) and c is not Strict and c.__module__ == mod.__name__]
+    found = [
+        c
+        for mod in modules
+        for c in vars(mod).values()
+        if isinstance(c, type) and issubclass(c, Strict) and c is not Strict and c.__module__ == mod.__name__
+    ]
     return list(dict.fromkeys(found))
 
 

@@ -26,8 +26,13 @@ _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 _DURATION = re.compile(r"^(?:\d+(?:\.\d+)?[dhms])+$")
 _PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 _SPECIAL = {
-    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
 }
 _FIELDS = ("minute", "hour", "day", "month", "day_of_week")  # APScheduler's names, crontab order
 _FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
@@ -94,8 +99,8 @@ def parse_schedule(value: Any) -> Schedule:
         return value
     if isinstance(value, dict):
         if len(value) != 1 or next(iter(value)) not in ("every", "cron"):
-            raise ValueError("a schedule mapping has exactly one key: `every: 30m` or `cron: \"*/15 * * * *\"`")
-        (key, inner), = value.items()
+            raise ValueError('a schedule mapping has exactly one key: `every: 30m` or `cron: "*/15 * * * *"`')
+        ((key, inner),) = value.items()
         if not isinstance(inner, str):
             raise ValueError(f"`{key}:` takes text, like {'30m' if key == 'every' else repr('*/15 * * * *')}")
         return _every(inner) if key == "every" else _cron(inner)
@@ -105,7 +110,7 @@ def parse_schedule(value: Any) -> Schedule:
     if text.lower() == "manual":
         return Schedule(kind="manual", text="manual")
     if text.lower().startswith("every"):
-        return _every(text[len("every"):])
+        return _every(text[len("every") :])
     return _cron(text)
 
 
@@ -155,10 +160,12 @@ def _cron_trigger(cron: str, tz: tzinfo | str) -> BaseTrigger:
     dom, dow = cron.split()[2], cron.split()[4]
     if not dom.startswith("*") and not dow.startswith("*"):
         # crontab(5): "if both fields are restricted, the command runs when either matches"
-        return OrTrigger([
-            CronTrigger(**{**fields, "day_of_week": "*"}, timezone=tz),
-            CronTrigger(**{**fields, "day": "*"}, timezone=tz),
-        ])
+        return OrTrigger(
+            [
+                CronTrigger(**{**fields, "day_of_week": "*"}, timezone=tz),
+                CronTrigger(**{**fields, "day": "*"}, timezone=tz),
+            ]
+        )
     return CronTrigger(**fields, timezone=tz)
 
 
@@ -214,13 +221,15 @@ ScheduleField = Annotated[
     Schedule,
     BeforeValidator(parse_schedule),
     PlainSerializer(lambda s: s.text, return_type=str),
-    WithJsonSchema({
-        "description": 'When the daemon runs this sync: cron ("*/15 * * * *", "@hourly"), '
-        '"every 30m" or "manual"; or {every: 30m} / {cron: "..."}.',
-        "anyOf": [
-            {"type": "string"},
-            {"type": "object", "properties": {"every": {"type": "string"}}, "required": ["every"], "additionalProperties": False},
-            {"type": "object", "properties": {"cron": {"type": "string"}}, "required": ["cron"], "additionalProperties": False},
-        ],
-    }),
+    WithJsonSchema(
+        {
+            "description": 'When the daemon runs this sync: cron ("*/15 * * * *", "@hourly"), '
+            '"every 30m" or "manual"; or {every: 30m} / {cron: "..."}.',
+            "anyOf": [
+                {"type": "string"},
+                {"type": "object", "properties": {"every": {"type": "string"}}, "required": ["every"], "additionalProperties": False},
+                {"type": "object", "properties": {"cron": {"type": "string"}}, "required": ["cron"], "additionalProperties": False},
+            ],
+        }
+    ),
 ]

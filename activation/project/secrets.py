@@ -16,7 +16,8 @@ _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Bounded repeats and a look-behind keep this linear: an unbounded scheme made a 1 MB value
 # (a huge field in a plan) take minutes to redact.
 _URL_PASSWORD = re.compile(
-    r"(?<![a-z0-9+.\-])(?P<scheme>[a-z][a-z0-9+.\-]{0,31}://)(?P<user>[^:/@\s]{0,256}):(?P<pw>[^@/\s]{1,512})@", re.I)
+    r"(?<![a-z0-9+.\-])(?P<scheme>[a-z][a-z0-9+.\-]{0,31}://)(?P<user>[^:/@\s]{0,256}):(?P<pw>[^@/\s]{1,512})@", re.I
+)
 
 
 class MissingSecret(KeyError):

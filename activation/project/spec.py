@@ -37,10 +37,17 @@ class StateSpec(Strict):
     schema_: Name = Field(default="activation_state", alias="schema")
     # Postgres only: a session holding a state table (a LOCK TABLE, a migration, a vacuum
     # full) must fail the command with its name, not hang a run for as long as it lasts.
-    lock_timeout: Duration = Field(default=30.0, ge=0, description="Postgres: how long a statement of the state store "
-                                   "waits for a lock another session holds before the command fails, naming it (0: forever).")
-    statement_timeout: Duration = Field(default=300.0, ge=0, description="Postgres: the longest a statement of the "
-                                        "state store may run (0: no limit). The warehouse's model queries have none.")
+    lock_timeout: Duration = Field(
+        default=30.0,
+        ge=0,
+        description="Postgres: how long a statement of the state store "
+        "waits for a lock another session holds before the command fails, naming it (0: forever).",
+    )
+    statement_timeout: Duration = Field(
+        default=300.0,
+        ge=0,
+        description="Postgres: the longest a statement of the state store may run (0: no limit). The warehouse's model queries have none.",
+    )
 
 
 # ---------------------------------------------------------------- entities, traits, audiences
@@ -78,8 +85,7 @@ class TraitSpec(Strict):
     entity: Name
     sql: str | None = Field(
         default=None,
-        description="Inline SQL or a path to a .sql file. Must return the entity key and a "
-        "column named after the trait.",
+        description="Inline SQL or a path to a .sql file. Must return the entity key and a column named after the trait.",
     )
     score: dict[Name, ScoreComponent] | None = Field(
         default=None,
@@ -97,9 +103,7 @@ class TraitSpec(Strict):
 class AudienceSpec(Strict):
     entity: Name
     where: str | None = Field(default=None, description="SQL condition over the entity's traits.")
-    sql: str | None = Field(
-        default=None, description="SQL (inline or .sql path) returning the member keys."
-    )
+    sql: str | None = Field(default=None, description="SQL (inline or .sql path) returning the member keys.")
     description: str | None = None
 
     @model_validator(mode="after")
@@ -133,12 +137,8 @@ class SyncSpec(Strict):
         alias="from",
         description="An entity (its traits table) or an audience.",
     )
-    sql: str | None = Field(
-        default=None, description="A SQL model (inline or .sql path) instead of `from`."
-    )
-    key: str | list[str] | None = Field(
-        default=None, description="Key column(s); defaults to the entity's key."
-    )
+    sql: str | None = Field(default=None, description="A SQL model (inline or .sql path) instead of `from`.")
+    key: str | list[str] | None = Field(default=None, description="Key column(s); defaults to the entity's key.")
     to: Name
     object: str | None = Field(default=None, description="Destination object, e.g. contacts.")
     audience: str | None = Field(
@@ -155,12 +155,14 @@ class SyncSpec(Strict):
         description="Destination field -> model column, or a jinja expression over `row`.",
     )
     schedule: ScheduleField | None = Field(
-        default=None, description='For the daemon: cron ("*/30 * * * *"), "every 30m", {every: 30m} or "manual" '
-        "(omitted: the daemon does not run it).")
+        default=None,
+        description='For the daemon: cron ("*/30 * * * *"), "every 30m", {every: 30m} or "manual" (omitted: the daemon does not run it).',
+    )
     depends_on: list[Name] = Field(
         default_factory=list,
         description="Traits, audiences or entities to refresh before this sync, besides those `from:` and "
-        "ref() already imply (e.g. a table its SQL reads by name).")
+        "ref() already imply (e.g. a table its SQL reads by name).",
+    )
     max_removal: float | str = Field(
         default="20%",
         validate_default=True,
@@ -171,11 +173,13 @@ class SyncSpec(Strict):
         description="Rows whose match values point at one record at the destination (say two users with one "
         "email, or emails that differ only by case at HubSpot): reject them all, with examples (default); keep the "
         "`first` by identity_order and reject the others; or `merge`: every one writes to the one record (the last "
-        "write wins) and it is removed only when none of them is left. Ad audiences share identifiers freely.")
+        "write wins) and it is removed only when none of them is left. Ad audiences share identifiers freely.",
+    )
     identity_order: str | None = Field(
         default=None,
         description="With identity_conflicts: first, which row keeps the record: a SQL ORDER BY over the model's "
-        "columns, e.g. 'updated_at DESC' (default: the smallest key).")
+        "columns, e.g. 'updated_at DESC' (default: the smallest key).",
+    )
     tags: list[str] = Field(default_factory=list)
     batch_size: int | None = Field(default=None, ge=1)
     description: str | None = None
@@ -210,7 +214,8 @@ class AlertsSpec(Strict):
     webhook_headers: dict[str, str] = Field(default_factory=dict, description="Headers for webhook_url; use ${ENV} for tokens.")
     on_failure: bool = Field(default=True, description="Alert when a sync fails or is blocked, and when it recovers.")
     rejected_rate: float | str | None = Field(
-        default=None, description="Alert when a run rejects more than this share of the rows it handled ('5%' or 0.05).")
+        default=None, description="Alert when a run rejects more than this share of the rows it handled ('5%' or 0.05)."
+    )
     timeout: Duration = Field(default=10.0, gt=0, description="Per alert request.")
 
     @field_validator("rejected_rate")
@@ -229,11 +234,17 @@ class DaemonSpec(Strict):
     health_host: str = Field(default="127.0.0.1", description="Where /healthz and /metrics listen (loopback by default).")
     health_port: int | None = Field(default=9464, ge=0, le=65535, description="0: any free port (logged); null: no HTTP server.")
     lease_ttl: Duration = Field(
-        default=60.0, ge=1, description="A running sync's lease lasts this long unless renewed (every third of it); "
-        "a crashed daemon's syncs are taken over after it.")
+        default=60.0,
+        ge=1,
+        description="A running sync's lease lasts this long unless renewed (every third of it); "
+        "a crashed daemon's syncs are taken over after it.",
+    )
     shutdown_timeout: Duration = Field(
-        default=30.0, gt=0, description="On SIGTERM/SIGINT, how long the running batch may take to finish before the daemon exits anyway.")
-    backoff: Duration = Field(default=60.0, ge=0, description="After a failed run, skip the sync's slots for this long (doubling per failure).")
+        default=30.0, gt=0, description="On SIGTERM/SIGINT, how long the running batch may take to finish before the daemon exits anyway."
+    )
+    backoff: Duration = Field(
+        default=60.0, ge=0, description="After a failed run, skip the sync's slots for this long (doubling per failure)."
+    )
     max_backoff: Duration = Field(default=3600.0, ge=0, description="The longest backoff.")
     timezone: str = Field(default="UTC", description="Time zone of cron schedules (an IANA name).")
     json_logs: bool = Field(default=False, description="One JSON object per log line.")

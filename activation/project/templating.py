@@ -84,9 +84,7 @@ def _check_safe(source: str, ast: nodes.Template, what: str) -> None:
             found.add(name)
     if found:
         names = ", ".join(repr(n) for n in sorted(found, key=source.find))
-        raise TemplateProblem(
-            f"{what} uses {names}: Python internals (names starting with '__') are not allowed in templates"
-        )
+        raise TemplateProblem(f"{what} uses {names}: Python internals (names starting with '__') are not allowed in templates")
 
 
 def render_sql(source: str, context: dict[str, Any], *, origin: str) -> str:

@@ -25,9 +25,21 @@ from activation.review.git import BaseRevision, export_project, repo_root, resol
 from activation.review.model import Review, ReviewWarning, SyncReview
 
 #: Warnings first by how much they can hurt at the destination.
-PRIORITY = ["base_invalid", "removal_above_limit", "sync_removed", "match_changed", "target_changed", "key_changed",
-            "audience_renamed", "sync_renamed", "audience_below_minimum", "destination_changed", "mode_changed",
-            "field_not_seen", "base_not_computed"]  # then lint findings
+PRIORITY = [
+    "base_invalid",
+    "removal_above_limit",
+    "sync_removed",
+    "match_changed",
+    "target_changed",
+    "key_changed",
+    "audience_renamed",
+    "sync_renamed",
+    "audience_below_minimum",
+    "destination_changed",
+    "mode_changed",
+    "field_not_seen",
+    "base_not_computed",
+]  # then lint findings
 
 
 def _same_warehouse(new: LoadedProject, project: Project) -> Project:
@@ -49,8 +61,9 @@ def load_base(new: LoadedProject, base: BaseRevision, dest: Path) -> tuple[Loade
             return loaded, None
         except ProjectError as e:
             first = str(e.issues[0]) if e.issues else "invalid"
-            warning = ReviewWarning(kind="base_invalid", message=f"the project at {base.label} is invalid ({first}); "
-                                    "every sync is shown as new")
+            warning = ReviewWarning(
+                kind="base_invalid", message=f"the project at {base.label} is invalid ({first}); every sync is shown as new"
+            )
     else:
         warning = ReviewWarning(kind="base_invalid", message=f"there is no {new.file.name} at {base.label}: every sync is new")
     root = root or dest
@@ -76,8 +89,7 @@ def review_project(new: LoadedProject, rev: str, names: list[str] | None = None,
         store = f"sqlite:///{tmp / 'base-rows.db'}"
         on_same_data = LoadedProject(_same_warehouse(new, old.project), old.root, old.file, old.locations)
         base_rows = compute_base_rows(on_same_data, wanted, store, tmp)
-        retag = {n for n in effect if wanted.get(n) and n not in base_rows.failed
-                 and diff.syncs[n].old.mode != diff.syncs[n].new.mode}  # type: ignore[union-attr]
+        retag = {n for n in effect if wanted.get(n) and n not in base_rows.failed and diff.syncs[n].old.mode != diff.syncs[n].new.mode}  # type: ignore[union-attr]
         plans = plan_effects(new, effect, store, retag)
         lint = _new_lint(old, new, {n: p.counts.model_rows for n, p in plans.items()})  # reads the base's files
     facts = Facts(old.project, new.project, diff, base_rows, real, plans)
@@ -95,11 +107,22 @@ def review_project(new: LoadedProject, rev: str, names: list[str] | None = None,
             continue
         spec = d.new or d.old
         assert spec is not None
-        review.syncs.append(SyncReview(
-            sync=n, status=d.status, renamed_from=d.renamed_from, destination=spec.to, mode=spec.mode,
-            config_changes=d.changes, upstream_changes=d.upstream, new_target=d.new_target,
-            base_rows=base_rows.rows.get(d.renamed_from or n), delivered=real.delivered.get(n),
-            effect=plans.get(n), warnings=sorted(sync_warnings(facts, d) + by_sync.get(n, []), key=_rank)))
+        review.syncs.append(
+            SyncReview(
+                sync=n,
+                status=d.status,
+                renamed_from=d.renamed_from,
+                destination=spec.to,
+                mode=spec.mode,
+                config_changes=d.changes,
+                upstream_changes=d.upstream,
+                new_target=d.new_target,
+                base_rows=base_rows.rows.get(d.renamed_from or n),
+                delivered=real.delivered.get(n),
+                effect=plans.get(n),
+                warnings=sorted(sync_warnings(facts, d) + by_sync.get(n, []), key=_rank),
+            )
+        )
     project_warnings += lint
     review.warnings = sorted(project_warnings + [w for s in review.syncs for w in s.warnings], key=_rank)
     return review
@@ -112,6 +135,12 @@ def _rank(w: ReviewWarning) -> int:
 def _new_lint(old: LoadedProject, new: LoadedProject, rows: dict[str, int]) -> list[ReviewWarning]:
     """Lint findings the change introduces (present in the working tree, not at the base)."""
     before = {(f.rule, f.subject, f.message) for f in lint_project(old).findings}
-    return [ReviewWarning(kind=f"lint:{f.rule}", sync=f.subject.split(" ", 1)[1] if f.subject.startswith("sync ") else None,
-                          message=f"{f.subject}: {f.message}")
-            for f in lint_project(new, rows).findings if (f.rule, f.subject, f.message) not in before]
+    return [
+        ReviewWarning(
+            kind=f"lint:{f.rule}",
+            sync=f.subject.split(" ", 1)[1] if f.subject.startswith("sync ") else None,
+            message=f"{f.subject}: {f.message}",
+        )
+        for f in lint_project(new, rows).findings
+        if (f.rule, f.subject, f.message) not in before
+    ]

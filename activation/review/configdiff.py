@@ -148,8 +148,7 @@ def _pair_renames(changes: list[ModelChange], syncs: dict[str, SyncDiff], kind: 
     added = [c for c in changes if c.kind == kind and c.change == "added"]
     switched = {(d.old.from_, d.new.from_) for d in syncs.values() if d.old and d.new and d.old.from_ != d.new.from_}
     for r in removed:
-        match = next((a for a in added if (r.name, a.name) in switched), None) or next(
-            (a for a in added if a.after == r.before), None)
+        match = next((a for a in added if (r.name, a.name) in switched), None) or next((a for a in added if a.after == r.before), None)
         if match is None:
             continue
         added.remove(match)
@@ -169,9 +168,11 @@ def _node_id(change: ModelChange) -> str:
 
 def diff_projects(old: LoadedProject, new: LoadedProject, oc: CompiledProject, nc: CompiledProject) -> ProjectDiff:
     po, pn = old.project, new.project
-    project_changes = key_changes({"warehouse": _dump(po.warehouse), "state": _dump(po.state), "vars": po.vars},
-                                  {"warehouse": _dump(pn.warehouse), "state": _dump(pn.state), "vars": pn.vars},
-                                  nested=("warehouse", "state", "vars"))
+    project_changes = key_changes(
+        {"warehouse": _dump(po.warehouse), "state": _dump(po.state), "vars": po.vars},
+        {"warehouse": _dump(pn.warehouse), "state": _dump(pn.state), "vars": pn.vars},
+        nested=("warehouse", "state", "vars"),
+    )
     for c in project_changes:  # a URL may hold a literal password
         c.before, c.after = _masked(c.path, c.before), _masked(c.path, c.after)
     dest_changes: set[str] = set()
@@ -200,9 +201,13 @@ def diff_projects(old: LoadedProject, new: LoadedProject, oc: CompiledProject, n
             continue
         closure = _closure(oc, name) | _closure(nc, name)
         d.sql_changed = bool(closure & differ) or nc.syncs[name].sql != oc.syncs[name].sql
-        d.upstream = [f"{m.kind} {m.name}" + (f" (renamed from {m.renamed_from})" if m.renamed_from else "")
-                      + ("" if m.change in ("changed", "renamed") else f" ({m.change})")
-                      for m in models if _node_id(m) in closure or (m.renamed_from and f"audience__{m.renamed_from}" in closure)]
+        d.upstream = [
+            f"{m.kind} {m.name}"
+            + (f" (renamed from {m.renamed_from})" if m.renamed_from else "")
+            + ("" if m.change in ("changed", "renamed") else f" ({m.change})")
+            for m in models
+            if _node_id(m) in closure or (m.renamed_from and f"audience__{m.renamed_from}" in closure)
+        ]
         if pn.syncs[name].to in dest_changes:
             d.upstream.append(f"destination {pn.syncs[name].to}")
     return ProjectDiff(project_changes, models, syncs, dest_changes)

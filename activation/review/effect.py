@@ -41,8 +41,9 @@ class RealState:
     fields: dict[str, set[str]] = field(default_factory=dict)  # sync -> fields of a delivered row
 
 
-def read_real_state(new: LoadedProject, syncs: list[str], names: list[str] | None = None,
-                    selectors: list[str] | None = None) -> tuple[RealState, set[str] | None]:
+def read_real_state(
+    new: LoadedProject, syncs: list[str], names: list[str] | None = None, selectors: list[str] | None = None
+) -> tuple[RealState, set[str] | None]:
     """The state store's counts for `syncs`, and the syncs `names`/`selectors` choose (None: all)."""
     out = RealState()
     with Session(new, dry_run=True) as s:

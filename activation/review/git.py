@@ -53,8 +53,9 @@ def resolve_base(root: Path, rev: str) -> BaseRevision:
     try:
         commit = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()
     except GitError:
-        raise GitError(f"unknown revision {rev!r} (in CI, fetch it first: `git fetch origin {rev}` "
-                       "or check out with fetch-depth: 0)") from None
+        raise GitError(
+            f"unknown revision {rev!r} (in CI, fetch it first: `git fetch origin {rev}` or check out with fetch-depth: 0)"
+        ) from None
     try:
         base = _git(root, "merge-base", commit, "HEAD").decode().strip()
     except GitError:
@@ -81,6 +82,12 @@ def export_project(project_dir: Path, commit: str, dest: Path) -> Path | None:
             # refuses absolute paths, links out of `dest` and device files
             tar.extractall(dest, filter="data")
         else:  # Python < 3.10.12: keep regular files and directories only
-            tar.extractall(dest, members=[m for m in tar.getmembers() if (m.isfile() or m.isdir())
-                                          and not m.name.startswith("/") and ".." not in Path(m.name).parts])
+            tar.extractall(
+                dest,
+                members=[
+                    m
+                    for m in tar.getmembers()
+                    if (m.isfile() or m.isdir()) and not m.name.startswith("/") and ".." not in Path(m.name).parts
+                ],
+            )
     return dest / rel if rel != "." else dest

@@ -45,9 +45,11 @@ def diff_lines(before: str | None, after: str | None) -> list[str]:
 
 
 class ReviewWarning(BaseModel):
-    kind: str = Field(description="sync_removed, sync_renamed, audience_renamed, match_changed, target_changed, "
-                                  "key_changed, mode_changed, destination_changed, removal_above_limit, "
-                                  "audience_below_minimum, field_not_seen, base_not_computed, base_invalid, lint:<rule>")
+    kind: str = Field(
+        description="sync_removed, sync_renamed, audience_renamed, match_changed, target_changed, "
+        "key_changed, mode_changed, destination_changed, removal_above_limit, "
+        "audience_below_minimum, field_not_seen, base_not_computed, base_invalid, lint:<rule>"
+    )
     sync: str | None = None
     message: str
 
@@ -60,14 +62,18 @@ class SyncReview(BaseModel):
     mode: str
     config_changes: list[ConfigChange] = Field(default_factory=list)
     upstream_changes: list[str] = Field(
-        default_factory=list, description="Traits, audiences, entities or models it reads whose definition changed.")
-    new_target: bool = Field(False, description="Rows go to another place or identity (to, object, audience, match, key): "
-                                                "the effect is a first load there.")
+        default_factory=list, description="Traits, audiences, entities or models it reads whose definition changed."
+    )
+    new_target: bool = Field(
+        False, description="Rows go to another place or identity (to, object, audience, match, key): the effect is a first load there."
+    )
     base_rows: int | None = Field(None, description="Rows the base config maps today (what it would keep delivered).")
     delivered: int | None = Field(None, description="Rows the state store records as delivered by this sync.")
     effect: SyncPlan | None = Field(
-        None, description="The new config's rows diffed against the base config's rows on today's warehouse "
-                          "data (counts.delivered holds the base rows). None for a removed sync.")
+        None,
+        description="The new config's rows diffed against the base config's rows on today's warehouse "
+        "data (counts.delivered holds the base rows). None for a removed sync.",
+    )
     warnings: list[ReviewWarning] = Field(default_factory=list)
 
 

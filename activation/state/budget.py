@@ -50,8 +50,10 @@ def daily_quota(state: StateStore, account: str) -> DailyQuota | None:
         return None
     with state.engine.connect() as c:
         try:
-            row = c.execute(sa.text(f"SELECT daily_remaining, daily_limit, daily_seen_ms FROM {state.relation('budgets')} "
-                                    "WHERE account = :account"), {"account": account}).one_or_none()
+            row = c.execute(
+                sa.text(f"SELECT daily_remaining, daily_limit, daily_seen_ms FROM {state.relation('budgets')} WHERE account = :account"),
+                {"account": account},
+            ).one_or_none()
         except sa.exc.DBAPIError:  # a store older than the budgets table: nothing was ever said
             return None
     if row is None or row.daily_remaining is None:
@@ -81,8 +83,9 @@ class AccountBudget:
         cost = max(1, round(n * interval * 1000))
         now = self._now
         with self._engine_lock, self.state.engine.begin() as c:
-            moved = f"UPDATE {self._rel} SET next_ms = (CASE WHEN next_ms > {now} THEN next_ms ELSE {now} END) + :cost " \
-                    "WHERE account = :account"
+            moved = (
+                f"UPDATE {self._rel} SET next_ms = (CASE WHEN next_ms > {now} THEN next_ms ELSE {now} END) + :cost WHERE account = :account"
+            )
             if not self._exec(c, moved, {"cost": cost}).rowcount:
                 self._add_row(c)
                 self._exec(c, moved, {"cost": cost})  # the row is there now (ours or another's): move it on
@@ -106,8 +109,12 @@ class AccountBudget:
         with self._lock:
             self._slots.clear()  # reserved before the 429: not valid any more
             with self._engine_lock, self.state.engine.begin() as c:
-                self._exec(c, f"UPDATE {self._rel} SET next_ms = (CASE WHEN next_ms > {until} THEN next_ms ELSE {until} END) "
-                           "WHERE account = :account", {"wait": int(seconds * 1000)})
+                self._exec(
+                    c,
+                    f"UPDATE {self._rel} SET next_ms = (CASE WHEN next_ms > {until} THEN next_ms ELSE {until} END) "
+                    "WHERE account = :account",
+                    {"wait": int(seconds * 1000)},
+                )
 
     def observe_daily(self, remaining: int, limit: int) -> None:
         """The vendor's word on the account's daily quota: kept (at most once a second) for
@@ -126,8 +133,10 @@ class AccountBudget:
             (remaining, limit), self._daily = self._daily, None
             self._daily_written = self.clock()
         params = {"remaining": remaining, "limit": limit}
-        update = f"UPDATE {self._rel} SET daily_remaining = :remaining, daily_limit = :limit, daily_seen_ms = {self._now} " \
-                 "WHERE account = :account"
+        update = (
+            f"UPDATE {self._rel} SET daily_remaining = :remaining, daily_limit = :limit, daily_seen_ms = {self._now} "
+            "WHERE account = :account"
+        )
         with self._engine_lock, self.state.engine.begin() as c:
             if not self._exec(c, update, params).rowcount:
                 self._add_row(c)

@@ -45,8 +45,7 @@ def _key_lists(dialect: str, keys: list[str]) -> Iterator[Any]:
         yield from _json_chunks(keys)
 
 
-def delete_keys(c: Connection, dialect: str, rel: str, table: sa.Table, sync: str, keys: list[str],
-                column: str = "row_key") -> None:
+def delete_keys(c: Connection, dialect: str, rel: str, table: sa.Table, sync: str, keys: list[str], column: str = "row_key") -> None:
     """Delete the rows of `sync` whose `column` is in `keys` from `table` (SQL name `rel`), in
     one statement per chunk."""
     if not keys:
@@ -60,20 +59,21 @@ def delete_keys(c: Connection, dialect: str, rel: str, table: sa.Table, sync: st
         c.execute(table.delete().where(table.c.sync_name == sync, col.in_(keys[i : i + CHUNK])))
 
 
-def select_keys(c: Connection, dialect: str, rel: str, table: sa.Table, sync: str, keys: list[str],
-                columns: Sequence[str], column: str = "row_key") -> Iterator[Sequence[Any]]:
+def select_keys(
+    c: Connection, dialect: str, rel: str, table: sa.Table, sync: str, keys: list[str], columns: Sequence[str], column: str = "row_key"
+) -> Iterator[Sequence[Any]]:
     """`columns` of the rows of `sync` whose `column` is in `keys`."""
     if not keys:
         return
     if dialect in ("duckdb", "postgresql", "snowflake"):
         for part in _key_lists(dialect, keys):
-            yield from c.execute(sa.text(f"SELECT {', '.join(columns)} FROM {rel} WHERE {_where_in(dialect, column)}"),
-                                 {"sync": sync, "keys": part}).all()
+            yield from c.execute(
+                sa.text(f"SELECT {', '.join(columns)} FROM {rel} WHERE {_where_in(dialect, column)}"), {"sync": sync, "keys": part}
+            ).all()
         return
     col = table.c[column]
     for i in range(0, len(keys), CHUNK):
-        yield from c.execute(sa.select(*(table.c[n] for n in columns))
-                             .where(table.c.sync_name == sync, col.in_(keys[i : i + CHUNK]))).all()
+        yield from c.execute(sa.select(*(table.c[n] for n in columns)).where(table.c.sync_name == sync, col.in_(keys[i : i + CHUNK]))).all()
 
 
 def insert_columns(c: Connection, dialect: str, rel: str, table: sa.Table, columns: dict[str, list[Any] | Same]) -> None:
@@ -83,27 +83,32 @@ def insert_columns(c: Connection, dialect: str, rel: str, table: sa.Table, colum
     if dialect == "duckdb":
         # DuckDB's executemany runs row by row (~7k rows/s); binding whole columns as
         # lists and unnesting them is ~30x faster, and a constant is bound once.
-        select = ", ".join(f"CAST(? AS {_sql_type(table.c[n], 'duckdb')})" if isinstance(columns[n], Same)
-                           else f"unnest(?::{_sql_type(table.c[n], 'duckdb')}[])" for n in names)
-        c.exec_driver_sql(f"INSERT INTO {rel} ({cols}) SELECT {select}",
-                          tuple(v.value if isinstance(v, Same) else v for v in columns.values()))
+        select = ", ".join(
+            f"CAST(? AS {_sql_type(table.c[n], 'duckdb')})"
+            if isinstance(columns[n], Same)
+            else f"unnest(?::{_sql_type(table.c[n], 'duckdb')}[])"
+            for n in names
+        )
+        c.exec_driver_sql(
+            f"INSERT INTO {rel} ({cols}) SELECT {select}", tuple(v.value if isinstance(v, Same) else v for v in columns.values())
+        )
         return
     size = next(len(v) for v in columns.values() if not isinstance(v, Same))
     lists: dict[str, list[Any]] = {n: [v.value] * size if isinstance(v, Same) else v for n, v in columns.items()}
     if dialect == "postgresql":
         # One statement per batch: each column bound as one array (psycopg adapts lists).
         arrays = ", ".join(f"CAST(:c{i} AS {_sql_type(table.c[n], 'postgresql')}[])" for i, n in enumerate(names))
-        c.execute(sa.text(f"INSERT INTO {rel} ({cols}) SELECT * FROM unnest({arrays})"),
-                  {f"c{i}": lists[n] for i, n in enumerate(names)})
+        c.execute(sa.text(f"INSERT INTO {rel} ({cols}) SELECT * FROM unnest({arrays})"), {f"c{i}": lists[n] for i, n in enumerate(names)})
     elif dialect == "snowflake":
         # Rows as one JSON array per statement, unpacked by FLATTEN: set-based, and the
         # statement text stays small (the connector binds client-side, inlining values).
         casts = ", ".join(f"f.value[{i}]::{_sql_type(table.c[n], 'snowflake')}" for i, n in enumerate(names))
         rows = [[v.isoformat() if isinstance(v, datetime) else v for v in row] for row in zip(*lists.values(), strict=True)]
         for payload in _json_chunks(rows):
-            c.execute(sa.text(
-                f"INSERT INTO {rel} ({cols}) SELECT {casts} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(:rows))) AS f"
-            ), {"rows": payload})
+            c.execute(
+                sa.text(f"INSERT INTO {rel} ({cols}) SELECT {casts} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(:rows))) AS f"),
+                {"rows": payload},
+            )
     else:  # SQLite: executemany runs in-process, fast enough
         c.execute(table.insert(), [dict(zip(names, values, strict=True)) for values in zip(*lists.values(), strict=True)])
 

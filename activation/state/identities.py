@@ -57,8 +57,9 @@ class Release:
     values_json: str  # what a remove op of it carries
 
     @staticmethod
-    def of(rules: IdentityRules, identities: Sequence[str], row_key: str | None, dest_id: str | None,
-           values: dict[str, Any]) -> list[Release]:
+    def of(
+        rules: IdentityRules, identities: Sequence[str], row_key: str | None, dest_id: str | None, values: dict[str, Any]
+    ) -> list[Release]:
         return [Release(i, row_key, dest_id, values_json(rules.removal(i, values))) for i in identities]
 
 
@@ -72,22 +73,36 @@ class Releasable:
     values: dict[str, Any]
 
 
-def replace_claims(store: StateStore, c: Connection, sync: str, clear: Sequence[str],
-                   claims: Sequence[tuple[str, str]]) -> None:
+def replace_claims(store: StateStore, c: Connection, sync: str, clear: Sequence[str], claims: Sequence[tuple[str, str]]) -> None:
     """Drop the claims of rows `clear`, then record `claims` (row key, identity)."""
     t = store.t["claims"]
     delete_keys(c, store.dialect, store.relation("claims"), t, sync, list(clear))
     if claims:
-        insert_columns(c, store.dialect, store.relation("claims"), t, {
-            "sync_name": Same(sync), "row_key": [k for k, _ in claims], "identity": [i for _, i in claims]})
+        insert_columns(
+            c,
+            store.dialect,
+            store.relation("claims"),
+            t,
+            {"sync_name": Same(sync), "row_key": [k for k, _ in claims], "identity": [i for _, i in claims]},
+        )
 
 
 def add_releases(store: StateStore, c: Connection, sync: str, releases: Sequence[Release], now: datetime) -> None:
     if releases:
-        insert_columns(c, store.dialect, store.relation("releases"), store.t["releases"], {
-            "sync_name": Same(sync), "identity": [r.identity for r in releases], "row_key": [r.row_key for r in releases],
-            "dest_id": [r.dest_id for r in releases], "row_values": [r.values_json for r in releases],
-            "created_at": Same(now)})
+        insert_columns(
+            c,
+            store.dialect,
+            store.relation("releases"),
+            store.t["releases"],
+            {
+                "sync_name": Same(sync),
+                "identity": [r.identity for r in releases],
+                "row_key": [r.row_key for r in releases],
+                "dest_id": [r.dest_id for r in releases],
+                "row_values": [r.values_json for r in releases],
+                "created_at": Same(now),
+            },
+        )
 
 
 def drop_releases(store: StateStore, c: Connection, sync: str, identities: Sequence[str]) -> None:
@@ -101,15 +116,22 @@ def drop_claimed_releases(store: StateStore, sync: str, keep: Sequence[str] = ()
     r, cl = store.relation("releases"), store.relation("claims")
     with store.engine.begin() as c:
         if keep:
-            claimed = [i for (i,) in c.execute(sa.text(
-                f"SELECT DISTINCT identity FROM {r} WHERE sync_name = :s "
-                f"AND identity IN (SELECT identity FROM {cl} WHERE sync_name = :s)"), {"s": sync})]
+            claimed = [
+                i
+                for (i,) in c.execute(
+                    sa.text(
+                        f"SELECT DISTINCT identity FROM {r} WHERE sync_name = :s "
+                        f"AND identity IN (SELECT identity FROM {cl} WHERE sync_name = :s)"
+                    ),
+                    {"s": sync},
+                )
+            ]
             gone = sorted(set(claimed) - set(keep))
             delete_keys(c, store.dialect, r, store.t["releases"], sync, gone, column="identity")
             return len(gone)
-        result = c.execute(sa.text(
-            f"DELETE FROM {r} WHERE sync_name = :s AND identity IN (SELECT identity FROM {cl} WHERE sync_name = :s)"),
-            {"s": sync})
+        result = c.execute(
+            sa.text(f"DELETE FROM {r} WHERE sync_name = :s AND identity IN (SELECT identity FROM {cl} WHERE sync_name = :s)"), {"s": sync}
+        )
         return int(result.rowcount or 0)
 
 
@@ -132,17 +154,37 @@ def shared_left(store: StateStore, sync: str) -> list[SharedRecord]:
         return []
     r, cl = store.relation("releases"), store.relation("claims")
     with store.engine.connect() as c:
-        picks = {identity: key for identity, key in c.execute(sa.text(
-            f"SELECT c.identity, MIN(c.row_key) FROM {cl} c WHERE c.sync_name = :s AND c.identity IN ("
-            f"SELECT r.identity FROM {r} r WHERE r.sync_name = :s AND (r.row_key IS NULL OR NOT EXISTS ("
-            f"SELECT 1 FROM {cl} o WHERE o.sync_name = :s AND o.identity = r.identity AND o.row_key = r.row_key))) "
-            f"GROUP BY c.identity"), {"s": sync})}
+        picks = {
+            identity: key
+            for identity, key in c.execute(
+                sa.text(
+                    f"SELECT c.identity, MIN(c.row_key) FROM {cl} c WHERE c.sync_name = :s AND c.identity IN ("
+                    f"SELECT r.identity FROM {r} r WHERE r.sync_name = :s AND (r.row_key IS NULL OR NOT EXISTS ("
+                    f"SELECT 1 FROM {cl} o WHERE o.sync_name = :s AND o.identity = r.identity AND o.row_key = r.row_key))) "
+                    f"GROUP BY c.identity"
+                ),
+                {"s": sync},
+            )
+        }
         if not picks:
             return []
-        delivered = {k: (v, i) for k, v, i in select_keys(c, store.dialect, store.relation("delivered"), store.t["delivered"],
-                                                          sync, sorted(set(picks.values())), ("row_key", "row_values", "dest_id"))}
-    return [SharedRecord(identity, key, delivered[key][1], json.loads(delivered[key][0]))
-            for identity, key in sorted(picks.items()) if key in delivered]
+        delivered = {
+            k: (v, i)
+            for k, v, i in select_keys(
+                c,
+                store.dialect,
+                store.relation("delivered"),
+                store.t["delivered"],
+                sync,
+                sorted(set(picks.values())),
+                ("row_key", "row_values", "dest_id"),
+            )
+        }
+    return [
+        SharedRecord(identity, key, delivered[key][1], json.loads(delivered[key][0]))
+        for identity, key in sorted(picks.items())
+        if key in delivered
+    ]
 
 
 def releasable(store: StateStore, sync: str, batch: int = 2000) -> Generator[list[Releasable], None, None]:  # (callers close it early)
@@ -150,9 +192,11 @@ def releasable(store: StateStore, sync: str, batch: int = 2000) -> Generator[lis
     if store.version() < 5:
         return
     r, cl = store.relation("releases"), store.relation("claims")
-    sql = (f"SELECT r.identity, r.row_key, r.dest_id, r.row_values, r.created_at FROM {r} r WHERE r.sync_name = :s "
-           f"AND NOT EXISTS (SELECT 1 FROM {cl} c WHERE c.sync_name = :s AND c.identity = r.identity) "
-           f"ORDER BY r.identity, r.created_at")
+    sql = (
+        f"SELECT r.identity, r.row_key, r.dest_id, r.row_values, r.created_at FROM {r} r WHERE r.sync_name = :s "
+        f"AND NOT EXISTS (SELECT 1 FROM {cl} c WHERE c.sync_name = :s AND c.identity = r.identity) "
+        f"ORDER BY r.identity, r.created_at"
+    )
     with store.engine.connect() as c:
         result = c.execution_options(stream_results=True, yield_per=batch).execute(sa.text(sql), {"s": sync})
         out: dict[str, Releasable] = {}
@@ -186,8 +230,16 @@ def claimants(store: StateStore, sync: str, identities: Sequence[str]) -> dict[s
     if not identities or store.version() < 5:
         return found
     with store.engine.connect() as c:
-        for key, identity in select_keys(c, store.dialect, store.relation("claims"), store.t["claims"], sync,
-                                         list(dict.fromkeys(identities)), ("row_key", "identity"), column="identity"):
+        for key, identity in select_keys(
+            c,
+            store.dialect,
+            store.relation("claims"),
+            store.t["claims"],
+            sync,
+            list(dict.fromkeys(identities)),
+            ("row_key", "identity"),
+            column="identity",
+        ):
             found.setdefault(identity, set()).add(key)
     return found
 
@@ -199,8 +251,16 @@ def released(store: StateStore, sync: str, identities: Sequence[str]) -> dict[st
     if not identities or store.version() < 5:
         return found
     with store.engine.connect() as c:
-        for i, key in select_keys(c, store.dialect, store.relation("releases"), store.t["releases"], sync,
-                                  list(dict.fromkeys(identities)), ("identity", "row_key"), column="identity"):
+        for i, key in select_keys(
+            c,
+            store.dialect,
+            store.relation("releases"),
+            store.t["releases"],
+            sync,
+            list(dict.fromkeys(identities)),
+            ("identity", "row_key"),
+            column="identity",
+        ):
             found.setdefault(i, set()).add(key)
     return found
 
@@ -219,8 +279,9 @@ def recover(store: StateStore, c: Connection, sync: str, rows: list[Journaled], 
     follows = bool(getattr(rules, "record_follows_row", False))
     keys = list(latest)
     known: dict[str, tuple[str, str | None]] = {
-        k: (v, i) for k, v, i in select_keys(c, store.dialect, store.relation("delivered"), d, sync, keys,
-                                            ("row_key", "row_values", "dest_id"))}
+        k: (v, i)
+        for k, v, i in select_keys(c, store.dialect, store.relation("delivered"), d, sync, keys, ("row_key", "row_values", "dest_id"))
+    }
     before: dict[str, set[str]] = {}
     for k, i in select_keys(c, store.dialect, store.relation("claims"), store.t["claims"], sync, keys, ("row_key", "identity")):
         before.setdefault(k, set()).add(i)
@@ -242,9 +303,20 @@ def recover(store: StateStore, c: Connection, sync: str, rows: list[Journaled], 
         # the row (renamed in place: it holds the old identity or the new one, by this id)
         dest_ids.append(dest_id if old == set(now_ids) or follows else None)
     delete_keys(c, store.dialect, store.relation("delivered"), d, sync, keys)
-    insert_columns(c, store.dialect, store.relation("delivered"), d, {
-        "sync_name": Same(sync), "row_key": keys, "row_hash": Same(UNKNOWN_HASH),
-        "row_values": [latest[k].row_values for k in keys], "dest_id": dest_ids, "delivered_at": Same(now)})
+    insert_columns(
+        c,
+        store.dialect,
+        store.relation("delivered"),
+        d,
+        {
+            "sync_name": Same(sync),
+            "row_key": keys,
+            "row_hash": Same(UNKNOWN_HASH),
+            "row_values": [latest[k].row_values for k in keys],
+            "dest_id": dest_ids,
+            "delivered_at": Same(now),
+        },
+    )
     replace_claims(store, c, sync, keys, claims)
     add_releases(store, c, sync, releases, now)
 
@@ -270,7 +342,8 @@ def ensure_claims(store: StateStore, sync: str, rules: IdentityRules, now: datet
         claims: list[tuple[str, str]] = []
         releases: list[Release] = []
         rows = read.execution_options(stream_results=True, yield_per=5000).execute(
-            sa.select(d.c.row_key, d.c.row_values, d.c.dest_id).where(d.c.sync_name == sync))
+            sa.select(d.c.row_key, d.c.row_values, d.c.dest_id).where(d.c.sync_name == sync)
+        )
         for chunk in rows.partitions(5000):
             for key, text, dest_id in chunk:
                 values = json.loads(text)

@@ -50,8 +50,12 @@ def journal_entry(rows: Sequence[tuple[str, str, tuple[str, ...]]]) -> JournalEn
             chunk = rows[start : i + 1]
             keys = _KEY_JSON.encode([k for k, _, _ in chunk])  # one call for all keys
             identities = _KEY_JSON.encode([list(ids) for _, _, ids in chunk])
-            parts.append((JOURNAL_PREFIX + uuid.uuid4().hex,
-                          '{"keys":' + keys + ',"identities":' + identities + ',"values":[' + ",".join(v for _, v, _ in chunk) + "]}"))
+            parts.append(
+                (
+                    JOURNAL_PREFIX + uuid.uuid4().hex,
+                    '{"keys":' + keys + ',"identities":' + identities + ',"values":[' + ",".join(v for _, v, _ in chunk) + "]}",
+                )
+            )
             start, size = i + 1, 0
     return JournalEntry(tuple(parts))
 
@@ -83,11 +87,13 @@ def read_entry(key: str, text: str, run_id: str, sync: str) -> list[Journaled]:
         identities = entry.get("identities") or [None] * len(keys)
         if not (len(keys) == len(values) == len(identities)):
             raise ValueError("its keys, values and identities differ in number")
-        return [Journaled(k, values_json(v), run_id, tuple(i) if i is not None else None)
-                for k, v, i in zip(keys, values, identities, strict=True)]
+        return [
+            Journaled(k, values_json(v), run_id, tuple(i) if i is not None else None)
+            for k, v, i in zip(keys, values, identities, strict=True)
+        ]
     except (ValueError, KeyError, TypeError) as e:
         raise CorruptJournal(
-            f"sync {sync}: the in-flight journal entry {key[len(JOURNAL_PREFIX):]} (run {run_id}) cannot be read "
+            f"sync {sync}: the in-flight journal entry {key[len(JOURNAL_PREFIX) :]} (run {run_id}) cannot be read "
             f"({type(e).__name__}: {e}). It lists rows a run that died may have sent. To go on, clear it with "
             f"`activation reset {sync}` (the next run then sends every row again, which is safe: sends are "
             "idempotent), or restore the state store from a backup"

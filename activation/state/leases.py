@@ -114,8 +114,7 @@ class LeaseStore:
             return Refusal(name, "served", row.owner)
         return Refusal(name, "backoff", row.owner, int(row.retry_ms or 0))
 
-    def _take(self, name: str, free: str, slot_ms: int | None, respect_backoff: bool,
-              dead: str | None) -> tuple[Lease | None, Any]:
+    def _take(self, name: str, free: str, slot_ms: int | None, respect_backoff: bool, dead: str | None) -> tuple[Lease | None, Any]:
         token = uuid.uuid4().hex
         now = self._now
         where = [free]
@@ -123,13 +122,24 @@ class LeaseStore:
             where.append("(done_ms IS NULL OR done_ms < :slot)")
         if respect_backoff:
             where.append(f"(retry_ms IS NULL OR retry_ms <= {now})")
-        params = {"name": name, "owner": self.owner, "token": token, "ttl": self.ttl_ms, "slot": slot_ms,
-                  "process": _process(), "dead": dead}
+        params = {
+            "name": name,
+            "owner": self.owner,
+            "token": token,
+            "ttl": self.ttl_ms,
+            "slot": slot_ms,
+            "process": _process(),
+            "dead": dead,
+        }
         with self._lock, self.state.engine.begin() as c:
-            taken = self._exec(c, (
-                f"UPDATE {self._rel} SET owner = :owner, token = :token, process = :process, acquired_ms = {now}, "
-                f"expires_ms = {now} + :ttl, done_ms = COALESCE(:slot, done_ms) WHERE name = :name AND "
-                + " AND ".join(where)), params).rowcount
+            taken = self._exec(
+                c,
+                (
+                    f"UPDATE {self._rel} SET owner = :owner, token = :token, process = :process, acquired_ms = {now}, "
+                    f"expires_ms = {now} + :ttl, done_ms = COALESCE(:slot, done_ms) WHERE name = :name AND " + " AND ".join(where)
+                ),
+                params,
+            ).rowcount
             if not taken and dead is None:
                 columns = "(name, owner, token, process, acquired_ms, expires_ms, done_ms, failures)"
                 values = f"(:name, :owner, :token, :process, {now}, {now} + :ttl, :slot, 0)"
@@ -142,8 +152,12 @@ class LeaseStore:
                     else f"INSERT INTO {self._rel} {columns} VALUES {values} ON CONFLICT (name) DO NOTHING"
                 )
                 taken = self._exec(c, insert, params).rowcount
-            row = self._exec(c, f"SELECT owner, token, process, acquired_ms, expires_ms, done_ms, failures, retry_ms, "
-                             f"{now} AS now FROM {self._rel} WHERE name = :name", params).one()
+            row = self._exec(
+                c,
+                f"SELECT owner, token, process, acquired_ms, expires_ms, done_ms, failures, retry_ms, "
+                f"{now} AS now FROM {self._rel} WHERE name = :name",
+                params,
+            ).one()
         if taken and row.token == token:
             return Lease(name, token, int(row.acquired_ms), int(row.failures or 0)), row
         return None, row
@@ -151,11 +165,25 @@ class LeaseStore:
     def renew(self, lease: Lease) -> bool:
         """Push the expiry out by the TTL; False when the lease is no longer ours."""
         with self._lock, self.state.engine.begin() as c:
-            return self._exec(c, f"UPDATE {self._rel} SET expires_ms = {self._now} + :ttl WHERE name = :name AND token = :token",
-                              {"name": lease.name, "token": lease.token, "ttl": self.ttl_ms}).rowcount == 1
+            return (
+                self._exec(
+                    c,
+                    f"UPDATE {self._rel} SET expires_ms = {self._now} + :ttl WHERE name = :name AND token = :token",
+                    {"name": lease.name, "token": lease.token, "ttl": self.ttl_ms},
+                ).rowcount
+                == 1
+            )
 
-    def release(self, lease: Lease, *, failed: bool | None = None, backoff: float = 0.0, max_backoff: float = 0.0,
-                not_before: float | None = None, refreshed: bool = False) -> bool:
+    def release(
+        self,
+        lease: Lease,
+        *,
+        failed: bool | None = None,
+        backoff: float = 0.0,
+        max_backoff: float = 0.0,
+        not_before: float | None = None,
+        refreshed: bool = False,
+    ) -> bool:
         """Give the lease up. `failed`: the run failed (count it and back off: `backoff`
         seconds doubling per consecutive failure, at most `max_backoff`, and at least
         `not_before` when the destination said when trying again can help) or succeeded
@@ -173,8 +201,7 @@ class LeaseStore:
         if refreshed:
             sets.append("done_ms = acquired_ms")
         with self._lock, self.state.engine.begin() as c:
-            return self._exec(c, f"UPDATE {self._rel} SET {', '.join(sets)} WHERE name = :name AND token = :token",
-                              params).rowcount == 1
+            return self._exec(c, f"UPDATE {self._rel} SET {', '.join(sets)} WHERE name = :name AND token = :token", params).rowcount == 1
 
     def refreshed_since(self, name: str, since_ms: int) -> bool:
         """Whether the last completed refresh of `name` began at or after `since_ms`."""
@@ -186,15 +213,15 @@ class LeaseStore:
         """name → (owner, whether that process still runs) of every lease not released: on
         this machine judged by the holder's pid and start time, elsewhere by the expiry."""
         with self._lock, self.state.engine.connect() as c:
-            rows = self._exec(c, f"SELECT name, owner, process, expires_ms, {self._now} AS now FROM {self._rel} "
-                              "WHERE expires_ms > 0", {})
+            rows = self._exec(c, f"SELECT name, owner, process, expires_ms, {self._now} AS now FROM {self._rel} WHERE expires_ms > 0", {})
             return {r.name: (r.owner, r.expires_ms > r.now and not _ended_here(r.process)) for r in rows}
 
     def held(self) -> list[dict[str, Any]]:
         """Every lease held right now (by anyone): name, owner, acquired_ms, expires_ms."""
         with self._lock, self.state.engine.connect() as c:
-            rows = self._exec(c, f"SELECT name, owner, acquired_ms, expires_ms FROM {self._rel} "
-                              f"WHERE expires_ms > {self._now} ORDER BY name", {})
+            rows = self._exec(
+                c, f"SELECT name, owner, acquired_ms, expires_ms FROM {self._rel} WHERE expires_ms > {self._now} ORDER BY name", {}
+            )
             return [dict(r._mapping) for r in rows]
 
 

@@ -26,13 +26,15 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
     md = sa.MetaData(schema=schema)
     t = {
         "schema_version": sa.Table(
-            "schema_version", md,
+            "schema_version",
+            md,
             sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("applied_at", sa.DateTime, nullable=False),
         ),
         # What each sync last delivered: enough to diff per field and to remove later.
         "delivered": sa.Table(
-            "delivered", md,
+            "delivered",
+            md,
             sa.Column("sync_name", sa.String(200), primary_key=row_keys, nullable=False),
             sa.Column("row_key", sa.String(2000), primary_key=row_keys, nullable=False),
             sa.Column("row_hash", sa.String(64), nullable=False),
@@ -41,7 +43,8 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
             sa.Column("delivered_at", sa.DateTime, nullable=False),
         ),
         "runs": sa.Table(
-            "runs", md,
+            "runs",
+            md,
             sa.Column("run_id", sa.String(40), primary_key=True),
             sa.Column("sync_name", sa.String(200), nullable=False, index=indexes),
             sa.Column("destination", sa.String(200), nullable=False),
@@ -60,7 +63,8 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
         ),
         # Rows a run could not deliver, with the reason; they stay undelivered and are retried.
         "row_errors": sa.Table(
-            "row_errors", md,
+            "row_errors",
+            md,
             sa.Column("run_id", sa.String(40), nullable=False, index=indexes),
             sa.Column("sync_name", sa.String(200), nullable=False),
             sa.Column("row_key", sa.String(2000)),
@@ -71,7 +75,8 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
         # Rows handed to a destination whose acknowledgement is not yet recorded. A run that
         # dies leaves them here; the next run treats them as possibly delivered.
         "in_flight": sa.Table(
-            "in_flight", md,
+            "in_flight",
+            md,
             sa.Column("sync_name", sa.String(200), primary_key=True),
             sa.Column("row_key", sa.String(2000), primary_key=True),
             sa.Column("row_values", sa.Text, nullable=False),
@@ -82,7 +87,8 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
         # until when. Times are the database's clock, in ms since the epoch, so daemons on
         # hosts with skewed clocks agree on expiry.
         "leases": sa.Table(
-            "leases", md,
+            "leases",
+            md,
             sa.Column("name", sa.String(250), primary_key=True),
             sa.Column("owner", sa.String(200), nullable=False),  # host/pid of the holder (or last holder)
             sa.Column("token", sa.String(40), nullable=False),  # this acquisition; renew/release must match it
@@ -97,19 +103,24 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
         # what it holds records under (a normalised email, each hashed identifier of an ad
         # member, the row key itself). A record is removed only when no row claims it.
         "claims": sa.Table(
-            "claims", md,
+            "claims",
+            md,
             sa.Column("sync_name", sa.String(200), nullable=False),
             sa.Column("identity", sa.String(2000), nullable=False),
             sa.Column("row_key", sa.String(2000), nullable=False),
-            *([sa.Index("ix_claims_identity", "sync_name", "identity"), sa.Index("ix_claims_row", "sync_name", "row_key")]
-              if indexes else []),
+            *(
+                [sa.Index("ix_claims_identity", "sync_name", "identity"), sa.Index("ix_claims_row", "sync_name", "row_key")]
+                if indexes
+                else []
+            ),
         ),
         # Identities the destination holds or may hold that a row stopped claiming (it left the
         # model, its identity changed, or it was sent by a run that died or whose answer was
         # lost). The end of each run removes those no row claims (mirror, audience) or forgets
         # them (other modes); an entry goes only once the destination acknowledged it.
         "releases": sa.Table(
-            "releases", md,
+            "releases",
+            md,
             sa.Column("sync_name", sa.String(200), nullable=False),
             sa.Column("identity", sa.String(2000), nullable=False),
             sa.Column("row_key", sa.String(2000)),  # the row that last held it (for messages)
@@ -121,13 +132,15 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
         # Per sync: the version of the destination's identity rules the claims were computed
         # with (claims of a store written before them, or under other rules, are recomputed).
         "identity_versions": sa.Table(
-            "identity_versions", md,
+            "identity_versions",
+            md,
             sa.Column("sync_name", sa.String(200), primary_key=True),
             sa.Column("version", sa.String(100), nullable=False),
         ),
         # Per vendor account, the earliest time its next request may go (state/budget.py).
         "budgets": sa.Table(
-            "budgets", md,
+            "budgets",
+            md,
             sa.Column("account", sa.String(200), primary_key=True),
             sa.Column("next_ms", sa.BigInteger, nullable=False),
             # the vendor's daily quota as it last said it (for plan's forecast), and when

@@ -65,6 +65,7 @@ class StateStore:
 
     def version(self, conn: Connection | None = None) -> int:
         """The applied schema version; 0 when the store was never initialised."""
+
         def read(c: Connection) -> int:
             if not sa.inspect(c).has_table("schema_version", schema=self.schema):
                 return 0
@@ -100,8 +101,7 @@ class StateStore:
             current = self.version(conn)
             if current > LATEST:
                 raise StateError(
-                    f"the state store is at schema version {current}, newer than this "
-                    f"activation ({LATEST}); upgrade activation"
+                    f"the state store is at schema version {current}, newer than this activation ({LATEST}); upgrade activation"
                 )
             for version, _, step in MIGRATIONS:
                 if version > current:
@@ -133,11 +133,7 @@ class StateStore:
             return
         d = self.t["delivered"]
         key = d.c.row_key.collate("C") if self.dialect == "postgresql" else d.c.row_key
-        q = (
-            sa.select(d.c.row_key, d.c.row_hash, d.c.row_values, d.c.dest_id)
-            .where(d.c.sync_name == sync)
-            .order_by(key)
-        )
+        q = sa.select(d.c.row_key, d.c.row_hash, d.c.row_values, d.c.dest_id).where(d.c.sync_name == sync).order_by(key)
         with self.engine.connect() as c:
             result = c.execution_options(stream_results=True, yield_per=batch).execute(q)
             yield from result.partitions(batch)
@@ -202,24 +198,40 @@ class StateStore:
             # A run still 'running' here belonged to a process that died (one run per sync
             # at a time): say so in its record instead of leaving it running forever.
             c.execute(
-                r.update().where(r.c.sync_name == sync, r.c.status == "running")
+                r.update()
+                .where(r.c.sync_name == sync, r.c.status == "running")
                 .values(status="aborted", finished_at=utcnow(), error=RUN_ENDED)
             )
             c.execute(
-                self.t["runs"].insert().values(
-                    run_id=run_id, sync_name=sync, destination=destination, started_at=utcnow(), status="running",
-                    added=0, changed=0, removed=0, unchanged=0, rejected=0, sent=0, failed=0,
+                self.t["runs"]
+                .insert()
+                .values(
+                    run_id=run_id,
+                    sync_name=sync,
+                    destination=destination,
+                    started_at=utcnow(),
+                    status="running",
+                    added=0,
+                    changed=0,
+                    removed=0,
+                    unchanged=0,
+                    rejected=0,
+                    sent=0,
+                    failed=0,
                 )
             )
         return run_id
 
-    def finish_run(self, run_id: str, status: str, counts: dict[str, int], error: str | None = None,
-                   details: dict[str, Any] | None = None) -> None:
+    def finish_run(
+        self, run_id: str, status: str, counts: dict[str, int], error: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         """Close a run record; `details` is the destination's report (kept as JSON)."""
         extra = {"details": json.dumps(details, sort_keys=True, default=str)} if details else {}
         with self.engine.begin() as c:
             c.execute(
-                self.t["runs"].update().where(self.t["runs"].c.run_id == run_id)
+                self.t["runs"]
+                .update()
+                .where(self.t["runs"].c.run_id == run_id)
                 .values(status=status, finished_at=utcnow(), error=error, **counts, **extra)
             )
 
@@ -278,32 +290,54 @@ class StateStore:
             self._delete_keys(c, sync, [r.key for r in delivered if not r.new] + list(removed))
             reclaimed = [r for r in delivered if r.identities is not None]
             if reclaimed or removed:
-                ids.replace_claims(self, c, sync, [r.key for r in reclaimed if not r.new] + list(removed),
-                                   [(r.key, i) for r in reclaimed for i in r.identities or ()])
+                ids.replace_claims(
+                    self,
+                    c,
+                    sync,
+                    [r.key for r in reclaimed if not r.new] + list(removed),
+                    [(r.key, i) for r in reclaimed for i in r.identities or ()],
+                )
             ids.add_releases(self, c, sync, releases, now)
             ids.drop_releases(self, c, sync, released)
             self._delete_keys(c, sync, list(settled), table="in_flight")
             if delivered:
-                self._insert(c, d, {
-                    "sync_name": Same(sync),
-                    "row_key": [r.key for r in delivered],
-                    "row_hash": [r.row_hash for r in delivered],
-                    "row_values": [r.values_json if r.values_json is not None else values_json(r.values) for r in delivered],
-                    "dest_id": [r.dest_id for r in delivered],
-                    "delivered_at": Same(now),
-                })
+                self._insert(
+                    c,
+                    d,
+                    {
+                        "sync_name": Same(sync),
+                        "row_key": [r.key for r in delivered],
+                        "row_hash": [r.row_hash for r in delivered],
+                        "row_values": [r.values_json if r.values_json is not None else values_json(r.values) for r in delivered],
+                        "dest_id": [r.dest_id for r in delivered],
+                        "delivered_at": Same(now),
+                    },
+                )
             if journal is not None and journal.parts:
-                self._insert(c, f, {"sync_name": Same(sync), "row_key": journal.ids, "row_values": [t for _, t in journal.parts],
-                                    "run_id": Same(run_id), "created_at": Same(now)})
+                self._insert(
+                    c,
+                    f,
+                    {
+                        "sync_name": Same(sync),
+                        "row_key": journal.ids,
+                        "row_values": [t for _, t in journal.parts],
+                        "run_id": Same(run_id),
+                        "created_at": Same(now),
+                    },
+                )
             if errors:
-                self._insert(c, self.t["row_errors"], {
-                    "run_id": [run_id] * len(errors),
-                    "sync_name": [sync] * len(errors),
-                    "row_key": [e.key for e in errors],
-                    "stage": [e.stage for e in errors],
-                    "reason": [e.reason[:2000] for e in errors],
-                    "created_at": [now] * len(errors),
-                })
+                self._insert(
+                    c,
+                    self.t["row_errors"],
+                    {
+                        "run_id": [run_id] * len(errors),
+                        "sync_name": [sync] * len(errors),
+                        "row_key": [e.key for e in errors],
+                        "stage": [e.stage for e in errors],
+                        "reason": [e.reason[:2000] for e in errors],
+                        "created_at": [now] * len(errors),
+                    },
+                )
             if counts:
                 r = self.t["runs"]
                 c.execute(r.update().where(r.c.run_id == run_id).values(**{k: getattr(r.c, k) + v for k, v in counts.items()}))
@@ -313,8 +347,10 @@ class StateStore:
         if not self.initialised:
             return {}
         with self.engine.connect() as c:
-            counts = {name: int(c.execute(sa.select(sa.func.count()).where(self.t[name].c.sync_name == sync)).scalar() or 0)
-                      for name in ("delivered", "row_errors", "runs")}
+            counts = {
+                name: int(c.execute(sa.select(sa.func.count()).where(self.t[name].c.sync_name == sync)).scalar() or 0)
+                for name in ("delivered", "row_errors", "runs")
+            }
             try:
                 counts["in_flight"] = len(self._journaled(c, sync))  # rows, not journal entries
             except CorruptJournal:  # reset must still work: count the entries
@@ -328,8 +364,7 @@ class StateStore:
         hold personal data). `history` also drops its run records (counts and timings only)."""
         tables = ["delivered", "in_flight", "row_errors"] + (["runs"] if history else [])
         with self.engine.begin() as c:
-            gone = {name: int(c.execute(self.t[name].delete().where(self.t[name].c.sync_name == sync)).rowcount or 0)
-                    for name in tables}
+            gone = {name: int(c.execute(self.t[name].delete().where(self.t[name].c.sync_name == sync)).rowcount or 0) for name in tables}
             if self.version(c) >= 5:
                 # what rows claimed goes with them; released identities not yet removed are
                 # left at the destination from now on: say how many
@@ -353,8 +388,9 @@ def _run(row: sa.Row[Any]) -> dict[str, Any]:
     return run
 
 
-def open_state(url: str | None, schema: str, warehouse_engine: Engine, *, read_only: bool,
-               lock_timeout: float = 0, statement_timeout: float = 0) -> StateStore:
+def open_state(
+    url: str | None, schema: str, warehouse_engine: Engine, *, read_only: bool, lock_timeout: float = 0, statement_timeout: float = 0
+) -> StateStore:
     """The state store: in the warehouse (url None) or at its own SQLAlchemy URL.
 
     On Postgres a statement of the store waits at most `lock_timeout` seconds for a lock

@@ -126,7 +126,9 @@ class Warehouse:
         result.close()
         return cols
 
-    def stream(self, conn: Connection, sql: str, params: dict[str, object] | None = None, *, batch: int = 5000) -> Iterator[Sequence[sa.Row]]:
+    def stream(
+        self, conn: Connection, sql: str, params: dict[str, object] | None = None, *, batch: int = 5000
+    ) -> Iterator[Sequence[sa.Row]]:
         """Yield rows in chunks with a server-side cursor: memory bounded by `batch`."""
         try:
             # Per statement: Connection.execution_options() would make every later statement
@@ -138,9 +140,9 @@ class Warehouse:
         except sa.exc.DBAPIError as e:
             raise WarehouseError(_db_message(e)) from e
 
-
-    def stream_detached(self, conn: Connection, sql: str, params: dict[str, object] | None = None, *,
-                        batch: int = 5000) -> Iterator[Sequence[Any]]:
+    def stream_detached(
+        self, conn: Connection, sql: str, params: dict[str, object] | None = None, *, batch: int = 5000
+    ) -> Iterator[Sequence[Any]]:
         """Like `stream`, for a read that lasts while the process writes to the same database
         (the diff, read while the state is written): engines where a long read holds back
         the writers' housekeeping override it."""

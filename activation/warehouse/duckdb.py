@@ -43,8 +43,9 @@ class DuckDBWarehouse(Warehouse):
 
         return engine
 
-    def stream_detached(self, conn: Connection, sql: str, params: dict[str, object] | None = None, *,
-                        batch: int = 5000) -> Iterator[Sequence[Any]]:
+    def stream_detached(
+        self, conn: Connection, sql: str, params: dict[str, object] | None = None, *, batch: int = 5000
+    ) -> Iterator[Sequence[Any]]:
         """The rows spooled to a DuckDB file of their own (every type kept, HUGEINT included:
         Parquet would not), then read back through that file's own database.
 

@@ -16,7 +16,7 @@ def psycopg_url(url: str) -> str:
     """postgres:// and postgresql:// mean psycopg 3 here (SQLAlchemy would pick psycopg2)."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

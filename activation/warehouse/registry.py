@@ -22,8 +22,11 @@ class Engine:
 ENGINES: dict[str, Engine] = {
     "duckdb": Engine("activation.warehouse.duckdb:DuckDBWarehouse"),
     "postgres": Engine("activation.warehouse.postgres:PostgresWarehouse", "postgres", {"psycopg": "psycopg"}),
-    "snowflake": Engine("activation.warehouse.snowflake:SnowflakeWarehouse", "snowflake",
-                        {"snowflake-sqlalchemy": "snowflake.sqlalchemy", "snowflake-connector-python": "snowflake.connector"}),
+    "snowflake": Engine(
+        "activation.warehouse.snowflake:SnowflakeWarehouse",
+        "snowflake",
+        {"snowflake-sqlalchemy": "snowflake.sqlalchemy", "snowflake-connector-python": "snowflake.connector"},
+    ),
 }
 
 

@@ -43,8 +43,14 @@ class SnowflakeWarehouse(Warehouse):
             from snowflake.sqlalchemy import URL
 
             s = self.spec
-            parts = {"account": s.account, "user": s.user, "database": s.database, "schema": self.schema,
-                     "warehouse": s.warehouse, "role": s.role}
+            parts = {
+                "account": s.account,
+                "user": s.user,
+                "database": s.database,
+                "schema": self.schema,
+                "warehouse": s.warehouse,
+                "role": s.role,
+            }
             url = URL(**{k: resolve_env(v) for k, v in parts.items() if v})
             # secrets go straight to the connector, never into a URL that could be printed
             if s.password:

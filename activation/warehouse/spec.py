@@ -38,9 +38,7 @@ class DuckDBWarehouseSpec(EngineSpec):
 class ServerSpec(EngineSpec):
     """An engine reached over the network."""
 
-    url: str | None = Field(
-        default=None, description="SQLAlchemy URL (postgres, snowflake); may use ${ENV}."
-    )
+    url: str | None = Field(default=None, description="SQLAlchemy URL (postgres, snowflake); may use ${ENV}.")
 
 
 class PostgresWarehouseSpec(ServerSpec):
@@ -50,13 +48,9 @@ class PostgresWarehouseSpec(ServerSpec):
 class SnowflakeWarehouseSpec(ServerSpec):
     type: Literal["snowflake"]
     # Either `url`, or these keys. Secrets as ${ENV}.
-    account: str | None = Field(
-        default=None, description="Snowflake account identifier, e.g. myorg-myaccount (snowflake only)."
-    )
+    account: str | None = Field(default=None, description="Snowflake account identifier, e.g. myorg-myaccount (snowflake only).")
     user: str | None = Field(default=None, description="Snowflake user (snowflake only).")
-    password: str | None = Field(
-        default=None, description="Snowflake password, as ${ENV} (snowflake; or a private key)."
-    )
+    password: str | None = Field(default=None, description="Snowflake password, as ${ENV} (snowflake; or a private key).")
     private_key_file: str | None = Field(
         default=None,
         description="PEM file of the key-pair auth private key, relative to the project (snowflake only).",
@@ -68,12 +62,8 @@ class SnowflakeWarehouseSpec(ServerSpec):
         default=None, description="Passphrase of an encrypted private key, as ${ENV} (snowflake only)."
     )
     role: str | None = Field(default=None, description="Snowflake role to use (snowflake only).")
-    warehouse: str | None = Field(
-        default=None, description="Snowflake virtual warehouse (compute) to run queries on (snowflake only)."
-    )
-    database: str | None = Field(
-        default=None, description="Snowflake database holding the sources and our schemas (snowflake only)."
-    )
+    warehouse: str | None = Field(default=None, description="Snowflake virtual warehouse (compute) to run queries on (snowflake only).")
+    database: str | None = Field(default=None, description="Snowflake database holding the sources and our schemas (snowflake only).")
 
     @model_validator(mode="after")
     def _snowflake_keys(self) -> SnowflakeWarehouseSpec:

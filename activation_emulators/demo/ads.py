@@ -24,10 +24,15 @@ _DIGITS = re.compile(rb"\d{7,15}")
 @contextmanager
 def ad_emulators() -> Iterator[tuple[MetaEmulator, GoogleAdsEmulator]]:
     """Both emulators, with the environment syncs/ads.yaml reads pointed at them."""
-    with MetaEmulator(tokens={"demo-token"}) as meta, GoogleAdsEmulator(
-        developer_tokens={"demo-developer-token"}, client_id="demo-client.apps.googleusercontent.com",
-        client_secret="demo-client-secret", refresh_tokens={"demo-refresh-token"},
-    ) as google:
+    with (
+        MetaEmulator(tokens={"demo-token"}) as meta,
+        GoogleAdsEmulator(
+            developer_tokens={"demo-developer-token"},
+            client_id="demo-client.apps.googleusercontent.com",
+            client_secret="demo-client-secret",
+            refresh_tokens={"demo-refresh-token"},
+        ) as google,
+    ):
         os.environ.update(META_URL=meta.url, GOOGLE_ADS_URL=google.url, GOOGLE_TOKEN_URL=google.token_url)
         yield meta, google
 

@@ -51,35 +51,150 @@ EVENT_RETENTION_DAYS = 180
 
 # ---------------------------------------------------------------- vocabularies
 
-_PREFIXES = ["Northwind", "Bluefin", "Copperleaf", "Brightwave", "Ironclad", "Silverline", "Redwood", "Granite", "Lumen", "Quanta", "Vertex", "Nimbus", "Harbor", "Summit", "Evergreen", "Polar", "Cobalt", "Falcon", "Orchid", "Meridian", "Atlas", "Pioneer", "Beacon", "Crescent", "Driftwood", "Ember", "Fathom", "Glacier", "Helix", "Indigo", "Juniper", "Kestrel", "Lighthouse", "Maple", "Nova", "Oakridge", "Pinnacle", "Quarry", "Riverbend", "Sable", "Tidewater", "Umber", "Vantage", "Willow", "Xenon", "Yarrow", "Zephyr", "Alder", "Birch", "Cascade", "Delta", "Echo", "Fjord", "Grove", "Horizon", "Ionic", "Jade", "Keystone", "Lattice", "Monarch", "Nimble", "Onyx", "Prism", "Quill", "Radiant", "Sierra", "Tandem", "Unity", "Vivid", "Wavelength", "Axiom", "Bolt", "Cinder", "Dynamo", "Elevate", "Flux", "Gamut", "Hearth", "Inlet", "Kinetic"]
+_PREFIXES = [
+    "Northwind",
+    "Bluefin",
+    "Copperleaf",
+    "Brightwave",
+    "Ironclad",
+    "Silverline",
+    "Redwood",
+    "Granite",
+    "Lumen",
+    "Quanta",
+    "Vertex",
+    "Nimbus",
+    "Harbor",
+    "Summit",
+    "Evergreen",
+    "Polar",
+    "Cobalt",
+    "Falcon",
+    "Orchid",
+    "Meridian",
+    "Atlas",
+    "Pioneer",
+    "Beacon",
+    "Crescent",
+    "Driftwood",
+    "Ember",
+    "Fathom",
+    "Glacier",
+    "Helix",
+    "Indigo",
+    "Juniper",
+    "Kestrel",
+    "Lighthouse",
+    "Maple",
+    "Nova",
+    "Oakridge",
+    "Pinnacle",
+    "Quarry",
+    "Riverbend",
+    "Sable",
+    "Tidewater",
+    "Umber",
+    "Vantage",
+    "Willow",
+    "Xenon",
+    "Yarrow",
+    "Zephyr",
+    "Alder",
+    "Birch",
+    "Cascade",
+    "Delta",
+    "Echo",
+    "Fjord",
+    "Grove",
+    "Horizon",
+    "Ionic",
+    "Jade",
+    "Keystone",
+    "Lattice",
+    "Monarch",
+    "Nimble",
+    "Onyx",
+    "Prism",
+    "Quill",
+    "Radiant",
+    "Sierra",
+    "Tandem",
+    "Unity",
+    "Vivid",
+    "Wavelength",
+    "Axiom",
+    "Bolt",
+    "Cinder",
+    "Dynamo",
+    "Elevate",
+    "Flux",
+    "Gamut",
+    "Hearth",
+    "Inlet",
+    "Kinetic",
+]
 
 # (suffix, industry): the company name hints at what the company does.
 _SUFFIXES: tuple[tuple[str, str], ...] = (
-    ("Analytics", "Software"), ("Labs", "Software"), ("Systems", "Software"),
-    ("Software", "Software"), ("Cloud", "Software"), ("Data", "Software"),
-    ("Security", "Software"), ("Logistics", "Logistics"), ("Freight", "Logistics"),
-    ("Health", "Healthcare"), ("Medical", "Healthcare"), ("Clinics", "Healthcare"),
-    ("Capital", "Financial Services"), ("Finance", "Financial Services"),
-    ("Payments", "Financial Services"), ("Insurance", "Insurance"), ("Retail", "Retail"),
-    ("Outfitters", "Retail"), ("Foods", "Food & Beverage"), ("Brewing", "Food & Beverage"),
-    ("Manufacturing", "Manufacturing"), ("Industries", "Manufacturing"),
-    ("Robotics", "Manufacturing"), ("Energy", "Energy"), ("Solar", "Energy"),
-    ("Media", "Media"), ("Studios", "Media"), ("Games", "Media"), ("Learning", "Education"),
-    ("Academy", "Education"), ("Travel", "Travel & Hospitality"),
-    ("Hotels", "Travel & Hospitality"), ("Realty", "Real Estate"),
-    ("Properties", "Real Estate"), ("Consulting", "Professional Services"),
-    ("Partners", "Professional Services"), ("Legal", "Professional Services"),
-    ("Telecom", "Telecommunications"), ("Networks", "Telecommunications"),
+    ("Analytics", "Software"),
+    ("Labs", "Software"),
+    ("Systems", "Software"),
+    ("Software", "Software"),
+    ("Cloud", "Software"),
+    ("Data", "Software"),
+    ("Security", "Software"),
+    ("Logistics", "Logistics"),
+    ("Freight", "Logistics"),
+    ("Health", "Healthcare"),
+    ("Medical", "Healthcare"),
+    ("Clinics", "Healthcare"),
+    ("Capital", "Financial Services"),
+    ("Finance", "Financial Services"),
+    ("Payments", "Financial Services"),
+    ("Insurance", "Insurance"),
+    ("Retail", "Retail"),
+    ("Outfitters", "Retail"),
+    ("Foods", "Food & Beverage"),
+    ("Brewing", "Food & Beverage"),
+    ("Manufacturing", "Manufacturing"),
+    ("Industries", "Manufacturing"),
+    ("Robotics", "Manufacturing"),
+    ("Energy", "Energy"),
+    ("Solar", "Energy"),
+    ("Media", "Media"),
+    ("Studios", "Media"),
+    ("Games", "Media"),
+    ("Learning", "Education"),
+    ("Academy", "Education"),
+    ("Travel", "Travel & Hospitality"),
+    ("Hotels", "Travel & Hospitality"),
+    ("Realty", "Real Estate"),
+    ("Properties", "Real Estate"),
+    ("Consulting", "Professional Services"),
+    ("Partners", "Professional Services"),
+    ("Legal", "Professional Services"),
+    ("Telecom", "Telecommunications"),
+    ("Networks", "Telecommunications"),
     ("Marketing", "Marketing & Advertising"),
 )
 
 # (ISO-2, weight, calling code, national number length, ccTLD or None)
 _COUNTRIES: tuple[tuple[str, int, str, int, str | None], ...] = (
-    ("US", 40, "1", 10, None), ("GB", 10, "44", 10, "co.uk"), ("DE", 9, "49", 11, "de"),
-    ("FR", 6, "33", 9, "fr"), ("CA", 5, "1", 10, "ca"), ("NL", 4, "31", 9, "nl"),
-    ("AU", 4, "61", 9, "com.au"), ("IN", 4, "91", 10, "in"), ("SE", 3, "46", 9, "se"),
-    ("ES", 3, "34", 9, "es"), ("BR", 3, "55", 11, "com.br"), ("IE", 2, "353", 9, "ie"),
-    ("CH", 2, "41", 9, "ch"), ("SG", 2, "65", 8, "sg"), ("JP", 2, "81", 10, "jp"),
+    ("US", 40, "1", 10, None),
+    ("GB", 10, "44", 10, "co.uk"),
+    ("DE", 9, "49", 11, "de"),
+    ("FR", 6, "33", 9, "fr"),
+    ("CA", 5, "1", 10, "ca"),
+    ("NL", 4, "31", 9, "nl"),
+    ("AU", 4, "61", 9, "com.au"),
+    ("IN", 4, "91", 10, "in"),
+    ("SE", 3, "46", 9, "se"),
+    ("ES", 3, "34", 9, "es"),
+    ("BR", 3, "55", 11, "com.br"),
+    ("IE", 2, "353", 9, "ie"),
+    ("CH", 2, "41", 9, "ch"),
+    ("SG", 2, "65", 8, "sg"),
+    ("JP", 2, "81", 10, "jp"),
     ("PL", 1, "48", 9, "pl"),
 )
 
@@ -91,16 +206,166 @@ _CRM_OWNERS: dict[str, tuple[str, ...]] = {
     "free": ("Self-serve Team",),
 }
 
-_FIRST_NAMES = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David", "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Charles", "Karen", "Daniel", "Lisa", "Matthew", "Nancy", "Anthony", "Sandra", "Mark", "Ashley", "Paul", "Emily", "Steven", "Michelle", "Andrew", "Laura", "Joshua", "Emma", "Kevin", "Olivia", "Brian", "Sophia", "Lukas", "Lea", "Hugo", "Chloe", "Mateo", "Lucia", "Aarav", "Ananya", "Wei", "Mei", "Hiroshi", "Yuki", "Lars", "Ingrid", "Sean", "Aoife", "Rafael", "Camila", "Piotr", "Zofia", "Noah", "Mia", "Liam", "Amelia", "Arjun", "Priya", "Tomas", "Elena"]
-_LAST_NAMES = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez", "Hernandez", "Lopez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Thompson", "White", "Harris", "Clark", "Lewis", "Walker", "Hall", "Young", "King", "Wright", "Scott", "Green", "Baker", "Adams", "Nelson", "Hill", "Campbell", "Mitchell", "Roberts", "Carter", "Mueller", "Schmidt", "Schneider", "Fischer", "Dubois", "Moreau", "Laurent", "Rossi", "Bianchi", "Kowalski", "Nowak", "Jansen", "Visser", "Andersson", "Nilsson", "Murphy", "Kelly", "Sato", "Suzuki", "Tanaka", "Patel", "Sharma", "Gupta", "Chen", "Wang", "Silva", "Santos", "Costa", "Fernandez"]
+_FIRST_NAMES = [
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Daniel",
+    "Lisa",
+    "Matthew",
+    "Nancy",
+    "Anthony",
+    "Sandra",
+    "Mark",
+    "Ashley",
+    "Paul",
+    "Emily",
+    "Steven",
+    "Michelle",
+    "Andrew",
+    "Laura",
+    "Joshua",
+    "Emma",
+    "Kevin",
+    "Olivia",
+    "Brian",
+    "Sophia",
+    "Lukas",
+    "Lea",
+    "Hugo",
+    "Chloe",
+    "Mateo",
+    "Lucia",
+    "Aarav",
+    "Ananya",
+    "Wei",
+    "Mei",
+    "Hiroshi",
+    "Yuki",
+    "Lars",
+    "Ingrid",
+    "Sean",
+    "Aoife",
+    "Rafael",
+    "Camila",
+    "Piotr",
+    "Zofia",
+    "Noah",
+    "Mia",
+    "Liam",
+    "Amelia",
+    "Arjun",
+    "Priya",
+    "Tomas",
+    "Elena",
+]
+_LAST_NAMES = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Thompson",
+    "White",
+    "Harris",
+    "Clark",
+    "Lewis",
+    "Walker",
+    "Hall",
+    "Young",
+    "King",
+    "Wright",
+    "Scott",
+    "Green",
+    "Baker",
+    "Adams",
+    "Nelson",
+    "Hill",
+    "Campbell",
+    "Mitchell",
+    "Roberts",
+    "Carter",
+    "Mueller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Dubois",
+    "Moreau",
+    "Laurent",
+    "Rossi",
+    "Bianchi",
+    "Kowalski",
+    "Nowak",
+    "Jansen",
+    "Visser",
+    "Andersson",
+    "Nilsson",
+    "Murphy",
+    "Kelly",
+    "Sato",
+    "Suzuki",
+    "Tanaka",
+    "Patel",
+    "Sharma",
+    "Gupta",
+    "Chen",
+    "Wang",
+    "Silva",
+    "Santos",
+    "Costa",
+    "Fernandez",
+]
 
 # (title, weight); a few users have no title in the CRM.
 _TITLES: tuple[tuple[str, int], ...] = (
-    ("Software Engineer", 14), ("Data Analyst", 11), ("Product Manager", 9),
-    ("Data Engineer", 7), ("Marketing Manager", 7), ("Customer Success Manager", 6),
-    ("Operations Manager", 6), ("Account Executive", 5), ("Designer", 5),
-    ("Sales Operations Analyst", 4), ("RevOps Lead", 3), ("Head of Growth", 3),
-    ("VP Engineering", 2), ("CTO", 2), ("CEO", 2), ("Founder", 2),
+    ("Software Engineer", 14),
+    ("Data Analyst", 11),
+    ("Product Manager", 9),
+    ("Data Engineer", 7),
+    ("Marketing Manager", 7),
+    ("Customer Success Manager", 6),
+    ("Operations Manager", 6),
+    ("Account Executive", 5),
+    ("Designer", 5),
+    ("Sales Operations Analyst", 4),
+    ("RevOps Lead", 3),
+    ("Head of Growth", 3),
+    ("VP Engineering", 2),
+    ("CTO", 2),
+    ("CEO", 2),
+    ("Founder", 2),
 )
 _TITLE_NULL_SHARE = 0.05
 
@@ -183,14 +448,38 @@ def _slug(s: str) -> str:
 def _build_accounts(n: int, seed: int, now: datetime) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
     """Accounts and their subscription history, drawn row by row (small: one per account)."""
     rng = random.Random(seed)
-    acc: dict[str, list[Any]] = {k: [] for k in (
-        "account_id", "acc_num", "name", "domain", "industry", "employees", "country",
-        "created_at", "crm_owner", "plan", "n_users", "user_offset", "declining",
-        "churned_at",
-    )}
-    sub: dict[str, list[Any]] = {k: [] for k in (
-        "subscription_id", "account_id", "plan", "seats", "mrr", "started_at", "ended_at", "status",
-    )}
+    acc: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "account_id",
+            "acc_num",
+            "name",
+            "domain",
+            "industry",
+            "employees",
+            "country",
+            "created_at",
+            "crm_owner",
+            "plan",
+            "n_users",
+            "user_offset",
+            "declining",
+            "churned_at",
+        )
+    }
+    sub: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "subscription_id",
+            "account_id",
+            "plan",
+            "seats",
+            "mrr",
+            "started_at",
+            "ended_at",
+            "status",
+        )
+    }
     used_names: set[str] = set()
     used_domains: set[str] = set()
     country_codes = [c[0] for c in _COUNTRIES]
@@ -316,11 +605,19 @@ def _build_accounts(n: int, seed: int, now: datetime) -> tuple[dict[str, list[An
             sub["status"].append(status if last else "cancelled")
 
         for key, value in (
-            ("account_id", f"acc_{i:04d}"), ("acc_num", i), ("name", name), ("domain", domain),
-            ("industry", industry), ("employees", employees), ("country", country),
+            ("account_id", f"acc_{i:04d}"),
+            ("acc_num", i),
+            ("name", name),
+            ("domain", domain),
+            ("industry", industry),
+            ("employees", employees),
+            ("country", country),
             ("created_at", created_at.replace(microsecond=0)),
-            ("crm_owner", rng.choice(_CRM_OWNERS[plan])), ("plan", plan),
-            ("n_users", n_users), ("user_offset", user_offset), ("declining", declining),
+            ("crm_owner", rng.choice(_CRM_OWNERS[plan])),
+            ("plan", plan),
+            ("n_users", n_users),
+            ("user_offset", user_offset),
+            ("declining", declining),
             ("churned_at", churned_at),
         ):
             acc[key].append(value)
@@ -416,18 +713,42 @@ def generate(
     acc, sub = _build_accounts(accounts, seed, now)
     con.execute("BEGIN TRANSACTION")
     try:
-        _load_columns(con, "_demo_acc", acc, {
-            "account_id": "VARCHAR", "acc_num": "BIGINT", "name": "VARCHAR", "domain": "VARCHAR",
-            "industry": "VARCHAR", "employees": "INTEGER", "country": "VARCHAR",
-            "created_at": "TIMESTAMP", "crm_owner": "VARCHAR", "plan": "VARCHAR",
-            "n_users": "BIGINT", "user_offset": "BIGINT", "declining": "BOOLEAN",
-            "churned_at": "TIMESTAMP",
-        })
-        _load_columns(con, "_demo_sub", sub, {
-            "subscription_id": "VARCHAR", "account_id": "VARCHAR", "plan": "VARCHAR",
-            "seats": "INTEGER", "mrr": "DECIMAL(12, 2)", "started_at": "TIMESTAMP",
-            "ended_at": "TIMESTAMP", "status": "VARCHAR",
-        })
+        _load_columns(
+            con,
+            "_demo_acc",
+            acc,
+            {
+                "account_id": "VARCHAR",
+                "acc_num": "BIGINT",
+                "name": "VARCHAR",
+                "domain": "VARCHAR",
+                "industry": "VARCHAR",
+                "employees": "INTEGER",
+                "country": "VARCHAR",
+                "created_at": "TIMESTAMP",
+                "crm_owner": "VARCHAR",
+                "plan": "VARCHAR",
+                "n_users": "BIGINT",
+                "user_offset": "BIGINT",
+                "declining": "BOOLEAN",
+                "churned_at": "TIMESTAMP",
+            },
+        )
+        _load_columns(
+            con,
+            "_demo_sub",
+            sub,
+            {
+                "subscription_id": "VARCHAR",
+                "account_id": "VARCHAR",
+                "plan": "VARCHAR",
+                "seats": "INTEGER",
+                "mrr": "DECIMAL(12, 2)",
+                "started_at": "TIMESTAMP",
+                "ended_at": "TIMESTAMP",
+                "status": "VARCHAR",
+            },
+        )
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
         for table in TABLES:
             con.execute(f"DROP TABLE IF EXISTS {SCHEMA}.{table}")
@@ -473,9 +794,7 @@ def _users_base_sql(R: _Rand, T: str) -> str:
         delay = R.exp(f"ob{idx}_delay", n) + f" * {mean_days * 86400} + 300"
         at = f"signed_up_at + {_seconds(delay)}"
         done = R.u(f"ob{idx}", n) + f" < CASE WHEN stalled THEN 0.25 ELSE {p} END"
-        step_cols.append(
-            f"/* {event} */ CASE WHEN {done} AND {at} < active_until THEN {at} END AS ob{idx}_at"
-        )
+        step_cols.append(f"/* {event} */ CASE WHEN {done} AND {at} < active_until THEN {at} END AS ob{idx}_at")
     step_sql = ",\n                ".join(step_cols)
     return f"""
         CREATE OR REPLACE TEMP TABLE _demo_u AS
@@ -492,20 +811,20 @@ def _users_base_sql(R: _Rand, T: str) -> str:
                      THEN acc_created_at + {_seconds(f"{R.u('signup', n)} * 3600")}
                      ELSE acc_created_at + {_seconds(f"pow({R.u('signup', n)}, 2) * date_diff('second', acc_created_at, {T})")}
                 END AS signed_up_at,
-                {R.pick(_FIRST_NAMES, 'first', n)} AS first_name,
-                {R.pick(_LAST_NAMES, 'last', n)} AS last_name
+                {R.pick(_FIRST_NAMES, "first", n)} AS first_name,
+                {R.pick(_LAST_NAMES, "last", n)} AS last_name
             FROM x
         ), t AS (
             SELECT *,
                 -- Some users leave (their company, or the product) at some point.
-                CASE WHEN {R.u('left', n)} < 0.12
+                CASE WHEN {R.u("left", n)} < 0.12
                      THEN signed_up_at + {_seconds(f"{R.u('left_at', n)} * date_diff('second', signed_up_at, {T})")}
                 END AS left_at,
                 -- Declining accounts: most users went quiet 5 to 19 weeks ago.
-                CASE WHEN declining AND {R.u('quiet', n)} < 0.85
+                CASE WHEN declining AND {R.u("quiet", n)} < 0.85
                      THEN {T} - INTERVAL 35 DAY - {_seconds(f"{R.u('quiet_at', n)} * 100 * 86400")}
                 END AS quiet_draw,
-                {R.u('stalled', n)} < 0.10 AS stalled
+                {R.u("stalled", n)} < 0.10 AS stalled
             FROM s
         ), t2 AS (
             -- ...only users who were there before going quiet.
@@ -514,7 +833,7 @@ def _users_base_sql(R: _Rand, T: str) -> str:
             SELECT *,
                 greatest(signed_up_at, least({T}, left_at, churned_at, quiet_at)) AS active_until,
                 -- Events per active day: exponential across users (a few power users).
-                least(3.0, {_plan_case('events_per_day')} * {R.exp('rate', n)}
+                least(3.0, {_plan_case("events_per_day")} * {R.exp("rate", n)}
                            * CASE WHEN declining THEN 0.6 ELSE 1.0 END) AS rate
             FROM t2
         ), w AS (
@@ -525,17 +844,17 @@ def _users_base_sql(R: _Rand, T: str) -> str:
         SELECT
             user_num, printf('usr_%05d', user_num) AS user_id, account_id, domain, plan,
             declining, first_name, last_name,
-            lower(CASE WHEN {R.u('fmt', n)} < 0.60 THEN first_name || '.' || last_name
-                       WHEN {R.u('fmt', n)} < 0.75 THEN first_name || last_name
-                       WHEN {R.u('fmt', n)} < 0.90 THEN left(first_name, 1) || last_name
+            lower(CASE WHEN {R.u("fmt", n)} < 0.60 THEN first_name || '.' || last_name
+                       WHEN {R.u("fmt", n)} < 0.75 THEN first_name || last_name
+                       WHEN {R.u("fmt", n)} < 0.90 THEN left(first_name, 1) || last_name
                        ELSE first_name END) AS local_part,
-            CASE WHEN {R.u('title_null', n)} < {_TITLE_NULL_SHARE} THEN NULL
-                 ELSE {R.weighted(title_pairs, 'title', n)} END AS title,
-            CASE WHEN {R.u('abroad', n)} < 0.88 THEN acc_country
-                 ELSE {R.weighted(countries, 'country', n)} END AS country,
-            {R.u('phone_null', n)} AS phone_draw,
-            {R.u('phone', n)} AS phone_digits_draw,
-            {R.u('opt_in', n)} < 0.72 AS email_opt_in,
+            CASE WHEN {R.u("title_null", n)} < {_TITLE_NULL_SHARE} THEN NULL
+                 ELSE {R.weighted(title_pairs, "title", n)} END AS title,
+            CASE WHEN {R.u("abroad", n)} < 0.88 THEN acc_country
+                 ELSE {R.weighted(countries, "country", n)} END AS country,
+            {R.u("phone_null", n)} AS phone_draw,
+            {R.u("phone", n)} AS phone_digits_draw,
+            {R.u("opt_in", n)} < 0.72 AS email_opt_in,
             signed_up_at, active_until, rate, ob1_at, ob2_at, ob3_at
         FROM w
     """
@@ -557,8 +876,14 @@ def _events_sql(R: _Rand, T: str) -> str:
     n = "user_num"
     # Weights of regular events; onboarding-type events only happen to users who did that
     # step (and after they did it), otherwise they are a login, so a stalled user stays stalled.
-    mix = (("login", 52.0), ("exported_report", 14.0), ("used_api", 10.0),
-           ("created_project", 14.0), ("invited_teammate", 6.0), ("connected_integration", 4.0))
+    mix = (
+        ("login", 52.0),
+        ("exported_report", 14.0),
+        ("used_api", 10.0),
+        ("created_project", 14.0),
+        ("invited_teammate", 6.0),
+        ("connected_integration", 4.0),
+    )
     picked = R.weighted(mix, "event", n, "k")
     return f"""
         CREATE OR REPLACE TEMP TABLE _demo_ev AS
@@ -570,7 +895,7 @@ def _events_sql(R: _Rand, T: str) -> str:
             SELECT *, date_diff('second', w_start, active_until) AS span,
                    CASE WHEN active_until > w_start
                         THEN CAST(floor(rate * date_diff('second', w_start, active_until) / 86400.0
-                                        + {R.u('n_events', n)}) AS BIGINT)
+                                        + {R.u("n_events", n)}) AS BIGINT)
                         ELSE 0 END AS n_events
             FROM win
         ), numbered AS (
@@ -609,7 +934,8 @@ def _events_sql(R: _Rand, T: str) -> str:
 def _users_sql() -> list[str]:
     """Users with a unique e-mail at the account's domain and last_seen_at = last event;
     then the events (ids grouped by user, not in time order)."""
-    return [f"""
+    return [
+        f"""
         INSERT INTO {SCHEMA}.users
         WITH seen AS (
             SELECT user_num, max(occurred_at) AS last_event_at FROM _demo_ev GROUP BY user_num
@@ -624,13 +950,15 @@ def _users_sql() -> list[str]:
                coalesce(greatest(seen.last_event_at, signed_up_at), signed_up_at), email_opt_in
         FROM named LEFT JOIN seen USING (user_num)
         ORDER BY user_num
-    """, f"""
+    """,
+        f"""
         INSERT INTO {SCHEMA}.product_events
         -- No ORDER BY: sorting ~5M rows would double the build time at accounts=30000, and
         -- DuckDB keeps the (deterministic) order of _demo_ev anyway (preserve_insertion_order).
         SELECT printf('evt_%08d', ev_num), user_id, account_id, event, occurred_at
         FROM _demo_ev
-    """]
+    """,
+    ]
 
 
 def _invoices_sql(R: _Rand, T: str) -> str:
@@ -673,9 +1001,9 @@ def _tickets_sql(R: _Rand, T: str) -> str:
         WITH per_user AS (
             SELECT user_num, user_id, account_id, signed_up_at, active_until,
                    date_diff('second', signed_up_at, active_until) AS span,
-                   CAST(floor({_plan_case('tickets_per_year')}
+                   CAST(floor({_plan_case("tickets_per_year")}
                               * date_diff('second', signed_up_at, active_until) / (365.0 * 86400)
-                              * {R.exp('tickets', n)} + {R.u('tickets_round', n)}) AS BIGINT) AS n_tickets
+                              * {R.exp("tickets", n)} + {R.u("tickets_round", n)}) AS BIGINT) AS n_tickets
             FROM _demo_u
         ), regular AS (
             SELECT user_num, user_id, account_id, 0 AS src, k, false AS hot,
@@ -684,12 +1012,12 @@ def _tickets_sql(R: _Rand, T: str) -> str:
         ), escalation AS (
             -- Declining accounts: 3-8 recent tickets (enterprise) or 0-2 (others), filed by
             -- any of their users, within the last 30 days.
-            SELECT a.user_offset + 1 + CAST(floor({R.u('esc_user', 'a.acc_num', 'k')} * a.n_users) AS BIGINT) AS user_num,
+            SELECT a.user_offset + 1 + CAST(floor({R.u("esc_user", "a.acc_num", "k")} * a.n_users) AS BIGINT) AS user_num,
                    a.account_id, 1 AS src, k, true AS hot,
                    {T} - INTERVAL 29 DAY + {_seconds(f"{R.u('esc_at', 'a.acc_num', 'k')} * 28 * 86400")} AS created_at
             FROM (SELECT *, unnest(range(CASE WHEN plan = 'enterprise'
-                                              THEN 3 + CAST(floor({R.u('n_esc', 'acc_num')} * 6) AS BIGINT)
-                                              ELSE CAST(floor({R.u('n_esc', 'acc_num')} * 3) AS BIGINT) END)) AS k
+                                              THEN 3 + CAST(floor({R.u("n_esc", "acc_num")} * 6) AS BIGINT)
+                                              ELSE CAST(floor({R.u("n_esc", "acc_num")} * 3) AS BIGINT) END)) AS k
                   FROM _demo_acc WHERE declining) AS a
         ), t AS (
             SELECT user_num, user_id, account_id, src, k, hot, created_at FROM regular
@@ -699,7 +1027,7 @@ def _tickets_sql(R: _Rand, T: str) -> str:
         ), drawn AS (
             SELECT *,
                    date_diff('second', created_at, {T}) / 86400.0 AS age_days,
-                   {R.u('status', n, 'src', 'k')} AS s,
+                   {R.u("status", n, "src", "k")} AS s,
                    created_at + {_seconds(f"600 + {R.exp('resolve', n, 'src', 'k')} * 20 * 3600")} AS resolved_at
             FROM t
         ), statused AS (
@@ -712,11 +1040,11 @@ def _tickets_sql(R: _Rand, T: str) -> str:
         )
         SELECT printf('tkt_%06d', row_number() OVER (ORDER BY created_at, user_num, src, k)),
                account_id, user_id,
-               CASE WHEN hot THEN {R.weighted(hot_priority, 'priority', n, 'src', 'k')}
-                    ELSE {R.weighted(base_priority, 'priority', n, 'src', 'k')} END,
+               CASE WHEN hot THEN {R.weighted(hot_priority, "priority", n, "src", "k")}
+                    ELSE {R.weighted(base_priority, "priority", n, "src", "k")} END,
                -- A ticket whose resolution would land in the future is still pending.
                CASE WHEN drawn_status = 'solved' AND resolved_at >= {T} THEN 'pending' ELSE drawn_status END,
-               {R.weighted(channels, 'channel', n, 'src', 'k')},
+               {R.weighted(channels, "channel", n, "src", "k")},
                created_at,
                CASE WHEN drawn_status = 'solved' AND resolved_at < {T} THEN resolved_at END
         FROM statused
@@ -734,15 +1062,15 @@ def _touches_sql(R: _Rand, T: str) -> str:
         WITH per_user AS (
             SELECT user_num, user_id, signed_up_at,
                    least({T}, active_until + INTERVAL 60 DAY) AS until_at,
-                   {_plan_case('touches_per_year')} AS per_year
+                   {_plan_case("touches_per_year")} AS per_year
             FROM _demo_u
         ), counted AS (
             SELECT *, date_diff('second', signed_up_at, until_at) AS span,
                    CAST(floor(per_year * date_diff('second', signed_up_at, until_at) / (365.0 * 86400)
-                              * {R.exp('touches', n)} + {R.u('touches_round', n)}) AS BIGINT) AS n_touches
+                              * {R.exp("touches", n)} + {R.u("touches_round", n)}) AS BIGINT) AS n_touches
             FROM per_user
         )
-        SELECT user_id, {R.weighted(channels, 'touch_channel', n, 'k')},
+        SELECT user_id, {R.weighted(channels, "touch_channel", n, "k")},
                signed_up_at + {_seconds(f"{R.u('touch_at', n, 'k')} * span")} AS touched_at
         FROM (SELECT *, unnest(range(n_touches)) AS k FROM counted)
         ORDER BY touched_at, user_num, k
@@ -781,7 +1109,7 @@ def mutate(
             CREATE OR REPLACE TEMP TABLE _demo_mut AS
             SELECT user_id,
                    CASE WHEN rn <= {int(change)} THEN 'change' ELSE 'delete' END AS kind
-            FROM (SELECT user_id, row_number() OVER (ORDER BY {R.u('pick', 'user_id')}, user_id) AS rn
+            FROM (SELECT user_id, row_number() OVER (ORDER BY {R.u("pick", "user_id")}, user_id) AS rn
                   FROM {SCHEMA}.users)
             WHERE rn <= {int(change) + int(delete)}
         """)
@@ -789,10 +1117,10 @@ def mutate(
             UPDATE {SCHEMA}.users AS u SET
                 -- Move to another title: an offset of 1..n-1 from the current one, never itself.
                 title = {_array(titles)}[1 + ((coalesce(nullif(list_position({_array(titles)}, u.title), 0), 1) - 1
-                         + 1 + CAST(floor({R.u('title', 'u.user_id')} * {len(titles) - 1}) AS BIGINT)) % {len(titles)})],
+                         + 1 + CAST(floor({R.u("title", "u.user_id")} * {len(titles) - 1}) AS BIGINT)) % {len(titles)})],
                 last_seen_at = (SELECT max(last_seen_at) FROM {SCHEMA}.users)
                                + {_seconds(f"60 + {R.u('seen', 'u.user_id')} * 36000")},
-                email_opt_in = CASE WHEN {R.u('opt_in', 'u.user_id')} < 0.5 THEN NOT u.email_opt_in
+                email_opt_in = CASE WHEN {R.u("opt_in", "u.user_id")} < 0.5 THEN NOT u.email_opt_in
                                     ELSE u.email_opt_in END
             WHERE u.user_id IN (SELECT user_id FROM _demo_mut WHERE kind = 'change')
         """)

@@ -54,8 +54,14 @@ def _cli(console: Console, *args: str) -> int:
 #: syncs/ and audiences/, which a build copies into the package).
 EXAMPLE = Path(__file__).parent / "project"
 #: What the demo needs beyond the base install: the emulators and the vendors it syncs to.
-NEEDS = {"hubspot-api-client": "hubspot", "simple-salesforce": "simple_salesforce", "mailchimp-marketing": "mailchimp_marketing",
-         "phonenumbers": "phonenumbers", "openapi-core": "openapi_core", "requests": "requests"}
+NEEDS = {
+    "hubspot-api-client": "hubspot",
+    "simple-salesforce": "simple_salesforce",
+    "mailchimp-marketing": "mailchimp_marketing",
+    "phonenumbers": "phonenumbers",
+    "openapi-core": "openapi_core",
+    "requests": "requests",
+}
 
 
 def demo_project(directory: Path | None, console: Console) -> Path:
@@ -93,19 +99,26 @@ def run_demo(directory: Path | None, console: Console) -> int:
     from activation_emulators.mailchimp import MailchimpEmulator
     from activation_emulators.salesforce import SalesforceEmulator
 
-    with WebhookReceiver() as rx, HubSpotEmulator(tokens={"demo-token"}) as hubspot, SalesforceEmulator() as sf, \
-            MailchimpEmulator(api_keys={MAILCHIMP_KEY}) as mailchimp, ad_emulators() as (meta, google):
+    with (
+        WebhookReceiver() as rx,
+        HubSpotEmulator(tokens={"demo-token"}) as hubspot,
+        SalesforceEmulator() as sf,
+        MailchimpEmulator(api_keys={MAILCHIMP_KEY}) as mailchimp,
+        ad_emulators() as (meta, google),
+    ):
         _mailchimp_audience(mailchimp)
         os.environ.update(MAILCHIMP_URL=mailchimp.url, MAILCHIMP_API_KEY=MAILCHIMP_KEY)
-        os.environ.update(SALESFORCE_INSTANCE_URL=f"https://{sf.instance}", SALESFORCE_SESSION_ID=sf.token,
-                          SALESFORCE_TRANSPORT_URL=sf.url)
+        os.environ.update(SALESFORCE_INSTANCE_URL=f"https://{sf.instance}", SALESFORCE_SESSION_ID=sf.token, SALESFORCE_TRANSPORT_URL=sf.url)
         os.environ[WEBHOOK_ENV] = rx.url
         os.environ["HUBSPOT_URL"], os.environ["HUBSPOT_TOKEN"] = hubspot.url, "demo-token"
         for prop, kind in HUBSPOT_PROPERTIES.items():  # the demo portal's custom properties
             hubspot.add_property("contacts", prop, **kind)
         console.print(f"[bold]Local CRM webhook receiver[/] at {rx.url}")
-        checked = ("validates every request against HubSpot's OpenAPI documents" if hubspot.unvalidated_reason is None
-                   else f"requests not validated: {hubspot.unvalidated_reason}")
+        checked = (
+            "validates every request against HubSpot's OpenAPI documents"
+            if hubspot.unvalidated_reason is None
+            else f"requests not validated: {hubspot.unvalidated_reason}"
+        )
         console.print(f"[bold]Local HubSpot emulator[/] at {hubspot.url} ({checked})", highlight=False)
         console.print(f"[bold]Local Salesforce emulator[/] at {sf.url} (simple-salesforce is routed to it)")
         console.print(f"[bold]Local Mailchimp emulator[/] at {mailchimp.url} (audience 'Customers', through mailchimp-marketing)")
@@ -130,17 +143,24 @@ def run_demo(directory: Path | None, console: Console) -> int:
         with application.workspace(load_project(root), dry_run=True) as w:
             plan = w.plan(w.prepare(["users_to_crm"], None))[0]
         _cli(console, "plan", "users_to_crm", *p)
-        exact = (plan.counts.changed == CHANGED and plan.counts.removed == DELETED
-                 and {c.key for c in plan.changed_samples} <= set(changed["changed_user_ids"]))
+        exact = (
+            plan.counts.changed == CHANGED
+            and plan.counts.removed == DELETED
+            and {c.key for c in plan.changed_samples} <= set(changed["changed_user_ids"])
+        )
         mark = "[green]✓[/]" if exact else "[red]✗[/]"
-        console.print(f"{mark} the plan holds exactly the {CHANGED} changed users (fields: "
-                      f"{', '.join(plan.field_changes)}) and the {DELETED} deleted ones")
+        console.print(
+            f"{mark} the plan holds exactly the {CHANGED} changed users (fields: "
+            f"{', '.join(plan.field_changes)}) and the {DELETED} deleted ones"
+        )
         if _cli(console, "run", *p) != 0:
             return 1
         invalid = len(hubspot.invalid_requests)
         if hubspot.unvalidated_reason is not None:  # nothing was checked: no green mark for it
-            console.print(f"[yellow]![/] HubSpot: {hubspot.request_count} requests, not validated "
-                          f"({escape(hubspot.unvalidated_reason)})", highlight=False)
+            console.print(
+                f"[yellow]![/] HubSpot: {hubspot.request_count} requests, not validated ({escape(hubspot.unvalidated_reason)})",
+                highlight=False,
+            )
         else:
             console.print(f"{'[green]✓[/]' if not invalid else '[red]✗[/]'} HubSpot: {hubspot.request_count} requests, {invalid} invalid")
         _cli(console, "status", *p)
@@ -174,13 +194,14 @@ def _check_no_pii(console: Console, warehouse: Path, meta: Any, google: Any) -> 
     raw = meta.raw_requests() + google.raw_requests()
     seen = raw_pii_seen(str(warehouse), raw)
     mark = "[green]✓[/]" if not seen and raw else "[red]✗[/]"
-    console.print(f"{mark} no raw email or phone number in the {len(raw):,} bytes the Meta and Google emulators received"
-                  + (f" (found {len(seen)})" if seen else ""))
+    console.print(
+        f"{mark} no raw email or phone number in the {len(raw):,} bytes the Meta and Google emulators received"
+        + (f" (found {len(seen)})" if seen else "")
+    )
     return not seen and bool(raw)
 
 
-def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubspot: Any, sf: Any, mailchimp: Any,
-                        ads: Any = None) -> bool:
+def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubspot: Any, sf: Any, mailchimp: Any, ads: Any = None) -> bool:
     """Every destination holds exactly what the state store says was delivered, and the
     state equals the model (the last plan was empty): so each destination equals the model."""
     from activation.destinations.file.destination import _cell
@@ -232,8 +253,11 @@ def _check_destinations(console: Console, root: Path, rx: WebhookReceiver, hubsp
             same = held == want
             ok &= same
             mark = "[green]✓[/]" if same else "[red]✗[/]"
-            how = {"salesforce": " (compared by external id and Name)",
-                   "mailchimp": f" (members tagged {sync.audience!r}, with their merge fields)",
-                   "meta_audience": " (people, by their hashes)", "google_ads": " (people, by their hashes)"}.get(dest.type, "")
+            how = {
+                "salesforce": " (compared by external id and Name)",
+                "mailchimp": f" (members tagged {sync.audience!r}, with their merge fields)",
+                "meta_audience": " (people, by their hashes)",
+                "google_ads": " (people, by their hashes)",
+            }.get(dest.type, "")
             console.print(f"{mark} {name}: the {dest.type} destination holds exactly the model ({len(held):,} rows){how}")
     return ok

@@ -51,16 +51,28 @@ from activation_emulators.faults import FaultInjector, serve_after, serve_before
 from activation_emulators.recording import RequestRecorder
 
 FAILURE_TYPE = "type.googleapis.com/google.ads.googleads.{v}.errors.GoogleAdsFailure"
-STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-          429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 MAX_IDENTIFIERS_PER_REQUEST = 100_000
 MAX_IDENTIFIERS_PER_MEMBER = 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PATH = re.compile(r"^/(v\d+)/customers/(\d+)/(.+)$")
 COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)  # ISO 3166-1 alpha-2 regions
 HASHED = ("hashedEmail", "hashedPhoneNumber")
-KEY_TYPE = {"hashedEmail": "CONTACT_INFO", "hashedPhoneNumber": "CONTACT_INFO", "addressInfo": "CONTACT_INFO",
-            "thirdPartyUserId": "CRM_ID", "mobileId": "MOBILE_ADVERTISING_ID"}
+KEY_TYPE = {
+    "hashedEmail": "CONTACT_INFO",
+    "hashedPhoneNumber": "CONTACT_INFO",
+    "addressInfo": "CONTACT_INFO",
+    "thirdPartyUserId": "CRM_ID",
+    "mobileId": "MOBILE_ADVERTISING_ID",
+}
 
 
 class ApiError(Exception):
@@ -73,8 +85,14 @@ class ApiError(Exception):
         return {"@type": FAILURE_TYPE.format(v=version), "errors": [error], "requestId": secrets.token_hex(8)}
 
     def body(self, version: str) -> dict[str, Any]:
-        return {"error": {"code": self.status, "message": str(self) if self.status != 400 else "Request contains an invalid argument.",
-                          "status": STATUS.get(self.status, "UNKNOWN"), "details": [self.failure(version)]}}
+        return {
+            "error": {
+                "code": self.status,
+                "message": str(self) if self.status != 400 else "Request contains an invalid argument.",
+                "status": STATUS.get(self.status, "UNKNOWN"),
+                "details": [self.failure(version)],
+            }
+        }
 
 
 @dataclass
@@ -124,10 +142,21 @@ class GoogleAdsEmulator(BackgroundServer):
     server_class = _Server
     handler_class = _Handler
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, developer_tokens: set[str] | None = None,
-                 client_id: str = "client-id", client_secret: str = "client-secret", refresh_tokens: set[str] | None = None,
-                 managers: dict[str, str] | None = None, job_seconds: float = 0.0, version: str = "v24",
-                 record: bool = True, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        developer_tokens: set[str] | None = None,
+        client_id: str = "client-id",
+        client_secret: str = "client-secret",
+        refresh_tokens: set[str] | None = None,
+        managers: dict[str, str] | None = None,
+        job_seconds: float = 0.0,
+        version: str = "v24",
+        record: bool = True,
+        verbose: bool = False,
+    ) -> None:
         self.host, self.port = host, port
         self.developer_tokens = developer_tokens  # None: any non-empty
         self.client_id, self.client_secret = client_id, client_secret
@@ -211,9 +240,10 @@ class GoogleAdsEmulator(BackgroundServer):
         return self.recorder.raw_bytes()
 
     def _fault_body(self, status: int) -> tuple[bytes, str]:
-        code, message = {429: ({"quotaError": "RESOURCE_EXHAUSTED"}, "Too many requests."),
-                         401: ({"authenticationError": "OAUTH_TOKEN_EXPIRED"}, "Request had invalid authentication credentials."),
-                         }.get(status, ({"internalError": "INTERNAL_ERROR"}, "Internal error encountered."))
+        code, message = {
+            429: ({"quotaError": "RESOURCE_EXHAUSTED"}, "Too many requests."),
+            401: ({"authenticationError": "OAUTH_TOKEN_EXPIRED"}, "Request had invalid authentication credentials."),
+        }.get(status, ({"internalError": "INTERNAL_ERROR"}, "Internal error encountered."))
         return json.dumps(ApiError(status, code, message).body(self.version)).encode(), "application/json"
 
     # ------------------------------------------------------------ requests
@@ -247,8 +277,7 @@ class GoogleAdsEmulator(BackgroundServer):
             return 400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
         access = "ya29." + secrets.token_urlsafe(24)
         self._tokens[access] = time.monotonic() + 3599
-        return 200, {"access_token": access, "expires_in": 3599, "scope": "https://www.googleapis.com/auth/adwords",
-                     "token_type": "Bearer"}
+        return 200, {"access_token": access, "expires_in": 3599, "scope": "https://www.googleapis.com/auth/adwords", "token_type": "Bearer"}
 
     def _route(self, method: str, path: str, headers: dict[str, str], body: Any) -> dict[str, Any]:
         m = _PATH.match(path)
@@ -259,9 +288,12 @@ class GoogleAdsEmulator(BackgroundServer):
         auth = headers.get("authorization", "")
         token = auth[7:] if auth.startswith("Bearer ") else ""
         if self._tokens.get(token, 0.0) <= time.monotonic():
-            raise ApiError(401, {"authenticationError": "OAUTH_TOKEN_INVALID" if token not in self._tokens else "OAUTH_TOKEN_EXPIRED"},
-                           "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
-                           "other valid authentication credential.")
+            raise ApiError(
+                401,
+                {"authenticationError": "OAUTH_TOKEN_INVALID" if token not in self._tokens else "OAUTH_TOKEN_EXPIRED"},
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
+                "other valid authentication credential.",
+            )
         dev = headers.get("developer-token", "")
         if not dev or (self.developer_tokens is not None and dev not in self.developer_tokens):
             raise ApiError(401, {"authenticationError": "DEVELOPER_TOKEN_INVALID"}, "The developer token is not valid.")
@@ -269,14 +301,28 @@ class GoogleAdsEmulator(BackgroundServer):
             raise ApiError(404, {"requestError": "RESOURCE_NAME_MISSING"}, f"Unknown path {path}")
         version, customer, rest = m.groups()
         if customer in self.managers and headers.get("login-customer-id") != self.managers[customer]:
-            raise ApiError(403, {"authorizationError": "USER_PERMISSION_DENIED"},
-                           "User doesn't have permission to access customer. Note: If you're accessing a client customer, "
-                           "the manager's customer id must be set in the 'login-customer-id' header.")
+            raise ApiError(
+                403,
+                {"authorizationError": "USER_PERMISSION_DENIED"},
+                "User doesn't have permission to access customer. Note: If you're accessing a client customer, "
+                "the manager's customer id must be set in the 'login-customer-id' header.",
+            )
         if self._throttles:
             delay = self._throttles.pop(0)
-            raise ApiError(429, {"quotaError": "RESOURCE_EXHAUSTED"}, f"Too many requests. Retry in {delay:g} seconds.",
-                           extra={"details": {"quotaErrorDetails": {"rateScope": "DEVELOPER", "retryDelay": f"{delay:g}s",
-                                                                    "rateName": "Number of operations for basic access"}}})
+            raise ApiError(
+                429,
+                {"quotaError": "RESOURCE_EXHAUSTED"},
+                f"Too many requests. Retry in {delay:g} seconds.",
+                extra={
+                    "details": {
+                        "quotaErrorDetails": {
+                            "rateScope": "DEVELOPER",
+                            "retryDelay": f"{delay:g}s",
+                            "rateName": "Number of operations for basic access",
+                        }
+                    }
+                },
+            )
         if method == "GET" and rest.startswith("operations/"):
             return self._operation(f"customers/{customer}/{rest}")
         if method != "POST":
@@ -298,8 +344,9 @@ class GoogleAdsEmulator(BackgroundServer):
         raise ApiError(404, {"requestError": "UNKNOWN"}, f"Unknown method {verb!r}")
 
     def _search(self, customer: str, query: str) -> dict[str, Any]:
-        m = re.match(r"\s*SELECT\s+(.+?)\s+FROM\s+(\w+)(?:\s+WHERE\s+(\w+)\.(\w+)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(\d+)))?\s*$",
-                     query, re.I | re.S)
+        m = re.match(
+            r"\s*SELECT\s+(.+?)\s+FROM\s+(\w+)(?:\s+WHERE\s+(\w+)\.(\w+)\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(\d+)))?\s*$", query, re.I | re.S
+        )
         if not m:
             raise ApiError(400, {"queryError": "UNEXPECTED_INPUT"}, "Error in query: unexpected input.")
         _, resource, _, field_name, text, number = m.groups()
@@ -307,12 +354,18 @@ class GoogleAdsEmulator(BackgroundServer):
         if resource == "user_list":
             if field_name not in (None, "name", "resource_name", "id"):
                 raise ApiError(400, {"queryError": "UNRECOGNIZED_FIELD"}, f"Unrecognized field in the query: 'user_list.{field_name}'.")
-            rows = [{"userList": {"resourceName": k, "name": v["name"], "id": k.rsplit("/", 1)[1]}} for k, v in self._lists.items()
-                    if v["customer"] == customer and (field_name is None or {"name": v["name"], "resource_name": k,
-                                                                             "id": k.rsplit("/", 1)[1]}[field_name] == value)]
+            rows = [
+                {"userList": {"resourceName": k, "name": v["name"], "id": k.rsplit("/", 1)[1]}}
+                for k, v in self._lists.items()
+                if v["customer"] == customer
+                and (field_name is None or {"name": v["name"], "resource_name": k, "id": k.rsplit("/", 1)[1]}[field_name] == value)
+            ]
         elif resource == "offline_user_data_job":
-            rows = [{"offlineUserDataJob": {"resourceName": j.resource, "status": j.status, "id": j.resource.rsplit("/", 1)[1]}}
-                    for j in self._jobs.values() if j.customer == customer and (field_name is None or j.resource == value)]
+            rows = [
+                {"offlineUserDataJob": {"resourceName": j.resource, "status": j.status, "id": j.resource.rsplit("/", 1)[1]}}
+                for j in self._jobs.values()
+                if j.customer == customer and (field_name is None or j.resource == value)
+            ]
         else:
             raise ApiError(400, {"queryError": "INVALID_RESOURCE_NAME_IN_FROM_CLAUSE"}, f"Unsupported resource {resource!r}")
         return {"results": rows, "fieldMask": m.group(1).replace(" ", "")}
@@ -325,14 +378,21 @@ class GoogleAdsEmulator(BackgroundServer):
             if not name:
                 raise ApiError(400, {"fieldError": "REQUIRED"}, "The required field was not present.")
             if any(v["name"] == name and v["customer"] == customer for v in self._lists.values()):
-                raise ApiError(400, {"userListError": "NAME_ALREADY_USED"}, "Name is already being used for another user list for the account.")
+                raise ApiError(
+                    400, {"userListError": "NAME_ALREADY_USED"}, "Name is already being used for another user list for the account."
+                )
             key_type = (create.get("crmBasedUserList") or {}).get("uploadKeyType")
             if key_type not in ("CONTACT_INFO", "CRM_ID", "MOBILE_ADVERTISING_ID"):
                 raise ApiError(400, {"userListError": "INVALID_UPLOAD_KEY_TYPE"}, "crmBasedUserList.uploadKeyType is required.")
             self._next += 1
             resource = f"customers/{customer}/userLists/{self._next}"
-            self._lists[resource] = {"resource": resource, "customer": customer, "name": name, "uploadKeyType": key_type,
-                                     "membershipLifeSpan": create.get("membershipLifeSpan")}
+            self._lists[resource] = {
+                "resource": resource,
+                "customer": customer,
+                "name": name,
+                "uploadKeyType": key_type,
+                "membershipLifeSpan": create.get("membershipLifeSpan"),
+            }
             self._members[resource] = AudienceMembers(frozenset(KEY_TYPE))
             results.append({"resourceName": resource})
         return {"results": results}
@@ -356,16 +416,20 @@ class GoogleAdsEmulator(BackgroundServer):
             return ApiError(400, {"offlineUserDataJobError": "TOO_MANY_USER_IDENTIFIERS"}, "Too many user identifiers for one member.")
         first = next((k for k, _ in job.operations), kind)
         if first != kind:
-            return ApiError(400, {"offlineUserDataJobError": "CONFLICTING_OPERATION"},
-                            "Create and remove operations cannot be mixed in the same job.")
+            return ApiError(
+                400, {"offlineUserDataJobError": "CONFLICTING_OPERATION"}, "Create and remove operations cannot be mixed in the same job."
+            )
         key_type = self._lists[job.user_list]["uploadKeyType"]
         for ident in ids:
             if not isinstance(ident, dict) or len(ident) != 1:
                 return ApiError(400, {"fieldError": "ONE_OF_VIOLATION"}, "A user identifier sets exactly one of its fields.")
             [(name, value)] = ident.items()
             if KEY_TYPE.get(name) != key_type:
-                return ApiError(400, {"offlineUserDataJobError": "INCOMPATIBLE_UPLOAD_KEY_TYPE"},
-                                f"The identifier {name} is incompatible with the list's upload key type {key_type}.")
+                return ApiError(
+                    400,
+                    {"offlineUserDataJobError": "INCOMPATIBLE_UPLOAD_KEY_TYPE"},
+                    f"The identifier {name} is incompatible with the list's upload key type {key_type}.",
+                )
             if name in HASHED and not (isinstance(value, str) and _SHA256.match(value)):
                 return ApiError(400, {"offlineUserDataJobError": "INVALID_SHA256_FORMAT"}, "The SHA256 encoded value is malformed.")
             if name == "addressInfo":
@@ -382,16 +446,23 @@ class GoogleAdsEmulator(BackgroundServer):
         if job.status != "PENDING":
             raise ApiError(400, {"offlineUserDataJobError": "JOB_ALREADY_STARTED"}, "The job has already been run.")
         operations = body.get("operations") or []
-        total = sum(len((op.get("create") or op.get("remove") or {}).get("userIdentifiers") or []) for op in operations if isinstance(op, dict))
+        total = sum(
+            len((op.get("create") or op.get("remove") or {}).get("userIdentifiers") or []) for op in operations if isinstance(op, dict)
+        )
         if not operations or total > MAX_IDENTIFIERS_PER_REQUEST:
-            raise ApiError(400, {"offlineUserDataJobError": "TOO_MANY_USER_IDENTIFIERS" if operations else "MISSING_USER_IDENTIFIER"},
-                           f"Between 1 operation and {MAX_IDENTIFIERS_PER_REQUEST} user identifiers per request.")
+            raise ApiError(
+                400,
+                {"offlineUserDataJobError": "TOO_MANY_USER_IDENTIFIERS" if operations else "MISSING_USER_IDENTIFIER"},
+                f"Between 1 operation and {MAX_IDENTIFIERS_PER_REQUEST} user identifiers per request.",
+            )
         failures: list[dict[str, Any]] = []
         accepted: list[tuple[str, list[dict[str, Any]]]] = []
         for i, op in enumerate(operations):
             kinds = [k for k in ("create", "remove", "removeAll") if isinstance(op, dict) and k in op]
             if len(kinds) != 1:
-                checked: Any = ApiError(400, {"fieldError": "ONE_OF_VIOLATION"}, "An operation sets exactly one of create, remove, removeAll.")
+                checked: Any = ApiError(
+                    400, {"fieldError": "ONE_OF_VIOLATION"}, "An operation sets exactly one of create, remove, removeAll."
+                )
             elif kinds[0] == "removeAll":
                 checked = []
             else:
@@ -404,13 +475,17 @@ class GoogleAdsEmulator(BackgroundServer):
             accepted.append((kinds[0], checked))
             job.operations.append((kinds[0], checked))  # later operations of the request see the job's kind
         if failures and not body.get("enablePartialFailure"):
-            del job.operations[len(job.operations) - len(accepted):]
+            del job.operations[len(job.operations) - len(accepted) :]
             raise ApiError(400, failures[0]["errorCode"], failures[0]["message"], extra={"location": failures[0]["location"]})
         if not failures:
             return {}
-        return {"partialFailureError": {"code": 3, "message": f"Multiple errors in ‘details’. First error: {failures[0]['message']}",
-                                        "details": [{"@type": FAILURE_TYPE.format(v=self.version), "errors": failures,
-                                                     "requestId": secrets.token_hex(8)}]}}
+        return {
+            "partialFailureError": {
+                "code": 3,
+                "message": f"Multiple errors in ‘details’. First error: {failures[0]['message']}",
+                "details": [{"@type": FAILURE_TYPE.format(v=self.version), "errors": failures, "requestId": secrets.token_hex(8)}],
+            }
+        }
 
     def _run(self, job: Job) -> dict[str, Any]:
         if job.status != "PENDING":
@@ -444,8 +519,10 @@ class GoogleAdsEmulator(BackgroundServer):
         job = self._ops.get(name)
         if job is None:
             raise ApiError(404, {"requestError": "RESOURCE_NAME_MALFORMED"}, f"Operation {name} not found.")
-        meta = {"@type": f"type.googleapis.com/google.ads.googleads.{self.version}.resources.OfflineUserDataJobMetadata",
-                "matchRateRange": "MATCH_RANGE_LESS_THAN_20"}
+        meta = {
+            "@type": f"type.googleapis.com/google.ads.googleads.{self.version}.resources.OfflineUserDataJobMetadata",
+            "matchRateRange": "MATCH_RANGE_LESS_THAN_20",
+        }
         out: dict[str, Any] = {"name": name, "metadata": meta, "done": job.status in ("SUCCESS", "FAILED")}
         if job.status == "SUCCESS":
             out["response"] = {"@type": "type.googleapis.com/google.protobuf.Empty"}
@@ -463,8 +540,9 @@ def identifier_pair(identifier: dict[str, Any]) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m activation_emulators.google_ads",
-                                     description="Serve a local Google Ads API (REST) emulator for Customer Match.")
+    parser = argparse.ArgumentParser(
+        prog="python -m activation_emulators.google_ads", description="Serve a local Google Ads API (REST) emulator for Customer Match."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8091)
     parser.add_argument("--developer-token", action="append", help="accepted developer token (repeatable; default: any)")
@@ -473,9 +551,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-seconds", type=float, default=0.0, help="how long a job runs before it succeeds")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
-    emu = GoogleAdsEmulator(args.host, args.port, developer_tokens=set(args.developer_token) if args.developer_token else None,
-                            client_id=args.client_id, client_secret=args.client_secret, job_seconds=args.job_seconds,
-                            record=False, verbose=args.verbose)
+    emu = GoogleAdsEmulator(
+        args.host,
+        args.port,
+        developer_tokens=set(args.developer_token) if args.developer_token else None,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        job_seconds=args.job_seconds,
+        record=False,
+        verbose=args.verbose,
+    )
     emu.serve_until_signal("Google Ads API emulator on {url} (token endpoint {url}/token; Ctrl-C to stop)")
     print(f"{len(emu.request_log)} requests, {len(emu.user_lists())} user lists, {len(emu.jobs())} jobs", file=sys.stderr)
     return 0

@@ -23,19 +23,25 @@ MAX_BATCH = 100
 class _Failure:
     """Why one batch input failed; becomes a 207 error entry or fails the whole batch."""
 
-    def __init__(self, category: str, message: str, results: list[dict[str, Any]] | None = None,
-                 context: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self, category: str, message: str, results: list[dict[str, Any]] | None = None, context: dict[str, list[str]] | None = None
+    ) -> None:
         self.category, self.message, self.results, self.context = category, message, results or [], context or {}
 
     def entry(self) -> dict[str, Any]:
         details = [{"message": r["message"], "code": r["error"], "in": r["name"]} for r in self.results]
-        return {"status": "error", "category": self.category, "message": self.message,
-                "context": self.context, "errors": details, "links": {}}
+        return {
+            "status": "error",
+            "category": self.category,
+            "message": self.message,
+            "context": self.context,
+            "errors": details,
+            "links": {},
+        }
 
 
 class CrmApi(ListsApi):
-    def __init__(self, portal_id: int = 12345678, batch_errors: BatchErrors = "hubspot",
-                 shuffle_results: bool = False) -> None:
+    def __init__(self, portal_id: int = 12345678, batch_errors: BatchErrors = "hubspot", shuffle_results: bool = False) -> None:
         self.portal_id = portal_id
         self.batch_errors = batch_errors
         self.shuffle_results = shuffle_results  # HubSpot does not promise input order in batch results
@@ -65,8 +71,9 @@ class CrmApi(ListsApi):
                 return t
         return None
 
-    def add_object_type(self, name: str, properties: list[str | dict[str, Any]] | None = None,
-                        unique: list[str] | None = None, singular: str | None = None) -> ObjectType:
+    def add_object_type(
+        self, name: str, properties: list[str | dict[str, Any]] | None = None, unique: list[str] | None = None, singular: str | None = None
+    ) -> ObjectType:
         self._custom_ids += 1
         t = ObjectType(name, f"2-{1000 + self._custom_ids}", (singular or name.removeprefix("p_").rstrip("s")).upper())
         for p in ("hs_object_id", "hs_createdate", "hs_lastmodifieddate"):
@@ -87,17 +94,24 @@ class CrmApi(ListsApi):
         self.types[name] = t
         return t
 
-    def add_property(self, object_type: str | ObjectType, name: str, type: str = "string",
-                     options: list[str | dict[str, Any]] | None = None, unique: bool = False,
-                     label: str | None = None, field_type: str | None = None, group_name: str | None = None) -> PropertyDef:
+    def add_property(
+        self,
+        object_type: str | ObjectType,
+        name: str,
+        type: str = "string",
+        options: list[str | dict[str, Any]] | None = None,
+        unique: bool = False,
+        label: str | None = None,
+        field_type: str | None = None,
+        group_name: str | None = None,
+    ) -> PropertyDef:
         t = object_type if isinstance(object_type, ObjectType) else self.object_type(object_type)
         if t is None:
             raise KeyError(f"unknown object type {object_type!r}")
         if type not in ("string", "number", "bool", "enumeration", "date", "datetime", "phone_number"):
             raise ValueError(f"unknown property type {type!r}")
         group = group_name or {"contacts": "contactinformation", "companies": "companyinformation"}.get(t.name, f"{t.name}_information")
-        prop = PropertyDef(name, type, label or "", field_type or "", group, options=options_from(options or []),
-                           has_unique_value=unique)
+        prop = PropertyDef(name, type, label or "", field_type or "", group, options=options_from(options or []), has_unique_value=unique)
         t.properties[name] = prop
         t.schema_changed()
         return prop
@@ -106,8 +120,7 @@ class CrmApi(ListsApi):
 
     def _render(self, t: ObjectType, rec: Record, names: list[str] | None = None, **extra: Any) -> dict[str, Any]:
         props = self._read_props(t, rec, names)
-        body = {"id": rec.id, "properties": props, "createdAt": rec.created_at, "updatedAt": rec.updated_at,
-                "archived": rec.archived}
+        body = {"id": rec.id, "properties": props, "createdAt": rec.created_at, "updatedAt": rec.updated_at, "archived": rec.archived}
         if rec.archived_at:
             body["archivedAt"] = rec.archived_at
         body.update(extra)
@@ -153,8 +166,7 @@ class CrmApi(ListsApi):
     def _values_message(problems: list[dict[str, Any]]) -> str:
         return "Property values were not valid: " + json.dumps(problems, separators=(",", ":"))
 
-    def _conflict(self, t: ObjectType, props: dict[str, str], own_id: str | None,
-                  pending: dict[tuple[str, str], str]) -> _Failure | None:
+    def _conflict(self, t: ObjectType, props: dict[str, str], own_id: str | None, pending: dict[tuple[str, str], str]) -> _Failure | None:
         for name in t.indexed():
             value = props.get(name)
             if not value:
@@ -200,14 +212,20 @@ class CrmApi(ListsApi):
         if t.is_unique(id_property) or (upsert and t.name == "contacts" and id_property == "email"):
             return None
         # HubSpot's answer, seen for hs_object_id on 0-2 and for email in batch update on 0-1.
-        return error(400, f"Unable to perform update/upsert by non-unique {t.type_id} property {id_property} "
-                          f"in portal ID {self.portal_id}", "VALIDATION_ERROR")
+        return error(
+            400,
+            f"Unable to perform update/upsert by non-unique {t.type_id} property {id_property} in portal ID {self.portal_id}",
+            "VALIDATION_ERROR",
+        )
 
     def batch_write(self, t: ObjectType, kind: Literal["create", "update", "upsert"], inputs: list[dict[str, Any]]) -> Reply:
         started = now_iso()
         if len(inputs) > MAX_BATCH:
-            return error(400, f"The maximum number of inputs supported in a batch is {MAX_BATCH}. "
-                              "Please reduce the number of items and try again", "VALIDATION_ERROR")
+            return error(
+                400,
+                f"The maximum number of inputs supported in a batch is {MAX_BATCH}. Please reduce the number of items and try again",
+                "VALIDATION_ERROR",
+            )
         if kind != "create":
             for id_property in {i.get("idProperty") for i in inputs}:
                 bad = self._id_property_error(t, id_property, kind == "upsert")
@@ -237,8 +255,7 @@ class CrmApi(ListsApi):
                 if kind == "upsert" and id_property and target is None:
                     props = {id_property: id_value, **props}  # a created record carries its key
                 elif target is None:
-                    failure = _Failure("OBJECT_NOT_FOUND", "Object not found. objectId are usually numeric.",
-                                       context={"ids": [id_value]})
+                    failure = _Failure("OBJECT_NOT_FOUND", "Object not found. objectId are usually numeric.", context={"ids": [id_value]})
             problems = [] if failure else self._check_props(t, props)
             if problems:
                 failure = _Failure("VALIDATION_ERROR", self._values_message(problems), problems)
@@ -257,7 +274,8 @@ class CrmApi(ListsApi):
         failures = [f for *_, f in plans if f]
         traces = [i.get("objectWriteTraceId") for i in inputs]
         multi = self.batch_errors == "multi-status" or (
-            kind == "create" and all(traces) and len(set(traces)) == len(traces))  # HubSpot's documented opt-in
+            kind == "create" and all(traces) and len(set(traces)) == len(traces)
+        )  # HubSpot's documented opt-in
         if failures and not multi:
             problems = [r for f in failures for r in f.results]
             if problems:  # the whole batch is refused, nothing is written
@@ -282,8 +300,7 @@ class CrmApi(ListsApi):
             if not self.echo_id_property and item.get("idProperty"):
                 rendered["properties"].pop(item["idProperty"], None)
             results.append(rendered)
-        body: dict[str, Any] = {"status": "COMPLETE", "results": self._order(results), "startedAt": started,
-                                "completedAt": now_iso()}
+        body: dict[str, Any] = {"status": "COMPLETE", "results": self._order(results), "startedAt": started, "completedAt": now_iso()}
         if errors:
             body.update(numErrors=len(errors), errors=errors)
             return 207, body, {}
@@ -293,8 +310,11 @@ class CrmApi(ListsApi):
         started = now_iso()
         inputs = body.get("inputs") or []
         if len(inputs) > MAX_BATCH:
-            return error(400, f"The maximum number of inputs supported in a batch is {MAX_BATCH}. "
-                              "Please reduce the number of items and try again", "VALIDATION_ERROR")
+            return error(
+                400,
+                f"The maximum number of inputs supported in a batch is {MAX_BATCH}. Please reduce the number of items and try again",
+                "VALIDATION_ERROR",
+            )
         if "propertiesWithHistory" not in body:  # required by the published documents (also when they are not loaded)
             return error(400, "Invalid input JSON on line 1: 'propertiesWithHistory' is a required property", "VALIDATION_ERROR")
         id_property = body.get("idProperty")
@@ -310,20 +330,31 @@ class CrmApi(ListsApi):
                 missing.append(value)
             else:
                 results.append(self._render(t, rec, names))
-        out: dict[str, Any] = {"status": "COMPLETE", "results": self._order(results), "startedAt": started,
-                               "completedAt": now_iso()}
+        out: dict[str, Any] = {"status": "COMPLETE", "results": self._order(results), "startedAt": started, "completedAt": now_iso()}
         if missing:  # HubSpot answers 207 with one error listing the ids it could not find
-            out.update(numErrors=1, errors=[{
-                "status": "error", "category": "OBJECT_NOT_FOUND",
-                "message": f"Could not get some {t.singular} objects, they may be deleted or not exist. Check that ids are valid.",
-                "context": {"ids": missing}, "errors": [], "links": {}}])
+            out.update(
+                numErrors=1,
+                errors=[
+                    {
+                        "status": "error",
+                        "category": "OBJECT_NOT_FOUND",
+                        "message": f"Could not get some {t.singular} objects, they may be deleted or not exist. Check that ids are valid.",
+                        "context": {"ids": missing},
+                        "errors": [],
+                        "links": {},
+                    }
+                ],
+            )
             return 207, out, {}
         return 200, out, {}
 
     def batch_archive(self, t: ObjectType, inputs: list[dict[str, Any]]) -> Reply:
         if len(inputs) > MAX_BATCH:
-            return error(400, f"The maximum number of inputs supported in a batch is {MAX_BATCH}. "
-                              "Please reduce the number of items and try again", "VALIDATION_ERROR")
+            return error(
+                400,
+                f"The maximum number of inputs supported in a batch is {MAX_BATCH}. Please reduce the number of items and try again",
+                "VALIDATION_ERROR",
+            )
         for item in inputs:  # unknown ids are ignored
             self.archive(t, scalar_str(item.get("id")))
         return 204, None, {}
@@ -379,8 +410,11 @@ class CrmApi(ListsApi):
 
     def search(self, t: ObjectType, body: dict[str, Any]) -> Reply:
         groups = body.get("filterGroups") or []
-        matched = [r for r in sorted(t.records.values(), key=lambda r: int(r.id))
-                   if not r.archived and (not groups or any(all(_filter(t, r, f) for f in g.get("filters", [])) for g in groups))]
+        matched = [
+            r
+            for r in sorted(t.records.values(), key=lambda r: int(r.id))
+            if not r.archived and (not groups or any(all(_filter(t, r, f) for f in g.get("filters", [])) for g in groups))
+        ]
         query = (body.get("query") or "").lower()
         if query:
             matched = [r for r in matched if any(query in v.lower() for v in r.properties.values())]
@@ -388,7 +422,7 @@ class CrmApi(ListsApi):
         if offset is None:
             return error(400, "Invalid paging cursor: after", "VALIDATION_ERROR")
         limit = min(int(body.get("limit") or 10), 200)
-        page = matched[offset:offset + limit]
+        page = matched[offset : offset + limit]
         out: dict[str, Any] = {"total": len(matched), "results": [self._render(t, r, list(body.get("properties") or [])) for r in page]}
         if offset + limit < len(matched):
             out["paging"] = {"next": {"after": str(offset + limit)}}
@@ -409,8 +443,16 @@ class CrmApi(ListsApi):
         name = body["name"]
         if name in t.properties:
             return error(409, f"Property named '{name}' already exists.", "CONFLICT")
-        prop = self.add_property(t, name, body["type"], body.get("options") or [], bool(body.get("hasUniqueValue")),
-                                 body.get("label"), body.get("fieldType"), body.get("groupName"))
+        prop = self.add_property(
+            t,
+            name,
+            body["type"],
+            body.get("options") or [],
+            bool(body.get("hasUniqueValue")),
+            body.get("label"),
+            body.get("fieldType"),
+            body.get("groupName"),
+        )
         prop.description = body.get("description") or ""
         return 201, prop.to_api(), {}
 
@@ -421,8 +463,9 @@ class CrmApi(ListsApi):
         q: dict[str, list[str]] = {}
         for k, val in query:
             q.setdefault(k, []).append(val)
-        template = op.template.replace("/crm/v3/objects/contacts", "/crm/v3/objects/{objectType}") \
-                              .replace("/crm/v3/objects/companies", "/crm/v3/objects/{objectType}")
+        template = op.template.replace("/crm/v3/objects/contacts", "/crm/v3/objects/{objectType}").replace(
+            "/crm/v3/objects/companies", "/crm/v3/objects/{objectType}"
+        )
         route = f"{op.method.upper()} {template}"
         if template.startswith("/crm/v3/objects/") or template.startswith("/crm/v3/properties/"):
             type_key = match.object_type or v.get("objectType", "")

@@ -42,8 +42,22 @@ class Unsupported(Exception):
 
 
 _IGNORED = {"description", "example", "title", "default", "deprecated", "externalDocs", "xml"}
-_HANDLED = {"type", "nullable", "enum", "format", "pattern", "required", "properties", "additionalProperties",
-            "items", "oneOf", "anyOf", "allOf", "readOnly", "writeOnly"}
+_HANDLED = {
+    "type",
+    "nullable",
+    "enum",
+    "format",
+    "pattern",
+    "required",
+    "properties",
+    "additionalProperties",
+    "items",
+    "oneOf",
+    "anyOf",
+    "allOf",
+    "readOnly",
+    "writeOnly",
+}
 _TYPES: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: type(v) is str,
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -114,6 +128,7 @@ class SchemaCompiler:
         type_name = s.get("type")
         is_type = _TYPES[type_name] if type_name else None
         if keys == {"type"}:  # the common leaf: one type test
+
             def leaf(v: Any) -> Fail | None:
                 if is_type(v) or (nullable and v is None):  # type: ignore[misc]
                     return None
@@ -130,8 +145,7 @@ class SchemaCompiler:
             checks.append(lambda v: None if conforms(v, fmt) else Fail(f"{v!r} is not a '{fmt}'"))
         if "pattern" in s:
             regex, pattern = re.compile(s["pattern"]), s["pattern"]
-            checks.append(lambda v: Fail(f"{v!r} does not match {pattern!r}")
-                          if type(v) is str and not regex.search(v) else None)
+            checks.append(lambda v: Fail(f"{v!r} does not match {pattern!r}") if type(v) is str and not regex.search(v) else None)
         if keys & {"required", "properties", "additionalProperties"}:
             checks.append(self._object_check(s))
         if "items" in s:
@@ -299,8 +313,9 @@ class Problem:
     detail: str
 
 
-def check_request(compiled: CompiledOperation, match: Match, query: list[tuple[str, str]],
-                  headers: dict[str, str], body: bytes, parsed_body: Any) -> Problem | None:
+def check_request(
+    compiled: CompiledOperation, match: Match, query: list[tuple[str, str]], headers: dict[str, str], body: bytes, parsed_body: Any
+) -> Problem | None:
     """The first way the request departs from the operation's parameters or body, if any."""
     for param in compiled.params:
         if param.location == "path":
@@ -328,8 +343,7 @@ def check_request(compiled: CompiledOperation, match: Match, query: list[tuple[s
             return Problem("body", "Missing required request body") if compiled.body_required else None
         mimetype = headers.get("content-type", "").split(";")[0].strip().lower()
         if "*/*" not in compiled.body_media and mimetype not in compiled.body_media:
-            return Problem("body", f"Content for the following mimetype not found: {mimetype}. "
-                                   f"Valid mimetypes: {compiled.body_media}")
+            return Problem("body", f"Content for the following mimetype not found: {mimetype}. Valid mimetypes: {compiled.body_media}")
         if compiled.body is not None:
             err = compiled.body(parsed_body)
             if err:

@@ -41,8 +41,7 @@ __all__ = ["HubSpotEmulator", "InvalidMessage", "LoggedRequest", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m activation_emulators.hubspot",
-                                     description="Serve a local HubSpot CRM v3 emulator.")
+    parser = argparse.ArgumentParser(prog="python -m activation_emulators.hubspot", description="Serve a local HubSpot CRM v3 emulator.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--token", action="append", help="accepted bearer token (repeatable; default: any)")
@@ -58,9 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.rate_limit:
         count, _, seconds = args.rate_limit.partition("/")
         rate_limit = (int(count), float(seconds or 10))
-    emu = HubSpotEmulator(args.host, args.port, tokens=set(args.token) if args.token else None, rate_limit=rate_limit,
-                          daily_limit=args.daily_limit, validation=args.validation, batch_errors=args.batch_errors,
-                          retry_after=args.retry_after, verbose=args.verbose)
+    emu = HubSpotEmulator(
+        args.host,
+        args.port,
+        tokens=set(args.token) if args.token else None,
+        rate_limit=rate_limit,
+        daily_limit=args.daily_limit,
+        validation=args.validation,
+        batch_errors=args.batch_errors,
+        retry_after=args.retry_after,
+        verbose=args.verbose,
+    )
     emu.echo_id_property = not args.no_echo
     emu.serve_until_signal("HubSpot emulator on {url} (Ctrl-C to stop)")
     invalid = len(emu.invalid_requests)

@@ -62,12 +62,23 @@ class ListsApi:
         query = (body.get("query") or "").lower()
         types = set(body.get("processingTypes") or [])
         ids = set(body.get("listIds") or [])
-        found = [lst for lst in self.lists.values()
-                 if query in lst.name.lower() and (not types or lst.processing_type in types) and (not ids or lst.list_id in ids)]
+        found = [
+            lst
+            for lst in self.lists.values()
+            if query in lst.name.lower() and (not types or lst.processing_type in types) and (not ids or lst.list_id in ids)
+        ]
         offset, count = int(body.get("offset") or 0), int(body.get("count") or 20)
-        page = found[offset:offset + count]
-        return 200, {"lists": [lst.to_api(search=True) for lst in page], "offset": offset + len(page),
-                     "hasMore": offset + count < len(found), "total": len(found)}, {}
+        page = found[offset : offset + count]
+        return (
+            200,
+            {
+                "lists": [lst.to_api(search=True) for lst in page],
+                "offset": offset + len(page),
+                "hasMore": offset + count < len(found),
+                "total": len(found),
+            },
+            {},
+        )
 
     def change_members(self, list_id: str, add: list[Any], remove: list[Any]) -> Reply:
         lst = self._list(list_id)
@@ -108,8 +119,10 @@ class ListsApi:
         elif before is not None:
             ids = [i for i in reversed(ids) if int(i) < before]
         page = ids[:limit]
-        body: dict[str, Any] = {"results": [{"recordId": i, "membershipTimestamp": lst.members[i]} for i in page],
-                                "total": len(lst.members)}
+        body: dict[str, Any] = {
+            "results": [{"recordId": i, "membershipTimestamp": lst.members[i]} for i in page],
+            "total": len(lst.members),
+        }
         if len(ids) > limit:
             body["paging"] = {"next": {"after": page[-1]}}
         return 200, body, {}
@@ -122,12 +135,14 @@ class ListsApi:
             "GET /crm/v3/lists": lambda: self.get_lists(q.get("listIds", [])),
             "GET /crm/v3/lists/{listId}": lambda: self.get_list(lid),
             "DELETE /crm/v3/lists/{listId}": lambda: self.delete_list(lid),
-            "GET /crm/v3/lists/object-type-id/{objectTypeId}/name/{listName}":
-                lambda: self.get_list_by_name(v["objectTypeId"], v["listName"]),
+            "GET /crm/v3/lists/object-type-id/{objectTypeId}/name/{listName}": lambda: self.get_list_by_name(
+                v["objectTypeId"], v["listName"]
+            ),
             "POST /crm/v3/lists/search": lambda: self.search_lists(body),
             "PUT /crm/v3/lists/{listId}/memberships/add": lambda: self.change_members(lid, body, []),
             "PUT /crm/v3/lists/{listId}/memberships/remove": lambda: self.change_members(lid, [], body),
-            "PUT /crm/v3/lists/{listId}/memberships/add-and-remove":
-                lambda: self.change_members(lid, body.get("recordIdsToAdd") or [], body.get("recordIdsToRemove") or []),
+            "PUT /crm/v3/lists/{listId}/memberships/add-and-remove": lambda: self.change_members(
+                lid, body.get("recordIdsToAdd") or [], body.get("recordIdsToRemove") or []
+            ),
             "GET /crm/v3/lists/{listId}/memberships": lambda: self.get_members(lid, q),
         }

@@ -17,12 +17,19 @@ def stand_in(stack: ExitStack, spec: Any, syncs: list[Any]) -> StandIn:
 
     def summary(name: str) -> str:
         held = ", ".join(f"{len(emu.records(t))} {t}" for t in ("contacts", "companies"))
-        checked = (f"{len(emu.invalid_requests)} invalid requests" if emu.unvalidated_reason is None
-                   else f"requests not validated ({emu.unvalidated_reason})")
+        checked = (
+            f"{len(emu.invalid_requests)} invalid requests"
+            if emu.unvalidated_reason is None
+            else f"requests not validated ({emu.unvalidated_reason})"
+        )
         return f"{name}: local HubSpot at {emu.url} holds {held}; {checked}"
 
-    return StandIn(spec.model_copy(update={"base_url": emu.url, "token": SANDBOX_TOKEN}), emu, summary,
-                   lambda session, prepared: add_properties(emu, session, prepared))
+    return StandIn(
+        spec.model_copy(update={"base_url": emu.url, "token": SANDBOX_TOKEN}),
+        emu,
+        summary,
+        lambda session, prepared: add_properties(emu, session, prepared),
+    )
 
 
 def add_properties(emu: HubSpotEmulator, session: Any, prepared: dict[str, Any]) -> None:

@@ -24,8 +24,10 @@ from .spec import Match, ValidationMode, find_specs_dir, load_documents, route_d
 from .store import ObjectType, PropertyDef, now_iso
 from .validation import SpecValidator
 
-_AUTH_MESSAGE = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
-                 "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
+_AUTH_MESSAGE = (
+    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
+    "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+)
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,13 @@ class _Server(QuietHTTPServer):
 def _fault_body(status: int) -> tuple[bytes, str]:
     """HubSpot's error shape for an injected status."""
     if status == 429:
-        body = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
-                "errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING", "correlationId": str(uuid.uuid4())}
+        body = {
+            "status": "error",
+            "message": "You have reached your ten_secondly_rolling limit.",
+            "errorType": "RATE_LIMIT",
+            "policyName": "TEN_SECONDLY_ROLLING",
+            "correlationId": str(uuid.uuid4()),
+        }
     elif status == 401:
         body = error(401, _AUTH_MESSAGE, "INVALID_AUTHENTICATION")[1]
     else:
@@ -111,8 +118,8 @@ class _Handler(KeepAliveHandler):
 class HubSpotEmulator(BackgroundServer):
     """HubSpot CRM v3 over real HTTP, validated against HubSpot's OpenAPI documents.
 
-        with HubSpotEmulator(tokens={"pat-na1-test"}) as emu:
-            client = HubSpot(access_token="pat-na1-test", host=emu.url)
+    with HubSpotEmulator(tokens={"pat-na1-test"}) as emu:
+        client = HubSpot(access_token="pat-na1-test", host=emu.url)
     """
 
     server_class = _Server
@@ -194,7 +201,7 @@ class HubSpotEmulator(BackgroundServer):
 
     @property
     def batch_errors(self) -> BatchErrors:
-        """"hubspot" (documented behaviour) or "multi-status" (every failed input becomes a 207 entry)."""
+        """ "hubspot" (documented behaviour) or "multi-status" (every failed input becomes a 207 entry)."""
         return self.api.batch_errors
 
     @batch_errors.setter
@@ -227,15 +234,21 @@ class HubSpotEmulator(BackgroundServer):
         """With validation="both": requests/responses where the compiled checks and openapi-core differ."""
         return self._validator.disagreements
 
-    def add_object_type(self, name: str, properties: list[str | dict[str, Any]] | None = None,
-                        unique: list[str] | None = None) -> str:
+    def add_object_type(self, name: str, properties: list[str | dict[str, Any]] | None = None, unique: list[str] | None = None) -> str:
         """A custom object type, reachable as /crm/v3/objects/<name>/...; returns its objectTypeId."""
         with self._lock:
             return self.api.add_object_type(name, properties, unique).type_id
 
-    def add_property(self, object_type: str, name: str, type: str = "string",
-                     options: list[str | dict[str, Any]] | None = None,
-                     unique: bool = False, label: str | None = None, field_type: str | None = None) -> PropertyDef:
+    def add_property(
+        self,
+        object_type: str,
+        name: str,
+        type: str = "string",
+        options: list[str | dict[str, Any]] | None = None,
+        unique: bool = False,
+        label: str | None = None,
+        field_type: str | None = None,
+    ) -> PropertyDef:
         with self._lock:
             return self.api.add_property(object_type, name, type, list(options or []), unique, label, field_type)
 
@@ -315,12 +328,20 @@ class HubSpotEmulator(BackgroundServer):
         headers = {}
         if self.rate_limit:
             limit, seconds = self.rate_limit
-            headers.update({"X-HubSpot-RateLimit-Max": str(limit),
-                            "X-HubSpot-RateLimit-Remaining": str(max(0, limit - len(self._window))),
-                            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(seconds * 1000))})
+            headers.update(
+                {
+                    "X-HubSpot-RateLimit-Max": str(limit),
+                    "X-HubSpot-RateLimit-Remaining": str(max(0, limit - len(self._window))),
+                    "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(seconds * 1000)),
+                }
+            )
         if self.daily_limit:
-            headers.update({"X-HubSpot-RateLimit-Daily": str(self.daily_limit),
-                            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily_limit - self._daily))})
+            headers.update(
+                {
+                    "X-HubSpot-RateLimit-Daily": str(self.daily_limit),
+                    "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily_limit - self._daily)),
+                }
+            )
         return headers
 
     def _throttle(self, policy: str, now: float) -> tuple[int, Any, dict[str, str]]:
@@ -332,8 +353,14 @@ class HubSpotEmulator(BackgroundServer):
         else:
             message = "You have reached your ten_secondly_rolling limit."
             wait = (self._window[0] + self.rate_limit[1] - now) if (self.rate_limit and self._window) else 1.0
-        body = {"status": "error", "message": message, "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()),
-                "policyName": policy, "requestId": str(uuid.uuid4())}
+        body = {
+            "status": "error",
+            "message": message,
+            "errorType": "RATE_LIMIT",
+            "correlationId": str(uuid.uuid4()),
+            "policyName": policy,
+            "requestId": str(uuid.uuid4()),
+        }
         headers = self._rate_headers(now)
         if self.retry_after:
             headers["Retry-After"] = str(max(1, math.ceil(wait)))
@@ -370,8 +397,9 @@ class HubSpotEmulator(BackgroundServer):
                 self._invalid("response", method, urlsplit(target).path, f"{status}: {problem}", body)
         return (status, data, extra) if status >= 0 else None
 
-    def _process(self, method: str, target: str, headers: dict[str, str], raw: bytes
-                 ) -> tuple[int, Any, dict[str, str], Match | None, list[tuple[str, str]]]:
+    def _process(
+        self, method: str, target: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any, dict[str, str], Match | None, list[tuple[str, str]]]:
         now = time.monotonic()
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
@@ -420,8 +448,7 @@ class HubSpotEmulator(BackgroundServer):
         problem = self._validator.check_request(found, query, headers, raw, parsed)
         if problem is not None:
             self._invalid("request", method, path, f"{problem.where}: {problem.detail}", parsed)
-            message = (f"Invalid input JSON on line 1: {problem.detail}" if problem.where == "body"
-                       else f"Invalid request: {problem.detail}")
+            message = f"Invalid input JSON on line 1: {problem.detail}" if problem.where == "body" else f"Invalid request: {problem.detail}"
             status, body, _ = error(400, message, "VALIDATION_ERROR")
             return status, body, rate_headers, found, query
         try:

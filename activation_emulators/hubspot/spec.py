@@ -19,14 +19,17 @@ HOST_URL = "https://api.hubapi.com"  # the documents' server; requests are valid
 # `propertiesWithHistory` of a batch read is NOT relaxed: the documents require it and the SDK
 # model leaves it out unless given, so a client must send it (an empty list).
 RELAXATIONS: tuple[tuple[str, str, str], ...] = (
-    ("SimplePublicObjectBatchInputForCreate", "associations",
-     "the SDK model makes it optional and HubSpot's maintainers show batch create without it "
-     "(HubSpot/hubspot-api-python#134)"),
+    (
+        "SimplePublicObjectBatchInputForCreate",
+        "associations",
+        "the SDK model makes it optional and HubSpot's maintainers show batch create without it (HubSpot/hubspot-api-python#134)",
+    ),
     ("SimplePublicObjectInputForCreate", "associations", "same as batch create"),
-    ("BatchReadInputSimplePublicObjectId", "properties",
-     "optional in the SDK model; HubSpot answers with the default properties"),
-    *(("PublicObjectSearchRequest", name, "HubSpot's own search examples send only filterGroups")
-      for name in ("after", "limit", "properties", "sorts")),
+    ("BatchReadInputSimplePublicObjectId", "properties", "optional in the SDK model; HubSpot answers with the default properties"),
+    *(
+        ("PublicObjectSearchRequest", name, "HubSpot's own search examples send only filterGroups")
+        for name in ("after", "limit", "properties", "sorts")
+    ),
 )
 
 
@@ -43,9 +46,13 @@ def find_specs_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     shared/vendor-specs/hubspot beside the checkout; the first of these given is the only one
     looked at."""
     env = os.environ.get("ACTIVATION_HUBSPOT_SPECS")
-    where, candidate = (("the folder given", Path(explicit)) if explicit
-                        else ("$ACTIVATION_HUBSPOT_SPECS", Path(env)) if env
-                        else ("beside the checkout", beside_the_repository()))
+    where, candidate = (
+        ("the folder given", Path(explicit))
+        if explicit
+        else ("$ACTIVATION_HUBSPOT_SPECS", Path(env))
+        if env
+        else ("beside the checkout", beside_the_repository())
+    )
     if all((candidate / name).is_file() for name in SPEC_FILES):
         return candidate
     raise FileNotFoundError(
@@ -133,21 +140,42 @@ class Router:
 #: What the emulator serves, as (document, method, path template): its routes when HubSpot's
 #: documents are not on this machine. Then nothing is validated (the emulator says so).
 ROUTES: tuple[tuple[str, str, str], ...] = tuple(
-    [(f"{doc}.json", method, template.format(doc=doc, id=id_name))
-     for doc, id_name in (("contacts", "{contactId}"), ("companies", "{companyId}"))
-     for method, template in (
-         ("get", "/crm/v3/objects/{doc}"), ("post", "/crm/v3/objects/{doc}"), ("post", "/crm/v3/objects/{doc}/search"),
-         ("get", "/crm/v3/objects/{doc}/{id}"), ("patch", "/crm/v3/objects/{doc}/{id}"), ("delete", "/crm/v3/objects/{doc}/{id}"),
-         *(("post", f"/crm/v3/objects/{{doc}}/batch/{b}") for b in ("archive", "create", "read", "update", "upsert")))]
-    + [("lists.json", method, template) for method, template in (
-        ("get", "/crm/v3/lists"), ("post", "/crm/v3/lists"), ("post", "/crm/v3/lists/search"),
-        ("get", "/crm/v3/lists/{listId}"), ("delete", "/crm/v3/lists/{listId}"),
-        ("get", "/crm/v3/lists/object-type-id/{objectTypeId}/name/{listName}"),
-        ("get", "/crm/v3/lists/{listId}/memberships"), ("put", "/crm/v3/lists/{listId}/memberships/add"),
-        ("put", "/crm/v3/lists/{listId}/memberships/remove"), ("put", "/crm/v3/lists/{listId}/memberships/add-and-remove"))]
-    + [("properties.json", method, template) for method, template in (
-        ("get", "/crm/v3/properties/{objectType}"), ("post", "/crm/v3/properties/{objectType}"),
-        ("get", "/crm/v3/properties/{objectType}/{propertyName}"))]
+    [
+        (f"{doc}.json", method, template.format(doc=doc, id=id_name))
+        for doc, id_name in (("contacts", "{contactId}"), ("companies", "{companyId}"))
+        for method, template in (
+            ("get", "/crm/v3/objects/{doc}"),
+            ("post", "/crm/v3/objects/{doc}"),
+            ("post", "/crm/v3/objects/{doc}/search"),
+            ("get", "/crm/v3/objects/{doc}/{id}"),
+            ("patch", "/crm/v3/objects/{doc}/{id}"),
+            ("delete", "/crm/v3/objects/{doc}/{id}"),
+            *(("post", f"/crm/v3/objects/{{doc}}/batch/{b}") for b in ("archive", "create", "read", "update", "upsert")),
+        )
+    ]
+    + [
+        ("lists.json", method, template)
+        for method, template in (
+            ("get", "/crm/v3/lists"),
+            ("post", "/crm/v3/lists"),
+            ("post", "/crm/v3/lists/search"),
+            ("get", "/crm/v3/lists/{listId}"),
+            ("delete", "/crm/v3/lists/{listId}"),
+            ("get", "/crm/v3/lists/object-type-id/{objectTypeId}/name/{listName}"),
+            ("get", "/crm/v3/lists/{listId}/memberships"),
+            ("put", "/crm/v3/lists/{listId}/memberships/add"),
+            ("put", "/crm/v3/lists/{listId}/memberships/remove"),
+            ("put", "/crm/v3/lists/{listId}/memberships/add-and-remove"),
+        )
+    ]
+    + [
+        ("properties.json", method, template)
+        for method, template in (
+            ("get", "/crm/v3/properties/{objectType}"),
+            ("post", "/crm/v3/properties/{objectType}"),
+            ("get", "/crm/v3/properties/{objectType}/{propertyName}"),
+        )
+    ]
 )
 
 

@@ -18,13 +18,20 @@ from typing import Any
 PropertyType = str  # "string" | "number" | "bool" | "enumeration" | "date" | "datetime" | "phone_number"
 
 _FIELD_TYPES = {
-    "string": "text", "number": "number", "bool": "booleancheckbox", "enumeration": "select",
-    "date": "date", "datetime": "date", "phone_number": "phonenumber",
+    "string": "text",
+    "number": "number",
+    "bool": "booleancheckbox",
+    "enumeration": "select",
+    "date": "date",
+    "datetime": "date",
+    "phone_number": "phonenumber",
 }
 # HubSpot's rule (per its developer community): RFC-valid, no quoted local part, a real TLD.
 # The TLD list is not shipped here, so any alphabetic TLD of 2+ letters passes.
-_EMAIL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-                    r"@([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+([A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})$")
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)+([A-Za-z]{2,63}|xn--[A-Za-z0-9-]{2,59})$"
+)
 
 
 def now_iso() -> str:
@@ -58,14 +65,29 @@ class PropertyDef:
 
     def to_api(self) -> dict[str, Any]:
         return {
-            "name": self.name, "label": self.label, "type": self.type, "fieldType": self.field_type,
-            "description": self.description, "groupName": self.group_name, "options": self.options,
-            "displayOrder": -1, "calculated": False, "externalOptions": False,
-            "hasUniqueValue": self.has_unique_value, "hidden": False, "hubspotDefined": self.hubspot_defined,
-            "formField": not self.read_only, "archived": False, "createdAt": self.created_at,
-            "updatedAt": self.created_at, "dataSensitivity": "non_sensitive",
-            "modificationMetadata": {"archivable": not self.hubspot_defined, "readOnlyDefinition": self.hubspot_defined,
-                                     "readOnlyValue": self.read_only},
+            "name": self.name,
+            "label": self.label,
+            "type": self.type,
+            "fieldType": self.field_type,
+            "description": self.description,
+            "groupName": self.group_name,
+            "options": self.options,
+            "displayOrder": -1,
+            "calculated": False,
+            "externalOptions": False,
+            "hasUniqueValue": self.has_unique_value,
+            "hidden": False,
+            "hubspotDefined": self.hubspot_defined,
+            "formField": not self.read_only,
+            "archived": False,
+            "createdAt": self.created_at,
+            "updatedAt": self.created_at,
+            "dataSensitivity": "non_sensitive",
+            "modificationMetadata": {
+                "archivable": not self.hubspot_defined,
+                "readOnlyDefinition": self.hubspot_defined,
+                "readOnlyValue": self.read_only,
+            },
         }
 
 
@@ -219,39 +241,62 @@ class HubSpotList:
 
     def to_api(self, search: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "listId": self.list_id, "listVersion": self.version, "name": self.name,
-            "objectTypeId": self.object_type_id, "processingStatus": "COMPLETE",
-            "processingType": self.processing_type, "createdAt": self.created_at, "updatedAt": self.updated_at,
-            "filtersUpdatedAt": self.created_at, "createdById": "1", "updatedById": "1",
+            "listId": self.list_id,
+            "listVersion": self.version,
+            "name": self.name,
+            "objectTypeId": self.object_type_id,
+            "processingStatus": "COMPLETE",
+            "processingType": self.processing_type,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "filtersUpdatedAt": self.created_at,
+            "createdById": "1",
+            "updatedById": "1",
         }
         if search:
-            body["additionalProperties"] = {"hs_list_size": str(len(self.members)),
-                                            "hs_last_record_added_at": self.updated_at}
+            body["additionalProperties"] = {"hs_list_size": str(len(self.members)), "hs_last_record_added_at": self.updated_at}
         else:
             body["size"] = len(self.members)
         return body
 
 
-def _p(name: str, type: PropertyType = "string", label: str = "", group: str = "contactinformation",
-       options: Iterable[str] = (), read_only: bool = False, field_type: str = "") -> PropertyDef:
-    return PropertyDef(name, type, label, field_type, group, options=options_from(options),
-                       hubspot_defined=True, read_only=read_only)
+def _p(
+    name: str,
+    type: PropertyType = "string",
+    label: str = "",
+    group: str = "contactinformation",
+    options: Iterable[str] = (),
+    read_only: bool = False,
+    field_type: str = "",
+) -> PropertyDef:
+    return PropertyDef(name, type, label, field_type, group, options=options_from(options), hubspot_defined=True, read_only=read_only)
 
 
-LIFECYCLE = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity",
-             "customer", "evangelist", "other")
+LIFECYCLE = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer", "evangelist", "other")
 
 
 def default_contact_properties() -> list[PropertyDef]:
     return [
-        _p("email", label="Email"), _p("firstname", label="First Name"), _p("lastname", label="Last Name"),
-        _p("jobtitle", label="Job Title"), _p("phone", "phone_number", "Phone Number"),
-        _p("mobilephone", "phone_number", "Mobile Phone Number"), _p("company", label="Company Name"),
-        _p("website", label="Website URL"), _p("address", label="Street Address"), _p("city", label="City"),
-        _p("state", label="State/Region"), _p("zip", label="Postal Code"), _p("country", label="Country/Region"),
+        _p("email", label="Email"),
+        _p("firstname", label="First Name"),
+        _p("lastname", label="Last Name"),
+        _p("jobtitle", label="Job Title"),
+        _p("phone", "phone_number", "Phone Number"),
+        _p("mobilephone", "phone_number", "Mobile Phone Number"),
+        _p("company", label="Company Name"),
+        _p("website", label="Website URL"),
+        _p("address", label="Street Address"),
+        _p("city", label="City"),
+        _p("state", label="State/Region"),
+        _p("zip", label="Postal Code"),
+        _p("country", label="Country/Region"),
         _p("lifecyclestage", "enumeration", "Lifecycle Stage", options=LIFECYCLE, field_type="radio"),
-        _p("hs_lead_status", "enumeration", "Lead Status", options=(
-            "NEW", "OPEN", "IN_PROGRESS", "OPEN_DEAL", "UNQUALIFIED", "ATTEMPTED_TO_CONTACT", "CONNECTED", "BAD_TIMING")),
+        _p(
+            "hs_lead_status",
+            "enumeration",
+            "Lead Status",
+            options=("NEW", "OPEN", "IN_PROGRESS", "OPEN_DEAL", "UNQUALIFIED", "ATTEMPTED_TO_CONTACT", "CONNECTED", "BAD_TIMING"),
+        ),
         _p("hs_object_id", "number", "Record ID", read_only=True),
         _p("createdate", "datetime", "Create Date", read_only=True),
         _p("lastmodifieddate", "datetime", "Last Modified Date", read_only=True),
@@ -261,16 +306,37 @@ def default_contact_properties() -> list[PropertyDef]:
 def default_company_properties() -> list[PropertyDef]:
     g = "companyinformation"
     return [
-        _p("name", label="Company name", group=g), _p("domain", label="Company Domain Name", group=g),
-        _p("industry", "enumeration", "Industry", g, options=(
-            "ACCOUNTING", "AIRLINES_AVIATION", "BANKING", "COMPUTER_SOFTWARE", "CONSUMER_GOODS", "EDUCATION_MANAGEMENT",
-            "FINANCIAL_SERVICES", "HOSPITAL_HEALTH_CARE", "INFORMATION_TECHNOLOGY_AND_SERVICES", "INTERNET",
-            "MARKETING_AND_ADVERTISING", "RETAIL", "TELECOMMUNICATIONS")),
+        _p("name", label="Company name", group=g),
+        _p("domain", label="Company Domain Name", group=g),
+        _p(
+            "industry",
+            "enumeration",
+            "Industry",
+            g,
+            options=(
+                "ACCOUNTING",
+                "AIRLINES_AVIATION",
+                "BANKING",
+                "COMPUTER_SOFTWARE",
+                "CONSUMER_GOODS",
+                "EDUCATION_MANAGEMENT",
+                "FINANCIAL_SERVICES",
+                "HOSPITAL_HEALTH_CARE",
+                "INFORMATION_TECHNOLOGY_AND_SERVICES",
+                "INTERNET",
+                "MARKETING_AND_ADVERTISING",
+                "RETAIL",
+                "TELECOMMUNICATIONS",
+            ),
+        ),
         _p("numberofemployees", "number", "Number of Employees", g),
         _p("annualrevenue", "number", "Annual Revenue", g),
-        _p("phone", "phone_number", "Phone Number", g), _p("website", label="Website URL", group=g),
-        _p("city", label="City", group=g), _p("state", label="State/Region", group=g),
-        _p("country", label="Country/Region", group=g), _p("description", label="Description", group=g),
+        _p("phone", "phone_number", "Phone Number", g),
+        _p("website", label="Website URL", group=g),
+        _p("city", label="City", group=g),
+        _p("state", label="State/Region", group=g),
+        _p("country", label="Country/Region", group=g),
+        _p("description", label="Description", group=g),
         _p("lifecyclestage", "enumeration", "Lifecycle Stage", g, options=LIFECYCLE, field_type="radio"),
         _p("hs_object_id", "number", "Record ID", g, read_only=True),
         _p("createdate", "datetime", "Create Date", g, read_only=True),
@@ -279,11 +345,16 @@ def default_company_properties() -> list[PropertyDef]:
 
 
 def seeded_types() -> dict[str, ObjectType]:
-    contacts = ObjectType("contacts", "0-1", "CONTACT",
-                          default_read=("email", "firstname", "lastname", "createdate", "lastmodifieddate", "hs_object_id"),
-                          modified_property="lastmodifieddate")
+    contacts = ObjectType(
+        "contacts",
+        "0-1",
+        "CONTACT",
+        default_read=("email", "firstname", "lastname", "createdate", "lastmodifieddate", "hs_object_id"),
+        modified_property="lastmodifieddate",
+    )
     contacts.properties = {p.name: p for p in default_contact_properties()}
-    companies = ObjectType("companies", "0-2", "COMPANY",
-                           default_read=("name", "domain", "createdate", "hs_lastmodifieddate", "hs_object_id"))
+    companies = ObjectType(
+        "companies", "0-2", "COMPANY", default_read=("name", "domain", "createdate", "hs_lastmodifieddate", "hs_object_id")
+    )
     companies.properties = {p.name: p for p in default_company_properties()}
     return {"contacts": contacts, "companies": companies}

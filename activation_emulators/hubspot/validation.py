@@ -53,8 +53,9 @@ class SpecValidator:
 
     # -- requests
 
-    def check_request(self, match: Match, query: list[tuple[str, str]], headers: dict[str, str],
-                      body: bytes, parsed_body: Any) -> Problem | None:
+    def check_request(
+        self, match: Match, query: list[tuple[str, str]], headers: dict[str, str], body: bytes, parsed_body: Any
+    ) -> Problem | None:
         if self.mode == "off":
             return None
         compiled = self.compiled(match.operation)
@@ -72,8 +73,9 @@ class SpecValidator:
 
     # -- responses
 
-    def check_response(self, match: Match, status: int, body: Any, raw: bytes,
-                       query: list[tuple[str, str]], headers: dict[str, str]) -> str | None:
+    def check_response(
+        self, match: Match, status: int, body: Any, raw: bytes, query: list[tuple[str, str]], headers: dict[str, str]
+    ) -> str | None:
         if self.mode == "off":
             return None
         compiled = self.compiled(match.operation)
@@ -149,10 +151,18 @@ class _OpenApiCore:
             found = self._found[op.key] = PathOperationServer(path, path / op.method, None, TemplateResult(op.template, {}), None)
 
         return _CoreRequest(
-            found=found, method=op.method, host_url=HOST_URL, path=match.spec_path, body=body,
+            found=found,
+            method=op.method,
+            host_url=HOST_URL,
+            path=match.spec_path,
+            body=body,
             content_type=headers.get("content-type", "application/json"),
-            parameters=RequestParameters(path=dict(match.variables), query=ImmutableMultiDict(query),
-                                         header=Headers(list(headers.items())), cookie=ImmutableMultiDict()),
+            parameters=RequestParameters(
+                path=dict(match.variables),
+                query=ImmutableMultiDict(query),
+                header=Headers(list(headers.items())),
+                cookie=ImmutableMultiDict(),
+            ),
         )
 
     def check_request(self, match: Match, query: list[tuple[str, str]], headers: dict[str, str], body: bytes) -> Problem | None:
@@ -162,8 +172,7 @@ class _OpenApiCore:
             return Problem(where, _describe(err))
         return None
 
-    def check_response(self, match: Match, status: int, raw: bytes, query: list[tuple[str, str]],
-                       headers: dict[str, str]) -> str | None:
+    def check_response(self, match: Match, status: int, raw: bytes, query: list[tuple[str, str]], headers: dict[str, str]) -> str | None:
         from werkzeug.datastructures import Headers
 
         op = match.operation

@@ -20,14 +20,16 @@ from .store import Account, MemberError, Problem, subscriber_hash
 ERRORS_URL = "https://mailchimp.com/developer/marketing/docs/errors/"
 JSON = "application/json; charset=utf-8"
 PROBLEM = "application/problem+json; charset=utf-8"
-_TITLES = {400: ("Invalid Resource", "The resource submitted could not be validated."),
-           401: ("API Key Invalid", "Your API key may be invalid, or you've attempted to access the wrong datacenter."),
-           403: ("Forbidden", "You don't have permission to access this resource."),
-           404: ("Resource Not Found", "The requested resource could not be found."),
-           405: ("Method Not Allowed", "The requested method and resource are not compatible."),
-           429: ("Too Many Requests", "You have exceeded the limit of 10 simultaneous connections."),
-           500: ("Internal Server Error", "An unexpected internal error has occurred. Please contact Support for more information."),
-           503: ("Service Unavailable", "The service is temporarily unavailable. Please try again later.")}
+_TITLES = {
+    400: ("Invalid Resource", "The resource submitted could not be validated."),
+    401: ("API Key Invalid", "Your API key may be invalid, or you've attempted to access the wrong datacenter."),
+    403: ("Forbidden", "You don't have permission to access this resource."),
+    404: ("Resource Not Found", "The requested resource could not be found."),
+    405: ("Method Not Allowed", "The requested method and resource are not compatible."),
+    429: ("Too Many Requests", "You have exceeded the limit of 10 simultaneous connections."),
+    500: ("Internal Server Error", "An unexpected internal error has occurred. Please contact Support for more information."),
+    503: ("Service Unavailable", "The service is temporarily unavailable. Please try again later."),
+}
 
 Reply = tuple[int, Any]  # status, JSON body (None: no body)
 
@@ -41,11 +43,15 @@ class LoggedRequest:
     body: Any = None
 
 
-def problem_body(status: int, title: str | None = None, detail: str | None = None,
-                 errors: list[dict[str, str]] | None = None) -> bytes:
+def problem_body(status: int, title: str | None = None, detail: str | None = None, errors: list[dict[str, str]] | None = None) -> bytes:
     default_title, default_detail = _TITLES.get(status, ("Error", "An error occurred."))
-    doc: dict[str, Any] = {"type": ERRORS_URL, "title": title or default_title, "status": status,
-                           "detail": detail or default_detail, "instance": str(uuid.uuid4())}
+    doc: dict[str, Any] = {
+        "type": ERRORS_URL,
+        "title": title or default_title,
+        "status": status,
+        "detail": detail or default_detail,
+        "instance": str(uuid.uuid4()),
+    }
     if errors:
         doc["errors"] = errors
     return json.dumps(doc).encode()
@@ -68,16 +74,25 @@ class _Handler(KeepAliveHandler):
 class MailchimpEmulator(BackgroundServer):
     """A local Mailchimp Marketing API 3.0; the SDK reaches it at ``emu.url``::
 
-        client = Client()
-        client.set_config({"api_key": emu.api_key, "server": emu.dc})
-        client.api_client.host = emu.url
+    client = Client()
+    client.set_config({"api_key": emu.api_key, "server": emu.dc})
+    client.api_client.host = emu.url
     """
 
     server_class = _Server
     handler_class = _Handler
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_keys: set[str] | None = None, dc: str = "us1",
-                 connection_limit: int = 10, latency: float = 0.0, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_keys: set[str] | None = None,
+        dc: str = "us1",
+        connection_limit: int = 10,
+        latency: float = 0.0,
+        verbose: bool = False,
+    ) -> None:
         self.host, self.port = host, port
         self.dc = dc
         #: Accepted keys (None: any key ending in -<dc>). A key for another data center is refused.
@@ -106,16 +121,21 @@ class MailchimpEmulator(BackgroundServer):
         with self._lock:
             return self.account.create_list(name, list_id, default_merge_fields=default_merge_fields).id
 
-    def add_merge_field(self, list_id: str, tag: str, type: str = "text", *, required: bool = False,
-                        options: dict[str, Any] | None = None) -> None:
+    def add_merge_field(
+        self, list_id: str, tag: str, type: str = "text", *, required: bool = False, options: dict[str, Any] | None = None
+    ) -> None:
         with self._lock:
             self.account.add_merge_field(list_id, tag, type, required=required, options=options)
 
     def add_member(self, list_id: str, email: str, status: str = "subscribed", merge_fields: dict[str, Any] | None = None) -> None:
         """Put a member on the list as if it had signed up (e.g. one that since unsubscribed)."""
         with self._lock:
-            member, _ = self.account.upsert(list_id, {"email_address": email, "status": "subscribed", "merge_fields": merge_fields or {}},
-                                            update_existing=True, skip_validation=True)
+            member, _ = self.account.upsert(
+                list_id,
+                {"email_address": email, "status": "subscribed", "merge_fields": merge_fields or {}},
+                update_existing=True,
+                skip_validation=True,
+            )
             member.status = status  # any status, cleaned included (the API cannot create those)
 
     def set_status(self, list_id: str, email: str, status: str) -> None:
@@ -142,8 +162,11 @@ class MailchimpEmulator(BackgroundServer):
         """email (lower-case) -> member JSON; archived members only with `archived=True`."""
         with self._lock:
             audience = self.account.audience(list_id)
-            return {m.email_address.lower(): self.account.member_json(audience, m)
-                    for m in audience.members.values() if archived or m.status != "archived"}
+            return {
+                m.email_address.lower(): self.account.member_json(audience, m)
+                for m in audience.members.values()
+                if archived or m.status != "archived"
+            }
 
     def tag_members(self, list_id: str, tag: str) -> set[str]:
         """Lower-case emails of the members carrying `tag`."""
@@ -177,7 +200,13 @@ class MailchimpEmulator(BackgroundServer):
         # Recorded before the client can see the answer: a test reading the log right after a
         # call must find it there.
         if fault is not None and fault.before:
-            self._record(method, path, query, 0 if fault.kind in ("drop", "timeout") else {"throttle": 429, "unauthorized": 401}.get(fault.kind, fault.status), body)
+            self._record(
+                method,
+                path,
+                query,
+                0 if fault.kind in ("drop", "timeout") else {"throttle": 429, "unauthorized": 401}.get(fault.kind, fault.status),
+                body,
+            )
             serve_before(handler, fault, lambda status: (problem_body(status), PROBLEM))
             return
         key = self._api_key(handler.headers.get("Authorization", ""))
@@ -208,7 +237,11 @@ class MailchimpEmulator(BackgroundServer):
         with self._lock:
             if self._inflight >= self.connection_limit:
                 self.throttled += 1
-                return 429, problem_body(429, detail=f"You have exceeded the limit of {self.connection_limit} simultaneous connections."), PROBLEM
+                return (
+                    429,
+                    problem_body(429, detail=f"You have exceeded the limit of {self.connection_limit} simultaneous connections."),
+                    PROBLEM,
+                )
             self._inflight += 1
             self.max_inflight = max(self.max_inflight, self._inflight)
         try:
@@ -239,15 +272,21 @@ class MailchimpEmulator(BackgroundServer):
         if p == ["ping"] and method == "GET":
             return 200, {"health_status": "Everything's Chimpy!"}
         if not p and method == "GET":
-            return 200, {"account_id": "emulated", "login_id": "emulated", "account_name": "Emulated account",
-                         "email": "owner@example.org", "role": "owner", "total_subscribers": sum(len(a.members) for a in acc.lists.values())}
+            return 200, {
+                "account_id": "emulated",
+                "login_id": "emulated",
+                "account_name": "Emulated account",
+                "email": "owner@example.org",
+                "role": "owner",
+                "total_subscribers": sum(len(a.members) for a in acc.lists.values()),
+            }
         if p[:1] != ["lists"]:
             raise Problem(404, "Resource Not Found", "The requested resource could not be found.")
         if len(p) == 1:
             if method == "GET":
                 lists = list(acc.lists.values())
                 offset, count = int(query.get("offset", 0)), int(query.get("count", 10))
-                return 200, {"lists": [a.to_json() for a in lists[offset:offset + count]], "total_items": len(lists), "_links": []}
+                return 200, {"lists": [a.to_json() for a in lists[offset : offset + count]], "total_items": len(lists), "_links": []}
             if method == "POST" and isinstance(body, dict) and body.get("name"):
                 return 200, acc.create_list(str(body["name"])).to_json()
             raise Problem(400 if method == "POST" else 405, *_TITLES[400 if method == "POST" else 405])
@@ -263,15 +302,25 @@ class MailchimpEmulator(BackgroundServer):
                 fields = [mf.to_json(audience.id) for mf in audience.merge_fields.values()]
                 return 200, {"merge_fields": fields, "list_id": audience.id, "total_items": len(fields), "_links": []}
             if method == "POST" and isinstance(body, dict):
-                mf = acc.add_merge_field(audience.id, str(body.get("tag", "")), str(body.get("type", "text")),
-                                         name=body.get("name"), required=bool(body.get("required")), options=body.get("options"))
+                mf = acc.add_merge_field(
+                    audience.id,
+                    str(body.get("tag", "")),
+                    str(body.get("type", "text")),
+                    name=body.get("name"),
+                    required=bool(body.get("required")),
+                    options=body.get("options"),
+                )
                 return 200, mf.to_json(audience.id)
         elif rest == ["members"]:
             if method == "GET":
                 members = [m for m in audience.members.values() if m.status == query.get("status", m.status)]
                 offset, count = int(query.get("offset", 0)), int(query.get("count", 10))
-                return 200, {"members": [acc.member_json(audience, m) for m in members[offset:offset + count]],
-                             "list_id": audience.id, "total_items": len(members), "_links": []}
+                return 200, {
+                    "members": [acc.member_json(audience, m) for m in members[offset : offset + count]],
+                    "list_id": audience.id,
+                    "total_items": len(members),
+                    "_links": [],
+                }
             if method == "POST" and isinstance(body, dict):
                 member, _ = acc.upsert(audience.id, body, update_existing=False, skip_validation=flag("skip_merge_validation"))
                 return 200, acc.member_json(audience, member)
@@ -295,8 +344,12 @@ class MailchimpEmulator(BackgroundServer):
                 else:
                     email = str(body.get("email_address") or "")
                     if subscriber_hash(email) != (subscriber_hash(hash_) if "@" in hash_ else hash_.lower()):
-                        raise Problem(400, "Invalid Resource", "The resource submitted could not be validated.",
-                                      [{"field": "email_address", "message": "The email address does not match the subscriber hash."}])
+                        raise Problem(
+                            400,
+                            "Invalid Resource",
+                            "The resource submitted could not be validated.",
+                            [{"field": "email_address", "message": "The email address does not match the subscriber hash."}],
+                        )
                 member, _ = acc.upsert(list_id, {**body, "email_address": email}, update_existing=True, skip_validation=skip)
                 return 200, acc.member_json(audience, member)
             if method == "DELETE":
@@ -322,8 +375,12 @@ class MailchimpEmulator(BackgroundServer):
             if method == "GET":
                 segs = [s for s in audience.segments.values() if query.get("type", "static") == "static"]
                 offset, count = int(query.get("offset", 0)), int(query.get("count", 10))
-                return 200, {"segments": [acc.segment_json(audience, s) for s in segs[offset:offset + count]],
-                             "list_id": list_id, "total_items": len(segs), "_links": []}
+                return 200, {
+                    "segments": [acc.segment_json(audience, s) for s in segs[offset : offset + count]],
+                    "list_id": list_id,
+                    "total_items": len(segs),
+                    "_links": [],
+                }
             if method == "POST" and isinstance(body, dict):
                 seg = acc.create_segment(list_id, str(body.get("name") or ""), list(body.get("static_segment") or []))
                 return 200, acc.segment_json(audience, seg)

@@ -58,14 +58,20 @@ class Problem(Exception):
 class MemberError(Exception):
     """One member's problem inside a batch (or a 400 on a single-member call)."""
 
-    def __init__(self, error: str, *, code: str = "ERROR_GENERIC", title: str = "Invalid Resource",
-                 field: str = "", field_message: str = "") -> None:
+    def __init__(
+        self, error: str, *, code: str = "ERROR_GENERIC", title: str = "Invalid Resource", field: str = "", field_message: str = ""
+    ) -> None:
         super().__init__(error)
         self.error, self.code, self.title, self.field, self.field_message = error, code, title, field, field_message
 
     def batch_entry(self, email: str) -> dict[str, str]:
-        return {"email_address": email, "error": self.error, "error_code": self.code,
-                "field": self.field, "field_message": self.field_message}
+        return {
+            "email_address": email,
+            "error": self.error,
+            "error_code": self.code,
+            "field": self.field,
+            "field_message": self.field_message,
+        }
 
 
 @dataclass
@@ -78,9 +84,20 @@ class MergeField:
     options: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, list_id: str) -> dict[str, Any]:
-        return {"merge_id": self.merge_id, "tag": self.tag, "name": self.name, "type": self.type,
-                "required": self.required, "default_value": "", "public": False, "display_order": self.merge_id,
-                "options": self.options, "help_text": "", "list_id": list_id, "_links": []}
+        return {
+            "merge_id": self.merge_id,
+            "tag": self.tag,
+            "name": self.name,
+            "type": self.type,
+            "required": self.required,
+            "default_value": "",
+            "public": False,
+            "display_order": self.merge_id,
+            "options": self.options,
+            "help_text": "",
+            "list_id": list_id,
+            "_links": [],
+        }
 
     def check(self, value: Any) -> Any:
         """The stored value, or MemberError with Mailchimp's field message."""
@@ -165,13 +182,35 @@ class AudienceList:
 
     def to_json(self) -> dict[str, Any]:
         counts = {s: sum(1 for m in self.members.values() if m.status == s) for s in ("subscribed", "unsubscribed", "cleaned")}
-        return {"id": self.id, "web_id": abs(hash(self.id)) % 10**6, "name": self.name, "contact": {}, "permission_reminder": "",
-                "use_archive_bar": False, "campaign_defaults": {}, "notify_on_subscribe": "", "notify_on_unsubscribe": "",
-                "date_created": _now(), "list_rating": 0, "email_type_option": False, "subscribe_url_short": "",
-                "subscribe_url_long": "", "beamer_address": "", "visibility": "prv", "double_optin": False,
-                "has_welcome": False, "marketing_permissions": False, "modules": [],
-                "stats": {"member_count": counts["subscribed"], "unsubscribe_count": counts["unsubscribed"],
-                          "cleaned_count": counts["cleaned"], "total_contacts": len(self.members)}, "_links": []}
+        return {
+            "id": self.id,
+            "web_id": abs(hash(self.id)) % 10**6,
+            "name": self.name,
+            "contact": {},
+            "permission_reminder": "",
+            "use_archive_bar": False,
+            "campaign_defaults": {},
+            "notify_on_subscribe": "",
+            "notify_on_unsubscribe": "",
+            "date_created": _now(),
+            "list_rating": 0,
+            "email_type_option": False,
+            "subscribe_url_short": "",
+            "subscribe_url_long": "",
+            "beamer_address": "",
+            "visibility": "prv",
+            "double_optin": False,
+            "has_welcome": False,
+            "marketing_permissions": False,
+            "modules": [],
+            "stats": {
+                "member_count": counts["subscribed"],
+                "unsubscribe_count": counts["unsubscribed"],
+                "cleaned_count": counts["cleaned"],
+                "total_contacts": len(self.members),
+            },
+            "_links": [],
+        }
 
 
 class Account:
@@ -190,9 +229,13 @@ class Account:
         audience = AudienceList(list_id, name)
         self.lists[list_id] = audience
         if default_merge_fields:  # every new Mailchimp audience starts with these
-            for tag, name_, type_ in (("FNAME", "First Name", "text"), ("LNAME", "Last Name", "text"),
-                                      ("ADDRESS", "Address", "address"), ("PHONE", "Phone Number", "phone"),
-                                      ("BIRTHDAY", "Birthday", "birthday")):
+            for tag, name_, type_ in (
+                ("FNAME", "First Name", "text"),
+                ("LNAME", "Last Name", "text"),
+                ("ADDRESS", "Address", "address"),
+                ("PHONE", "Phone Number", "phone"),
+                ("BIRTHDAY", "Birthday", "birthday"),
+            ):
                 self.add_merge_field(list_id, tag, type_, name=name_)
         return audience
 
@@ -201,15 +244,23 @@ class Account:
             raise Problem(404, "Resource Not Found", "The requested resource could not be found.")
         return self.lists[list_id]
 
-    def add_merge_field(self, list_id: str, tag: str, type: str = "text", *, name: str | None = None,
-                        required: bool = False, options: dict[str, Any] | None = None) -> MergeField:
+    def add_merge_field(
+        self,
+        list_id: str,
+        tag: str,
+        type: str = "text",
+        *,
+        name: str | None = None,
+        required: bool = False,
+        options: dict[str, Any] | None = None,
+    ) -> MergeField:
         audience = self.audience(list_id)
         if type not in MERGE_TYPES:
             raise Problem(400, "Invalid Resource", f"The merge field type {type!r} is not valid.")
         if not re.fullmatch(r"[A-Z0-9_]{1,10}", tag):
             raise Problem(400, "Invalid Resource", "Merge tags must be 1-10 upper-case letters, digits or underscores.")
         if tag in audience.merge_fields:
-            raise Problem(400, "Invalid Resource", f"A Merge Field with the tag \"{tag}\" already exists for this list.")
+            raise Problem(400, "Invalid Resource", f'A Merge Field with the tag "{tag}" already exists for this list.')
         mf = MergeField(len(audience.merge_fields) + 1, tag, name or tag.title(), type, required, dict(options or {}))
         audience.merge_fields[tag] = mf
         return mf
@@ -227,8 +278,12 @@ class Account:
     def create_segment(self, list_id: str, name: str, emails: list[str]) -> Segment:
         audience = self.audience(list_id)
         if not name:
-            raise Problem(400, "Invalid Resource", "The resource submitted could not be validated.",
-                          [{"field": "name", "message": "This value should not be blank."}])
+            raise Problem(
+                400,
+                "Invalid Resource",
+                "The resource submitted could not be validated.",
+                [{"field": "name", "message": "This value should not be blank."}],
+            )
         if self.segment_by_name(audience, name):
             raise Problem(400, "Invalid Resource", "Sorry, that tag already exists.")
         seg = self.segment_by_name(audience, name, create=True)
@@ -247,8 +302,11 @@ class Account:
 
     def _merge(self, audience: AudienceList, member: Member | None, given: Any, *, new: bool, skip_validation: bool) -> dict[str, Any]:
         if given is not None and not isinstance(given, dict):
-            raise MemberError("The resource submitted could not be validated.", field="merge_fields",
-                              field_message="Schema describes object, " + type(given).__name__ + " found instead")
+            raise MemberError(
+                "The resource submitted could not be validated.",
+                field="merge_fields",
+                field_message="Schema describes object, " + type(given).__name__ + " found instead",
+            )
         merged = dict(member.merge_fields) if member is not None else {t: "" for t in audience.merge_fields}
         for tag, value in (given or {}).items():
             mf = audience.merge_fields.get(tag)
@@ -260,8 +318,9 @@ class Account:
                     raise MemberError("Your merge fields were invalid.", field=mf.tag, field_message="Please enter a value")
         return merged
 
-    def upsert(self, list_id: str, body: dict[str, Any], *, update_existing: bool,
-               skip_validation: bool = False, email: str | None = None) -> tuple[Member, bool]:
+    def upsert(
+        self, list_id: str, body: dict[str, Any], *, update_existing: bool, skip_validation: bool = False, email: str | None = None
+    ) -> tuple[Member, bool]:
         """Apply one member write; (member, created). MemberError when refused.
 
         `status` applies to new and existing members alike (batch, PUT, PATCH);
@@ -270,34 +329,48 @@ class Account:
         audience = self.audience(list_id)
         email = str(body.get("email_address") or email or "").strip()
         if not _EMAIL.match(email):
-            raise MemberError(f"{email} looks fake or invalid, please enter a real email address.", field="email_address",
-                              field_message="Please provide a valid email address.")
+            raise MemberError(
+                f"{email} looks fake or invalid, please enter a real email address.",
+                field="email_address",
+                field_message="Please provide a valid email address.",
+            )
         key = subscriber_hash(email)
         if key in audience.forgotten:
-            raise MemberError(f"{email} was permanently deleted and cannot be re-imported. The contact must "
-                              "re-subscribe to get back on the list.", title="Forgotten Email Not Subscribed")
+            raise MemberError(
+                f"{email} was permanently deleted and cannot be re-imported. The contact must re-subscribe to get back on the list.",
+                title="Forgotten Email Not Subscribed",
+            )
         existing = audience.members.get(key)
         live = existing is not None and existing.status != "archived"
         if live and not update_existing:
-            raise MemberError(f"{email} is already a list member. Use PUT to insert or update list members.",
-                              code="ERROR_CONTACT_EXISTS", title="Member Exists")
+            raise MemberError(
+                f"{email} is already a list member. Use PUT to insert or update list members.",
+                code="ERROR_CONTACT_EXISTS",
+                title="Member Exists",
+            )
         status = body.get("status")
         if not live:
             status = status or body.get("status_if_new")
             if status is None:
-                raise MemberError("The resource submitted could not be validated.", field="status",
-                                  field_message="This value should not be blank.")
+                raise MemberError(
+                    "The resource submitted could not be validated.", field="status", field_message="This value should not be blank."
+                )
         if status is not None and status not in STATUSES:
-            raise MemberError("The resource submitted could not be validated.", field="status",
-                              field_message=f"Value is not one of: {', '.join(STATUSES)}")
+            raise MemberError(
+                "The resource submitted could not be validated.",
+                field="status",
+                field_message=f"Value is not one of: {', '.join(STATUSES)}",
+            )
         if status == "cleaned" and not live:
-            raise MemberError("The resource submitted could not be validated.", field="status",
-                              field_message="A new member cannot be cleaned.")
+            raise MemberError(
+                "The resource submitted could not be validated.", field="status", field_message="A new member cannot be cleaned."
+            )
         if live and existing is not None and existing.status in ("unsubscribed", "cleaned") and status in ("subscribed", "pending"):
-            raise MemberError(f"{email} is in a compliance state due to unsubscribe, bounce, or compliance review and "
-                              "cannot be subscribed.", title="Member In Compliance State")
-        merged = self._merge(audience, existing if live else None, body.get("merge_fields"), new=not live,
-                             skip_validation=skip_validation)
+            raise MemberError(
+                f"{email} is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed.",
+                title="Member In Compliance State",
+            )
+        merged = self._merge(audience, existing if live else None, body.get("merge_fields"), new=not live, skip_validation=skip_validation)
         if live and existing is not None:
             existing.merge_fields = merged
             if status is not None and status != existing.status:
@@ -320,27 +393,42 @@ class Account:
         audience = self.audience(list_id)
         members = body.get("members") if isinstance(body, dict) else None
         if not isinstance(members, list):
-            raise Problem(400, "Invalid Resource", "The resource submitted could not be validated. For field-specific "
-                          "details, see the 'errors' array.", [{"field": "members", "message": "Schema describes array, NULL found instead"}])
+            raise Problem(
+                400,
+                "Invalid Resource",
+                "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
+                [{"field": "members", "message": "Schema describes array, NULL found instead"}],
+            )
         if len(members) > BATCH_LIMIT:
-            raise Problem(400, "Invalid Resource", "The resource submitted could not be validated. For field-specific "
-                          "details, see the 'errors' array.",
-                          [{"field": "members", "message": f"Schema describes array of at most {BATCH_LIMIT} items, {len(members)} found instead"}])
+            raise Problem(
+                400,
+                "Invalid Resource",
+                "The resource submitted could not be validated. For field-specific details, see the 'errors' array.",
+                [{"field": "members", "message": f"Schema describes array of at most {BATCH_LIMIT} items, {len(members)} found instead"}],
+            )
         update_existing = bool(body.get("update_existing"))
         created, updated, errors = [], [], []
         for item in members:
             email = str(item.get("email_address", "")) if isinstance(item, dict) else ""
             try:
                 if not isinstance(item, dict):
-                    raise MemberError("The resource submitted could not be validated.", field="members",
-                                      field_message="Schema describes object")
+                    raise MemberError(
+                        "The resource submitted could not be validated.", field="members", field_message="Schema describes object"
+                    )
                 member, new = self.upsert(list_id, item, update_existing=update_existing, skip_validation=skip_validation)
             except MemberError as e:
                 errors.append(e.batch_entry(email))
                 continue
             (created if new else updated).append(self.member_json(audience, member))
-        return {"new_members": created, "updated_members": updated, "errors": errors, "total_created": len(created),
-                "total_updated": len(updated), "error_count": len(errors), "_links": []}
+        return {
+            "new_members": created,
+            "updated_members": updated,
+            "errors": errors,
+            "total_created": len(created),
+            "total_updated": len(updated),
+            "error_count": len(errors),
+            "_links": [],
+        }
 
     def archive(self, list_id: str, hash_: str) -> None:
         member = self.member(list_id, hash_)
@@ -381,12 +469,20 @@ class Account:
         audience = self.audience(list_id)
         member = self.member(list_id, hash_)
         if not isinstance(tags, list):
-            raise Problem(400, "Invalid Resource", "The resource submitted could not be validated.",
-                          [{"field": "tags", "message": "Schema describes array"}])
+            raise Problem(
+                400,
+                "Invalid Resource",
+                "The resource submitted could not be validated.",
+                [{"field": "tags", "message": "Schema describes array"}],
+            )
         for tag in tags:
             if not isinstance(tag, dict) or not tag.get("name") or tag.get("status") not in ("active", "inactive"):
-                raise Problem(400, "Invalid Resource", "The resource submitted could not be validated.",
-                              [{"field": "tags", "message": "each tag needs a name and a status of active or inactive"}])
+                raise Problem(
+                    400,
+                    "Invalid Resource",
+                    "The resource submitted could not be validated.",
+                    [{"field": "tags", "message": "each tag needs a name and a status of active or inactive"}],
+                )
             seg = self.segment_by_name(audience, str(tag["name"]), create=tag["status"] == "active")
             if seg is not None:
                 self._tag(audience, seg, [member.email_address], add=tag["status"] == "active")
@@ -399,34 +495,80 @@ class Account:
         add = body.get("members_to_add", []) if isinstance(body, dict) else None
         remove = body.get("members_to_remove", []) if isinstance(body, dict) else None
         if not isinstance(add, list) or not isinstance(remove, list):
-            raise Problem(400, "Invalid Resource", "The resource submitted could not be validated.",
-                          [{"field": "members_to_add", "message": "Schema describes array"}])
+            raise Problem(
+                400,
+                "Invalid Resource",
+                "The resource submitted could not be validated.",
+                [{"field": "members_to_add", "message": "Schema describes array"}],
+            )
         for name, items in (("members_to_add", add), ("members_to_remove", remove)):
             if len(items) > BATCH_LIMIT:
-                raise Problem(400, "Invalid Resource", "The resource submitted could not be validated.",
-                              [{"field": name, "message": f"A maximum of {BATCH_LIMIT} members can be sent."}])
+                raise Problem(
+                    400,
+                    "Invalid Resource",
+                    "The resource submitted could not be validated.",
+                    [{"field": name, "message": f"A maximum of {BATCH_LIMIT} members can be sent."}],
+                )
         added, missing_add = self._tag(audience, seg, add, add=True)
         removed, missing_remove = self._tag(audience, seg, remove, add=False)
-        errors = [{"email_addresses": missing, "error": "Email addresses were not found in the list"}
-                  for missing in (missing_add, missing_remove) if missing]
-        return {"members_added": [self.member_json(audience, m) for m in added],
-                "members_removed": [self.member_json(audience, m) for m in removed],
-                "errors": errors, "total_added": len(added), "total_removed": len(removed),
-                "error_count": sum(len(e["email_addresses"]) for e in errors), "_links": []}
+        errors = [
+            {"email_addresses": missing, "error": "Email addresses were not found in the list"}
+            for missing in (missing_add, missing_remove)
+            if missing
+        ]
+        return {
+            "members_added": [self.member_json(audience, m) for m in added],
+            "members_removed": [self.member_json(audience, m) for m in removed],
+            "errors": errors,
+            "total_added": len(added),
+            "total_removed": len(removed),
+            "error_count": sum(len(e["email_addresses"]) for e in errors),
+            "_links": [],
+        }
 
     # -- JSON ---------------------------------------------------------------------------
 
     def member_json(self, audience: AudienceList, m: Member) -> dict[str, Any]:
         tags = [{"id": i, "name": audience.segments[i].name} for i in sorted(m.tags) if i in audience.segments]
         first, last = str(m.merge_fields.get("FNAME") or ""), str(m.merge_fields.get("LNAME") or "")
-        return {"id": m.id, "email_address": m.email_address, "unique_email_id": m.id[:10], "contact_id": m.id,
-                "full_name": f"{first} {last}".strip(), "web_id": int(m.id[:6], 16), "email_type": "html",
-                "status": m.status, "merge_fields": dict(m.merge_fields), "interests": {},
-                "stats": {"avg_open_rate": 0, "avg_click_rate": 0}, "ip_signup": "", "timestamp_signup": m.timestamp_signup,
-                "ip_opt": "", "timestamp_opt": m.timestamp_signup, "member_rating": 2, "last_changed": m.last_changed,
-                "language": "", "vip": False, "email_client": "", "location": {}, "source": "API - Generic",
-                "tags_count": len(tags), "tags": tags, "list_id": audience.id, "_links": []}
+        return {
+            "id": m.id,
+            "email_address": m.email_address,
+            "unique_email_id": m.id[:10],
+            "contact_id": m.id,
+            "full_name": f"{first} {last}".strip(),
+            "web_id": int(m.id[:6], 16),
+            "email_type": "html",
+            "status": m.status,
+            "merge_fields": dict(m.merge_fields),
+            "interests": {},
+            "stats": {"avg_open_rate": 0, "avg_click_rate": 0},
+            "ip_signup": "",
+            "timestamp_signup": m.timestamp_signup,
+            "ip_opt": "",
+            "timestamp_opt": m.timestamp_signup,
+            "member_rating": 2,
+            "last_changed": m.last_changed,
+            "language": "",
+            "vip": False,
+            "email_client": "",
+            "location": {},
+            "source": "API - Generic",
+            "tags_count": len(tags),
+            "tags": tags,
+            "list_id": audience.id,
+            "_links": [],
+        }
 
     def segment_json(self, audience: AudienceList, seg: Segment) -> dict[str, Any]:
-        return {"id": seg.id, "name": seg.name, "member_count": len(seg.members), "type": "static",
-                "created_at": _now(), "updated_at": _now(), "options": {}, "list_id": audience.id, "_links": []}
+        return {
+            "id": seg.id,
+            "name": seg.name,
+            "member_count": len(seg.members),
+            "type": "static",
+            "created_at": _now(),
+            "updated_at": _now(),
+            "options": {},
+            "list_id": audience.id,
+            "_links": [],
+        }

@@ -66,15 +66,29 @@ Reply = tuple[int, dict[str, Any], dict[str, str]]
 
 
 class GraphError(Exception):
-    def __init__(self, status: int, code: int, message: str, *, subcode: int | None = None, kind: str = "OAuthException",
-                 transient: bool = False, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        *,
+        subcode: int | None = None,
+        kind: str = "OAuthException",
+        transient: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.subcode, self.kind = status, code, subcode, kind
         self.transient, self.headers = transient, headers or {}
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"message": str(self), "type": self.kind, "code": self.code,
-                                 "is_transient": self.transient, "fbtrace_id": uuid.uuid4().hex[:11]}
+        error: dict[str, Any] = {
+            "message": str(self),
+            "type": self.kind,
+            "code": self.code,
+            "is_transient": self.transient,
+            "fbtrace_id": uuid.uuid4().hex[:11],
+        }
         if self.subcode is not None:
             error["error_subcode"] = self.subcode
         return {"error": error}
@@ -117,8 +131,9 @@ def _fault_body(status: int) -> tuple[bytes, str]:
     elif status == 401:
         error = GraphError(401, 190, "Invalid OAuth access token - Cannot parse access token")
     elif status >= 500:
-        error = GraphError(status, 2 if status == 503 else 1, "An unexpected error has occurred. Please retry your request later.",
-                           transient=True)
+        error = GraphError(
+            status, 2 if status == 503 else 1, "An unexpected error has occurred. Please retry your request later.", transient=True
+        )
     else:
         error = GraphError(status, 100, "(#100) Invalid parameter", kind="GraphMethodException")
     return json.dumps(error.body()).encode(), "application/json"
@@ -130,9 +145,18 @@ class MetaEmulator(BackgroundServer):
     server_class = _Server
     handler_class = _Handler
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, tokens: set[str] | None = None,
-                 app_secret: str | None = None, rate_limit: tuple[int, float] | None = None, min_version: int = 19,
-                 record: bool = True, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tokens: set[str] | None = None,
+        app_secret: str | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        min_version: int = 19,
+        record: bool = True,
+        verbose: bool = False,
+    ) -> None:
         self.host, self.port = host, port
         self.tokens = tokens  # None: any non-empty token
         self.app_secret = app_secret
@@ -158,20 +182,50 @@ class MetaEmulator(BackgroundServer):
 
     def create_audience(self, ad_account: str, name: str) -> str:
         with self._lock:
-            return self._create(ad_account.removeprefix("act_"), {"name": name, "subtype": "CUSTOM",
-                                                                  "customer_file_source": "USER_PROVIDED_ONLY"})
+            return self._create(
+                ad_account.removeprefix("act_"), {"name": name, "subtype": "CUSTOM", "customer_file_source": "USER_PROVIDED_ONLY"}
+            )
 
     def throttle_next(self, n: int = 1, code: int = 17, minutes: int = 0, match: str | None = None) -> None:
         """The next `n` calls (whose "METHOD /path" contains `match`) get Meta's throttling
         error `code`, with its usual HTTP status."""
         status, message = THROTTLE_MESSAGES[code]
-        usage = json.dumps({"0": [{"type": "custom_audience", "call_count": 100, "total_cputime": 100, "total_time": 100,
-                                   "estimated_time_to_regain_access": minutes}]})
-        self._queue(n, match, GraphError(status, code, message, subcode=2446079 if code == 80003 else None,
-                                         transient=True, headers={"X-Business-Use-Case-Usage": usage}))
+        usage = json.dumps(
+            {
+                "0": [
+                    {
+                        "type": "custom_audience",
+                        "call_count": 100,
+                        "total_cputime": 100,
+                        "total_time": 100,
+                        "estimated_time_to_regain_access": minutes,
+                    }
+                ]
+            }
+        )
+        self._queue(
+            n,
+            match,
+            GraphError(
+                status,
+                code,
+                message,
+                subcode=2446079 if code == 80003 else None,
+                transient=True,
+                headers={"X-Business-Use-Case-Usage": usage},
+            ),
+        )
 
-    def error_next(self, n: int = 1, *, code: int = 100, message: str = "(#100) Invalid parameter", status: int = 400,
-                   subcode: int | None = None, match: str | None = None) -> None:
+    def error_next(
+        self,
+        n: int = 1,
+        *,
+        code: int = 100,
+        message: str = "(#100) Invalid parameter",
+        status: int = 400,
+        subcode: int | None = None,
+        match: str | None = None,
+    ) -> None:
         self._queue(n, match, GraphError(status, code, message, subcode=subcode))
 
     def expire_token(self, token: str) -> None:
@@ -238,8 +292,12 @@ class MetaEmulator(BackgroundServer):
         if not m:
             raise GraphError(400, 2500, "Unknown path components", kind="OAuthException")
         if int(m.group(1)) < self.min_version:
-            raise GraphError(400, 2635, f"(#2635) You are calling a deprecated version of the Ads API. Please update to the "
-                                        f"latest version: v{self.min_version}.0 or later.")
+            raise GraphError(
+                400,
+                2635,
+                f"(#2635) You are calling a deprecated version of the Ads API. Please update to the "
+                f"latest version: v{self.min_version}.0 or later.",
+            )
         self._authenticate(params, headers)
         for i, (match, error) in enumerate(self._queued):
             if match is None or match in f"{method} {path}":
@@ -258,10 +316,15 @@ class MetaEmulator(BackgroundServer):
                 return self._users(node, method, params)
             if edge == "" and method == "GET":
                 return self._read(node, params), 0
-        raise GraphError(400, 100, f"Unsupported {method.lower()} request. Object with ID '{node}' does not exist, cannot be "
-                                   "loaded due to missing permissions, or does not support this operation. Please read the "
-                                   "Graph API documentation at https://developers.facebook.com/docs/graph-api",
-                         subcode=33, kind="GraphMethodException")
+        raise GraphError(
+            400,
+            100,
+            f"Unsupported {method.lower()} request. Object with ID '{node}' does not exist, cannot be "
+            "loaded due to missing permissions, or does not support this operation. Please read the "
+            "Graph API documentation at https://developers.facebook.com/docs/graph-api",
+            subcode=33,
+            kind="GraphMethodException",
+        )
 
     def _authenticate(self, params: dict[str, str], headers: dict[str, str]) -> None:
         auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
@@ -287,11 +350,21 @@ class MetaEmulator(BackgroundServer):
             calls.popleft()
         if len(calls) >= count:
             regain = max(1, round((calls[0] + window - now) / 60))
-            usage = json.dumps({account: [{"type": "custom_audience", "call_count": 100, "total_cputime": 100,
-                                           "total_time": 100, "estimated_time_to_regain_access": regain}]})
+            usage = json.dumps(
+                {
+                    account: [
+                        {
+                            "type": "custom_audience",
+                            "call_count": 100,
+                            "total_cputime": 100,
+                            "total_time": 100,
+                            "estimated_time_to_regain_access": regain,
+                        }
+                    ]
+                }
+            )
             status, message = THROTTLE_MESSAGES[80003]
-            raise GraphError(status, 80003, message, subcode=2446079, transient=True,
-                             headers={"X-Business-Use-Case-Usage": usage})
+            raise GraphError(status, 80003, message, subcode=2446079, transient=True, headers={"X-Business-Use-Case-Usage": usage})
         calls.append(now)
 
     def _create(self, account: str, params: dict[str, str]) -> str:
@@ -300,12 +373,21 @@ class MetaEmulator(BackgroundServer):
         if params.get("subtype", "CUSTOM") != "CUSTOM":
             raise GraphError(400, 100, "(#100) Only subtype CUSTOM is supported by this emulator")
         if params.get("customer_file_source") not in ("USER_PROVIDED_ONLY", "PARTNER_PROVIDED_ONLY", "BOTH_USER_AND_PARTNER_PROVIDED"):
-            raise GraphError(400, 100, "(#100) customer_file_source must be one of USER_PROVIDED_ONLY, PARTNER_PROVIDED_ONLY, "
-                                       "BOTH_USER_AND_PARTNER_PROVIDED")
+            raise GraphError(
+                400,
+                100,
+                "(#100) customer_file_source must be one of USER_PROVIDED_ONLY, PARTNER_PROVIDED_ONLY, BOTH_USER_AND_PARTNER_PROVIDED",
+            )
         self._next_id += 1
         aid = str(self._next_id)
-        self._audiences[aid] = {"id": aid, "account_id": account, "name": params["name"], "subtype": "CUSTOM",
-                                "description": params.get("description", ""), "customer_file_source": params["customer_file_source"]}
+        self._audiences[aid] = {
+            "id": aid,
+            "account_id": account,
+            "name": params["name"],
+            "subtype": "CUSTOM",
+            "description": params.get("description", ""),
+            "customer_file_source": params["customer_file_source"],
+        }
         self._members[aid] = AudienceMembers(STRONG)
         return aid
 
@@ -324,8 +406,11 @@ class MetaEmulator(BackgroundServer):
 
     def _fields(self, audience: dict[str, Any], fields: list[str]) -> dict[str, Any]:
         size = len(self._members[audience["id"]])
-        extra = {"approximate_count_lower_bound": size, "approximate_count_upper_bound": size,
-                 "operation_status": {"code": 200, "description": "Normal"}}
+        extra = {
+            "approximate_count_lower_bound": size,
+            "approximate_count_upper_bound": size,
+            "operation_status": {"code": 200, "description": "Normal"},
+        }
         return {f: audience.get(f, extra.get(f)) for f in ["id", *fields] if f in audience or f in extra}
 
     def _read(self, aid: str, params: dict[str, str]) -> dict[str, Any]:
@@ -337,14 +422,21 @@ class MetaEmulator(BackgroundServer):
             session = json.loads(params["session"]) if params.get("session") else None
         except (KeyError, ValueError):
             raise GraphError(400, 100, "(#100) param payload must be a JSON object with schema and data") from None
-        schema, data = payload.get("schema") if isinstance(payload, dict) else None, payload.get("data") if isinstance(payload, dict) else None
+        schema, data = (
+            payload.get("schema") if isinstance(payload, dict) else None,
+            payload.get("data") if isinstance(payload, dict) else None,
+        )
         if isinstance(schema, str) and schema in SINGLE_KEYS:
             keys, rows = [SINGLE_KEYS[schema]], [[v] for v in data] if isinstance(data, list) else None
         elif isinstance(schema, list) and schema and all(k in MULTI_KEYS for k in schema) and len(set(schema)) == len(schema):
             keys, rows = list(schema), data
         else:
-            raise GraphError(400, 100, f"(#100) Invalid schema: {json.dumps(schema)[:80]}; use one of "
-                                       f"{', '.join(SINGLE_KEYS)} or a list of {', '.join(MULTI_KEYS)}")
+            raise GraphError(
+                400,
+                100,
+                f"(#100) Invalid schema: {json.dumps(schema)[:80]}; use one of "
+                f"{', '.join(SINGLE_KEYS)} or a list of {', '.join(MULTI_KEYS)}",
+            )
         if not isinstance(rows, list) or not rows or not all(isinstance(r, list) and len(r) == len(keys) for r in rows):
             raise GraphError(400, 100, "(#100) Data is missing or does not match schema")
         if len(rows) > MAX_ROWS:
@@ -353,8 +445,11 @@ class MetaEmulator(BackgroundServer):
         invalid: dict[str, str] = {}
         bad_rows = 0
         for row in rows:
-            problems = {str(v): f"Invalid {k}" + ("" if k in UNHASHED else ": not a SHA-256 hash")
-                        for k, v in zip(keys, row, strict=False) if v not in ("", None) and not _valid(k, v)}
+            problems = {
+                str(v): f"Invalid {k}" + ("" if k in UNHASHED else ": not a SHA-256 hash")
+                for k, v in zip(keys, row, strict=False)
+                if v not in ("", None) and not _valid(k, v)
+            }
             if problems or not any(row):
                 bad_rows += 1
                 for value, reason in list(problems.items())[: max(0, 10 - len(invalid))]:
@@ -363,16 +458,30 @@ class MetaEmulator(BackgroundServer):
             (members.add if method == "POST" else members.remove)(zip(keys, row, strict=False))
         sid = int(session["session_id"]) if isinstance(session, dict) and "session_id" in session else uuid.uuid4().int % 2**53
         if isinstance(session, dict):
-            entry = self._sessions.setdefault((aid, sid), {"audience_id": aid, "session_id": str(sid), "batches": [],
-                                                          "num_received": 0, "num_invalid_entries": 0, "stage": "uploading"})
+            entry = self._sessions.setdefault(
+                (aid, sid),
+                {
+                    "audience_id": aid,
+                    "session_id": str(sid),
+                    "batches": [],
+                    "num_received": 0,
+                    "num_invalid_entries": 0,
+                    "stage": "uploading",
+                },
+            )
             entry["batches"].append(int(session.get("batch_seq") or 0))
             entry["num_received"] += len(rows)
             entry["num_invalid_entries"] += bad_rows
             entry["estimated_num_total"] = session.get("estimated_num_total")
             if session.get("last_batch_flag"):
                 entry["stage"] = "processed"
-        return {"audience_id": aid, "session_id": str(sid), "num_received": len(rows), "num_invalid_entries": bad_rows,
-                "invalid_entry_samples": invalid}, len(rows)
+        return {
+            "audience_id": aid,
+            "session_id": str(sid),
+            "num_received": len(rows),
+            "num_invalid_entries": bad_rows,
+            "invalid_entry_samples": invalid,
+        }, len(rows)
 
 
 def _valid(key: str, value: Any) -> bool:
@@ -384,8 +493,9 @@ def _valid(key: str, value: Any) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m activation_emulators.meta",
-                                     description="Serve a local Meta Graph API emulator (Custom Audiences).")
+    parser = argparse.ArgumentParser(
+        prog="python -m activation_emulators.meta", description="Serve a local Meta Graph API emulator (Custom Audiences)."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--token", action="append", help="accepted access token (repeatable; default: any)")
@@ -398,8 +508,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.rate_limit:
         count, _, seconds = args.rate_limit.partition("/")
         rate = (int(count), float(seconds or 60))
-    emu = MetaEmulator(args.host, args.port, tokens=set(args.token) if args.token else None, app_secret=args.app_secret,
-                       rate_limit=rate, record=not args.no_record, verbose=args.verbose)
+    emu = MetaEmulator(
+        args.host,
+        args.port,
+        tokens=set(args.token) if args.token else None,
+        app_secret=args.app_secret,
+        rate_limit=rate,
+        record=not args.no_record,
+        verbose=args.verbose,
+    )
     emu.serve_until_signal("Meta Graph API emulator on {url} (Ctrl-C to stop)")
     people = sum(len(emu.members(a)) for a in emu.audiences())
     print(f"{emu.request_count} requests, {len(emu.audiences())} audiences, {people} people", file=sys.stderr)

@@ -46,7 +46,17 @@ from .store import RecordError
 from .transport import EmulatorAdapter, emulator_session
 
 __all__ = [
-    "API_VERSION", "DEFAULT_APP", "DEFAULT_INSTANCE", "DEFAULT_TOKEN", "DEFAULT_USER",
-    "EmulatorAdapter", "Field", "Logged", "RecordError", "SObjectType", "SalesforceEmulator",
-    "emulator_session", "main",
+    "API_VERSION",
+    "DEFAULT_APP",
+    "DEFAULT_INSTANCE",
+    "DEFAULT_TOKEN",
+    "DEFAULT_USER",
+    "EmulatorAdapter",
+    "Field",
+    "Logged",
+    "RecordError",
+    "SObjectType",
+    "SalesforceEmulator",
+    "emulator_session",
+    "main",
 ]

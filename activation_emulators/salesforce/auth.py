@@ -54,8 +54,7 @@ def soap_login(emu: SalesforceEmulator, req: Request, version: str) -> Reply:
     password = root.findtext(f".//{{{_PARTNER_NS}}}password") or ""  # password + security token
     user = emu.users.get(username)
     if user is None or password != user[0] + user[1]:
-        return _soap_fault("INVALID_LOGIN",
-                           "Invalid username, password, security token; or user locked out.")
+        return _soap_fault("INVALID_LOGIN", "Invalid username, password, security token; or user locked out.")
     token = emu.new_session()
     base = f"https://{emu.instance}/services/Soap"
     body = (
@@ -84,8 +83,7 @@ def _jwt_claims(assertion: str) -> dict[str, Any] | None:
     if len(parts) != 3 or not all(parts):
         return None
     try:
-        header, payload = (json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
-                           for p in parts[:2])
+        header, payload = (json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in parts[:2])
     except ValueError:
         return None
     if not isinstance(header, dict) or "alg" not in header or not isinstance(payload, dict):
@@ -129,9 +127,15 @@ def oauth_token(emu: SalesforceEmulator, req: Request) -> Reply:
         scope = "api"
     else:
         return _oauth_error("unsupported_grant_type", "grant type not supported")
-    return json_reply(200, {
-        "access_token": emu.new_session(), "instance_url": f"https://{emu.instance}",
-        "id": f"https://login.salesforce.com/id/{emu.org_id}/{emu.user_id}", "token_type": "Bearer",
-        "issued_at": str(int(time.time() * 1000)), "scope": scope,
-        "signature": base64.b64encode(b"emulated-signature").decode(),
-    })
+    return json_reply(
+        200,
+        {
+            "access_token": emu.new_session(),
+            "instance_url": f"https://{emu.instance}",
+            "id": f"https://login.salesforce.com/id/{emu.org_id}/{emu.user_id}",
+            "token_type": "Bearer",
+            "issued_at": str(int(time.time() * 1000)),
+            "scope": scope,
+            "signature": base64.b64encode(b"emulated-signature").decode(),
+        },
+    )

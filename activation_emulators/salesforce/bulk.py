@@ -57,22 +57,39 @@ class IngestJob:
 
     def info(self, full: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "id": self.id, "operation": self.operation, "object": self.object,
-            "createdById": self.created_by, "createdDate": self.created,
-            "systemModstamp": self.modstamp, "state": self.state,
+            "id": self.id,
+            "operation": self.operation,
+            "object": self.object,
+            "createdById": self.created_by,
+            "createdDate": self.created,
+            "systemModstamp": self.modstamp,
+            "state": self.state,
         }
         if self.external_id_field:
             out["externalIdFieldName"] = self.external_id_field
-        out.update({"concurrencyMode": "Parallel", "contentType": "CSV",
-                    "apiVersion": float(self.api_version), "lineEnding": self.line_ending,
-                    "columnDelimiter": self.column_delimiter})
+        out.update(
+            {
+                "concurrencyMode": "Parallel",
+                "contentType": "CSV",
+                "apiVersion": float(self.api_version),
+                "lineEnding": self.line_ending,
+                "columnDelimiter": self.column_delimiter,
+            }
+        )
         if self.state == "Open":
             out["contentUrl"] = f"services/data/v{self.api_version}/jobs/ingest/{self.id}/batches"
         if full:
-            out.update({"jobType": "V2Ingest", "numberRecordsProcessed": self.processed,
-                        "numberRecordsFailed": self.failed, "retries": 0,
-                        "totalProcessingTime": self.processing_ms,
-                        "apiActiveProcessingTime": self.processing_ms, "apexProcessingTime": 0})
+            out.update(
+                {
+                    "jobType": "V2Ingest",
+                    "numberRecordsProcessed": self.processed,
+                    "numberRecordsFailed": self.failed,
+                    "retries": 0,
+                    "totalProcessingTime": self.processing_ms,
+                    "apiActiveProcessingTime": self.processing_ms,
+                    "apexProcessingTime": 0,
+                }
+            )
             if self.error_message:
                 out["errorMessage"] = self.error_message
         return out
@@ -106,8 +123,7 @@ class BulkIngest:
     def _process(self, job: IngestJob) -> None:
         started = time.monotonic()
         text = (job.data or b"").decode("utf-8-sig")
-        rows = [r for r in csv.reader(io.StringIO(text, newline=""),
-                                      delimiter=DELIMITERS[job.column_delimiter]) if r]
+        rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=DELIMITERS[job.column_delimiter]) if r]
         job.header, body = (rows[0], rows[1:]) if rows else ([], [])
         try:
             if self.fail_jobs:
@@ -119,7 +135,7 @@ class BulkIngest:
             job.set_state("Failed")
             return
         for start in range(0, len(body), CHUNK):
-            chunk = body[start:start + CHUNK]
+            chunk = body[start : start + CHUNK]
             dupes = self._chunk_duplicates(job, sot, columns, chunk)
             for row in chunk:
                 self._row(job, sot, columns, row, dupes)
@@ -150,13 +166,11 @@ class BulkIngest:
         if job.operation in ("update", "delete", "hardDelete") and "Id" not in names:
             raise JobFailure("InvalidBatch : Field name not found : Id")
         ext = job.external_id_field or ""
-        if job.operation == "upsert" and ext.lower() != "id" and ext.lower() not in {
-                n.lower() for n in names}:
+        if job.operation == "upsert" and ext.lower() != "id" and ext.lower() not in {n.lower() for n in names}:
             raise JobFailure(f"InvalidBatch : External ID field not found in the header : {ext}")
         return cols
 
-    def _chunk_duplicates(self, job: IngestJob, sot: SObjectType, cols: list[tuple[Any, ...]],
-                          chunk: list[list[str]]) -> set[Any]:
+    def _chunk_duplicates(self, job: IngestJob, sot: SObjectType, cols: list[tuple[Any, ...]], chunk: list[list[str]]) -> set[Any]:
         """External-id values present twice in one chunk: all such rows fail, as in real DML."""
         ext = sot.field(job.external_id_field or "")
         if job.operation != "upsert" or ext is None or ext.name == "Id":
@@ -169,8 +183,7 @@ class BulkIngest:
                 seen[key] = seen.get(key, 0) + 1
         return {k for k, n in seen.items() if n > 1}
 
-    def _row(self, job: IngestJob, sot: SObjectType, cols: list[tuple[Any, ...]],
-             row: list[str], dupes: set[Any]) -> None:
+    def _row(self, job: IngestJob, sot: SObjectType, cols: list[tuple[Any, ...]], row: list[str], dupes: set[Any]) -> None:
         rid = ""
         try:
             if len(row) > len(cols):
@@ -193,16 +206,16 @@ class BulkIngest:
             job.failures.append([rid, e.to_bulk(), *row])
         job.processed += 1
 
-    def _apply(self, job: IngestJob, sot: SObjectType, raw_id: str, values: dict[str, Any],
-               rels: dict[str, Any], dupes: set[Any]) -> tuple[str, bool]:
+    def _apply(
+        self, job: IngestJob, sot: SObjectType, raw_id: str, values: dict[str, Any], rels: dict[str, Any], dupes: set[Any]
+    ) -> tuple[str, bool]:
         op, store = job.operation, self.store
         if op == "insert":
             return store.insert(sot, {**values, "Id": raw_id or None}, rels), True
         if op in ("delete", "hardDelete"):
             rid = normalize_id(raw_id)
             if rid is not None and not rid.startswith(sot.key_prefix):
-                raise RecordError("MALFORMED_ID", f"{sot.label} ID: id value of incorrect type: "
-                                  f"{raw_id}", ["Id"])
+                raise RecordError("MALFORMED_ID", f"{sot.label} ID: id value of incorrect type: {raw_id}", ["Id"])
             return store.delete(raw_id, hard=op == "hardDelete"), False
         ext = sot.field(job.external_id_field or "Id")
         if op == "update" or (ext is not None and ext.name == "Id" and raw_id):
@@ -227,8 +240,7 @@ class BulkIngest:
             if req.method == "POST":
                 return self._create(req, version)
             if req.method == "GET":
-                return json_reply(200, {"done": True, "nextRecordsUrl": None,
-                                        "records": [j.info(False) for j in self.jobs.values()]})
+                return json_reply(200, {"done": True, "nextRecordsUrl": None, "records": [j.info(False) for j in self.jobs.values()]})
             return _method_not_allowed(req, "GET,POST")
         job = self.jobs.get(segs[0])
         if job is None:
@@ -268,16 +280,17 @@ class BulkIngest:
         if op == "upsert":
             f = sot.field(ext or "")
             if f is None or not (f.external_id or f.type == "id"):
-                return error_reply(400, "INVALIDJOB", "InvalidJob : Invalid field for upsert, must be"
-                                   f" an External Id custom or standard indexed field: {ext}")
+                return error_reply(
+                    400,
+                    "INVALIDJOB",
+                    f"InvalidJob : Invalid field for upsert, must be an External Id custom or standard indexed field: {ext}",
+                )
             ext = f.name
         delim, ending = spec.get("columnDelimiter", "COMMA"), spec.get("lineEnding", "LF")
-        if delim not in DELIMITERS or ending not in ("LF", "CRLF") or spec.get(
-                "contentType", "CSV") != "CSV":
+        if delim not in DELIMITERS or ending not in ("LF", "CRLF") or spec.get("contentType", "CSV") != "CSV":
             return error_reply(400, "INVALIDJOB", "Invalid contentType, columnDelimiter or lineEnding")
         self._seq += 1
-        job = IngestJob(make_id("750", self._seq), op, sot.name, ext if op == "upsert" else None,
-                        delim, ending, version, self.user_id)
+        job = IngestJob(make_id("750", self._seq), op, sot.name, ext if op == "upsert" else None, delim, ending, version, self.user_id)
         self.jobs[job.id] = job
         return json_reply(200, job.info(False))
 
@@ -285,9 +298,13 @@ class BulkIngest:
         if job.state != "Open":
             return error_reply(409, "INVALIDJOBSTATE", f"Job {job.id} is not Open")
         if job.data is not None:  # Bulk 2.0 takes exactly one upload per job
-            return error_reply(400, "INVALIDJOB", f"Found multiple contents for job: <{job.id}>, "
-                               "please 'Close' / 'Abort' / 'Delete' the current Job then create a new "
-                               "Job and make sure you only do 'PUT' once on a given Job.")
+            return error_reply(
+                400,
+                "INVALIDJOB",
+                f"Found multiple contents for job: <{job.id}>, "
+                "please 'Close' / 'Abort' / 'Delete' the current Job then create a new "
+                "Job and make sure you only do 'PUT' once on a given Job.",
+            )
         if not req.headers.get("content-type", "").startswith("text/csv"):
             return error_reply(400, "INVALIDJOB", "Content type must be text/csv")
         job.data = req.body
@@ -297,7 +314,7 @@ class BulkIngest:
         try:
             state = (req.json() or {}).get("state")
         except (ValueError, AttributeError):
-            return error_reply(400, "JSON_PARSER_ERROR", "Expected {\"state\": ...}")
+            return error_reply(400, "JSON_PARSER_ERROR", 'Expected {"state": ...}')
         if state == "UploadComplete" and job.state == "Open":
             job.set_state("UploadComplete")
             job.ready_at = time.monotonic() + self.processing_delay
@@ -305,18 +322,15 @@ class BulkIngest:
             job.set_state("Aborted")
             job.ready_at = None
             text = (job.data or b"").decode("utf-8-sig")
-            rows = [r for r in csv.reader(io.StringIO(text, newline=""),
-                                          delimiter=DELIMITERS[job.column_delimiter]) if r]
+            rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=DELIMITERS[job.column_delimiter]) if r]
             job.header, job.unprocessed = (rows[0], rows[1:]) if rows else ([], [])
         else:
-            return error_reply(400, "INVALIDJOBSTATE",
-                               f"Cannot change the state of job {job.id} from {job.state} to {state}")
+            return error_reply(400, "INVALIDJOBSTATE", f"Cannot change the state of job {job.id} from {job.state} to {state}")
         return json_reply(200, job.info(False))
 
     def _results(self, job: IngestJob, kind: str) -> Reply:
         buf = io.StringIO()
-        w = csv.writer(buf, delimiter=DELIMITERS[job.column_delimiter],
-                       lineterminator="\r\n" if job.line_ending == "CRLF" else "\n")
+        w = csv.writer(buf, delimiter=DELIMITERS[job.column_delimiter], lineterminator="\r\n" if job.line_ending == "CRLF" else "\n")
         if kind == "successfulresults":
             w.writerow(["sf__Id", "sf__Created", *job.header])
             w.writerows(job.successful)
@@ -331,5 +345,4 @@ class BulkIngest:
 
 
 def _method_not_allowed(req: Request, allowed: str) -> Reply:
-    return error_reply(405, "METHOD_NOT_ALLOWED",
-                       f"HTTP Method '{req.method}' not allowed. Allowed are {allowed}")
+    return error_reply(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{req.method}' not allowed. Allowed are {allowed}")

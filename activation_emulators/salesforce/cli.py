@@ -12,7 +12,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m activation_emulators.salesforce",
         description="Local Salesforce REST/Bulk 2.0 emulator. Reach it from simple-salesforce "
-                    "with activation_emulators.salesforce.emulator_session(URL).")
+        "with activation_emulators.salesforce.emulator_session(URL).",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8443)
     parser.add_argument("--instance", default=DEFAULT_INSTANCE)
@@ -23,9 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
 
-    emu = SalesforceEmulator(args.host, args.port, instance=args.instance,
-                             tokens=args.token or (DEFAULT_TOKEN,), api_limit=args.api_limit,
-                             keep_requests=False, verbose=args.verbose)
+    emu = SalesforceEmulator(
+        args.host,
+        args.port,
+        instance=args.instance,
+        tokens=args.token or (DEFAULT_TOKEN,),
+        api_limit=args.api_limit,
+        keep_requests=False,
+        verbose=args.verbose,
+    )
     for spec in args.user or ():
         user, _, rest = spec.partition(":")
         password, _, sec = rest.partition(":")

@@ -71,8 +71,13 @@ class _Handler(KeepAliveHandler):
 
     def _serve(self) -> None:
         path, _, qs = self.path.partition("?")
-        req = Request(self.command, path, dict(parse_qsl(qs, keep_blank_values=True)),
-                      {k.lower(): v for k, v in self.headers.items()}, self.read_body())
+        req = Request(
+            self.command,
+            path,
+            dict(parse_qsl(qs, keep_blank_values=True)),
+            {k.lower(): v for k, v in self.headers.items()},
+            self.read_body(),
+        )
         owner = self.server.owner
         fault = owner.faults.take(self.command, path)
         if serve_before(self, fault, _fault_body):
@@ -103,9 +108,17 @@ class SalesforceEmulator(BackgroundServer):
     server_class = _Server
     handler_class = _Handler
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
-                 instance: str = DEFAULT_INSTANCE, tokens: Iterable[str] = (DEFAULT_TOKEN,),
-                 api_limit: int = 15000, keep_requests: bool = True, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        instance: str = DEFAULT_INSTANCE,
+        tokens: Iterable[str] = (DEFAULT_TOKEN,),
+        api_limit: int = 15000,
+        keep_requests: bool = True,
+        verbose: bool = False,
+    ) -> None:
         self.host, self.port, self.instance = host, port, instance
         self.keep_requests, self.verbose = keep_requests, verbose
         #: Report unknown fields / unreadable values per record instead of a 400 for the request.
@@ -150,14 +163,19 @@ class SalesforceEmulator(BackgroundServer):
 
     # ------------------------------------------------------------ configuration
 
-    def add_sobject(self, name: str, fields: Iterable[Field | dict[str, Any] | str] = (), *,
-                    key_prefix: str | None = None, label: str | None = None,
-                    name_field: bool = True) -> SObjectType:
+    def add_sobject(
+        self,
+        name: str,
+        fields: Iterable[Field | dict[str, Any] | str] = (),
+        *,
+        key_prefix: str | None = None,
+        label: str | None = None,
+        name_field: bool = True,
+    ) -> SObjectType:
         """Define a custom object; fields are `Field`s, dicts of Field arguments, or names
         (string fields). A text `Name` (required, as on a real custom object) is added unless
         `name_field=False` or `fields` defines one."""
-        specs = [f if isinstance(f, Field) else Field(**f) if isinstance(f, dict) else Field(f)
-                 for f in fields]
+        specs = [f if isinstance(f, Field) else Field(**f) if isinstance(f, dict) else Field(f) for f in fields]
         if name_field and not any(f.name == "Name" for f in specs):
             specs.insert(0, Field("Name", required=True, length=80, label=f"{name} Name"))
         with self._lock:
@@ -320,8 +338,7 @@ class SalesforceEmulator(BackgroundServer):
         with self._lock:
             self._request_count += 1
             # fail/drop faults hit any request; limit faults only authenticated API calls (_api)
-            fault = next((f for f in self._faults if f.kind != "limit"
-                          and (f.match is None or f.match in req.path)), None)
+            fault = next((f for f in self._faults if f.kind != "limit" and (f.match is None or f.match in req.path)), None)
             if fault is not None:
                 self._faults.remove(fault)
             delay = self._delay
@@ -342,8 +359,9 @@ class SalesforceEmulator(BackgroundServer):
                     body: Any = json.loads(req.body) if "json" in ctype and req.body else req.text
                 except ValueError:
                     body = req.text
-                self._log.append(Logged(req.method, req.path, req.query, req.headers.get("host", ""),
-                                        req.headers, body, reply.status if reply else None))
+                self._log.append(
+                    Logged(req.method, req.path, req.query, req.headers.get("host", ""), req.headers, body, reply.status if reply else None)
+                )
         return reply
 
     def _respond(self, req: Request, fault: _Fault | None) -> Reply:
@@ -359,8 +377,7 @@ class SalesforceEmulator(BackgroundServer):
         elif data is None:
             return not_found()
         elif data.group(1) is None:  # GET /services/data: the versions list (no auth)
-            return json_reply(200, [{"label": "Winter '24", "url": f"/services/data/v{API_VERSION}",
-                                     "version": API_VERSION}])
+            return json_reply(200, [{"label": "Winter '24", "url": f"/services/data/v{API_VERSION}", "version": API_VERSION}])
         else:
             reply = self._api(req, data.group(1), data.group(2) or "")
         used, limit = self._api_used, self._api_limit
@@ -371,8 +388,7 @@ class SalesforceEmulator(BackgroundServer):
         scheme, _, token = req.headers.get("authorization", "").partition(" ")
         if scheme.lower() not in ("bearer", "oauth") or token not in self._sessions:
             return error_reply(401, "INVALID_SESSION_ID", "Session expired or invalid")
-        fault = next((f for f in self._faults if f.kind == "limit" and
-                      (f.match is None or f.match in req.path)), None)
+        fault = next((f for f in self._faults if f.kind == "limit" and (f.match is None or f.match in req.path)), None)
         if fault is not None or self._api_used >= self._api_limit:
             if fault is not None:
                 self._faults.remove(fault)
@@ -389,5 +405,8 @@ class SalesforceEmulator(BackgroundServer):
 def _server_error(status: int) -> Reply:
     if status == 503:
         return error_reply(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable")
-    return error_reply(status, "UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include "
-                       "this ErrorId if you contact support: 1234567890-12345 (-1234567890)")
+    return error_reply(
+        status,
+        "UNKNOWN_EXCEPTION",
+        "An unexpected error occurred. Please include this ErrorId if you contact support: 1234567890-12345 (-1234567890)",
+    )

@@ -22,19 +22,21 @@ if TYPE_CHECKING:
     from .emulator import SalesforceEmulator
 
 MAX_COLLECTION = 200
-ROLLED_BACK = RecordError("ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back because not all "
-                          "records were valid and the request was using AllOrNone header")
-_NO_COLUMN = ("No such column '{}' on entity '{}'. If you are attempting to use a custom field, be "
-              "sure to append the '__c' after the custom field name. Please reference your WSDL "
-              "or the describe call for the appropriate names.")
+ROLLED_BACK = RecordError(
+    "ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back because not all records were valid and the request was using AllOrNone header"
+)
+_NO_COLUMN = (
+    "No such column '{}' on entity '{}'. If you are attempting to use a custom field, be "
+    "sure to append the '__c' after the custom field name. Please reference your WSDL "
+    "or the describe call for the appropriate names."
+)
 
 
 def route(emu: SalesforceEmulator, req: Request, version: str, segs: list[str]) -> Reply:
     """`segs`: the path after ``/services/data/vNN.N``, split and percent-decoded."""
     if not segs:
         base = f"/services/data/v{version}"
-        return json_reply(200, {k: f"{base}/{k}" for k in
-                                ("sobjects", "query", "queryAll", "limits", "composite", "jobs")})
+        return json_reply(200, {k: f"{base}/{k}" for k in ("sobjects", "query", "queryAll", "limits", "composite", "jobs")})
     head, rest = segs[0], segs[1:]
     if head == "sobjects":
         return _sobjects(emu, req, version, rest)
@@ -44,18 +46,21 @@ def route(emu: SalesforceEmulator, req: Request, version: str, segs: list[str]) 
         return _query(emu, req, version, include_deleted=head == "queryAll")
     if head == "limits" and req.method == "GET":
         used, limit = emu.api_usage
-        return json_reply(200, {"DailyApiRequests": {"Max": limit, "Remaining": max(0, limit - used)},
-                                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-                                "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000}})
+        return json_reply(
+            200,
+            {
+                "DailyApiRequests": {"Max": limit, "Remaining": max(0, limit - used)},
+                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+                "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+            },
+        )
     if head == "jobs" and rest[:1] == ["ingest"]:
         return emu.bulk.route(req, rest[1:], version)
     return not_found()
 
 
-def render(sot: SObjectType, rec: dict[str, Any], version: str,
-           fields: list[str] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"attributes": {
-        "type": sot.name, "url": f"/services/data/v{version}/sobjects/{sot.name}/{rec['Id']}"}}
+def render(sot: SObjectType, rec: dict[str, Any], version: str, fields: list[str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"attributes": {"type": sot.name, "url": f"/services/data/v{version}/sobjects/{sot.name}/{rec['Id']}"}}
     for name in fields or list(sot.fields):
         f = sot.field(name)
         if f is not None:
@@ -99,8 +104,9 @@ _BAD_JSON = object()
 
 def _sobjects(emu: SalesforceEmulator, req: Request, version: str, segs: list[str]) -> Reply:
     if not segs:
-        return json_reply(200, {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": [
-            s.global_entry(version) for s in emu.schema.values()]})
+        return json_reply(
+            200, {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": [s.global_entry(version) for s in emu.schema.values()]}
+        )
     sot = emu.sobject(segs[0])
     if sot is None:
         return not_found()
@@ -146,8 +152,7 @@ def _sobjects(emu: SalesforceEmulator, req: Request, version: str, segs: list[st
         return not_found()
     ext = sot.field(rest[0])  # /sobjects/X/{ExtIdField}/{value}
     if ext is None:
-        return error_reply(404, "NOT_FOUND", "Provided external ID field does not exist or is not "
-                           f"accessible: {rest[0]}")
+        return error_reply(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {rest[0]}")
     ids = store.find_ids(sot.name, ext.name, rest[1])
     if m == "GET" or m == "DELETE":
         if not ids:
@@ -161,8 +166,9 @@ def _sobjects(emu: SalesforceEmulator, req: Request, version: str, segs: list[st
     if m != "PATCH":
         return _not_allowed(req, "GET,PATCH,DELETE")
     if not ext.external_id:
-        return error_reply(400, "INVALID_FIELD", "Invalid field for upsert, must be an External Id "
-                           f"custom or standard indexed field: {ext.name}")
+        return error_reply(
+            400, "INVALID_FIELD", f"Invalid field for upsert, must be an External Id custom or standard indexed field: {ext.name}"
+        )
     body = _body(req)
     if not isinstance(body, dict):
         return error_reply(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
@@ -177,8 +183,7 @@ def _sobjects(emu: SalesforceEmulator, req: Request, version: str, segs: list[st
 
 
 def _not_allowed(req: Request, allowed: str) -> Reply:
-    return error_reply(405, "METHOD_NOT_ALLOWED",
-                       f"HTTP Method '{req.method}' not allowed. Allowed are {allowed}")
+    return error_reply(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{req.method}' not allowed. Allowed are {allowed}")
 
 
 # ---------------------------------------------------------------- /composite/sobjects
@@ -201,18 +206,17 @@ def _collections(emu: SalesforceEmulator, req: Request, version: str, segs: list
             return not_found()
         ext = target.field(segs[1])
         if ext is None:
-            return error_reply(404, "NOT_FOUND", "Provided external ID field does not exist or is "
-                               f"not accessible: {segs[1]}")
+            return error_reply(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {segs[1]}")
         if not ext.external_id:
-            return error_reply(400, "INVALID_FIELD", "Invalid field for upsert, must be an External "
-                               f"Id custom or standard indexed field: {ext.name}")
+            return error_reply(
+                400, "INVALID_FIELD", f"Invalid field for upsert, must be an External Id custom or standard indexed field: {ext.name}"
+            )
     body = _body(req)
     records = body.get("records") if isinstance(body, dict) else None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         return error_reply(400, "JSON_PARSER_ERROR", "Expected a JSON object with a records array")
     if len(records) > MAX_COLLECTION:
-        return error_reply(400, "EXCEEDED_ID_LIMIT",
-                           "record limit reached. cannot submit more than 200 records into this call")
+        return error_reply(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call")
     all_or_none = body.get("allOrNone") is True
 
     parsed: list[Any] = []  # (sot, values, rels, raw) or a RecordError
@@ -222,17 +226,25 @@ def _collections(emu: SalesforceEmulator, req: Request, version: str, segs: list
             return error_reply(400, "INVALID_TYPE", "Must send a concrete entity type.")
         sot = emu.sobject(typ)
         if sot is None or (target is not None and sot is not target):
-            return error_reply(400, "INVALID_TYPE", f"sObject type '{typ}' is not supported"
-                               + (f" by this request (expected {target.name})." if sot else "."))
+            return error_reply(
+                400,
+                "INVALID_TYPE",
+                f"sObject type '{typ}' is not supported" + (f" by this request (expected {target.name})." if sot else "."),
+            )
         try:
             values, rels = parse_json_record(emu.schema, sot, raw, skip=["id"] if op == "update" else ())
             parsed.append((sot, values, rels, raw))
         except RecordError as e:
             if not emu.field_errors_per_record:
                 code = "INVALID_FIELD" if e.code == "INVALID_FIELD" else "JSON_PARSER_ERROR"
-                msg = e.message if code == "INVALID_FIELD" else (
-                    f"Cannot deserialize instance of {e.fields[0] if e.fields else 'field'} from "
-                    f"value: {e.message} or request may be missing a required field")
+                msg = (
+                    e.message
+                    if code == "INVALID_FIELD"
+                    else (
+                        f"Cannot deserialize instance of {e.fields[0] if e.fields else 'field'} from "
+                        f"value: {e.message} or request may be missing a required field"
+                    )
+                )
                 return error_reply(400, code, msg)
             parsed.append(e)
 
@@ -287,8 +299,7 @@ def _collection_delete(emu: SalesforceEmulator, req: Request) -> Reply:
     if not ids:
         return error_reply(400, "MISSING_ARGUMENT", "ids parameter is required")
     if len(ids) > MAX_COLLECTION:
-        return error_reply(400, "EXCEEDED_ID_LIMIT",
-                           "record limit reached. cannot submit more than 200 records into this call")
+        return error_reply(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call")
     all_or_none = req.query.get("allOrNone", "false").lower() == "true"
     snap = emu.store.snapshot() if all_or_none else None
     results: list[dict[str, Any]] = []
@@ -328,10 +339,16 @@ def _collection_retrieve(emu: SalesforceEmulator, req: Request, version: str, na
 # ---------------------------------------------------------------- /query (a tiny SOQL subset)
 
 _SELECT = re.compile(r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<obj>\w+)(?P<rest>.*)$", re.I | re.S)
-_TAIL = re.compile(r"^\s*(?:WHERE\s+(?P<where>.+?))?\s*(?:ORDER\s+BY\s+(?P<order>[\w.]+)"
-                   r"(?:\s+(?P<dir>ASC|DESC))?)?\s*(?:LIMIT\s+(?P<limit>\d+))?\s*$", re.I | re.S)
-_COND = re.compile(r"\s*(?P<f>[\w.]+)\s*(?P<op>=|!=|<>|NOT\s+IN\b|IN\b)\s*(?P<v>'(?:[^'\\]|\\.)*'"
-                   r"|\([^)]*\)|[\w.:+-]+)\s*", re.I)
+_TAIL = re.compile(
+    r"^\s*(?:WHERE\s+(?P<where>.+?))?\s*(?:ORDER\s+BY\s+(?P<order>[\w.]+)"
+    r"(?:\s+(?P<dir>ASC|DESC))?)?\s*(?:LIMIT\s+(?P<limit>\d+))?\s*$",
+    re.I | re.S,
+)
+_COND = re.compile(
+    r"\s*(?P<f>[\w.]+)\s*(?P<op>=|!=|<>|NOT\s+IN\b|IN\b)\s*(?P<v>'(?:[^'\\]|\\.)*'"
+    r"|\([^)]*\)|[\w.:+-]+)\s*",
+    re.I,
+)
 _LIT = re.compile(r"'(?:[^'\\]|\\.)*'|[^,\s]+")
 
 
@@ -403,8 +420,14 @@ def _query(emu: SalesforceEmulator, req: Request, version: str, include_deleted:
         return error_reply(400, e.code, e.message)
 
     live = emu.store.live.get(sot.name, {})
-    indexed = next(((n, vs) for n, op, vs in conds if op in ("=", "IN") and vs and not include_deleted
-                    and (f := sot.field(n)) is not None and f.indexed), None)
+    indexed = next(
+        (
+            (n, vs)
+            for n, op, vs in conds
+            if op in ("=", "IN") and vs and not include_deleted and (f := sot.field(n)) is not None and f.indexed
+        ),
+        None,
+    )
     if indexed is not None:  # candidates from the field's index, like Salesforce's selective filters
         ids = {i for v in indexed[1] for i in emu.store.id_set(sot.name, indexed[0], v)}
         recs = [live[i] for i in sorted(ids) if i in live]
@@ -417,19 +440,22 @@ def _query(emu: SalesforceEmulator, req: Request, version: str, include_deleted:
             # Plain strings (no ids): SOQL's case-insensitive '=' is set membership on lower
             # case, so a WHERE Email IN (200 values) over 100k records stays linear.
             wanted = {v.lower() for v in vals}
+
             def in_lower(r: dict[str, Any], n: str = name, w: set[str] = wanted) -> bool:
                 return isinstance(r.get(n), str) and r[n].lower() in w
+
             hit: Callable[[dict[str, Any]], bool] = in_lower
         else:
+
             def same_as_any(r: dict[str, Any], n: str = name, vs: list[Any] = vals) -> bool:
                 return any(_same(r.get(n), v) for v in vs)
+
             hit = same_as_any
         recs = [r for r in recs if hit(r) == (op in ("=", "IN"))]
     if order:
-        recs.sort(key=lambda r: (r.get(order) is None, r.get(order) or 0),
-                  reverse=(tail.group("dir") or "").upper() == "DESC")
+        recs.sort(key=lambda r: (r.get(order) is None, r.get(order) or 0), reverse=(tail.group("dir") or "").upper() == "DESC")
     if tail.group("limit"):
-        recs = recs[:int(tail.group("limit"))]
+        recs = recs[: int(tail.group("limit"))]
     if count_only:
         return json_reply(200, {"totalSize": len(recs), "done": True, "records": []})
     out = []

@@ -22,9 +22,18 @@ def stand_in(stack: ExitStack, spec: Any, syncs: list[Any]) -> StandIn:
     # the emulator's session, whatever the project's auth style: every other style's settings
     # (password + security token, JWT's consumer key and key file, the login domain) are cleared,
     # so none of their ${ENV} is needed
-    update = {"instance_url": f"https://{emu.instance}", "session_id": emu.token, "transport_url": emu.url,
-              "username": None, "password": None, "security_token": None, "consumer_key": None,
-              "private_key_file": None, "domain": "login", "bulk_poll_seconds": 0.05}
+    update = {
+        "instance_url": f"https://{emu.instance}",
+        "session_id": emu.token,
+        "transport_url": emu.url,
+        "username": None,
+        "password": None,
+        "security_token": None,
+        "consumer_key": None,
+        "private_key_file": None,
+        "domain": "login",
+        "bulk_poll_seconds": 0.05,
+    }
 
     def summary(name: str) -> str:
         return f"{name}: local Salesforce at {emu.url}, {emu.request_count} requests"

@@ -20,8 +20,14 @@ NUMBER_TYPES = {"double", "currency", "percent", "int"}
 FIELD_TYPES = TEXT_TYPES | NUMBER_TYPES | {"id", "reference", "boolean", "date", "datetime"}
 
 _SOAP_TYPES = {
-    "id": "tns:ID", "reference": "tns:ID", "double": "xsd:double", "currency": "xsd:double",
-    "percent": "xsd:double", "int": "xsd:int", "boolean": "xsd:boolean", "date": "xsd:date",
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "double": "xsd:double",
+    "currency": "xsd:double",
+    "percent": "xsd:double",
+    "int": "xsd:int",
+    "boolean": "xsd:boolean",
+    "date": "xsd:date",
     "datetime": "xsd:dateTime",
 }  # every text type is xsd:string
 _DEFAULT_LENGTH = {"email": 80, "phone": 40, "textarea": 32768, "multipicklist": 4099}
@@ -63,8 +69,9 @@ class Field:
             raise ValueError(f"unknown field type {self.type!r} for {self.name}")
         self.label = self.label or _label(self.name)
         if self.length is None:
-            self.length = 18 if self.type in ("id", "reference") else (
-                _DEFAULT_LENGTH.get(self.type, 255) if self.type in TEXT_TYPES else 0)
+            self.length = (
+                18 if self.type in ("id", "reference") else (_DEFAULT_LENGTH.get(self.type, 255) if self.type in TEXT_TYPES else 0)
+            )
         if self.type == "boolean":  # real booleans are never null and default to false
             self.nillable, self.default = False, bool(self.default)
         if self.nillable is None:
@@ -73,8 +80,7 @@ class Field:
             self.reference_to = [self.reference_to]
         if self.type == "reference" and not self.relationship_name:
             n = self.name
-            self.relationship_name = n[:-3] + "__r" if n.endswith("__c") else (
-                n[:-2] if n.endswith("Id") else n)
+            self.relationship_name = n[:-3] + "__r" if n.endswith("__c") else (n[:-2] if n.endswith("Id") else n)
         if self.custom is None:
             self.custom = self.name.endswith("__c")
 
@@ -94,27 +100,40 @@ class Field:
     def describe(self) -> dict[str, Any]:
         text = self.type in TEXT_TYPES
         return {
-            "aggregatable": self.type != "textarea", "autoNumber": False,
+            "aggregatable": self.type != "textarea",
+            "autoNumber": False,
             "byteLength": (self.length or 0) * 3 if text or self.type in ("id", "reference") else 0,
-            "calculated": self.calculated, "caseSensitive": self.case_sensitive,
-            "createable": self.createable, "custom": self.custom,
+            "calculated": self.calculated,
+            "caseSensitive": self.case_sensitive,
+            "createable": self.createable,
+            "custom": self.custom,
             "defaultValue": self.default if self.type in ("boolean", "picklist") else None,
-            "defaultedOnCreate": self.defaulted_on_create, "dependentPicklist": False,
-            "deprecatedAndHidden": False, "digits": 9 if self.type == "int" else 0,
-            "externalId": self.external_id, "filterable": self.type != "textarea",
+            "defaultedOnCreate": self.defaulted_on_create,
+            "dependentPicklist": False,
+            "deprecatedAndHidden": False,
+            "digits": 9 if self.type == "int" else 0,
+            "externalId": self.external_id,
+            "filterable": self.type != "textarea",
             "groupable": self.type not in NUMBER_TYPES | {"textarea", "datetime"},
             "idLookup": self.type == "id" or self.external_id or self.name == "Email",
-            "label": self.label, "length": self.length if text or self.type in ("id", "reference") else 0,
-            "name": self.name, "nameField": self.name == "Name", "nillable": self.nillable,
+            "label": self.label,
+            "length": self.length if text or self.type in ("id", "reference") else 0,
+            "name": self.name,
+            "nameField": self.name == "Name",
+            "nillable": self.nillable,
             "picklistValues": [
-                {"active": True, "defaultValue": v == self.default, "label": v, "validFor": None,
-                 "value": v} for v in (self.picklist or [])],
+                {"active": True, "defaultValue": v == self.default, "label": v, "validFor": None, "value": v} for v in (self.picklist or [])
+            ],
             "precision": 18 if self.type in ("double", "currency", "percent") else 0,
             "referenceTo": list(self.reference_to or []),
-            "relationshipName": self.relationship_name, "restrictedPicklist": self.restricted,
+            "relationshipName": self.relationship_name,
+            "restrictedPicklist": self.restricted,
             "scale": 2 if self.type in ("currency", "percent") else 0,
-            "soapType": _SOAP_TYPES.get(self.type, "xsd:string"), "sortable": self.type != "textarea",
-            "type": self.type, "unique": self.unique, "updateable": self.updateable,
+            "soapType": _SOAP_TYPES.get(self.type, "xsd:string"),
+            "sortable": self.type != "textarea",
+            "type": self.type,
+            "unique": self.unique,
+            "updateable": self.updateable,
         }
 
 
@@ -137,8 +156,7 @@ class SObjectType:
     def __post_init__(self) -> None:
         self.label = self.label or _label(self.name)
         self._lower = {n.lower(): f for n, f in self.fields.items()}
-        self._rels = {f.relationship_name.lower(): f for f in self.fields.values()
-                      if f.type == "reference" and f.relationship_name}
+        self._rels = {f.relationship_name.lower(): f for f in self.fields.values() if f.type == "reference" and f.relationship_name}
 
     def add_field(self, f: Field) -> None:
         self.fields[f.name] = f
@@ -152,25 +170,55 @@ class SObjectType:
 
     def urls(self, version: str) -> dict[str, str]:
         base = f"/services/data/v{version}/sobjects/{self.name}"
-        return {"compactLayouts": f"{base}/describe/compactLayouts", "rowTemplate": f"{base}/{{ID}}",
-                "describe": f"{base}/describe", "sobject": base}
+        return {
+            "compactLayouts": f"{base}/describe/compactLayouts",
+            "rowTemplate": f"{base}/{{ID}}",
+            "describe": f"{base}/describe",
+            "sobject": base,
+        }
 
     def global_entry(self, version: str) -> dict[str, Any]:
-        return {"activateable": False, "createable": True, "custom": self.custom,
-                "customSetting": False, "deletable": True, "deprecatedAndHidden": False,
-                "feedEnabled": False, "hasSubtypes": False, "isSubtype": False,
-                "keyPrefix": self.key_prefix, "label": self.label, "labelPlural": self.label + "s",
-                "layoutable": True, "mergeable": False, "mruEnabled": True, "name": self.name,
-                "queryable": True, "replicateable": True, "retrieveable": True,
-                "searchable": True, "triggerable": True, "undeletable": True, "updateable": True,
-                "urls": self.urls(version)}
+        return {
+            "activateable": False,
+            "createable": True,
+            "custom": self.custom,
+            "customSetting": False,
+            "deletable": True,
+            "deprecatedAndHidden": False,
+            "feedEnabled": False,
+            "hasSubtypes": False,
+            "isSubtype": False,
+            "keyPrefix": self.key_prefix,
+            "label": self.label,
+            "labelPlural": self.label + "s",
+            "layoutable": True,
+            "mergeable": False,
+            "mruEnabled": True,
+            "name": self.name,
+            "queryable": True,
+            "replicateable": True,
+            "retrieveable": True,
+            "searchable": True,
+            "triggerable": True,
+            "undeletable": True,
+            "updateable": True,
+            "urls": self.urls(version),
+        }
 
     def describe(self, version: str) -> dict[str, Any]:
         out = self.global_entry(version)
-        out.update({"actionOverrides": [], "childRelationships": [], "compactLayoutable": True,
-                    "fields": [f.describe() for f in self.fields.values()],
-                    "namedLayoutInfos": [], "networkScopeFieldName": None, "recordTypeInfos": [],
-                    "supportedScopes": [{"label": "All " + self.label + "s", "name": "everything"}]})
+        out.update(
+            {
+                "actionOverrides": [],
+                "childRelationships": [],
+                "compactLayoutable": True,
+                "fields": [f.describe() for f in self.fields.values()],
+                "namedLayoutInfos": [],
+                "networkScopeFieldName": None,
+                "recordTypeInfos": [],
+                "supportedScopes": [{"label": "All " + self.label + "s", "name": "everything"}],
+            }
+        )
         return out
 
 
@@ -185,7 +233,7 @@ def id18(id15: str) -> str:
     """The real 15→18 case-safe suffix: one char per 5-char chunk encoding its capitals."""
     suffix = ""
     for i in range(3):
-        bits = sum(1 << j for j, c in enumerate(id15[i * 5:i * 5 + 5]) if "A" <= c <= "Z")
+        bits = sum(1 << j for j, c in enumerate(id15[i * 5 : i * 5 + 5]) if "A" <= c <= "Z")
         suffix += _CHECKSUM[bits]
     return id15 + suffix
 
@@ -219,10 +267,13 @@ def make_id(prefix: str, n: int) -> str:
 
 def _system_fields() -> list[Field]:
     ro = {"createable": False, "updateable": False}
-    return [Field("Id", "id", nillable=False, **ro), Field("IsDeleted", "boolean", **ro),
-            Field("CreatedDate", "datetime", nillable=False, default="", **ro),
-            Field("LastModifiedDate", "datetime", nillable=False, default="", **ro),
-            Field("SystemModstamp", "datetime", nillable=False, default="", **ro)]
+    return [
+        Field("Id", "id", nillable=False, **ro),
+        Field("IsDeleted", "boolean", **ro),
+        Field("CreatedDate", "datetime", nillable=False, default="", **ro),
+        Field("LastModifiedDate", "datetime", nillable=False, default="", **ro),
+        Field("SystemModstamp", "datetime", nillable=False, default="", **ro),
+    ]
 
 
 def make_sobject(name: str, fields: list[Field], key_prefix: str, **kw: Any) -> SObjectType:
@@ -244,45 +295,93 @@ LEAD_SOURCES = ["Web", "Phone Inquiry", "Partner Referral", "Purchased List", "O
 def default_sobjects() -> list[SObjectType]:
     """Account, Contact, Lead, Campaign, CampaignMember with realistic required/external fields."""
     name_ro = {"createable": False, "updateable": False, "calculated": True}
-    account = make_sobject("Account", [
-        Field("Name", required=True, label="Account Name"), Field("AccountNumber", length=40),
-        Field("Industry", "picklist", picklist=["Technology", "Finance", "Healthcare", "Retail"]),
-        Field("Type", "picklist", label="Account Type", picklist=["Prospect", "Customer", "Partner"]),
-        Field("Website", "url"), Field("Phone", "phone"), Field("AnnualRevenue", "currency"),
-        Field("NumberOfEmployees", "int", label="Employees"), Field("BillingCity", length=40),
-        Field("BillingCountry", length=80), Field("Description", "textarea", length=32000),
-        _ext_id()], "001")
-    contact = make_sobject("Contact", [
-        Field("FirstName", length=40), Field("LastName", required=True, length=80),
-        Field("Name", length=121, label="Full Name", **name_ro), Field("Email", "email"),
-        Field("Phone", "phone"), Field("Title", length=128),
-        Field("AccountId", "reference", reference_to="Account"),
-        Field("LeadSource", "picklist", picklist=LEAD_SOURCES), Field("Birthdate", "date"),
-        Field("HasOptedOutOfEmail", "boolean", label="Email Opt Out"), _ext_id(),
-        Field("Plan__c", "picklist", picklist=["free", "pro", "enterprise"], restricted=True),
-        Field("Lifetime_Value__c", "double"), Field("Last_Seen_At__c", "datetime")],
-        "003", compute=_full_name)
-    lead = make_sobject("Lead", [
-        Field("FirstName", length=40), Field("LastName", required=True, length=80),
-        Field("Name", length=121, label="Full Name", **name_ro),
-        Field("Company", required=True), Field("Email", "email"), Field("Phone", "phone"),
-        Field("Status", "picklist", label="Lead Status", nillable=False,
-              default="Open - Not Contacted",
-              picklist=["Open - Not Contacted", "Working - Contacted", "Closed - Converted",
-                        "Closed - Not Converted"]),
-        Field("LeadSource", "picklist", picklist=LEAD_SOURCES), _ext_id()], "00Q", compute=_full_name)
-    campaign = make_sobject("Campaign", [
-        Field("Name", required=True, length=80, label="Campaign Name"),
-        Field("Type", "picklist", picklist=["Email", "Webinar", "Advertisement", "Other"]),
-        Field("Status", "picklist", picklist=["Planned", "In Progress", "Completed", "Aborted"]),
-        Field("IsActive", "boolean", label="Active"), Field("StartDate", "date"), _ext_id()], "701")
-    member = make_sobject("CampaignMember", [
-        Field("CampaignId", "reference", reference_to="Campaign", required=True, updateable=False),
-        Field("ContactId", "reference", reference_to="Contact", updateable=False),
-        Field("LeadId", "reference", reference_to="Lead", updateable=False),
-        Field("Status", "picklist", label="Member Status", default="Sent",
-              picklist=["Planned", "Sent", "Received", "Responded"])], "00v",
-        unique_together=[(("CampaignId", "ContactId"), "Already a campaign member."),
-                         (("CampaignId", "LeadId"), "Already a campaign member.")],
-        one_of_required=[("ContactId", "LeadId")])
+    account = make_sobject(
+        "Account",
+        [
+            Field("Name", required=True, label="Account Name"),
+            Field("AccountNumber", length=40),
+            Field("Industry", "picklist", picklist=["Technology", "Finance", "Healthcare", "Retail"]),
+            Field("Type", "picklist", label="Account Type", picklist=["Prospect", "Customer", "Partner"]),
+            Field("Website", "url"),
+            Field("Phone", "phone"),
+            Field("AnnualRevenue", "currency"),
+            Field("NumberOfEmployees", "int", label="Employees"),
+            Field("BillingCity", length=40),
+            Field("BillingCountry", length=80),
+            Field("Description", "textarea", length=32000),
+            _ext_id(),
+        ],
+        "001",
+    )
+    contact = make_sobject(
+        "Contact",
+        [
+            Field("FirstName", length=40),
+            Field("LastName", required=True, length=80),
+            Field("Name", length=121, label="Full Name", **name_ro),
+            Field("Email", "email"),
+            Field("Phone", "phone"),
+            Field("Title", length=128),
+            Field("AccountId", "reference", reference_to="Account"),
+            Field("LeadSource", "picklist", picklist=LEAD_SOURCES),
+            Field("Birthdate", "date"),
+            Field("HasOptedOutOfEmail", "boolean", label="Email Opt Out"),
+            _ext_id(),
+            Field("Plan__c", "picklist", picklist=["free", "pro", "enterprise"], restricted=True),
+            Field("Lifetime_Value__c", "double"),
+            Field("Last_Seen_At__c", "datetime"),
+        ],
+        "003",
+        compute=_full_name,
+    )
+    lead = make_sobject(
+        "Lead",
+        [
+            Field("FirstName", length=40),
+            Field("LastName", required=True, length=80),
+            Field("Name", length=121, label="Full Name", **name_ro),
+            Field("Company", required=True),
+            Field("Email", "email"),
+            Field("Phone", "phone"),
+            Field(
+                "Status",
+                "picklist",
+                label="Lead Status",
+                nillable=False,
+                default="Open - Not Contacted",
+                picklist=["Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted"],
+            ),
+            Field("LeadSource", "picklist", picklist=LEAD_SOURCES),
+            _ext_id(),
+        ],
+        "00Q",
+        compute=_full_name,
+    )
+    campaign = make_sobject(
+        "Campaign",
+        [
+            Field("Name", required=True, length=80, label="Campaign Name"),
+            Field("Type", "picklist", picklist=["Email", "Webinar", "Advertisement", "Other"]),
+            Field("Status", "picklist", picklist=["Planned", "In Progress", "Completed", "Aborted"]),
+            Field("IsActive", "boolean", label="Active"),
+            Field("StartDate", "date"),
+            _ext_id(),
+        ],
+        "701",
+    )
+    member = make_sobject(
+        "CampaignMember",
+        [
+            Field("CampaignId", "reference", reference_to="Campaign", required=True, updateable=False),
+            Field("ContactId", "reference", reference_to="Contact", updateable=False),
+            Field("LeadId", "reference", reference_to="Lead", updateable=False),
+            Field("Status", "picklist", label="Member Status", default="Sent", picklist=["Planned", "Sent", "Received", "Responded"]),
+        ],
+        "00v",
+        unique_together=[
+            (("CampaignId", "ContactId"), "Already a campaign member."),
+            (("CampaignId", "LeadId"), "Already a campaign member."),
+        ],
+        one_of_required=[("ContactId", "LeadId")],
+    )
     return [account, contact, lead, campaign, member]

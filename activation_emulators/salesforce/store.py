@@ -41,8 +41,7 @@ def now_iso() -> str:
 
 
 def _type_error(f: Field, value: Any) -> RecordError:
-    return RecordError("INVALID_TYPE_ON_FIELD_IN_RECORD",
-                       f"{f.label}: value not of required type: {value}", [f.name])
+    return RecordError("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{f.label}: value not of required type: {value}", [f.name])
 
 
 def _parse_datetime(s: str) -> str | None:
@@ -96,8 +95,7 @@ def parse_json_value(f: Field, v: Any) -> Any:
     if isinstance(v, (dict, list)):
         raise _type_error(f, v)
     if f.type in TEXT_TYPES or f.type in ("id", "reference"):
-        return ("true" if v else "false") if isinstance(v, bool) else (
-            str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+        return ("true" if v else "false") if isinstance(v, bool) else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
     if f.type in NUMBER_TYPES and isinstance(v, (int, float)) and not isinstance(v, bool):
         if f.type == "int":
             if float(v).is_integer():
@@ -118,8 +116,9 @@ def unknown_field(sot: SObjectType, name: str) -> RecordError:
     return RecordError("INVALID_FIELD", f"No such column '{name}' on sobject of type {sot.name}")
 
 
-def parse_json_record(schema: dict[str, SObjectType], sot: SObjectType,
-                      raw: dict[str, Any], skip: Sequence[str] = ()) -> tuple[dict[str, Any], Rels]:
+def parse_json_record(
+    schema: dict[str, SObjectType], sot: SObjectType, raw: dict[str, Any], skip: Sequence[str] = ()
+) -> tuple[dict[str, Any], Rels]:
     """Canonical field values and relationship references (``"Account": {"Ext__c": "a1"}``)."""
     values: dict[str, Any] = {}
     rels: Rels = {}
@@ -140,8 +139,7 @@ def parse_json_record(schema: dict[str, SObjectType], sot: SObjectType,
     return values, rels
 
 
-def relationship_target(schema: dict[str, SObjectType], ref: Field,
-                        spec: dict[str, Any]) -> tuple[SObjectType, Field, Any]:
+def relationship_target(schema: dict[str, SObjectType], ref: Field, spec: dict[str, Any]) -> tuple[SObjectType, Field, Any]:
     target_name = (spec.get("attributes") or {}).get("type") or (ref.reference_to or [""])[0]
     target = schema.get(target_name)
     keys = [k for k in spec if k != "attributes"]
@@ -166,8 +164,7 @@ class Store:
     # ------------------------------------------------------------ state
 
     def snapshot(self) -> tuple[Any, ...]:
-        return ({s: dict(r) for s, r in self.live.items()},
-                {s: dict(r) for s, r in self.deleted.items()})
+        return ({s: dict(r) for s, r in self.live.items()}, {s: dict(r) for s, r in self.deleted.items()})
 
     def restore(self, snap: tuple[Any, ...]) -> None:
         """Roll back to `snap` (allOrNone). Records are replaced, never mutated, so a shallow
@@ -200,8 +197,7 @@ class Store:
             return value.lower()
         return value
 
-    def _reindex(self, sobject: str, rid: str, old: dict[str, Any] | None,
-                 new: dict[str, Any] | None) -> None:
+    def _reindex(self, sobject: str, rid: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         for f in self.schema[sobject].fields.values():
             if not f.indexed:
                 continue
@@ -228,8 +224,7 @@ class Store:
         if f.indexed:
             return sorted(self._index.get((sobject, f.name), {}).get(self._key(f, value), ()))
         want = self._key(f, value)
-        return [rid for rid, rec in self.live.get(sobject, {}).items()
-                if self._key(f, rec.get(f.name)) == want]
+        return [rid for rid, rec in self.live.get(sobject, {}).items() if self._key(f, rec.get(f.name)) == want]
 
     def _put(self, sobject: str, rid: str, rec: dict[str, Any] | None, *, deleted: bool = False) -> None:
         live = self.live.setdefault(sobject, {})
@@ -249,12 +244,16 @@ class Store:
     def resolve(self, rels: Rels, values: dict[str, Any]) -> None:
         """Turn external-id relationship references into ids (in `values`)."""
         for ref_name, (target, ext, value) in rels.items():
-            ids = self.find_ids(target.name, ext.name, value) if ext.type != "id" else (
-                [normalize_id(value)] if self.owner(normalize_id(value) or "") else [])
+            ids = (
+                self.find_ids(target.name, ext.name, value)
+                if ext.type != "id"
+                else ([normalize_id(value)] if self.owner(normalize_id(value) or "") else [])
+            )
             if len(ids) != 1:
                 detail = "not found" if not ids else "matched more than one record"
-                raise RecordError("INVALID_FIELD", f"Foreign key external ID: {value} {detail} "
-                                  f"for field {ext.name} in entity {target.name}")
+                raise RecordError(
+                    "INVALID_FIELD", f"Foreign key external ID: {value} {detail} for field {ext.name} in entity {target.name}"
+                )
             values[ref_name] = ids[0]
 
     def check_id(self, sot: SObjectType, raw: Any, *, label: str) -> str:
@@ -269,42 +268,44 @@ class Store:
             raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
         return rid
 
-    def _validate(self, sot: SObjectType, values: dict[str, Any], rid: str | None,
-                  current: dict[str, Any] | None) -> None:
+    def _validate(self, sot: SObjectType, values: dict[str, Any], rid: str | None, current: dict[str, Any] | None) -> None:
         creating = current is None
         # 1. field access: calculated / system / create-only fields
-        denied = [n for n in values if not (sot.fields[n].createable if creating
-                                            else sot.fields[n].updateable)]
+        denied = [n for n in values if not (sot.fields[n].createable if creating else sot.fields[n].updateable)]
         if denied:
-            raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE",
-                              f"Unable to create/update fields: {', '.join(denied)}. Please check "
-                              "the security settings of this field and verify that it is read/write "
-                              "for your profile or permission set.", denied)
+            raise RecordError(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {', '.join(denied)}. Please check "
+                "the security settings of this field and verify that it is read/write "
+                "for your profile or permission set.",
+                denied,
+            )
         # 2. required: absent on create, or explicitly nulled
-        missing = [f.name for f in sot.fields.values()
-                   if (f.is_required and creating and values.get(f.name) is None)
-                   or (f.name in values and values[f.name] is None and not f.nillable)]
+        missing = [
+            f.name
+            for f in sot.fields.values()
+            if (f.is_required and creating and values.get(f.name) is None)
+            or (f.name in values and values[f.name] is None and not f.nillable)
+        ]
         if creating:
             for group in sot.one_of_required:
                 if all(values.get(n) is None for n in group):
                     missing += list(group)
         if missing:
-            raise RecordError("REQUIRED_FIELD_MISSING",
-                              f"Required fields are missing: [{', '.join(missing)}]", missing)
+            raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing)
         # 3. formats
         for name, v in values.items():
             f = sot.fields[name]
             if v is None:
                 continue
             if f.type in TEXT_TYPES and len(str(v)) > (f.length or 0):
-                raise RecordError("STRING_TOO_LONG", f"{f.label}: data value too large: {v} "
-                                  f"(max length={f.length})", [name])
+                raise RecordError("STRING_TOO_LONG", f"{f.label}: data value too large: {v} (max length={f.length})", [name])
             if f.type == "email" and not _EMAIL_RE.match(v):
-                raise RecordError("INVALID_EMAIL_ADDRESS", f"{f.label}: invalid email address: {v}",
-                                  [name])
+                raise RecordError("INVALID_EMAIL_ADDRESS", f"{f.label}: invalid email address: {v}", [name])
             if f.type == "picklist" and f.restricted and v not in (f.picklist or []):
-                raise RecordError("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                                  f"{f.label}: bad value for restricted picklist field: {v}", [name])
+                raise RecordError(
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", f"{f.label}: bad value for restricted picklist field: {v}", [name]
+                )
         # 4. references
         for name, v in list(values.items()):
             f = sot.fields[name]
@@ -314,10 +315,8 @@ class Store:
             if ref is None:
                 raise RecordError("MALFORMED_ID", f"{f.label}: id value of incorrect type: {v}", [name])
             found = self.owner(ref)
-            if not any(ref.startswith(self.schema[t].key_prefix)
-                       for t in (f.reference_to or []) if t in self.schema):
-                raise RecordError("FIELD_INTEGRITY_EXCEPTION",
-                                  f"{f.label}: id value of incorrect type: {v}", [name])
+            if not any(ref.startswith(self.schema[t].key_prefix) for t in (f.reference_to or []) if t in self.schema):
+                raise RecordError("FIELD_INTEGRITY_EXCEPTION", f"{f.label}: id value of incorrect type: {v}", [name])
             if found is None:
                 raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
             if found[1]:
@@ -330,40 +329,34 @@ class Store:
             if f.unique and v is not None:
                 clash = [i for i in self.find_ids(sot.name, name, v) if i != rid]
                 if clash:
-                    raise RecordError("DUPLICATE_VALUE", f"duplicate value found: {name} "
-                                      f"duplicates value on record with id: {clash[0]}")
+                    raise RecordError("DUPLICATE_VALUE", f"duplicate value found: {name} duplicates value on record with id: {clash[0]}")
         for fields, message in sot.unique_together:
             if any(merged.get(n) is None for n in fields):
                 continue
             # the most selective field's index (a contact has few memberships, a campaign many)
             first = min((self.id_set(sot.name, n, merged[n]) for n in fields), key=len)
-            if any(i != rid and all(self.live[sot.name][i].get(n) == merged[n] for n in fields)
-                   for i in first):
+            if any(i != rid and all(self.live[sot.name][i].get(n) == merged[n] for n in fields) for i in first):
                 raise RecordError("DUPLICATE_VALUE", message)
 
     # ------------------------------------------------------------ DML
 
     def insert(self, sot: SObjectType, values: dict[str, Any], rels: Rels | None = None) -> str:
         if values.get("Id") is not None:
-            raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call",
-                              ["Id"])
+            raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ["Id"])
         values = {k: v for k, v in values.items() if k != "Id" and v is not UNSET}
         self.resolve(rels or {}, values)
         self._validate(sot, values, None, None)
         rid = make_id(sot.key_prefix, next(self._seq))
         stamp = now_iso()
-        rec: dict[str, Any] = {n: (f.default if f.default not in (None, "") else None)
-                               for n, f in sot.fields.items()}
+        rec: dict[str, Any] = {n: (f.default if f.default not in (None, "") else None) for n, f in sot.fields.items()}
         rec.update(values)
-        rec.update(Id=rid, IsDeleted=False, CreatedDate=stamp, LastModifiedDate=stamp,
-                   SystemModstamp=stamp)
+        rec.update(Id=rid, IsDeleted=False, CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp)
         if sot.compute:
             rec.update(sot.compute(rec))
         self._put(sot.name, rid, rec)
         return rid
 
-    def update(self, sot: SObjectType, rid: str, values: dict[str, Any],
-               rels: Rels | None = None) -> None:
+    def update(self, sot: SObjectType, rid: str, values: dict[str, Any], rels: Rels | None = None) -> None:
         values = {k: v for k, v in values.items() if k != "Id" and v is not UNSET}
         current = self.live[sot.name][rid]
         self.resolve(rels or {}, values)
@@ -374,15 +367,13 @@ class Store:
             rec.update(sot.compute(rec))
         self._put(sot.name, rid, rec)
 
-    def upsert(self, sot: SObjectType, ext: Field, value: Any, values: dict[str, Any],
-               rels: Rels | None = None) -> tuple[str, bool]:
+    def upsert(self, sot: SObjectType, ext: Field, value: Any, values: dict[str, Any], rels: Rels | None = None) -> tuple[str, bool]:
         """Match on `ext` = `value` among live records: none → insert, one → update."""
         if value is None or value == "":
             raise RecordError("MISSING_ARGUMENT", f"{ext.name} not specified")
         ids = self.find_ids(sot.name, ext.name, value)
         if len(ids) > 1:
-            raise RecordError("DUPLICATE_EXTERNAL_ID", f"{ext.label}: more than one record found for "
-                              f"external id field: {ids}", [ext.name])
+            raise RecordError("DUPLICATE_EXTERNAL_ID", f"{ext.label}: more than one record found for external id field: {ids}", [ext.name])
         if ids:
             rest = {k: v for k, v in values.items() if k != ext.name}
             self.update(sot, ids[0], rest, rels)
@@ -405,8 +396,11 @@ class Store:
             rec = {**self.live[sobject][rid], "IsDeleted": True, "SystemModstamp": now_iso()}
             self._put(sobject, rid, rec, deleted=True)
         # Salesforce deletes a person's (or a campaign's) campaign members with it
-        members = sorted({mid for link in ("ContactId", "LeadId", "CampaignId")
-                          for mid in self.id_set("CampaignMember", link, rid)}) if "CampaignMember" in self.schema else []
+        members = (
+            sorted({mid for link in ("ContactId", "LeadId", "CampaignId") for mid in self.id_set("CampaignMember", link, rid)})
+            if "CampaignMember" in self.schema
+            else []
+        )
         for mid in members:
             self.delete(mid, hard=hard)
         return rid

@@ -32,16 +32,15 @@ class EmulatorAdapter(HTTPAdapter):
     def routes(self, hostname: str, port: int | None) -> bool:
         if hostname in (self.host, "localhost", "127.0.0.1") and port == self.port:
             return True
-        return hostname == self.instance or hostname == "salesforce.com" or hostname.endswith(
-            ROUTED_SUFFIXES)
+        return hostname == self.instance or hostname == "salesforce.com" or hostname.endswith(ROUTED_SUFFIXES)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         parts = urlsplit(request.url or "")
         hostname = (parts.hostname or "").lower()
         if not self.routes(hostname, parts.port):
             raise requests.exceptions.ConnectionError(
-                f"{hostname} is not routed to the Salesforce emulator (refusing real network)",
-                request=request)
+                f"{hostname} is not routed to the Salesforce emulator (refusing real network)", request=request
+            )
         routed = request.copy()
         routed.url = urlunsplit(("http", f"{self.host}:{self.port}", parts.path, parts.query, ""))
         routed.headers["Host"] = parts.netloc  # urllib3 sends this instead of 127.0.0.1:PORT
@@ -51,8 +50,7 @@ class EmulatorAdapter(HTTPAdapter):
         return response
 
 
-def emulator_session(target: SalesforceEmulator | str, *, instance: str | None = None,
-                     max_retries: Any = 0) -> requests.Session:
+def emulator_session(target: SalesforceEmulator | str, *, instance: str | None = None, max_retries: Any = 0) -> requests.Session:
     """A session for ``Salesforce(..., session=...)`` that talks to the emulator.
 
     `target` is a running `SalesforceEmulator`, or the URL of one started with

@@ -262,9 +262,7 @@ class WebhookReceiver(BackgroundServer):
         if self._throttle:
             retry_after = self._throttle.pop(0)
             return 429, {"error": "slow down"}, ({"Retry-After": retry_after} if retry_after else {})
-        if not isinstance(body, dict) or not isinstance(body.get("sync"), str) or not isinstance(
-            body.get("rows"), list
-        ):
+        if not isinstance(body, dict) or not isinstance(body.get("sync"), str) or not isinstance(body.get("rows"), list):
             if self.accept_any:
                 return 200, {"ok": True}, {}
             return 400, {"error": "body must be a JSON object with sync and rows"}, {}
@@ -274,8 +272,21 @@ class WebhookReceiver(BackgroundServer):
             if self.replay == "conflict":
                 return 409, {"error": "this Idempotency-Key was already used"}, {}
             if self.replay == "reject":
-                return 200, {"results": [{"key": row.get("key") if isinstance(row, dict) else None, "ok": False,
-                                          "status": 409, "error": "already exists"} for row in body["rows"]]}, {}
+                return (
+                    200,
+                    {
+                        "results": [
+                            {
+                                "key": row.get("key") if isinstance(row, dict) else None,
+                                "ok": False,
+                                "status": 409,
+                                "error": "already exists",
+                            }
+                            for row in body["rows"]
+                        ]
+                    },
+                    {},
+                )
             # "apply": re-applied, harmless: ops are idempotent by key
         results = [self._apply(body["sync"], row) for row in body["rows"]]
         if batch:
@@ -327,15 +338,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", action="store_true", help="always answer per-row results")
     parser.add_argument("--require-header", metavar="NAME:VALUE", help="401 without this header")
     parser.add_argument("--verbose", action="store_true", help="log every request")
-    parser.add_argument("--replay", choices=["apply", "conflict", "reject"], default="apply",
-                        help="a retried Idempotency-Key already applied: apply again, 409, or reject each row")
-    parser.add_argument("--missing-removes", choices=["ok", "not_found"], default="ok",
-                        help="a remove of a key not held: ok, or 'not found' (404)")
+    parser.add_argument(
+        "--replay",
+        choices=["apply", "conflict", "reject"],
+        default="apply",
+        help="a retried Idempotency-Key already applied: apply again, 409, or reject each row",
+    )
+    parser.add_argument(
+        "--missing-removes", choices=["ok", "not_found"], default="ok", help="a remove of a key not held: ok, or 'not found' (404)"
+    )
     args = parser.parse_args(argv)
 
-    rx = WebhookReceiver(args.host, args.port, report_results=args.results,
-                         keep_requests=False, verbose=args.verbose, replay=args.replay,
-                         missing_removes=args.missing_removes)
+    rx = WebhookReceiver(
+        args.host,
+        args.port,
+        report_results=args.results,
+        keep_requests=False,
+        verbose=args.verbose,
+        replay=args.replay,
+        missing_removes=args.missing_removes,
+    )
     if args.require_header:
         name, _, value = args.require_header.partition(":")
         rx.require_header(name.strip(), value.strip())

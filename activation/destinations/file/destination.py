@@ -61,9 +61,7 @@ def _csv_line(cells: Sequence[str]) -> str:
     # lineterminator "\n" does not, and readers then split the record), and it is faster.
     if len(cells) == 1 and cells[0] == "":
         return '""\n'  # an empty line would read back as no record at all
-    return ",".join(
-        '"' + c.replace('"', '""') + '"' if _NEEDS_QUOTES.search(c) else c for c in cells
-    ) + "\n"
+    return ",".join('"' + c.replace('"', '""') + '"' if _NEEDS_QUOTES.search(c) else c for c in cells) + "\n"
 
 
 def _parse(text: str, fmt: str, ncells: int | None) -> Any:
@@ -117,9 +115,7 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def read_file_records(
-    path: str | os.PathLike[str], format: str, match_fields: Sequence[str] | None = None
-) -> dict[tuple, dict]:
+def read_file_records(path: str | os.PathLike[str], format: str, match_fields: Sequence[str] | None = None) -> dict[tuple, dict]:
     """The rows in an exported file keyed by identity (default: the first column, where
     match fields go). CSV values come back as the strings written; a torn tail is ignored."""
     records: dict[tuple, dict] = {}
@@ -150,10 +146,7 @@ class FileDestination(Destination):
     def check_target(self, target: SyncTarget) -> None:
         super().check_target(target)
         if not target.match_fields:
-            raise ConfigError(
-                f"sync {target.sync!r}: a file destination needs `match:` to identify rows, "
-                "e.g. match: {email: email}"
-            )
+            raise ConfigError(f"sync {target.sync!r}: a file destination needs `match:` to identify rows, e.g. match: {{email: email}}")
 
     def open(self, target: SyncTarget) -> None:
         self.check_target(target)  # without match fields every row would share one identity
@@ -198,9 +191,7 @@ class FileDestination(Destination):
                     self._dirty |= key in self._rows  # a duplicate: rewrite it away
                     self._rows[key] = text
             except ValueError as e:
-                raise DestinationError(
-                    f"can't read existing file {self._path}: {e}; fix or remove it", retryable=False
-                ) from None
+                raise DestinationError(f"can't read existing file {self._path}: {e}; fix or remove it", retryable=False) from None
         if self._fmt == "csv" and header is None:
             self._dirty = True  # no (complete) header yet
         if end < self._path.stat().st_size:

@@ -88,8 +88,15 @@ class GoogleAdsDestination(AdAudienceDestination):
     platform_name = "Google Customer Match"
     audience_noun = "Customer Match user list"
 
-    def __init__(self, name: str, spec: Any, project_dir: str, *, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        name: str,
+        spec: Any,
+        project_dir: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(name, spec, project_dir)
         self._sleep, self._clock = sleep, clock
         self._http: HttpClient | None = None
@@ -108,8 +115,10 @@ class GoogleAdsDestination(AdAudienceDestination):
         mapped = {*target.match_fields, *target.fields}
         families = {KEY_TYPES.get(f, "CONTACT_INFO") for f in mapped}
         if len(families) > 1:
-            raise ConfigError("a Customer Match list holds one kind of identifier: contact info (email, phone, address), "
-                              "third_party_user_id (CRM_ID) or mobile_id, not a mix")
+            raise ConfigError(
+                "a Customer Match list holds one kind of identifier: contact info (email, phone, address), "
+                "third_party_user_id (CRM_ID) or mobile_id, not a mix"
+            )
         address = [f for f in GOOGLE_ADDRESS if f in mapped]
         if address and len(address) < len(GOOGLE_ADDRESS):
             missing = ", ".join(f for f in GOOGLE_ADDRESS if f not in mapped)
@@ -123,7 +132,9 @@ class GoogleAdsDestination(AdAudienceDestination):
         if self._http is None:
             try:
                 spec = self.spec
-                self._secrets = {k: resolve_env(getattr(spec, k)) for k in ("developer_token", "client_id", "client_secret", "refresh_token")}
+                self._secrets = {
+                    k: resolve_env(getattr(spec, k)) for k in ("developer_token", "client_id", "client_secret", "refresh_token")
+                }
                 self._customer = _digits(resolve_env(spec.customer_id))
                 self._login = _digits(resolve_env(spec.login_customer_id)) if spec.login_customer_id else None
                 self._base = resolve_env(spec.base_url).rstrip("/") + "/" + spec.api_version
@@ -131,9 +142,11 @@ class GoogleAdsDestination(AdAudienceDestination):
             except MissingSecret as e:
                 raise ConfigError(f"destination {self.name!r}: {e}") from None
             self._http = HttpClient(
-                timeout=spec.timeout_seconds, headers={"developer-token": self._secrets["developer_token"]},
+                timeout=spec.timeout_seconds,
+                headers={"developer-token": self._secrets["developer_token"]},
                 retry=RetryPolicy(max_retries=spec.max_retries, base_delay=spec.retry_backoff_seconds),
-                sleep=self._sleep, retry_after=retry_delay,
+                sleep=self._sleep,
+                retry_after=retry_delay,
             )
         return self._http
 
@@ -143,19 +156,27 @@ class GoogleAdsDestination(AdAudienceDestination):
     # -- auth and calls ----------------------------------------------------------------
 
     def _refresh(self) -> str:
-        form = {"grant_type": "refresh_token", "client_id": self._secrets["client_id"],
-                "client_secret": self._secrets["client_secret"], "refresh_token": self._secrets["refresh_token"]}
-        response = self.http.request("POST", self._token_url, content=urlencode(form).encode(),
-                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": self._secrets["client_id"],
+            "client_secret": self._secrets["client_secret"],
+            "refresh_token": self._secrets["refresh_token"],
+        }
+        response = self.http.request(
+            "POST", self._token_url, content=urlencode(form).encode(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
         if response.status_code != 200:
             try:
                 body = response.json()
                 why = f"{body.get('error')}: {body.get('error_description', '')}".strip(": ")
             except ValueError:
                 why = f"HTTP {response.status_code}"
-            raise DestinationError(self.http.redact(
-                f"Google refused the refresh token ({why}); create a new refresh token for the OAuth client",
-                self._secrets.values()), retryable=False)
+            raise DestinationError(
+                self.http.redact(
+                    f"Google refused the refresh token ({why}); create a new refresh token for the OAuth client", self._secrets.values()
+                ),
+                retryable=False,
+            )
         body = response.json()
         self._access_token = str(body["access_token"])
         self._expires_at = self._clock() + float(body.get("expires_in", 3600)) - 60
@@ -188,11 +209,14 @@ class GoogleAdsDestination(AdAudienceDestination):
 
     def _fatal(self, response: httpx.Response, what: str) -> DestinationError:
         code, message = google_error(response)
-        hint = {401: " (check the developer token and the OAuth client)",
-                403: " (the OAuth user needs access to the account; set login_customer_id when going through a manager)"}
-        return DestinationError(self.http.redact(f"Google Ads refused {what}: {code}: {message}{hint.get(response.status_code, '')}",
-                                                 self._secrets.values()),
-                                retryable=response.status_code not in (400, 401, 403, 404))
+        hint = {
+            401: " (check the developer token and the OAuth client)",
+            403: " (the OAuth user needs access to the account; set login_customer_id when going through a manager)",
+        }
+        return DestinationError(
+            self.http.redact(f"Google Ads refused {what}: {code}: {message}{hint.get(response.status_code, '')}", self._secrets.values()),
+            retryable=response.status_code not in (400, 401, 403, 404),
+        )
 
     def _json(self, response: httpx.Response, what: str) -> dict[str, Any]:
         if response.status_code >= 400:
@@ -205,8 +229,7 @@ class GoogleAdsDestination(AdAudienceDestination):
         try:
             self.http  # noqa: B018
             name = target.audience or ""
-            query = "SELECT user_list.resource_name FROM user_list" + (
-                f" WHERE user_list.id = {name}" if name.isdigit() else "")
+            query = "SELECT user_list.resource_name FROM user_list" + (f" WHERE user_list.id = {name}" if name.isdigit() else "")
             found = self._json(self._post(f"customers/{self._customer}/googleAds:search", {"query": query}), "the user list search")
             if name.isdigit() and not found.get("results"):
                 return [f"customer {self._customer} has no user list with id {name}"]
@@ -225,15 +248,21 @@ class GoogleAdsDestination(AdAudienceDestination):
         if name not in self._lists:
             found = self._lists_named(name)
             if len(found) > 1:
-                raise DestinationError(f"customer {self._customer} has {len(found)} user lists named {name!r}; "
-                                       "set the sync's audience: to one list id", retryable=False)
+                raise DestinationError(
+                    f"customer {self._customer} has {len(found)} user lists named {name!r}; set the sync's audience: to one list id",
+                    retryable=False,
+                )
             if not found:
                 if not self.spec.create_lists:
-                    raise DestinationError(f"customer {self._customer} has no user list named {name!r} "
-                                           "(create it, or set create_lists: true)", retryable=False)
-                create = {"name": name, "description": f"Synced by activation (sync {target.sync})",
-                          "membershipLifeSpan": str(self.spec.membership_life_span_days),
-                          "crmBasedUserList": {"uploadKeyType": self.upload_key_type(target), "dataSourceType": "FIRST_PARTY"}}
+                    raise DestinationError(
+                        f"customer {self._customer} has no user list named {name!r} (create it, or set create_lists: true)", retryable=False
+                    )
+                create = {
+                    "name": name,
+                    "description": f"Synced by activation (sync {target.sync})",
+                    "membershipLifeSpan": str(self.spec.membership_life_span_days),
+                    "crmBasedUserList": {"uploadKeyType": self.upload_key_type(target), "dataSourceType": "FIRST_PARTY"},
+                }
                 response = self._post(f"customers/{self._customer}/userLists:mutate", {"operations": [{"create": create}]})
                 if response.status_code == 400 and google_error(response)[0] == "NAME_ALREADY_USED":
                     # A create retried after its answer was lost: the list the first attempt made.
@@ -250,9 +279,12 @@ class GoogleAdsDestination(AdAudienceDestination):
     def _lists_named(self, name: str) -> list[str]:
         quoted = name.replace("\\", "\\\\").replace("'", "\\'")
         query = f"SELECT user_list.resource_name, user_list.name FROM user_list WHERE user_list.name = '{quoted}'"
-        return [r["userList"]["resourceName"] for r in
-                self._json(self._post(f"customers/{self._customer}/googleAds:search", {"query": query}),
-                           "the user list search").get("results", [])]
+        return [
+            r["userList"]["resourceName"]
+            for r in self._json(self._post(f"customers/{self._customer}/googleAds:search", {"query": query}), "the user list search").get(
+                "results", []
+            )
+        ]
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -277,8 +309,16 @@ class GoogleAdsDestination(AdAudienceDestination):
         if values.get("phone"):
             ids.append({"hashedPhoneNumber": values["phone"]})
         if all(values.get(f) for f in GOOGLE_ADDRESS):  # Google matches an address only with all four parts
-            ids.append({"addressInfo": {"hashedFirstName": values["first_name"], "hashedLastName": values["last_name"],
-                                        "countryCode": values["country_code"], "postalCode": values["postal_code"]}})
+            ids.append(
+                {
+                    "addressInfo": {
+                        "hashedFirstName": values["first_name"],
+                        "hashedLastName": values["last_name"],
+                        "countryCode": values["country_code"],
+                        "postalCode": values["postal_code"],
+                    }
+                }
+            )
         for field, key in (("third_party_user_id", "thirdPartyUserId"), ("mobile_id", "mobileId")):
             if values.get(field):
                 ids.append({key: values[field]})
@@ -288,13 +328,20 @@ class GoogleAdsDestination(AdAudienceDestination):
         """One offline user data job of `kind` operations; the results of the rows it did not
         take for sure (rejected, or possibly taken: see the module's docstring)."""
         metadata: dict[str, Any] = {"userList": user_list}
-        consent = {k: v for k, v in (("adUserData", self.spec.ad_user_data_consent),
-                                     ("adPersonalization", self.spec.ad_personalization_consent)) if v}
+        consent = {
+            k: v
+            for k, v in (("adUserData", self.spec.ad_user_data_consent), ("adPersonalization", self.spec.ad_personalization_consent))
+            if v
+        }
         if consent:
             metadata["consent"] = consent
-        job = self._json(self._post(f"customers/{self._customer}/offlineUserDataJobs:create",
-                                    {"job": {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": metadata}}),
-                         "creating an offline user data job")
+        job = self._json(
+            self._post(
+                f"customers/{self._customer}/offlineUserDataJobs:create",
+                {"job": {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": metadata}},
+            ),
+            "creating an offline user data job",
+        )
         resource = str(job["resourceName"])
         errors: dict[str, RowResult] = {}
         for chunk in chunks(members, self.spec.operations_per_request):
@@ -313,8 +360,9 @@ class GoogleAdsDestination(AdAudienceDestination):
             except ValueError:
                 body = None
             if not isinstance(body, dict):  # a 2xx we cannot read: the job may hold any of them
-                errors.update({m.key: unreadable(m.key, f"Google answered HTTP {response.status_code} with a body that is "
-                                                        "not JSON") for m in chunk})
+                errors.update(
+                    {m.key: unreadable(m.key, f"Google answered HTTP {response.status_code} with a body that is not JSON") for m in chunk}
+                )
                 continue
             errors.update({k: answer.rejected(k, e) for k, e in self._partial_failures(body, chunk).items()})
         accepted = sum(1 for m in members if m.key not in errors)
@@ -360,10 +408,16 @@ class GoogleAdsDestination(AdAudienceDestination):
 
     def _job_status(self, resource: str) -> str | None:
         """The same from the job's status (as Google advises after JOB_ALREADY_STARTED)."""
-        query = ("SELECT offline_user_data_job.resource_name, offline_user_data_job.status FROM offline_user_data_job "
-                 f"WHERE offline_user_data_job.resource_name = '{resource}'")
-        rows = self._json(self._post(f"customers/{self._customer}/googleAds:search", {"query": query}),
-                          "reading the job's status").get("results") or []
+        query = (
+            "SELECT offline_user_data_job.resource_name, offline_user_data_job.status FROM offline_user_data_job "
+            f"WHERE offline_user_data_job.resource_name = '{resource}'"
+        )
+        rows = (
+            self._json(self._post(f"customers/{self._customer}/googleAds:search", {"query": query}), "reading the job's status").get(
+                "results"
+            )
+            or []
+        )
         status = rows[0].get("offlineUserDataJob", {}).get("status") if rows else "UNKNOWN"
         if status in ("PENDING", "RUNNING"):
             return None
@@ -385,8 +439,12 @@ class GoogleAdsDestination(AdAudienceDestination):
     def report(self) -> DestinationReport:
         http = self._http
         used = http is not None and http.requests > 0
-        return DestinationReport(requests=http.requests if http else 0, retries=http.retries if http else 0,
-                                 throttled=http.throttled if http else 0, details=dict(self.details) if used else {})
+        return DestinationReport(
+            requests=http.requests if http else 0,
+            retries=http.retries if http else 0,
+            throttled=http.throttled if http else 0,
+            details=dict(self.details) if used else {},
+        )
 
     def close(self) -> None:
         if self._http is not None:

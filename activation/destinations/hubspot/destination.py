@@ -138,7 +138,8 @@ class HubSpotDestination(Destination):
                     raise DestinationError(f"HubSpot refused to list the properties of {obj!r}: {e}", retryable=False) from None
                 self._converters[obj] = {
                     field: converter(PropertyInfo.from_api(known[field]), field) if field in known else _missing(obj, field)
-                    for field in dict.fromkeys(target.match_fields + target.fields)}
+                    for field in dict.fromkeys(target.match_fields + target.fields)
+                }
             return self._converters[obj]
 
     # -- objects ---------------------------------------------------------------------------
@@ -155,9 +156,11 @@ class HubSpotDestination(Destination):
         idp = self.id_property(target)
         results: list[RowResult] = []
         removes = [o for o in ops if o.kind == "remove"]
-        groups = (("upsert", [o for o in ops if o.kind == "upsert"]),
-                  ("update", [o for o in ops if o.kind == "update"]),
-                  ("create", [o for o in ops if o.kind == "insert"]))
+        groups = (
+            ("upsert", [o for o in ops if o.kind == "upsert"]),
+            ("update", [o for o in ops if o.kind == "update"]),
+            ("create", [o for o in ops if o.kind == "insert"]),
+        )
         if removes:
             results += self._archive(target, idp, removes)
         size = self.spec.batch_size
@@ -205,11 +208,15 @@ class HubSpotDestination(Destination):
     def _write(self, target: SyncTarget, idp: str, kind: str, prepared: list[Prepared], ambiguous: bool = False) -> list[RowResult]:
         """Send one batch; `ambiguous`: an earlier call with these inputs may have been applied."""
         api = self.transport.api("batch")
-        call = {"upsert": (api.upsert, "batch_input_simple_public_object_batch_input_upsert"),
-                "update": (api.update, "batch_input_simple_public_object_batch_input"),
-                "create": (api.create, "batch_input_simple_public_object_batch_input_for_create")}[kind]
+        call = {
+            "upsert": (api.upsert, "batch_input_simple_public_object_batch_input_upsert"),
+            "update": (api.update, "batch_input_simple_public_object_batch_input"),
+            "create": (api.create, "batch_input_simple_public_object_batch_input_for_create"),
+        }[kind]
         try:
-            _, body, retried = self.transport.call_with_outcome(call[0], target.object, **{call[1]: JsonBody(inputs=[p[1] for p in prepared])})
+            _, body, retried = self.transport.call_with_outcome(
+                call[0], target.object, **{call[1]: JsonBody(inputs=[p[1] for p in prepared])}
+            )
         except Unanswered as e:  # the write may have been applied: possibly delivered, resent next run
             return [RowResult(key=op.key, ok=False, unknown=True, error=redact(str(e))) for op, _, _ in prepared]
         except BatchRefused as e:
@@ -222,12 +229,12 @@ class HubSpotDestination(Destination):
                     return [RowResult(key=op.key, ok=True, dest_id=existing)]
                 return [RowResult(key=op.key, ok=False, unknown=ambiguous, error=_reason(str(e), op))]
             half = len(prepared) // 2  # isolate the inputs HubSpot objects to
-            return (self._write(target, idp, kind, prepared[:half], ambiguous)
-                    + self._write(target, idp, kind, prepared[half:], ambiguous))
+            return self._write(target, idp, kind, prepared[:half], ambiguous) + self._write(target, idp, kind, prepared[half:], ambiguous)
         return self._map_results(target, idp, kind, prepared, body or {}, ambiguous or retried)
 
-    def _map_results(self, target: SyncTarget, idp: str, kind: str, prepared: list[Prepared], body: dict[str, Any],
-                     ambiguous: bool) -> list[RowResult]:
+    def _map_results(
+        self, target: SyncTarget, idp: str, kind: str, prepared: list[Prepared], body: dict[str, Any], ambiguous: bool
+    ) -> list[RowResult]:
         """One result per input. HubSpot documents neither the order of `results` nor that an
         upsert's result echoes the idProperty's value: a result is matched by what it echoes
         (the objectWriteTraceId of a create, the unique value), else by its record id, read back. An input that no result or error accounts
@@ -269,8 +276,11 @@ class HubSpotDestination(Destination):
                 # a per-input error answering a retry may be HubSpot's view of its own earlier write
                 out.append(RowResult(key=op.key, ok=False, unknown=ambiguous, error=_reason(failed[ident], op)))
             else:
-                out.append(RowResult(key=op.key, ok=False, unknown=True,
-                                     error="HubSpot's answer does not account for this row: it may have been written"))
+                out.append(
+                    RowResult(
+                        key=op.key, ok=False, unknown=True, error="HubSpot's answer does not account for this row: it may have been written"
+                    )
+                )
         return out
 
     def _read_values(self, target: SyncTarget, idp: str, ids: list[str]) -> dict[str, str]:
@@ -279,11 +289,20 @@ class HubSpotDestination(Destination):
         found: dict[str, str] = {}
         try:
             for chunk in self._chunks(list(dict.fromkeys(ids))):
-                _, body = self.transport.call(self.transport.api("batch").read, target.object,
-                                              batch_read_input_simple_public_object_id=JsonBody(
-                                                  inputs=[{"id": i} for i in chunk], properties=[idp], propertiesWithHistory=[]))
-                found.update({str((r.get("properties") or {}).get(idp, "")).lower(): str(r["id"])
-                              for r in (body or {}).get("results", []) if (r.get("properties") or {}).get(idp)})
+                _, body = self.transport.call(
+                    self.transport.api("batch").read,
+                    target.object,
+                    batch_read_input_simple_public_object_id=JsonBody(
+                        inputs=[{"id": i} for i in chunk], properties=[idp], propertiesWithHistory=[]
+                    ),
+                )
+                found.update(
+                    {
+                        str((r.get("properties") or {}).get(idp, "")).lower(): str(r["id"])
+                        for r in (body or {}).get("results", [])
+                        if (r.get("properties") or {}).get(idp)
+                    }
+                )
         except (BatchRefused, DestinationError):
             return {}
         return found
@@ -305,10 +324,14 @@ class HubSpotDestination(Destination):
         """Record ids of `values` of the unique property `idp` (lower-cased keys)."""
         found: dict[str, str] = {}
         for chunk in self._chunks(list(dict.fromkeys(values))):
-            _, body = self._whole(f"read {target.object} by {idp}", self.transport.api("batch").read, target.object,
-                                  batch_read_input_simple_public_object_id=JsonBody(
-                                      inputs=[{"id": v} for v in chunk], idProperty=idp, properties=[idp],
-                                      propertiesWithHistory=[]))  # required by HubSpot's documents
+            _, body = self._whole(
+                f"read {target.object} by {idp}",
+                self.transport.api("batch").read,
+                target.object,
+                batch_read_input_simple_public_object_id=JsonBody(
+                    inputs=[{"id": v} for v in chunk], idProperty=idp, properties=[idp], propertiesWithHistory=[]
+                ),
+            )  # required by HubSpot's documents
             found.update({str((r.get("properties") or {}).get(idp, "")).lower(): str(r["id"]) for r in (body or {}).get("results", [])})
         return found
 
@@ -318,8 +341,12 @@ class HubSpotDestination(Destination):
         ids = [o.dest_id or found.get(_ident(o.values, idp)) for o in ops]
         todo = [{"id": i} for i in dict.fromkeys(i for i in ids if i)]
         for chunk in self._chunks(todo):  # archiving an unknown or archived id is a no-op: removal is idempotent
-            self._whole(f"archive {target.object}", self.transport.api("batch").archive, target.object,
-                        batch_input_simple_public_object_id=JsonBody(inputs=list(chunk)))
+            self._whole(
+                f"archive {target.object}",
+                self.transport.api("batch").archive,
+                target.object,
+                batch_input_simple_public_object_id=JsonBody(inputs=list(chunk)),
+            )
         return [RowResult(key=o.key, ok=True) for o in ops]
 
     # -- lists (mode: audience) ---------------------------------------------------------------
@@ -347,7 +374,9 @@ class HubSpotDestination(Destination):
         if (found := find()) is not None:
             return found
         try:
-            _, body = self.transport.call(lists.create, list_create_request={"name": name, "objectTypeId": type_id, "processingType": "MANUAL"})
+            _, body = self.transport.call(
+                lists.create, list_create_request={"name": name, "objectTypeId": type_id, "processingType": "MANUAL"}
+            )
         except BatchRefused as e:
             # A create retried after its answer was lost finds the list made the first time
             # (names are unique): use it; any other refusal fails the push, not the run.
@@ -382,11 +411,16 @@ class HubSpotDestination(Destination):
             results.append(RowResult(key=o.key, ok=True, dest_id=record))
         if to_add or to_remove:
             try:
-                self._whole(f"change the members of list {target.audience!r}", self.transport.api("memberships").add_and_remove, list_id,
-                            membership_change_request=JsonBody(recordIdsToAdd=to_add, recordIdsToRemove=to_remove))
+                self._whole(
+                    f"change the members of list {target.audience!r}",
+                    self.transport.api("memberships").add_and_remove,
+                    list_id,
+                    membership_change_request=JsonBody(recordIdsToAdd=to_add, recordIdsToRemove=to_remove),
+                )
             except Unanswered as e:  # the change may have been applied: possibly done, sent again next run
-                return [RowResult(key=r.key, ok=False, unknown=True, dest_id=r.dest_id, error=redact(str(e))) if r.ok else r
-                        for r in results]
+                return [
+                    RowResult(key=r.key, ok=False, unknown=True, dest_id=r.dest_id, error=redact(str(e))) if r.ok else r for r in results
+                ]
         return results
 
     def report(self) -> DestinationReport:
@@ -404,8 +438,10 @@ class HubSpotDestination(Destination):
 
 def _missing(obj: str, field: str) -> Converter:
     def reject(_value: Any) -> str:
-        raise ConversionError(f"field {field!r}: HubSpot {obj} has no property {field!r} "
-                              "(create it, or check the mapping with `activation validate --remote`)")
+        raise ConversionError(
+            f"field {field!r}: HubSpot {obj} has no property {field!r} "
+            "(create it, or check the mapping with `activation validate --remote`)"
+        )
 
     return reject
 

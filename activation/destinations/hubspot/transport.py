@@ -104,9 +104,13 @@ class HubSpotTransport:
         self.limiter = RateLimiter(spec.requests_per_second, sleep=sleep)
         # Waits go through the limiter (pause, then the next call's wait sleeps), so a retry
         # also keeps to the spacing; 0.5 s doubling up to 30 s between 5xx / dropped calls.
-        self.retrying = Retrying(RetryPolicy(max_retries=spec.max_retries, base_delay=0.5, max_delay=30.0),
-                                 sleep=self.limiter.pause, max_wait=RETRY_AFTER_CAP,
-                                 on_throttle=self._pause_all, exhausted=_still_failing)
+        self.retrying = Retrying(
+            RetryPolicy(max_retries=spec.max_retries, base_delay=0.5, max_delay=30.0),
+            sleep=self.limiter.pause,
+            max_wait=RETRY_AFTER_CAP,
+            on_throttle=self._pause_all,
+            exhausted=_still_failing,
+        )
         self._client: Any = None
         self._apis: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -138,8 +142,12 @@ class HubSpotTransport:
             # A pool as large as the calls in flight, or urllib3 discards connections. No retry
             # of urllib3's own (by default 3 for GET, PUT, DELETE): retries are ours, counted,
             # paced by the limiter, and aware that a retried call may have been applied.
-            self._client = HubSpot(access_token=token, host=host, connection_pool_maxsize=max(self.spec.concurrency, 4),
-                                   retry=Retry(total=0, redirect=False, raise_on_status=False))
+            self._client = HubSpot(
+                access_token=token,
+                host=host,
+                connection_pool_maxsize=max(self.spec.concurrency, 4),
+                retry=Retry(total=0, redirect=False, raise_on_status=False),
+            )
         return self._client
 
     def api(self, name: str) -> Any:
@@ -150,8 +158,7 @@ class HubSpotTransport:
                 if name not in self._apis:
                     built = _APIS[name](self.client.crm)
                     sanitize = built.api_client.sanitize_for_serialization
-                    built.api_client.sanitize_for_serialization = (
-                        lambda obj, _plain=sanitize: obj if type(obj) is JsonBody else _plain(obj))
+                    built.api_client.sanitize_for_serialization = lambda obj, _plain=sanitize: obj if type(obj) is JsonBody else _plain(obj)
                     self._apis[name] = built
                 api = self._apis[name]
         return api
@@ -195,22 +202,26 @@ class HubSpotTransport:
             auth = DestinationError(f"HubSpot answered {status}: {message(body)[:500]} (check the token and its scopes)", retryable=False)
             return Failure(str(auth), status=status, fatal=lambda _: auth)
         if status is not None and status != 429 and status < 500:
-            return Failure(redact(message(body)), status=status,
-                           fatal=lambda applied: BatchRefused(status or 0, message(body), after_ambiguous=applied))
+            return Failure(
+                redact(message(body)),
+                status=status,
+                fatal=lambda applied: BatchRefused(status or 0, message(body), after_ambiguous=applied),
+            )
         if status == 429 and policy(body) == "DAILY":
             # Not terminal: it passes by itself. The reset is midnight in the account's time zone,
             # which the API does not say: try again hourly, not every slot (a try costs one
             # call of the next day's quota if it is too early).
-            daily = DestinationError(f"HubSpot's daily request limit is reached: {message(body)[:500]} (it resets at "
-                                     "midnight in the account's time zone; the daemon tries again hourly)",
-                                     retry_after=DAILY_RETRY_SECONDS)
+            daily = DestinationError(
+                f"HubSpot's daily request limit is reached: {message(body)[:500]} (it resets at "
+                "midnight in the account's time zone; the daemon tries again hourly)",
+                retry_after=DAILY_RETRY_SECONDS,
+            )
             return Failure(str(daily), status=status, throttled=True, fatal=lambda _: daily)
         what = f"HTTP {status}: {message(body)[:500]}" if status else f"{type(e).__name__}: {e}"
         # no status: the request may have been sent and applied, unless the connection was
         # never made; 503 and 429 say it was not served
         maybe_applied = (status is None and _maybe_sent(e)) or (status is not None and status >= 500 and status != 503)
-        return Failure(redact(what), status=status, maybe_applied=maybe_applied, throttled=status == 429,
-                       wait=server_wait(headers, status))
+        return Failure(redact(what), status=status, maybe_applied=maybe_applied, throttled=status == 429, wait=server_wait(headers, status))
 
     def _pause_all(self, wait: float | None) -> None:
         """A 429: every call waits for the window to clear, not only the one that got it."""

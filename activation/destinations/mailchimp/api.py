@@ -62,8 +62,7 @@ def data_center(api_key: str, server: str | None) -> str:
         return server
     head, sep, dc = api_key.rpartition("-")
     if not sep or not head or not dc:
-        raise ConfigError("cannot tell the Mailchimp data center: the API key should end in -<dc> (e.g. -us21); "
-                          "or set `server:`")
+        raise ConfigError("cannot tell the Mailchimp data center: the API key should end in -<dc> (e.g. -us21); or set `server:`")
     return dc
 
 
@@ -108,16 +107,21 @@ def _failure(status: int | None, text: Any) -> Failure:
     out, cut), `text` the problem+json document, or the exception, as the SDK hands it over."""
     title, detail, errors = problem(text) if status is not None else ("", f"{type(text).__name__}: {text}", [])
     if status in (401, 403):
-        auth = DestinationError(redact(f"Mailchimp refused the API key ({status} {title}: {detail}); check "
-                                       "api_key and server (the data center)"), retryable=False)
+        auth = DestinationError(
+            redact(f"Mailchimp refused the API key ({status} {title}: {detail}); check api_key and server (the data center)"),
+            retryable=False,
+        )
         return Failure(str(auth), status=status, fatal=lambda _: auth)
     if status is not None and status not in (408, 429) and status < 500:
-        return Failure(redact(detail), status=status,
-                       fatal=lambda applied: Refused(status, title, detail, errors, after_ambiguous=applied))
+        return Failure(redact(detail), status=status, fatal=lambda applied: Refused(status, title, detail, errors, after_ambiguous=applied))
     # No status: the connection failed, maybe after the request was sent (the SDK does not say
     # whether it was ever made, so it counts as maybe applied); 503 and 429 say it was not served.
-    return Failure(redact(f"HTTP {status} {title}: {detail}" if status else detail), status=status,
-                   maybe_applied=status is None or (status >= 500 and status != 503), throttled=status == 429)
+    return Failure(
+        redact(f"HTTP {status} {title}: {detail}" if status else detail),
+        status=status,
+        maybe_applied=status is None or (status >= 500 and status != 503),
+        throttled=status == 429,
+    )
 
 
 def _still_failing(what: str, attempts: Attempts, failure: Failure) -> BaseException:
@@ -135,8 +139,7 @@ class MailchimpApi:
         self.slots = Slots(spec.concurrency)
         self.retry = RetryPolicy(max_retries=spec.max_retries, max_delay=30.0)
         # No Retry-After is honoured (ApiClientError carries no headers); a 429 costs a slot.
-        self.retrying = Retrying(self.retry, sleep=sleep, on_throttle=lambda _wait: self.slots.throttled(),
-                                 exhausted=_still_failing)
+        self.retrying = Retrying(self.retry, sleep=sleep, on_throttle=lambda _wait: self.slots.throttled(), exhausted=_still_failing)
 
     @property
     def requests(self) -> int:

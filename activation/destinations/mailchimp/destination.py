@@ -108,15 +108,18 @@ class MailchimpDestination(Destination):
         if target.match_fields != [EMAIL]:
             raise ConfigError("a mailchimp sync matches members by email: use `match: {email_address: <email column>}`")
         if target.object not in (None, "members"):
-            raise ConfigError(f"a mailchimp destination writes audience members; `object:` must be omitted or 'members', not {target.object!r}")
+            raise ConfigError(
+                f"a mailchimp destination writes audience members; `object:` must be omitted or 'members', not {target.object!r}"
+            )
         if target.mode == "audience" and not target.audience:
             raise ConfigError("mode audience needs `audience:`, the name of the Mailchimp tag that marks membership")
         if target.mode == "mirror" and self.spec.on_remove == "untag":
             raise ConfigError("on_remove: untag needs mode: audience (a mirror sync removes members: archive or unsubscribe)")
         bad = [f for f in target.fields if not MERGE_TAG.match(f)]
         if bad:
-            raise ConfigError(f"mailchimp `fields:` are merge tags (1-10 upper-case letters, digits or _, e.g. FNAME): "
-                              f"{', '.join(map(repr, bad))}")
+            raise ConfigError(
+                f"mailchimp `fields:` are merge tags (1-10 upper-case letters, digits or _, e.g. FNAME): {', '.join(map(repr, bad))}"
+            )
 
     def batch_size(self, requested: int | None) -> int:
         return min(requested or self.spec.batch_size, self.spec.batch_size, self.max_batch_size)
@@ -131,10 +134,16 @@ class MailchimpDestination(Destination):
             known = ", ".join(f"{a.get('name')!r} ({a.get('id')})" for a in audiences) or "none"
             return [f"Mailchimp has no audience with {self._which()} (audiences: {known})"]
         fields = self.api.merge_fields(list_id)
-        problems = [f"the Mailchimp audience has no merge field {f!r} (merge fields: {', '.join(fields) or 'none'})"
-                    for f in target.fields if f not in fields]
-        problems += [f"merge field {tag!r} is required on the Mailchimp audience but not in `fields:`: new members would be refused"
-                     for tag, mf in fields.items() if mf.get("required") and tag not in target.fields]
+        problems = [
+            f"the Mailchimp audience has no merge field {f!r} (merge fields: {', '.join(fields) or 'none'})"
+            for f in target.fields
+            if f not in fields
+        ]
+        problems += [
+            f"merge field {tag!r} is required on the Mailchimp audience but not in `fields:`: new members would be refused"
+            for tag, mf in fields.items()
+            if mf.get("required") and tag not in target.fields
+        ]
         return problems
 
     def _which(self) -> str:
@@ -150,8 +159,9 @@ class MailchimpDestination(Destination):
             except Refused as e:
                 raise DestinationError(f"Mailchimp refused to look up the audience: {e}", retryable=False) from None
             if list_id is None:
-                raise DestinationError(f"Mailchimp has no audience with {self._which()} (run `activation validate --remote`)",
-                                       retryable=False)
+                raise DestinationError(
+                    f"Mailchimp has no audience with {self._which()} (run `activation validate --remote`)", retryable=False
+                )
             self._list_id = list_id
         if self._types is None:
             self._types = {tag: str(f.get("type")) for tag, f in self.api.merge_fields(self._list_id).items()} if target.fields else {}
@@ -193,10 +203,17 @@ class MailchimpDestination(Destination):
             errors.update(self._archive(list_id, still, unknown))
         elif action == "unsubscribe":
             errors.update(self._unsubscribe(list_id, still, unknown))
-        return [RowResult(key=o.key, ok=o.key not in errors and o.key not in unknown and o.key not in deferred,
-                          error=errors.get(o.key), unknown=o.key in unknown, deferred=o.key in deferred,
-                          dest_id=None if o.kind == "remove" else subscriber_hash(_email(o.values)))
-                for o in ops]
+        return [
+            RowResult(
+                key=o.key,
+                ok=o.key not in errors and o.key not in unknown and o.key not in deferred,
+                error=errors.get(o.key),
+                unknown=o.key in unknown,
+                deferred=o.key in deferred,
+                dest_id=None if o.kind == "remove" else subscriber_hash(_email(o.values)),
+            )
+            for o in ops
+        ]
 
     def _merge_fields(self, op: RowOp) -> dict[str, Any]:
         """A member known under this email gets only its changed merge fields; a new one all of them."""
@@ -227,7 +244,8 @@ class MailchimpDestination(Destination):
         members = [{**body, "status": status} for _, body in bodies]
         try:
             reply, ambiguous = self.api.call_with_outcome(
-                self.api.lists.batch_list_members, list_id, {"members": members, "update_existing": True})
+                self.api.lists.batch_list_members, list_id, {"members": members, "update_existing": True}
+            )
         except Refused as e:
             raise DestinationError(f"Mailchimp refused the batch: {e}", retryable=False) from None
         reply = reply or {}
@@ -247,13 +265,14 @@ class MailchimpDestination(Destination):
                 unknown.add(op.key)
         return out
 
-    def _retag(self, list_id: str, written: list[tuple[RowOp, str]], gone: list[tuple[RowOp, str]], unknown: set[str],
-               deferred: set[str]) -> dict[str, str]:
+    def _retag(
+        self, list_id: str, written: list[tuple[RowOp, str]], gone: list[tuple[RowOp, str]], unknown: set[str], deferred: set[str]
+    ) -> dict[str, str]:
         assert self._segment is not None
         out: dict[str, str] = {}
         adds, removes = [e for _, e in written], [e for _, e in gone]
         for i in range(0, max(len(adds), len(removes)), self.max_batch_size):
-            body = {"members_to_add": adds[i:i + self.max_batch_size], "members_to_remove": removes[i:i + self.max_batch_size]}
+            body = {"members_to_add": adds[i : i + self.max_batch_size], "members_to_remove": removes[i : i + self.max_batch_size]}
             try:
                 reply, ambiguous = self.api.call_with_outcome(self.api.lists.batch_segment_members, body, list_id, self._segment)
             except Refused as e:
@@ -267,7 +286,7 @@ class MailchimpDestination(Destination):
             out.update(refused)
             if ambiguous:
                 unknown.update(refused)
-            deferred.update(self._archived(list_id, [(op, e) for op, e in gone[i:i + self.max_batch_size] if e.lower() in missing]))
+            deferred.update(self._archived(list_id, [(op, e) for op, e in gone[i : i + self.max_batch_size] if e.lower() in missing]))
         return out
 
     def _archived(self, list_id: str, untagged: list[tuple[RowOp, str]]) -> set[str]:
@@ -306,13 +325,14 @@ class MailchimpDestination(Destination):
         members = [{EMAIL: e, "status": "unsubscribed"} for _, e in gone]
         try:
             reply, ambiguous = self.api.call_with_outcome(
-                self.api.lists.batch_list_members, list_id, {"members": members, "update_existing": True},
-                skip_merge_validation=True)
+                self.api.lists.batch_list_members, list_id, {"members": members, "update_existing": True}, skip_merge_validation=True
+            )
             reply = reply or {}
         except Refused as e:
             raise DestinationError(f"Mailchimp refused the batch: {e}", retryable=False) from None
-        refused = {str(e.get(EMAIL, "")).lower(): _reason(e) for e in reply.get("errors") or []
-                   if not any(g in str(e.get("error")) for g in _GONE)}
+        refused = {
+            str(e.get(EMAIL, "")).lower(): _reason(e) for e in reply.get("errors") or [] if not any(g in str(e.get("error")) for g in _GONE)
+        }
         self._bump("unsubscribed", len(gone) - len(refused))
         out = {op.key: refused[e.lower()] for op, e in gone if e.lower() in refused}
         if ambiguous:

@@ -134,9 +134,12 @@ class MetaAudienceDestination(AdAudienceDestination):
             if secret:  # proves the token was issued to our app (required by apps that enable it)
                 self._proof = hmac.new(secret.encode(), self._token.encode(), hashlib.sha256).hexdigest()
             self._http = HttpClient(
-                timeout=self.spec.timeout_seconds, headers={"Authorization": f"Bearer {self._token}"},
+                timeout=self.spec.timeout_seconds,
+                headers={"Authorization": f"Bearer {self._token}"},
                 retry=RetryPolicy(max_retries=self.spec.max_retries, base_delay=self.spec.retry_backoff_seconds),
-                sleep=self._sleep, throttled=is_throttled, retry_after=regain_access_seconds,
+                sleep=self._sleep,
+                throttled=is_throttled,
+                retry_after=regain_access_seconds,
             )
         return self._http
 
@@ -177,8 +180,13 @@ class MetaAudienceDestination(AdAudienceDestination):
         http = self.http  # first: it resolves the base URL
         url = f"{self._base}/{path}"
         if method == "POST":
-            return http.send(method, url, content=form_encode(params), idempotent=idempotent,
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+            return http.send(
+                method,
+                url,
+                content=form_encode(params),
+                idempotent=idempotent,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
         return http.send(method, url, params=params)  # GET, DELETE: in the query string, like the SDKs
 
     def _message(self, response: httpx.Response) -> str:
@@ -194,11 +202,14 @@ class MetaAudienceDestination(AdAudienceDestination):
         error = meta_error(response)
         code = error.get("code")
         if code in AUTH_CODES or response.status_code == 401:
-            return DestinationError(f"Meta refused the access token: {self._message(response)} (use a system-user token "
-                                    "with the ads_management permission)", retryable=False)
+            return DestinationError(
+                f"Meta refused the access token: {self._message(response)} (use a system-user token with the ads_management permission)",
+                retryable=False,
+            )
         if code == 10 or (isinstance(code, int) and 200 <= code <= 299):
-            return DestinationError(f"Meta refused the call: {self._message(response)} (the token needs ads_management "
-                                    f"on {self._account})", retryable=False)
+            return DestinationError(
+                f"Meta refused the call: {self._message(response)} (the token needs ads_management on {self._account})", retryable=False
+            )
         if error.get("error_subcode") == MISSING_OBJECT_SUBCODE:
             return DestinationError(f"Meta: {self._message(response)}", retryable=False)
         return None
@@ -225,27 +236,37 @@ class MetaAudienceDestination(AdAudienceDestination):
         if name.isdigit():
             return name
         if name not in self._audiences:
-            self._audiences[name] = find_or_create(lambda: self._audience_named(name),
-                                                   lambda: self._create_audience(target, name),
-                                                   attempts=self.spec.max_retries + 1)
+            self._audiences[name] = find_or_create(
+                lambda: self._audience_named(name), lambda: self._create_audience(target, name), attempts=self.spec.max_retries + 1
+            )
         self.details["audience_id"] = self._audiences[name]
         return self._audiences[name]
 
     def _audience_named(self, name: str) -> str | None:
         found = self._audiences_named(name)
         if len(found) > 1:
-            raise DestinationError(f"{self._account} has {len(found)} custom audiences named {name!r} "
-                                   f"(ids {', '.join(found)}); set the sync's audience: to one id", retryable=False)
+            raise DestinationError(
+                f"{self._account} has {len(found)} custom audiences named {name!r} "
+                f"(ids {', '.join(found)}); set the sync's audience: to one id",
+                retryable=False,
+            )
         if not found and not self.spec.create_audiences:
-            raise DestinationError(f"{self._account} has no custom audience named {name!r} "
-                                   "(create it, or set create_audiences: true)", retryable=False)
+            raise DestinationError(
+                f"{self._account} has no custom audience named {name!r} (create it, or set create_audiences: true)", retryable=False
+            )
         return found[0] if found else None
 
     def _create_audience(self, target: SyncTarget, name: str) -> str:
         # names are not unique at Meta: a create retried blindly could make two
-        created = self._call("POST", f"{self._account}/customaudiences", idempotent=False, name=name,
-                             subtype="CUSTOM", description=f"Synced by activation (sync {target.sync})",
-                             customer_file_source=self.spec.customer_file_source)
+        created = self._call(
+            "POST",
+            f"{self._account}/customaudiences",
+            idempotent=False,
+            name=name,
+            subtype="CUSTOM",
+            description=f"Synced by activation (sync {target.sync})",
+            customer_file_source=self.spec.customer_file_source,
+        )
         self.details["created_audience"] = str(created["id"])
         return str(created["id"])
 
@@ -265,8 +286,12 @@ class MetaAudienceDestination(AdAudienceDestination):
         session_id = random.randrange(1, 2**53)  # JSON-safe integer
         add_chunks = chunks(adds, self.spec.batch_size)
         for seq, chunk in enumerate(add_chunks, 1):
-            session = {"session_id": session_id, "batch_seq": seq, "last_batch_flag": seq == len(add_chunks),
-                       "estimated_num_total": len(adds)}
+            session = {
+                "session_id": session_id,
+                "batch_seq": seq,
+                "last_batch_flag": seq == len(add_chunks),
+                "estimated_num_total": len(adds),
+            }
             failed.update(self._send("POST", audience, schema, fields, chunk, session))
         if add_chunks:
             self.details["session_id"] = str(session_id)
@@ -289,8 +314,9 @@ class MetaAudienceDestination(AdAudienceDestination):
             size += cost
         return [c for c in out if c]
 
-    def _send(self, method: str, audience: str, schema: list[str], fields: list[str], members: list[Member],
-              session: dict[str, Any] | None) -> dict[str, RowResult]:
+    def _send(
+        self, method: str, audience: str, schema: list[str], fields: list[str], members: list[Member], session: dict[str, Any] | None
+    ) -> dict[str, RowResult]:
         """One users call; the results of the rows it did not take for sure (rejected, or
         possibly taken when a refusal answers a retry after an attempt that may have landed)."""
         data = [[str(m.values.get(f) or "") for f in fields] for m in members]
@@ -307,8 +333,7 @@ class MetaAudienceDestination(AdAudienceDestination):
         except ValueError:
             body = None
         if not isinstance(body, dict):  # a 2xx we cannot read: Meta may have taken any of them
-            return {m.key: unreadable(m.key, f"Meta answered HTTP {response.status_code} with a body that is not JSON")
-                    for m in members}
+            return {m.key: unreadable(m.key, f"Meta answered HTTP {response.status_code} with a body that is not JSON") for m in members}
         self.details["num_received"] += int(body.get("num_received") or 0)
         self.details["num_invalid_entries"] += int(body.get("num_invalid_entries") or 0)
         samples = body.get("invalid_entry_samples") or {}
@@ -324,8 +349,12 @@ class MetaAudienceDestination(AdAudienceDestination):
     def report(self) -> DestinationReport:
         http = self._http
         details = dict(self.details) if http is not None and http.requests else {}
-        return DestinationReport(requests=http.requests if http else 0, retries=http.retries if http else 0,
-                                 throttled=http.throttled if http else 0, details=details)
+        return DestinationReport(
+            requests=http.requests if http else 0,
+            retries=http.retries if http else 0,
+            throttled=http.throttled if http else 0,
+            details=details,
+        )
 
     def close(self) -> None:
         if self._http is not None:

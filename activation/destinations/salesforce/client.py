@@ -169,8 +169,9 @@ def parse_save_result(result: dict[str, Any] | None) -> Outcome:
         return Outcome(True, result.get("id"), bool(result.get("created")))
     errors = result.get("errors") or [{}]
     first = errors[0]
-    return Outcome(False, result.get("id"), code=first.get("statusCode", "ERROR"),
-                   message="; ".join(str(e.get("message", "")) for e in errors))
+    return Outcome(
+        False, result.get("id"), code=first.get("statusCode", "ERROR"), message="; ".join(str(e.get("message", "")) for e in errors)
+    )
 
 
 def parse_bulk_error(text: str) -> tuple[str, str]:
@@ -185,7 +186,7 @@ def parse_bulk_error(text: str) -> tuple[str, str]:
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def in_chunks(values: Sequence[str]) -> Iterator[list[str]]:
@@ -208,8 +209,16 @@ def in_chunks(values: Sequence[str]) -> Iterator[list[str]]:
 class SalesforceClient:
     """A logged-in simple-salesforce client with retries; created lazily, logs in on first use."""
 
-    def __init__(self, login: Callable[[bool], Salesforce], *, can_relogin: bool, retry: RetryPolicy,
-                 adapter: RoutingAdapter, bulk_wait: float, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        login: Callable[[bool], Salesforce],
+        *,
+        can_relogin: bool,
+        retry: RetryPolicy,
+        adapter: RoutingAdapter,
+        bulk_wait: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._login = login  # login(fresh): fresh=True ignores a configured session id
         self._sf: Salesforce | None = None
         self.can_relogin = can_relogin
@@ -228,8 +237,14 @@ class SalesforceClient:
     def retries(self) -> int:
         return self.retrying.retries
 
-    def call(self, what: str, fn: Callable[[Salesforce], T], passthrough: tuple[type[Exception], ...] = (),
-             idempotent: bool = True, attempts: Attempts | None = None) -> T:
+    def call(
+        self,
+        what: str,
+        fn: Callable[[Salesforce], T],
+        passthrough: tuple[type[Exception], ...] = (),
+        idempotent: bool = True,
+        attempts: Attempts | None = None,
+    ) -> T:
         """`fn(sf)` with retries; `passthrough` errors reach the caller, any other refusal
         becomes a non-retryable DestinationError. `idempotent=False` (a create that must not
         happen twice): a transient failure after which Salesforce may have acted raises
@@ -257,7 +272,9 @@ class SalesforceClient:
                 expired = DestinationError(
                     f"{what}: Salesforce answered 401 INVALID_SESSION_ID (the session expired or was "
                     "revoked); configure username/password or JWT so activation can log in again, or "
-                    "supply a fresh session_id", retryable=False)
+                    "supply a fresh session_id",
+                    retryable=False,
+                )
                 return Failure(str(expired), fatal=lambda _: expired)
             if isinstance(e, SalesforceAuthenticationFailed):  # a login, which writes nothing
                 if not _transient(e):
@@ -305,8 +322,9 @@ class SalesforceClient:
     def query(self, soql: str) -> list[dict[str, Any]]:
         return list(self.call("query", lambda sf: sf.query_all(soql))["records"])
 
-    def find(self, sobject: str, field: str, values: Sequence[str], select: Sequence[str] = ("Id",),
-             where: str = "") -> list[dict[str, Any]]:
+    def find(
+        self, sobject: str, field: str, values: Sequence[str], select: Sequence[str] = ("Id",), where: str = ""
+    ) -> list[dict[str, Any]]:
         """Records whose `field` is one of `values`: one query per chunk of values."""
         columns = ", ".join(dict.fromkeys(["Id", field, *select]))
         found: list[dict[str, Any]] = []
@@ -318,21 +336,26 @@ class SalesforceClient:
 
     def collection(self, op: str, sobject: str, records: Sequence[dict[str, Any]], ext: str | None = None) -> list[Outcome]:
         """insert | update | upsert through sObject Collections, 200 records a call."""
-        method, path = {"insert": ("POST", "composite/sobjects"), "update": ("PATCH", "composite/sobjects"),
-                        "upsert": ("PATCH", f"composite/sobjects/{sobject}/{ext}")}[op]
+        method, path = {
+            "insert": ("POST", "composite/sobjects"),
+            "update": ("PATCH", "composite/sobjects"),
+            "upsert": ("PATCH", f"composite/sobjects/{sobject}/{ext}"),
+        }[op]
         out: list[Outcome] = []
         for chunk in chunks(records, COLLECTION_SIZE):
             body = {"allOrNone": False, "records": [{"attributes": {"type": sobject}, **r} for r in chunk]}
-            out += self._collection_call(f"{method} {path}", len(chunk),
-                                         lambda sf, b=body: sf.restful(path, method=method, json=b))  # type: ignore[misc]
+            out += self._collection_call(f"{method} {path}", len(chunk), lambda sf, b=body: sf.restful(path, method=method, json=b))  # type: ignore[misc]
         return out
 
     def delete(self, ids: Sequence[str]) -> list[Outcome]:
         out: list[Outcome] = []
         for chunk in chunks(ids, COLLECTION_SIZE):
             params = {"ids": ",".join(chunk), "allOrNone": "false"}
-            out += self._collection_call("DELETE composite/sobjects", len(chunk),
-                                         lambda sf, p=params: sf.restful("composite/sobjects", method="DELETE", params=p))  # type: ignore[misc]
+            out += self._collection_call(
+                "DELETE composite/sobjects",
+                len(chunk),
+                lambda sf, p=params: sf.restful("composite/sobjects", method="DELETE", params=p),  # type: ignore[misc]
+            )
         return out
 
     def _collection_call(self, what: str, n: int, fn: Callable[[Salesforce], Any]) -> list[Outcome]:
@@ -349,8 +372,7 @@ class SalesforceClient:
             outcomes = [o if o.ok else dataclasses.replace(o, after_ambiguous=True) for o in outcomes]
         return outcomes
 
-    def bulk(self, op: str, sobject: str, records: Sequence[dict[str, Any]], key: str,
-             ext: str | None = None) -> list[Outcome]:
+    def bulk(self, op: str, sobject: str, records: Sequence[dict[str, Any]], key: str, ext: str | None = None) -> list[Outcome]:
         """One Bulk API 2.0 ingest job; results are matched to `records` by their `key` column."""
         rows = [{k: csv_cell(v) for k, v in r.items()} for r in records]
 
@@ -373,8 +395,10 @@ class SalesforceClient:
 
         for job_id in job_ids:
             for kind in ("successful", "failed"):
-                text = self.call(f"Bulk API 2.0 {kind} results of job {job_id}",
-                                 lambda sf, k=kind, j=job_id: getattr(getattr(sf.bulk2, sobject), f"get_{k}_records")(j))  # type: ignore[misc]
+                text = self.call(
+                    f"Bulk API 2.0 {kind} results of job {job_id}",
+                    lambda sf, k=kind, j=job_id: getattr(getattr(sf.bulk2, sobject), f"get_{k}_records")(j),  # type: ignore[misc]
+                )
                 for result in csv.DictReader(io.StringIO(text)):
                     slot = take(result.get(key, ""))
                     if slot is None:

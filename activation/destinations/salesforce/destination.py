@@ -60,13 +60,15 @@ from activation.project.secrets import MissingSecret, redact, resolve_env
 
 GONE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND"})
 SECRET_FIELDS = ("session_id", "password", "security_token")
-AUTH_HELP = ("configure session_id (+ instance_url), username + password (+ security_token), "
-             "or username + consumer_key + private_key_file (JWT)")
+AUTH_HELP = (
+    "configure session_id (+ instance_url), username + password (+ security_token), or username + consumer_key + private_key_file (JWT)"
+)
 
 
 def _same_identity(op: RowOp, match: str) -> bool:
     """The row still names the record it was delivered to (its match value did not change)."""
     return (op.previous or {}).get(match) == op.values.get(match)
+
 
 def _only_record(info: SObjectInfo, match: str, op: RowOp, found: dict[Any, list[str]], res: dict[str, RowResult]) -> str | None:
     """The one record whose `match` field holds the row's value; none or several rejects the
@@ -78,6 +80,7 @@ def _only_record(info: SObjectInfo, match: str, op: RowOp, found: dict[Any, list
     res[op.key] = RowResult(op.key, False, error=f"{what} with {info.canonical(match)} = {op.values[match]!r}")
     return None
 
+
 def _norm(value: Any) -> str:
     """How look-ups compare match values: external ids and emails ignore case in Salesforce."""
     if isinstance(value, float) and value.is_integer():
@@ -87,6 +90,7 @@ def _norm(value: Any) -> str:
 
 class SalesforceDestination(Destination):
     """Writes to one Salesforce org (a `SalesforceDestinationSpec`)."""
+
     identity_model: ClassVar[IdentityModel] = "record"  # an external id compares without case unless the field is set case-sensitive
     identity_folds_case: ClassVar[bool] = True
     # upsert/mirror: a record whose external id changed is updated by its Id (it keeps its
@@ -138,8 +142,11 @@ class SalesforceDestination(Destination):
         audience = target.mode == "audience"
         if len(target.match_fields) != 1:
             example = "{Email: email}" if audience else "{External_Id__c: user_id}"
-            role = ("the Contact/Lead field that finds each member (Email or an External ID)" if audience
-                    else "the sObject's External ID field used to upsert")
+            role = (
+                "the Contact/Lead field that finds each member (Email or an External ID)"
+                if audience
+                else "the sObject's External ID field used to upsert"
+            )
             got = ", ".join(target.match_fields) or "none"
             raise ConfigError(f"Salesforce needs exactly one `match` field, {role}, e.g. match: {example} (got {got})")
         if audience:
@@ -162,8 +169,13 @@ class SalesforceDestination(Destination):
             s = self.spec
             can_relogin = bool(s.username and (s.password or (s.consumer_key and s.private_key_file)))
             self._client = SalesforceClient(
-                self._login, can_relogin=can_relogin, retry=RetryPolicy(max_retries=s.max_retries),
-                adapter=adapter, bulk_wait=s.bulk_poll_seconds, sleep=self._sleep)
+                self._login,
+                can_relogin=can_relogin,
+                retry=RetryPolicy(max_retries=s.max_retries),
+                adapter=adapter,
+                bulk_wait=s.bulk_poll_seconds,
+                sleep=self._sleep,
+            )
         return self._client
 
     def _login(self, fresh: bool) -> Salesforce:
@@ -174,14 +186,14 @@ class SalesforceDestination(Destination):
             url = v("instance_url") or f"https://{urlsplit(v('transport_url') or '').netloc}"
             return Salesforce(instance_url=url, session_id=v("session_id"), **common)
         if v("username") and v("password"):
-            return Salesforce(username=v("username"), password=v("password"),
-                              security_token=v("security_token") or "", domain=v("domain"), **common)
+            return Salesforce(
+                username=v("username"), password=v("password"), security_token=v("security_token") or "", domain=v("domain"), **common
+            )
         if v("username") and v("consumer_key") and v("private_key_file"):
             key = os.path.join(self.project_dir, v("private_key_file") or "")
             if not os.path.isfile(key):
                 raise ConfigError(f"destination {self.name!r}: private_key_file {self.spec.private_key_file!r} not found")
-            return Salesforce(username=v("username"), consumer_key=v("consumer_key"), privatekey_file=key,
-                              domain=v("domain"), **common)
+            return Salesforce(username=v("username"), consumer_key=v("consumer_key"), privatekey_file=key, domain=v("domain"), **common)
         raise DestinationError(f"destination {self.name!r}: cannot log in; {AUTH_HELP}", retryable=False)
 
     def open(self, target: SyncTarget) -> None:
@@ -271,16 +283,16 @@ class SalesforceDestination(Destination):
         if target.mode == "audience":
             self._audience(target, info, ops, res)
         else:
-            for kind, handler in (("upsert", self._upsert), ("insert", self._insert),
-                                  ("update", self._update), ("remove", self._remove)):
+            for kind, handler in (("upsert", self._upsert), ("insert", self._insert), ("update", self._update), ("remove", self._remove)):
                 group = [op for op in ops if op.kind == kind]
                 if group:
                     handler(info, target.match_fields[0], group, res)
         missing = "Salesforce did not report this record"
         return [res.get(op.key) or RowResult(op.key, False, error=missing) for op in ops]
 
-    def _write(self, op: str, sobject: str, items: list[tuple[RowOp, dict[str, Any]]], *,
-               ext: str | None = None, key: str = "Id") -> list[tuple[RowOp, Outcome]]:
+    def _write(
+        self, op: str, sobject: str, items: list[tuple[RowOp, dict[str, Any]]], *, ext: str | None = None, key: str = "Id"
+    ) -> list[tuple[RowOp, Outcome]]:
         """Collections for small writes, one Bulk job above `bulk_threshold`."""
         if not items:
             return []
@@ -294,8 +306,14 @@ class SalesforceDestination(Destination):
         return list(zip([o for o, _ in items], outcomes, strict=False))
 
     @staticmethod
-    def _add(items: list[tuple[RowOp, dict[str, Any]]], res: dict[str, RowResult], info: SObjectInfo,
-             op: RowOp, names: Iterable[str], **extra: Any) -> None:
+    def _add(
+        items: list[tuple[RowOp, dict[str, Any]]],
+        res: dict[str, RowResult],
+        info: SObjectInfo,
+        op: RowOp,
+        names: Iterable[str],
+        **extra: Any,
+    ) -> None:
         """Queue `op` with its `names` fields converted, or reject it naming the field."""
         record: dict[str, Any] = {}
         try:
@@ -397,14 +415,23 @@ class SalesforceDestination(Destination):
                 self._add(items, res, info, op, [n for n in op.values if n != match], Id=rid)
         self._settle(res, self._write("update", info.name, items))
 
-    def _remove(self, info: SObjectInfo, match: str, ops: list[RowOp], res: dict[str, RowResult],
-                sobject: str | None = None, resolve: Callable[[list[RowOp]], dict[str, str]] | None = None) -> None:
+    def _remove(
+        self,
+        info: SObjectInfo,
+        match: str,
+        ops: list[RowOp],
+        res: dict[str, RowResult],
+        sobject: str | None = None,
+        resolve: Callable[[list[RowOp]], dict[str, str]] | None = None,
+    ) -> None:
         """Delete by stored Id; rows without one are found first (not found: already gone)."""
         unknown = [op for op in ops if not op.dest_id]
         if resolve is None:
+
             def resolve(rows: list[RowOp]) -> dict[str, str]:
                 ids = self._find(info, match, [op.values.get(match) for op in rows if op.values.get(match) is not None])
                 return {op.key: ids[_norm(op.values.get(match))][0] for op in rows if ids.get(_norm(op.values.get(match)))}
+
         found = resolve(unknown) if unknown else {}
         items = []
         for op in ops:
@@ -419,13 +446,17 @@ class SalesforceDestination(Destination):
 
     def _campaign_id(self, name: str) -> str:
         if self._campaign is None:
+
             def find() -> str | None:
                 found = self.client.query(format_soql("SELECT Id FROM Campaign WHERE Name = {} ORDER BY CreatedDate LIMIT 1", name))
                 return found[0]["Id"] if found else None
 
             def create() -> str:  # campaign names are not unique: a create retried blindly could make two
-                created = self.client.call(f"create Campaign {name!r}", lambda sf: sf.restful(
-                    "sobjects/Campaign", method="POST", json={"Name": name, "IsActive": True}), idempotent=False)
+                created = self.client.call(
+                    f"create Campaign {name!r}",
+                    lambda sf: sf.restful("sobjects/Campaign", method="POST", json={"Name": name, "IsActive": True}),
+                    idempotent=False,
+                )
                 if created is None:  # an empty answer (simple_salesforce's None): created or not, look first
                     raise AmbiguousOutcome(f"Salesforce answered the creation of Campaign {name!r} with nothing")
                 return str(created["id"])
@@ -454,9 +485,12 @@ class SalesforceDestination(Destination):
         dupes = [rec[link] for (_, rec), (_, o) in zip(items, outcomes, strict=False) if o.code == "DUPLICATE_VALUE"]
         if dupes:  # already a member: find the membership, so a later removal can delete it
             ids = {m[link]: m["Id"] for m in self.client.find("CampaignMember", link, dupes, where=in_campaign)}
-            outcomes = [(op, Outcome(True, ids[rec[link]]) if o.code == "DUPLICATE_VALUE" and rec[link] in ids else o)
-                        for (op, rec), (_, o) in zip(items, outcomes, strict=False)]
+            outcomes = [
+                (op, Outcome(True, ids[rec[link]]) if o.code == "DUPLICATE_VALUE" and rec[link] in ids else o)
+                for (op, rec), (_, o) in zip(items, outcomes, strict=False)
+            ]
         self._settle(res, outcomes)
+
         def memberships(rows: list[RowOp]) -> dict[str, str]:
             found = self._find(info, match, [op.values.get(match) for op in rows if op.values.get(match) is not None])
             person = {op.key: found[_norm(op.values.get(match))][0] for op in rows if found.get(_norm(op.values.get(match)))}

@@ -34,8 +34,7 @@ class SObjectInfo:
 
     @classmethod
     def from_describe(cls, desc: dict[str, Any]) -> SObjectInfo:
-        return cls(desc["name"], desc.get("label") or desc["name"],
-                   {f["name"].lower(): f for f in desc.get("fields", [])})
+        return cls(desc["name"], desc.get("label") or desc["name"], {f["name"].lower(): f for f in desc.get("fields", [])})
 
     def field(self, name: str) -> dict[str, Any] | None:
         return self.fields.get(name.lower())
@@ -150,8 +149,9 @@ def field_problems(info: SObjectInfo, mode: str, match: str, fields: list[str]) 
     if ext is None:
         problems.append(f"{obj} has no field {match!r} (match){info.suggest(match)}")
     elif mode in ("upsert", "mirror") and not ext.get("externalId"):
-        problems.append(f"{obj}.{ext['name']} is not an External ID field: upsert needs one "
-                        "(mark it External ID in Setup, or match on a field that is)")
+        problems.append(
+            f"{obj}.{ext['name']} is not an External ID field: upsert needs one (mark it External ID in Setup, or match on a field that is)"
+        )
     elif mode == "update" and not ext.get("filterable", True):
         problems.append(f"{obj}.{ext['name']} cannot be filtered on, so records cannot be found by it")
     writes = [match] if mode in ("upsert", "mirror", "insert") else []
@@ -171,6 +171,12 @@ def field_problems(info: SObjectInfo, mode: str, match: str, fields: list[str]) 
 def required_missing(info: SObjectInfo, mapped: list[str]) -> list[str]:
     """Fields a create needs (not nillable, createable, no default) that the sync does not map."""
     have = {m.lower() for m in mapped}
-    return [f["name"] for f in info.fields.values()
-            if not f.get("nillable", True) and f.get("createable") and not f.get("defaultedOnCreate")
-            and f.get("type") != "boolean" and f["name"].lower() not in have]
+    return [
+        f["name"]
+        for f in info.fields.values()
+        if not f.get("nillable", True)
+        and f.get("createable")
+        and not f.get("defaultedOnCreate")
+        and f.get("type") != "boolean"
+        and f["name"].lower() not in have
+    ]

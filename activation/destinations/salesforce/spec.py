@@ -21,7 +21,8 @@ class SalesforceDestinationSpec(Strict):
     private_key_file: str | None = Field(default=None, description="PEM key for JWT auth, relative to the project.")
     api_version: str = "59.0"
     bulk_threshold: int = Field(
-        default=2000, ge=0,
+        default=2000,
+        ge=0,
         description="A push (up to 10,000 rows, or the sync's batch_size) larger than this goes through "
         "Bulk API 2.0; smaller ones through sObject Collections, 200 records per call.",
     )

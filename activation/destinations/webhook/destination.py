@@ -109,8 +109,11 @@ def _finite(value: Any) -> Any:
 def canonical_json(value: Any) -> str:
     """Deterministic, valid JSON: sorted keys, no spaces, no NaN."""
     options: dict[str, Any] = dict(
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-        default=_json_default, allow_nan=False,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=_json_default,
+        allow_nan=False,
     )
     try:
         return json.dumps(value, **options)
@@ -141,8 +144,11 @@ def _not_found(entry: dict[str, Any]) -> bool:
 
 
 def parse_results(
-    ops: Sequence[RowOp], body: Any, redact: Callable[[str], str] = lambda s: s,
-    *, after_ambiguous: bool = False,
+    ops: Sequence[RowOp],
+    body: Any,
+    redact: Callable[[str], str] = lambda s: s,
+    *,
+    after_ambiguous: bool = False,
 ) -> list[RowResult]:
     """Per-row outcomes from a JSON-decoded answer (None: nothing per row, all acknowledged).
 
@@ -153,11 +159,7 @@ def parse_results(
     results = body["results"]
     if not isinstance(results, list):  # unreadable: the receiver may have applied any row
         return [unreadable(op.key, MALFORMED) for op in ops]
-    reported = {
-        str(entry["key"]): entry
-        for entry in results
-        if isinstance(entry, dict) and entry.get("key") is not None
-    }
+    reported = {str(entry["key"]): entry for entry in results if isinstance(entry, dict) and entry.get("key") is not None}
     out: list[RowResult] = []
     for op in ops:
         entry = reported.get(op.key)
@@ -200,9 +202,7 @@ class WebhookDestination(Destination):
         super().check_target(target)
         url = self.spec.url
         if not url.startswith("${") and not url.lower().startswith(("http://", "https://")):
-            raise ConfigError(
-                f"webhook url must start with http:// or https://, got {self.display_url!r}"
-            )
+            raise ConfigError(f"webhook url must start with http:// or https://, got {self.display_url!r}")
 
     @property
     def http(self) -> HttpClient:
@@ -274,8 +274,7 @@ class WebhookDestination(Destination):
             # Every later batch would fail the same way: stop the sync instead of
             # rejecting each row. Nothing in this batch is marked delivered.
             raise DestinationError(
-                f"POST {self.display_url}: HTTP {status} {http.describe(response)} "
-                "(check the credentials in the destination's headers)",
+                f"POST {self.display_url}: HTTP {status} {http.describe(response)} (check the credentials in the destination's headers)",
                 retryable=False,
             )
         if 400 <= status < 500:
@@ -291,8 +290,7 @@ class WebhookDestination(Destination):
             error = f"HTTP {status}: {http.describe(response)}"
             return [answer.rejected(op.key, error) for op in ops]
         raise DestinationError(
-            f"POST {self.display_url}: unexpected HTTP {status} (redirects are not followed; "
-            "check the url)",
+            f"POST {self.display_url}: unexpected HTTP {status} (redirects are not followed; check the url)",
             retryable=False,
         )
 
