@@ -391,6 +391,7 @@ def main() -> None:
     ap.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.peers_python = os.path.abspath(args.peers_python)  # the children run elsewhere; not resolve(): a venv's python is a symlink
     if args.child:
         CHILDREN[args.child](args.db, args.url)
         return
@@ -414,7 +415,7 @@ def main() -> None:
                     continue
                 try:
                     full, incr, exact = one_round(name, template, args.rows, args.peers_python)
-                except RuntimeError as e:
+                except (RuntimeError, OSError) as e:
                     r.note = f"failed: {str(e).splitlines()[0][:120]}"
                     print(f"round {n + 1}: {name} {e}", file=sys.stderr, flush=True)
                     continue
