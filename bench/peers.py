@@ -41,7 +41,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,18 +268,55 @@ class Result:
     note: str = ""
 
 
-def run_measured(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> Measured:
-    """Wall time and peak RSS of one process (os.wait4: that child's own rusage)."""
+# Children are started by a small launcher process, not by this one. Linux carries a process's
+# peak RSS across exec (the kernel keeps the old image's high-water mark in ru_maxrss), so a
+# child forked from this harness, which grows with every /__dump it reads, would report the
+# harness's size as its own. The launcher is a fresh interpreter with only os/json/subprocess
+# loaded (~10 MB): the floor under every figure it reports.
+LAUNCHER = r"""
+import json, os, subprocess, sys, tempfile, time
+for line in sys.stdin:
+    job = json.loads(line)
     with tempfile.TemporaryFile() as out:
         t = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(job["cmd"], cwd=job["cwd"], env=job["env"], stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
-            out.seek(0)
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out.read().decode(errors='replace')[-3000:]}")
-    return Measured(seconds, usage.ru_maxrss / 1024)  # KiB on Linux
+        out.seek(0)
+        tail = out.read()[-3000:].decode(errors="replace")
+    print(json.dumps({"seconds": seconds, "rss_kib": usage.ru_maxrss, "rc": os.waitstatus_to_exitcode(status),
+                      "tail": tail}), flush=True)
+"""
+
+
+class Launcher:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> Measured:
+        """Wall time and peak RSS of one process (os.wait4 in the launcher: that child's own rusage)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"cmd": cmd, "cwd": str(cwd), "env": env or dict(os.environ)}) + "\n")
+        self.proc.stdin.flush()
+        done = json.loads(self.proc.stdout.readline())
+        if done["rc"]:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({done['rc']}):\n{done['tail']}")
+        return Measured(done["seconds"], done["rss_kib"] / 1024)  # KiB on Linux
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+LAUNCH: Launcher | None = None
+
+
+def run_measured(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> Measured:
+    global LAUNCH
+    if LAUNCH is None:
+        LAUNCH = Launcher()
+    return LAUNCH.run(cmd, cwd, env)
 
 
 def start_endpoint() -> tuple[subprocess.Popen[bytes], str]:
