@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint format lint-imports lock install install-dev docs bench bench-10m clean
+.PHONY: demo test test-fast lint format lint-imports lock install install-dev docs bench bench-10m bench-peers bench-peers-venv clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -67,6 +67,17 @@ bench-10m: $(VENV)/.installed-dev
 	flock /tmp/activation-bench.lock $(BIN)/python bench/plan_scale.py --rows 10000000 --engine duckdb --memory-limit 300MB
 	flock /tmp/activation-bench.lock $(BIN)/python bench/plan_scale.py --rows 10000000 --engine postgres --repeat 2
 
+# activation beside a raw-HTTP floor, a reference diff loop, dlt and drt-core, against one fake
+# HubSpot endpoint. The peers come from .venv-peers (make bench-peers-venv), never from the
+# project's dependencies; without it their rows say "not installed".
+PEERS_VENV ?= .venv-peers
+bench-peers: $(VENV)/.installed-dev
+	flock /tmp/activation-bench.lock $(BIN)/python bench/peers.py --rows 100000 --rounds 3 --peers-python $(PEERS_VENV)/bin/python
+
+bench-peers-venv:
+	test -x $(PEERS_VENV)/bin/python || $(PY) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q -r bench/requirements-peers.txt
+
 # The documentation site: docs/ (its generated key tables first) built by mkdocs into site/.
 # mkdocs gets a venv of its own, so it never changes what the tests run with.
 DOCS_VENV ?= .venv-docs
@@ -76,4 +87,4 @@ docs: $(VENV)/.installed
 	$(DOCS_VENV)/bin/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) $(DOCS_VENV) site .activation out
+	rm -rf $(VENV) $(DOCS_VENV) $(PEERS_VENV) site .activation out
