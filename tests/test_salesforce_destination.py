@@ -260,6 +260,19 @@ def test_request_limit_and_503_are_retried(tmp_path: Path, emu: SalesforceEmulat
     assert len(p.contacts()) == 10
 
 
+def test_the_orgs_daily_limit_stops_the_run_at_once_as_transient(tmp_path: Path, emu: SalesforceEmulator) -> None:
+    """TotalRequests: the org's requests of the last 24 hours are used up. Retrying within the
+    run only spends the next ones, and a reload fixes nothing: the run stops, not terminal,
+    and the daemon waits an hour."""
+    p = make(tmp_path, emu, n=10)
+    p.cli("validate")
+    emu.set_api_usage(used=15_000, limit=15_000)
+    result = p.json("run", "contacts", expect=1)["syncs"][0]
+    assert result["status"] == "failed" and "daily API request limit" in result["error"], result
+    assert result["terminal"] is False and result["retry_after"] == 3600
+    assert len([r for r in emu.request_log if r.status == 403]) == 1, "not retried"
+
+
 def test_username_password_login(tmp_path: Path, emu: SalesforceEmulator) -> None:
     p = make(tmp_path, emu, n=5, auth=PASSWORD_AUTH)
     assert p.json("run", "contacts")["syncs"][0]["acknowledged"] == 5

@@ -387,15 +387,16 @@ def test_request_limit_exceeded(sf: Salesforce, emu: SalesforceEmulator) -> None
     with pytest.raises(SalesforceRefusedRequest) as err:
         sf.query("SELECT COUNT() FROM Contact")
     assert err.value.status == 403
-    assert err.value.content == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert err.value.content == [{"message": "ConcurrentPerOrgLongTxn Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     sf.query("SELECT COUNT() FROM Contact")
     assert sf.api_usage["api-usage"].used == 1  # the refused call did not count
 
     emu.set_api_usage(used=49, limit=50)
     sf.query("SELECT COUNT() FROM Contact")
     assert tuple(sf.api_usage["api-usage"]) == (50, 50)
-    with pytest.raises(SalesforceRefusedRequest):  # quota exhausted for the day
+    with pytest.raises(SalesforceRefusedRequest) as err:  # quota exhausted for the day
         sf.query("SELECT COUNT() FROM Contact")
+    assert err.value.content == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     with pytest.raises(SalesforceRefusedRequest):
         sf.bulk2.Contact.insert(records=[{"LastName": "A"}], wait=0.01)
 

@@ -239,7 +239,9 @@ class SalesforceEmulator(BackgroundServer):
             self._faults += [_Fault("fail", status, match) for _ in range(n)]
 
     def limit_next(self, n: int = 1, match: str | None = None) -> None:
-        """Answer the next `n` API requests with 403 REQUEST_LIMIT_EXCEEDED."""
+        """Answer the next `n` API requests with 403 REQUEST_LIMIT_EXCEEDED for too many long
+        requests at once (it passes in seconds; the daily quota says "TotalRequests": see
+        `set_api_usage`)."""
         with self._lock:
             self._faults += [_Fault("limit", 403, match) for _ in range(n)]
 
@@ -389,9 +391,10 @@ class SalesforceEmulator(BackgroundServer):
         if scheme.lower() not in ("bearer", "oauth") or token not in self._sessions:
             return error_reply(401, "INVALID_SESSION_ID", "Session expired or invalid")
         fault = next((f for f in self._faults if f.kind == "limit" and (f.match is None or f.match in req.path)), None)
-        if fault is not None or self._api_used >= self._api_limit:
-            if fault is not None:
-                self._faults.remove(fault)
+        if fault is not None:
+            self._faults.remove(fault)
+            return error_reply(403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded.")
+        if self._api_used >= self._api_limit:
             return error_reply(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         self._api_used += 1
         self.bulk.advance()

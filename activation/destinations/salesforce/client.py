@@ -53,6 +53,11 @@ T = TypeVar("T")
 COLLECTION_SIZE = 200  # sObject Collections refuse more records per call
 SOQL_IN_VALUES, SOQL_IN_CHARS = 200, 10_000  # keeps a GET query URL far below ~16 kB
 TRANSIENT_CODES = frozenset({"REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
+#: REQUEST_LIMIT_EXCEEDED's message when the org's daily requests are used up (the same code
+#: also says "ConcurrentPerOrgLongTxn Limit exceeded": that one passes in seconds, and is retried).
+DAILY_LIMIT = "TotalRequests Limit exceeded"
+#: After the daily limit, the soonest a sync tries again.
+DAILY_RETRY_SECONDS = 3600.0
 
 
 @dataclass(slots=True)
@@ -281,6 +286,15 @@ class SalesforceClient:
                     failed = DestinationError(f"Salesforce login failed: {redact(error_text(e))}", retryable=False)
                     return Failure(str(failed), fatal=lambda _: failed)
                 return Failure(redact(error_text(e)))
+            if isinstance(e, SalesforceRefusedRequest) and DAILY_LIMIT in error_text(e):
+                # The org's API requests of the last 24 hours are used up: retrying within the
+                # run only spends the next ones. Not terminal (it passes by itself): try hourly.
+                daily = DestinationError(
+                    f"{what}: the org's daily API request limit is reached ({redact(error_text(e))}); it is a rolling "
+                    "24-hour window: the daemon tries again hourly",
+                    retry_after=DAILY_RETRY_SECONDS,
+                )
+                return Failure(str(daily), throttled=True, fatal=lambda _: daily)
             if isinstance(e, (SalesforceError, SalesforceOperationError, requests.RequestException)):
                 if not _transient(e):
                     refused = DestinationError(f"{what}: {redact(error_text(e))}", retryable=False)
