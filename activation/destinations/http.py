@@ -41,7 +41,7 @@ from activation import __version__
 from activation.destinations.base import DestinationError, RowResult
 
 # RetryPolicy lives with the loop; destinations and tests take it from here as before.
-from activation.destinations.retrying import Failure, Retrying, RetryPolicy
+from activation.destinations.retrying import Failure, RetryCounters, Retrying, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def json_body(response: httpx.Response) -> Any:
     return jsonlib.loads(response.content)
 
 
-class HttpClient:
+class HttpClient(RetryCounters):
     """One keep-alive `httpx.Client` with retries; thread-safe like httpx itself.
 
     `retries` (retry attempts made) and `throttled` (429s received) are for metrics.
@@ -204,18 +204,6 @@ class HttpClient:
             follow_redirects=False,  # a redirected POST may silently lose its body
         )
         self.retrying = Retrying(self.retry, sleep=sleep, rng=rng or random.Random(), log=log)
-
-    @property
-    def requests(self) -> int:
-        return self.retrying.requests
-
-    @property
-    def retries(self) -> int:
-        return self.retrying.retries
-
-    @property
-    def throttled(self) -> int:
-        return self.retrying.throttled
 
     def redact(self, text: str, extra: Iterable[str] = ()) -> str:
         """`text` with every known header value replaced by ***."""

@@ -200,3 +200,21 @@ class Retrying:
         if self._log is not None:
             self._log.warning("%s: %s; retry %d/%d in %.1fs", what, failure.problem, state.made, self.policy.max_retries, wait)
         self._sleep(wait)
+
+
+class RetryCounters:
+    """A client's calls as its retry loop counted them, for reports and metrics."""
+
+    retrying: Retrying
+
+    @property
+    def requests(self) -> int:
+        return self.retrying.requests
+
+    @property
+    def retries(self) -> int:
+        return self.retrying.retries
+
+    @property
+    def throttled(self) -> int:
+        return self.retrying.throttled

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from activation.destinations.base import ConfigError, DestinationError, RequestBudget
-from activation.destinations.retrying import Attempts, Failure, Retrying, RetryPolicy
+from activation.destinations.retrying import Attempts, Failure, RetryCounters, Retrying, RetryPolicy
 from activation.project.secrets import MissingSecret, redact, resolve_env, scrub_personal_data
 
 
@@ -96,7 +96,7 @@ _APIS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-class HubSpotTransport:
+class HubSpotTransport(RetryCounters):
     """The SDK client of one destination, its API objects, limiter and call counters."""
 
     def __init__(self, name: str, spec: Any, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -114,18 +114,6 @@ class HubSpotTransport:
         self._client: Any = None
         self._apis: dict[str, Any] = {}
         self._lock = threading.Lock()
-
-    @property
-    def requests(self) -> int:
-        return self.retrying.requests
-
-    @property
-    def retries(self) -> int:
-        return self.retrying.retries
-
-    @property
-    def throttled(self) -> int:
-        return self.retrying.throttled
 
     @property
     def client(self) -> Any:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from activation.destinations.base import ConfigError, DestinationError
-from activation.destinations.retrying import Attempts, Failure, Retrying, RetryPolicy
+from activation.destinations.retrying import Attempts, Failure, RetryCounters, Retrying, RetryPolicy
 from activation.project.secrets import MissingSecret, redact, resolve_env
 
 PAGE = 1000  # Mailchimp's largest `count`
@@ -130,7 +130,7 @@ def _still_failing(what: str, attempts: Attempts, failure: Failure) -> BaseExcep
     return DestinationError(f"Mailchimp still failing after {attempts.retries} retries: {failure.problem}")
 
 
-class MailchimpApi:
+class MailchimpApi(RetryCounters):
     """Thread-safe: calls from a pool share one set of connection `Slots`."""
 
     def __init__(self, name: str, spec: Any, *, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -140,18 +140,6 @@ class MailchimpApi:
         self.retry = RetryPolicy(max_retries=spec.max_retries, max_delay=30.0)
         # No Retry-After is honoured (ApiClientError carries no headers); a 429 costs a slot.
         self.retrying = Retrying(self.retry, sleep=sleep, on_throttle=lambda _wait: self.slots.throttled(), exhausted=_still_failing)
-
-    @property
-    def requests(self) -> int:
-        return self.retrying.requests
-
-    @property
-    def retries(self) -> int:
-        return self.retrying.retries
-
-    @property
-    def throttled(self) -> int:
-        return self.retrying.throttled
 
     @property
     def lists(self) -> Any:
