@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint format lint-imports lock install install-dev docs bench bench-10m bench-peers bench-peers-venv clean
+.PHONY: demo test test-fast lint format lint-imports lock install install-dev docs bench bench-10m bench-peers bench-peers-venv bench-quota clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench-10m: $(VENV)/.installed-dev
 # activation beside a raw-HTTP floor, a reference diff loop, dlt and drt-core, against one fake
 # HubSpot endpoint. The peers come from .venv-peers (make bench-peers-venv), never from the
 # project's dependencies; without it their rows say "not installed".
+# Two syncs in two processes sharing one HubSpot app's quota (100 calls per 10 s).
+bench-quota: $(VENV)/.installed-dev
+	flock /tmp/activation-bench.lock $(BIN)/python bench/shared_quota.py
+
 PEERS_VENV ?= .venv-peers
 bench-peers: $(VENV)/.installed-dev
 	flock /tmp/activation-bench.lock $(BIN)/python bench/peers.py --rows 100000 --rounds 3 --peers-python $(PEERS_VENV)/bin/python

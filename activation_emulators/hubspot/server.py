@@ -38,6 +38,7 @@ class LoggedRequest:
     status: int  # 0 when the connection was dropped
     duration_ms: float
     body: Any = None  # the parsed request body, when log_bodies=True
+    at: float = 0.0  # when it arrived (time.time())
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,8 @@ class HubSpotEmulator(BackgroundServer):
                 logged_body = json.loads(body)
             except ValueError:
                 logged_body = body
-        entry = LoggedRequest(method, parts.path, parts.query, status, (time.perf_counter() - started) * 1000, logged_body)
+        took = time.perf_counter() - started
+        entry = LoggedRequest(method, parts.path, parts.query, status, took * 1000, logged_body, time.time() - took)
         with self._lock:
             self.request_log.append(entry)
 
