@@ -70,7 +70,11 @@ def start_emulator(extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
 
 def stop(proc: subprocess.Popen[bytes]) -> str:
     proc.terminate()
-    _, err = proc.communicate(timeout=10)
+    try:  # an emulator holding a million members takes a while to go on a loaded machine
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
     return err.decode().strip().splitlines()[-1] if err else ""
 
 
