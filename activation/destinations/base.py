@@ -153,6 +153,12 @@ class DestinationReport(BaseModel):
     )
 
 
+#: After a vendor said an account's daily quota is used up, the soonest a sync tries again: the
+#: reset's time is not told (HubSpot: midnight in the account's time zone; Salesforce: a rolling
+#: 24 hours), and a try too early costs one call of the next window.
+DAILY_RETRY_SECONDS = 3600.0
+
+
 class DestinationError(Exception):
     """The whole batch failed (after retries); nothing in it was acknowledged.
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from activation.state.leases import NOW_MS, engine_lock
+from activation.state.leases import NOW_MS, engine_lock, insert_if_absent
 from activation.state.store import StateStore
 
 #: Slots reserved per round trip to the state store, in seconds of the rate.
@@ -86,9 +86,7 @@ class AccountBudget:
             moved = (
                 f"UPDATE {self._rel} SET next_ms = (CASE WHEN next_ms > {now} THEN next_ms ELSE {now} END) + :cost WHERE account = :account"
             )
-            if not self._exec(c, moved, {"cost": cost}).rowcount:
-                self._add_row(c)
-                self._exec(c, moved, {"cost": cost})  # the row is there now (ours or another's): move it on
+            self._update(c, moved, {"cost": cost})
             row = self._exec(c, f"SELECT next_ms, {now} AS now FROM {self._rel} WHERE account = :account", {}).one()
         return int(row.next_ms) - cost, int(row.now)
 
@@ -138,17 +136,11 @@ class AccountBudget:
             "WHERE account = :account"
         )
         with self._engine_lock, self.state.engine.begin() as c:
-            if not self._exec(c, update, params).rowcount:
-                self._add_row(c)
-                self._exec(c, update, params)
+            self._update(c, update, params)
 
-    def _add_row(self, c: sa.Connection) -> None:
-        """The account's row, unless another process made it first."""
-        now = self._now
-        insert = (
-            f"MERGE INTO {self._rel} AS t USING (SELECT :account AS account) AS n ON t.account = n.account "
-            f"WHEN NOT MATCHED THEN INSERT (account, next_ms) VALUES (:account, {now})"
-            if self.state.dialect == "snowflake"  # no ON CONFLICT there (nor enforced keys)
-            else f"INSERT INTO {self._rel} (account, next_ms) VALUES (:account, {now}) ON CONFLICT (account) DO NOTHING"
-        )
-        self._exec(c, insert, {})
+    def _update(self, c: sa.Connection, update: str, params: Mapping[str, object]) -> None:
+        """`update` the account's row, made first when the account has none yet (the row is
+        there after the insert, ours or another process's)."""
+        if not self._exec(c, update, params).rowcount:
+            self._exec(c, insert_if_absent(self.state.dialect, self._rel, "account", "(account, next_ms)", f"(:account, {self._now})"), {})
+            self._exec(c, update, params)

@@ -43,6 +43,21 @@ NOW_MS = {
     "duckdb": "epoch_ms(get_current_timestamp())",
     "snowflake": "CAST(DATE_PART(EPOCH_MILLISECOND, CURRENT_TIMESTAMP()) AS BIGINT)",
 }
+
+
+def insert_if_absent(dialect: str, relation: str, key: str, columns: str, values: str) -> str:
+    """INSERT `columns` VALUES `values` into `relation` unless a row with the `:key` parameter's
+    value is there already (another process made it first): a no-op then, not an error.
+    Snowflake has no ON CONFLICT (fakesnow, on DuckDB, would accept it) and does not enforce
+    primary keys; MERGEs on one table run one at a time there."""
+    if dialect == "snowflake":
+        return (
+            f"MERGE INTO {relation} AS t USING (SELECT :{key} AS {key}) AS n ON t.{key} = n.{key} "
+            f"WHEN NOT MATCHED THEN INSERT {columns} VALUES {values}"
+        )
+    return f"INSERT INTO {relation} {columns} VALUES {values} ON CONFLICT ({key}) DO NOTHING"
+
+
 MODEL_PREFIX = "model:"
 
 
@@ -143,14 +158,7 @@ class LeaseStore:
             if not taken and dead is None:
                 columns = "(name, owner, token, process, acquired_ms, expires_ms, done_ms, failures)"
                 values = f"(:name, :owner, :token, :process, {now}, {now} + :ttl, :slot, 0)"
-                insert = (
-                    # Snowflake has no ON CONFLICT (fakesnow, on DuckDB, would accept it) and does
-                    # not enforce primary keys; MERGEs on one table run one at a time there.
-                    f"MERGE INTO {self._rel} AS t USING (SELECT :name AS name) AS n ON t.name = n.name "
-                    f"WHEN NOT MATCHED THEN INSERT {columns} VALUES {values}"
-                    if self.state.dialect == "snowflake"
-                    else f"INSERT INTO {self._rel} {columns} VALUES {values} ON CONFLICT (name) DO NOTHING"
-                )
+                insert = insert_if_absent(self.state.dialect, self._rel, "name", columns, values)
                 taken = self._exec(c, insert, params).rowcount
             row = self._exec(
                 c,

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from activation.destinations.base import ConfigError, DestinationError, RequestBudget
+from activation.destinations.base import DAILY_RETRY_SECONDS, ConfigError, DestinationError, RequestBudget
 from activation.destinations.retrying import Attempts, Failure, RetryCounters, Retrying, RetryPolicy
 from activation.project.secrets import MissingSecret, redact, resolve_env, scrub_personal_data
 
@@ -263,8 +263,6 @@ def _maybe_sent(e: BaseException) -> bool:
     return not isinstance(reason, (ConnectTimeoutError, NewConnectionError, ConnectionRefusedError))
 
 
-#: After a DAILY 429, the soonest a sync tries again (the reset's time is not told).
-DAILY_RETRY_SECONDS = 3600.0
 #: HubSpot's rolling window: a 429 that says nothing else is waited out this long.
 WINDOW_SECONDS = 10.0
 #: The longest Retry-After honoured.

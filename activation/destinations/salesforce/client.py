@@ -42,7 +42,7 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.format import format_soql
 
-from activation.destinations.base import DestinationError
+from activation.destinations.base import DAILY_RETRY_SECONDS, DestinationError
 from activation.destinations.retrying import Attempts, Failure, Retrying, RetryPolicy
 from activation.destinations.salesforce.fields import csv_cell
 from activation.project.secrets import redact
@@ -56,8 +56,6 @@ TRANSIENT_CODES = frozenset({"REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE"})
 #: REQUEST_LIMIT_EXCEEDED's message when the org's daily requests are used up (the same code
 #: also says "ConcurrentPerOrgLongTxn Limit exceeded": that one passes in seconds, and is retried).
 DAILY_LIMIT = "TotalRequests Limit exceeded"
-#: After the daily limit, the soonest a sync tries again.
-DAILY_RETRY_SECONDS = 3600.0
 
 
 @dataclass(slots=True)
