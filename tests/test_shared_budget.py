@@ -199,3 +199,21 @@ def test_plan_weighs_a_salesforce_run_against_the_orgs_daily_requests(tmp_path: 
         [said] = [w for w in plan["warnings"] if "calls" in w]
         assert f"needs about 5 calls; {limit - used} of the account's {limit:,} a day remained" in said, said
         assert limit - used < 5 and "would stop" in said, said
+
+
+def test_the_budget_on_a_snowflake_state_takes_turns_too(fakesnow_patched: None) -> None:
+    """Snowflake has no ON CONFLICT: the account's row is made by a MERGE (as leases are)."""
+    from activation.state.budget import daily_quota
+
+    engine = sa.create_engine("snowflake://u:p@acct/db/public")
+    with engine.begin() as c:
+        c.execute(sa.text("CREATE DATABASE IF NOT EXISTS db"))
+    store = StateStore(engine, "activation_state")
+    store.migrate()
+    first, _ = AccountBudget(store, "hubspot:x").reserve(2, 0.01)
+    second, _ = AccountBudget(store, "hubspot:x").reserve(1, 0.01)
+    assert second >= first + 20, "the second process's slot comes after the first's two"
+    budget = AccountBudget(store, "hubspot:y")  # no row yet: the daily word makes it
+    budget.observe_daily(5, 10)
+    quota = daily_quota(store, "hubspot:y")
+    assert quota is not None and (quota.remaining, quota.limit) == (5, 10)
