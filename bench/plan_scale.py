@@ -1,7 +1,7 @@
 """Plan a large model with some rows changed and removed, beside a hand-written hash-diff
 query on the same tables, on DuckDB and Postgres.
 
-    python bench/plan_scale.py [--rows 1000000] [--engine duckdb|postgres|both]
+    python bench/plan_scale.py [--rows 1000000] [--engine duckdb|postgres|redshift|both]
                                [--changed 0.01] [--removed 0.005] [--repeat 3]
 
 Set-up (not timed): a model of N users in `src.users`, and a state store (in the warehouse,
@@ -21,6 +21,10 @@ so its peak RSS is its own, the clock started on an open connection:
 
 Generated data lives in a temporary directory (DuckDB) or a temporary schema (Postgres at
 $BENCH_PG_URL, default postgresql://postgres@127.0.0.1:5432/test) and is deleted at the end.
+
+`--engine redshift` runs the Redshift engine (its dialect and its SQL) on that same Postgres
+standing in for Redshift (activation_emulators.redshift), beside a hand-written query in
+Redshift's SQL: it compares the two on one engine, and says nothing of Redshift's own speed.
 """
 
 from __future__ import annotations
@@ -67,10 +71,13 @@ SOURCE = {
         CAST(i % 50 AS INTEGER) AS seats, CAST(i % 1000 AS NUMERIC(12, 2)) AS mrr,
         CAST((i % 100) / 10.0 AS DOUBLE PRECISION) AS score FROM generate_series(0, {rows} - 1) AS t(i)""",
 }
+SOURCE["redshift"] = SOURCE["postgres"]  # made by Postgres, which stands in for Redshift
 VALUES_JSON = {  # the mapped values as JSON (what the state store keeps), in SQL
     "duckdb": "to_json(struct_pack({pairs}))::VARCHAR",
     "postgres": "json_build_object({pairs})::text",
+    "redshift": "JSON_SERIALIZE(OBJECT({pairs}))",
 }
+RS_URL = PG_URL.replace("postgresql://", "redshift+psycopg2://", 1) + "?sslmode=disable"
 
 
 def project_dir(engine: str, base: Path, tag: str, memory_limit: str | None = None) -> Path:
@@ -81,7 +88,8 @@ def project_dir(engine: str, base: Path, tag: str, memory_limit: str | None = No
         warehouse = f"{{type: duckdb, path: warehouse.duckdb{limit}}}"
         src, state = "src", "activation_state"
     else:
-        warehouse = f"{{type: postgres, url: '{PG_URL}', schema: act_{tag}}}"
+        url = PG_URL if engine == "postgres" else RS_URL
+        warehouse = f"{{type: {engine}, url: '{url}', schema: act_{tag}}}"
         src, state = f"src_{tag}", f"state_{tag}"
     (root / "syncs.yaml").write_text(PROJECT.format(warehouse=warehouse, src=src, state=state))
     (root / "meta.json").write_text(json.dumps({"src": src, "state": state, "memory_limit": memory_limit}))
@@ -96,6 +104,12 @@ def setup(engine: str, root: Path, rows: int, changed: float, removed: float) ->
 
     meta = json.loads((root / "meta.json").read_text())
     src = meta["src"]
+    if engine == "redshift":
+        import sqlalchemy as sa
+
+        from activation_emulators.redshift import prepare
+
+        prepare(sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)))
     with Session(load_project(root), dry_run=False) as s:
         wh, c = s.warehouse, s.conn
         wh.execute(c, f"CREATE SCHEMA IF NOT EXISTS {src}")
@@ -129,7 +143,7 @@ def setup(engine: str, root: Path, rows: int, changed: float, removed: float) ->
         n_changed = wh.execute(c, f"UPDATE {src}.users SET plan = plan || '_v2' WHERE user_id % {every_changed} = 0").rowcount
         n_removed = wh.execute(c, f"DELETE FROM {src}.users WHERE user_id % {every_removed} = 1").rowcount
         c.commit()
-        if engine == "postgres":
+        if engine != "duckdb":
             c.exec_driver_sql(f"ANALYZE {src}.users")
             c.exec_driver_sql(f"ANALYZE {delivered}")
             c.commit()
@@ -184,13 +198,16 @@ def child_query(engine: str, root: Path, salt: str, target: str) -> dict[str, An
 
         con = psycopg.connect(PG_URL)
         row = f"json_build_array({', '.join(FIELDS)})::text"
+        if engine == "redshift":  # Redshift's SQL (no IS DISTINCT FROM either)
+            pairs = ", ".join(f"'{f}', {f}" for f in FIELDS)
+            row = f"JSON_SERIALIZE(OBJECT({pairs}))"
         run = lambda sql: con.execute(sql).fetchall()  # noqa: E731
     sql = f"""
         SELECT COALESCE(m.k, s.row_key), m.h IS NULL AS removed FROM (
-          SELECT CAST(user_id AS VARCHAR) AS k, '{target}:' || md5('{salt}' || {row}) AS h FROM {src}.users) AS m
+          SELECT CAST(user_id AS VARCHAR(65535)) AS k, '{target}:' || md5('{salt}' || {row}) AS h FROM {src}.users) AS m
         FULL OUTER JOIN (SELECT row_key, row_hash FROM {state}.delivered WHERE sync_name = 'users') AS s
           ON m.k = s.row_key
-        WHERE m.h IS DISTINCT FROM s.row_hash"""
+        WHERE m.h IS NULL OR s.row_hash IS NULL OR m.h <> s.row_hash"""
     t = time.perf_counter()
     differing = run(sql)
     return {"seconds": time.perf_counter() - t, "differing": len(differing)}
@@ -246,7 +263,7 @@ def bench(engine: str, rows: int, changed: float, removed: float, repeat: int, m
             flush=True,
         )
     finally:
-        if engine == "postgres":
+        if engine != "duckdb":
             import sqlalchemy as sa
 
             e = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -260,7 +277,7 @@ def bench(engine: str, rows: int, changed: float, removed: float, repeat: int, m
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--engine", choices=["duckdb", "postgres", "both"], default="both")
+    ap.add_argument("--engine", choices=["duckdb", "postgres", "redshift", "both"], default="both")
     ap.add_argument("--changed", type=float, default=0.01)
     ap.add_argument("--removed", type=float, default=0.005)
     ap.add_argument("--repeat", type=int, default=3)

@@ -188,6 +188,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # ---------------------------------------------------------------- other warehouses
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+#: Redshift's dialect (sqlalchemy-redshift, psycopg2) on the same server: see activation_emulators.redshift
+RS_URL = "redshift+psycopg2://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+
+def redshift_or_skip() -> Any:
+    """An engine of Redshift's dialect on the local Postgres server made to stand in for one
+    (its functions created), or skip saying why."""
+    import sqlalchemy as sa
+
+    from activation_emulators.redshift import prepare
+
+    prepare(postgres_or_skip())
+    return sa.create_engine(RS_URL)
 
 
 def unavailable(reason: str) -> NoReturn:

@@ -14,16 +14,20 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import make_project, postgres_or_skip
+from conftest import make_project, postgres_or_skip, redshift_or_skip
 
 from activation.state.leases import Lease, LeaseStore, Refusal
 from activation.state.store import StateStore
+from activation_emulators.redshift import RedshiftGuard
 from activation_emulators.webhook import WebhookReceiver
 
 
-@pytest.fixture(params=["sqlite", "duckdb", "postgres"])
+@pytest.fixture(params=["sqlite", "duckdb", "postgres", "redshift"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    if request.param == "sqlite":
+    if request.param == "redshift":  # every statement checked for what Redshift lacks
+        s = StateStore(redshift_or_skip(), f"leases_{uuid.uuid4().hex[:8]}")
+        request.addfinalizer(RedshiftGuard().__enter__().__exit__)
+    elif request.param == "sqlite":
         s = StateStore(sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}", connect_args={"timeout": 30}), None)
     elif request.param == "duckdb":
         s = StateStore(sa.create_engine(f"duckdb:///{tmp_path / 'state.duckdb'}"), "activation_state")
@@ -31,7 +35,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore
         s = StateStore(postgres_or_skip(), f"leases_{uuid.uuid4().hex[:8]}")
     s.migrate()
     yield s
-    if request.param == "postgres":
+    if request.param in ("postgres", "redshift"):
         with s.engine.begin() as c:
             c.execute(sa.text(f"DROP SCHEMA IF EXISTS {s.schema} CASCADE"))
     s.engine.dispose()

@@ -12,11 +12,12 @@ from pathlib import Path
 import duckdb
 import pytest
 import sqlalchemy as sa
-from conftest import PG_URL, postgres_or_skip
+from conftest import PG_URL, RS_URL, postgres_or_skip, redshift_or_skip
 
 from activation.state.budget import AccountBudget
 from activation.state.store import StateStore
 from activation_emulators.hubspot import HubSpotEmulator
+from activation_emulators.redshift import RedshiftGuard
 
 
 def _store(url: str, schema: str | None) -> StateStore:
@@ -25,16 +26,19 @@ def _store(url: str, schema: str | None) -> StateStore:
     return store
 
 
-@pytest.fixture(params=["sqlite", "duckdb", "postgres"])
+@pytest.fixture(params=["sqlite", "duckdb", "postgres", "redshift"])
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> list[StateStore]:
     """Two stores on one database, as two processes would open it."""
-    if request.param == "postgres":
-        postgres_or_skip().dispose()
+    if request.param in ("postgres", "redshift"):
+        url = PG_URL if request.param == "postgres" else RS_URL
+        (postgres_or_skip() if request.param == "postgres" else redshift_or_skip()).dispose()
         schema = f"budget_{os.getpid()}_{abs(hash(tmp_path.name)) % 10**6}"
         with sa.create_engine(PG_URL).begin() as c:
             c.execute(sa.text(f"CREATE SCHEMA {schema}"))
         request.addfinalizer(lambda: _drop(schema))
-        return [_store(PG_URL, schema), _store(PG_URL, schema)]
+        if request.param == "redshift":  # every statement checked for what Redshift lacks
+            request.addfinalizer(RedshiftGuard().__enter__().__exit__)
+        return [_store(url, schema), _store(url, schema)]
     if request.param == "duckdb":  # one process only (DuckDB's lock): two engines on the file in turn
         store = _store(f"duckdb:///{tmp_path / 'state.duckdb'}", None)
         return [store, StateStore(store.engine, None)]

@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-from conftest import Project, postgres_or_skip
+from conftest import Project, postgres_or_skip, redshift_or_skip
 
 from activation.state.schema import LATEST, MIGRATIONS
 from activation.state.store import StateStore
+from activation_emulators.redshift import RedshiftGuard
 
 
-@pytest.fixture(params=["sqlite", "duckdb", "postgres"])
+@pytest.fixture(params=["sqlite", "duckdb", "postgres", "redshift"])
 def store(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[StateStore]:
     schema: str | None = None
-    if request.param == "sqlite":
+    if request.param == "redshift":  # every statement checked for what Redshift lacks
+        engine, schema = redshift_or_skip(), f"state_{uuid.uuid4().hex[:8]}"
+        request.addfinalizer(RedshiftGuard().__enter__().__exit__)
+    elif request.param == "sqlite":
         engine = sa.create_engine(f"sqlite:///{tmp_path}/state.db")
     elif request.param == "duckdb":
         engine, schema = sa.create_engine(f"duckdb:///{tmp_path}/state.duckdb"), "activation_state"
     else:
         engine, schema = postgres_or_skip(), f"state_{uuid.uuid4().hex[:8]}"
     yield StateStore(engine, schema)
-    if request.param == "postgres":
+    if request.param in ("postgres", "redshift"):
         with engine.begin() as c:
             c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
     engine.dispose()
@@ -49,7 +54,7 @@ def test_a_store_made_by_an_older_version_is_migrated_and_keeps_its_runs(store: 
                     t[name].create(c)
             else:
                 step(c, md)
-            c.execute(t["schema_version"].insert().values(version=version, applied_at=sa.func.now()))
+            c.execute(t["schema_version"].insert().values(version=version, applied_at=dt.datetime(2026, 1, 1)))
     assert store.version() == 2
     run = store.start_run("s", "d")
     assert store.migrate() == LATEST == store.version()
@@ -70,7 +75,7 @@ def test_a_duckdb_store_made_with_key_indexes_loses_them_and_keeps_its_rows(tmp_
         c.execute(sa.text("CREATE SCHEMA activation_state"))
         md.create_all(c)
         for version, _, _ in MIGRATIONS[:5]:
-            c.execute(t["schema_version"].insert().values(version=version, applied_at=sa.func.now()))
+            c.execute(t["schema_version"].insert().values(version=version, applied_at=dt.datetime(2026, 1, 1)))
         c.execute(t["delivered"].insert().values(sync_name="s", row_key="k1", row_hash="h", row_values="{}", delivered_at=sa.func.now()))
 
     def indexes() -> int:

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import PG_URL, postgres_or_skip
+from conftest import PG_URL, RS_URL, postgres_or_skip
 
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
+from activation_emulators.redshift import RedshiftGuard, prepare, problems
 from activation_emulators.webhook import WebhookReceiver
 
 PROJECT = """
@@ -163,6 +164,10 @@ def project_for(kind: str, root: Path, url: str, tag: str) -> tuple[Path, sa.Eng
         warehouse = f"{{type: postgres, url: '{PG_URL}', schema: act_{tag}}}"
         state = "{url: 'sqlite:///state.db'}"
         engine = sa.create_engine(PG_URL)
+    elif kind in ("redshift", "redshift+sqlite"):
+        warehouse = f"{{type: redshift, url: '{RS_URL}', schema: act_{tag}}}"
+        state = f"{{schema: state_{tag}}}" if kind == "redshift" else "{url: 'sqlite:///state.db'}"
+        engine = sa.create_engine(PG_URL)  # the data is loaded as into any Postgres
     elif kind == "snowflake":
         warehouse, state, engine = sf_warehouse(tag), f"{{schema: state_{tag}}}", sf_engine(tag)
     elif kind == "snowflake+sqlite":
@@ -178,7 +183,8 @@ def plan_and_deliver(tmp_path: Path, tag: str, kinds: tuple[str, ...]) -> dict[s
     results = {}
     for kind in kinds:
         with WebhookReceiver() as rx:
-            tag2 = tag + "b" if kind == "postgres+sqlite" else tag  # postgres+sqlite: a fresh set of schemas for the second Postgres run
+            # a fresh set of schemas for each further run on the Postgres server
+            tag2 = tag + {"postgres+sqlite": "b", "redshift": "c", "redshift+sqlite": "d"}.get(kind, "")
             root, engine, src = project_for(kind, tmp_path / kind, rx.url, tag2)
             try:
                 load(engine, src, dataset())
@@ -193,7 +199,7 @@ def plan_and_deliver(tmp_path: Path, tag: str, kinds: tuple[str, ...]) -> dict[s
                 assert set(statuses) == {"up_to_date"}, (kind, statuses)
                 results[kind] = (first, second, json.loads(json.dumps(rx.all_records(), default=str)))
             finally:
-                if kind.startswith("postgres"):
+                if kind.startswith(("postgres", "redshift")):
                     with engine.begin() as c:
                         for schema in (f"src_{tag2}", f"act_{tag2}", f"state_{tag2}"):
                             c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
@@ -229,6 +235,32 @@ def test_snowflake_plans_and_delivers_like_duckdb(tmp_path: Path, fakesnow_patch
     }
     for kind, got in results.items():
         assert got == reference, f"{kind} differs from duckdb"
+
+
+def test_redshift_plans_and_delivers_like_duckdb(tmp_path: Path, pg: tuple[sa.Engine, str]) -> None:
+    """Redshift through Postgres: the Redshift dialect's connections, with every statement
+    checked for what Redshift does not have (activation_emulators.redshift), in-warehouse
+    state and a SQLite state store."""
+    engine, tag = pg
+    prepare(engine)
+    with RedshiftGuard() as guard:
+        results = plan_and_deliver(tmp_path, tag, ("duckdb", "redshift", "redshift+sqlite"))
+    assert any("JSON_SERIALIZE(OBJECT(" in s for s in guard.statements)  # the guard saw the diff's SQL
+    assert any(s.startswith("INSERT INTO state_") for s in guard.statements)  # … and the state's writes
+    reference = results["duckdb"]
+    for kind, got in results.items():
+        assert got == reference, f"{kind} differs from duckdb"
+
+
+def test_the_redshift_guard_refuses_what_redshift_does_not_have() -> None:
+    assert problems("INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO NOTHING") == ["INSERT … ON CONFLICT (Redshift has no upsert clause)"]
+    assert problems("DELETE FROM t WHERE k = ANY(CAST(:keys AS TEXT[]))")
+    assert problems("SELECT md5('s' || json_build_array(a)::text)")
+    assert problems("SELECT CAST(a AS VARCHAR) FROM t")
+    assert problems("CREATE TEMP VIEW v AS SELECT 1")
+    # literals are not SQL: a value may say anything
+    assert problems("SELECT 'ON CONFLICT, ANY(x), json_build_array(' AS s") == []
+    assert problems("SELECT CAST(a AS VARCHAR(65535)), CAST(NULL AS VARCHAR), md5(JSON_SERIALIZE(OBJECT('a', a))) FROM t") == []
 
 
 def test_duckdb_memory_limit_caps_duckdb_in_the_process(tmp_path: Path) -> None:

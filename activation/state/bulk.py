@@ -2,7 +2,8 @@
 
 A first load records millions of delivered rows, so rows are never inserted one statement
 at a time: DuckDB and Postgres bind each column as one array and unnest it, Snowflake
-unpacks a JSON array with FLATTEN, SQLite (in-process) takes executemany.
+unpacks a JSON array with FLATTEN, Redshift (no arrays) takes multi-row INSERTs, SQLite
+(in-process) takes executemany.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from sqlalchemy.engine import Connection
 
 CHUNK = 500  # keys per IN (...) list on engines without array binding
 _JSON_CHUNK_BYTES = 256_000  # well under Snowflake's limit on a statement's text
+_ROWS_PER_INSERT = 1000  # Redshift: rows per multi-row INSERT
+_INSERT_BYTES = 4_000_000  # … and their values' size, a quarter of Redshift's statement limit
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,13 @@ def insert_columns(c: Connection, dialect: str, rel: str, table: sa.Table, colum
         return
     size = next(len(v) for v in columns.values() if not isinstance(v, Same))
     lists: dict[str, list[Any]] = {n: [v.value] * size if isinstance(v, Same) else v for n, v in columns.items()}
-    if dialect == "postgresql":
+    if dialect == "redshift":
+        # No arrays on Redshift: multi-row INSERT … VALUES (what its docs advise short of a
+        # COPY from S3), each statement well under Redshift's 16 MB limit on a statement.
+        records = [dict(zip(names, values, strict=True)) for values in zip(*lists.values(), strict=True)]
+        for part in _sized_chunks(records):
+            c.execute(table.insert().values(part))
+    elif dialect == "postgresql":
         # One statement per batch: each column bound as one array (psycopg adapts lists).
         arrays = ", ".join(f"CAST(:c{i} AS {_sql_type(table.c[n], 'postgresql')}[])" for i, n in enumerate(names))
         c.execute(sa.text(f"INSERT INTO {rel} ({cols}) SELECT * FROM unnest({arrays})"), {f"c{i}": lists[n] for i, n in enumerate(names)})
@@ -111,6 +120,21 @@ def insert_columns(c: Connection, dialect: str, rel: str, table: sa.Table, colum
             )
     else:  # SQLite: executemany runs in-process, fast enough
         c.execute(table.insert(), [dict(zip(names, values, strict=True)) for values in zip(*lists.values(), strict=True)])
+
+
+def _sized_chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """`rows` in lists of at most _ROWS_PER_INSERT rows and about _INSERT_BYTES of values."""
+    part: list[dict[str, Any]] = []
+    size = 0
+    for row in rows:
+        length = sum(len(v) if isinstance(v, str) else 16 for v in row.values())
+        if part and (size + length > _INSERT_BYTES or len(part) == _ROWS_PER_INSERT):
+            yield part
+            part, size = [], 0
+        part.append(row)
+        size += length
+    if part:
+        yield part
 
 
 def _json_chunks(items: Sequence[Any]) -> Iterator[str]:

@@ -55,6 +55,13 @@ def insert_if_absent(dialect: str, relation: str, key: str, columns: str, values
             f"MERGE INTO {relation} AS t USING (SELECT :{key} AS {key}) AS n ON t.{key} = n.{key} "
             f"WHEN NOT MATCHED THEN INSERT {columns} VALUES {values}"
         )
+    if dialect == "redshift":
+        # no ON CONFLICT, and primary keys are not enforced: inserted only if absent, in one
+        # statement (two at once: Redshift's serializable isolation fails one of them)
+        return (
+            f"INSERT INTO {relation} {columns} SELECT {values.strip()[1:-1]} "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {relation} WHERE {key} = :{key})"
+        )
     return f"INSERT INTO {relation} {columns} VALUES {values} ON CONFLICT ({key}) DO NOTHING"
 
 

@@ -13,6 +13,28 @@ from sqlalchemy.engine import Connection
 
 Migration = Callable[[Connection, sa.MetaData], None]
 
+#: Text of any length; on Redshift, whose TEXT is VARCHAR(256), the longest VARCHAR there is.
+LONG_TEXT = sa.Text().with_variant(sa.VARCHAR(65535), "redshift")
+
+
+def has_table(conn: Connection, name: str, schema: str | None) -> bool:
+    """Whether `schema`.`name` exists. sqlalchemy-redshift reflects through Redshift's own
+    catalog views (svv_*, pg_table_def); information_schema answers alike on Redshift and
+    on the Postgres that stands in for it in tests."""
+    if conn.dialect.name == "redshift":
+        found = conn.execute(
+            sa.text("SELECT 1 FROM information_schema.tables WHERE table_schema = :schema AND table_name = :name"),
+            {"schema": schema or "public", "name": name},
+        ).first()
+        return found is not None
+    return sa.inspect(conn).has_table(name, schema=schema)
+
+
+def create_table(conn: Connection, table: sa.Table) -> None:
+    """CREATE `table` unless it exists."""
+    if not has_table(conn, table.name, table.schema):
+        table.create(conn, checkfirst=False)
+
 
 def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     """`indexes=False` for Snowflake, whose standard tables have none (micro-partitions
@@ -38,7 +60,7 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
             sa.Column("sync_name", sa.String(200), primary_key=row_keys, nullable=False),
             sa.Column("row_key", sa.String(2000), primary_key=row_keys, nullable=False),
             sa.Column("row_hash", sa.String(64), nullable=False),
-            sa.Column("row_values", sa.Text, nullable=False),  # JSON of the mapped fields sent
+            sa.Column("row_values", LONG_TEXT, nullable=False),  # JSON of the mapped fields sent
             sa.Column("dest_id", sa.String(200)),
             sa.Column("delivered_at", sa.DateTime, nullable=False),
         ),
@@ -58,8 +80,8 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
             sa.Column("rejected", sa.Integer, nullable=False, default=0),
             sa.Column("sent", sa.Integer, nullable=False, default=0),
             sa.Column("failed", sa.Integer, nullable=False, default=0),
-            sa.Column("error", sa.Text),
-            sa.Column("details", sa.Text),  # JSON: the destination's report (calls, platform ids)
+            sa.Column("error", LONG_TEXT),
+            sa.Column("details", LONG_TEXT),  # JSON: the destination's report (calls, platform ids)
         ),
         # Rows a run could not deliver, with the reason; they stay undelivered and are retried.
         "row_errors": sa.Table(
@@ -69,7 +91,7 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
             sa.Column("sync_name", sa.String(200), nullable=False),
             sa.Column("row_key", sa.String(2000)),
             sa.Column("stage", sa.String(20), nullable=False),  # plan | destination
-            sa.Column("reason", sa.Text, nullable=False),
+            sa.Column("reason", LONG_TEXT, nullable=False),
             sa.Column("created_at", sa.DateTime, nullable=False),
         ),
         # Rows handed to a destination whose acknowledgement is not yet recorded. A run that
@@ -79,7 +101,7 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
             md,
             sa.Column("sync_name", sa.String(200), primary_key=True),
             sa.Column("row_key", sa.String(2000), primary_key=True),
-            sa.Column("row_values", sa.Text, nullable=False),
+            sa.Column("row_values", LONG_TEXT, nullable=False),
             sa.Column("run_id", sa.String(40), nullable=False),
             sa.Column("created_at", sa.DateTime, nullable=False),
         ),
@@ -125,7 +147,7 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
             sa.Column("identity", sa.String(2000), nullable=False),
             sa.Column("row_key", sa.String(2000)),  # the row that last held it (for messages)
             sa.Column("dest_id", sa.String(200)),
-            sa.Column("row_values", sa.Text, nullable=False),  # JSON: what a remove of it carries
+            sa.Column("row_values", LONG_TEXT, nullable=False),  # JSON: what a remove of it carries
             sa.Column("created_at", sa.DateTime, nullable=False),
             *([sa.Index("ix_releases_identity", "sync_name", "identity")] if indexes else []),
         ),
@@ -154,7 +176,7 @@ def tables(schema: str | None, *, indexes: bool = True, row_keys: bool = True) -
 
 def _v1(conn: Connection, md: sa.MetaData) -> None:
     for name in ("delivered", "runs", "row_errors"):
-        md.tables[_qualified(md, name)].create(conn, checkfirst=True)
+        create_table(conn, md.tables[_qualified(md, name)])
 
 
 def _qualified(md: sa.MetaData, name: str) -> str:
@@ -162,24 +184,29 @@ def _qualified(md: sa.MetaData, name: str) -> str:
 
 
 def _v2(conn: Connection, md: sa.MetaData) -> None:
-    md.tables[_qualified(md, "in_flight")].create(conn, checkfirst=True)
+    create_table(conn, md.tables[_qualified(md, "in_flight")])
 
 
 def _v3(conn: Connection, md: sa.MetaData) -> None:
     # Stores made by v1 lack the column; stores made from scratch got it from the v1 table.
-    columns = {c["name"] for c in sa.inspect(conn).get_columns("runs", schema=md.schema)}
+    if conn.dialect.name == "redshift":  # (see has_table)
+        sql = "SELECT column_name FROM information_schema.columns WHERE table_schema = :schema AND table_name = 'runs'"
+        columns = set(conn.execute(sa.text(sql), {"schema": md.schema or "public"}).scalars())
+    else:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("runs", schema=md.schema)}
     if "details" not in columns:
         runs = f"{conn.dialect.identifier_preparer.quote(md.schema)}.runs" if md.schema else "runs"
-        conn.execute(sa.text(f"ALTER TABLE {runs} ADD COLUMN details TEXT"))
+        kind = "VARCHAR(65535)" if conn.dialect.name == "redshift" else "TEXT"
+        conn.execute(sa.text(f"ALTER TABLE {runs} ADD COLUMN details {kind}"))
 
 
 def _v4(conn: Connection, md: sa.MetaData) -> None:
-    md.tables[_qualified(md, "leases")].create(conn, checkfirst=True)
+    create_table(conn, md.tables[_qualified(md, "leases")])
 
 
 def _v5(conn: Connection, md: sa.MetaData) -> None:
     for name in ("claims", "releases", "identity_versions"):
-        md.tables[_qualified(md, name)].create(conn, checkfirst=True)
+        create_table(conn, md.tables[_qualified(md, name)])
 
 
 def _v6(conn: Connection, md: sa.MetaData) -> None:
@@ -198,7 +225,7 @@ def _v6(conn: Connection, md: sa.MetaData) -> None:
 
 
 def _v7(conn: Connection, md: sa.MetaData) -> None:
-    md.tables[_qualified(md, "budgets")].create(conn, checkfirst=True)
+    create_table(conn, md.tables[_qualified(md, "budgets")])
 
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [

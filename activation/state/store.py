@@ -22,7 +22,7 @@ from activation.state import identities as ids
 from activation.state.bulk import Same, delete_keys, insert_columns
 from activation.state.identities import IdentityRules, Release
 from activation.state.journal import CorruptJournal, Journaled, JournalEntry, read_entry, values_json
-from activation.state.schema import LATEST, MIGRATIONS, tables
+from activation.state.schema import LATEST, MIGRATIONS, create_table, has_table, tables
 
 
 @dataclass(slots=True)  # one per delivered row on the hot path: no frozen-dataclass __init__
@@ -59,7 +59,9 @@ class StateStore:
         self.schema = schema
         self.read_only = read_only
         self.dialect = engine.dialect.name
-        self.metadata, self.t = tables(schema, indexes=self.dialect not in ("snowflake", "duckdb"), row_keys=self.dialect != "duckdb")
+        self.metadata, self.t = tables(
+            schema, indexes=self.dialect not in ("snowflake", "duckdb", "redshift"), row_keys=self.dialect != "duckdb"
+        )
 
     # -- schema --------------------------------------------------------------------------
 
@@ -67,7 +69,7 @@ class StateStore:
         """The applied schema version; 0 when the store was never initialised."""
 
         def read(c: Connection) -> int:
-            if not sa.inspect(c).has_table("schema_version", schema=self.schema):
+            if not has_table(c, "schema_version", self.schema):
                 return 0
             return int(c.execute(sa.select(sa.func.max(self.t["schema_version"].c.version))).scalar() or 0)
 
@@ -97,7 +99,7 @@ class StateStore:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             if self.schema and self.dialect != "sqlite":
                 conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {self._q(self.schema)}"))
-            self.t["schema_version"].create(conn, checkfirst=True)
+            create_table(conn, self.t["schema_version"])
             current = self.version(conn)
             if current > LATEST:
                 raise StateError(

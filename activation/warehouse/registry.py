@@ -22,6 +22,11 @@ class Engine:
 ENGINES: dict[str, Engine] = {
     "duckdb": Engine("activation.warehouse.duckdb:DuckDBWarehouse"),
     "postgres": Engine("activation.warehouse.postgres:PostgresWarehouse", "postgres", {"psycopg": "psycopg"}),
+    "redshift": Engine(
+        "activation.warehouse.redshift:RedshiftWarehouse",
+        "redshift",
+        {"sqlalchemy-redshift": "sqlalchemy_redshift", "psycopg2-binary": "psycopg2"},
+    ),
     "snowflake": Engine(
         "activation.warehouse.snowflake:SnowflakeWarehouse",
         "snowflake",

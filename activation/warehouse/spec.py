@@ -38,11 +38,18 @@ class DuckDBWarehouseSpec(EngineSpec):
 class ServerSpec(EngineSpec):
     """An engine reached over the network."""
 
-    url: str | None = Field(default=None, description="SQLAlchemy URL (postgres, snowflake); may use ${ENV}.")
+    url: str | None = Field(default=None, description="SQLAlchemy URL (postgres, redshift, snowflake); may use ${ENV}.")
 
 
 class PostgresWarehouseSpec(ServerSpec):
     type: Literal["postgres"]
+
+
+class RedshiftWarehouseSpec(ServerSpec):
+    """Redshift: `url` is redshift://user:${PASSWORD}@cluster-endpoint:5439/database (psycopg2;
+    `?sslmode=…` as psycopg2 takes it, verify-full by default)."""
+
+    type: Literal["redshift"]
 
 
 class SnowflakeWarehouseSpec(ServerSpec):
@@ -79,7 +86,7 @@ class SnowflakeWarehouseSpec(ServerSpec):
         return self
 
 
-AnyWarehouseSpec = DuckDBWarehouseSpec | PostgresWarehouseSpec | SnowflakeWarehouseSpec
+AnyWarehouseSpec = DuckDBWarehouseSpec | PostgresWarehouseSpec | RedshiftWarehouseSpec | SnowflakeWarehouseSpec
 
 
 def _duckdb_by_default(value: Any) -> Any:
