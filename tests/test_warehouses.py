@@ -252,6 +252,44 @@ def test_redshift_plans_and_delivers_like_duckdb(tmp_path: Path, pg: tuple[sa.En
         assert got == reference, f"{kind} differs from duckdb"
 
 
+@pytest.mark.parametrize("kind", ["postgres", "redshift"])
+def test_a_dry_run_leaves_the_warehouse_as_it_was(tmp_path: Path, pg: tuple[sa.Engine, str], kind: str) -> None:
+    """validate and plan, before any run and after one: the schemas and relations of the
+    project (listed from the catalog) are the same before and after, and so are their rows."""
+    engine, tag = pg
+    if kind == "redshift":
+        prepare(engine)
+
+    def listing() -> list[tuple[str, str, str, int]]:
+        with engine.connect() as c:
+            rels = c.execute(
+                sa.text(
+                    "SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname LIKE :like ORDER BY 1, 2"
+                ),
+                {"like": f"%{tag}"},
+            ).all()
+            return [(s, r, k, c.execute(sa.text(f'SELECT COUNT(*) FROM {s}."{r}"')).scalar_one() if k in "rv" else -1) for s, r, k in rels]
+
+    with RedshiftGuard(), WebhookReceiver() as rx:  # (the guard checks the redshift dialect's statements only)
+        root, _, src = project_for(kind, tmp_path / kind, rx.url, tag)
+        load(engine, src, dataset())
+        for runs in (0, 1):
+            before = listing()
+            schemas = {s for s, *_ in before}
+            assert schemas == ({src} if runs == 0 else {src, f"act_{tag}", f"state_{tag}"}), schemas
+            with Session(load_project(root), dry_run=True) as s:
+                s.prepare(["users", "whales", "accounts"], every_model=True)  # validate
+                prepared = s.prepare(["users", "whales", "accounts"])
+                assert all(plan_sync(s, prepared[n]).counts.model_rows for n in prepared)
+            assert listing() == before
+            if runs == 0:
+                with Session(load_project(root), dry_run=False) as s:
+                    s.state.migrate()
+                    prepared = s.prepare(["users"])
+                    assert run_sync(s, prepared["users"]).status == "success"
+
+
 def test_the_redshift_guard_refuses_what_redshift_does_not_have() -> None:
     assert problems("INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO NOTHING") == ["INSERT … ON CONFLICT (Redshift has no upsert clause)"]
     assert problems("DELETE FROM t WHERE k = ANY(CAST(:keys AS TEXT[]))")
