@@ -303,7 +303,9 @@ class Session:
                 f: None if is_expression(expr) else f"src.{self.warehouse.quote(lower[expr.strip().lower()])}"
                 for f, expr in spec.match.items()
             }
-            shared = SharedIdentities(spec.identity_conflicts, destination.identity_sql(target, match_sql), spec.identity_order)
+            shared = SharedIdentities(
+                spec.identity_conflicts, destination.identity_sql(target, match_sql, self.warehouse.as_text), spec.identity_order
+            )
         query = DiffQuery(name, model.sql, key, sorted(used), mapper.fingerprint(), target_tag, shared)
         return PreparedSync(name, query, mapper, target, destination, identities)
 

@@ -287,13 +287,16 @@ class Destination(ABC):
             return (record_identity(values, target.match_fields, self.identity_folds_case),)
         raise NotImplementedError(f"{type(self).__name__} keeps members: it must define identities()")
 
-    def identity_sql(self, target: SyncTarget, match_sql: Mapping[str, str | None]) -> str | None:
+    def identity_sql(
+        self, target: SyncTarget, match_sql: Mapping[str, str | None], as_text: Callable[[str], str] = lambda e: f"CAST({e} AS VARCHAR)"
+    ) -> str | None:
         """A row's record identity as SQL over the model, given each match field's SQL (None
         where a field maps a template): how the plan finds rows that would share a record.
-        Equal here must mean equal for `identities`; None: found by mapping the rows instead."""
+        Equal here must mean equal for `identities`; None: found by mapping the rows instead.
+        `as_text(expr)` is the warehouse's cast of `expr` to its string type."""
         if self.identity_model != "record" or any(match_sql.get(f) is None for f in target.match_fields):
             return None
-        parts = [f"CAST({match_sql[f]} AS VARCHAR)" for f in target.match_fields]
+        parts = [as_text(match_sql[f] or "") for f in target.match_fields]
         if self.identity_folds_case:
             parts = [f"LOWER(TRIM({p}))" for p in parts]
         return f" || '{IDENTITY_SEPARATOR}' || ".join(parts)

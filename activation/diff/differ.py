@@ -98,7 +98,7 @@ class Differ:
             pairs = [(k, i) for i, keys in groups.items() if len(keys) > 1 for k in keys]
             ids = (
                 " UNION ALL ".join(f"SELECT {_literal(k)} AS __k, {_literal(i)} AS __i" for k, i in pairs)
-                or "SELECT CAST(NULL AS VARCHAR) AS __k, CAST(NULL AS VARCHAR) AS __i WHERE 1 = 0"
+                or f"SELECT {self.wh.null_text} AS __k, {self.wh.null_text} AS __i WHERE 1 = 0"
             )
         # The rank of a `first` rule orders by the model's own columns: only the rows that
         # share a record are joined back to it.
@@ -156,7 +156,7 @@ FROM (SELECT k, COUNT(*) AS n FROM (SELECT {key} AS k FROM ({q.model_sql}) AS sr
         """The columns __sn, __so (others sharing the row's record, one of them) and the join
         that brings them, NULL when no row shares one."""
         if not stats.shared:
-            return "CAST(NULL AS INTEGER) AS __sn, CAST(NULL AS VARCHAR) AS __so", ""
+            return f"{self.wh.null_integer} AS __sn, {self.wh.null_text} AS __so", ""
         return "sh.__n AS __sn, sh.__other AS __so", f" LEFT JOIN {self.shared_relation(q)} AS sh ON sh.__k = {key}"
 
     def rows(self, conn: Connection, q: DiffQuery, stats: KeyStats, batch: int = 5000, *, while_writing: bool = False) -> Iterator[DiffRow]:
@@ -190,7 +190,7 @@ class SqlDiffer(Differ):
         if self.state.initialised:
             return f"SELECT {columns} FROM {self.state.relation('delivered')} WHERE sync_name = :sync"
         # nothing delivered yet, and a dry run must not create the table
-        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {c.strip()}" for c in columns.split(","))
+        nulls = ", ".join(f"{self.wh.null_text} AS {c.strip()}" for c in columns.split(","))
         return f"SELECT {nulls} WHERE 1 = 0"
 
     _KIND = """CASE
@@ -285,7 +285,7 @@ SELECT * FROM d WHERE __kind <> 'unchanged' {order}"""
         shared = (
             ("sh.__n, sh.__other", f"\nLEFT JOIN {self.shared_relation(q)} AS sh ON d.__kind = 'shared_identity' AND sh.__k = d.__k")
             if stats.shared
-            else ("CAST(NULL AS INTEGER), CAST(NULL AS VARCHAR)", "")
+            else (f"{wh.null_integer}, {wh.null_text}", "")
         )
         return f"""SELECT d.__kind, d.__k, d.__hash, st.row_values, st.row_hash, st.dest_id, {shared[0]}{cols}
 FROM {self.differing(q)} AS d

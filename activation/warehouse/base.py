@@ -79,9 +79,25 @@ class Warehouse:
 
     # -- SQL building blocks ---------------------------------------------------------
 
+    #: The engine's string type for a cast that must not cut (Redshift's bare VARCHAR is 256)
+    text_type: str = "VARCHAR"
+    #: … and an integer's
+    integer_type: str = "INTEGER"
+
+    def as_text(self, expr: str) -> str:
+        return f"CAST({expr} AS {self.text_type})"
+
+    @property
+    def null_text(self) -> str:
+        return f"CAST(NULL AS {self.text_type})"
+
+    @property
+    def null_integer(self) -> str:
+        return f"CAST(NULL AS {self.integer_type})"
+
     def key_expr(self, columns: Sequence[str], alias: str) -> str:
         """The key as one string; NULL if any part is NULL (then the row is rejected)."""
-        parts = [f"CAST({alias}.{self.quote(c)} AS VARCHAR)" for c in columns]
+        parts = [self.as_text(f"{alias}.{self.quote(c)}") for c in columns]
         if len(parts) == 1:
             return self.binary(parts[0])
         sep = f"'{KEY_SEPARATOR}'"

@@ -28,11 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from activation.project.secrets import resolve_env
-from activation.warehouse.base import KEY_SEPARATOR, Warehouse, WarehouseError
+from activation.warehouse.base import Warehouse, WarehouseError
 from activation.warehouse.spec import AnyWarehouseSpec, RedshiftWarehouseSpec
-
-#: The longest VARCHAR Redshift has (in bytes); a bare VARCHAR would be 256.
-LONGEST = "VARCHAR(65535)"
 
 
 def redshift_url(url: str) -> str:
@@ -48,6 +45,7 @@ class RedshiftWarehouse(Warehouse):
     spec: RedshiftWarehouseSpec
     dialect = "redshift"
     temp_schema = None  # a session's temporary tables live in a schema Redshift picks
+    text_type = "VARCHAR(65535)"  # the longest there is; a bare VARCHAR would be 256
 
     def __init__(self, spec: AnyWarehouseSpec, root: Path, *, read_only: bool = False) -> None:
         super().__init__(spec, root, read_only=read_only)
@@ -59,14 +57,6 @@ class RedshiftWarehouse(Warehouse):
                 "a redshift warehouse needs `url`, e.g. redshift://user:${REDSHIFT_PASSWORD}@cluster.abc.eu-west-1.redshift.amazonaws.com:5439/dev"
             )
         return sa.create_engine(redshift_url(resolve_env(self.spec.url)), pool_pre_ping=True)
-
-    def key_expr(self, columns: Sequence[str], alias: str) -> str:
-        parts = [f"CAST({alias}.{self.quote(c)} AS {LONGEST})" for c in columns]
-        if len(parts) == 1:
-            return parts[0]
-        sep = f"'{KEY_SEPARATOR}'"
-        null_check = " OR ".join(f"{alias}.{self.quote(c)} IS NULL" for c in columns)
-        return f"CASE WHEN {null_check} THEN NULL ELSE {(' || ' + sep + ' || ').join(parts)} END"
 
     def hash_expr(self, columns: Sequence[str], alias: str, salt: str) -> str:
         pairs = ", ".join(f"'{c}', {alias}.{self.quote(c)}" for c in columns)
