@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -318,9 +320,47 @@ def test_two_clients_at_once(emu: BigQueryEmulator, client: bigquery.Client) -> 
         c.query_and_wait(f"INSERT INTO ds.counter VALUES ({i})")
         return next(iter(c.query_and_wait("SELECT COUNT(*) AS n FROM ds.counter"))).n
 
+    other_process = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, emu.url])  # a second process, meanwhile
     with ThreadPoolExecutor(4) as pool:
         assert all(n >= 1 for n in pool.map(work, range(8)))
-    assert next(iter(client.query_and_wait("SELECT SUM(n) AS s FROM ds.counter"))).s == sum(range(8))
+    assert other_process.wait(timeout=60) == 0
+    assert next(iter(client.query_and_wait("SELECT SUM(n) AS s FROM ds.counter"))).s == sum(range(8)) + 100
+
+
+CLIENT_SCRIPT = """
+import sys
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
+c = bigquery.Client(project="demo", credentials=AnonymousCredentials(), client_options={"api_endpoint": sys.argv[1]})
+for _ in range(5):
+    c.query_and_wait("INSERT INTO ds.counter VALUES (20)")
+"""
+
+
+def test_jobs_get_cancel_and_result_pages(emu: BigQueryEmulator, client: bigquery.Client) -> None:
+    job = client.query("SELECT id FROM UNNEST(GENERATE_ARRAY(1, 10)) AS id ORDER BY id")
+    assert [r.id for r in job.result(page_size=3)] == list(range(1, 11))
+    fetched = client.get_job(job.job_id, location="US")
+    assert (fetched.state, fetched.statement_type, fetched.total_bytes_billed) == ("DONE", "SELECT", 0)
+    assert client.cancel_job(job.job_id, location="US").state == "DONE"  # it had finished already
+    assert [r.id for r in client.get_job(job.job_id).result(start_index=7)] == [8, 9, 10]  # a job without cached rows
+    with pytest.raises(gexc.NotFound, match="Not found: Job demo:US.nope"):
+        client.get_job("nope", location="US")
+
+
+def test_timestamp_cell_formats(emu: BigQueryEmulator, client: bigquery.Client) -> None:
+    import urllib.request
+
+    client.query_and_wait("CREATE TABLE ds.times AS SELECT TIMESTAMP '2024-01-01 00:00:01.5 UTC' AS ts")
+    url = f"{emu.url}/bigquery/v2/projects/{PROJECT}/datasets/ds/tables/times/data"
+
+    def cell(query: str) -> str:
+        with urllib.request.urlopen(url + query) as answer:
+            return json.loads(answer.read())["rows"][0]["f"][0]["v"]
+
+    assert cell("?formatOptions.useInt64Timestamp=true") == "1704067201500000"
+    assert cell("?formatOptions.timestampOutputFormat=ISO8601_STRING") == "2024-01-01T00:00:01.500000Z"
+    assert float(cell("")) == 1704067201.5  # without formatOptions: float seconds
 
 
 # ---------------------------------------------------------------- SQLAlchemy (sqlalchemy-bigquery)

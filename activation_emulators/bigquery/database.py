@@ -188,7 +188,7 @@ class Database:
         if view == "TABLES":
             columns = [("table_catalog", "VARCHAR"), ("table_schema", "VARCHAR"), ("table_name", "VARCHAR"), ("table_type", "VARCHAR")]
             columns += [("is_insertable_into", "VARCHAR"), ("is_typed", "VARCHAR"), ("creation_time", "TIMESTAMPTZ"), ("ddl", "VARCHAR")]
-            rows = [
+            rows: list[tuple[Any, ...]] = [
                 (
                     self.project,
                     dataset,
@@ -206,7 +206,7 @@ class Database:
             columns += [("ordinal_position", "BIGINT"), ("is_nullable", "VARCHAR"), ("data_type", "VARCHAR"), ("is_generated", "VARCHAR")]
             columns += [("is_hidden", "VARCHAR"), ("is_system_defined", "VARCHAR"), ("is_partitioning_column", "VARCHAR")]
             columns += [("clustering_ordinal_position", "BIGINT"), ("collation_name", "VARCHAR"), ("column_default", "VARCHAR")]
-            rows = []
+            rows = []  # declared above
             with self.connection() as cur:
                 for _, name, _kind in relations:
                     for i, f in enumerate(self.schema(cur, dataset, name), 1):

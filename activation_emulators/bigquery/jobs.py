@@ -136,7 +136,8 @@ def page(
 ) -> tuple[list[dict[str, Any]], int]:
     """Encoded rows from `start`: at most `max_results`, and no more than about 10 MB."""
     limit = DEFAULT_PAGE_ROWS if max_results is None else max_results
-    out, size, i = [], 0, start
+    out: list[dict[str, Any]] = []
+    size, i = 0, start
     while i < len(rows) and len(out) < limit and size < DEFAULT_PAGE_BYTES:
         encoded = encode_row(rows[i], fields, ts_format)
         size += sum(len(str(c["v"])) + 8 for c in encoded["f"])

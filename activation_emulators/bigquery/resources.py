@@ -30,7 +30,7 @@ class Catalog:
         if not self.db.has_dataset(dataset):
             raise dataset_not_found(self.project, dataset)
         created = str(self.db.created_ms(dataset))
-        resource = {"kind": "bigquery#dataset", "etag": f'"{created}"', "id": f"{self.project}:{dataset}"}
+        resource: dict[str, Any] = {"kind": "bigquery#dataset", "etag": f'"{created}"', "id": f"{self.project}:{dataset}"}
         resource |= {"datasetReference": {"projectId": self.project, "datasetId": dataset}, "location": LOCATION}
         resource |= {"creationTime": created, "lastModifiedTime": created, "type": "DEFAULT", "access": []}
         return resource | self.db.dataset_extras.get(dataset, {})
@@ -45,7 +45,7 @@ class Catalog:
         if self.db.has_dataset(dataset):
             raise duplicate(f"Dataset {self.project}:{dataset}")
         self.db.create_dataset(dataset)
-        extras = {k: body[k] for k in ("description", "friendlyName", "labels", "defaultTableExpirationMs") if k in body}
+        extras: dict[str, Any] = {k: body[k] for k in ("description", "friendlyName", "labels", "defaultTableExpirationMs") if k in body}
         self.db.dataset_extras[dataset] = extras
         return self.dataset(dataset)
 
@@ -71,7 +71,7 @@ class Catalog:
             fields = self.db.schema(cur, dataset, table)
             rows = 0 if kind == "VIEW" else int(cur.execute(f"SELECT COUNT(*) FROM {relation(dataset, table)}").fetchone()[0])  # type: ignore[index]
             size = 0 if kind == "VIEW" else self.db.bytes_read(cur, [(dataset, table)], None)
-        resource = {"kind": "bigquery#table", "etag": f'"{created}"', "id": f"{self.project}:{dataset}.{table}"}
+        resource: dict[str, Any] = {"kind": "bigquery#table", "etag": f'"{created}"', "id": f"{self.project}:{dataset}.{table}"}
         resource |= {"tableReference": self._ref(dataset, table), "schema": {"fields": fields}, "type": kind}
         resource |= {"numRows": str(rows), "numBytes": str(size), "numLongTermBytes": "0", "location": LOCATION}
         resource |= {"creationTime": created, "lastModifiedTime": created}

@@ -165,7 +165,9 @@ class BigQueryEmulator(BackgroundServer):
                 return 204, None
             if method in ("PATCH", "PUT"):
                 cat.dataset(dataset)
-                extras = {k: body[k] for k in ("description", "friendlyName", "labels", "defaultTableExpirationMs") if k in body}
+                extras: dict[str, Any] = {
+                    k: body[k] for k in ("description", "friendlyName", "labels", "defaultTableExpirationMs") if k in body
+                }
                 self.db.dataset_extras.setdefault(dataset, {}).update(extras)
                 return 200, cat.dataset(dataset)
         elif rest == ["tables"] and method == "GET":

@@ -106,7 +106,7 @@ class Translator:
         if _ABORT_SESSION.match(text):
             return Statement(text, "CALL")  # the session itself is ended by the caller
         try:
-            tree = sqlglot.parse_one(text, read="bigquery", error_level=ErrorLevel.RAISE)
+            tree: exp.Expr = sqlglot.parse_one(text, read="bigquery", error_level=ErrorLevel.RAISE)
         except (ParseError, TokenError) as e:
             raise invalid_query(f"Syntax error: {_first_line(e)}. The BigQuery emulator (sqlglot) could not parse: {fragment(text)}") from e
         statement = Statement(text, self._kind(tree, text))
@@ -126,7 +126,7 @@ class Translator:
 
     # ------------------------------------------------------------ classification
 
-    def _kind(self, tree: exp.Expression, text: str) -> str:
+    def _kind(self, tree: exp.Expr, text: str) -> str:
         if isinstance(tree, exp.Query):
             return "SELECT"
         simple = {exp.Insert: "INSERT", exp.Update: "UPDATE", exp.Delete: "DELETE", exp.Merge: "MERGE"}
@@ -150,7 +150,7 @@ class Translator:
 
     # ------------------------------------------------------------ rewriting
 
-    def _rewrite(self, tree: exp.Expression, st: Statement) -> None:
+    def _rewrite(self, tree: exp.Expr, st: Statement) -> None:
         self._parameters(tree)
         if isinstance(tree, (exp.Create, exp.Drop)):
             self._ddl(tree, st)
@@ -181,7 +181,7 @@ class Translator:
                 dtype.replace(exp.DataType.build("DECIMAL(38, 18)", dialect="duckdb"))
         _name_anonymous_columns(tree)
 
-    def _parameters(self, tree: exp.Expression) -> None:
+    def _parameters(self, tree: exp.Expr) -> None:
         for param in list(tree.find_all(exp.Parameter)):
             name = param.name.lower()
             if name not in self.named:
@@ -222,7 +222,8 @@ class Translator:
 
     def _table(self, table: exp.Table, st: Statement, read: bool) -> None:
         name = table.name
-        view = None
+        view: str | None = None
+        dataset: str | None
         if name.upper().startswith("INFORMATION_SCHEMA."):
             view, dataset, project = name.split(".", 1)[1], table.db, table.catalog
         elif table.db.upper() == "INFORMATION_SCHEMA":
@@ -256,9 +257,9 @@ def _ddl_tables(tree: exp.Create | exp.Drop) -> list[exp.Table]:
     return [target] if isinstance(target, exp.Table) else []
 
 
-def _name_anonymous_columns(tree: exp.Expression) -> None:
+def _name_anonymous_columns(tree: exp.Expr) -> None:
     """BigQuery names an unnamed result column f0_, f1_... (DuckDB would use its text)."""
-    select = tree
+    select: exp.Expr = tree
     while isinstance(select, exp.SetOperation):
         select = select.left
     if isinstance(tree, exp.Create) and isinstance(tree.expression, exp.Query):
