@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from .errors import BigQueryError, dataset_not_found, invalid_query, table_not_found
+from .errors import BigQueryError, dataset_not_found, duplicate, invalid_query, table_not_found
 from .translate import Statement, fragment
 from .typemap import field_for, quote_ident, quote_str, size_sql, sql_type_name
 
@@ -279,6 +279,10 @@ class Database:
         """DuckDB's refusal in BigQuery's words: a missing table or dataset is notFound, any
         other error is invalidQuery naming the emulator and the statement."""
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if isinstance(e, duckdb.CatalogException) and "already exists" in message and st.target:
+            dataset, table_name = st.target
+            what = f"Table {self.project}:{dataset or default_dataset}.{table_name}" if table_name else f"Dataset {self.project}:{dataset}"
+            return duplicate(what)
         if isinstance(e, duckdb.CatalogException):
             table = _MISSING_TABLE.search(message)
             schema = _MISSING_SCHEMA.search(message)

@@ -183,6 +183,13 @@ class Translator:
 
     def _parameters(self, tree: exp.Expr) -> None:
         for param in list(tree.find_all(exp.Parameter)):
+            if isinstance(param.this, exp.Parameter):  # @@name: a system variable
+                if param.this.name.lower() != "project_id":
+                    raise invalid_query(f"System variable @@{param.this.name} is not supported by the BigQuery emulator (@@project_id is)")
+                param.replace(exp.Literal.string(self.project))
+                continue
+            if isinstance(param.parent, exp.Parameter):
+                continue  # replaced with its @@ parent
             name = param.name.lower()
             if name not in self.named:
                 raise invalid_query(f"Query parameter '{param.name}' not found (BigQuery emulator)")
