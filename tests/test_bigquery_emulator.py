@@ -227,6 +227,8 @@ def test_dry_run_estimates_bytes_and_creates_nothing(emu: BigQueryEmulator, clie
     real.result()
     assert real.total_bytes_billed == 10 * 1024 * 1024 and real.cache_hit is False
     assert client.query("SELECT COUNT(*) FROM ds.people", job_config=dry).total_bytes_processed == 0
+    assert client.query_and_wait("SELECT k FROM ds.people", job_config=dry).total_bytes_processed == 9  # through jobs.query
+    assert emu.tables() == ["ds.people"]
 
 
 def test_maximum_bytes_billed_refused(client: bigquery.Client) -> None:

@@ -50,7 +50,8 @@ class Database:
 
     def __init__(self, project: str, path: str | None = None) -> None:
         self.project = project
-        self._con = duckdb.connect(path or ":memory:")
+        # no extension downloads: a function DuckDB lacks (NET.HOST) would fetch one from the internet
+        self._con = duckdb.connect(path or ":memory:", config={"autoinstall_known_extensions": False})
         self._con.execute("SET GLOBAL TimeZone = 'UTC'")  # TIMESTAMPs come back in UTC
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
