@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -29,6 +29,9 @@ from activation.project.secrets import redact
 from activation.project.spec import json_schema
 from activation.settings import settings
 from activation.unavailable import Unavailable
+
+if TYPE_CHECKING:  # (the warehouse layer imports SQLAlchemy: not for --help)
+    from activation.warehouse.base import WarehouseCost
 
 app = typer.Typer(
     add_completion=False,
@@ -209,6 +212,7 @@ def _execute(
     from activation.runner import SyncResult
 
     results: list[SyncResult] = []
+    spent: WarehouseCost | None = None
     done = lambda: {"syncs": [r.model_dump(mode="json") for r in results]} if results else {}  # noqa: E731
     with _reported(as_json, done):
         loaded = _load(project)
@@ -216,9 +220,10 @@ def _execute(
             if sandbox and not as_json:
                 err.print("[bold]sandbox:[/] every destination is a local emulator; the warehouse and the state are not written")
             names = w.prepare(syncs, select)
+            cost = w.session.warehouse.cost
             if dry_run:
                 plans = w.plan(names)
-                _report_plans(plans, as_json, markdown, samples, full)
+                _report_plans(plans, as_json, markdown, samples, full, cost())
                 failed = any(p.blocked or p.counts.rejected for p in plans)
                 raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
             progress = RichProgress(err) if not as_json else None
@@ -231,12 +236,18 @@ def _execute(
             if not as_json:
                 for line in w.sandbox_summary():
                     out.print(f"[dim]sandbox[/] {line}", highlight=False)
+            spent = cost()
+            if spent is not None and not as_json:
+                err.print(f"[dim]warehouse: {spent.line()}[/]", highlight=False)
     if as_json:
-        _dump({"ok": all(r.ok for r in results), "syncs": [r.model_dump(mode="json") for r in results]})
+        extra = {"warehouse_cost": spent.model_dump()} if spent is not None else {}
+        _dump({"ok": all(r.ok for r in results), "syncs": [r.model_dump(mode="json") for r in results], **extra})
     raise typer.Exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILED)
 
 
-def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, samples: int = 3, full: bool = False) -> None:
+def _report_plans(
+    plans: list[Any], as_json: bool, markdown: bool = False, samples: int = 3, full: bool = False, cost: WarehouseCost | None = None
+) -> None:
     if markdown:
         from activation.markdown import plans_markdown
 
@@ -248,6 +259,7 @@ def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, sampl
                 "ok": not any(p.blocked or p.counts.rejected for p in plans),
                 "dry_run": True,
                 "plans": [p.model_dump(mode="json") for p in plans],
+                **({"warehouse_cost": cost.model_dump()} if cost is not None else {}),
             }
         )
         return
@@ -259,6 +271,8 @@ def _report_plans(plans: list[Any], as_json: bool, markdown: bool = False, sampl
         cut |= print_plan_details(out, p, full=full)
     if cut:
         out.print(f"[dim]{FULL_HINT.format(width=VALUES_WIDTH)}[/]", highlight=False)
+    if cost is not None:
+        out.print(f"[dim]warehouse: {cost.line()}[/]", highlight=False)
     out.print("[dim]Dry run: nothing was sent and no state was written.[/]")
 
 

@@ -196,6 +196,28 @@ def test_transaction_rolled_back_and_committed(client: bigquery.Client) -> None:
     assert sorted(r.score for r in client.query_and_wait("SELECT score FROM ds.people")) == [2, 3, 10]
 
 
+def test_a_transaction_left_open_does_not_block_a_writer_and_loses_at_its_commit(client: bigquery.Client) -> None:
+    """BigQuery's concurrency is optimistic: a transaction a killed client left open in its
+    session does not hold others back; the first to commit wins, the other is aborted."""
+    seed_people(client)
+
+    def session() -> bigquery.QueryJobConfig:
+        job = client.query("SELECT 1", job_config=bigquery.QueryJobConfig(create_session=True))
+        job.result()
+        return bigquery.QueryJobConfig(connection_properties=[bigquery.ConnectionProperty("session_id", job.session_info.session_id)])
+
+    left, writer = session(), session()
+    client.query_and_wait("BEGIN TRANSACTION", job_config=left)
+    client.query_and_wait("DELETE FROM ds.people WHERE k = 'a'", job_config=left)  # and its client is gone
+    client.query_and_wait("BEGIN TRANSACTION", job_config=writer)
+    client.query_and_wait("UPDATE ds.people SET score = 7 WHERE k = 'a'", job_config=writer)
+    client.query_and_wait("COMMIT TRANSACTION", job_config=writer)
+    assert [r.score for r in client.query_and_wait("SELECT score FROM ds.people WHERE k = 'a'")] == [7]
+    with pytest.raises(gexc.BadRequest, match="aborted due to concurrent update against table demo.ds.people"):
+        client.query_and_wait("COMMIT TRANSACTION", job_config=left)
+    client.query_and_wait("SELECT 1", job_config=left)  # the session itself goes on
+
+
 def test_merge_reports_affected_rows(client: bigquery.Client) -> None:
     seed_people(client)
     merge = """

@@ -9,6 +9,7 @@ statement translated from Snowflake SQL by sqlglot), so our Snowflake SQL is exe
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from conftest import PG_URL, RS_URL, postgres_or_skip
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
 from activation.session import Session
+from activation_emulators.bigquery import BigQueryEmulator
 from activation_emulators.redshift import RedshiftGuard, prepare, problems
 from activation_emulators.webhook import WebhookReceiver
 
@@ -98,7 +100,10 @@ def load(engine: sa.Engine, schema: str, data: dict[str, list[dict[str, Any]]]) 
         c.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
         for table, rows in data.items():
             c.execute(sa.text(f"DROP TABLE IF EXISTS {schema}.{table}"))
-            c.execute(sa.text(f"CREATE TABLE {schema}.{table} ({DDL[table]})"))
+            ddl = DDL[table]
+            if engine.dialect.name == "bigquery":  # GoogleSQL's types
+                ddl = re.sub(r"VARCHAR\(\d+\)", "STRING", ddl).replace("INTEGER", "INT64")
+            c.execute(sa.text(f"CREATE TABLE {schema}.{table} ({ddl})"))
             # one multi-row INSERT (fakesnow runs an executemany row by row)
             c.execute(sa.insert(sa.table(table, *map(sa.column, rows[0]), schema=schema)).values(rows))
 
@@ -145,6 +150,27 @@ def sf_engine(tag: str) -> sa.Engine:
     return sa.create_engine(f"snowflake://tester:x@fakeacct/db_{tag}/public")
 
 
+#: the BigQuery emulator of the running test (plan_and_deliver's projects point at it)
+_BIGQUERY: list[str] = []
+
+
+def url_of_bigquery() -> str:
+    return _BIGQUERY[-1]
+
+
+def bq_warehouse(url: str, tag: str) -> str:
+    return f"{{type: bigquery, project: test-project, api_endpoint: '{url}', anonymous: true, schema: act_{tag}}}"
+
+
+def bq_engine(url: str, root: Path) -> sa.Engine:
+    """An engine of activation's own BigQuery warehouse (sessions and all), to load the data."""
+    from activation.warehouse.registry import open_warehouse
+    from activation.warehouse.spec import BigQueryWarehouseSpec
+
+    spec = BigQueryWarehouseSpec(type="bigquery", project="test-project", api_endpoint=url, anonymous=True)
+    return open_warehouse(spec, root).engine
+
+
 def project_for(kind: str, root: Path, url: str, tag: str) -> tuple[Path, sa.Engine, str]:
     root.mkdir(parents=True)
     src = f"src_{tag}"
@@ -168,6 +194,10 @@ def project_for(kind: str, root: Path, url: str, tag: str) -> tuple[Path, sa.Eng
         warehouse = f"{{type: redshift, url: '{RS_URL}', schema: act_{tag}}}"
         state = f"{{schema: state_{tag}}}" if kind == "redshift" else "{url: 'sqlite:///state.db'}"
         engine = sa.create_engine(PG_URL)  # the data is loaded as into any Postgres
+    elif kind in ("bigquery", "bigquery+sqlite"):
+        warehouse = bq_warehouse(url_of_bigquery(), tag)
+        state = f"{{schema: state_{tag}}}" if kind == "bigquery" else "{url: 'sqlite:///state.db'}"
+        engine = bq_engine(url_of_bigquery(), root)
     elif kind == "snowflake":
         warehouse, state, engine = sf_warehouse(tag), f"{{schema: state_{tag}}}", sf_engine(tag)
     elif kind == "snowflake+sqlite":
@@ -250,6 +280,26 @@ def test_redshift_plans_and_delivers_like_duckdb(tmp_path: Path, pg: tuple[sa.En
     reference = results["duckdb"]
     for kind, got in results.items():
         assert got == reference, f"{kind} differs from duckdb"
+
+
+@pytest.fixture
+def bigquery() -> Iterator[BigQueryEmulator]:
+    with BigQueryEmulator(project="test-project") as emu:
+        _BIGQUERY.append(emu.url)
+        yield emu
+        _BIGQUERY.remove(emu.url)
+
+
+def test_bigquery_plans_and_delivers_like_duckdb(tmp_path: Path, bigquery: BigQueryEmulator) -> None:
+    """Google's client and SQLAlchemy dialect over HTTP to the BigQuery emulator (GoogleSQL
+    translated to DuckDB): in-warehouse state (sessions, transactions) and a SQLite store."""
+    tag = uuid.uuid4().hex[:8]
+    results = plan_and_deliver(tmp_path, tag, ("duckdb", "bigquery", "bigquery+sqlite"))
+    reference = results["duckdb"]
+    for kind, got in results.items():
+        assert got == reference, f"{kind} differs from duckdb"
+    jobs = [r for r in bigquery.request_log if r.method == "POST" and r.path.endswith(("/jobs", "/queries"))]
+    assert jobs and all(r.status == 200 for r in jobs)
 
 
 @pytest.mark.parametrize("kind", ["postgres", "redshift"])

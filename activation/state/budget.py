@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from activation.state.leases import NOW_MS, engine_lock, insert_if_absent
+from activation.state.leases import NOW_MS, engine_lock, insert_if_absent, integer_nulls
 from activation.state.store import StateStore
 
 #: Slots reserved per round trip to the state store, in seconds of the rate.
@@ -75,7 +75,7 @@ class AccountBudget:
         self._daily: tuple[int, int] | None = None  # said and not written yet
 
     def _exec(self, c: sa.Connection, sql: str, params: Mapping[str, object]) -> sa.CursorResult[object]:
-        return c.execute(sa.text(sql), {**params, "account": self.account, "local_now": int(time.time() * 1000)})
+        return c.execute(integer_nulls(sql, params), {**params, "account": self.account, "local_now": int(time.time() * 1000)})
 
     def reserve(self, n: int, interval: float) -> tuple[int, int]:
         """Reserve `n` slots `interval` seconds apart: (the first slot, the database's now), in

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 CHUNK = 500  # keys per IN (...) list on engines without array binding
 _JSON_CHUNK_BYTES = 256_000  # well under Snowflake's limit on a statement's text
-_ROWS_PER_INSERT = 1000  # Redshift: rows per multi-row INSERT
+_ROWS_PER_INSERT = 1000  # Redshift, BigQuery: rows per multi-row INSERT
 _INSERT_BYTES = 4_000_000  # … and their values' size, a quarter of Redshift's statement limit
 
 
@@ -98,9 +98,10 @@ def insert_columns(c: Connection, dialect: str, rel: str, table: sa.Table, colum
         return
     size = next(len(v) for v in columns.values() if not isinstance(v, Same))
     lists: dict[str, list[Any]] = {n: [v.value] * size if isinstance(v, Same) else v for n, v in columns.items()}
-    if dialect == "redshift":
+    if dialect in ("redshift", "bigquery"):
         # No arrays on Redshift: multi-row INSERT … VALUES (what its docs advise short of a
         # COPY from S3), each statement well under Redshift's 16 MB limit on a statement.
+        # BigQuery binds each value as a query parameter (at most 10,000 a statement).
         records = [dict(zip(names, values, strict=True)) for values in zip(*lists.values(), strict=True)]
         for part in _sized_chunks(records):
             c.execute(table.insert().values(part))

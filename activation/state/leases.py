@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import time
 import uuid
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +44,16 @@ NOW_MS = {
     "sqlite": "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
     "duckdb": "epoch_ms(get_current_timestamp())",
     "snowflake": "CAST(DATE_PART(EPOCH_MILLISECOND, CURRENT_TIMESTAMP()) AS BIGINT)",
+    "bigquery": "UNIX_MILLIS(CURRENT_TIMESTAMP())",
 }
+
+
+def integer_nulls(sql: str, params: Mapping[str, Any]) -> sa.TextClause:
+    """`sql` with its parameters that are None bound as integers: the nullable parameters of
+    leases and budgets are epoch milliseconds and counts, and BigQuery's DB-API refuses a
+    NULL of no type ("parameter slot with value None of unexpected type")."""
+    named = set(re.findall(r"(?<!:):(\w+)", sql))
+    return sa.text(sql).bindparams(*(sa.bindparam(k, type_=sa.BigInteger) for k, v in params.items() if v is None and k in named))
 
 
 def insert_if_absent(dialect: str, relation: str, key: str, columns: str, values: str) -> str:
@@ -50,7 +61,7 @@ def insert_if_absent(dialect: str, relation: str, key: str, columns: str, values
     value is there already (another process made it first): a no-op then, not an error.
     Snowflake has no ON CONFLICT (fakesnow, on DuckDB, would accept it) and does not enforce
     primary keys; MERGEs on one table run one at a time there."""
-    if dialect == "snowflake":
+    if dialect in ("snowflake", "bigquery"):  # (BigQuery: no ON CONFLICT, keys not enforced)
         return (
             f"MERGE INTO {relation} AS t USING (SELECT :{key} AS {key}) AS n ON t.{key} = n.{key} "
             f"WHEN NOT MATCHED THEN INSERT {columns} VALUES {values}"
@@ -111,7 +122,7 @@ class LeaseStore:
         self._now = NOW_MS.get(state.dialect, ":local_now")  # elsewhere: this host's clock
 
     def _exec(self, c: Connection, sql: str, params: dict[str, Any]) -> sa.CursorResult[Any]:
-        return c.execute(sa.text(sql), {**params, "local_now": int(time.time() * 1000)})
+        return c.execute(integer_nulls(sql, params), {**params, "local_now": int(time.time() * 1000)})
 
     def now_ms(self) -> int:
         """The database's clock."""

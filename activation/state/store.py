@@ -59,19 +59,26 @@ class StateStore:
         self.schema = schema
         self.read_only = read_only
         self.dialect = engine.dialect.name
+        self._latest_seen = False
         self.metadata, self.t = tables(
-            schema, indexes=self.dialect not in ("snowflake", "duckdb", "redshift"), row_keys=self.dialect != "duckdb"
+            schema, indexes=self.dialect not in ("snowflake", "duckdb", "redshift", "bigquery"), row_keys=self.dialect != "duckdb"
         )
 
     # -- schema --------------------------------------------------------------------------
 
     def version(self, conn: Connection | None = None) -> int:
         """The applied schema version; 0 when the store was never initialised."""
+        if self._latest_seen:
+            # a store at the latest version stays there (nothing drops the state's tables),
+            # and asking again is a job per question on BigQuery, where a run asked ~40 times
+            return LATEST
 
         def read(c: Connection) -> int:
             if not has_table(c, "schema_version", self.schema):
                 return 0
-            return int(c.execute(sa.select(sa.func.max(self.t["schema_version"].c.version))).scalar() or 0)
+            version = int(c.execute(sa.select(sa.func.max(self.t["schema_version"].c.version))).scalar() or 0)
+            self._latest_seen = version == LATEST
+            return version
 
         if conn is not None:
             return read(conn)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine
 
 from activation.project.secrets import redact, resolve_env
@@ -25,6 +26,24 @@ KEY_SEPARATOR = "\x1f"  # joins the parts of a composite key; never appears in r
 
 class WarehouseError(Exception):
     """The warehouse refused a statement; the message carries its own words."""
+
+
+class WarehouseCost(BaseModel):
+    """What this process's statements cost, on engines that bill by the bytes read."""
+
+    jobs: int
+    bytes_processed: int
+
+    def line(self) -> str:
+        return f"{self.jobs} jobs processed {_size(self.bytes_processed)}"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    raise AssertionError
 
 
 class Warehouse:
@@ -54,6 +73,10 @@ class Warehouse:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def cost(self) -> WarehouseCost | None:
+        """What the statements of this process cost so far (None: the engine does not say)."""
+        return None
 
     def describe(self) -> str:
         return redact(f"{self.dialect} {self.engine.url.render_as_string(hide_password=True)}")

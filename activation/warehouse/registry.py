@@ -22,6 +22,11 @@ class Engine:
 ENGINES: dict[str, Engine] = {
     "duckdb": Engine("activation.warehouse.duckdb:DuckDBWarehouse"),
     "postgres": Engine("activation.warehouse.postgres:PostgresWarehouse", "postgres", {"psycopg": "psycopg"}),
+    "bigquery": Engine(
+        "activation.warehouse.bigquery:BigQueryWarehouse",
+        "bigquery",
+        {"google-cloud-bigquery": "google.cloud.bigquery", "sqlalchemy-bigquery": "sqlalchemy_bigquery"},
+    ),
     "redshift": Engine(
         "activation.warehouse.redshift:RedshiftWarehouse",
         "redshift",

@@ -52,6 +52,31 @@ class RedshiftWarehouseSpec(ServerSpec):
     type: Literal["redshift"]
 
 
+class BigQueryWarehouseSpec(EngineSpec):
+    """BigQuery: `schema` is the dataset of traits and audiences (and `state.schema` the
+    state's), in `project`."""
+
+    type: Literal["bigquery"]
+    project: str = Field(description="Google Cloud project holding the datasets (bigquery only).")
+    billing_project: str | None = Field(
+        default=None, description="Project the jobs run and are billed in, when not `project` (bigquery only)."
+    )
+    location: str | None = Field(default=None, description="Where jobs run and datasets are made, e.g. EU or europe-west1 (bigquery only).")
+    credentials_file: str | None = Field(
+        default=None,
+        description="Service-account key file (JSON), relative to the project (bigquery; default: application default credentials).",
+    )
+    maximum_bytes_billed: int | None = Field(
+        default=None,
+        gt=0,
+        description="Cost guard: a job that would bill more bytes fails before it runs (bigquery only).",
+    )
+    api_endpoint: str | None = Field(
+        default=None, description="Another BigQuery API endpoint, e.g. a local emulator or a private one (bigquery only)."
+    )
+    anonymous: bool = Field(default=False, description="Send no credentials (an emulator; bigquery only).")
+
+
 class SnowflakeWarehouseSpec(ServerSpec):
     type: Literal["snowflake"]
     # Either `url`, or these keys. Secrets as ${ENV}.
@@ -86,7 +111,7 @@ class SnowflakeWarehouseSpec(ServerSpec):
         return self
 
 
-AnyWarehouseSpec = DuckDBWarehouseSpec | PostgresWarehouseSpec | RedshiftWarehouseSpec | SnowflakeWarehouseSpec
+AnyWarehouseSpec = DuckDBWarehouseSpec | PostgresWarehouseSpec | RedshiftWarehouseSpec | SnowflakeWarehouseSpec | BigQueryWarehouseSpec
 
 
 def _duckdb_by_default(value: Any) -> Any:

@@ -50,8 +50,11 @@ semantics show through where sqlglot keeps them: ``x / 0`` is Infinity rather th
 scripting, procedures, UDFs in JavaScript, load/extract/copy jobs, the Storage Read API,
 partition/cluster/OPTIONS (accepted, ignored), row-level security or IAM. A script's rows are
 those of its last statement when that is a SELECT (BigQuery's exact rule is not verified here).
-Concurrent writes on one table from two requests can fail with DuckDB's conflict (answered as
-invalidQuery). A bug in the emulator is answered as 400 ``invalid`` ("Internal error in the
+Concurrency is BigQuery's optimistic kind where it matters most: a write rolls back another
+session's open transaction on the same table when that session is idle (a client killed
+mid-transaction holds nobody back), and that session's next statement is told "Transaction is
+aborted due to concurrent update against table …"; two writes running at the same instant can
+still fail with DuckDB's conflict (answered as invalidQuery). A bug in the emulator is answered as 400 ``invalid`` ("Internal error in the
 BigQuery emulator"), not 5xx, so the client does not retry it for minutes.
 
 Helpers: ``execute(sql)`` (DuckDB SQL, to seed data), ``tables(dataset)``, ``request_log``,

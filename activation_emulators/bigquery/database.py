@@ -8,6 +8,7 @@ tables and its open transaction live there, and its requests take turns on a loc
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import threading
@@ -38,6 +39,10 @@ class Session:
     cursor: Cursor
     lock: threading.Lock = field(default_factory=threading.Lock)
     in_transaction: bool = False
+    #: tables the open transaction changed ((dataset, table) as named)
+    written: set[tuple[str | None, str | None]] = field(default_factory=set)
+    #: why the open transaction was aborted by another's write (said at its next statement)
+    aborted: str | None = None
 
 
 def relation(dataset: str | None, table: str) -> str:
@@ -88,6 +93,27 @@ class Database:
             cur.close()
 
     # ------------------------------------------------------------ sessions
+
+    def abort_idle_writers(self, table: tuple[str | None, str | None], writer: Session) -> None:
+        """Roll back the open transactions of other sessions that changed `table` and are
+        idle (no request running on them): BigQuery's concurrency is optimistic, the first
+        transaction to commit wins and the other is aborted, so a writer is never blocked
+        by a transaction that its client left open (a killed process's, say). DuckDB would
+        refuse the write at once instead. The aborted session is told at its next statement."""
+        with self._lock:
+            others = [s for s in self._sessions.values() if s is not writer and s.in_transaction and table in s.written]
+        for other in others:
+            if not other.lock.acquire(blocking=False):
+                continue  # running now: DuckDB's own conflict answers, as BigQuery would abort one
+            try:
+                with contextlib.suppress(duckdb.Error):
+                    other.cursor.execute("ROLLBACK")
+                other.in_transaction = False
+                other.written.clear()
+                name = ".".join(p for p in table if p)
+                other.aborted = f"Transaction is aborted due to concurrent update against table {self.project}.{name}."
+            finally:
+                other.lock.release()
 
     def create_session(self) -> Session:
         session = Session(secrets.token_urlsafe(24), self.cursor())

@@ -248,6 +248,14 @@ class QueryRunner:
 
     def _statement(self, cur: Cursor, st: Statement, state: Session, config: dict[str, Any], default: str | None) -> Outcome:
         out = Outcome(st.kind)
+        if state.aborted is not None and st.kind != "BEGIN_TRANSACTION":
+            message, state.aborted = state.aborted, None
+            raise invalid_query(message)
+        if st.kind in ("INSERT", "UPDATE", "DELETE", "MERGE") and st.target is not None:
+            table = (st.target[0] or default, st.target[1])
+            self.db.abort_idle_writers(table, state)
+            if state.in_transaction:
+                state.written.add(table)
         if st.kind == "BEGIN_TRANSACTION" and state.in_transaction:
             raise invalid_query("Transaction is already in progress (BEGIN TRANSACTION inside a transaction)")
         if st.kind in ("COMMIT_TRANSACTION", "ROLLBACK_TRANSACTION") and not state.in_transaction:
@@ -261,6 +269,7 @@ class QueryRunner:
             state.in_transaction = True
         elif st.kind in ("COMMIT_TRANSACTION", "ROLLBACK_TRANSACTION"):
             state.in_transaction = False
+            state.written.clear()
         elif st.is_query:
             out.fields = [field_for(name, t) for name, t, *_ in cur.description or []]
             out.rows = cur.fetchall()
@@ -335,6 +344,7 @@ class QueryRunner:
             with contextlib.suppress(duckdb.Error):  # DuckDB may have ended it already
                 cur.execute("ROLLBACK")
             state.in_transaction = False
+            state.written.clear()
 
 
 def _search_path(cur: Cursor, dataset: str | None) -> None:

@@ -47,11 +47,14 @@ class _Handler(KeepAliveHandler):
         params = dict(parse_qsl(split.query))
         try:
             body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = None
+        try:
+            if body is None:
+                raise invalid("The request body is not valid JSON")
             status, reply = owner._route(self.command, split.path, params, body)
         except BigQueryError as e:
             status, reply = e.code, e.body()
-        except ValueError:
-            status, reply = 400, invalid("The request body is not valid JSON").body()
         except Exception as e:  # noqa: BLE001 - a bug here must not look like a retryable 5xx to the client
             error = BigQueryError(400, "invalid", f"Internal error in the BigQuery emulator: {type(e).__name__}: {e}")
             status, reply = 400, error.body()
