@@ -1,7 +1,7 @@
 """Plan a large model with some rows changed and removed, beside a hand-written hash-diff
 query on the same tables, on DuckDB and Postgres.
 
-    python bench/plan_scale.py [--rows 1000000] [--engine duckdb|postgres|redshift|both]
+    python bench/plan_scale.py [--rows 1000000] [--engine duckdb|postgres|redshift|bigquery|both]
                                [--changed 0.01] [--removed 0.005] [--repeat 3]
 
 Set-up (not timed): a model of N users in `src.users`, and a state store (in the warehouse,
@@ -25,6 +25,10 @@ $BENCH_PG_URL, default postgresql://postgres@127.0.0.1:5432/test) and is deleted
 `--engine redshift` runs the Redshift engine (its dialect and its SQL) on that same Postgres
 standing in for Redshift (activation_emulators.redshift), beside a hand-written query in
 Redshift's SQL: it compares the two on one engine, and says nothing of Redshift's own speed.
+`--engine bigquery` runs the BigQuery engine (Google's client and dialect over HTTP) against
+the local BigQuery emulator started by this bench (GoogleSQL translated to DuckDB), beside a
+hand-written GoogleSQL query sent through the same client; it also prints the bytes each
+processed, as BigQuery would bill them. Again a comparison on one engine, not BigQuery's speed.
 """
 
 from __future__ import annotations
@@ -72,10 +76,15 @@ SOURCE = {
         CAST((i % 100) / 10.0 AS DOUBLE PRECISION) AS score FROM generate_series(0, {rows} - 1) AS t(i)""",
 }
 SOURCE["redshift"] = SOURCE["postgres"]  # made by Postgres, which stands in for Redshift
+SOURCE["bigquery"] = """CREATE TABLE {src}.users AS SELECT i AS user_id, CONCAT('user', CAST(i AS STRING), '@example.com') AS email,
+        CONCAT('name', CAST(MOD(i, 997) AS STRING)) AS first_name, ['free', 'pro', 'enterprise'][OFFSET(MOD(i, 3))] AS plan,
+        MOD(i, 50) AS seats, CAST(MOD(i, 1000) AS NUMERIC) AS mrr,
+        CAST(MOD(i, 100) / 10.0 AS FLOAT64) AS score FROM UNNEST(GENERATE_ARRAY(0, {rows} - 1)) AS i"""
 VALUES_JSON = {  # the mapped values as JSON (what the state store keeps), in SQL
     "duckdb": "to_json(struct_pack({pairs}))::VARCHAR",
     "postgres": "json_build_object({pairs})::text",
     "redshift": "JSON_SERIALIZE(OBJECT({pairs}))",
+    "bigquery": "TO_JSON_STRING(STRUCT({pairs}))",
 }
 RS_URL = PG_URL.replace("postgresql://", "redshift+psycopg2://", 1) + "?sslmode=disable"
 
@@ -86,6 +95,9 @@ def project_dir(engine: str, base: Path, tag: str, memory_limit: str | None = No
     if engine == "duckdb":
         limit = f", memory_limit: {memory_limit}" if memory_limit else ""
         warehouse = f"{{type: duckdb, path: warehouse.duckdb{limit}}}"
+        src, state = "src", "activation_state"
+    elif engine == "bigquery":
+        warehouse = f"{{type: bigquery, project: bench, api_endpoint: '{os.environ['BENCH_BQ_URL']}', anonymous: true}}"
         src, state = "src", "activation_state"
     else:
         url = PG_URL if engine == "postgres" else RS_URL
@@ -120,7 +132,8 @@ def setup(engine: str, root: Path, rows: int, changed: float, removed: float) ->
         s.state.migrate()
         q = s.prepare(["users"])["users"].query
         key = wh.key_expr(q.key, "src")
-        pairs = ", ".join(f"{wh.quote(f)} := src.{wh.quote(f)}" if engine == "duckdb" else f"'{f}', src.{wh.quote(f)}" for f in FIELDS)
+        pair = {"duckdb": "{q} := src.{q}", "bigquery": "src.{q} AS {q}"}.get(engine, "'{f}', src.{q}")
+        pairs = ", ".join(pair.format(f=f, q=wh.quote(f)) for f in FIELDS)
         delivered = s.state.relation("delivered")
         wh.execute(
             c,
@@ -134,16 +147,16 @@ def setup(engine: str, root: Path, rows: int, changed: float, removed: float) ->
         sample = wh.execute(
             c,
             f"""SELECT d.row_values, {", ".join(f"u.{f}" for f in FIELDS)}
-            FROM {delivered} AS d JOIN {src}.users AS u ON d.row_key = CAST(u.user_id AS VARCHAR)
+            FROM {delivered} AS d JOIN {src}.users AS u ON d.row_key = {wh.as_text("u.user_id")}
             WHERE u.user_id < 1000""",
         ).all()
         for stored, *values in sample:
             assert json.loads(stored) == mapper.map(dict(zip(FIELDS, values, strict=False))), (stored, values)
         every_changed, every_removed = round(1 / changed), round(1 / removed)
-        n_changed = wh.execute(c, f"UPDATE {src}.users SET plan = plan || '_v2' WHERE user_id % {every_changed} = 0").rowcount
-        n_removed = wh.execute(c, f"DELETE FROM {src}.users WHERE user_id % {every_removed} = 1").rowcount
+        n_changed = wh.execute(c, f"UPDATE {src}.users SET plan = CONCAT(plan, '_v2') WHERE MOD(user_id, {every_changed}) = 0").rowcount
+        n_removed = wh.execute(c, f"DELETE FROM {src}.users WHERE MOD(user_id, {every_removed}) = 1").rowcount
         c.commit()
-        if engine != "duckdb":
+        if engine not in ("duckdb", "bigquery"):
             c.exec_driver_sql(f"ANALYZE {src}.users")
             c.exec_driver_sql(f"ANALYZE {delivered}")
             c.commit()
@@ -169,8 +182,10 @@ def child_plan(root: Path) -> dict[str, Any]:
         t = time.perf_counter()
         plan = plan_sync(s, s.prepare(["users"])["users"])
         seconds = time.perf_counter() - t
+        cost = s.warehouse.cost()
     c = plan.counts
     return {
+        "bytes_processed": cost.bytes_processed if cost else None,
         "seconds": seconds,
         "streamed": streamed,
         "added": c.added,
@@ -193,6 +208,25 @@ def child_query(engine: str, root: Path, salt: str, target: str) -> dict[str, An
             con.execute(f"SET memory_limit = '{meta['memory_limit']}'")
         row = f"to_json(struct_pack({', '.join(FIELDS)}))::VARCHAR"
         run = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+    elif engine == "bigquery":
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import bigquery
+
+        client = bigquery.Client(
+            project="bench", credentials=AnonymousCredentials(), client_options=ClientOptions(api_endpoint=os.environ["BENCH_BQ_URL"])
+        )
+        fields = ", ".join(f"{f} AS {f}" for f in FIELDS)
+        sql = f"""
+            SELECT COALESCE(m.k, s.row_key), m.h IS NULL AS removed FROM (
+              SELECT CAST(user_id AS STRING) AS k, CONCAT('{target}:', TO_HEX(MD5(CONCAT('{salt}', TO_JSON_STRING(STRUCT({fields})))))) AS h
+              FROM {src}.users) AS m
+            FULL OUTER JOIN (SELECT row_key, row_hash FROM {state}.delivered WHERE sync_name = 'users') AS s ON m.k = s.row_key
+            WHERE m.h IS NULL OR s.row_hash IS NULL OR m.h <> s.row_hash"""
+        t = time.perf_counter()
+        rows = client.query_and_wait(sql)
+        differing = list(rows)
+        return {"seconds": time.perf_counter() - t, "differing": len(differing), "bytes_processed": rows.total_bytes_processed}
     else:
         import psycopg
 
@@ -232,6 +266,12 @@ def measure(*args: str) -> dict[str, Any]:
 def bench(engine: str, rows: int, changed: float, removed: float, repeat: int, memory_limit: str | None) -> None:
     base = Path(tempfile.mkdtemp(prefix="activation-bench-"))
     tag = uuid.uuid4().hex[:8]
+    emulator = None
+    if engine == "bigquery":  # in this process, its data in a file; the children reach it over HTTP
+        from activation_emulators.bigquery import BigQueryEmulator
+
+        emulator = BigQueryEmulator(project="bench", path=str(base / "bigquery.duckdb")).__enter__()
+        os.environ["BENCH_BQ_URL"] = emulator.url
     root = project_dir(engine, base, tag)
     try:
         expect = measure("setup", engine, str(root), str(rows), str(changed), str(removed))
@@ -257,13 +297,17 @@ def bench(engine: str, rows: int, changed: float, removed: float, repeat: int, m
             f"rows streamed to the process {p['streamed']:,} (changes: {changes:,})"
         )
         print(f"  hand-written query {f['seconds']:7.2f}s  peak RSS {f['peak_rss_mb']:5.0f} MB  differing keys fetched {f['differing']:,}")
+        if p.get("bytes_processed") is not None:
+            print(f"  bytes processed: plan {p['bytes_processed'] / 1e6:,.1f} MB, query {f['bytes_processed'] / 1e6:,.1f} MB")
         times = lambda runs: ", ".join(f"{r['seconds']:.2f}" for r in runs)  # noqa: E731
         print(
             f"  plan / query: {p['seconds'] / f['seconds']:.2f}x (best of {repeat}; plans: {times(plans)}; queries: {times(queries)})",
             flush=True,
         )
     finally:
-        if engine != "duckdb":
+        if emulator is not None:
+            emulator.__exit__(None, None, None)
+        elif engine != "duckdb":
             import sqlalchemy as sa
 
             e = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -277,7 +321,7 @@ def bench(engine: str, rows: int, changed: float, removed: float, repeat: int, m
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--engine", choices=["duckdb", "postgres", "redshift", "both"], default="both")
+    ap.add_argument("--engine", choices=["duckdb", "postgres", "redshift", "bigquery", "both"], default="both")
     ap.add_argument("--changed", type=float, default=0.01)
     ap.add_argument("--removed", type=float, default=0.005)
     ap.add_argument("--repeat", type=int, default=3)

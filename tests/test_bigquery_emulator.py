@@ -442,3 +442,12 @@ def test_json_error_body_shape(emu: BigQueryEmulator, client: bigquery.Client) -
     assert answered.value.code == 404
     assert body["error"]["status"] == "NOT_FOUND"
     assert body["error"]["errors"][0]["reason"] == "notFound"
+
+
+def test_array_offsets_are_zero_based_whatever_the_index(client: bigquery.Client) -> None:
+    """OFFSET(expr) on DuckDB's 1-based arrays (sqlglot shifted only literal indexes)."""
+    rows = client.query_and_wait(
+        "SELECT ['a', 'b', 'c'][OFFSET(MOD(i, 3))] AS o, ['a', 'b', 'c'][SAFE_OFFSET(i)] AS s, ['a', 'b', 'c'][ORDINAL(i + 1)] AS n, "
+        "['a', 'b', 'c'][OFFSET(1)] AS lit FROM UNNEST([0, 1, 2, 3]) AS i ORDER BY i"
+    )
+    assert [tuple(r.values()) for r in rows] == [("a", "a", "a", "b"), ("b", "b", "b", "b"), ("c", "c", "c", "b"), ("a", None, None, "b")]

@@ -54,6 +54,18 @@ class Statement:
         return self.kind == "SELECT"
 
 
+def _one_based_offsets(tree: exp.Expr) -> None:
+    """`arr[OFFSET(expr)]` as DuckDB's 1-based `arr[expr + 1]`. sqlglot 30.22 shifts only a
+    literal index: `['a', 'b', 'c'][OFFSET(MOD(i, 3))]` came out as `[i % 3]`, off by one
+    (NULL for the first element on DuckDB)."""
+    for bracket in list(tree.find_all(exp.Bracket)):
+        if bracket.args.get("offset") == 0 and not all(isinstance(e, exp.Literal) for e in bracket.expressions):
+            bracket.set(
+                "expressions", [exp.Add(this=exp.Paren(this=e.copy()), expression=exp.Literal.number(1)) for e in bracket.expressions]
+            )
+            bracket.set("offset", 1)
+
+
 def fragment(text: str, limit: int = 160) -> str:
     """A statement as quoted in an error message."""
     flat = " ".join(text.split())
@@ -152,6 +164,7 @@ class Translator:
 
     def _rewrite(self, tree: exp.Expr, st: Statement) -> None:
         self._parameters(tree)
+        _one_based_offsets(tree)
         if isinstance(tree, (exp.Create, exp.Drop)):
             self._ddl(tree, st)
         ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
