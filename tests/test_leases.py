@@ -18,13 +18,21 @@ from conftest import make_project, postgres_or_skip, redshift_or_skip
 
 from activation.state.leases import Lease, LeaseStore, Refusal
 from activation.state.store import StateStore
+from activation.warehouse.registry import open_warehouse
+from activation.warehouse.spec import BigQueryWarehouseSpec
+from activation_emulators.bigquery import BigQueryEmulator
 from activation_emulators.redshift import RedshiftGuard
 from activation_emulators.webhook import WebhookReceiver
 
 
-@pytest.fixture(params=["sqlite", "duckdb", "postgres", "redshift"])
+@pytest.fixture(params=["sqlite", "duckdb", "postgres", "redshift", "bigquery"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    if request.param == "redshift":  # every statement checked for what Redshift lacks
+    if request.param == "bigquery":  # Google's client and dialect to the emulator, a session per connection
+        emu = BigQueryEmulator(project="test-project").__enter__()
+        request.addfinalizer(lambda: emu.__exit__(None, None, None))
+        spec = BigQueryWarehouseSpec(type="bigquery", project="test-project", api_endpoint=emu.url, anonymous=True)
+        s = StateStore(open_warehouse(spec, tmp_path).engine, "activation_state")
+    elif request.param == "redshift":  # every statement checked for what Redshift lacks
         s = StateStore(redshift_or_skip(), f"leases_{uuid.uuid4().hex[:8]}")
         request.addfinalizer(RedshiftGuard().__enter__().__exit__)
     elif request.param == "sqlite":

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,13 +14,21 @@ from conftest import Project, postgres_or_skip, redshift_or_skip
 
 from activation.state.schema import LATEST, MIGRATIONS
 from activation.state.store import StateStore
+from activation.warehouse.registry import open_warehouse
+from activation.warehouse.spec import BigQueryWarehouseSpec
+from activation_emulators.bigquery import BigQueryEmulator
 from activation_emulators.redshift import RedshiftGuard
 
 
-@pytest.fixture(params=["sqlite", "duckdb", "postgres", "redshift"])
-def store(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[StateStore]:
+@pytest.fixture(params=["sqlite", "duckdb", "postgres", "redshift", "bigquery"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
     schema: str | None = None
-    if request.param == "redshift":  # every statement checked for what Redshift lacks
+    if request.param == "bigquery":  # Google's client and dialect to the emulator, a session per connection
+        emu = BigQueryEmulator(project="test-project").__enter__()
+        request.addfinalizer(lambda: emu.__exit__(None, None, None))
+        spec = BigQueryWarehouseSpec(type="bigquery", project="test-project", api_endpoint=emu.url, anonymous=True)
+        engine, schema = open_warehouse(spec, tmp_path).engine, "activation_state"
+    elif request.param == "redshift":  # every statement checked for what Redshift lacks
         engine, schema = redshift_or_skip(), f"state_{uuid.uuid4().hex[:8]}"
         request.addfinalizer(RedshiftGuard().__enter__().__exit__)
     elif request.param == "sqlite":
