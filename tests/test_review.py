@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from ad_destination import ads  # noqa: F401  (a fixture)
 from conftest import Project, make_project
-from test_warehouses import dataset, load, pg, project_for  # noqa: F401  (pg: a fixture)
+from test_warehouses import bigquery, dataset, load, pg, project_for  # noqa: F401  (pg, bigquery: fixtures)
 
 from activation_emulators.webhook import WebhookReceiver
 
@@ -401,16 +402,19 @@ def test_a_mode_change_resends_without_changing_rows_and_a_key_change_removes_an
     )
 
 
-def test_duckdb_and_postgres_give_the_same_review(tmp_path: Path, pg: tuple[Any, str]) -> None:
+def test_every_warehouse_gives_the_same_review(tmp_path: Path, pg: tuple[Any, str], bigquery: Any) -> None:
     """One change reviewed on each warehouse: the same config diff, counts, samples, warnings."""
     from activation.project.loader import load_project
     from activation.review import review_project
+    from activation_emulators.redshift import RedshiftGuard, prepare
 
-    _, tag = pg
+    pg_engine, tag = pg
+    prepare(pg_engine)
     got = {}
-    for kind in ("duckdb", "postgres"):
-        with WebhookReceiver() as rx:
-            root, engine, src = project_for(kind, tmp_path / kind, rx.url, tag)
+    for kind in ("duckdb", "postgres", "redshift", "bigquery"):
+        with WebhookReceiver() as rx, RedshiftGuard():
+            tag_of_kind = tag + ("r" if kind == "redshift" else "")  # (Redshift's schemas on the same server)
+            root, engine, src = project_for(kind, tmp_path / kind, rx.url, tag_of_kind)
             load(engine, src, dataset())
             engine.dispose()
             for args in (["init", "-q", "-b", "main"], ["config", "user.name", "R"], ["config", "user.email", "r@example.com"]):
@@ -424,10 +428,15 @@ def test_duckdb_and_postgres_give_the_same_review(tmp_path: Path, pg: tuple[Any,
             edit(y, "fields: {plan: plan,", 'fields: {plan: "{{ row.plan | upper }}",')
             edit(y, "sum(amount) as ltv", "sum(amount) + 5 as ltv")
             review = review_project(load_project(root), "main").model_dump(exclude={"base", "base_commit"})
-            got[kind] = json.loads(json.dumps(review, default=str).replace(f"_{tag}", "_TAG"))
+            got[kind] = json.loads(json.dumps(review, default=str).replace(f"_{tag_of_kind}", "_TAG"))
+            if kind == "redshift":
+                with pg_engine.begin() as c:
+                    for schema in (f"src_{tag_of_kind}", f"act_{tag_of_kind}", f"state_{tag_of_kind}"):
+                        c.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
     users = {s["sync"]: s for s in got["duckdb"]["syncs"]}["users"]["effect"]
     assert users["counts"]["changed"] == 150 and users["field_changes"]["plan"] == 150
-    assert got["postgres"] == got["duckdb"]
+    for kind in ("postgres", "redshift", "bigquery"):
+        assert got[kind] == got["duckdb"], f"{kind} differs from duckdb"
 
 
 def test_a_base_config_that_no_longer_fits_the_data_is_reported_not_fatal(tmp_path: Path, rx: WebhookReceiver) -> None:
