@@ -8,7 +8,8 @@ that Redshift refuses, and lacks functions Redshift has. So:
   with Redshift's meaning: `OBJECT(k1, v1, …)` (a SUPER object; here json) and
   `JSON_SERIALIZE(super)` (its JSON text; built into Postgres 17 and later).
 - `RedshiftGuard` refuses, before Postgres sees it, every statement a Redshift-dialect
-  connection sends that uses what Redshift does not have (its documented "unsupported
+  connection sends that sqlglot cannot read as Redshift SQL, or that uses what Redshift does
+  not have (its documented "unsupported
   PostgreSQL features" among them): arrays, ON CONFLICT, Postgres's JSON functions,
   COLLATE "C", indexes, temporary views, advisory locks, IS DISTINCT FROM, a bare VARCHAR or
   TEXT cast (256 characters on Redshift, cutting longer values)… It also keeps every
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+import sqlglot
+from sqlglot import exp
 
 #: (pattern, what Redshift says or lacks): matched against a statement without its literals
 UNSUPPORTED: list[tuple[str, str]] = [
@@ -81,10 +84,31 @@ def prepare(engine: sa.Engine) -> None:
             )
 
 
+#: sqlglot nodes of what Redshift does not have (read as Redshift SQL by sqlglot's dialect)
+_NODES: list[tuple[type[exp.Expr], str]] = [
+    (exp.OnConflict, "INSERT … ON CONFLICT (Redshift has no upsert clause)"),
+    (exp.Any, "arrays (Redshift has no array type)"),
+    (exp.Array, "arrays (Redshift has no array type)"),
+    (exp.Unnest, "arrays (Redshift has no array type)"),
+]
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s")
+
+
 def problems(statement: str) -> list[str]:
-    """What in `statement` Redshift does not have (empty: nothing found)."""
+    """What in `statement` Redshift does not have (empty: nothing found): the statement must
+    parse as Redshift SQL (sqlglot's dialect), and neither its syntax tree nor its text
+    (literals left out) may use what UNSUPPORTED and _NODES list."""
     text = _NULL_CAST.sub("NULL", _LITERAL.sub("''", statement))
-    return [what for pattern, what in UNSUPPORTED if re.search(pattern, text, re.I)]
+    found = [what for pattern, what in UNSUPPORTED if re.search(pattern, text, re.I)]
+    try:
+        trees = sqlglot.parse(_PLACEHOLDER.sub(lambda m: f":{m[1] or 'p'}", statement), read="redshift")
+    except sqlglot.errors.SqlglotError as e:
+        return [*found, f"SQL that sqlglot cannot read as Redshift's ({e})"]
+    for tree in trees:
+        for node, what in _NODES:
+            if tree is not None and tree.find(node) is not None and what not in found:
+                found.append(what)
+    return found
 
 
 @dataclass
