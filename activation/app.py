@@ -120,8 +120,9 @@ def compile_sql(loaded: LoadedProject) -> list[Statement]:
     # DuckDB quotes like the default; other engines are asked (opening one does not connect)
     wh = open_warehouse(spec, loaded.root, read_only=False) if spec.type != "duckdb" else None
     quote = wh.quote if wh else (lambda n: f'"{n}"')
-    compiled = compile_project(loaded, lambda n: f'"{spec.schema_}"."{n}"', quote, spec.type)
-    statements = [Statement(f'{compiled.nodes[n].origin} → "{spec.schema_}"."{n}"', compiled.nodes[n].sql.strip()) for n in compiled.order]
+    relation = (lambda n: wh.relation(n, temp=False)) if wh else (lambda n: f'"{spec.schema_}"."{n}"')
+    compiled = compile_project(loaded, relation, quote, spec.type)
+    statements = [Statement(f"{compiled.nodes[n].origin} → {relation(n)}", compiled.nodes[n].sql.strip()) for n in compiled.order]
     statements += [
         Statement(f"sync {name}: model (key: {', '.join(model.key)})", model.sql.strip()) for name, model in compiled.syncs.items()
     ]

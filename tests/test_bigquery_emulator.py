@@ -451,3 +451,16 @@ def test_array_offsets_are_zero_based_whatever_the_index(client: bigquery.Client
         "['a', 'b', 'c'][OFFSET(1)] AS lit FROM UNNEST([0, 1, 2, 3]) AS i ORDER BY i"
     )
     assert [tuple(r.values()) for r in rows] == [("a", "a", "a", "b"), ("b", "b", "b", "b"), ("c", "c", "c", "b"), ("a", None, None, "b")]
+
+
+def test_types_and_casts_googlesql_does_not_have_are_refused(client: bigquery.Client) -> None:
+    """sqlglot reads DOUBLE PRECISION or `::` in BigQuery SQL and would quietly run them."""
+    for sql, said in [
+        ("SELECT CAST(1 AS DOUBLE PRECISION) AS x", "Type not found: DOUBLE"),
+        ("SELECT SAFE_CAST('1' AS VARCHAR) AS x", "Type not found: VARCHAR"),
+        ("SELECT 1::INT64 AS x", 'Unexpected "::"'),
+    ]:
+        with pytest.raises(gexc.BadRequest, match=said):
+            client.query_and_wait(sql)
+    [row] = client.query_and_wait("SELECT CAST(CAST(1 AS STRING) AS FLOAT64) AS x, CAST('2' AS INTEGER) AS y")
+    assert (row.x, row.y) == (1.0, 2)

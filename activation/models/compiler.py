@@ -119,6 +119,10 @@ class _Context:
         }
 
 
+#: a score's type where the engine does not call it DOUBLE PRECISION
+FLOAT_TYPE = {"bigquery": "FLOAT64"}
+
+
 class Compiler:
     def __init__(self, loaded: LoadedProject, namer: Namer, quote: Callable[[str], str], dialect: str) -> None:
         self.loaded = loaded
@@ -308,7 +312,7 @@ class Compiler:
         # GROUP BY keeps one row per key even if the entity table repeats one (those rows
         # are rejected by the sync; multiplying them here would only blur the report).
         sql = (
-            f"SELECT {cols}, MAX(CAST({' + '.join(terms) or '0'} AS DOUBLE PRECISION)) AS {self.q(name)}\n"
+            f"SELECT {cols}, MAX(CAST({' + '.join(terms) or '0'} AS {FLOAT_TYPE.get(self.dialect, 'DOUBLE PRECISION')})) AS {self.q(name)}\n"
             f"FROM {e.table} AS e\n" + "\n".join(joins) + f"\nGROUP BY {cols}"
         )
         return sql, deps

@@ -54,6 +54,41 @@ class Statement:
         return self.kind == "SELECT"
 
 
+#: type names GoogleSQL knows (aliases included), as written after CAST(… AS
+GOOGLESQL_TYPES = {
+    "INT64", "INT", "SMALLINT", "INTEGER", "BIGINT", "TINYINT", "BYTEINT", "NUMERIC", "DECIMAL", "BIGNUMERIC",
+    "BIGDECIMAL", "FLOAT64", "BOOL", "BOOLEAN", "STRING", "BYTES", "DATE", "DATETIME", "TIME", "TIMESTAMP",
+    "INTERVAL", "JSON", "GEOGRAPHY", "ARRAY", "STRUCT", "RANGE",
+}  # fmt: skip
+
+
+def _check_types(text: str) -> None:
+    """Refuse what sqlglot's BigQuery dialect reads but BigQuery does not: a `::` cast, and a
+    CAST to a type GoogleSQL has no name for (DOUBLE PRECISION, VARCHAR, TEXT, FLOAT…), which
+    sqlglot would quietly map to one it has. BigQuery's words: "Type not found: DOUBLE"."""
+    try:
+        tokens = BigQuery().tokenize(text)
+    except TokenError:
+        return  # the parse says it
+    casts: list[int] = []  # the depth of each CAST( being read
+    depth = 0
+    for i, token in enumerate(tokens):
+        if token.token_type == TokenType.DCOLON:
+            raise invalid_query(f'Syntax error: Unexpected "::" (GoogleSQL casts with CAST(x AS type)): {fragment(text)}')
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+            if i and tokens[i - 1].text.upper() in ("CAST", "SAFE_CAST"):
+                casts.append(depth)
+        elif token.token_type == TokenType.R_PAREN:
+            if casts and casts[-1] == depth:
+                casts.pop()
+            depth -= 1
+        elif token.token_type == TokenType.ALIAS and casts and casts[-1] == depth and i + 1 < len(tokens):
+            name = tokens[i + 1].text.upper().split("<")[0].split("(")[0].strip()
+            if name not in GOOGLESQL_TYPES:
+                raise invalid_query(f"Type not found: {name.split()[0]}. Statement: {fragment(text)}")
+
+
 def _one_based_offsets(tree: exp.Expr) -> None:
     """`arr[OFFSET(expr)]` as DuckDB's 1-based `arr[expr + 1]`. sqlglot 30.22 shifts only a
     literal index: `['a', 'b', 'c'][OFFSET(MOD(i, 3))]` came out as `[i % 3]`, off by one
@@ -117,6 +152,7 @@ class Translator:
     def translate(self, text: str) -> Statement:
         if _ABORT_SESSION.match(text):
             return Statement(text, "CALL")  # the session itself is ended by the caller
+        _check_types(text)
         try:
             tree: exp.Expr = sqlglot.parse_one(text, read="bigquery", error_level=ErrorLevel.RAISE)
         except (ParseError, TokenError) as e:
