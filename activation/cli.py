@@ -573,17 +573,29 @@ def reset(
     out.print(f"{sync}: forgot " + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in gone.items()) + ".")
 
 
+class Engine(str, Enum):
+    duckdb = "duckdb"
+    postgres = "postgres"
+    redshift = "redshift"
+    snowflake = "snowflake"
+    bigquery = "bigquery"
+
+
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
     sample_data: Annotated[
         bool, typer.Option("--sample-data/--no-sample-data", help="Create a small DuckDB warehouse to try it on.")
     ] = True,
+    warehouse: Annotated[
+        Engine,
+        typer.Option("--warehouse", help="The warehouse the project reads (its settings from the environment; sample data: duckdb only)."),
+    ] = Engine.duckdb,
 ) -> None:
     """Create a new project: syncs.yaml, an example trait, score and audience, a file destination."""
     from activation.scaffold import scaffold
 
-    created = scaffold(directory, sample_data=sample_data)
+    created = scaffold(directory, sample_data=sample_data, warehouse=warehouse.value)
     for f in created:
         out.print(f"created {f}")
     if not created:

@@ -8,11 +8,11 @@ SYNCS_YAML = """\
 # yaml-language-server: $schema=./.activation/schema.json
 # activation project: see `activation --help` and the README for every key.
 version: 1
-warehouse: {type: duckdb, path: .activation/warehouse.duckdb, schema: activation}
+warehouse: @WAREHOUSE@
 include: [audiences/*.yaml]
 
 entities:
-  user: {table: sample.users, key: user_id, identifiers: [email]}
+  user: {table: sample.users, key: user_id, identifiers: [email]}@TABLES@
 
 traits:
   orders_90d:
@@ -46,9 +46,30 @@ TRAIT_SQL = """\
 -- A trait returns the entity key and one column named after the trait.
 select user_id, count(*) as orders_90d
 from sample.orders
-where ordered_at >= date '{{ var("today", "2026-01-01") }}' - interval 90 day
+where ordered_at >= {since}
 group by user_id
 """
+
+#: `init --warehouse`: the warehouse block (secrets from the environment) and 90 days before
+#: the `today` variable, in each engine's SQL
+TODAY = """'{{ var("today", "2026-01-01") }}'"""
+WAREHOUSES: dict[str, tuple[str, str]] = {
+    "duckdb": ("{type: duckdb, path: .activation/warehouse.duckdb, schema: activation}", f"date {TODAY} - interval 90 day"),
+    "postgres": ('{type: postgres, url: "${DATABASE_URL}", schema: activation}', f"date {TODAY} - interval '90 days'"),
+    "redshift": (
+        '{type: redshift, url: "${REDSHIFT_URL}", schema: activation}   # redshift://user:password@cluster…:5439/dev',
+        f"date {TODAY} - interval '90 days'",
+    ),
+    "snowflake": (
+        '{type: snowflake, account: "${SNOWFLAKE_ACCOUNT}", user: "${SNOWFLAKE_USER}", password: "${SNOWFLAKE_PASSWORD}", '
+        'database: "${SNOWFLAKE_DATABASE}", warehouse: "${SNOWFLAKE_WAREHOUSE}", schema: activation}',
+        f"dateadd(day, -90, to_date({TODAY}))",
+    ),
+    "bigquery": (
+        '{type: bigquery, project: "${GOOGLE_CLOUD_PROJECT}", schema: activation}   # credentials: application default',
+        f"date_sub(date {TODAY}, interval 90 day)",
+    ),
+}
 
 AUDIENCE_YAML = """\
 audiences:
@@ -75,11 +96,15 @@ out/
 """
 
 
-def scaffold(directory: Path, *, sample_data: bool = True) -> list[Path]:
-    """Create the files of a new project; existing files are left alone."""
+def scaffold(directory: Path, *, sample_data: bool = True, warehouse: str = "duckdb") -> list[Path]:
+    """Create the files of a new project; existing files are left alone. The sample
+    warehouse is made for DuckDB only: on another engine the project reads sample.users and
+    sample.orders, tables to point at your own."""
+    block, since = WAREHOUSES[warehouse]
+    tables = "   # point it at your table (and sample.orders in the trait)" if warehouse != "duckdb" else ""
     files = {
-        directory / "syncs.yaml": SYNCS_YAML,
-        directory / "syncs" / "traits" / "orders_90d.sql": TRAIT_SQL,
+        directory / "syncs.yaml": _yaml(SYNCS_YAML, block, tables),
+        directory / "syncs" / "traits" / "orders_90d.sql": TRAIT_SQL.format(since=since),
         directory / "audiences" / "loyal.yaml": AUDIENCE_YAML,
     }
     if (directory / "syncs.yaml").exists():
@@ -106,12 +131,17 @@ def scaffold(directory: Path, *, sample_data: bool = True) -> list[Path]:
 
     schema.write_text(json.dumps(json_schema(), indent=2))
     created.append(schema)
-    warehouse = directory / ".activation" / "warehouse.duckdb"
-    if sample_data and not warehouse.exists():
+    sample = directory / ".activation" / "warehouse.duckdb"
+    if sample_data and warehouse == "duckdb" and not sample.exists():
         import duckdb
 
-        con = duckdb.connect(str(warehouse))
+        con = duckdb.connect(str(sample))
         con.execute(SAMPLE_SQL)
         con.close()
-        created.append(warehouse)
+        created.append(sample)
     return created
+
+
+def _yaml(template: str, warehouse: str, tables: str) -> str:
+    """SYNCS_YAML with its two blanks filled (its braces are YAML's and Jinja's)."""
+    return template.replace("@WAREHOUSE@", warehouse).replace("@TABLES@", tables)

@@ -155,3 +155,26 @@ def test_sigkill_mid_run_on_bigquery_loses_nothing(tmp_path: Path, bq: BigQueryE
     assert received(rx) == model(bq)
     after = json.loads(cli(root, rx, "run", "--json").stdout)
     assert [s["status"] for s in after["syncs"]] == ["up_to_date"]
+
+
+def test_init_for_bigquery_validates_plans_and_runs_on_it(tmp_path: Path, bq: BigQueryEmulator, rx: WebhookReceiver) -> None:
+    """`init --warehouse bigquery`: its trait SQL and score run as GoogleSQL."""
+    bq.execute("CREATE SCHEMA sample")
+    bq.execute(
+        "CREATE TABLE sample.users AS SELECT 'u' || i AS user_id, 'user' || i || '@example.com' AS email, 'User ' || i AS name FROM range(1, 51) t(i)"
+    )
+    bq.execute(
+        "CREATE TABLE sample.orders AS SELECT 'u' || (1 + i % 50) AS user_id, DATE '2026-01-01' - CAST(i % 120 AS INTEGER) AS ordered_at FROM range(400) t(i)"
+    )
+    root = tmp_path / "new"
+    subprocess.run([sys.executable, "-m", "activation.cli", "init", str(root), "--warehouse", "bigquery"], check=True, capture_output=True)
+    yaml = root / "syncs.yaml"
+    yaml.write_text(yaml.read_text().replace("schema: activation}", f'schema: activation, api_endpoint: "{bq.url}", anonymous: true}}'))
+    env = {**os.environ, "GOOGLE_CLOUD_PROJECT": "test-project"}
+    for command in ("validate", "plan", "run"):
+        done = subprocess.run(
+            [sys.executable, "-m", "activation.cli", command, "--project", str(root)], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    lines = (root / "out" / "users.csv").read_text().splitlines()
+    assert len(lines) == 51 and "orders_90d" in lines[0] and "loyalty" in lines[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import Project
 from typer.testing import CliRunner
 
@@ -27,6 +28,24 @@ def test_init_creates_a_project_that_validates_plans_and_runs(tmp_path: Path) ->
     assert "up to date" in again.output
     # init refuses to overwrite an existing project
     assert "nothing created" in runner.invoke(app, ["init", str(root)]).output
+
+
+@pytest.mark.parametrize("engine", ["postgres", "redshift", "snowflake", "bigquery"])
+def test_init_for_another_warehouse_validates_and_compiles_in_its_sql(tmp_path: Path, engine: str) -> None:
+    runner = CliRunner()
+    root = tmp_path / engine
+    assert runner.invoke(app, ["init", str(root), "--warehouse", engine]).exit_code == 0
+    assert not (root / ".activation" / "warehouse.duckdb").exists()  # sample data: DuckDB only
+    text = (root / "syncs.yaml").read_text()
+    assert f"type: {engine}" in text and "${" in text  # settings from the environment
+    r = runner.invoke(app, ["validate", "--offline", "--project", str(root)])
+    assert r.exit_code == 0, r.output
+    env = {"GOOGLE_CLOUD_PROJECT": "p", "DATABASE_URL": "postgresql://h/d", "REDSHIFT_URL": "redshift://u:p@h:5439/d"}
+    env |= {f"SNOWFLAKE_{k}": "x" for k in ("ACCOUNT", "USER", "PASSWORD", "DATABASE", "WAREHOUSE")}
+    sql = runner.invoke(app, ["compile", "--project", str(root)], env=env)  # opens no connection
+    assert sql.exit_code == 0, sql.output
+    if engine == "bigquery":
+        assert "`activation`.`trait__loyalty`" in sql.output and "AS FLOAT64" in sql.output and "date_sub(" in sql.output
 
 
 def test_compile_prints_every_model_in_dependency_order(project: Project) -> None:

@@ -350,3 +350,45 @@ def test_duckdb_memory_limit_caps_duckdb_in_the_process(tmp_path: Path) -> None:
     finally:
         wh.dispose()
     assert limit in ("190.7 MiB", "200.0 MB"), limit  # DuckDB reports 200 MB in MiB
+
+
+def test_init_for_redshift_validates_plans_and_runs_on_it(
+    tmp_path: Path, pg: tuple[sa.Engine, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`init --warehouse redshift`: its trait SQL and score run as Redshift SQL (checked)."""
+    from typer.testing import CliRunner
+
+    from activation.cli import app
+
+    engine, tag = pg
+    prepare(engine)
+    src = f"src_{tag}"
+    with engine.begin() as c:
+        c.execute(sa.text(f"CREATE SCHEMA {src}"))
+        c.execute(
+            sa.text(
+                f"CREATE TABLE {src}.users AS SELECT 'u' || i AS user_id, 'user' || i || '@example.com' AS email, 'User ' || i AS name FROM generate_series(1, 50) AS t(i)"
+            )
+        )
+        c.execute(
+            sa.text(
+                f"CREATE TABLE {src}.orders AS SELECT 'u' || (1 + i % 50) AS user_id, DATE '2026-01-01' - (i % 120) AS ordered_at FROM generate_series(0, 399) AS t(i)"
+            )
+        )
+    runner = CliRunner()
+    root = tmp_path / "new"
+    assert runner.invoke(app, ["init", str(root), "--warehouse", "redshift"]).exit_code == 0
+    for path in (root / "syncs.yaml", root / "syncs" / "traits" / "orders_90d.sql"):  # this test's schemas on the shared server
+        text = (
+            path.read_text()
+            .replace("sample.", f"{src}.")
+            .replace("schema: activation}", f"schema: act_{tag}}}\nstate: {{schema: state_{tag}}}")
+        )
+        path.write_text(text)
+    monkeypatch.setenv("REDSHIFT_URL", RS_URL)
+    with RedshiftGuard() as guard:
+        for command in ("validate", "plan", "run"):
+            r = runner.invoke(app, [command, "--project", str(root)])
+            assert r.exit_code == 0, r.output
+    assert any("interval '90 days'" in s for s in guard.statements)
+    assert len((root / "out" / "users.csv").read_text().splitlines()) == 51
