@@ -1,8 +1,16 @@
 """Postgres standing in for Amazon Redshift (tests, benches): what makes it one, what it cannot.
 
 Redshift grew from Postgres 8 and speaks its protocol, so the Redshift engine
-(sqlalchemy-redshift over psycopg2) runs against a local Postgres. But Postgres accepts much
-that Redshift refuses, and lacks functions Redshift has. So:
+(sqlalchemy-redshift over Amazon's redshift_connector) runs against a local Postgres. But
+Postgres accepts much that Redshift refuses, lacks functions Redshift has, and refuses what
+redshift_connector says when it connects. So:
+
+- `RedshiftEndpoint` is a Redshift endpoint in front of the Postgres server, over TCP: it
+  answers the driver's SSL request with "no" (connect with `sslmode: disable`), passes on the
+  start-up parameters Postgres knows (redshift_connector also sends client_protocol_version,
+  driver_version, os_version…, which Postgres refuses with a FATAL), says the server version
+  as Redshift does (8.0.2: the driver parses it, and chokes on "15.20 (Debian …)"), then
+  relays the connection byte for byte.
 
 - `prepare(engine)` gives the Postgres database the Redshift functions activation's SQL uses,
   with Redshift's meaning: `OBJECT(k1, v1, …)` (a SUPER object; here json) and
@@ -23,7 +31,10 @@ collation, and speed.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
+import struct
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +72,110 @@ UNSUPPORTED: list[tuple[str, str]] = [
 ]
 _LITERAL = re.compile(r"'(?:[^']|'')*'")
 _NULL_CAST = re.compile(r"CAST\s*\(\s*NULL\s+AS\s+VARCHAR\s*\)", re.I)  # nothing to cut
+
+
+#: the start-up parameters Postgres knows, of those a driver sends; the rest are Redshift's
+_STARTUP_KEPT = {b"user", b"database", b"application_name", b"options", b"client_encoding", b"DateStyle", b"TimeZone"}
+_SSL_REQUEST = 80877103
+
+
+class RedshiftEndpoint:
+    """A local Redshift endpoint (see the module's note) relaying to Postgres at `upstream`."""
+
+    def __init__(self, upstream: tuple[str, int] = ("127.0.0.1", 5432)) -> None:
+        self.upstream = upstream
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._server.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._accept, name="redshift-endpoint", daemon=True).start()
+
+    def url(self, user: str = "postgres", database: str = "test", password: str = "x") -> str:
+        return f"redshift+redshift_connector://{user}:{password}@127.0.0.1:{self.port}/{database}"
+
+    def close(self) -> None:
+        self._server.close()
+
+    def __enter__(self) -> RedshiftEndpoint:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self.upstream)
+        except OSError:
+            client.close()
+            return
+        for s in (client, upstream):  # a query is several small writes: no Nagle delay between them
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if not self._start(client, upstream):
+                return
+        except (OSError, EOFError):
+            client.close()
+            upstream.close()
+            return
+        threading.Thread(target=_pipe, args=(client, upstream), daemon=True).start()
+        _pipe(upstream, client)
+
+    def _start(self, client: socket.socket, upstream: socket.socket) -> bool:
+        """The start-up exchange, message by message, until the server is ready (or refuses)."""
+        while True:
+            (length,) = struct.unpack("!i", _read(client, 4))
+            body = _read(client, length - 4)
+            (protocol,) = struct.unpack("!i", body[:4])
+            if protocol != _SSL_REQUEST:
+                break
+            client.sendall(b"N")  # no TLS here
+        fields = body[4:].split(b"\0")
+        kept = b"".join(k + b"\0" + v + b"\0" for k, v in zip(fields[0::2], fields[1::2], strict=False) if k in _STARTUP_KEPT)
+        upstream.sendall(struct.pack("!ii", len(kept) + 9, protocol) + kept + b"\0")
+        while True:  # authentication, parameters, ready: the server version said as Redshift says it
+            kind = _read(upstream, 1)
+            (length,) = struct.unpack("!i", _read(upstream, 4))
+            message = _read(upstream, length - 4)
+            if kind == b"S" and message.startswith(b"server_version\0"):
+                message = b"server_version\x008.0.2\0"
+            client.sendall(kind + struct.pack("!i", len(message) + 4) + message)
+            if kind == b"Z":
+                return True
+            if kind == b"E":
+                return False
+            if kind == b"R" and struct.unpack("!i", message[:4])[0] in (3, 5, 10, 11):  # a password (round) asked for
+                head = _read(client, 5)
+                upstream.sendall(head + _read(client, struct.unpack("!i", head[1:])[0] - 4))
+
+
+def _read(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while chunk := source.recv(65536):
+            sink.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        for s in (source, sink):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
 
 
 class NotRedshift(Exception):

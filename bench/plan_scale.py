@@ -86,7 +86,6 @@ VALUES_JSON = {  # the mapped values as JSON (what the state store keeps), in SQ
     "redshift": "JSON_SERIALIZE(OBJECT({pairs}))",
     "bigquery": "TO_JSON_STRING(STRUCT({pairs}))",
 }
-RS_URL = PG_URL.replace("postgresql://", "redshift+psycopg2://", 1) + "?sslmode=disable"
 
 
 def project_dir(engine: str, base: Path, tag: str, memory_limit: str | None = None) -> Path:
@@ -99,9 +98,11 @@ def project_dir(engine: str, base: Path, tag: str, memory_limit: str | None = No
     elif engine == "bigquery":
         warehouse = f"{{type: bigquery, project: bench, api_endpoint: '{os.environ['BENCH_BQ_URL']}', anonymous: true}}"
         src, state = "src", "activation_state"
+    elif engine == "redshift":  # through the endpoint this bench started (redshift_connector)
+        warehouse = f"{{type: redshift, url: '{os.environ['BENCH_RS_URL']}', sslmode: disable, schema: act_{tag}}}"
+        src, state = f"src_{tag}", f"state_{tag}"
     else:
-        url = PG_URL if engine == "postgres" else RS_URL
-        warehouse = f"{{type: {engine}, url: '{url}', schema: act_{tag}}}"
+        warehouse = f"{{type: {engine}, url: '{PG_URL}', schema: act_{tag}}}"
         src, state = f"src_{tag}", f"state_{tag}"
     (root / "syncs.yaml").write_text(PROJECT.format(warehouse=warehouse, src=src, state=state))
     (root / "meta.json").write_text(json.dumps({"src": src, "state": state, "memory_limit": memory_limit}))
@@ -272,6 +273,14 @@ def bench(engine: str, rows: int, changed: float, removed: float, repeat: int, m
 
         emulator = BigQueryEmulator(project="bench", path=str(base / "bigquery.duckdb")).__enter__()
         os.environ["BENCH_BQ_URL"] = emulator.url
+    elif engine == "redshift":  # a Redshift endpoint in front of the Postgres server
+        from urllib.parse import urlsplit
+
+        from activation_emulators.redshift import RedshiftEndpoint
+
+        pg = urlsplit(PG_URL)
+        endpoint = RedshiftEndpoint((pg.hostname or "127.0.0.1", pg.port or 5432))
+        os.environ["BENCH_RS_URL"] = endpoint.url(pg.username or "postgres", pg.path.lstrip("/") or "test")
     root = project_dir(engine, base, tag)
     try:
         expect = measure("setup", engine, str(root), str(rows), str(changed), str(removed))

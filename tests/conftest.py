@@ -188,19 +188,28 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # ---------------------------------------------------------------- other warehouses
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-#: Redshift's dialect (sqlalchemy-redshift, psycopg2) on the same server: see activation_emulators.redshift
-RS_URL = "redshift+psycopg2://postgres@127.0.0.1:5432/test?sslmode=disable"
+_REDSHIFT: list[Any] = []  # this process's Redshift endpoint, started once
+
+
+def rs_url() -> str:
+    """The URL of a Redshift endpoint (sqlalchemy-redshift over redshift_connector) in front
+    of the local Postgres server: see activation_emulators.redshift. Connect with TLS off."""
+    from activation_emulators.redshift import RedshiftEndpoint
+
+    if not _REDSHIFT:
+        _REDSHIFT.append(RedshiftEndpoint())
+    return str(_REDSHIFT[0].url())
 
 
 def redshift_or_skip() -> Any:
-    """An engine of Redshift's dialect on the local Postgres server made to stand in for one
-    (its functions created), or skip saying why."""
+    """An engine of Redshift's dialect and driver on the local Postgres server made to stand
+    in for one (its functions created), or skip saying why."""
     import sqlalchemy as sa
 
     from activation_emulators.redshift import prepare
 
     prepare(postgres_or_skip())
-    return sa.create_engine(RS_URL)
+    return sa.create_engine(rs_url(), connect_args={"ssl": False})
 
 
 def unavailable(reason: str) -> NoReturn:

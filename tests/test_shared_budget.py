@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import sqlalchemy as sa
-from conftest import PG_URL, RS_URL, postgres_or_skip, redshift_or_skip
+from conftest import PG_URL, postgres_or_skip, redshift_or_skip
 
 from activation.state.budget import AccountBudget
 from activation.state.store import StateStore
@@ -21,7 +21,10 @@ from activation_emulators.redshift import RedshiftGuard
 
 
 def _store(url: str, schema: str | None) -> StateStore:
-    store = StateStore(sa.create_engine(url), schema)
+    return _migrated(StateStore(sa.create_engine(url), schema))
+
+
+def _migrated(store: StateStore) -> StateStore:
     store.migrate()
     return store
 
@@ -30,7 +33,6 @@ def _store(url: str, schema: str | None) -> StateStore:
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> list[StateStore]:
     """Two stores on one database, as two processes would open it."""
     if request.param in ("postgres", "redshift"):
-        url = PG_URL if request.param == "postgres" else RS_URL
         (postgres_or_skip() if request.param == "postgres" else redshift_or_skip()).dispose()
         schema = f"budget_{os.getpid()}_{abs(hash(tmp_path.name)) % 10**6}"
         with sa.create_engine(PG_URL).begin() as c:
@@ -38,7 +40,9 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> list[StateStore]:
         request.addfinalizer(lambda: _drop(schema))
         if request.param == "redshift":  # every statement checked for what Redshift lacks
             request.addfinalizer(RedshiftGuard().__enter__().__exit__)
-        return [_store(url, schema), _store(url, schema)]
+        if request.param == "postgres":
+            return [_store(PG_URL, schema), _store(PG_URL, schema)]
+        return [_migrated(StateStore(redshift_or_skip(), schema)), _migrated(StateStore(redshift_or_skip(), schema))]
     if request.param == "duckdb":  # one process only (DuckDB's lock): two engines on the file in turn
         store = _store(f"duckdb:///{tmp_path / 'state.duckdb'}", None)
         return [store, StateStore(store.engine, None)]

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import PG_URL, RS_URL, postgres_or_skip
+from conftest import PG_URL, postgres_or_skip, rs_url
 
 from activation.project.loader import load_project
 from activation.runner import plan_sync, run_sync
@@ -191,7 +191,7 @@ def project_for(kind: str, root: Path, url: str, tag: str) -> tuple[Path, sa.Eng
         state = "{url: 'sqlite:///state.db'}"
         engine = sa.create_engine(PG_URL)
     elif kind in ("redshift", "redshift+sqlite"):
-        warehouse = f"{{type: redshift, url: '{RS_URL}', schema: act_{tag}}}"
+        warehouse = f"{{type: redshift, url: '{rs_url()}', sslmode: disable, schema: act_{tag}}}"
         state = f"{{schema: state_{tag}}}" if kind == "redshift" else "{url: 'sqlite:///state.db'}"
         engine = sa.create_engine(PG_URL)  # the data is loaded as into any Postgres
     elif kind in ("bigquery", "bigquery+sqlite"):
@@ -382,10 +382,10 @@ def test_init_for_redshift_validates_plans_and_runs_on_it(
         text = (
             path.read_text()
             .replace("sample.", f"{src}.")
-            .replace("schema: activation}", f"schema: act_{tag}}}\nstate: {{schema: state_{tag}}}")
+            .replace("schema: activation}", f"schema: act_{tag}, sslmode: disable}}\nstate: {{schema: state_{tag}}}")
         )
         path.write_text(text)
-    monkeypatch.setenv("REDSHIFT_URL", RS_URL)
+    monkeypatch.setenv("REDSHIFT_URL", rs_url())
     with RedshiftGuard() as guard:
         for command in ("validate", "plan", "run"):
             r = runner.invoke(app, [command, "--project", str(root)])

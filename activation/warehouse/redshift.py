@@ -1,4 +1,4 @@
-"""Amazon Redshift through sqlalchemy-redshift (psycopg2 underneath).
+"""Amazon Redshift through sqlalchemy-redshift over Amazon's redshift_connector (or psycopg2).
 
 Redshift speaks Postgres's protocol but not all of its SQL. What differs from the Postgres
 engine, and why:
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -33,9 +34,9 @@ from activation.warehouse.spec import AnyWarehouseSpec, RedshiftWarehouseSpec
 
 
 def redshift_url(url: str) -> str:
-    """redshift:// means sqlalchemy-redshift over psycopg2 (its documented default driver)."""
+    """redshift:// means sqlalchemy-redshift over Amazon's redshift_connector."""
     if url.startswith("redshift://"):
-        return "redshift+psycopg2://" + url[len("redshift://") :]
+        return "redshift+redshift_connector://" + url[len("redshift://") :]
     return url
 
 
@@ -56,7 +57,22 @@ class RedshiftWarehouse(Warehouse):
             raise WarehouseError(
                 "a redshift warehouse needs `url`, e.g. redshift://user:${REDSHIFT_PASSWORD}@cluster.abc.eu-west-1.redshift.amazonaws.com:5439/dev"
             )
-        return sa.create_engine(redshift_url(resolve_env(self.spec.url)), pool_pre_ping=True)
+        url = redshift_url(resolve_env(self.spec.url))
+        return sa.create_engine(url, pool_pre_ping=True, connect_args=self._connect_args(url))
+
+    def _connect_args(self, url: str) -> dict[str, Any]:
+        """TLS and IAM, in each driver's words (secrets resolved here, never put in a URL)."""
+        s = self.spec
+        if not url.startswith("redshift+redshift_connector"):
+            return {"sslmode": s.sslmode}  # psycopg2 (libpq)
+        args: dict[str, Any] = {"ssl": s.sslmode != "disable"}
+        if s.sslmode != "disable":
+            args["sslmode"] = s.sslmode
+        if s.iam:
+            args["iam"] = True
+            keys = ("cluster_identifier", "serverless_work_group", "region", "db_user", "profile", "access_key_id", "secret_access_key")
+            args |= {k: resolve_env(getattr(s, k)) for k in keys if getattr(s, k)}
+        return args
 
     def hash_expr(self, columns: Sequence[str], alias: str, salt: str) -> str:
         pairs = ", ".join(f"'{c}', {alias}.{self.quote(c)}" for c in columns)

@@ -30,7 +30,7 @@ ENGINES: dict[str, Engine] = {
     "redshift": Engine(
         "activation.warehouse.redshift:RedshiftWarehouse",
         "redshift",
-        {"sqlalchemy-redshift": "sqlalchemy_redshift", "psycopg2-binary": "psycopg2"},
+        {"sqlalchemy-redshift": "sqlalchemy_redshift", "redshift-connector": "redshift_connector"},
     ),
     "snowflake": Engine(
         "activation.warehouse.snowflake:SnowflakeWarehouse",

@@ -46,10 +46,36 @@ class PostgresWarehouseSpec(ServerSpec):
 
 
 class RedshiftWarehouseSpec(ServerSpec):
-    """Redshift: `url` is redshift://user:${PASSWORD}@cluster-endpoint:5439/database (psycopg2;
-    `?sslmode=…` as psycopg2 takes it, verify-full by default)."""
+    """Redshift: `url` is redshift://user:${PASSWORD}@endpoint:5439/database (Amazon's
+    redshift_connector), or redshift+psycopg2://… With `iam: true` the password comes from
+    IAM (temporary credentials for `db_user`), not from the URL."""
 
     type: Literal["redshift"]
+    sslmode: Literal["verify-full", "verify-ca", "disable"] = Field(
+        default="verify-full", description="TLS to the endpoint: verify-full (default), verify-ca, or disable (redshift only)."
+    )
+    iam: bool = Field(default=False, description="IAM authentication: temporary database credentials (redshift only).")
+    cluster_identifier: str | None = Field(default=None, description="IAM: the provisioned cluster's identifier (redshift only).")
+    serverless_work_group: str | None = Field(default=None, description="IAM: the Redshift Serverless workgroup (redshift only).")
+    region: str | None = Field(default=None, description="IAM: the AWS region, e.g. eu-west-1 (redshift only).")
+    db_user: str | None = Field(default=None, description="IAM: the database user to get credentials for (redshift only).")
+    profile: str | None = Field(
+        default=None, description="IAM: the AWS profile (~/.aws) to sign with; default: the usual AWS chain (redshift only)."
+    )
+    access_key_id: str | None = Field(
+        default=None, description="IAM: an access key id, as ${ENV} (redshift; else profile or the AWS chain)."
+    )
+    secret_access_key: str | None = Field(default=None, description="IAM: its secret, as ${ENV} (redshift only).")
+
+    @model_validator(mode="after")
+    def _iam_keys(self) -> RedshiftWarehouseSpec:
+        if self.iam and not (self.cluster_identifier or self.serverless_work_group):
+            raise ValueError("a redshift warehouse with `iam: true` needs `cluster_identifier` or `serverless_work_group`")
+        if not self.iam and (self.cluster_identifier or self.db_user or self.profile or self.access_key_id):
+            raise ValueError("`cluster_identifier`, `db_user`, `profile` and `access_key_id` are for `iam: true`")
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise ValueError("give `access_key_id` and `secret_access_key` together")
+        return self
 
 
 class BigQueryWarehouseSpec(EngineSpec):
