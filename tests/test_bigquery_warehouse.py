@@ -158,7 +158,7 @@ def test_sigkill_mid_run_on_bigquery_loses_nothing(tmp_path: Path, bq: BigQueryE
 
 
 def test_init_for_bigquery_validates_plans_and_runs_on_it(tmp_path: Path, bq: BigQueryEmulator, rx: WebhookReceiver) -> None:
-    """`init --warehouse bigquery`: its trait SQL and score run as GoogleSQL."""
+    """`init --warehouse bigquery`: its trait SQL and score run as GoogleSQL; every command."""
     bq.execute("CREATE SCHEMA sample")
     bq.execute(
         "CREATE TABLE sample.users AS SELECT 'u' || i AS user_id, 'user' || i || '@example.com' AS email, 'User ' || i AS name FROM range(1, 51) t(i)"
@@ -171,7 +171,7 @@ def test_init_for_bigquery_validates_plans_and_runs_on_it(tmp_path: Path, bq: Bi
     yaml = root / "syncs.yaml"
     yaml.write_text(yaml.read_text().replace("schema: activation}", f'schema: activation, api_endpoint: "{bq.url}", anonymous: true}}'))
     env = {**os.environ, "GOOGLE_CLOUD_PROJECT": "test-project"}
-    for command in ("validate", "plan", "run"):
+    for command in ("validate", "lint", "compile", "plan", "run", "status"):
         done = subprocess.run(
             [sys.executable, "-m", "activation.cli", command, "--project", str(root)], env=env, capture_output=True, text=True
         )

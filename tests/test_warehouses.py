@@ -355,7 +355,7 @@ def test_duckdb_memory_limit_caps_duckdb_in_the_process(tmp_path: Path) -> None:
 def test_init_for_redshift_validates_plans_and_runs_on_it(
     tmp_path: Path, pg: tuple[sa.Engine, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`init --warehouse redshift`: its trait SQL and score run as Redshift SQL (checked)."""
+    """`init --warehouse redshift`: its trait SQL and score run as Redshift SQL (checked); every command."""
     from typer.testing import CliRunner
 
     from activation.cli import app
@@ -387,7 +387,7 @@ def test_init_for_redshift_validates_plans_and_runs_on_it(
         path.write_text(text)
     monkeypatch.setenv("REDSHIFT_URL", rs_url())
     with RedshiftGuard() as guard:
-        for command in ("validate", "plan", "run"):
+        for command in ("validate", "lint", "compile", "plan", "run", "status"):
             r = runner.invoke(app, [command, "--project", str(root)])
             assert r.exit_code == 0, r.output
     assert any("interval '90 days'" in s for s in guard.statements)
