@@ -328,6 +328,42 @@ def test_a_dry_run_leaves_the_warehouse_as_it_was(tmp_path: Path, pg: tuple[sa.E
                     assert run_sync(s, prepared["users"]).status == "success"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["duckdb", "snowflake"])
+def test_a_dry_run_leaves_duckdb_and_snowflake_as_they_were(tmp_path: Path, fakesnow_patched: None, kind: str) -> None:
+    """As above, listed from information_schema: schemas, relations and their rows."""
+    tag = uuid.uuid4().hex[:8]
+    with WebhookReceiver() as rx:
+        root, engine, src = project_for(kind, tmp_path / kind, rx.url, tag)
+        load(engine, src, dataset())
+        engine.dispose()
+
+        def listing() -> list[tuple[Any, ...]]:
+            with engine.connect() as c:
+                rels = c.execute(
+                    sa.text(
+                        "SELECT table_schema, table_name FROM information_schema.tables WHERE lower(table_schema) LIKE :like ORDER BY 1, 2"
+                    ),
+                    {"like": f"%{tag}"},
+                ).all()
+                out = [(s_, t, c.execute(sa.text(f"SELECT COUNT(*) FROM {s_}.{t}")).scalar_one()) for s_, t in rels]
+            engine.dispose()  # DuckDB: the file is the project's again
+            return out
+
+        for runs in (0, 1):
+            before = listing()
+            assert {s_.lower() for s_, *_ in before} == ({src} if runs == 0 else {src, f"act_{tag}", f"state_{tag}"})
+            with Session(load_project(root), dry_run=True) as s:
+                s.prepare(["users", "whales", "accounts"], every_model=True)  # validate
+                prepared = s.prepare(["users", "whales", "accounts"])
+                assert all(plan_sync(s, prepared[n]).counts.model_rows for n in prepared)
+            assert listing() == before
+            if runs == 0:
+                with Session(load_project(root), dry_run=False) as s:
+                    s.state.migrate()
+                    assert run_sync(s, s.prepare(["users"])["users"]).status == "success"
+
+
 def test_the_redshift_guard_refuses_what_redshift_does_not_have() -> None:
     assert problems("INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO NOTHING") == ["INSERT … ON CONFLICT (Redshift has no upsert clause)"]
     assert problems("DELETE FROM t WHERE k = ANY(CAST(:keys AS TEXT[]))")
