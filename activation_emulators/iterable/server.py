@@ -234,7 +234,12 @@ class IterableEmulator(BackgroundServer):
                 return 200, {"lists": list(self._lists.values())}
             if method == "POST" and isinstance(body, dict) and body.get("name"):
                 list_id = 1000 + len(self._lists) + 1
-                self._lists[list_id] = {"id": list_id, "name": str(body["name"]), "createdAt": int(time.time() * 1000), "listType": "Standard"}
+                self._lists[list_id] = {
+                    "id": list_id,
+                    "name": str(body["name"]),
+                    "createdAt": int(time.time() * 1000),
+                    "listType": "Standard",
+                }
                 self._members[list_id] = set()
                 return 200, {"listId": list_id}
             return 400, api_response("BadParams", "name is required")

@@ -229,9 +229,7 @@ class IterableDestination(Destination):
         return self.http.describe(answer.response)
 
     def _refused_batch(self, what: str, answer: Answer) -> DestinationError:
-        return DestinationError(
-            f"Iterable refused {what}: HTTP {answer.response.status_code} {self._describe(answer)}", retryable=False
-        )
+        return DestinationError(f"Iterable refused {what}: HTTP {answer.response.status_code} {self._describe(answer)}", retryable=False)
 
     # -- the list (mode audience) -----------------------------------------------------------
 

@@ -31,7 +31,10 @@ class IterableDestinationSpec(Strict):
         default=5.0, gt=0, le=5.0, description="Bulk calls per second (bulkUpdate allows 5 per second per project, shared by every app)."
     )
     deletes_per_second: float = Field(
-        default=20.0, gt=0, le=100.0, description="User deletes per second (mirror removals: one call per user; Iterable allows 100/s per project)."
+        default=20.0,
+        gt=0,
+        le=100.0,
+        description="User deletes per second (mirror removals: one call per user; Iterable allows 100/s per project).",
     )
     max_retries: int = Field(default=5, ge=0, le=20)
     timeout_seconds: float = Field(default=60.0, gt=0, description="Timeout of each HTTP request.")
