@@ -325,7 +325,7 @@ class IterableDestination(Destination):
                 out.append(answer.rejected(op.key, reason))
             else:
                 out.append(RowResult(key=op.key, ok=True, dest_id=None if op.kind == "remove" else str(user.get(self.key))))
-        if failed > refused and not not_found_ok or succeeded + failed < len(chunk):
+        if (failed > refused and not not_found_ok) or succeeded + failed < len(chunk):
             # the counts say more failed than the answer names: which ones is not known
             why = f"Iterable counted {failed} failure(s) and {succeeded} success(es) in {len(chunk)} but named {refused}"
             out = [r if not r.ok else RowResult(key=r.key, ok=False, unknown=True, error=why) for r in out]
