@@ -38,6 +38,7 @@ from conftest import Project, make_project, plugin_emulator
 
 from activation_emulators.google_ads import GoogleAdsEmulator
 from activation_emulators.hubspot import HubSpotEmulator
+from activation_emulators.iterable import IterableEmulator
 from activation_emulators.mailchimp import MailchimpEmulator
 from activation_emulators.meta import MetaEmulator
 from activation_emulators.salesforce import Field, SalesforceEmulator
@@ -162,6 +163,14 @@ VENDORS = [
         _google_held,
         identity=lambda e: _sha(e.strip().lower()),
         write=":addOperations",
+    ),
+    Vendor(
+        "iterable",
+        lambda: IterableEmulator(api_keys={SECRET}),
+        lambda emu: f"{{type: iterable, api_key: {SECRET}, base_url: '{emu.url}', max_retries: 2}}",
+        "{mode: mirror, fields: {plan: plan}}",
+        lambda emu: emu.identities(),
+        write="/api/users/bulkUpdate",
     ),
     Vendor(
         "jsonbin",
