@@ -3,12 +3,11 @@ HTTP to the local Braze emulator (activation_emulators.braze)."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import json
 
 import duckdb
 import httpx
