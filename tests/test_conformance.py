@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 from conftest import Project, make_project, plugin_emulator
 
+from activation_emulators.braze import BrazeEmulator
 from activation_emulators.google_ads import GoogleAdsEmulator
 from activation_emulators.hubspot import HubSpotEmulator
 from activation_emulators.iterable import IterableEmulator
@@ -171,6 +172,16 @@ VENDORS = [
         "{mode: mirror, fields: {plan: plan}}",
         lambda emu: emu.identities(),
         write="/api/users/bulkUpdate",
+    ),
+    Vendor(
+        "braze",
+        lambda: BrazeEmulator(api_keys={SECRET}),
+        lambda emu: f"{{type: braze, api_key: {SECRET}, rest_endpoint: '{emu.url}', max_retries: 2}}",
+        "{mode: mirror, fields: {email: email, plan: plan}}",
+        lambda emu: list(emu.profiles()),
+        identity=lambda email: email,  # external_id is compared exactly
+        write="POST /users/track",
+        match="external_id",
     ),
     Vendor(
         "jsonbin",
