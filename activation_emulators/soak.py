@@ -43,9 +43,11 @@ import duckdb
 from pydantic import BaseModel, Field
 
 from activation.destinations.identifiers import sha256_hex
+from activation_emulators.braze import BrazeEmulator
 from activation_emulators.faults import Fault
 from activation_emulators.google_ads import GoogleAdsEmulator
 from activation_emulators.hubspot import HubSpotEmulator
+from activation_emulators.iterable import IterableEmulator
 from activation_emulators.mailchimp import MailchimpEmulator
 from activation_emulators.meta import MetaEmulator
 from activation_emulators.salesforce import Field as SalesforceField
@@ -82,6 +84,8 @@ destinations:
     {type: google_ads, customer_id: 123-456-7890, developer_token: dev, client_id: cid, client_secret: secret,
      refresh_token: refresh, base_url: "${SOAK_GOOGLE_URL}", token_url: "${SOAK_GOOGLE_URL}/token", max_retries: 6,
      retry_backoff_seconds: 0.05, job_poll_seconds: 0.01, job_wait_seconds: 10}
+  braze: {type: braze, api_key: soak-key, rest_endpoint: "${SOAK_BRAZE_URL}", max_retries: 6}
+  iterable: {type: iterable, api_key: soak-key, base_url: "${SOAK_ITERABLE_URL}", max_retries: 6}
 syncs:
   users_to_hook:
     {from: user, to: hook, object: contacts, mode: mirror, match: {email: email},
@@ -110,6 +114,17 @@ syncs:
   pros_to_google:
     {from: pros, to: google, mode: audience, audience: Soak pros, match: {email: email}, fields: {phone: phone},
      max_removal: 100%}
+  users_to_braze:
+    {from: user, to: braze, mode: mirror, match: {external_id: user_id}, fields: {first_name: first_name, plan: plan},
+     max_removal: 100%}
+  pros_to_braze_attribute:
+    {from: pros, to: braze, mode: audience, audience: soak_pro, match: {external_id: user_id}, max_removal: 100%}
+  users_to_iterable:
+    {from: user, to: iterable, mode: mirror, match: {email: email}, fields: {first_name: first_name, plan: plan},
+     max_removal: 100%, identity_conflicts: merge}
+  pros_to_iterable_list:
+    {from: pros, to: iterable, mode: audience, audience: Soak pros, match: {email: email}, max_removal: 100%,
+     identity_conflicts: merge}
   accounts_to_salesforce:
     {from: account, to: salesforce, object: Account, mode: mirror, match: {External_Id__c: account_id},
      fields: {Name: name, NumberOfEmployees: employees}, max_removal: 100%}
@@ -328,6 +343,8 @@ class SoakWorld:
     mailchimp: MailchimpEmulator
     meta: MetaEmulator
     google: GoogleAdsEmulator
+    braze: BrazeEmulator
+    iterable: IterableEmulator
     rng: random.Random
     next_user: int = 0
     next_account: int = 0
@@ -353,6 +370,8 @@ class SoakWorld:
             "SOAK_MC_URL": self.mailchimp.url,
             "SOAK_META_URL": self.meta.url,
             "SOAK_GOOGLE_URL": self.google.url,
+            "SOAK_BRAZE_URL": self.braze.url,
+            "SOAK_ITERABLE_URL": self.iterable.url,
         }
 
     @property
@@ -364,11 +383,14 @@ class SoakWorld:
             "mailchimp": self.mailchimp,
             "meta": self.meta,
             "google": self.google,
+            "braze": self.braze,
+            "iterable": self.iterable,
         }
 
     @property
     def requests(self) -> int:
-        return sum(emu.request_count for emu in self.emulators.values())
+        # (Braze's emulator counts per path: request_count(path=None) is every request)
+        return sum(emu.request_count() if callable(emu.request_count) else emu.request_count for emu in self.emulators.values())
 
     def sql(self, statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         with self.source.connect() as run:
@@ -627,6 +649,27 @@ class SoakWorld:
             )
         want_accounts = {aid: ((aid.lower(),), {"Name": n, "NumberOfEmployees": e}) for aid, (n, e) in accounts.items()}
         checks["accounts_to_salesforce"] = _check(want_accounts, held_accounts)
+
+        # Braze keeps profiles by external_id (the user key); the audience is a boolean attribute
+        profiles = self.braze.profiles()
+        want_braze = {uid: ((uid,), {"first_name": u[2], "plan": u[3]}) for uid, u in users.items()}
+        held_braze = {x: [{"first_name": p.get("first_name"), "plan": p.get("plan")}] for x, p in profiles.items()}
+        checks["users_to_braze"] = _check(want_braze, held_braze)
+        flagged = {x: [{}] for x, p in profiles.items() if p.get("soak_pro") is True}
+        checks["pros_to_braze_attribute"] = _check({uid: ((uid,), {}) for uid in pros}, flagged)
+
+        # Iterable keeps users by email without case (pairs sharing an email share one user);
+        # the audience is a static list's membership
+        people = self.iterable.users()
+        held_iterable = {
+            e: [{"first_name": u["dataFields"].get("first_name"), "plan": u["dataFields"].get("plan")}] for e, u in people.items()
+        }
+        checks["users_to_iterable"] = _check(by_email(users, lambda u: {"first_name": u[2], "plan": u[3]}), held_iterable)
+        lists = [i for i, name in self.iterable.lists().items() if name == "Soak pros"]
+        subscribed = {e.lower(): [{}] for i in lists for e in self.iterable.list_members(i) if e.lower() in people}
+        checks["pros_to_iterable_list"] = _check(
+            {uid: ((u[0].strip().lower(),), {}) for uid, u in pros.items()}, subscribed, duplicated_extra=max(0, len(lists) - 1)
+        )
         return checks
 
 
@@ -709,7 +752,9 @@ def soak_world(root: Path, cfg: SoakConfig) -> Iterator[SoakWorld]:
         google = stack.enter_context(
             GoogleAdsEmulator(developer_tokens={"dev"}, client_id="cid", client_secret="secret", refresh_tokens={"refresh"}, record=False)
         )
-        world = SoakWorld(root, source, hook, hubspot, sf, mailchimp, meta, google, random.Random(cfg.seed))
+        braze = stack.enter_context(BrazeEmulator(api_keys={"soak-key"}))
+        iterable = stack.enter_context(IterableEmulator(api_keys={"soak-key"}))
+        world = SoakWorld(root, source, hook, hubspot, sf, mailchimp, meta, google, braze, iterable, random.Random(cfg.seed))
         world.create_source(cfg.users, cfg.accounts, cfg.shared_pairs)
         yield world
 
