@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint format lint-imports lock install install-dev docs bench bench-10m bench-peers bench-peers-venv bench-quota clean
+.PHONY: demo test test-fast lint format lint-imports lock install install-dev docs bench bench-10m bench-peers bench-peers-venv bench-quota bench-destinations clean
 
 $(BIN)/activate:
 	$(PY) -m venv $(VENV)
@@ -73,6 +73,10 @@ bench-10m: $(VENV)/.installed-dev
 # Two syncs in two processes sharing one HubSpot app's quota (100 calls per 10 s).
 bench-quota: $(VENV)/.installed-dev
 	flock /tmp/activation-bench.lock $(BIN)/python bench/shared_quota.py
+
+# A 100k first load to Braze and to Iterable, against the quota each emulator enforces.
+bench-destinations: $(VENV)/.installed-dev
+	flock /tmp/activation-bench.lock $(BIN)/python bench/destination_load.py --rows 100000
 
 PEERS_VENV ?= .venv-peers
 bench-peers: $(VENV)/.installed-dev
