@@ -40,6 +40,7 @@ from activation_emulators.braze import BrazeEmulator
 from activation_emulators.google_ads import GoogleAdsEmulator
 from activation_emulators.hubspot import HubSpotEmulator
 from activation_emulators.iterable import IterableEmulator
+from activation_emulators.klaviyo import KlaviyoEmulator
 from activation_emulators.mailchimp import MailchimpEmulator
 from activation_emulators.meta import MetaEmulator
 from activation_emulators.salesforce import Field, SalesforceEmulator
@@ -182,6 +183,14 @@ VENDORS = [
         identity=lambda email: email,  # external_id is compared exactly
         write="POST /users/track",
         match="external_id",
+    ),
+    Vendor(
+        "klaviyo",
+        lambda: KlaviyoEmulator(api_keys={SECRET}),
+        lambda emu: f"{{type: klaviyo, api_key: {SECRET}, base_url: '{emu.url}', poll_seconds: 0.01, max_retries: 2}}",
+        "{mode: mirror, fields: {plan: plan}}",
+        lambda emu: emu.held(),  # profiles not suppressed (a removal suppresses by default)
+        write="POST /api/profile-bulk-import-jobs",
     ),
     Vendor(
         "jsonbin",

@@ -1,0 +1,5 @@
+"""``python -m activation_emulators.klaviyo``."""
+
+from .server import main
+
+raise SystemExit(main())
