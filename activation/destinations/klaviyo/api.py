@@ -88,7 +88,7 @@ class KlaviyoApi(RetryCounters):
         self._apis: dict[str, Any] = {}
 
     def api(self, name: str) -> Any:
-        """The SDK's API group `name` (Profiles, Lists, DataPrivacy, Accounts), built once."""
+        """The SDK's API group `name` (Profiles, Lists, Data_Privacy, Accounts), built once."""
         if name not in self._apis:
             self._apis[name] = getattr(self.client, name)
         return self._apis[name]

@@ -296,7 +296,7 @@ class KlaviyoDestination(Destination):
                 }
             }
             try:
-                self.api.call("DataPrivacy", "request_profile_deletion", body)
+                self.api.call("Data_Privacy", "request_profile_deletion", body)
             except Refused as e:
                 if e.status != 404:  # gone already: removal is idempotent
                     out[op.key] = f"Klaviyo refused the deletion request: {e}"
