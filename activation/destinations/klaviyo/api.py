@@ -96,7 +96,7 @@ class KlaviyoApi(RetryCounters):
     @property
     def client(self) -> Any:
         if self._client is None:
-            from klaviyo_api import KlaviyoAPI  # type: ignore[import-untyped]  # (no stubs; pyproject is not ours to edit)
+            from klaviyo_api import KlaviyoAPI
             from openapi_client import rest
             from openapi_client.api_arg_options import USE_DICTIONARY_FOR_RESPONSE_DATA
             from urllib3.util.retry import Retry
