@@ -101,6 +101,11 @@ class IntercomEmulator(BackgroundServer):
         self.throttled = 0
 
     @property
+    def per_window(self) -> int:
+        """Calls allowed in one window: the minute's limit, evenly spread."""
+        return max(1, round(self.rate_limit * self.window / 60))
+
+    @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
@@ -181,7 +186,7 @@ class IntercomEmulator(BackgroundServer):
 
     def _count(self) -> dict[str, str] | None:
         """The rate-limit headers of a request, or None when it is over the limit."""
-        per_window = max(1, self.rate_limit * int(self.window) // 60)
+        per_window = self.per_window
         now = time.time()
         with self.lock:
             start, used = self._window_state
@@ -208,7 +213,7 @@ class IntercomEmulator(BackgroundServer):
             reset = math.ceil(now + wait) if wait > 0 else math.floor(now)
         else:
             reset = math.ceil(self._window_state[0] + self.window)
-        limit = str(max(1, self.rate_limit * int(self.window) // 60))
+        limit = str(self.per_window)
         headers = {"X-RateLimit-Limit": limit, "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
         send_bytes(handler, 429, *error_body(429), headers)
 
