@@ -39,6 +39,7 @@ from conftest import Project, make_project, plugin_emulator
 from activation_emulators.braze import BrazeEmulator
 from activation_emulators.google_ads import GoogleAdsEmulator
 from activation_emulators.hubspot import HubSpotEmulator
+from activation_emulators.intercom import IntercomEmulator
 from activation_emulators.iterable import IterableEmulator
 from activation_emulators.klaviyo import KlaviyoEmulator
 from activation_emulators.mailchimp import MailchimpEmulator
@@ -85,6 +86,12 @@ def _salesforce() -> SalesforceEmulator:
 def _mailchimp() -> MailchimpEmulator:
     emu = MailchimpEmulator(api_keys={f"{SECRET}-us1"})
     emu.create_list("People")
+    return emu
+
+
+def _intercom() -> IntercomEmulator:
+    emu = IntercomEmulator(tokens={SECRET})
+    emu.add_attribute("contact", "plan")
     return emu
 
 
@@ -191,6 +198,14 @@ VENDORS = [
         "{mode: mirror, fields: {plan: plan}}",
         lambda emu: emu.held(),  # profiles not suppressed (a removal suppresses by default)
         write="POST /api/profile-bulk-import-jobs",
+    ),
+    Vendor(
+        "intercom",
+        _intercom,
+        lambda emu: f"{{type: intercom, token: {SECRET}, base_url: '{emu.url}', max_retries: 2}}",
+        "{object: contacts, mode: mirror, fields: {plan: plan}}",
+        lambda emu: [str(c["email"]).lower() for c in emu.live_contacts()],
+        write="POST /contacts:create",
     ),
     Vendor(
         "jsonbin",
