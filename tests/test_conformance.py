@@ -37,6 +37,7 @@ import pytest
 from conftest import Project, make_project, plugin_emulator
 
 from activation_emulators.braze import BrazeEmulator
+from activation_emulators.customerio import CustomerioEmulator
 from activation_emulators.google_ads import GoogleAdsEmulator
 from activation_emulators.hubspot import HubSpotEmulator
 from activation_emulators.iterable import IterableEmulator
@@ -182,6 +183,14 @@ VENDORS = [
         identity=lambda email: email,  # external_id is compared exactly
         write="POST /users/track",
         match="external_id",
+    ),
+    Vendor(
+        "customerio",
+        lambda: CustomerioEmulator(credentials={("site-1", SECRET)}, identify_by="email"),
+        lambda emu: f"{{type: customerio, site_id: site-1, api_key: {SECRET}, url: '{emu.url}', identify_by: email, max_retries: 2}}",
+        "{mode: mirror, fields: {plan: plan}}",
+        lambda emu: emu.identities(),
+        write="POST /api/v2/batch",
     ),
     Vendor(
         "jsonbin",

@@ -113,7 +113,7 @@ class TrackClient:
             return self._sdk
 
     def _build_sdk(self) -> Any:
-        from customerio import CustomerIO, Regions
+        from customerio import CustomerIO, Regions  # type: ignore[import-untyped]  # no py.typed (pyproject lists no override for it)
         from requests.adapters import HTTPAdapter
 
         site, key, base = self._credentials()
@@ -137,7 +137,7 @@ class TrackClient:
                 local.response = response
                 return response
 
-        class Client(CustomerIO):  # type: ignore[misc]
+        class Client(CustomerIO):
             def _build_session(self) -> Any:
                 session = super()._build_session()  # Basic auth, User-Agent, TCP keep-alive
                 adapter = Adapter(max_retries=0)  # retries are ours: the SDK's would double them

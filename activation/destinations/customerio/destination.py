@@ -52,7 +52,7 @@ from activation.destinations.base import (
     identity_text,
     record_identity,
 )
-from activation.destinations.customerio.client import Reply, TrackClient, error_text
+from activation.destinations.customerio.client import TrackClient, error_text
 from activation.destinations.http import rejected, unreadable
 from activation.project.secrets import redact, resolve_env, scrub_personal_data
 
