@@ -205,3 +205,18 @@ def test_an_email_workspace_folds_case_and_segments_by_email() -> None:
         assert all(r.ok for r in dest.push(target, [RowOp("remove", "a@example.com", {"email": "a@example.com"})]))
         assert emu.members(segment) == set() and "a@example.com" in emu.people()
         dest.close()
+
+
+def test_a_cut_answer_is_resent_and_a_garbled_one_leaves_rows_possibly_delivered(emu: CustomerioEmulator) -> None:
+    spec = CustomerioDestinationSpec(type="customerio", site_id=SITE, api_key=KEY, url=emu.url, max_retries=2)
+    dest = CustomerioDestination("cio", spec, ".", sleep=lambda _: None)
+    target = SyncTarget(sync="s", mode="mirror", match_fields=["id"], fields=["plan"])
+    op = RowOp("upsert", "a", {"id": "a", "plan": "pro"})
+    emu.faults.inject("truncate", n=1, match=BATCH)
+    [cut] = dest.push(target, [op])
+    assert cut.ok and emu.faults.injected["truncate"] == 1, "a cut answer is no answer: resent, applied once"
+    emu.faults.inject("garble", n=1, match=BATCH)
+    [garbled] = dest.push(target, [op])
+    assert not garbled.ok and garbled.unknown, "a 200 that cannot be read: possibly delivered"
+    assert emu.people() == {"a": {"plan": "pro"}}
+    dest.close()

@@ -134,6 +134,7 @@ class TrackClient:
                     kwargs["proxies"] = {}
                 kwargs["timeout"] = timeout
                 response = super().send(request, **kwargs)
+                response.content  # noqa: B018 - read here: a cut body must fail as no answer, not leave one half-read
                 local.response = response
                 return response
 
