@@ -37,6 +37,7 @@ import pytest
 from conftest import Project, make_project, plugin_emulator
 
 from activation_emulators.braze import BrazeEmulator
+from activation_emulators.customerio import CustomerioEmulator
 from activation_emulators.google_ads import GoogleAdsEmulator
 from activation_emulators.hubspot import HubSpotEmulator
 from activation_emulators.intercom import IntercomEmulator
@@ -206,6 +207,14 @@ VENDORS = [
         "{object: contacts, mode: mirror, fields: {plan: plan}}",
         lambda emu: [str(c["email"]).lower() for c in emu.live_contacts()],
         write="POST /contacts:create",
+    ),
+    Vendor(
+        "customerio",
+        lambda: CustomerioEmulator(credentials={("site-1", SECRET)}, identify_by="email"),
+        lambda emu: f"{{type: customerio, site_id: site-1, api_key: {SECRET}, url: '{emu.url}', identify_by: email, max_retries: 2}}",
+        "{mode: mirror, fields: {plan: plan}}",
+        lambda emu: emu.identities(),
+        write="POST /api/v2/batch",
     ),
     Vendor(
         "jsonbin",

@@ -27,6 +27,7 @@ BUILT_IN = (
     "braze",
     "klaviyo",
     "intercom",
+    "customerio",
 )
 
 log = logging.getLogger(__name__)
