@@ -15,7 +15,7 @@ from activation.destinations.plugin import DestinationPlugin
 
 ENTRY_POINT_GROUP = "activation.destinations"
 #: Each is a package of activation.destinations defining PLUGIN (its spec only: no SDK).
-BUILT_IN = ("file", "webhook", "hubspot", "salesforce", "meta_audience", "google_ads", "mailchimp", "iterable", "braze")
+BUILT_IN = ("file", "webhook", "hubspot", "salesforce", "meta_audience", "google_ads", "mailchimp", "iterable", "braze", "zendesk")
 
 log = logging.getLogger(__name__)
 
