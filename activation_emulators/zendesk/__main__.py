@@ -13,11 +13,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8093)
     parser.add_argument("--token", action="append", help="accepted API token (repeatable; default: zendesk-token)")
     parser.add_argument("--oauth-token", action="append", default=[], help="accepted OAuth token (repeatable)")
-    parser.add_argument("--user-field", action="append", default=[], metavar="KEY[:TYPE]", help="a custom user field (e.g. plan, ltv:decimal)")
+    parser.add_argument(
+        "--user-field", action="append", default=[], metavar="KEY[:TYPE]", help="a custom user field (e.g. plan, ltv:decimal)"
+    )
     parser.add_argument("--organization-field", action="append", default=[], metavar="KEY[:TYPE]", help="a custom organization field")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
-    emu = ZendeskEmulator(args.host, args.port, tokens=set(args.token or ["zendesk-token"]), oauth_tokens=set(args.oauth_token), verbose=args.verbose)
+    emu = ZendeskEmulator(
+        args.host, args.port, tokens=set(args.token or ["zendesk-token"]), oauth_tokens=set(args.oauth_token), verbose=args.verbose
+    )
     for spec in args.user_field:
         key, _, type_ = spec.partition(":")
         emu.add_user_field(key, type_ or "text")

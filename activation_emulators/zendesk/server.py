@@ -41,7 +41,10 @@ def error_body(status: int) -> dict[str, Any]:
     """Zendesk's error documents (`error` and, mostly, `description`)."""
     return {
         401: {"error": "Couldn't authenticate you"},
-        403: {"error": "Forbidden", "description": "You do not have access to this page. Please contact the account owner of this help desk for further help."},
+        403: {
+            "error": "Forbidden",
+            "description": "You do not have access to this page. Please contact the account owner of this help desk for further help.",
+        },
         404: {"error": "RecordNotFound", "description": "Not found"},
         429: {"error": "TooManyRequests", "description": "Rate limit exceeded"},
         503: {"error": "ServiceUnavailable", "description": "Zendesk is temporarily unavailable"},
@@ -239,7 +242,9 @@ class ZendeskEmulator(BackgroundServer):
         if p == ["organizations", "create_or_update"] and method == "POST":
             return self._upsert_org((body or {}).get("organization") if isinstance(body, dict) else None)
         if p == ["organizations", "destroy_many"] and method == "DELETE":
-            return 200, self._queue("bulk_delete_organizations", [self._delete(self.orgs, "organization", i, q) for i, q in _targets(query)])
+            return 200, self._queue(
+                "bulk_delete_organizations", [self._delete(self.orgs, "organization", i, q) for i, q in _targets(query)]
+            )
         raise ApiError(404, error_body(404))
 
     # -- jobs -------------------------------------------------------------------------------
@@ -249,7 +254,11 @@ class ZendeskEmulator(BackgroundServer):
         open_jobs = [j for j in self.jobs.values() if not j.done and time.monotonic() - j.created < 60]
         if len(open_jobs) >= self.job_limit:
             self.throttled += 1
-            raise ApiError(429, {"error": "TooManyJobs", "description": f"Number of allowed background jobs ({self.job_limit}) exceeded"}, {"Retry-After": "1"})
+            raise ApiError(
+                429,
+                {"error": "TooManyJobs", "description": f"Number of allowed background jobs ({self.job_limit}) exceeded"},
+                {"Retry-After": "1"},
+            )
         job = Job(uuid.uuid4().hex[:24], job_type, len(results), results)
         self.jobs[job.id] = job
         return {"job_status": self._job_json(job)}
@@ -334,7 +343,14 @@ class ZendeskEmulator(BackgroundServer):
         else:
             record = next((r for r in store.values() if str(r.get("external_id") or "").lower() == ident.lower()), None)
         if record is None:
-            return {"id": ident, "action": "delete", "success": False, "status": "Failed", "error": "RecordNotFound", "details": f"{kind.title()} not found"}
+            return {
+                "id": ident,
+                "action": "delete",
+                "success": False,
+                "status": "Failed",
+                "error": "RecordNotFound",
+                "details": f"{kind.title()} not found",
+            }
         del store[record["id"]]
         if kind == "user":  # soft-deleted: kept for 30 days, its identities freed
             self.deleted_users[record["id"]] = {**record, "active": False}

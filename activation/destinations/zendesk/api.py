@@ -84,10 +84,10 @@ class ZendeskApi(RetryCounters):
         """The zenpy client (built on first use: no secret, no request before)."""
         if self._client is None:
             import requests
-            from zenpy import Zenpy
+            from zenpy import Zenpy  # type: ignore[import-untyped]
 
             class Session(requests.Session):
-                def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+                def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
                     response = super().request(method, url, *args, **kwargs)
                     if response.status_code == 429:
                         raise Throttled(response)
@@ -117,7 +117,7 @@ class ZendeskApi(RetryCounters):
 
         Raises DestinationError (auth: terminal; still failing after retries) or Refused (other 4xx)."""
         import requests
-        from zenpy.lib.exception import APIException
+        from zenpy.lib.exception import APIException  # type: ignore[import-untyped]
 
         def attempt() -> Any:
             try:
@@ -147,7 +147,7 @@ class ZendeskApi(RetryCounters):
         """Queue a background job (`fn(*args)` answers a JobStatus) and wait for it: its results
         and whether an earlier attempt to queue it may have been applied. A retry queues the
         job again: every job we queue upserts or deletes by identity, so twice is harmless."""
-        from zenpy.lib.api_objects import JobStatus
+        from zenpy.lib.api_objects import JobStatus  # type: ignore[import-untyped]
 
         job, ambiguous = self.call(fn, *args, expect=JobStatus)
         self.jobs.append(str(job.id))
@@ -189,14 +189,15 @@ def _failure(response: Any) -> Failure:
         return Failure(str(auth), status=status, fatal=lambda _: auth)
     if status < 500 and status != 408:
         return Failure(f"HTTP {status}: {text}", status=status, fatal=lambda applied: Refused(status, text, applied))
-    return Failure(f"HTTP {status}: {text}", status=status, maybe_applied=status != 503)
+    wait = parse_retry_after(response.headers.get("Retry-After")) if status == 503 else None  # maintenance: Zendesk says when
+    return Failure(f"HTTP {status}: {text}", status=status, maybe_applied=status != 503, wait=wait)
 
 
 def _point_at(client: Any, base_url: str) -> None:
     """Send every request of `client` to `base_url` (an emulator) instead of
     https://<subdomain>.zendesk.com: zenpy joins `{subdomain}.{domain}` into the host, so the
     host is split at its first dot (the emulator listens on 127.0.0.1)."""
-    from zenpy.lib.api import BaseApi
+    from zenpy.lib.api import BaseApi  # type: ignore[import-untyped]
 
     parts = urlsplit(base_url)
     head, dot, rest = parts.netloc.partition(".")

@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import time
@@ -120,7 +121,9 @@ class ZendeskDestination(Destination):
             if obj != "users":
                 raise ConfigError("mode audience tags users: it needs `object: users`")
             if not target.audience or not _TAG.match(self._tag(target)):
-                raise ConfigError("mode audience needs `audience:`, the Zendesk user tag that marks membership (letters, digits, _ - : / .)")
+                raise ConfigError(
+                    "mode audience needs `audience:`, the Zendesk user tag that marks membership (letters, digits, _ - : / .)"
+                )
 
     def batch_size(self, requested: int | None) -> int:
         return min(requested or self.spec.batch_size, self.spec.batch_size, self.max_batch_size)
@@ -136,13 +139,24 @@ class ZendeskDestination(Destination):
         for f in self._custom(target):
             if f not in types:
                 problems.append(f"Zendesk has no active custom {kind} field with key {f!r} (fields: {', '.join(sorted(types)) or 'none'})")
-            elif types[f] not in ("text", "textarea", "regexp", "checkbox", "integer", "decimal", "date", "dropdown", "tagger", "multiselect"):
+            elif types[f] not in (
+                "text",
+                "textarea",
+                "regexp",
+                "checkbox",
+                "integer",
+                "decimal",
+                "date",
+                "dropdown",
+                "tagger",
+                "multiselect",
+            ):
                 problems.append(f"custom {kind} field {f!r} is of type {types[f]!r}, which a sync cannot write")
         return problems
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _attrs(self, target: SyncTarget) -> dict[str, type]:
+    def _attrs(self, target: SyncTarget) -> dict[str, builtins.type]:
         return USER_ATTRS if self._object(target) == "users" else ORG_ATTRS
 
     def _custom(self, target: SyncTarget) -> list[str]:
@@ -203,7 +217,7 @@ class ZendeskDestination(Destination):
         """Upsert users in one job; the written ones with their ids."""
         if not ops:
             return []
-        from zenpy.lib.api_objects import User
+        from zenpy.lib.api_objects import User  # type: ignore[import-untyped]
 
         users = []
         for op in ops:

@@ -18,7 +18,9 @@ class ZendeskDestinationSpec(Strict):
     base_url: str | None = Field(
         default=None, description="API root without /api/v2, default https://<subdomain>.zendesk.com; a local emulator in tests."
     )
-    batch_size: int = Field(default=100, ge=1, le=100, description="Users per create_or_update_many / destroy_many job (Zendesk's limit: 100).")
+    batch_size: int = Field(
+        default=100, ge=1, le=100, description="Users per create_or_update_many / destroy_many job (Zendesk's limit: 100)."
+    )
     max_retries: int = Field(default=5, ge=0, le=20)
     timeout_seconds: float = Field(default=60.0, gt=0, description="Timeout of each HTTP request.")
     job_poll_seconds: float = Field(default=1.0, gt=0, description="Wait between polls of a background job's status.")
