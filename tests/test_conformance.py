@@ -47,6 +47,7 @@ from activation_emulators.mailchimp import MailchimpEmulator
 from activation_emulators.meta import MetaEmulator
 from activation_emulators.salesforce import Field, SalesforceEmulator
 from activation_emulators.webhook import WebhookReceiver
+from activation_emulators.zendesk import ZendeskEmulator
 
 SECRET = "conformance-secret-7f3a9c"  # every vendor's credential: it must never be printed
 
@@ -215,6 +216,17 @@ VENDORS = [
         "{mode: mirror, fields: {plan: plan}}",
         lambda emu: emu.identities(),
         write="POST /api/v2/batch",
+    ),
+    Vendor(
+        "zendesk",
+        lambda: ZendeskEmulator(tokens={SECRET}),
+        lambda emu: (
+            f"{{type: zendesk, subdomain: acme, email: agent@example.com, token: {SECRET}, base_url: '{emu.url}', "
+            "job_poll_seconds: 0.01, max_retries: 2}"
+        ),
+        "{mode: mirror, fields: {name: plan, notes: plan}}",
+        lambda emu: list(emu.people()),
+        write="POST /api/v2/users/create_or_update_many",
     ),
     Vendor(
         "jsonbin",

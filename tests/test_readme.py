@@ -117,7 +117,7 @@ def test_each_destinations_key_table_names_its_own_keys() -> None:
                 keys = re.findall(r"`(\w+)`", row.split("|")[1])
                 assert set(keys) <= fields, f"`{m.group(1)}` in the README documents {set(keys) - fields}, which it has not"
                 checked += len(keys)
-    assert set(by_type) == {"file", "webhook", "hubspot", "salesforce", "meta_audience", "google_ads", "mailchimp", "iterable", "braze", "klaviyo", "intercom", "customerio"}  # fmt: skip
+    assert set(by_type) == {"file", "webhook", "hubspot", "salesforce", "meta_audience", "google_ads", "mailchimp", "iterable", "braze", "klaviyo", "intercom", "customerio", "zendesk"}  # fmt: skip
     assert checked >= 50
 
 

@@ -28,6 +28,7 @@ BUILT_IN = (
     "klaviyo",
     "intercom",
     "customerio",
+    "zendesk",
 )
 
 log = logging.getLogger(__name__)
