@@ -113,7 +113,7 @@ class TrackClient:
             return self._sdk
 
     def _build_sdk(self) -> Any:
-        from customerio import CustomerIO, Regions  # type: ignore[import-untyped]  # no py.typed (pyproject lists no override for it)
+        from customerio import CustomerIO, Regions
         from requests.adapters import HTTPAdapter
 
         site, key, base = self._credentials()

@@ -84,7 +84,7 @@ class ZendeskApi(RetryCounters):
         """The zenpy client (built on first use: no secret, no request before)."""
         if self._client is None:
             import requests
-            from zenpy import Zenpy  # type: ignore[import-untyped]
+            from zenpy import Zenpy
 
             class Session(requests.Session):
                 def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
@@ -117,7 +117,7 @@ class ZendeskApi(RetryCounters):
 
         Raises DestinationError (auth: terminal; still failing after retries) or Refused (other 4xx)."""
         import requests
-        from zenpy.lib.exception import APIException  # type: ignore[import-untyped]
+        from zenpy.lib.exception import APIException
 
         def attempt() -> Any:
             try:
@@ -147,7 +147,7 @@ class ZendeskApi(RetryCounters):
         """Queue a background job (`fn(*args)` answers a JobStatus) and wait for it: its results
         and whether an earlier attempt to queue it may have been applied. A retry queues the
         job again: every job we queue upserts or deletes by identity, so twice is harmless."""
-        from zenpy.lib.api_objects import JobStatus  # type: ignore[import-untyped]
+        from zenpy.lib.api_objects import JobStatus
 
         job, ambiguous = self.call(fn, *args, expect=JobStatus)
         self.jobs.append(str(job.id))
@@ -197,7 +197,7 @@ def _point_at(client: Any, base_url: str) -> None:
     """Send every request of `client` to `base_url` (an emulator) instead of
     https://<subdomain>.zendesk.com: zenpy joins `{subdomain}.{domain}` into the host, so the
     host is split at its first dot (the emulator listens on 127.0.0.1)."""
-    from zenpy.lib.api import BaseApi  # type: ignore[import-untyped]
+    from zenpy.lib.api import BaseApi
 
     parts = urlsplit(base_url)
     head, dot, rest = parts.netloc.partition(".")

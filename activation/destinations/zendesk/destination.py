@@ -217,7 +217,7 @@ class ZendeskDestination(Destination):
         """Upsert users in one job; the written ones with their ids."""
         if not ops:
             return []
-        from zenpy.lib.api_objects import User  # type: ignore[import-untyped]
+        from zenpy.lib.api_objects import User
 
         users = []
         for op in ops:
