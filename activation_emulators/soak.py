@@ -44,15 +44,19 @@ from pydantic import BaseModel, Field
 
 from activation.destinations.identifiers import sha256_hex
 from activation_emulators.braze import BrazeEmulator
+from activation_emulators.customerio import CustomerioEmulator
 from activation_emulators.faults import Fault
 from activation_emulators.google_ads import GoogleAdsEmulator
 from activation_emulators.hubspot import HubSpotEmulator
+from activation_emulators.intercom import IntercomEmulator
 from activation_emulators.iterable import IterableEmulator
+from activation_emulators.klaviyo import KlaviyoEmulator
 from activation_emulators.mailchimp import MailchimpEmulator
 from activation_emulators.meta import MetaEmulator
 from activation_emulators.salesforce import Field as SalesforceField
 from activation_emulators.salesforce import SalesforceEmulator
 from activation_emulators.webhook import WebhookReceiver
+from activation_emulators.zendesk import ZendeskEmulator
 
 #: The project; __WAREHOUSE__, __STATE__ and __SRC__ are filled in per backend (see `project_yaml`).
 #: The syncs whose destination keeps one record per email merge rows that share it (the last
@@ -86,6 +90,12 @@ destinations:
      retry_backoff_seconds: 0.05, job_poll_seconds: 0.01, job_wait_seconds: 10}
   braze: {type: braze, api_key: soak-key, rest_endpoint: "${SOAK_BRAZE_URL}", max_retries: 6}
   iterable: {type: iterable, api_key: soak-key, base_url: "${SOAK_ITERABLE_URL}", max_retries: 6}
+  klaviyo: {type: klaviyo, api_key: soak-key, base_url: "${SOAK_KLAVIYO_URL}", poll_seconds: 0.01, max_retries: 6}
+  intercom: {type: intercom, token: soak-token, base_url: "${SOAK_INTERCOM_URL}", max_retries: 6}
+  customerio: {type: customerio, site_id: soak-site, api_key: soak-key, url: "${SOAK_CIO_URL}", identify_by: id, max_retries: 6}
+  zendesk:
+    {type: zendesk, subdomain: soak, email: agent@example.com, token: soak-token, base_url: "${SOAK_ZENDESK_URL}",
+     job_poll_seconds: 0.01, max_retries: 6}
 syncs:
   users_to_hook:
     {from: user, to: hook, object: contacts, mode: mirror, match: {email: email},
@@ -125,6 +135,29 @@ syncs:
   pros_to_iterable_list:
     {from: pros, to: iterable, mode: audience, audience: Soak pros, match: {email: email}, max_removal: 100%,
      identity_conflicts: merge}
+  users_to_klaviyo:
+    {from: user, to: klaviyo, mode: mirror, match: {email: email}, fields: {first_name: first_name, plan: plan},
+     max_removal: 100%, identity_conflicts: merge}
+  pros_to_klaviyo_list:
+    {from: pros, to: klaviyo, mode: audience, audience: Soak pros, match: {email: email}, max_removal: 100%,
+     identity_conflicts: merge}
+  users_to_intercom:
+    {from: user, to: intercom, object: contacts, mode: mirror, match: {email: email}, fields: {name: first_name, plan: plan},
+     max_removal: 100%, identity_conflicts: merge}
+  pros_to_intercom_tag:
+    {from: pros, to: intercom, object: contacts, mode: audience, audience: Soak pros, match: {email: email},
+     max_removal: 100%, identity_conflicts: merge}
+  users_to_customerio:
+    {from: user, to: customerio, mode: mirror, match: {id: user_id}, fields: {first_name: first_name, plan: plan},
+     max_removal: 100%}
+  pros_to_customerio_segment:
+    {from: pros, to: customerio, mode: audience, audience: "7", match: {id: user_id}, max_removal: 100%}
+  users_to_zendesk:
+    {from: user, to: zendesk, mode: mirror, match: {email: email}, fields: {name: first_name, plan: plan},
+     max_removal: 100%, identity_conflicts: merge}
+  pros_to_zendesk_tag:
+    {from: pros, to: zendesk, mode: audience, audience: soak_pro, match: {email: email}, fields: {name: first_name},
+     max_removal: 100%, identity_conflicts: merge}
   accounts_to_salesforce:
     {from: account, to: salesforce, object: Account, mode: mirror, match: {External_Id__c: account_id},
      fields: {Name: name, NumberOfEmployees: employees}, max_removal: 100%}
@@ -345,6 +378,10 @@ class SoakWorld:
     google: GoogleAdsEmulator
     braze: BrazeEmulator
     iterable: IterableEmulator
+    klaviyo: KlaviyoEmulator
+    intercom: IntercomEmulator
+    customerio: CustomerioEmulator
+    zendesk: ZendeskEmulator
     rng: random.Random
     next_user: int = 0
     next_account: int = 0
@@ -372,6 +409,10 @@ class SoakWorld:
             "SOAK_GOOGLE_URL": self.google.url,
             "SOAK_BRAZE_URL": self.braze.url,
             "SOAK_ITERABLE_URL": self.iterable.url,
+            "SOAK_KLAVIYO_URL": self.klaviyo.url,
+            "SOAK_INTERCOM_URL": self.intercom.url,
+            "SOAK_CIO_URL": self.customerio.url,
+            "SOAK_ZENDESK_URL": self.zendesk.url,
         }
 
     @property
@@ -385,11 +426,15 @@ class SoakWorld:
             "google": self.google,
             "braze": self.braze,
             "iterable": self.iterable,
+            "klaviyo": self.klaviyo,
+            "intercom": self.intercom,
+            "customerio": self.customerio,
+            "zendesk": self.zendesk,
         }
 
     @property
     def requests(self) -> int:
-        # (Braze's emulator counts per path: request_count(path=None) is every request)
+        # (Braze's and Intercom's emulators count per path: request_count() is every request)
         return sum(emu.request_count() if callable(emu.request_count) else emu.request_count for emu in self.emulators.values())
 
     def sql(self, statement: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -670,6 +715,49 @@ class SoakWorld:
         checks["pros_to_iterable_list"] = _check(
             {uid: ((u[0].strip().lower(),), {}) for uid, u in pros.items()}, subscribed, duplicated_extra=max(0, len(lists) - 1)
         )
+        checks.update(self._check_sdk_vendors(users, pros, by_email))
+        return checks
+
+    def _check_sdk_vendors(
+        self, users: dict[str, tuple[Any, ...]], pros: dict[str, tuple[Any, ...]], by_email: Callable[..., Rows]
+    ) -> dict[str, SyncCheck]:
+        """Klaviyo, Intercom and Zendesk keep people by email without case (pairs sharing one
+        share a record); Customer.io by the user key. Audiences: a list, a tag, a segment."""
+        checks: dict[str, SyncCheck] = {}
+        want_pros = {uid: ((u[0].strip().lower(),), {}) for uid, u in pros.items()}
+
+        live = set(self.klaviyo.held())  # a removal suppresses: the people marketing can reach
+        profiles = self.klaviyo.profiles()
+        held_k = {
+            e: [{"first_name": p.get("first_name"), "plan": (p.get("properties") or {}).get("plan")}]
+            for e, p in profiles.items()
+            if e in live
+        }
+        checks["users_to_klaviyo"] = _check(by_email(users, lambda u: {"first_name": u[2], "plan": u[3]}), held_k)
+        lists = [i for i, name in self.klaviyo.lists().items() if name == "Soak pros"]
+        in_list = {e: [{}] for i in lists for e in self.klaviyo.list_members(i) if e in live}
+        checks["pros_to_klaviyo_list"] = _check(want_pros, in_list, duplicated_extra=max(0, len(lists) - 1))
+
+        contacts = self.intercom.live_contacts()
+        held_i: dict[str, list[dict[str, Any]]] = {}
+        for c in contacts:
+            held_i.setdefault(str(c.get("email")).lower(), []).append(
+                {"name": c.get("name"), "plan": (c.get("custom_attributes") or {}).get("plan")}
+            )
+        checks["users_to_intercom"] = _check(by_email(users, lambda u: {"name": u[2], "plan": u[3]}), held_i)
+        tagged = self.intercom.tagged("Soak pros")
+        checks["pros_to_intercom_tag"] = _check(want_pros, {str(c.get("email")).lower(): [{}] for c in contacts if c["id"] in tagged})
+
+        people = self.customerio.people()
+        held_c = {k: [{"first_name": a.get("first_name"), "plan": a.get("plan")}] for k, a in people.items()}
+        checks["users_to_customerio"] = _check({uid: ((uid,), {"first_name": u[2], "plan": u[3]}) for uid, u in users.items()}, held_c)
+        in_segment = {k: [{}] for k in self.customerio.members(7) if k in people}
+        checks["pros_to_customerio_segment"] = _check({uid: ((uid,), {}) for uid in pros}, in_segment)
+
+        zd = self.zendesk.people()
+        held_z = {e: [{"name": u.get("name"), "plan": (u.get("user_fields") or {}).get("plan")}] for e, u in zd.items()}
+        checks["users_to_zendesk"] = _check(by_email(users, lambda u: {"name": u[2], "plan": u[3]}), held_z)
+        checks["pros_to_zendesk_tag"] = _check(want_pros, {e: [{}] for e in self.zendesk.tagged("soak_pro")})
         return checks
 
 
@@ -754,7 +842,30 @@ def soak_world(root: Path, cfg: SoakConfig) -> Iterator[SoakWorld]:
         )
         braze = stack.enter_context(BrazeEmulator(api_keys={"soak-key"}))
         iterable = stack.enter_context(IterableEmulator(api_keys={"soak-key"}))
-        world = SoakWorld(root, source, hook, hubspot, sf, mailchimp, meta, google, braze, iterable, random.Random(cfg.seed))
+        klaviyo = stack.enter_context(KlaviyoEmulator(api_keys={"soak-key"}))
+        intercom = stack.enter_context(IntercomEmulator(tokens={"soak-token"}))
+        intercom.add_attribute("contact", "plan")
+        customerio = stack.enter_context(CustomerioEmulator(credentials={("soak-site", "soak-key")}, identify_by="id"))
+        customerio.create_segment("Soak pros", segment_id=7)
+        zendesk = stack.enter_context(ZendeskEmulator(tokens={"soak-token"}))
+        zendesk.add_user_field("plan")
+        world = SoakWorld(
+            root,
+            source,
+            hook,
+            hubspot,
+            sf,
+            mailchimp,
+            meta,
+            google,
+            braze,
+            iterable,
+            klaviyo,
+            intercom,
+            customerio,
+            zendesk,
+            random.Random(cfg.seed),
+        )
         world.create_source(cfg.users, cfg.accounts, cfg.shared_pairs)
         yield world
 

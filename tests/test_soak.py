@@ -1,6 +1,6 @@
-"""The soak, short form (the long form is `python bench/soak.py`): runs of fourteen syncs to
-eight emulated vendors (webhook, HubSpot, Salesforce, Mailchimp, Meta, Google Ads, Braze,
-Iterable) while the source mutates, random faults fire and runs are SIGKILLed; emails go A -> B -> A across rounds (and
+"""The soak, short form (the long form is `python bench/soak.py`): runs of twenty-two syncs to
+twelve emulated vendors (webhook, HubSpot, Salesforce, Mailchimp, Meta, Google Ads, Braze,
+Iterable, Klaviyo, Intercom, Customer.io, Zendesk) while the source mutates, random faults fire and runs are SIGKILLed; emails go A -> B -> A across rounds (and
 kills), pairs of users share an email (case aside) or a phone and one of each pair leaves.
 After one clean run every destination must equal the model exactly, counted by key and by
 identity. Its figures are printed at the end of `make test`."""
