@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from activation.destinations.base import ConfigError, DestinationError
 from activation.destinations.http import HttpClient, parse_retry_after
+from activation.destinations.pacing import Pacer
 from activation.destinations.retrying import Failure, Retrying, RetryPolicy
 from activation.project.secrets import MissingSecret, redact, resolve_env
 
@@ -34,23 +35,6 @@ class Reply:
     status: int
     body: Any  # the decoded JSON; ValueError when it could not be read
     after_ambiguous: bool  # an earlier attempt of this call may have been applied
-
-
-class Pacer:
-    """At most `rate` calls per second, across threads."""
-
-    def __init__(self, rate: float, sleep: Callable[[float], None]) -> None:
-        self.interval, self.sleep = 1.0 / rate, sleep
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            self.sleep(slot - now)
 
 
 def _decode(content: bytes) -> Any:

@@ -31,10 +31,9 @@ sync's `match:` names that field); every other mapped field is a person attribut
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -54,10 +53,12 @@ from activation.destinations.base import (
 )
 from activation.destinations.customerio.client import TrackClient, error_text
 from activation.destinations.http import rejected, unreadable
+from activation.destinations.pacing import json_chunks
 from activation.project.secrets import redact, resolve_env, scrub_personal_data
 
 #: Customer.io's limit on a /api/v2/batch request body (500 KB); we keep a margin under it.
 MAX_BODY = 500_000
+ITEMS_BYTES = MAX_BODY - 20  # what the operations of one batch may take: its envelope is ~20 bytes
 #: Attributes a sync may not map: Customer.io sets or reserves them.
 RESERVED = frozenset({"cio_id", "anonymous_id", "_update", "cio_relationships"})
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$")
@@ -96,21 +97,6 @@ def customerio_value(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): customerio_value(v) for k, v in value.items()}
     return str(value)
-
-
-def _chunks(items: list[tuple[RowOp, dict[str, Any]]], size: int) -> Iterator[list[tuple[RowOp, dict[str, Any]]]]:
-    """`items` in calls of at most `size` operations and MAX_BODY bytes."""
-    chunk: list[tuple[RowOp, dict[str, Any]]] = []
-    used = 20
-    for item in items:
-        n = len(json.dumps(item[1], default=str)) + 1
-        if chunk and (len(chunk) >= size or used + n > MAX_BODY):
-            yield chunk
-            chunk, used = [], 20
-        chunk.append(item)
-        used += n
-    if chunk:
-        yield chunk
 
 
 class CustomerioDestination(Destination):
@@ -193,11 +179,11 @@ class CustomerioDestination(Destination):
         leaving = [op for op in ops if op.kind == "remove" and self._ident(op.values)]
         results += [RowResult(key=op.key, ok=True) for op in ops if op.kind == "remove" and not self._ident(op.values)]
         written: list[RowResult] = []
-        for chunk in _chunks(writes, self.batch_size(None)):
+        for chunk in json_chunks(writes, self.batch_size(None), ITEMS_BYTES):
             written += self._batch(chunk, "identified")
         if target.mode != "audience":
             gone = [(op, self._operation(op, "delete")) for op in leaving]
-            for chunk in _chunks(gone, self.batch_size(None)):
+            for chunk in json_chunks(gone, self.batch_size(None), ITEMS_BYTES):
                 results += self._batch(chunk, "deleted")
             return results + written
         segment = self.segment_id(target) or ""

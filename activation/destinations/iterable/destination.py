@@ -27,11 +27,9 @@ and every other mapped field is a user profile field (`dataFields`).
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -49,6 +47,7 @@ from activation.destinations.base import (
     record_identity,
 )
 from activation.destinations.http import Answer, HttpClient, RetryPolicy, json_body, rejected, unreadable
+from activation.destinations.pacing import Pacer, json_chunks
 from activation.project.secrets import MissingSecret, resolve_env
 
 #: Iterable's largest request body (bulkUpdate: "Max size of request body: 4MB"); we keep under it.
@@ -91,38 +90,6 @@ def iterable_value(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): iterable_value(v) for k, v in value.items()}
     return value
-
-
-class Pacer:
-    """At most `rate` calls per second, across threads (no bursts over the project's limit)."""
-
-    def __init__(self, rate: float, sleep: Callable[[float], None], clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval, self.sleep, self.clock = 1.0 / rate, sleep, clock
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            now = self.clock()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            self.sleep(slot - now)
-
-
-def _chunks(items: list[tuple[RowOp, dict[str, Any]]], size: int) -> Iterator[list[tuple[RowOp, dict[str, Any]]]]:
-    """`items` in requests of at most `size` users and MAX_BODY bytes."""
-    chunk: list[tuple[RowOp, dict[str, Any]]] = []
-    used = 0
-    for item in items:
-        n = len(json.dumps(item[1], default=str)) + 1
-        if chunk and (len(chunk) >= size or used + n > MAX_BODY - 1000):
-            yield chunk
-            chunk, used = [], 0
-        chunk.append(item)
-        used += n
-    if chunk:
-        yield chunk
 
 
 class IterableDestination(Destination):
@@ -275,15 +242,15 @@ class IterableDestination(Destination):
         leaving = [op for op in ops if op.kind == "remove"]
         if target.mode == "audience":
             list_id = self._list(target) if ops else 0
-            for chunk in _chunks(writes, self.batch_size(None)):
+            for chunk in json_chunks(writes, self.batch_size(None), MAX_BODY - 1000):
                 body = {"listId": list_id, "subscribers": [u for _, u in chunk]}
                 results += self._bulk("/api/lists/subscribe", body, chunk, "subscribed")
             gone = [(op, {self.key: self._ident(op.values)}) for op in leaving]
-            for chunk in _chunks(gone, self.batch_size(None)):
+            for chunk in json_chunks(gone, self.batch_size(None), MAX_BODY - 1000):
                 body = {"listId": list_id, "subscribers": [u for _, u in chunk]}
                 results += self._bulk("/api/lists/unsubscribe", body, chunk, "unsubscribed", not_found_ok=True)
             return results
-        for chunk in _chunks(writes, self.batch_size(None)):
+        for chunk in json_chunks(writes, self.batch_size(None), MAX_BODY - 1000):
             results += self._bulk("/api/users/bulkUpdate", {"users": [u for _, u in chunk]}, chunk, "updated")
         results += [self._delete(op) for op in leaving]
         return results
